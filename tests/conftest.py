@@ -1,0 +1,75 @@
+"""Shared fixtures: one throwaway embedded PostgreSQL + pgvector per test session.
+
+The server lives in a temporary directory and `CCVEC_HOME` points there too, so tests never touch
+the user's own ccvec data. Tests that need an empty schema get a fresh database of their own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ccvec import db, migrate
+
+
+@pytest.fixture(scope="session")
+def ccvec_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    # A short path: the server's Unix socket lives in it and socket paths are length-limited.
+    home = Path(tempfile.mkdtemp(prefix="ccvec-test-"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CCVEC_HOME", str(home))
+    mp.delenv("DATABASE_URL", raising=False)
+    yield home
+    mp.undo()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server_url(ccvec_home: Path) -> Iterator[str]:
+    """URL of ccvec's database on the session's embedded server (schema not yet applied)."""
+    url = db.start_embedded(ccvec_home / "pgdata")
+    yield url
+    db.stop_embedded(ccvec_home / "pgdata")
+
+
+def _admin_url(url: str) -> str:
+    return url.replace("/ccvec?", "/postgres?")
+
+
+@pytest.fixture()
+def fresh_database_url(server_url: str) -> Iterator[str]:
+    """A new, empty database on the session server, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_url(server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield server_url.replace("/ccvec?", f"/{name}?")
+    with psycopg.connect(_admin_url(server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> str:
+    """ccvec's database with the schema at head, shared by the session."""
+    migrate.upgrade(server_url)
+    return server_url
+
+
+TABLES = "image, image_feature, image_embedding, model, load_run, load_error"
+
+
+@pytest.fixture()
+def conn(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection]:
+    """A connection to the shared database; ccvec's tables are emptied after each test."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    connection = db.connect(database_url)
+    yield connection
+    connection.rollback()
+    connection.execute("TRUNCATE " + ", ".join(f"ccvec.{t.strip()}" for t in TABLES.split(",")) + " CASCADE")
+    connection.commit()
+    connection.close()

@@ -1,0 +1,197 @@
+"""The foundation: embedded server, server checks, migrations, the db CLI."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ccvec import db, migrate
+from ccvec.errors import CcvecError
+
+EXPECTED_TABLES = {"catalog", "image", "model", "image_feature", "image_embedding", "load_run", "load_error"}
+
+
+def ccvec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=full_env
+    )
+
+
+def ccvec_tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ccvec'"
+        ).fetchall()
+    return {r[0] for r in rows} - {"alembic_version"}
+
+
+def test_embedded_server_has_pgvector(server_url: str) -> None:
+    with db.connect(server_url) as conn:
+        assert conn.info.server_version >= 180000
+        version = conn.execute("SELECT extversion FROM pg_extension WHERE extname='vector'").fetchone()
+    assert db.parse_version(version[0]) >= db.MIN_PGVECTOR
+
+
+def test_start_embedded_reuses_running_server(server_url: str, ccvec_home: Path) -> None:
+    again = db.start_embedded(ccvec_home / "pgdata")
+    assert again == server_url
+    with psycopg.connect(again) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_upgrade_downgrade_upgrade(fresh_database_url: str) -> None:
+    migrate.upgrade(fresh_database_url)
+    assert ccvec_tables(fresh_database_url) == EXPECTED_TABLES
+    with psycopg.connect(fresh_database_url) as conn:
+        assert migrate.current_revision(conn) == migrate.head_revision()
+    migrate.downgrade(fresh_database_url, "base")
+    assert ccvec_tables(fresh_database_url) == set()
+    with psycopg.connect(fresh_database_url) as conn:
+        assert migrate.current_revision(conn) is None
+    migrate.upgrade(fresh_database_url)
+    assert ccvec_tables(fresh_database_url) == EXPECTED_TABLES
+
+
+def test_plain_alembic_command_works(fresh_database_url: str) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": fresh_database_url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert ccvec_tables(fresh_database_url) == EXPECTED_TABLES
+
+
+def test_embedding_dimension_is_enforced(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES ('tiny', '1', 'x', 3, '{}')"
+    )
+    conn.execute(
+        "INSERT INTO ccvec.image_embedding (model, identifier, embedding) "
+        "VALUES ('tiny', gen_random_uuid(), '[1,0,0]')"
+    )
+    with pytest.raises(psycopg.errors.RaiseException, match="has 2 dimensions"):
+        conn.execute(
+            "INSERT INTO ccvec.image_embedding (model, identifier, embedding) "
+            "VALUES ('tiny', gen_random_uuid(), '[1,0]')"
+        )
+
+
+def test_use_catalog_points_view_at_existing_table(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE public.openverse_image (identifier uuid primary key, url varchar(3000), "
+        "provider varchar(80), title varchar(5000), meta_data jsonb)"
+    )
+    conn.execute(
+        "INSERT INTO public.openverse_image VALUES "
+        "('11111111-1111-1111-1111-111111111111', 'https://x/a.jpg', 'flickr', 'A', '{\"views\": 3}')"
+    )
+    conn.execute("SELECT ccvec.use_catalog('public.openverse_image')")
+    row = conn.execute("SELECT provider, title, meta_data, license FROM ccvec.catalog").fetchone()
+    assert row == ("flickr", "A", {"views": 3}, None)
+    conn.rollback()  # leave the shared database's view as it was
+
+
+def test_status_cli_reports_versions_and_counts(database_url: str) -> None:
+    result = ccvec("db", "status", env={"DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert "pgvector    0.8." in result.stdout
+    assert f"{migrate.head_revision()} (up to date)" in result.stdout
+    assert "ccvec.image_embedding" in result.stdout
+
+
+def test_unreachable_server_is_one_line_error() -> None:
+    result = ccvec("db", "status", env={"DATABASE_URL": "postgresql://u:secret@127.0.0.1:9/x"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: cannot connect to PostgreSQL at")
+    assert "secret" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("installed", "available", "expected"),
+    [
+        ("0.8.6", "0.8.6", None),
+        ("0.8.3", "0.8.3", None),
+        (None, "0.10.0-dev", None),
+        ("0.8.2", "0.8.6", "pgvector 0.8.2 is too old"),
+        ("0.7.4", None, "pgvector 0.7.4 is too old"),
+        (None, "0.8.0", "pgvector 0.8.0 is too old on this server"),
+        (None, None, "pgvector is not available"),
+    ],
+)
+def test_pgvector_version_rule(installed, available, expected) -> None:
+    problem = db.pgvector_problem(installed, available)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith(expected)
+
+
+# ------------------------------------------------------------ a real server without pgvector
+
+
+def _debian_initdb() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return found[-1] if found else None
+
+
+@pytest.fixture(scope="module")
+def plain_postgres_url() -> Iterator[str]:
+    """A stock PostgreSQL (Debian's package) that has no pgvector, started for this test."""
+    initdb = _debian_initdb()
+    if initdb is None:
+        pytest.skip("no Debian PostgreSQL server package installed (.ci/run installs one)")
+    bindir = Path(initdb).parent
+    workdir = Path(tempfile.mkdtemp(prefix="pgplain-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(workdir, "embedded_postgres")
+        as_user = ["runuser", "-u", "embedded_postgres", "--"]
+    data = workdir / "data"
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(workdir / "log"),
+            "-o",
+            f"-h '' -k {workdir}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    yield f"postgresql://postgres@/postgres?host={workdir}"
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-w", "stop"], capture_output=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_server_without_pgvector_is_refused(plain_postgres_url: str) -> None:
+    with pytest.raises(CcvecError, match="pgvector is not available"):
+        db.connect(plain_postgres_url)
+    result = ccvec("db", "status", env={"DATABASE_URL": plain_postgres_url})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: pgvector is not available on this server")
+    assert "Traceback" not in result.stderr
