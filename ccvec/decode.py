@@ -1,0 +1,106 @@
+"""Decode an image once and derive everything ccvec needs from that one decode.
+
+From the file's bytes: the content sha256, the orientation-corrected image (EXIF applied, first frame
+of animations), the 32x32 grey grid the pHash is computed from (via `convert("L")` exactly as
+imagehash does) and the model-ready RGB pixels (alpha composited on white, 16-bit and float modes
+scaled to 8 bits rather than clipped). Anything wrong with the input raises `DecodeError` with a
+reason a person can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ccvec.models.spec import ModelSpec, crop_pixels
+from ccvec.phash import hash_pixels
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (~ 0.25 GiB of RGBA)
+
+
+class DecodeError(Exception):
+    """The input is not a usable image; the message says why."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    sha256: bytes
+    width: int  # after EXIF orientation
+    height: int
+    format: str | None
+    hash_grid: np.ndarray  # (32, 32) uint8
+    pixels: np.ndarray | None  # (S, S, 3) uint8 for the model, None when no model asked
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise DecodeError("not an image Pillow can read (unknown or corrupt header)") from None
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"refused as a decompression bomb: {exc}") from None
+    except Image.DecompressionBombWarning as exc:
+        raise DecodeError(f"refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
+        raise DecodeError(f"cannot decode image header: {exc}") from None
+    w, h = image.size
+    if w * h > max_pixels:
+        raise DecodeError(
+            f"refused as a decompression bomb: {w}x{h} = {w * h:,} pixels > limit {max_pixels:,}"
+        )
+    if w == 0 or h == 0:
+        raise DecodeError(f"image has no pixels ({w}x{h})")
+    try:
+        image.seek(0)  # animated GIF/PNG/WebP: the first frame
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
+        raise DecodeError(f"cannot decode {image.format or 'image'} data: {exc}") from None
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB for the embedder: transparency composited on white, high bit depths scaled, not clipped."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        grey = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode(data: bytes, spec: ModelSpec | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Everything ccvec stores about one image, from its bytes, with a single decode."""
+    image = _open(data, max_pixels)
+    fmt = image.format
+    with contextlib.suppress(Exception):  # a malformed EXIF block must not cost us the image
+        image = ImageOps.exif_transpose(image)
+    try:
+        grid = hash_pixels(image.convert("L"))
+        pixels = crop_pixels(to_rgb(image), spec) if spec is not None else None
+    except (OSError, ValueError) as exc:
+        raise DecodeError(f"cannot convert {image.mode} image: {exc}") from None
+    return DecodedImage(
+        sha256=hashlib.sha256(data).digest(),
+        width=image.width,
+        height=image.height,
+        format=fmt,
+        hash_grid=grid,
+        pixels=pixels,
+    )

@@ -1,0 +1,263 @@
+"""`ccvec load`: the pipeline from files to rows.
+
+    source items ─► skip those already embedded by this model
+                 ─► fetch (thread pool: bounded concurrency for URLs)
+                 ─► decode once → hash grid + model pixels (worker processes)
+                 ─► batch: pHash (vectorised) + embedding (onnxruntime)
+                 ─► COPY BINARY into a staging table → ccvec.ingest_batch(), one transaction
+
+A bad input becomes a row in ccvec.load_error and the load goes on. Each batch is one transaction,
+so a crash or kill loses at most the batch in flight and a rerun picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+from psycopg.types.json import Jsonb
+
+from ccvec import db, migrate
+from ccvec.decode import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode
+from ccvec.fetch import FetchError, FetchPolicy, fetch
+from ccvec.models import registry
+from ccvec.models.runtime import Embedder
+from ccvec.models.spec import ModelSpec
+from ccvec.phash import phash_from_pixels, to_signed
+from ccvec.sources import BadRow, SourceItem, open_source
+
+STAGE_COLUMNS = "identifier, phash, content_sha256, width, height, filesize, embedding, metadata"
+STAGE_TYPES = ["uuid", "int8", "bytea", "int4", "int4", "int8", "halfvec", "jsonb"]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    model: str = registry.DEFAULT_MODEL
+    batch_size: int = 32
+    workers: int = max(1, os.cpu_count() or 1)  # decode processes; 0 = decode in threads
+    concurrency: int = 8  # fetches in flight
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+    write_catalog: bool = True  # also fill ccvec.image from the source's metadata
+
+
+@dataclass
+class LoadSummary:
+    run_id: int
+    total: int = 0
+    loaded: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.loaded / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    item: SourceItem
+    image: DecodedImage
+    filesize: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    source: str
+    stage: str
+    reason: str
+
+
+ProgressHook = Callable[[int], None]  # called with the number of items just finished
+
+
+# ---------------------------------------------------------------- per item (runs in workers)
+
+
+def _decode_bytes(data: bytes, spec: ModelSpec, max_pixels: int) -> DecodedImage:
+    return decode(data, spec, max_pixels)
+
+
+def _prepare(
+    item: SourceItem, decoder: Executor | None, options: LoadOptions, spec: ModelSpec
+) -> Prepared | Failed:
+    """Fetch in this thread; decode in a worker process (or here when there is none)."""
+    try:
+        data = fetch(item.location, options.fetch_policy)
+    except FetchError as exc:
+        return Failed(item.location, "fetch", str(exc))
+    try:
+        if decoder is None:
+            image = _decode_bytes(data, spec, options.max_pixels)
+        else:
+            image = decoder.submit(_decode_bytes, data, spec, options.max_pixels).result()
+    except DecodeError as exc:
+        return Failed(item.location, "decode", str(exc))
+    except Exception as exc:  # a decoder bug or a crashed worker must not end the load
+        return Failed(item.location, "decode", f"unexpected {type(exc).__name__}: {exc}")
+    return Prepared(item, image, len(data))
+
+
+def _prepared_stream(
+    items: list[SourceItem], options: LoadOptions, spec: ModelSpec
+) -> Iterator[Prepared | Failed]:
+    """Results as they complete, with a bounded number in flight."""
+    context = multiprocessing.get_context("forkserver")
+    decoder = ProcessPoolExecutor(options.workers, mp_context=context) if options.workers > 0 else None
+    in_flight_limit = max(options.concurrency, options.batch_size) * 2
+    try:
+        with ThreadPoolExecutor(max(1, options.concurrency)) as fetchers:
+            queue = iter(items)
+            pending = {
+                fetchers.submit(_prepare, item, decoder, options, spec)
+                for item in itertools.islice(queue, in_flight_limit)
+            }
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                for item in itertools.islice(queue, len(done)):
+                    pending.add(fetchers.submit(_prepare, item, decoder, options, spec))
+    finally:
+        if decoder is not None:
+            decoder.shutdown(cancel_futures=True)
+
+
+# ---------------------------------------------------------------- database side
+
+
+def _start_run(conn: psycopg.Connection, source: str, model: str) -> int:
+    run_id = conn.execute(
+        "INSERT INTO ccvec.load_run (source, model) VALUES (%s, %s) RETURNING id", [source, model]
+    ).fetchone()[0]
+    conn.commit()
+    return run_id
+
+
+def _finish_run(conn: psycopg.Connection, summary: LoadSummary) -> None:
+    conn.execute(
+        "UPDATE ccvec.load_run SET finished_at = now(), loaded = %s, skipped = %s, failed = %s WHERE id = %s",
+        [summary.loaded, summary.skipped, summary.failed, summary.run_id],
+    )
+    conn.commit()
+
+
+def _missing(conn: psycopg.Connection, model: str, items: list[SourceItem]) -> list[SourceItem]:
+    """Items this model has not embedded yet (duplicates within the input dropped)."""
+    seen: set = set()
+    unique = [i for i in items if not (i.identifier in seen or seen.add(i.identifier))]
+    keep: set = set()
+    for start in range(0, len(unique), 10_000):
+        ids = [item.identifier for item in unique[start : start + 10_000]]
+        keep.update(r[0] for r in conn.execute("SELECT ccvec.missing_embeddings(%s, %s)", [model, ids]))
+    return [item for item in unique if item.identifier in keep]
+
+
+def _write_batch(
+    conn: psycopg.Connection,
+    model: str,
+    batch: list[Prepared],
+    vectors: np.ndarray,
+    failures: list[Failed],
+    run_id: int,
+    write_catalog: bool,
+) -> int:
+    """One transaction: stage by COPY BINARY, ingest, record failures."""
+    hashes = phash_from_pixels(np.stack([p.image.hash_grid for p in batch])) if batch else []
+    with conn.transaction():
+        if batch:
+            with conn.cursor().copy(
+                f"COPY ccvec_load_stage ({STAGE_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(STAGE_TYPES)
+                for p, h, v in zip(batch, hashes, vectors, strict=True):
+                    copy.write_row(
+                        [
+                            p.item.identifier,
+                            to_signed(h),
+                            p.image.sha256,
+                            p.image.width,
+                            p.image.height,
+                            p.filesize,
+                            HalfVector(v),
+                            Jsonb(p.item.metadata),
+                        ]
+                    )
+            inserted = conn.execute("SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog]).fetchone()[0]
+        else:
+            inserted = 0
+        if failures:
+            conn.cursor().executemany(
+                "INSERT INTO ccvec.load_error (run_id, source, stage, reason) VALUES (%s, %s, %s, %s)",
+                [(run_id, f.source, f.stage, f.reason) for f in failures],
+            )
+        conn.execute(
+            "UPDATE ccvec.load_run SET loaded = loaded + %s, failed = failed + %s WHERE id = %s",
+            [inserted, len(failures), run_id],
+        )
+    return inserted
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def _split(entries: Iterable[SourceItem | BadRow]) -> tuple[list[SourceItem], list[Failed]]:
+    items, bad = [], []
+    for entry in entries:
+        if isinstance(entry, BadRow):
+            bad.append(Failed(entry.source, "manifest", entry.reason))
+        else:
+            items.append(entry)
+    return items, bad
+
+
+def load(
+    source: str,
+    options: LoadOptions = LoadOptions(),
+    on_start: Callable[[int], None] | None = None,
+    on_progress: ProgressHook | None = None,
+) -> LoadSummary:
+    """Load every image of `source` (folder or manifest) that this model has not embedded yet."""
+    started = time.perf_counter()
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        model = registry.get_model(conn, options.model)
+        items, failures = _split(open_source(source))
+        summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
+        todo = _missing(conn, model.name, items)
+        summary.skipped = len(items) - len(todo)
+        if on_start:
+            on_start(len(todo) + len(failures))
+        conn.execute("SELECT ccvec.create_load_stage()")
+        conn.commit()
+        embedder = Embedder(model)
+        batch: list[Prepared] = []
+
+        def flush() -> None:
+            vectors = embedder.embed(np.stack([p.image.pixels for p in batch])) if batch else []
+            summary.loaded += _write_batch(
+                conn, model.name, batch, vectors, failures, summary.run_id, options.write_catalog
+            )
+            summary.failed += len(failures)
+            if on_progress:
+                on_progress(len(batch) + len(failures))
+            batch.clear()
+            failures.clear()
+
+        for result in _prepared_stream(todo, options, model.spec):
+            (batch if isinstance(result, Prepared) else failures).append(result)
+            if len(batch) >= options.batch_size or len(failures) >= options.batch_size:
+                flush()
+        flush()
+        summary.seconds = time.perf_counter() - started
+        _finish_run(conn, summary)
+    return summary

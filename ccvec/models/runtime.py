@@ -1,0 +1,36 @@
+"""Run an ONNX image model in batches with onnxruntime; vectors come out L2-normalised."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ccvec.models.registry import Model
+from ccvec.models.spec import normalise
+
+
+class Embedder:
+    def __init__(self, model: Model, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.model = model
+        self.spec = model.spec
+        self.session = ort.InferenceSession(str(model.path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, pixels: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
+        """Raw outputs for (N, S, S, 3) uint8 pixels."""
+        x = normalise(pixels, self.spec)
+        return self.session.run(outputs or [self.spec.output_name], {self.spec.input_name: x})
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 -> (N, dim) float32, unit length (zero vectors stay zero)."""
+        if len(pixels) == 0:
+            return np.zeros((0, self.spec.dim), np.float32)
+        (features,) = self.run(pixels)
+        features = features.reshape(len(pixels), -1).astype(np.float32)
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        return features / np.where(norms > 0, norms, 1)

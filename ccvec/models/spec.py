@@ -1,0 +1,92 @@
+"""What ccvec needs to know to run any ONNX image model: input, preprocessing, output, dimension.
+
+A spec is stored as JSON in the model registry, so every vector row can be traced to the model and
+preprocessing that made it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An ONNX image model and its preprocessing.
+
+    Images are converted to RGB, resized so the shorter side is `resize` (or straight to a square
+    when `crop` is False), centre-cropped to `input_size`, scaled to [0, 1], then normalised per
+    channel: (x - mean) / std. Input layout NCHW, float32.
+    """
+
+    name: str
+    version: str
+    dim: int
+    input_size: int = 224
+    resize: int = 224
+    crop: bool = True
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    resample: str = "bilinear"
+    input_name: str = "input"
+    output_name: str = "features"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.resample not in RESAMPLE:
+            raise ValueError(f"resample must be one of {sorted(RESAMPLE)}, not {self.resample!r}")
+        if not 1 <= self.dim <= 4000:
+            raise ValueError(f"dim must be in 1..4000 (halfvec's index limit), not {self.dim}")
+        if self.input_size > self.resize and self.crop:
+            raise ValueError("input_size cannot exceed resize when cropping")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelSpec:
+        return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: Path) -> ModelSpec:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def crop_pixels(rgb: Image.Image, spec: ModelSpec) -> np.ndarray:
+    """Resize (shorter side to `resize`) and centre-crop: (S, S, 3) uint8. Runs in decode workers."""
+    resample = RESAMPLE[spec.resample]
+    if not spec.crop:
+        return np.asarray(rgb.resize((spec.input_size, spec.input_size), resample))
+    w, h = rgb.size
+    scale = spec.resize / min(w, h)
+    size = (max(spec.input_size, round(w * scale)), max(spec.input_size, round(h * scale)))
+    resized = rgb.resize(size, resample)
+    left = (size[0] - spec.input_size) // 2
+    top = (size[1] - spec.input_size) // 2
+    return np.asarray(resized.crop((left, top, left + spec.input_size, top + spec.input_size)))
+
+
+def normalise(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """(N, S, S, 3) uint8 -> (N, 3, S, S) float32 model input. Batched: one numpy pass."""
+    x = pixels.astype(np.float32) * np.float32(1 / 255)
+    x -= np.asarray(spec.mean, np.float32)
+    x /= np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def preprocess(rgb: Image.Image, spec: ModelSpec) -> np.ndarray:
+    """One RGB image -> float32 (3, S, S), the same path the loader takes."""
+    return normalise(crop_pixels(rgb, spec)[None], spec)[0]

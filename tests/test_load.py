@@ -1,0 +1,257 @@
+"""`ccvec load` end to end on the real server: folders, manifests, URLs, broken files, resume, kill -9."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import psycopg
+import pytest
+from PIL import Image
+
+from ccvec import phash
+from ccvec.fetch import FetchPolicy
+from ccvec.load import LoadOptions, load
+
+from .images import broken_files, encode, photo, write_photos
+from .tiny_model import build_tiny_model, tiny_spec
+
+FAST = LoadOptions(workers=1, batch_size=4)
+
+
+def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env)
+
+
+def count(conn: psycopg.Connection, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM ccvec.{table}").fetchone()[0]
+
+
+def test_folder_loads_then_rerun_loads_nothing(conn: psycopg.Connection, tmp_path: Path) -> None:
+    paths = write_photos(tmp_path / "photos", ("chelsea", "coffee", "astronaut", "camera", "rocket"))
+    summary = load(str(tmp_path / "photos"), FAST)
+    assert (summary.loaded, summary.skipped, summary.failed) == (5, 0, 0)
+    assert count(conn, "image") == count(conn, "image_feature") == count(conn, "image_embedding") == 5
+
+    rows = conn.execute(
+        "SELECT i.url, f.phash, e.embedding, f.width, i.filetype FROM ccvec.image i "
+        "JOIN ccvec.image_feature f USING (identifier) JOIN ccvec.image_embedding e USING (identifier)"
+    ).fetchall()
+    stored = {Path(url.removeprefix("file://")).name: row for url, *row in rows}
+    for path in paths:
+        ph, vector, width, filetype = stored[path.name]
+        assert phash.to_hex(phash.from_signed(ph)) == str(imagehash.phash(Image.open(path)))
+        assert abs(np.linalg.norm(vector.to_numpy().astype(np.float32)) - 1) < 1e-2
+        assert width == Image.open(path).width and filetype == "jpeg"
+
+    again = load(str(tmp_path / "photos"), FAST)
+    assert (again.loaded, again.skipped, again.failed) == (0, 5, 0)
+    assert count(conn, "image_embedding") == 5
+
+
+def test_cli_says_nothing_new_on_rerun(conn: psycopg.Connection, database_url: str, tmp_path: Path) -> None:
+    write_photos(tmp_path / "p", ("coins", "horse"))
+    first = cli("load", str(tmp_path / "p"), "--workers", "1", database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    assert "loaded 2, skipped 0 (already loaded), failed 0" in first.stdout
+    second = cli("load", str(tmp_path / "p"), "--workers", "1", database_url=database_url)
+    assert second.returncode == 0
+    assert "loaded 0, skipped 2 (already loaded), failed 0" in second.stdout
+    assert "nothing new to load" in second.stdout
+
+
+def test_broken_files_are_recorded_and_the_rest_loads(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mixed"
+    write_photos(folder, ("chelsea", "coffee", "moon"))
+    expected = broken_files(folder / "bad", encode(photo("chelsea").convert("RGB"), "JPEG"))
+    result = cli("load", str(folder), "--workers", "2", "--batch-size", "4", database_url=database_url)
+    assert result.returncode == 1
+    assert "loaded 3, skipped 0 (already loaded), failed 20" in result.stdout
+    assert "20 input(s) failed: see `ccvec errors --run" in result.stderr
+    errors = conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchall()
+    assert len(errors) == 20
+    by_name = {Path(src).name: (stage, reason) for src, stage, reason in errors}
+    assert set(by_name) == set(expected)
+    for name, fragment in expected.items():
+        assert by_name[name][0] == "decode" and fragment in by_name[name][1]
+    assert count(conn, "image_embedding") == 3
+
+    listed = cli("errors", database_url=database_url)
+    assert listed.returncode == 0 and "empty file (0 bytes)" in listed.stdout
+
+
+def test_manifest_metadata_lands_in_the_catalog(conn: psycopg.Connection, tmp_path: Path) -> None:
+    write_photos(tmp_path, ("chelsea", "coffee"))
+    ident = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+    (tmp_path / "m.jsonl").write_text(
+        json.dumps(
+            {
+                "identifier": ident,
+                "path": "chelsea.jpeg",
+                "provider": "flickr",
+                "license": "by",
+                "meta_data": {"views": 42},
+                "tags": ["cat"],
+                "width": 1,
+            }
+        )
+        + "\n"
+        + json.dumps({"path": "missing.jpeg"})
+        + "\n"
+        + json.dumps({"title": "no location"})
+        + "\n"
+        + json.dumps({"path": "coffee.jpeg", "title": "Espresso"})
+        + "\n"
+    )
+    summary = load(str(tmp_path / "m.jsonl"), FAST)
+    assert (summary.loaded, summary.failed) == (2, 2)
+    row = conn.execute(
+        "SELECT provider, license, meta_data, tags, width FROM ccvec.catalog WHERE identifier = %s", [ident]
+    ).fetchone()
+    assert row == ("flickr", "by", {"views": 42}, [{"name": "cat"}], 451)  # decoded width wins
+    assert conn.execute("SELECT title FROM ccvec.image WHERE title = 'Espresso'").fetchone()
+    reasons = dict(conn.execute("SELECT stage, reason FROM ccvec.load_error").fetchall())
+    assert reasons == {"fetch": "file not found", "manifest": "row has neither path nor url"}
+
+
+# ------------------------------------------------------------ URLs
+
+
+class _ImageServer(http.server.BaseHTTPRequestHandler):
+    hits: dict[str, int] = {}  # noqa: RUF012
+    jpeg = encode(photo("chelsea").convert("RGB"), "JPEG")
+
+    def do_GET(self) -> None:
+        hits = self.hits[self.path] = self.hits.get(self.path, 0) + 1
+        if self.path == "/ok.jpg" or (self.path == "/flaky.jpg" and hits > 1):
+            self._send(200, self.jpeg)
+        elif self.path == "/flaky.jpg":
+            self._send(503, b"busy")
+        elif self.path == "/huge.jpg":
+            self._send(200, self.jpeg + bytes(200_000))
+        elif self.path == "/slow.jpg":
+            time.sleep(1.5)
+            self._send(200, self.jpeg)
+        elif self.path == "/html.jpg":
+            self._send(200, b"<html>login required</html>")
+        else:
+            self._send(404, b"not found")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def image_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ImageServer)
+    _ImageServer.hits = {}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_urls_with_retries_timeouts_and_size_cap(
+    conn: psycopg.Connection, tmp_path: Path, image_server: str
+) -> None:
+    names = ["ok", "flaky", "missing", "huge", "slow", "html"]
+    (tmp_path / "urls.csv").write_text("url\n" + "".join(f"{image_server}/{n}.jpg\n" for n in names))
+    policy = FetchPolicy(max_bytes=len(_ImageServer.jpeg) + 1000, timeout=0.5, retries=2, backoff=0.05)
+    summary = load(str(tmp_path / "urls.csv"), LoadOptions(workers=0, fetch_policy=policy, concurrency=4))
+    assert (summary.loaded, summary.failed) == (2, 4)
+    loaded = {r[0].rsplit("/", 1)[1] for r in conn.execute("SELECT url FROM ccvec.image")}
+    assert loaded == {"ok.jpg", "flaky.jpg"}
+    assert _ImageServer.hits["/flaky.jpg"] == 2  # one 503, one retry that worked
+    assert _ImageServer.hits["/missing.jpg"] == 1  # 404 is not retried
+    reasons = {
+        src.rsplit("/", 1)[1]: reason
+        for src, reason in conn.execute("SELECT source, reason FROM ccvec.load_error")
+    }
+    assert reasons["missing.jpg"] == "download failed after 1 attempt(s): HTTP 404 Not Found"
+    assert "over the" in reasons["huge.jpg"] and "byte limit" in reasons["huge.jpg"]
+    assert (
+        reasons["slow.jpg"].startswith("download failed after 3 attempt(s)")
+        and "timed out" in reasons["slow.jpg"]
+    )
+    assert reasons["html.jpg"].startswith("not an image")
+
+
+# ------------------------------------------------------------ crash safety
+
+
+def test_kill_9_midway_then_rerun_loads_every_image_exactly_once(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    """1,000 real (generated) images, a small real ONNX model; SIGKILL the whole load, rerun."""
+    from ccvec.models import registry
+
+    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec("tiny-kill"))
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(1000):
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), np.uint8)).save(folder / f"{i:04d}.png")
+    args = [
+        sys.executable,
+        "-m",
+        "ccvec.cli",
+        "load",
+        str(folder),
+        "--model",
+        "tiny-kill",
+        "--batch-size",
+        "10",
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "DATABASE_URL": database_url}
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.time() + 120
+    loaded = 0
+    while time.time() < deadline and proc.poll() is None:
+        loaded = conn.execute(
+            "SELECT count(*) FROM ccvec.image_embedding WHERE model = 'tiny-kill'"
+        ).fetchone()[0]
+        conn.commit()
+        if loaded >= 150:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the load finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the loader and its worker processes, like kill -9
+    proc.wait()
+    partial = conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = 'tiny-kill'").fetchone()[
+        0
+    ]
+    assert 150 <= partial < 1000
+    # no half rows: every committed batch wrote image, feature and embedding together
+    assert count(conn, "image") == count(conn, "image_feature") == partial
+
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"skipped {partial:,} (already loaded)" in rerun.stdout
+    total, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT identifier) FROM ccvec.image_embedding WHERE model = 'tiny-kill'"
+    ).fetchone()
+    assert total == distinct == 1000
+    assert count(conn, "image") == count(conn, "image_feature") == 1000
