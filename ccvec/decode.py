@@ -82,7 +82,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def decode(data: bytes, spec: ModelSpec | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:

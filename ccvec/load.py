@@ -17,7 +17,14 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -220,6 +227,36 @@ def _split(entries: Iterable[SourceItem | BadRow]) -> tuple[list[SourceItem], li
     return items, bad
 
 
+class _Writer:
+    """Writes batches on its own connection in a background thread, one batch behind inference,
+    so the next batch is embedded while Postgres ingests the previous one."""
+
+    def __init__(self, url: str, model: str, run_id: int, write_catalog: bool) -> None:
+        self.conn = db.connect(url)
+        self.conn.execute("SELECT ccvec.create_load_stage()")
+        self.conn.commit()
+        self.model, self.run_id, self.write_catalog = model, run_id, write_catalog
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="ccvec-writer")
+        self.previous: Future | None = None
+
+    def submit(self, batch: list[Prepared], vectors: np.ndarray, failures: list[Failed]) -> int:
+        """Queue a batch; returns the rows inserted by the batch before it (0 for the first)."""
+        done = self.wait()
+        self.previous = self.thread.submit(
+            _write_batch, self.conn, self.model, batch, vectors, failures, self.run_id, self.write_catalog
+        )
+        return done
+
+    def wait(self) -> int:
+        inserted = self.previous.result() if self.previous is not None else 0
+        self.previous = None
+        return inserted
+
+    def close(self) -> None:
+        self.thread.shutdown(wait=True)
+        self.conn.close()
+
+
 def load(
     source: str,
     options: LoadOptions = LoadOptions(),
@@ -228,7 +265,8 @@ def load(
 ) -> LoadSummary:
     """Load every image of `source` (folder or manifest) that this model has not embedded yet."""
     started = time.perf_counter()
-    with db.connection() as conn:
+    url = db.resolve_url()
+    with db.connection(url) as conn:
         migrate.require_current(conn)
         model = registry.get_model(conn, options.model)
         items, failures = _split(open_source(source))
@@ -237,27 +275,28 @@ def load(
         summary.skipped = len(items) - len(todo)
         if on_start:
             on_start(len(todo) + len(failures))
-        conn.execute("SELECT ccvec.create_load_stage()")
-        conn.commit()
         embedder = Embedder(model)
+        writer = _Writer(url, model.name, summary.run_id, options.write_catalog)
         batch: list[Prepared] = []
 
         def flush() -> None:
             vectors = embedder.embed(np.stack([p.image.pixels for p in batch])) if batch else []
-            summary.loaded += _write_batch(
-                conn, model.name, batch, vectors, failures, summary.run_id, options.write_catalog
-            )
+            summary.loaded += writer.submit(list(batch), vectors, list(failures))
             summary.failed += len(failures)
             if on_progress:
                 on_progress(len(batch) + len(failures))
             batch.clear()
             failures.clear()
 
-        for result in _prepared_stream(todo, options, model.spec):
-            (batch if isinstance(result, Prepared) else failures).append(result)
-            if len(batch) >= options.batch_size or len(failures) >= options.batch_size:
-                flush()
-        flush()
+        try:
+            for result in _prepared_stream(todo, options, model.spec):
+                (batch if isinstance(result, Prepared) else failures).append(result)
+                if len(batch) >= options.batch_size or len(failures) >= options.batch_size:
+                    flush()
+            flush()
+            summary.loaded += writer.wait()
+        finally:
+            writer.close()
         summary.seconds = time.perf_counter() - started
         _finish_run(conn, summary)
     return summary

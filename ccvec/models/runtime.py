@@ -16,6 +16,8 @@ class Embedder:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # Decode workers share the cores: idle inference threads must sleep, not spin.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.model = model
         self.spec = model.spec

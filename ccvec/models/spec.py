@@ -66,17 +66,21 @@ class ModelSpec:
 
 
 def crop_pixels(rgb: Image.Image, spec: ModelSpec) -> np.ndarray:
-    """Resize (shorter side to `resize`) and centre-crop: (S, S, 3) uint8. Runs in decode workers."""
+    """Resize (shorter side to `resize`) and centre-crop: (S, S, 3) uint8. Runs in decode workers.
+
+    Only the source box that survives the crop is resampled (Pillow's `box`), which is the same
+    result as resize-then-crop up to the sub-pixel placement of the box, at ~3/4 of the cost for
+    4:3 photos.
+    """
     resample = RESAMPLE[spec.resample]
+    size = (spec.input_size, spec.input_size)
     if not spec.crop:
-        return np.asarray(rgb.resize((spec.input_size, spec.input_size), resample))
+        return np.asarray(rgb.resize(size, resample))
     w, h = rgb.size
     scale = spec.resize / min(w, h)
-    size = (max(spec.input_size, round(w * scale)), max(spec.input_size, round(h * scale)))
-    resized = rgb.resize(size, resample)
-    left = (size[0] - spec.input_size) // 2
-    top = (size[1] - spec.input_size) // 2
-    return np.asarray(resized.crop((left, top, left + spec.input_size, top + spec.input_size)))
+    side = min(spec.input_size / scale, w, h)
+    left, top = max(0.0, (w - side) / 2), max(0.0, (h - side) / 2)
+    return np.asarray(rgb.resize(size, resample, box=(left, top, min(w, left + side), min(h, top + side))))
 
 
 def normalise(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
