@@ -69,7 +69,15 @@ def db_downgrade(
     console.print(f"schema at {revision}")
 
 
-MAIN_TABLES = ("image", "model", "image_feature", "image_embedding", "load_run", "load_error")
+MAIN_TABLES = (
+    "image",
+    "model",
+    "image_feature",
+    "image_embedding",
+    "load_run",
+    "load_error",
+    "duplicate_member",
+)
 
 
 @db_app.command("status")
@@ -315,6 +323,118 @@ def errors_command(
     for stage, src, reason in rows:
         table.add_row(stage, src, reason)
     console.print(table)
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+
+@app.command("similar")
+def similar_command(
+    phash_hex: Annotated[
+        str | None, typer.Option("--phash", help="A pHash in imagehash's 16-hex form.")
+    ] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="An image file (need not be loaded).")] = None,
+    identifier: Annotated[
+        str | None, typer.Option("--identifier", help="A loaded image's identifier.")
+    ] = None,
+    radius: Annotated[int, typer.Option(min=0, max=64, help="Largest Hamming distance.")] = 8,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
+) -> None:
+    """Near-duplicates by pHash Hamming distance (exact, multi-index hashing in SQL)."""
+    import uuid as uuid_module
+
+    from ccvec import neardup, phash
+    from ccvec.decode import DecodeError, decode
+
+    if sum(x is not None for x in (phash_hex, image, identifier)) != 1:
+        raise CcvecError("give exactly one of --phash, --image or --identifier")
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        if phash_hex is not None:
+            try:
+                query = phash.from_hex(phash_hex)
+            except ValueError as exc:
+                raise CcvecError(str(exc)) from exc
+        elif image is not None:
+            try:
+                grid = decode(image.read_bytes(), None).hash_grid
+            except (OSError, DecodeError) as exc:
+                raise CcvecError(f"{image}: {exc}") from exc
+            query = int(phash.phash_from_pixels(grid[None])[0])
+        else:
+            try:
+                query = neardup.phash_of(conn, uuid_module.UUID(identifier))
+            except ValueError as exc:
+                raise CcvecError(f"{identifier!r} is not a UUID") from exc
+        neardup.ensure_configured(conn)
+        found = neardup.neighbours(conn, query, radius)
+        titles = dict(
+            conn.execute(
+                "SELECT identifier, coalesce(title, url) FROM ccvec.catalog WHERE identifier = ANY(%s)",
+                [[i for i, _ in found[:limit]]],
+            ).fetchall()
+        )
+    table = Table(
+        "distance", "identifier", "title or url", title=f"within {radius} of {phash.to_hex(query)}", box=None
+    )
+    for ident, distance in found[:limit]:
+        table.add_row(str(distance), str(ident), titles.get(ident, ""))
+    console.print(table if found else f"nothing within {radius} of {phash.to_hex(query)}")
+
+
+@app.command("dedup")
+def dedup_command(
+    radius: Annotated[
+        int, typer.Option(min=0, max=64, help="Largest pHash distance to a group's canonical.")
+    ] = 8,
+    prefer: Annotated[
+        str, typer.Option(help="Canonical preference, in order: pixels, provider, oldest, newest.")
+    ] = "pixels,provider,oldest",
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Regroup everything, not just new images.")
+    ] = False,
+    report_only: Annotated[bool, typer.Option("--report", help="Only summarise the current groups.")] = False,
+) -> None:
+    """Group near-duplicate images; each group keeps one canonical image (new images join incrementally)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ccvec import neardup
+
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        if not report_only:
+            with Progress(
+                TextColumn("grouping"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("dedup", total=None)
+                neardup.dedup(
+                    conn,
+                    radius,
+                    tuple(p.strip() for p in prefer.split(",") if p.strip()),
+                    rebuild,
+                    on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+        summary = neardup.report(conn)
+    console.print(
+        f"{summary.images:,} images, {summary.groups:,} duplicate groups, "
+        f"{summary.duplicates:,} duplicates of a canonical image"
+    )
+    if summary.size_histogram:
+        table = Table("group size", "groups", box=None)
+        for bucket, n in summary.size_histogram:
+            table.add_row(bucket, f"{n:,}")
+        console.print(table)
+        largest = Table(
+            "group (canonical identifier)", "size", "max distance", title="largest groups", box=None
+        )
+        for group_id, size, max_distance in summary.largest:
+            largest.add_row(str(group_id), str(size), str(max_distance))
+        console.print(largest)
 
 
 def main() -> None:

@@ -60,7 +60,10 @@ def database_url(server_url: str) -> str:
     return server_url
 
 
-TABLES = "image, image_feature, image_embedding, model, load_run, load_error"
+TABLES = (
+    "image, image_feature, image_embedding, model, load_run, load_error, "
+    "duplicate_member, duplicate_run, mih_config, mih_mask"
+)
 
 
 @pytest.fixture()
