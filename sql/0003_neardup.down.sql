@@ -7,6 +7,8 @@ DROP FUNCTION IF EXISTS ccvec.source_class_rank(text);
 DROP TABLE IF EXISTS ccvec.provider_class;
 DROP FUNCTION IF EXISTS ccvec.hamming_pairs(integer);
 DROP FUNCTION IF EXISTS ccvec.hamming_neighbours(bigint, integer);
+DROP FUNCTION IF EXISTS ccvec.mih_probe_cost();
+DROP FUNCTION IF EXISTS ccvec.mih_candidates(bigint, integer);
 DO $$ DECLARE idx record; BEGIN
     FOR idx IN SELECT indexname FROM pg_indexes
                WHERE schemaname = 'ccvec' AND indexname LIKE 'image\_feature\_mih\_%' LOOP
