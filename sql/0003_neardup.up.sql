@@ -82,7 +82,7 @@ BEGIN
         SELECT w, weight, mask FROM m;
     END LOOP;
     FOR c IN SELECT * FROM ccvec.mih_chunks(widths) LOOP
-        EXECUTE format('CREATE INDEX image_feature_mih_%s ON ccvec.image_feature (((phash >> %s) & %s))',
+        EXECUTE format('CREATE INDEX image_feature_mih_%s ON ccvec.image_feature (((phash >> %s) & %s)) INCLUDE (phash, identifier)',
                        c.chunk - 1, c.shift, c.mask);
         -- one branch of the search per chunk: index scan on the chunk = any probe value
         branches := branches || format(

@@ -208,3 +208,38 @@ def test_canonical_preference_is_configurable(conn: psycopg.Connection) -> None:
     assert canonical == [(ids["big_social"],)]
     with pytest.raises(CcvecError, match="unknown canonical preference"):
         neardup.dedup(conn, radius=4, prefer=("prettiest",))
+
+
+# ------------------------------------------------------------ CLI
+
+
+def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from ccvec.load import LoadOptions, load
+
+    from .images import write_photos
+
+    folder = tmp_path / "p"
+    write_photos(folder, ("chelsea", "coffee"))
+    photo("chelsea").convert("RGB").resize((226, 150)).save(folder / "chelsea_small.png")
+    load(str(folder), LoadOptions(workers=0))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DATABASE_URL": database_url}
+        return subprocess.run(
+            [sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env
+        )
+
+    found = cli("similar", "--image", str(folder / "chelsea.jpeg"), "--radius", "8")
+    assert found.returncode == 0, found.stderr
+    assert "chelsea_small" in found.stdout and "coffee" not in found.stdout
+    grouped = cli("dedup")
+    assert grouped.returncode == 0, grouped.stderr
+    assert "3 images, 1 duplicate groups, 1 duplicates of a canonical image" in grouped.stdout
+    bad = cli("similar", "--phash", "xyz")
+    assert bad.returncode == 2 and "16 hex characters" in bad.stderr
+    both = cli("similar", "--phash", "0" * 16, "--image", "x.jpg")
+    assert both.returncode == 2 and "exactly one of" in both.stderr
