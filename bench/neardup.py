@@ -174,7 +174,8 @@ def main() -> None:
             tables = {name: scores(kinds, sources, found.copy()) for name, found in rules.items()}
             print_tables(tables)
             sweep(kinds, sources, distance, cosine)
-            check_dedup(conn, kinds, sources, args.radius)
+            rule_grid(kinds, sources, distance, cosine)
+            check_dedup(conn, kinds, sources, args.radius, args.cosine)
         db.stop_embedded(work / "home" / "pgdata")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -216,9 +217,43 @@ def sweep(kinds, sources, distance, cosine) -> None:
         print(f"{radius:12d} {recall_mild:12.3f} {recall_all:16.3f} {precision:10.3f} {false_orig:16d}")
 
 
-def check_dedup(conn, kinds, sources, radius: int) -> None:
+def rule_grid(kinds, sources, distance, cosine) -> None:
+    """The union rule `pHash <= R or cosine >= T`: worst mild-edit recall, precision, false pairs."""
+    kinds = np.array(kinds)
+    same = sources[:, None] == sources[None, :]
+    originals = kinds == "original"
+    print(
+        f"\n{'rule':28s} {'worst mild recall':>18s} {'mild recall':>12s} {'all recall':>11s} "
+        f"{'precision':>10s} {'orig~orig':>10s}"
+    )
+    for radius in (8, 10, 12):
+        for threshold in (0.85, 0.9, 0.93, 0.95, 1.01):
+            found = (distance <= radius) | (cosine >= threshold)
+            np.fill_diagonal(found, False)
+            per_kind = []
+            for kind in MILD:
+                rows = kinds == kind
+                per_kind.append(
+                    (found[np.ix_(rows, originals)] & same[np.ix_(rows, originals)]).sum() / rows.sum()
+                )
+            mild = np.isin(kinds, MILD)
+            edited = ~originals
+            mild_recall = (found[np.ix_(mild, originals)] & same[np.ix_(mild, originals)]).sum() / mild.sum()
+            all_recall = (
+                found[np.ix_(edited, originals)] & same[np.ix_(edited, originals)]
+            ).sum() / edited.sum()
+            precision = (found & same).sum() / max(found.sum(), 1)
+            false_orig = found[np.ix_(originals, originals)].sum() // 2
+            label = f"pHash <= {radius}" + (f" or cos >= {threshold}" if threshold <= 1 else "")
+            print(
+                f"{label:28s} {min(per_kind):18.3f} {mild_recall:12.3f} {all_recall:11.3f} "
+                f"{precision:10.3f} {false_orig:10d}"
+            )
+
+
+def check_dedup(conn, kinds, sources, radius: int, cosine: float) -> None:
     """`ccvec dedup` at the defaults: mild edits grouped with their original, originals apart."""
-    neardup.dedup(conn, radius=radius)
+    neardup.dedup(conn, radius=radius, cosine=cosine)
     rows = conn.execute(
         "SELECT i.url, d.group_id FROM ccvec.duplicate_member d JOIN ccvec.image i USING (identifier)"
     ).fetchall()
@@ -230,10 +265,12 @@ def check_dedup(conn, kinds, sources, radius: int) -> None:
     n = len(set(sources))
     together = {k: sum(group_of[(k, s)] == group_of[("original", s)] for s in range(n)) for k in MILD}
     merged_originals = n - len({group_of[("original", s)] for s in range(n)})
-    print(f"\nccvec dedup --radius {radius}: edits grouped with their original")
+    print(f"\nccvec dedup --radius {radius} --cosine {cosine}: edits grouped with their original")
     for kind, count in together.items():
         print(f"  {kind:12s} {count}/{n}")
     print(f"  originals sharing a group with another original: {merged_originals}")
+    missed = [f"{k}/{s:04d}" for k in MILD for s in range(n) if group_of[(k, s)] != group_of[("original", s)]]
+    print(f"  mild edits not with their original: {', '.join(missed) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the database: embedded server, schema, status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+graph_app = typer.Typer(
+    help="The kNN graph over the embeddings (HNSW): build, extend, inspect.", no_args_is_help=True
+)
+app.add_typer(graph_app, name="graph")
 model_app = typer.Typer(
     help="Embedding models: build the default, add any ONNX image model.", no_args_is_help=True
 )
@@ -339,8 +343,17 @@ def similar_command(
     ] = None,
     radius: Annotated[int, typer.Option(min=0, max=64, help="Largest Hamming distance.")] = 8,
     limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
+    semantic: Annotated[
+        bool,
+        typer.Option("--semantic", help="Nearest by embedding (HNSW) instead of pHash; needs --identifier."),
+    ] = False,
+    k: Annotated[int, typer.Option("-k", min=1, help="Neighbours for --semantic.")] = 10,
+    model: Annotated[str, typer.Option(help="Model for --semantic.")] = "efficientnet-lite0",
 ) -> None:
-    """Near-duplicates by pHash Hamming distance (exact, multi-index hashing in SQL)."""
+    """Near-duplicates by pHash Hamming distance (exact, multi-index hashing), or --semantic neighbours."""
+    if semantic:
+        _similar_semantic(identifier, k, model)
+        return
     import uuid as uuid_module
 
     from ccvec import neardup, phash
@@ -380,6 +393,34 @@ def similar_command(
     for ident, distance in found[:limit]:
         table.add_row(str(distance), str(ident), titles.get(ident, ""))
     console.print(table if found else f"nothing within {radius} of {phash.to_hex(query)}")
+
+
+def _similar_semantic(identifier: str | None, k: int, model: str) -> None:
+    import uuid as uuid_module
+
+    from ccvec import graph
+
+    if identifier is None:
+        raise CcvecError("--semantic needs --identifier")
+    try:
+        ident = uuid_module.UUID(identifier)
+    except ValueError as exc:
+        raise CcvecError(f"{identifier!r} is not a UUID") from exc
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        found = graph.similar(conn, ident, k, model)
+        titles = dict(
+            conn.execute(
+                "SELECT identifier, coalesce(title, url) FROM ccvec.catalog WHERE identifier = ANY(%s)",
+                [[i for i, _ in found]],
+            ).fetchall()
+        )
+    table = Table(
+        "similarity", "identifier", "title or url", title=f"{k} nearest to {ident} ({model})", box=None
+    )
+    for ident2, similarity in found:
+        table.add_row(f"{similarity:.3f}", str(ident2), titles.get(ident2, ""))
+    console.print(table)
 
 
 @app.command("dedup")
@@ -435,6 +476,157 @@ def dedup_command(
         for group_id, size, max_distance in summary.largest:
             largest.add_row(str(group_id), str(size), str(max_distance))
         console.print(largest)
+
+
+# ---------------------------------------------------------------- graph, clusters, inference
+
+
+def _progress(label: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+@graph_app.command("build")
+def graph_build(
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Neighbours per image.")] = 10,
+    model: Annotated[str, typer.Option(help="Embedding model.")] = "efficientnet-lite0",
+    ef_search: Annotated[int, typer.Option(min=1, help="HNSW search breadth (recall vs speed).")] = 64,
+    recall_sample: Annotated[int, typer.Option(min=0, help="Images checked against exact search.")] = 200,
+) -> None:
+    """Build a new kNN graph over every embedded image (HNSW index built first if missing)."""
+    from ccvec import graph
+
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        with _progress("graph") as progress:
+            task = progress.add_task("graph", total=None)
+            run = graph.build(
+                conn,
+                k,
+                model,
+                ef_search,
+                recall_sample,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    recall = f"{run.recall:.3f}" if run.recall is not None else "n/a"
+    console.print(
+        f"graph run {run.id}: {run.images:,} images, k={run.k}, recall@{run.k} {recall} (now current)"
+    )
+
+
+@graph_app.command("add")
+def graph_add() -> None:
+    """Add images embedded since the current graph was built (their edges, and older lists)."""
+    from ccvec import graph
+
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        with _progress("adding") as progress:
+            task = progress.add_task("add", total=None)
+            added = graph.add_new(
+                conn, lambda done, total: progress.update(task, completed=done, total=total)
+            )
+    console.print(f"added {added:,} images to the current graph")
+
+
+@graph_app.command("status")
+def graph_status() -> None:
+    """The graph runs and which one is current."""
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        rows = conn.execute(
+            "SELECT id, model, k, ef_search, images, recall, started_at, finished_at, is_current "
+            "FROM ccvec.knn_run ORDER BY id"
+        ).fetchall()
+    table = Table("run", "model", "k", "ef_search", "images", "recall@k", "built", "current", box=None)
+    for rid, mdl, k, ef, images, recall, started, finished, is_current in rows:
+        table.add_row(
+            str(rid),
+            mdl,
+            str(k),
+            str(ef),
+            f"{images or 0:,}",
+            f"{recall:.3f}" if recall else "",
+            f"{started:%Y-%m-%d %H:%M}" + ("" if finished else " (unfinished)"),
+            "yes" if is_current else "",
+        )
+    console.print(table if rows else "no graph yet: run `ccvec graph build`")
+
+
+@app.command("cluster")
+def cluster_command(
+    sim: Annotated[
+        list[float],
+        typer.Option(help="Similarity index 0..1 (0: one cluster, 1: singletons); repeat for levels."),
+    ] = [0.5],  # noqa: B006
+    mutual: Annotated[bool, typer.Option(help="Only mutual kNN edges link images (less chaining).")] = True,
+) -> None:
+    """Label every image of the current graph with a cluster (one run per --sim level)."""
+    from ccvec import graph
+
+    levels = sorted(set(sim))
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        for value in levels:
+            level = "default" if len(levels) == 1 else f"sim={value:g}"
+            run_id = graph.cluster(conn, value, mutual, level)
+            clusters, singletons, threshold, largest = graph.cluster_summary(conn, run_id)
+            sizes = ", ".join(str(n) for _, n in largest[:8])
+            console.print(
+                f"cluster run {run_id} (sim {value:g}, cosine >= {threshold:.3f}): {clusters:,} clusters, "
+                f"{singletons:,} singletons; largest: {sizes}"
+            )
+
+
+@app.command("export-clusters")
+def export_clusters_command(
+    target: Annotated[
+        Path, typer.Argument(help="New folder for cluster_with_N/cluster_i/ and contact sheets.")
+    ],
+    copy: Annotated[bool, typer.Option("--copy", help="Copy files instead of symlinking.")] = False,
+    min_size: Annotated[int, typer.Option(min=1, help="Skip clusters smaller than this.")] = 2,
+    sheets: Annotated[int, typer.Option(min=0, help="Contact sheets for this many largest clusters.")] = 10,
+    run: Annotated[
+        int | None, typer.Option(help="Cluster run (default: the newest on the current graph).")
+    ] = None,
+) -> None:
+    """Write clusters as folders of symlinks (imagecluster's layout) and contact sheets."""
+    from ccvec import export
+
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        if run is None:
+            row = conn.execute("SELECT max(run_id) FROM ccvec.image_cluster").fetchone()
+            run = row[0] if row else None
+            if run is None:
+                raise CcvecError("no clusters yet: run `ccvec cluster`")
+        clusters = export.cluster_files(conn, run, min_size)
+    written = export.export_folders(clusters, target, copy)
+    made = export.export_sheets(clusters, target, sheets)
+    console.print(f"{len(clusters):,} clusters, {written:,} files under {target}; {len(made)} contact sheets")
+
+
+@app.command("refresh")
+def refresh_command() -> None:
+    """Recompute what is inferred from the graph (inferred tags, neighbourhood popularity)."""
+    from ccvec import graph
+
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        graph.refresh_inferred(conn)
+        tags, pops = conn.execute(
+            "SELECT (SELECT count(*) FROM ccvec.inferred_tags), "
+            "(SELECT count(*) FROM ccvec.neighbourhood_popularity)"
+        ).fetchone()
+    console.print(f"inferred_tags: {tags:,} rows; neighbourhood_popularity: {pops:,} rows")
 
 
 def main() -> None:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import psycopg
 
 from ccvec.errors import CcvecError
+from ccvec.models.registry import DEFAULT_MODEL
 from ccvec.phash import from_signed, to_signed
 
 DEFAULT_RADIUS = 8  # chosen by bench/neardup.py, see docs/neardup.md
+DEFAULT_COSINE = 0.9  # ... together with this embedding threshold
 DEFAULT_PREFER = ("pixels", "provider", "oldest")
 PREFER_KEYS = {"pixels", "provider", "oldest", "newest"}
 MAX_MASKS = 100_000
@@ -103,23 +105,42 @@ def dedup(
     radius: int = DEFAULT_RADIUS,
     prefer: tuple[str, ...] = DEFAULT_PREFER,
     rebuild: bool = False,
+    cosine: float | None = DEFAULT_COSINE,
+    model: str = DEFAULT_MODEL,
     step: int = 2000,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Group images without a group yet (all of them after a rebuild). Returns the run id.
 
-    The settings of the last run stay in force: a different radius or preference rebuilds.
-    Each step commits, so an interrupted build resumes where it stopped.
+    An image joins a canonical within `radius` pHash bits or, failing that, one whose embedding
+    (from `model`) has cosine similarity >= `cosine` (None: pHash only). The settings of the last
+    run stay in force: different settings rebuild. Each step commits, so an interrupted build
+    resumes where it stopped.
     """
     prefer_list = _parse_prefer(prefer)
     if not 0 <= radius <= 64:
         raise CcvecError(f"radius must be between 0 and 64, not {radius}")
+    if cosine is not None and not 0 < cosine <= 1:
+        raise CcvecError(f"cosine threshold must be in (0, 1], not {cosine}")
     ensure_configured(conn)
-    last = conn.execute("SELECT radius, prefer FROM ccvec.duplicate_run ORDER BY id DESC LIMIT 1").fetchone()
-    if rebuild or (last is not None and (last[0], list(last[1])) != (radius, prefer_list)):
+    if cosine is not None:
+        embedded = conn.execute(
+            "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]
+        ).fetchone()[0]
+        if embedded >= 2:
+            from ccvec.graph import ensure_index
+
+            ensure_index(conn, model)
+    settings = (radius, cosine, model if cosine is not None else None, prefer_list)
+    last = conn.execute(
+        "SELECT radius, cosine, model, prefer FROM ccvec.duplicate_run ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if rebuild or (last is not None and _same_settings(last, settings) is False):
         conn.execute("DELETE FROM ccvec.duplicate_member")
     run_id = conn.execute(
-        "INSERT INTO ccvec.duplicate_run (radius, prefer) VALUES (%s, %s) RETURNING id", [radius, prefer_list]
+        "INSERT INTO ccvec.duplicate_run (radius, cosine, model, prefer) "
+        "VALUES (%s, %s, %s, %s) RETURNING id",
+        list(settings),
     ).fetchone()[0]
     conn.commit()
     todo = conn.execute(
@@ -138,6 +159,14 @@ def dedup(
     conn.execute("UPDATE ccvec.duplicate_run SET finished_at = now() WHERE id = %s", [run_id])
     conn.commit()
     return run_id
+
+
+def _same_settings(last: tuple, settings: tuple) -> bool:
+    radius, cosine, model, prefer = last
+    same_cosine = (cosine is None and settings[1] is None) or (
+        cosine is not None and settings[1] is not None and abs(cosine - settings[1]) < 1e-6
+    )
+    return radius == settings[0] and same_cosine and model == settings[2] and list(prefer) == settings[3]
 
 
 @dataclass(frozen=True)

@@ -176,18 +176,23 @@ $$;
 CREATE TABLE ccvec.duplicate_run (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     radius      integer NOT NULL CHECK (radius BETWEEN 0 AND 64),
+    cosine      real CHECK (cosine BETWEEN 0 AND 1),  -- also group by embedding similarity; NULL: off
+    model       text,                                 -- whose embeddings, when cosine is set
     prefer      text[] NOT NULL,
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz
 );
 
 -- Every image with a pHash belongs to exactly one group; group_id is the canonical's identifier.
--- Singletons are groups of one. Every member is within the run's radius of its canonical.
+-- Singletons are groups of one. Every member is within the run's radius of its canonical, or (when
+-- the run sets a cosine threshold) at least that similar to it: members never chain.
 CREATE TABLE ccvec.duplicate_member (
     identifier uuid PRIMARY KEY,
     group_id   uuid NOT NULL,
     canonical  boolean NOT NULL,
-    distance   integer NOT NULL,
+    distance   integer NOT NULL,           -- pHash distance to the canonical
+    similarity real,                       -- embedding cosine to the canonical, when matched by it
+    matched_by text NOT NULL CHECK (matched_by IN ('canonical', 'phash', 'embedding')),
     run_id     bigint NOT NULL REFERENCES ccvec.duplicate_run (id) ON DELETE CASCADE
 );
 CREATE INDEX duplicate_member_group_idx ON ccvec.duplicate_member (group_id);
@@ -215,8 +220,10 @@ BEGIN
 END $$;
 
 -- Assign up to p_limit images without a group, best candidates for canonical first: each joins the
--- nearest canonical within the radius, or becomes the canonical of a new group. The same step
+-- nearest canonical within the radius (or, failing that, the most similar canonical by embedding
+-- when the run sets a cosine threshold), or becomes the canonical of a new group. The same step
 -- serves a full build (from empty) and incremental additions. Returns the number assigned.
+-- The embedding path uses ccvec.nearest() from the graph migration (HNSW when indexed).
 CREATE FUNCTION ccvec.assign_duplicates(p_run_id bigint, p_limit integer)
 RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -224,6 +231,7 @@ DECLARE
     run ccvec.duplicate_run;
     rec record;
     best record;
+    q halfvec;
     n integer := 0;
 BEGIN
     SELECT * INTO run FROM ccvec.duplicate_run WHERE id = p_run_id;
@@ -234,15 +242,30 @@ BEGIN
          WHERE NOT EXISTS (SELECT 1 FROM ccvec.duplicate_member d WHERE d.identifier = f.identifier)
          ORDER BY %s LIMIT %s', ccvec.canonical_order_sql(run.prefer), p_limit)
     LOOP
-        SELECT d.group_id, nb.distance INTO best
+        SELECT d.group_id, nb.distance, NULL::real AS similarity, 'phash' AS matched_by INTO best
         FROM ccvec.hamming_neighbours(rec.phash, run.radius) nb
         JOIN ccvec.duplicate_member d ON d.identifier = nb.identifier AND d.canonical
         ORDER BY nb.distance, d.group_id
         LIMIT 1;
-        IF FOUND THEN
-            INSERT INTO ccvec.duplicate_member VALUES (rec.identifier, best.group_id, false, best.distance, p_run_id);
+        IF NOT FOUND AND run.cosine IS NOT NULL THEN
+            SELECT e.embedding INTO q FROM ccvec.image_embedding e
+            WHERE e.model = run.model AND e.identifier = rec.identifier;
+            IF q IS NOT NULL THEN
+                SELECT d.group_id, ccvec.hamming(f.phash, rec.phash) AS distance, nb.similarity,
+                       'embedding' AS matched_by INTO best
+                FROM ccvec.nearest(run.model, q, 10, rec.identifier) nb
+                JOIN ccvec.duplicate_member d ON d.identifier = nb.identifier AND d.canonical
+                JOIN ccvec.image_feature f ON f.identifier = nb.identifier
+                WHERE nb.similarity >= run.cosine
+                ORDER BY nb.similarity DESC, d.group_id
+                LIMIT 1;
+            END IF;
+        END IF;
+        IF best.group_id IS NOT NULL THEN
+            INSERT INTO ccvec.duplicate_member
+            VALUES (rec.identifier, best.group_id, false, best.distance, best.similarity, best.matched_by, p_run_id);
         ELSE
-            INSERT INTO ccvec.duplicate_member VALUES (rec.identifier, rec.identifier, true, 0, p_run_id);
+            INSERT INTO ccvec.duplicate_member VALUES (rec.identifier, rec.identifier, true, 0, NULL, 'canonical', p_run_id);
         END IF;
         n := n + 1;
     END LOOP;

@@ -1,0 +1,195 @@
+"""Semantic neighbours: the HNSW index, the kNN graph (built once, extended incrementally),
+clusters, and refreshing what is inferred from the graph. The work is SQL in
+`sql/0004_graph.up.sql`; this module drives it in committed batches with progress.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+
+from ccvec.errors import CcvecError
+from ccvec.models.registry import DEFAULT_MODEL
+
+# Chosen by bench/graph.py (docs/graph.md): recall@10 >= 0.95 at these settings.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+EF_SEARCH = 64
+DEFAULT_K = 10
+MAINTENANCE_WORK_MEM = "1GB"
+BATCH = 500
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class GraphRun:
+    id: int
+    model: str
+    k: int
+    images: int
+    recall: float | None
+
+
+def require_embeddings(conn: psycopg.Connection, model: str) -> int:
+    count = conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]).fetchone()[0]
+    if count < 2:
+        raise CcvecError(f"model {model!r} has {count} embedding(s): run `ccvec load` first")
+    return count
+
+
+def ensure_index(conn: psycopg.Connection, model: str) -> bool:
+    """Build the model's HNSW index if missing (after bulk loading, as pgvector advises)."""
+    if conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]:
+        return False
+    conn.execute(f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
+    conn.execute("SET max_parallel_maintenance_workers = 2")
+    conn.execute("SELECT ccvec.create_embedding_index(%s, %s, %s)", [model, HNSW_M, HNSW_EF_CONSTRUCTION])
+    conn.commit()
+    return True
+
+
+def similar(conn: psycopg.Connection, identifier: uuid.UUID, k: int = DEFAULT_K, model: str = DEFAULT_MODEL):
+    """(identifier, cosine similarity) of the k nearest images."""
+    try:
+        return conn.execute("SELECT * FROM ccvec.similar(%s, %s, %s)", [identifier, k, model]).fetchall()
+    except psycopg.errors.RaiseException as exc:
+        conn.rollback()
+        raise CcvecError(str(exc).splitlines()[0]) from exc
+
+
+def build(
+    conn: psycopg.Connection,
+    k: int = DEFAULT_K,
+    model: str = DEFAULT_MODEL,
+    ef_search: int = EF_SEARCH,
+    recall_sample: int = 200,
+    on_progress: Progress | None = None,
+) -> GraphRun:
+    """A new graph over every embedded image; it becomes the current one when complete."""
+    total = require_embeddings(conn, model)
+    ensure_index(conn, model)
+    run_id = conn.execute(
+        "INSERT INTO ccvec.knn_run (model, k, ef_search) VALUES (%s, %s, %s) RETURNING id",
+        [model, k, ef_search],
+    ).fetchone()[0]
+    conn.commit()
+    ids = [
+        r[0] for r in conn.execute("SELECT identifier FROM ccvec.image_embedding WHERE model = %s", [model])
+    ]
+    for start in range(0, len(ids), BATCH):
+        conn.execute("SELECT ccvec.knn_insert(%s, %s)", [run_id, ids[start : start + BATCH]])
+        conn.commit()
+        if on_progress:
+            on_progress(min(start + BATCH, total), total)
+    recall = measure_recall(conn, run_id, recall_sample)
+    conn.execute(
+        "UPDATE ccvec.knn_run SET finished_at = now(), images = %s, recall = %s, recall_sample = %s "
+        "WHERE id = %s",
+        [len(ids), recall, min(recall_sample, len(ids)), run_id],
+    )
+    make_current(conn, run_id)
+    return GraphRun(run_id, model, k, len(ids), recall)
+
+
+def make_current(conn: psycopg.Connection, run_id: int) -> None:
+    conn.execute("UPDATE ccvec.knn_run SET is_current = false WHERE is_current AND id <> %s", [run_id])
+    conn.execute("UPDATE ccvec.knn_run SET is_current = true WHERE id = %s", [run_id])
+    conn.commit()
+
+
+def measure_recall(conn: psycopg.Connection, run_id: int, sample: int) -> float | None:
+    """Share of the exact k nearest (sequential scan) that the graph holds, over a random sample."""
+    model, k = conn.execute("SELECT model, k FROM ccvec.knn_run WHERE id = %s", [run_id]).fetchone()
+    ids = [
+        r[0]
+        for r in conn.execute("SELECT DISTINCT identifier FROM ccvec.knn_edge WHERE run_id = %s", [run_id])
+    ]
+    if not ids or sample <= 0:
+        return None
+    found = expected = 0
+    for ident in random.Random(run_id).sample(ids, min(sample, len(ids))):
+        exact = {
+            r[0]
+            for r in conn.execute("SELECT identifier FROM ccvec.exact_nearest(%s, %s, %s)", [model, ident, k])
+        }
+        graph = {
+            r[0]
+            for r in conn.execute(
+                "SELECT neighbour FROM ccvec.knn_edge WHERE run_id = %s AND identifier = %s", [run_id, ident]
+            )
+        }
+        found += len(exact & graph)
+        expected += len(exact)
+    conn.commit()
+    return found / expected if expected else None
+
+
+def current(conn: psycopg.Connection) -> GraphRun | None:
+    row = conn.execute("SELECT id, model, k, images, recall FROM ccvec.knn_run WHERE is_current").fetchone()
+    return GraphRun(*row) if row else None
+
+
+def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> int:
+    """Give images embedded since the current graph was built their edges, and update older lists."""
+    run = current(conn)
+    if run is None:
+        raise CcvecError("no kNN graph yet: run `ccvec graph build`")
+    new = [
+        r[0]
+        for r in conn.execute(
+            "SELECT e.identifier FROM ccvec.image_embedding e WHERE e.model = %s AND NOT EXISTS "
+            "(SELECT 1 FROM ccvec.knn_edge g WHERE g.run_id = %s AND g.identifier = e.identifier)",
+            [run.model, run.id],
+        )
+    ]
+    for start in range(0, len(new), BATCH):
+        conn.execute("SELECT ccvec.knn_add(%s, %s)", [run.id, new[start : start + BATCH]])
+        conn.commit()
+        if on_progress:
+            on_progress(min(start + BATCH, len(new)), len(new))
+    return len(new)
+
+
+# ---------------------------------------------------------------- clusters
+
+
+def cluster(conn: psycopg.Connection, sim: float, mutual: bool = True, level: str = "default") -> int:
+    """Label every image of the current graph; returns the cluster run id."""
+    if not 0 <= sim <= 1:
+        raise CcvecError(f"--sim must be between 0 and 1, not {sim}")
+    run = current(conn)
+    if run is None:
+        raise CcvecError("no kNN graph yet: run `ccvec graph build`")
+    run_id = conn.execute(
+        "SELECT ccvec.cluster_graph(%s::bigint, %s::real, %s, %s::text)", [run.id, sim, mutual, level]
+    ).fetchone()[0]
+    conn.commit()
+    return run_id
+
+
+def cluster_summary(conn: psycopg.Connection, run_id: int) -> tuple[int, int, float, list[tuple[int, int]]]:
+    """(clusters, singletons, threshold, [(cluster, size)] of the largest)."""
+    clusters, singletons, threshold = conn.execute(
+        "SELECT clusters, singletons, threshold FROM ccvec.cluster_run WHERE id = %s", [run_id]
+    ).fetchone()
+    largest = conn.execute(
+        "SELECT cluster, count(*) FROM ccvec.cluster_member WHERE run_id = %s GROUP BY cluster "
+        "ORDER BY count(*) DESC, cluster LIMIT 10",
+        [run_id],
+    ).fetchall()
+    return clusters, singletons, threshold, largest
+
+
+def refresh_inferred(conn: psycopg.Connection) -> None:
+    """Recompute the materialized views that read the graph (concurrently once populated)."""
+    for view in ("inferred_tags", "neighbourhood_popularity"):
+        populated = conn.execute(
+            "SELECT ispopulated FROM pg_matviews WHERE schemaname = 'ccvec' AND matviewname = %s", [view]
+        ).fetchone()[0]
+        conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if populated else ''}ccvec.{view}")
+        conn.commit()

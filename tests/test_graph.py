@@ -1,0 +1,223 @@
+"""The kNN graph, incremental additions, clusters and inferred metadata, on hand-made vectors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector import HalfVector
+
+from ccvec import graph
+from ccvec.errors import CcvecError
+
+MODEL = "hand"
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def three_groups(rng: np.random.Generator, per_group: int = 5) -> np.ndarray:
+    """Tight groups around three orthogonal directions in 3-d."""
+    centres = np.eye(3, dtype=np.float32)
+    points = [unit(c + rng.normal(0, 0.08, 3)) for c in centres for _ in range(per_group)]
+    return np.abs(np.stack(points))
+
+
+def add_vectors(
+    conn: psycopg.Connection,
+    vectors: np.ndarray,
+    tags: list[list[str]] | None = None,
+    popularity: list[float | None] | None = None,
+) -> list[uuid.UUID]:
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES (%s, '1', 'hand', 3, '{}') "
+        "ON CONFLICT DO NOTHING",
+        [MODEL],
+    )
+    ids = [uuid.uuid4() for _ in vectors]
+    for i, (ident, v) in enumerate(zip(ids, vectors, strict=True)):
+        conn.execute(
+            "INSERT INTO ccvec.image_embedding (model, identifier, embedding) VALUES (%s, %s, %s)",
+            [MODEL, ident, HalfVector(v)],
+        )
+        conn.execute(
+            "INSERT INTO ccvec.image (identifier, url, tags, standardized_popularity) "
+            "VALUES (%s, %s, %s, %s)",
+            [
+                ident,
+                f"file:///v{i}",
+                json.dumps([{"name": t} for t in tags[i]]) if tags else None,
+                popularity[i] if popularity else None,
+            ],
+        )
+    conn.commit()
+    return ids
+
+
+def stored(vectors: np.ndarray) -> np.ndarray:
+    """What halfvec keeps."""
+    return vectors.astype(np.float16).astype(np.float32)
+
+
+def exact_knn(vectors: np.ndarray, k: int) -> dict[int, list[int]]:
+    v = stored(vectors)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    sims = v @ v.T
+    np.fill_diagonal(sims, -np.inf)
+    return {i: list(np.argsort(-sims[i], kind="stable")[:k]) for i in range(len(v))}
+
+
+def edges(conn: psycopg.Connection, run_id: int) -> dict[uuid.UUID, list[tuple[uuid.UUID, int, float]]]:
+    out = defaultdict(list)
+    for ident, nb, rank, sim in conn.execute(
+        "SELECT identifier, neighbour, rank, similarity FROM ccvec.knn_edge WHERE run_id = %s "
+        "ORDER BY identifier, rank",
+        [run_id],
+    ):
+        out[ident].append((nb, rank, sim))
+    return out
+
+
+def test_graph_edges_equal_exact_knn(conn: psycopg.Connection) -> None:
+    vectors = three_groups(np.random.default_rng(1))
+    ids = add_vectors(conn, vectors)
+    run = graph.build(conn, k=4, model=MODEL)
+    assert run.images == len(ids) and run.recall == pytest.approx(1.0)
+    got = edges(conn, run.id)
+    truth = exact_knn(vectors, 4)
+    v = stored(vectors)
+    for i, ident in enumerate(ids):
+        assert [nb for nb, _, _ in got[ident]] == [ids[j] for j in truth[i]]
+        assert [rank for _, rank, _ in got[ident]] == [1, 2, 3, 4]
+        for nb, _, sim in got[ident]:
+            j = ids.index(nb)
+            cosine = float(v[i] @ v[j] / np.linalg.norm(v[i]) / np.linalg.norm(v[j]))
+            assert sim == pytest.approx(cosine, abs=2e-3)
+    assert graph.current(conn).id == run.id
+
+
+def test_incremental_addition_matches_a_rebuild(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(2)
+    vectors = three_groups(rng, per_group=6)
+    order = rng.permutation(len(vectors))
+    first, later = order[:12], order[12:]
+    ids_first = add_vectors(conn, vectors[first])
+    run = graph.build(conn, k=3, model=MODEL)
+    ids_later = add_vectors(conn, vectors[later])
+    assert graph.add_new(conn) == len(later)
+    incremental = {k: [nb for nb, _, _ in v] for k, v in edges(conn, run.id).items()}
+    ranks = {k: [r for _, r, _ in v] for k, v in edges(conn, run.id).items()}
+    all_ids = ids_first + ids_later
+    truth = exact_knn(np.concatenate([vectors[first], vectors[later]]), 3)
+    expected = {all_ids[i]: [all_ids[j] for j in nbs] for i, nbs in truth.items()}
+    assert incremental == expected  # new images have edges, and older lists now include them
+    assert all(r == [1, 2, 3] for r in ranks.values())
+    assert any(set(expected[i]) & set(ids_later) for i in ids_first)  # the update did something
+
+
+def test_clusters_at_the_ends_and_in_between(conn: psycopg.Connection) -> None:
+    vectors = three_groups(np.random.default_rng(3))
+    ids = add_vectors(conn, vectors)
+    graph.build(conn, k=4, model=MODEL)
+    labels = {}
+    for sim in (0.0, 0.5, 1.0):
+        run_id = graph.cluster(conn, sim)
+        labels[sim] = dict(
+            conn.execute(
+                "SELECT identifier, cluster FROM ccvec.cluster_member WHERE run_id = %s", [run_id]
+            ).fetchall()
+        )
+        assert set(labels[sim]) == set(ids)  # every image labelled, singletons too
+    assert set(labels[0.0].values()) == {0}
+    assert sorted(labels[1.0].values()) == list(range(len(ids)))
+    groups = [set(labels[0.5][ids[i]] for i in range(g * 5, g * 5 + 5)) for g in range(3)]
+    assert all(len(g) == 1 for g in groups) and len(set.union(*groups)) == 3
+    current = dict(conn.execute("SELECT identifier, cluster FROM ccvec.image_cluster").fetchall())
+    assert current == labels[1.0]  # the view shows the newest run
+
+
+def test_mutual_edges_stop_chaining(conn: psycopg.Connection) -> None:
+    """X lies between groups A and B: X lists one of each as its nearest, neither lists X. Plain kNN
+    components chain A-X-B into one cluster; mutual kNN keeps A and B apart and X alone."""
+    a = [unit([np.cos(t), np.sin(t), 0]) for t in np.radians([0, 2, 4])]
+    b = [unit([np.cos(t), np.sin(t), 0]) for t in np.radians([86, 88, 90])]
+    x = [unit([1, 1, 0])]
+    c = [unit([0.05, 0.02, 1]), unit([0.02, 0.05, 1])]  # far away: sets the low end of the scale
+    ids = add_vectors(conn, np.stack(a + b + x + c))
+    graph.build(conn, k=2, model=MODEL)
+    sizes = {}
+    for mutual in (False, True):
+        run_id = graph.cluster(conn, 0.2, mutual=mutual)
+        sizes[mutual] = sorted(
+            r[0]
+            for r in conn.execute(
+                "SELECT count(*) FROM ccvec.cluster_member WHERE run_id = %s GROUP BY cluster", [run_id]
+            )
+        )
+    assert sizes[False] == [2, 7]
+    assert sizes[True] == [1, 2, 3, 3] and len(ids) == 9
+
+
+def test_inferred_tags_and_popularity_views(conn: psycopg.Connection) -> None:
+    vectors = three_groups(np.random.default_rng(4), per_group=4)
+    tags = [["cat", "animal"], ["cat"], ["cat", "pet"], []] + [["dog"]] * 4 + [["car"], [], ["car"], ["car"]]
+    popularity = [0.9, None, 0.5, None, 0.1, 0.2, None, None, None, None, None, 0.7]
+    ids = add_vectors(conn, vectors, tags, popularity)
+    run = graph.build(conn, k=3, model=MODEL)
+    graph.refresh_inferred(conn)
+    got = {
+        (i, t): (s, n)
+        for i, t, s, n in conn.execute("SELECT identifier, tag, score, support FROM ccvec.inferred_tags")
+    }
+    # independent computation from the stored edges
+    e = edges(conn, run.id)
+    tag_of = dict(zip(ids, tags, strict=True))
+    expected = {}
+    for ident, nbs in e.items():
+        total = sum(s for _, _, s in nbs)
+        for tag in {t for nb, _, _ in nbs for t in tag_of[nb]}:
+            carriers = [s for nb, _, s in nbs if tag in tag_of[nb]]
+            score = sum(carriers) / total
+            if len(carriers) >= 2 and score >= 0.3 and tag not in tag_of[ident]:
+                expected[(ident, tag)] = (score, len(carriers))
+    assert set(got) == set(expected) and expected
+    for key, (score, support) in expected.items():
+        assert got[key][0] == pytest.approx(score, abs=1e-5) and got[key][1] == support
+    assert (ids[3], "cat") in got  # the untagged cat picks up "cat" from its group
+    assert not any(t == "dog" for (i, t) in got if i in ids[:4])
+
+    pop = dict(
+        (i, (est, n))
+        for i, est, n in conn.execute(
+            "SELECT identifier, estimate, support FROM ccvec.neighbourhood_popularity"
+        )
+    )
+    pop_of = dict(zip(ids, popularity, strict=True))
+    for ident, nbs in e.items():
+        having = [(s, pop_of[nb]) for nb, _, s in nbs if pop_of[nb] is not None]
+        if not having:
+            assert ident not in pop
+            continue
+        estimate = sum(s * p for s, p in having) / sum(s for s, _ in having)
+        assert pop[ident][0] == pytest.approx(estimate, abs=1e-5) and pop[ident][1] == len(having)
+    # a second refresh runs concurrently (the views are populated now) and gives the same rows
+    graph.refresh_inferred(conn)
+    assert conn.execute("SELECT count(*) FROM ccvec.inferred_tags").fetchone()[0] == len(expected)
+
+
+def test_similar_in_sql_and_errors(conn: psycopg.Connection) -> None:
+    vectors = three_groups(np.random.default_rng(5))
+    ids = add_vectors(conn, vectors)
+    graph.ensure_index(conn, MODEL)
+    found = graph.similar(conn, ids[0], 3, MODEL)
+    assert [i for i, _ in found] == [ids[j] for j in exact_knn(vectors, 3)[0]]
+    with pytest.raises(CcvecError, match="has no hand embedding"):
+        graph.similar(conn, uuid.uuid4(), 3, MODEL)
+    with pytest.raises(CcvecError, match="between 0 and 1"):
+        graph.cluster(conn, 1.5)
