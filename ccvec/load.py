@@ -41,6 +41,10 @@ from ccvec.models.spec import ModelSpec
 from ccvec.phash import phash_from_pixels, to_signed
 from ccvec.sources import BadRow, SourceItem, open_source
 
+# With an HNSW index in place, loading more than this fraction of the rows already indexed is
+# faster as drop + load + rebuild than as load with the index maintained (bench/graph.py).
+REBUILD_INDEX_ABOVE = 0.5
+
 STAGE_COLUMNS = "identifier, phash, content_sha256, width, height, filesize, embedding, metadata"
 STAGE_TYPES = ["uuid", "int8", "bytea", "int4", "int4", "int8", "halfvec", "jsonb"]
 
@@ -275,6 +279,7 @@ def load(
         summary.skipped = len(items) - len(todo)
         if on_start:
             on_start(len(todo) + len(failures))
+        rebuild_index = _drop_index_for_bulk_load(conn, model.name, len(todo))
         embedder = Embedder(model)
         writer = _Writer(url, model.name, summary.run_id, options.write_catalog)
         batch: list[Prepared] = []
@@ -297,6 +302,23 @@ def load(
             summary.loaded += writer.wait()
         finally:
             writer.close()
+        if rebuild_index:
+            from ccvec.graph import ensure_index
+
+            ensure_index(conn, model.name)
         summary.seconds = time.perf_counter() - started
         _finish_run(conn, summary)
     return summary
+
+
+def _drop_index_for_bulk_load(conn: psycopg.Connection, model: str, incoming: int) -> bool:
+    """Drop the model's HNSW index when rebuilding it after the load is the faster way."""
+    if not incoming or not conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]:
+        return False
+    sql = "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s"
+    indexed = conn.execute(sql, [model]).fetchone()[0]
+    if incoming <= REBUILD_INDEX_ABOVE * indexed:
+        return False
+    conn.execute("SELECT ccvec.drop_embedding_index(%s)", [model])
+    conn.commit()
+    return True

@@ -255,3 +255,40 @@ def test_kill_9_midway_then_rerun_loads_every_image_exactly_once(
     ).fetchone()
     assert total == distinct == 1000
     assert count(conn, "image") == count(conn, "image_feature") == 1000
+
+
+def test_hnsw_index_is_rebuilt_after_big_loads_and_kept_for_small(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    from ccvec.graph import ensure_index
+    from ccvec.models import registry
+
+    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec("tiny-hnsw"))
+    rng = np.random.default_rng(9)
+
+    def folder(name: str, n: int) -> str:
+        path = tmp_path / name
+        path.mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), np.uint8)).save(path / f"{i}.png")
+        return str(path)
+
+    def index_oid() -> int | None:
+        conn.commit()
+        return conn.execute(
+            "SELECT to_regclass('ccvec.' || ccvec.embedding_index_name('tiny-hnsw'))::oid"
+        ).fetchone()[0]
+
+    options = LoadOptions(model="tiny-hnsw", workers=0)
+    load(folder("first", 10), options)
+    ensure_index(conn, "tiny-hnsw")
+    before = index_oid()
+    load(folder("small", 3), options)  # 3 <= 0.5 x 10: maintained in place
+    assert index_oid() == before
+    load(folder("big", 20), options)  # 20 > 0.5 x 13: dropped, rebuilt after
+    after = index_oid()
+    assert after is not None and after != before
+    indexed = conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = 'tiny-hnsw'").fetchone()[
+        0
+    ]
+    assert indexed == 33
