@@ -40,7 +40,7 @@ from ccvec import db, graph, migrate
 from ccvec.load import LoadOptions, load
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-SIMS = (0.1, 0.3, 0.5, 0.7, 0.9)
+SIMS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
 
 
 def pairwise_f1(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -96,7 +96,7 @@ def quality(stamps: Path, work: Path) -> None:
     print(f"loaded {summary.loaded} stamps", flush=True)
     with db.connection(url) as conn:
         run = graph.build(conn, k=10)
-        fine = {r["path"]: r["fine"] for r in rows}
+        fine = {r["path"]: r["fine"] or r["coarse"] for r in rows}  # 30 stamps have only a coarse label
         data = conn.execute(
             "SELECT i.identifier, i.title, e.embedding FROM ccvec.image i "
             "JOIN ccvec.image_embedding e USING (identifier) ORDER BY i.title"
@@ -118,8 +118,8 @@ def quality(stamps: Path, work: Path) -> None:
         )
         for sim in SIMS:
             cells = []
-            for mutual in (True, False):
-                run_id = graph.cluster(conn, sim, mutual=mutual, level=f"bench-{mutual}")
+            for method in ("average", "mutual"):
+                run_id = graph.cluster(conn, sim, method, level=f"bench-{method}")
                 labels = dict(
                     conn.execute(
                         "SELECT identifier, cluster FROM ccvec.cluster_member WHERE run_id = %s", [run_id]
@@ -130,7 +130,7 @@ def quality(stamps: Path, work: Path) -> None:
             pred = imagecluster_labels(vectors, sim)
             cells.append((len(set(pred)), *scores(truth, pred)))
             print(
-                f"{sim:4.1f} | " + " | ".join(f"{c[0]:8d} {c[1]:7.3f} {c[2]:7.3f} {c[3]:7.3f}" for c in cells)
+                f"{sim:4.2f} | " + " | ".join(f"{c[0]:8d} {c[1]:7.3f} {c[2]:7.3f} {c[3]:7.3f}" for c in cells)
             )
         tag_inference(
             conn,
@@ -264,7 +264,7 @@ def scale(base: np.ndarray, sizes: list[int]) -> None:
                 [len(got.get(ids[q], set()) & {ids[j] for j in truth[i]}) / 10 for i, q in enumerate(sample)]
             )
             start = time.perf_counter()
-            graph.cluster(conn, 0.5)
+            graph.cluster(conn, 0.3)
             t_cluster = time.perf_counter() - start
             sizes_db = conn.execute(
                 "SELECT pg_relation_size(%s), (SELECT pg_total_relation_size('ccvec.knn_edge'))",

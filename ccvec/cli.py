@@ -566,8 +566,10 @@ def cluster_command(
     sim: Annotated[
         list[float],
         typer.Option(help="Similarity index 0..1 (0: one cluster, 1: singletons); repeat for levels."),
-    ] = [0.5],  # noqa: B006
-    mutual: Annotated[bool, typer.Option(help="Only mutual kNN edges link images (less chaining).")] = True,
+    ] = [0.3],  # noqa: B006
+    method: Annotated[
+        str, typer.Option(help="average (linkage on the graph), mutual (mutual-kNN components) or knn.")
+    ] = "average",
 ) -> None:
     """Label every image of the current graph with a cluster (one run per --sim level)."""
     from ccvec import graph
@@ -577,7 +579,7 @@ def cluster_command(
         migrate.require_current(conn)
         for value in levels:
             level = "default" if len(levels) == 1 else f"sim={value:g}"
-            run_id = graph.cluster(conn, value, mutual, level)
+            run_id = graph.cluster(conn, value, method, level)
             clusters, singletons, threshold, largest = graph.cluster_summary(conn, run_id)
             sizes = ", ".join(str(n) for _, n in largest[:8])
             console.print(

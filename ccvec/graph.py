@@ -158,16 +158,28 @@ def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> in
 # ---------------------------------------------------------------- clusters
 
 
-def cluster(conn: psycopg.Connection, sim: float, mutual: bool = True, level: str = "default") -> int:
-    """Label every image of the current graph; returns the cluster run id."""
+METHODS = ("average", "mutual", "knn")
+
+
+def cluster(conn: psycopg.Connection, sim: float, method: str = "average", level: str = "default") -> int:
+    """Label every image of the current graph; returns the cluster run id.
+
+    average: average-linkage agglomeration on the graph (the default, best on labelled photos);
+    mutual: components of mutual-kNN edges above the threshold; knn: components of all kNN edges.
+    """
     if not 0 <= sim <= 1:
         raise CcvecError(f"--sim must be between 0 and 1, not {sim}")
+    if method not in METHODS:
+        raise CcvecError(f"unknown clustering method {method!r}: use one of {', '.join(METHODS)}")
     run = current(conn)
     if run is None:
         raise CcvecError("no kNN graph yet: run `ccvec graph build`")
-    run_id = conn.execute(
-        "SELECT ccvec.cluster_graph(%s::bigint, %s::real, %s, %s::text)", [run.id, sim, mutual, level]
-    ).fetchone()[0]
+    if method == "average":
+        sql, args = "SELECT ccvec.cluster_average(%s::bigint, %s::real, %s::text)", [run.id, sim, level]
+    else:
+        sql = "SELECT ccvec.cluster_graph(%s::bigint, %s::real, %s, %s::text)"
+        args = [run.id, sim, method == "mutual", level]
+    run_id = conn.execute(sql, args).fetchone()[0]
     conn.commit()
     return run_id
 

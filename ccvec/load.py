@@ -25,6 +25,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,7 @@ from psycopg.types.json import Jsonb
 
 from ccvec import db, migrate
 from ccvec.decode import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode
+from ccvec.errors import CcvecError
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.models import registry
 from ccvec.models.runtime import Embedder
@@ -113,7 +115,13 @@ def _prepare(
             image = decoder.submit(_decode_bytes, data, spec, options.max_pixels).result()
     except DecodeError as exc:
         return Failed(item.location, "decode", str(exc))
-    except Exception as exc:  # a decoder bug or a crashed worker must not end the load
+    except (BrokenProcessPool, RuntimeError) as exc:  # the pool itself, not this file
+        raise CcvecError(
+            f"decode worker processes failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0]}); "
+            "when calling ccvec.load.load() from a script, put the call under `if __name__ == '__main__':` "
+            "(multiprocessing's rule), or use workers=0"
+        ) from exc
+    except Exception as exc:  # a decoder bug on one odd file must not end the load
         return Failed(item.location, "decode", f"unexpected {type(exc).__name__}: {exc}")
     return Prepared(item, image, len(data))
 

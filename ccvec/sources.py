@@ -132,9 +132,10 @@ def _normalise_tags(tags) -> list | None:
     for tag in tags:
         if isinstance(tag, str):
             tag = {"name": tag}
-        if not isinstance(tag, dict) or not isinstance(tag.get("name"), str) or not tag["name"].strip():
-            raise ValueError(f"each tag needs a non-empty name: {tag!r}")
-        out.append(tag)
+        if not isinstance(tag, dict) or not isinstance(tag.get("name"), str):
+            raise ValueError(f"each tag needs a name: {tag!r}")
+        if tag["name"].strip():  # an empty label is no tag, not a reason to drop the image
+            out.append(tag)
     return out
 
 

@@ -1,5 +1,6 @@
 DROP MATERIALIZED VIEW IF EXISTS ccvec.neighbourhood_popularity;
 DROP MATERIALIZED VIEW IF EXISTS ccvec.inferred_tags;
+DROP FUNCTION IF EXISTS ccvec.cluster_average(bigint, real, text);
 DROP FUNCTION IF EXISTS ccvec.cluster_graph(bigint, real, boolean, text);
 DROP FUNCTION IF EXISTS ccvec.cluster_threshold(bigint, real);
 DROP VIEW IF EXISTS ccvec.image_cluster;

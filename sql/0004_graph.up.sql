@@ -319,6 +319,90 @@ BEGIN
     RETURN v_run;
 END $$;
 
+-- Average-linkage agglomerative clustering on the kNN graph: the linkage of clusters A and B is
+-- the mean similarity of the graph edges between them (pairs the graph does not hold are not
+-- guessed). Merged in rounds by reciprocal nearest neighbours (RAC): every pair of clusters that
+-- are each other's best match merges at once. The linkage is reducible (a merged cluster's linkage
+-- to C is a weighted mean of its parts'), so rounds give the same clusters as merging one pair at
+-- a time. Stops when no best match reaches the threshold for p_sim. S = 0 puts everything in one
+-- cluster, S = 1 makes singletons. (Counting missing pairs as similarity 0 was measured too: much
+-- worse on labelled photos, ARI 0.25 vs 0.49.)
+CREATE FUNCTION ccvec.cluster_average(p_knn_run bigint, p_sim real, p_level text DEFAULT 'default')
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_run bigint;
+    t real := ccvec.cluster_threshold(p_knn_run, p_sim);
+    merged integer;
+    rounds integer := 0;
+BEGIN
+    INSERT INTO ccvec.cluster_run (knn_run, method, sim, threshold, params, level)
+    VALUES (p_knn_run, 'average-linkage-rac', p_sim, t, '{}', p_level)
+    RETURNING id INTO v_run;
+
+    CREATE TEMP TABLE ca_node ON COMMIT DROP AS
+    SELECT identifier AS node, (row_number() OVER (ORDER BY identifier))::integer AS id
+    FROM (SELECT DISTINCT identifier FROM ccvec.knn_edge WHERE run_id = p_knn_run) x;
+    ALTER TABLE ca_node ADD COLUMN cluster integer;
+    UPDATE ca_node SET cluster = CASE WHEN p_sim <= 0 THEN 1 ELSE id END;
+    ALTER TABLE ca_node ADD PRIMARY KEY (id);
+    CREATE UNIQUE INDEX ON ca_node (node);
+
+    IF p_sim > 0 AND p_sim < 1 THEN
+        -- undirected edges, one similarity per pair
+        CREATE TEMP TABLE ca_edge ON COMMIT DROP AS
+        SELECT least(na.id, nb.id) AS a, greatest(na.id, nb.id) AS b, max(e.similarity) AS sim
+        FROM ccvec.knn_edge e
+        JOIN ca_node na ON na.node = e.identifier
+        JOIN ca_node nb ON nb.node = e.neighbour
+        WHERE e.run_id = p_knn_run
+        GROUP BY 1, 2;
+        LOOP
+            -- linkage between current clusters, both directions
+            CREATE TEMP TABLE ca_link ON COMMIT DROP AS
+            WITH total AS (
+                SELECT ca.cluster AS x, cb.cluster AS y, sum(e.sim) AS w, count(*) AS c
+                FROM ca_edge e JOIN ca_node ca ON ca.id = e.a JOIN ca_node cb ON cb.id = e.b
+                WHERE ca.cluster <> cb.cluster
+                GROUP BY 1, 2
+            ),
+            pair AS (
+                SELECT least(x, y) AS x, greatest(x, y) AS y, sum(w) AS w, sum(c) AS c FROM total GROUP BY 1, 2
+            )
+            SELECT p.x, p.y, p.w / p.c AS link FROM pair p;
+            -- each cluster's best match; merge reciprocal best matches above the threshold
+            CREATE TEMP TABLE ca_merge ON COMMIT DROP AS
+            WITH both_ways AS (
+                SELECT x AS c, y AS other, link FROM ca_link UNION ALL SELECT y, x, link FROM ca_link
+            ),
+            best AS (
+                SELECT DISTINCT ON (c) c, other, link FROM both_ways ORDER BY c, link DESC, other
+            )
+            SELECT b1.c AS keep, b1.other AS gone
+            FROM best b1 JOIN best b2 ON b2.c = b1.other AND b2.other = b1.c
+            WHERE b1.c < b1.other AND b1.link >= t;
+            UPDATE ca_node n SET cluster = m.keep FROM ca_merge m WHERE n.cluster = m.gone;
+            GET DIAGNOSTICS merged = ROW_COUNT;
+            DROP TABLE ca_link;
+            DROP TABLE ca_merge;
+            rounds := rounds + 1;
+            EXIT WHEN merged = 0;
+        END LOOP;
+        DROP TABLE ca_edge;
+    END IF;
+    INSERT INTO ccvec.cluster_member (run_id, identifier, cluster)
+    SELECT v_run, n.node, (dense_rank() OVER (ORDER BY s.size DESC, n.cluster) - 1)::integer
+    FROM ca_node n JOIN (SELECT cluster, count(*) AS size FROM ca_node GROUP BY cluster) s USING (cluster);
+    UPDATE ccvec.cluster_run SET
+        clusters = (SELECT count(DISTINCT cluster) FROM ccvec.cluster_member WHERE cluster_member.run_id = v_run),
+        singletons = (SELECT count(*) FROM (SELECT cluster FROM ccvec.cluster_member
+                      WHERE cluster_member.run_id = v_run GROUP BY cluster HAVING count(*) = 1) x),
+        params = jsonb_build_object('rounds', rounds)
+    WHERE id = v_run;
+    DROP TABLE ca_node;
+    RETURN v_run;
+END $$;
+
 -- ---------------------------------------------------------------- inferred from neighbours
 
 -- Tags an image's neighbours carry and it does not: score = similarity-weighted share of the

@@ -121,13 +121,14 @@ def test_incremental_addition_matches_a_rebuild(conn: psycopg.Connection) -> Non
     assert any(set(expected[i]) & set(ids_later) for i in ids_first)  # the update did something
 
 
-def test_clusters_at_the_ends_and_in_between(conn: psycopg.Connection) -> None:
+@pytest.mark.parametrize("method", ["average", "mutual"])
+def test_clusters_at_the_ends_and_in_between(conn: psycopg.Connection, method: str) -> None:
     vectors = three_groups(np.random.default_rng(3))
     ids = add_vectors(conn, vectors)
-    graph.build(conn, k=4, model=MODEL)
+    graph.build(conn, k=6, model=MODEL)  # 4 edges inside each group of 5, 2 leaving it
     labels = {}
     for sim in (0.0, 0.5, 1.0):
-        run_id = graph.cluster(conn, sim)
+        run_id = graph.cluster(conn, sim, method)
         labels[sim] = dict(
             conn.execute(
                 "SELECT identifier, cluster FROM ccvec.cluster_member WHERE run_id = %s", [run_id]
@@ -153,7 +154,7 @@ def test_mutual_edges_stop_chaining(conn: psycopg.Connection) -> None:
     graph.build(conn, k=2, model=MODEL)
     sizes = {}
     for mutual in (False, True):
-        run_id = graph.cluster(conn, 0.2, mutual=mutual)
+        run_id = graph.cluster(conn, 0.2, method="mutual" if mutual else "knn")
         sizes[mutual] = sorted(
             r[0]
             for r in conn.execute(

@@ -63,10 +63,12 @@ def test_jsonl_manifest_and_its_bad_rows(tmp_path: Path) -> None:
         {"path": "a.jpg", "meta_data": "[1, 2]"},
         {"path": "a.jpg", "width": "wide"},
         {"path": "a.jpg", "tags": [{"accuracy": 1}]},
+        {"path": "b.jpg", "tags": ["", {"name": " "}, "kept"]},
     ]
     manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken json\n[1,2]\n")
     items, bad = items_and_bad(manifest)
-    assert len(items) == 1 and items[0].metadata["tags"][0]["provider"] == "clarifai"
+    assert len(items) == 2 and items[0].metadata["tags"][0]["provider"] == "clarifai"
+    assert items[1].metadata["tags"] == [{"name": "kept"}]  # empty labels dropped, the image kept
     reasons = {b.source.rsplit(":", 1)[1]: b.reason for b in bad}
     assert reasons == {
         "2": "row has neither path nor url",
@@ -74,9 +76,9 @@ def test_jsonl_manifest_and_its_bad_rows(tmp_path: Path) -> None:
         "4": "identifier 'not-a-uuid' is not a UUID",
         "5": "column meta_data must be a JSON object",
         "6": "column width is not an integer: 'wide'",
-        "7": "each tag needs a non-empty name: {'accuracy': 1}",
-        "8": "not valid JSON: Expecting property name enclosed in double quotes",
-        "9": "a JSON Lines row must be an object",
+        "7": "each tag needs a name: {'accuracy': 1}",
+        "9": "not valid JSON: Expecting property name enclosed in double quotes",
+        "10": "a JSON Lines row must be an object",
     }
 
 
