@@ -109,7 +109,7 @@ def quality(stamps: Path, work: Path) -> None:
             f"(graph k=10, recall@10 {run.recall:.3f})"
         )
         print(
-            f"{'sim':>4s} | {'ccvec mutual-kNN':^33s} | {'ccvec kNN (not mutual)':^33s} | "
+            f"{'sim':>4s} | {'ccvec average linkage':^33s} | {'ccvec mutual-kNN components':^33s} | "
             f"{'imagecluster (scipy average)':^33s}"
         )
         print(
