@@ -80,9 +80,16 @@ def contact_sheet(cluster: int, members: list[tuple[Path, str]], limit: int = 36
             sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
         except OSError:
             draw.rectangle((x + 4, y + 4, x + THUMB - 4, y + THUMB - 4), outline="red")
-        caption = (title or path.stem)[:22]
-        draw.text((x + 4, y + THUMB), caption, fill="black", font=font)
+        draw.text((x + 4, y + THUMB), _shorten(title or path.stem, 22), fill="black", font=font)
     return sheet
+
+
+def _shorten(text: str, width: int) -> str:
+    """Keep both ends: file names often differ only at the end."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return f"{text[:head]}…{text[-(width - 1 - head):]}"
 
 
 def export_sheets(clusters: dict[int, list[tuple[Path, str]]], target: Path, count: int) -> list[Path]:

@@ -222,3 +222,40 @@ def test_similar_in_sql_and_errors(conn: psycopg.Connection) -> None:
         graph.similar(conn, uuid.uuid4(), 3, MODEL)
     with pytest.raises(CcvecError, match="between 0 and 1"):
         graph.cluster(conn, 1.5)
+
+
+def test_export_clusters_folders_and_contact_sheets(conn: psycopg.Connection, tmp_path) -> None:
+    from PIL import Image
+
+    from ccvec import export
+    from ccvec.load import LoadOptions, load
+    from ccvec.models import registry
+
+    from .tiny_model import build_tiny_model, tiny_spec
+
+    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec("tiny-export"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(6)
+    for colour, name in (((200, 30, 30), "red"), ((30, 30, 200), "blue")):
+        for i in range(3):
+            noise = rng.integers(-20, 20, (32, 32, 3))
+            Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(
+                photos / f"{name}{i}.png"
+            )
+    load(str(photos), LoadOptions(model="tiny-export", workers=0))
+    graph.build(conn, k=4, model="tiny-export")  # 2 edges inside each colour, 2 across
+    run_id = graph.cluster(conn, 0.5)
+    clusters = export.cluster_files(conn, run_id, min_size=2)
+    assert sorted(len(m) for m in clusters.values()) == [3, 3]
+    assert all(
+        len({p.name[:-5] for p, _ in m}) == 1 for m in clusters.values()
+    )  # red with red, blue with blue
+    out = tmp_path / "out"
+    assert export.export_folders(clusters, out) == 6
+    links = sorted(out.glob("cluster_with_3/cluster_*/*.png"))
+    assert len(links) == 6 and all(p.is_symlink() and p.resolve().parent == photos for p in links)
+    sheets = export.export_sheets(clusters, out, 5)
+    assert len(sheets) == 2 and Image.open(sheets[0]).size[0] == export.COLUMNS * export.THUMB
+    with pytest.raises(CcvecError, match="is not empty"):
+        export.export_folders(clusters, out)
