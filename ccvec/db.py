@@ -199,3 +199,14 @@ def engine(url: str | None = None) -> sqlalchemy.Engine:
     url = url or resolve_url()
     connect(url).close()  # run the server checks once with a clear error
     return sqlalchemy.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+
+
+def refresh_view(conn: psycopg.Connection, name: str) -> None:
+    """Refresh a materialized view of schema ccvec; CONCURRENTLY (readers not blocked) once populated."""
+    populated = conn.execute(
+        "SELECT ispopulated FROM pg_matviews WHERE schemaname = 'ccvec' AND matviewname = %s", [name]
+    ).fetchone()
+    if populated is None:
+        raise CcvecError(f"no materialized view ccvec.{name}: run `ccvec db upgrade`")
+    conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if populated[0] else ''}ccvec.{name}")
+    conn.commit()

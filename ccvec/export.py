@@ -89,7 +89,7 @@ def _shorten(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     head = (width - 1) // 2
-    return f"{text[:head]}…{text[-(width - 1 - head):]}"
+    return f"{text[:head]}…{text[-(width - 1 - head) :]}"
 
 
 def export_sheets(clusters: dict[int, list[tuple[Path, str]]], target: Path, count: int) -> list[Path]:

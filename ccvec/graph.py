@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from ccvec import db
 from ccvec.errors import CcvecError
 from ccvec.models.registry import DEFAULT_MODEL
 
@@ -200,8 +201,4 @@ def cluster_summary(conn: psycopg.Connection, run_id: int) -> tuple[int, int, fl
 def refresh_inferred(conn: psycopg.Connection) -> None:
     """Recompute the materialized views that read the graph (concurrently once populated)."""
     for view in ("inferred_tags", "neighbourhood_popularity"):
-        populated = conn.execute(
-            "SELECT ispopulated FROM pg_matviews WHERE schemaname = 'ccvec' AND matviewname = %s", [view]
-        ).fetchone()[0]
-        conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if populated else ''}ccvec.{view}")
-        conn.commit()
+        db.refresh_view(conn, view)

@@ -1,4 +1,5 @@
 DROP MATERIALIZED VIEW IF EXISTS ccvec.neighbourhood_popularity;
+DROP VIEW IF EXISTS ccvec.popularity_source;
 DROP MATERIALIZED VIEW IF EXISTS ccvec.inferred_tags;
 DROP FUNCTION IF EXISTS ccvec.cluster_average(bigint, real, text);
 DROP FUNCTION IF EXISTS ccvec.cluster_graph(bigint, real, boolean, text);

@@ -436,14 +436,19 @@ WHERE s.support >= ccvec.setting('inferred_tags.min_support')
 WITH NO DATA;
 CREATE UNIQUE INDEX inferred_tags_key ON ccvec.inferred_tags (identifier, tag);
 
+-- Where observed popularity comes from: the catalog's column here; the scores migration points it
+-- at ccvec's own standardised popularity.
+CREATE VIEW ccvec.popularity_source AS
+SELECT identifier, standardized_popularity AS popularity FROM ccvec.catalog
+WHERE standardized_popularity IS NOT NULL;
+
 -- Similarity-weighted mean standardised popularity of the neighbours that have one.
 CREATE MATERIALIZED VIEW ccvec.neighbourhood_popularity AS
 SELECT e.identifier,
-       (sum(e.similarity * c.standardized_popularity) / sum(e.similarity))::real AS estimate,
+       (sum(e.similarity * c.popularity) / sum(e.similarity))::real AS estimate,
        count(*)::integer AS support
 FROM ccvec.knn_current e
-JOIN ccvec.catalog c ON c.identifier = e.neighbour
-WHERE c.standardized_popularity IS NOT NULL
+JOIN ccvec.popularity_source c ON c.identifier = e.neighbour
 GROUP BY e.identifier
 HAVING count(*) >= ccvec.setting('neighbourhood_popularity.min_support') AND sum(e.similarity) > 0
 WITH NO DATA;

@@ -17,30 +17,14 @@ import pytest
 from ccvec import db, migrate
 from ccvec.errors import CcvecError
 
-EXPECTED_TABLES = {
-    "catalog",
-    "image",
-    "model",
-    "image_feature",
-    "image_embedding",
-    "load_run",
-    "load_error",
-    "mih_config",
-    "mih_mask",
-    "provider_class",
-    "duplicate_run",
-    "duplicate_member",
-    "duplicate_group",
-    "setting",
-    "knn_run",
-    "knn_edge",
-    "knn_current",
-    "cluster_run",
-    "cluster_member",
-    "image_cluster",
-    "inferred_tags",
-    "neighbourhood_popularity",
-}
+EXPECTED_TABLES = set(
+    """catalog image model image_feature image_embedding load_run load_error
+    mih_config mih_mask provider_class duplicate_run duplicate_member duplicate_group
+    setting knn_run knn_edge knn_current cluster_run cluster_member image_cluster
+    inferred_tags neighbourhood_popularity popularity_source
+    popularity_metric observed_popularity visualrank_run visual_rank web_rank web_rank_release
+    web_authority image_score""".split()
+)
 
 
 def ccvec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

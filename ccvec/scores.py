@@ -1,0 +1,199 @@
+"""Popularity and authority in [0, 1]: the refresh that recomputes them, in order, and the loader
+for Common Crawl's web-graph ranks. The formulas are SQL in `sql/0005_scores.up.sql`; see
+docs/scores.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from ccvec import db
+from ccvec.errors import CcvecError
+
+HOST_HEADER = ["#harmonicc_pos", "#harmonicc_val", "#pr_pos", "#pr_val", "#host_rev"]
+DOMAIN_HEADER = [*HOST_HEADER, "#n_hosts"]
+MAX_REPORTED_BAD_LINES = 5
+
+Stage = Callable[[str, float], None]  # (stage name, seconds) after each stage
+
+
+# ---------------------------------------------------------------- Common Crawl ranks
+
+
+@dataclass
+class RanksLoad:
+    kind: str
+    rows: int
+    bad_lines: int
+    examples: list[str]
+    seconds: float
+
+
+def _kind_of(header: list[str], path: Path) -> str:
+    if header == DOMAIN_HEADER:
+        return "domain"
+    if header == HOST_HEADER:
+        return "host"
+    raise CcvecError(
+        f"{path}: not a Common Crawl ranks file: the first line must be {' '.join(HOST_HEADER)} "
+        f"(domain files add #n_hosts), found {' '.join(header)[:120]!r}"
+    )
+
+
+def _open_text(path: Path):
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return (
+        gzip.open(path, "rt", encoding="utf-8", errors="replace") if gzipped else open(path, encoding="utf-8")
+    )
+
+
+def load_ranks(
+    conn: psycopg.Connection, path: Path, on_progress: Callable[[int, int], None] | None = None
+) -> RanksLoad:
+    """Stream a host- or domain-ranks file into ccvec.web_rank, replacing that kind's release.
+
+    Constant memory: lines go straight from gzip into COPY. One transaction: readers see the old
+    release until the new one is complete. Malformed lines are skipped, counted and reported.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CcvecError(f"{path}: no such ranks file")
+    started = time.perf_counter()
+    total_bytes = path.stat().st_size
+    bad, examples, rows, max_pos = 0, [], 0, 0
+    try:
+        with _open_text(path) as text:
+            header = text.readline().rstrip("\n").split("\t")
+            kind = _kind_of(header, path)
+            width = len(header)
+            raw = getattr(text.buffer, "fileobj", text.buffer)  # compressed bytes read, for progress
+            with conn.transaction():
+                conn.execute("DELETE FROM ccvec.web_rank WHERE kind = %s", [kind])
+                with conn.cursor().copy(
+                    "COPY ccvec.web_rank (kind, harmonic_pos, harmonic_val, pr_pos, pr_val, host_rev, "
+                    "n_hosts) FROM STDIN"
+                ) as copy:
+                    for number, line in enumerate(text, start=2):
+                        fields = line.rstrip("\n").split("\t")
+                        problem = _check(fields, width)
+                        if problem:
+                            bad += 1
+                            if len(examples) < MAX_REPORTED_BAD_LINES:
+                                examples.append(f"line {number}: {problem}")
+                            continue
+                        n_hosts = fields[5] if width == 6 else None
+                        copy.write_row([kind, fields[0], fields[1], fields[2], fields[3], fields[4], n_hosts])
+                        rows += 1
+                        max_pos = max(max_pos, int(fields[0]))
+                        if on_progress and rows % 100_000 == 0:
+                            on_progress(raw.tell(), total_bytes)
+                if rows == 0:
+                    raise CcvecError(f"{path}: no valid rows; the release in the database was kept")
+                conn.execute(
+                    "INSERT INTO ccvec.web_rank_release (kind, source, rows, max_pos) "
+                    "VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (kind) DO UPDATE SET source = EXCLUDED.source, rows = EXCLUDED.rows, "
+                    "max_pos = EXCLUDED.max_pos, loaded_at = now()",
+                    [kind, str(path), rows, max_pos],
+                )
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise CcvecError(f"{path}: cannot read ({exc}); the release in the database was kept") from exc
+    return RanksLoad(kind, rows, bad, examples, time.perf_counter() - started)
+
+
+def _check(fields: list[str], width: int) -> str | None:
+    if len(fields) != width:
+        return f"{len(fields)} fields, expected {width}"
+    for i in (0, 2) + ((5,) if width == 6 else ()):
+        if not fields[i].isdigit():
+            return f"field {i + 1} is not a whole number: {fields[i][:30]!r}"
+    for i in (1, 3):
+        try:
+            float(fields[i])
+        except ValueError:
+            return f"field {i + 1} is not a number: {fields[i][:30]!r}"
+    if not fields[4] or "\\" in fields[4]:
+        return "empty or unusable host name"
+    return None
+
+
+# ---------------------------------------------------------------- the refresh
+
+
+def refresh(conn: psycopg.Connection, on_stage: Stage | None = None) -> dict[str, float]:
+    """Recompute everything, in dependency order; idempotent. Returns seconds per stage."""
+    from ccvec import graph
+
+    timings: dict[str, float] = {}
+
+    def stage(name: str, work: Callable[[], object]) -> None:
+        start = time.perf_counter()
+        work()
+        conn.commit()
+        timings[name] = time.perf_counter() - start
+        if on_stage:
+            on_stage(name, timings[name])
+
+    stage("popularity constants", lambda: conn.execute("SELECT ccvec.refresh_popularity_constants()"))
+    stage("observed popularity", lambda: db.refresh_view(conn, "observed_popularity"))
+    stage("neighbourhood estimates", lambda: graph.refresh_inferred(conn))
+    current = graph.current(conn)
+    if current is not None:
+        stage("visualrank", lambda: conn.execute("SELECT ccvec.visualrank(%s)", [current.id]))
+    stage("web authority", lambda: db.refresh_view(conn, "web_authority"))
+    stage("image scores", lambda: db.refresh_view(conn, "image_score"))
+    return timings
+
+
+# ---------------------------------------------------------------- explaining one image
+
+
+def explain(conn: psycopg.Connection, identifier: uuid.UUID) -> dict:
+    """Every number behind one image's popularity and authority, for `ccvec scores`."""
+    score = conn.execute(
+        "SELECT popularity, popularity_provenance, popularity_support, authority, visual_authority, "
+        "domain_authority, prior_authority, web_source FROM ccvec.image_score WHERE identifier = %s",
+        [identifier],
+    ).fetchone()
+    if score is None:
+        raise CcvecError(f"no scores for {identifier}: is it in the catalog, and has `ccvec refresh` run?")
+    keys = ("popularity", "provenance", "support", "authority", "visual", "domain", "prior", "web_source")
+    out = dict(zip(keys, score, strict=True))
+    out["catalog"] = conn.execute(
+        "SELECT provider, coalesce(foreign_landing_url, url), meta_data FROM ccvec.catalog "
+        "WHERE identifier = %s",
+        [identifier],
+    ).fetchone()
+    out["metric"] = conn.execute(
+        "SELECT o.metric, o.raw_value, m.percentile, m.value_at_percentile, m.constant "
+        "FROM ccvec.observed_popularity o JOIN ccvec.catalog c USING (identifier) "
+        "JOIN ccvec.popularity_metric m ON m.provider = c.provider WHERE o.identifier = %s",
+        [identifier],
+    ).fetchone()
+    out["neighbours"] = conn.execute(
+        "SELECT e.neighbour, e.similarity, p.popularity FROM ccvec.knn_current e "
+        "LEFT JOIN ccvec.popularity_source p ON p.identifier = e.neighbour "
+        "WHERE e.identifier = %s ORDER BY e.rank",
+        [identifier],
+    ).fetchall()
+    out["visualrank"] = conn.execute(
+        "SELECT v.rank, v.score, r.iterations, r.residual, r.nodes FROM ccvec.visual_rank v "
+        "JOIN ccvec.visualrank_run r ON r.id = v.run_id WHERE v.identifier = %s",
+        [identifier],
+    ).fetchone()
+    out["host"] = conn.execute(
+        "SELECT w.host_rev, w.source, h.harmonic_pos, d.host_rev, d.harmonic_pos FROM ccvec.web_authority w "
+        "LEFT JOIN ccvec.web_rank h ON h.kind = 'host' AND h.host_rev = w.host_rev "
+        "LEFT JOIN ccvec.web_rank d ON d.kind = 'domain' AND d.host_rev = ccvec.reversed_domain(w.host_rev) "
+        "WHERE w.identifier = %s",
+        [identifier],
+    ).fetchone()
+    return out

@@ -1,0 +1,273 @@
+"""Popularity and authority: Openverse's standardisation, VisualRank, Common Crawl ranks, scores."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector import HalfVector
+
+from ccvec import graph, scores
+from ccvec.errors import CcvecError
+
+
+def add_image(
+    conn: psycopg.Connection,
+    provider: str | None = None,
+    meta: dict | None = None,
+    landing: str | None = None,
+) -> uuid.UUID:
+    ident = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO ccvec.image (identifier, url, provider, meta_data, foreign_landing_url) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        [
+            ident,
+            f"https://img.example.net/{ident}.jpg",
+            provider,
+            json.dumps(meta) if meta else None,
+            landing,
+        ],
+    )
+    return ident
+
+
+def hand_graph(
+    conn: psycopg.Connection, n: int, edges: list[tuple[int, int, float]]
+) -> tuple[int, list[uuid.UUID]]:
+    """A kNN run with exactly these weighted edges (i lists j with similarity w)."""
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES ('hand', '1', 'x', 3, '{}') "
+        "ON CONFLICT DO NOTHING"
+    )
+    run = conn.execute(
+        "INSERT INTO ccvec.knn_run (model, k, ef_search, is_current) VALUES ('hand', 10, 40, true) "
+        "RETURNING id"
+    ).fetchone()[0]
+    ids = sorted(uuid.uuid4() for _ in range(n))
+    for rank, (i, j, w) in enumerate(edges):
+        conn.execute(
+            "INSERT INTO ccvec.knn_edge VALUES (%s, %s, %s, %s, %s)", [run, ids[i], ids[j], rank + 1, w]
+        )
+    conn.commit()
+    return run, ids
+
+
+def numpy_pagerank(n: int, edges: list[tuple[int, int, float]], d: float = 0.85) -> np.ndarray:
+    """Reference power iteration: column-normalised weights, dangling mass spread evenly."""
+    m = np.zeros((n, n))
+    for i, j, w in edges:
+        m[j, i] += max(w, 0)
+    out = m.sum(axis=0)
+    dangling = out == 0
+    m[:, ~dangling] /= out[~dangling]
+    r = np.full(n, 1 / n)
+    for _ in range(10_000):
+        new = d * (m @ r + r[dangling].sum() / n) + (1 - d) / n
+        if np.abs(new - r).sum() < 1e-15:
+            break
+        r = new
+    return new
+
+
+GRAPHS = {
+    "kNN-like": (
+        5,
+        [
+            (0, 1, 0.9),
+            (0, 2, 0.5),
+            (1, 0, 0.9),
+            (1, 2, 0.7),
+            (2, 1, 0.7),
+            (2, 3, 0.2),
+            (3, 2, 0.2),
+            (3, 4, 0.8),
+            (4, 3, 0.8),
+            (4, 0, 0.1),
+        ],
+    ),
+    "dangling": (4, [(0, 1, 1.0), (1, 2, 0.5), (2, 0, 0.3), (0, 3, 0.6)]),  # 3 lists nobody
+    "disconnected": (
+        6,
+        [(0, 1, 0.9), (1, 0, 0.9), (1, 2, 0.4), (2, 1, 0.4), (3, 4, 0.8), (4, 5, 0.8), (5, 3, 0.8)],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_visualrank_matches_numpy_reference(conn: psycopg.Connection, name: str) -> None:
+    n, edges = GRAPHS[name]
+    run, ids = hand_graph(conn, n, edges)
+    vr_run = conn.execute("SELECT ccvec.visualrank(%s, 0.85, 1e-13)", [run]).fetchone()[0]
+    got = dict(conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall())
+    expected = numpy_pagerank(n, edges)
+    assert np.abs(np.array([got[i] for i in ids]) - expected).max() < 1e-6
+    assert sum(got.values()) == pytest.approx(1.0, abs=1e-9)
+    iterations, residual = conn.execute(
+        "SELECT iterations, residual FROM ccvec.visualrank_run WHERE id = %s", [vr_run]
+    ).fetchone()
+    assert 1 < iterations < 200 and residual < 1e-13
+    scores_ = dict(conn.execute("SELECT identifier, score FROM ccvec.visual_rank").fetchall())
+    best, worst = ids[int(expected.argmax())], ids[int(expected.argmin())]
+    assert scores_[best] == 1.0 and scores_[worst] == 0.0  # percentile mapping
+
+
+def test_visualrank_warm_start_converges_to_the_same_ranks(conn: psycopg.Connection) -> None:
+    n, edges = GRAPHS["kNN-like"]
+    run, ids = hand_graph(conn, n, edges)
+    cold = conn.execute("SELECT ccvec.visualrank(%s, 0.85, 1e-12)", [run]).fetchone()[0]
+    first = dict(conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall())
+    warm = conn.execute("SELECT ccvec.visualrank(%s, 0.85, 1e-12)", [run]).fetchone()[0]
+    again = dict(conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall())
+    its = dict(conn.execute("SELECT id, iterations FROM ccvec.visualrank_run").fetchall())
+    assert its[warm] < its[cold]
+    assert max(abs(first[i] - again[i]) for i in ids) < 1e-10
+
+
+def test_85th_percentile_maps_to_085(conn: psycopg.Connection) -> None:
+    ids = [add_image(conn, "flickr", {"views": v}) for v in range(1, 101)]
+    add_image(conn, "flickr", {"views": "not a number"})
+    add_image(conn, "flickr", {"likes": 5})
+    conn.commit()
+    conn.execute("SELECT ccvec.refresh_popularity_constants()")
+    vp, constant, n = conn.execute(
+        "SELECT value_at_percentile, constant, images FROM ccvec.popularity_metric WHERE provider = 'flickr'"
+    ).fetchone()
+    assert (vp, n) == (85, 100) and constant == pytest.approx(0.15 / 0.85 * 85)
+    conn.commit()
+    scores.refresh(conn)
+    pop = dict(conn.execute("SELECT o.raw_value, o.popularity FROM ccvec.observed_popularity o").fetchall())
+    assert pop[85] == pytest.approx(0.85, abs=1e-12)
+    values = [pop[v] for v in range(1, 101)]
+    assert values == sorted(values) and values[0] > 0 and values[-1] < 1
+    assert len(ids) == 100
+
+
+def write_ranks(path: Path, header: list[str], rows: list[list]) -> Path:
+    with gzip.open(path, "wt") as f:
+        f.write("\t".join(header) + "\n")
+        for row in rows:
+            f.write("\t".join(str(x) for x in row) + "\n")
+    return path
+
+
+def test_common_crawl_ranks_drive_domain_authority(conn: psycopg.Connection, tmp_path: Path) -> None:
+    host_file = write_ranks(
+        tmp_path / "cc-main-host-ranks.txt.gz",
+        scores.HOST_HEADER,
+        [
+            [1, 3.2e7, 5, 0.01, "org.wikipedia.en"],
+            [10, 2.1e7, 40, 0.001, "com.flickr"],
+            [999, 1e5, 900, 1e-7, "org.example.gallery"],
+            ["x", 1, 1, 1, "bad.row"],  # malformed: skipped and reported
+            [1000, 9e4, 1000, 1e-8, "net.small"],
+        ],
+    )
+    domain_file = write_ranks(
+        tmp_path / "cc-main-domain-ranks.txt.gz",
+        scores.DOMAIN_HEADER,
+        [
+            [3, 2.5e7, 7, 0.009, "org.example", 12],
+            [50, 1e6, 60, 1e-4, "uk.co.bbc", 40],
+        ],
+    )
+    hosts = scores.load_ranks(conn, host_file)
+    domains = scores.load_ranks(conn, domain_file)
+    assert (hosts.kind, hosts.rows, hosts.bad_lines) == ("host", 4, 1)
+    assert "line 5: field 1 is not a whole number" in hosts.examples[0]
+    assert (domains.kind, domains.rows) == ("domain", 2)
+    a = add_image(conn, "wikimedia", landing="https://en.wikipedia.org/wiki/File:X.jpg")
+    b = add_image(conn, "flickr", landing="https://www.flickr.com/photos/x/1")  # www. dropped
+    c = add_image(conn, None, landing="https://shop.example.org/item")  # host unknown -> domain
+    e = add_image(conn, None, landing="https://news.bbc.co.uk/a")  # two-level public suffix
+    f = add_image(conn, "met", landing="https://unranked.invalid/x")  # -> provider prior
+    conn.commit()
+    scores.refresh(conn)
+    web = {r[0]: r[1:] for r in conn.execute("SELECT identifier, authority, source FROM ccvec.web_authority")}
+    assert web[a] == (pytest.approx(1.0), "host")
+    assert web[b][1] == "host" and web[b][0] == pytest.approx(1 - np.log(10) / np.log(1000))
+    assert web[c][1] == "domain" and web[c][0] == pytest.approx(1 - np.log(3) / np.log(50))
+    assert web[e][1] == "domain"
+    assert web[f] == (pytest.approx(0.90), "provider")  # cultural institution prior
+    # a new release replaces the old one
+    scores.load_ranks(
+        conn, write_ranks(tmp_path / "h2.txt.gz", scores.HOST_HEADER, [[1, 1, 1, 1, "com.other"]])
+    )
+    assert conn.execute("SELECT count(*) FROM ccvec.web_rank WHERE kind = 'host'").fetchone()[0] == 1
+
+
+def test_bad_ranks_files_are_refused_and_keep_the_release(conn: psycopg.Connection, tmp_path: Path) -> None:
+    good = write_ranks(tmp_path / "g.txt.gz", scores.HOST_HEADER, [[1, 1, 1, 1, "com.kept"]])
+    scores.load_ranks(conn, good)
+    wrong = write_ranks(tmp_path / "w.txt.gz", ["#pos", "#host"], [[1, "com.x"]])
+    with pytest.raises(CcvecError, match="not a Common Crawl ranks file"):
+        scores.load_ranks(conn, wrong)
+    empty = write_ranks(tmp_path / "e.txt.gz", scores.HOST_HEADER, [["a", "b", "c", "d", "e"]])
+    with pytest.raises(CcvecError, match="no valid rows; the release in the database was kept"):
+        scores.load_ranks(conn, empty)
+    truncated = tmp_path / "t.txt.gz"
+    truncated.write_bytes(good.read_bytes()[:20])
+    with pytest.raises(CcvecError, match="cannot read"):
+        scores.load_ranks(conn, truncated)
+    assert conn.execute("SELECT host_rev FROM ccvec.web_rank").fetchall() == [("com.kept",)]
+
+
+def test_reverse_host_and_domain_in_sql(conn: psycopg.Connection) -> None:
+    cases = {
+        "https://www.Sub.Example.com:8080/x?y": ("com.example.sub", "com.example"),
+        "http://user@example.org/": ("org.example", "org.example"),
+        "https://news.bbc.co.uk/a": ("uk.co.bbc.news", "uk.co.bbc"),
+        "file:///tmp/a.jpg": ("", None),
+    }
+    for url, (host, domain) in cases.items():
+        got = conn.execute(
+            "SELECT ccvec.reverse_host(%s), ccvec.reversed_domain(ccvec.reverse_host(%s))", [url, url]
+        ).fetchone()
+        assert got == (host, domain), url
+
+
+def test_every_image_has_scores_in_bounds_with_provenance(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(0)
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
+        "VALUES ('efficientnet-lite0', '1', 'x', 3, '{}')"
+    )
+    ids = []
+    for i in range(30):
+        provider, meta = ("flickr", {"views": int(rng.integers(0, 5000))}) if i % 3 == 0 else ("met", None)
+        ident = add_image(conn, provider, meta, landing="https://www.flickr.com/p" if i % 2 else None)
+        ids.append(ident)
+        conn.execute(
+            "INSERT INTO ccvec.image_embedding (model, identifier, embedding) VALUES (%s, %s, %s)",
+            ["efficientnet-lite0", ident, HalfVector(np.abs(rng.normal(size=3)) + (i % 3))],
+        )
+    lonely = add_image(conn, "met")  # no metric, not in the graph
+    conn.commit()
+    graph.build(conn, k=4, model="efficientnet-lite0")
+    scores.refresh(conn)
+    rows = conn.execute(
+        "SELECT identifier, popularity, popularity_provenance, authority, visual_authority "
+        "FROM ccvec.image_score"
+    ).fetchall()
+    assert {r[0] for r in rows} == set(ids) | {lonely}
+    for ident, pop, provenance, authority, visual in rows:
+        assert 0 <= pop <= 1 and 0 <= authority <= 1
+        assert provenance in ("observed", "inferred", "none")
+        assert (visual is None) == (ident == lonely)
+    provenance = {r[0]: r[2] for r in rows}
+    assert provenance[lonely] == "none"
+    assert sum(p == "observed" for p in provenance.values()) == 10
+    observed = {i for i, p in provenance.items() if p == "observed"}
+    with_observed_neighbour = {
+        a for a, b in conn.execute("SELECT identifier, neighbour FROM ccvec.knn_current") if b in observed
+    }
+    assert {i for i, p in provenance.items() if p == "inferred"} == with_observed_neighbour - observed
+    assert with_observed_neighbour - observed
+    explained = scores.explain(conn, ids[0])
+    assert explained["provenance"] == "observed" and explained["metric"][0] == "views"
+    assert len(explained["neighbours"]) == 4 and explained["visualrank"] is not None
