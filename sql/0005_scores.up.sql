@@ -2,7 +2,7 @@
 
 INSERT INTO ccvec.setting (name, value, note) VALUES
     ('visualrank.damping', 0.85, 'PageRank damping d'),
-    ('visualrank.tolerance', 1e-9, 'stop when the L1 change of the rank vector is below this'),
+    ('visualrank.tolerance', 1e-6, 'stop when the L1 change of the rank vector is below this'),
     ('visualrank.max_iterations', 200, 'stop after this many iterations at most'),
     ('authority.weight_visual', 0.5, 'weight of VisualRank in authority'),
     ('authority.weight_web', 0.5, 'weight of the web (host/domain, else provider prior) in authority'),
