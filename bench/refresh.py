@@ -161,9 +161,14 @@ def main() -> None:
     for n, cold, warm, it_c, it_w, base, base_it, bounds, ranks_s in results:
         vr = cold["visualrank"]
         print(
-            f"{n:,}: VisualRank in SQL {vr:.1f}s ({it_c} iterations; warm {warm['visualrank']:.1f}s, {it_w}) vs "
-            f"scipy.sparse in memory {base:.1f}s ({base_it} iterations): {vr / base:.0f}x slower; "
-            f"scores: popularity [{bounds[0]:.3f}, {bounds[1]:.3f}], authority [{bounds[2]:.3f}, {bounds[3]:.3f}] "
+            f"{n:,}: VisualRank in SQL {vr:.1f}s ({it_c} iterations; warm {warm['visualrank']:.1f}s, {it_w})"
+        )
+        print(
+            f"    scipy.sparse in memory {base:.1f}s ({base_it} iterations): SQL is {vr / base:.0f}x slower"
+        )
+        print(
+            f"    popularity [{bounds[0]:.3f}, {bounds[1]:.3f}], "
+            f"authority [{bounds[2]:.3f}, {bounds[3]:.3f}] "
             f"for {bounds[4]:,} images; 15,000 host ranks loaded in {ranks_s:.1f}s"
         )
 
