@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from ccvec import config, db, migrate
 from ccvec.errors import CcvecError
+
+if TYPE_CHECKING:
+    from ccvec.load import LoadOptions, LoadSummary
 
 app = typer.Typer(
     help="Perceptual structure for image catalogs, inside PostgreSQL + pgvector.",
@@ -83,6 +86,10 @@ MAIN_TABLES = (
     "load_run",
     "load_error",
     "duplicate_member",
+    "knn_edge",
+    "cluster_member",
+    "visual_rank",
+    "web_rank",
 )
 
 
@@ -233,6 +240,34 @@ def model_list() -> None:
 # ---------------------------------------------------------------- load
 
 
+def _load_with_progress(source: str, options: LoadOptions) -> LoadSummary:
+    """`ccvec.load.load` with a progress bar (rate, ETA) on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ccvec.load import load
+
+    progress = Progress(
+        TextColumn("loading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>6.1f} img/s"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+    task = progress.add_task("load", total=None, rate=0.0)
+    started = time.perf_counter()
+
+    def advance(n: int) -> None:
+        done = progress.tasks[0].completed + n
+        progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
+
+    with progress:
+        return load(
+            source, options, on_start=lambda total: progress.update(task, total=total), on_progress=advance
+        )
+
+
 @app.command("load")
 def load_command(
     source: Annotated[str, typer.Argument(help="A folder (searched recursively) or a CSV/JSONL manifest.")],
@@ -256,10 +291,9 @@ def load_command(
     ] = False,
 ) -> None:
     """Hash, embed and store every image of SOURCE not loaded yet. Exit status 1 if any failed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ccvec.fetch import FetchPolicy
-    from ccvec.load import LoadOptions, load
+    from ccvec.load import LoadOptions
 
     options = LoadOptions(
         model=model,
@@ -270,26 +304,7 @@ def load_command(
         fetch_policy=FetchPolicy(max_bytes=max_bytes, timeout=timeout, retries=retries),
         write_catalog=not no_catalog,
     )
-    progress = Progress(
-        TextColumn("loading"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>6.1f} img/s"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    )
-    task = progress.add_task("load", total=None, rate=0.0)
-    started = time.perf_counter()
-
-    def advance(n: int) -> None:
-        done = progress.tasks[0].completed + n
-        progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
-
-    with progress:
-        summary = load(
-            source, options, on_start=lambda total: progress.update(task, total=total), on_progress=advance
-        )
+    summary = _load_with_progress(source, options)
     console.print(
         f"loaded {summary.loaded:,}, skipped {summary.skipped:,} (already loaded), failed {summary.failed:,} "
         f"in {summary.seconds:.1f}s ({summary.rate:.1f} img/s) — run {summary.run_id}"
@@ -715,6 +730,54 @@ def load_hosts_command(
         err_console.print(
             f"skipped {result.bad_lines:,} malformed line(s), e.g. " + "; ".join(result.examples)
         )
+
+
+@app.command("run")
+def run_command(
+    source: Annotated[str, typer.Argument(help="A folder of images or a CSV/JSONL manifest.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Also export clusters and contact sheets to this new folder.")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="Neighbours per image in the graph.")] = 10,
+    sim: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cluster similarity index.")] = 0.3,
+) -> None:
+    """The whole job: schema, load, near-duplicate groups, kNN graph, clusters, scores (and export)."""
+    from ccvec import export, graph, neardup, scores
+    from ccvec.load import LoadOptions
+
+    migrate.upgrade(db.resolve_url())
+    summary = _load_with_progress(source, LoadOptions())
+    console.print(
+        f"load: {summary.loaded:,} new, {summary.skipped:,} already loaded, {summary.failed:,} failed"
+    )
+    with db.connection() as conn:
+        neardup.dedup(conn)
+        report = neardup.report(conn)
+        console.print(
+            f"dedup: {report.groups:,} groups of near-duplicates ({report.duplicates:,} duplicates)"
+        )
+        current = graph.current(conn)
+        if current is not None and current.k == k and current.model == graph.DEFAULT_MODEL:
+            added = graph.add_new(conn)
+            console.print(f"graph: {added:,} images added to graph run {current.id}")
+        else:
+            run = graph.build(conn, k)
+            console.print(f"graph: run {run.id}, {run.images:,} images, recall@{k} {run.recall or 0:.3f}")
+        run_id = graph.cluster(conn, sim)
+        clusters, singletons, _, _ = graph.cluster_summary(conn, run_id)
+        console.print(f"clusters: {clusters:,} ({singletons:,} singletons) at sim {sim:g}")
+        scores.refresh(conn)
+        console.print("scores: refreshed (ccvec.image_score)")
+        if out is not None:
+            members = export.cluster_files(conn, run_id, 2)
+            export.export_folders(members, out)
+            sheets = export.export_sheets(members, out, 10)
+            console.print(f"export: {len(members):,} clusters under {out}, {len(sheets)} contact sheets")
+    if summary.failed:
+        err_console.print(
+            f"{summary.failed} input(s) failed to load: see `ccvec errors --run {summary.run_id}`"
+        )
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -271,3 +271,34 @@ def test_every_image_has_scores_in_bounds_with_provenance(conn: psycopg.Connecti
     explained = scores.explain(conn, ids[0])
     assert explained["provenance"] == "observed" and explained["metric"][0] == "views"
     assert len(explained["neighbours"]) == 4 and explained["visualrank"] is not None
+
+
+def test_run_refresh_and_scores_commands(conn: psycopg.Connection, database_url: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .images import write_photos
+
+    write_photos(tmp_path / "p", ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DATABASE_URL": database_url}
+        return subprocess.run(
+            [sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env
+        )
+
+    ran = cli("run", str(tmp_path / "p"), "--k", "3", "--out", str(tmp_path / "out"))
+    assert ran.returncode == 0, ran.stderr
+    assert "load: 6 new" in ran.stdout and "graph: run" in ran.stdout and "scores: refreshed" in ran.stdout
+    assert (tmp_path / "out" / "contact_sheets").is_dir()
+    rows = conn.execute("SELECT identifier, popularity, authority FROM ccvec.image_score").fetchall()
+    assert len(rows) == 6 and all(0 <= p <= 1 and 0 <= a <= 1 for _, p, a in rows)
+    refreshed = cli("refresh")
+    assert refreshed.returncode == 0 and "scored 6 images" in refreshed.stdout
+    explained = cli("scores", "--identifier", str(rows[0][0]))
+    assert explained.returncode == 0, explained.stderr
+    assert "popularity  0.000  (none, support 0)" in explained.stdout
+    assert "visual" in explained.stdout and "source-class prior" in explained.stdout
+    missing = cli("scores", "--identifier", str(uuid.uuid4()))
+    assert missing.returncode == 2 and "no scores for" in missing.stderr
