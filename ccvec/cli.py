@@ -6,6 +6,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -448,34 +450,31 @@ def dedup_command(
     prefer: Annotated[
         str, typer.Option(help="Canonical preference, in order: pixels, provider, oldest, newest.")
     ] = "pixels,provider,oldest",
+    cosine: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Also group by embedding cosine >= this (0: pHash only).")
+    ] = 0.9,
+    model: Annotated[str, typer.Option(help="Embedding model for --cosine.")] = "efficientnet-lite0",
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Regroup everything, not just new images.")
     ] = False,
     report_only: Annotated[bool, typer.Option("--report", help="Only summarise the current groups.")] = False,
 ) -> None:
     """Group near-duplicate images; each group keeps one canonical image (new images join incrementally)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ccvec import neardup
 
     with db.connection() as conn:
         migrate.require_current(conn)
         if not report_only:
-            with Progress(
-                TextColumn("grouping"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=err_console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("dedup", total=None)
+            with _progress("grouping") as update:
                 neardup.dedup(
                     conn,
                     radius,
                     tuple(p.strip() for p in prefer.split(",") if p.strip()),
                     rebuild,
-                    on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                    cosine=cosine or None,
+                    model=model,
+                    on_progress=update,
                 )
         summary = neardup.report(conn)
     console.print(
@@ -498,10 +497,12 @@ def dedup_command(
 # ---------------------------------------------------------------- graph, clusters, inference
 
 
-def _progress(label: str):
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr; yields `update(done, total)` for the work to call."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(
+    progress = Progress(
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
@@ -509,6 +510,9 @@ def _progress(label: str):
         console=err_console,
         transient=True,
     )
+    with progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 @graph_app.command("build")
@@ -523,15 +527,14 @@ def graph_build(
 
     with db.connection() as conn:
         migrate.require_current(conn)
-        with _progress("graph") as progress:
-            task = progress.add_task("graph", total=None)
+        with _progress("graph") as update:
             run = graph.build(
                 conn,
                 k,
                 model,
                 ef_search,
                 recall_sample,
-                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                on_progress=update,
             )
     recall = f"{run.recall:.3f}" if run.recall is not None else "n/a"
     console.print(
@@ -546,11 +549,8 @@ def graph_add() -> None:
 
     with db.connection() as conn:
         migrate.require_current(conn)
-        with _progress("adding") as progress:
-            task = progress.add_task("add", total=None)
-            added = graph.add_new(
-                conn, lambda done, total: progress.update(task, completed=done, total=total)
-            )
+        with _progress("adding") as update:
+            added = graph.add_new(conn, update)
     console.print(f"added {added:,} images to the current graph")
 
 
@@ -718,11 +718,8 @@ def load_hosts_command(
 
     with db.connection() as conn:
         migrate.require_current(conn)
-        with _progress("loading ranks") as progress:
-            task = progress.add_task("ranks", total=None)
-            result = scores.load_ranks(
-                conn, file, lambda done, total: progress.update(task, completed=done, total=total)
-            )
+        with _progress("loading ranks") as update:
+            result = scores.load_ranks(conn, file, update)
     console.print(
         f"{result.rows:,} {result.kind} ranks from {file} in {result.seconds:.1f}s; run `ccvec refresh`"
     )

@@ -3,6 +3,8 @@ DROP VIEW IF EXISTS ccvec.popularity_source;
 DROP MATERIALIZED VIEW IF EXISTS ccvec.inferred_tags;
 DROP FUNCTION IF EXISTS ccvec.cluster_average(bigint, real, text);
 DROP FUNCTION IF EXISTS ccvec.cluster_graph(bigint, real, boolean, text);
+DROP FUNCTION IF EXISTS ccvec.cluster_save(bigint, jsonb);
+DROP FUNCTION IF EXISTS ccvec.cluster_nodes(bigint, boolean);
 DROP FUNCTION IF EXISTS ccvec.cluster_threshold(bigint, real);
 DROP VIEW IF EXISTS ccvec.image_cluster;
 DROP TABLE IF EXISTS ccvec.cluster_member;

@@ -257,6 +257,36 @@ LANGUAGE sql STABLE AS $$
     FROM (SELECT coalesce(min(similarity), 0) AS lo FROM ccvec.knn_edge WHERE run_id = p_knn_run) s
 $$;
 
+-- The nodes of a graph run as a temp table cl_node(node, id, label) for the clustering functions:
+-- integer ids (min-label propagation needs an ordered, cheap label type), every node its own label,
+-- or all in one when p_one_cluster.
+CREATE FUNCTION ccvec.cluster_nodes(p_knn_run bigint, p_one_cluster boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE cl_node ON COMMIT DROP AS
+    SELECT identifier AS node, (row_number() OVER (ORDER BY identifier))::integer AS id
+    FROM (SELECT DISTINCT identifier FROM ccvec.knn_edge WHERE run_id = p_knn_run) x;
+    ALTER TABLE cl_node ADD COLUMN label integer;
+    UPDATE cl_node SET label = CASE WHEN p_one_cluster THEN 1 ELSE id END;
+    ALTER TABLE cl_node ADD PRIMARY KEY (id);
+    CREATE UNIQUE INDEX ON cl_node (node);
+END $$;
+
+-- Store cl_node's labels as the run's clusters (0 = the largest), with counts, and drop cl_node.
+CREATE FUNCTION ccvec.cluster_save(p_run bigint, p_params jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ccvec.cluster_member (run_id, identifier, cluster)
+    SELECT p_run, n.node, (dense_rank() OVER (ORDER BY s.size DESC, n.label) - 1)::integer
+    FROM cl_node n JOIN (SELECT label, count(*) AS size FROM cl_node GROUP BY label) s USING (label);
+    UPDATE ccvec.cluster_run SET
+        clusters = (SELECT count(DISTINCT label) FROM cl_node),
+        singletons = (SELECT count(*) FROM (SELECT label FROM cl_node GROUP BY label HAVING count(*) = 1) x),
+        params = params || p_params
+    WHERE id = p_run;
+    DROP TABLE cl_node;
+END $$;
+
 -- Label every image of the graph: components of the graph of edges with similarity >= threshold
 -- (mutual edges only when p_mutual: a pair must list each other), found by min-label propagation
 -- with pointer jumping. S = 0 puts everything in one cluster, S = 1 makes singletons.
@@ -275,15 +305,8 @@ BEGIN
             p_sim, t, jsonb_build_object('mutual', p_mutual), p_level)
     RETURNING id INTO v_run;
 
-    -- integer ids: min-label propagation needs an ordered, cheap label type
-    CREATE TEMP TABLE cl_node ON COMMIT DROP AS
-    SELECT identifier AS node, (row_number() OVER (ORDER BY identifier))::integer AS id
-    FROM (SELECT DISTINCT identifier FROM ccvec.knn_edge WHERE run_id = p_knn_run) x;
-    ALTER TABLE cl_node ADD COLUMN label integer;
-    UPDATE cl_node SET label = CASE WHEN p_sim <= 0 THEN 1 ELSE id END;
-    ALTER TABLE cl_node ADD PRIMARY KEY (id);
-    CREATE UNIQUE INDEX ON cl_node (node);
-    IF p_sim > 0 THEN
+    PERFORM ccvec.cluster_nodes(p_knn_run, p_sim <= 0);
+    IF p_sim > 0 AND p_sim < 1 THEN
         CREATE TEMP TABLE cl_edge ON COMMIT DROP AS
         SELECT na.id AS a, nb.id AS b
         FROM ccvec.knn_edge e
@@ -306,16 +329,7 @@ BEGIN
         END LOOP;
         DROP TABLE cl_edge;
     END IF;
-    INSERT INTO ccvec.cluster_member (run_id, identifier, cluster)
-    SELECT v_run, n.node, (dense_rank() OVER (ORDER BY s.size DESC, n.label) - 1)::integer
-    FROM cl_node n JOIN (SELECT label, count(*) AS size FROM cl_node GROUP BY label) s USING (label);
-    UPDATE ccvec.cluster_run SET
-        clusters = (SELECT count(DISTINCT cluster) FROM ccvec.cluster_member WHERE cluster_member.run_id = v_run),
-        singletons = (SELECT count(*) FROM (SELECT cluster FROM ccvec.cluster_member
-                      WHERE cluster_member.run_id = v_run GROUP BY cluster HAVING count(*) = 1) x),
-        params = params || jsonb_build_object('rounds', rounds)
-    WHERE id = v_run;
-    DROP TABLE cl_node;
+    PERFORM ccvec.cluster_save(v_run, jsonb_build_object('rounds', rounds));
     RETURN v_run;
 END $$;
 
@@ -340,30 +354,24 @@ BEGIN
     VALUES (p_knn_run, 'average-linkage-rac', p_sim, t, '{}', p_level)
     RETURNING id INTO v_run;
 
-    CREATE TEMP TABLE ca_node ON COMMIT DROP AS
-    SELECT identifier AS node, (row_number() OVER (ORDER BY identifier))::integer AS id
-    FROM (SELECT DISTINCT identifier FROM ccvec.knn_edge WHERE run_id = p_knn_run) x;
-    ALTER TABLE ca_node ADD COLUMN cluster integer;
-    UPDATE ca_node SET cluster = CASE WHEN p_sim <= 0 THEN 1 ELSE id END;
-    ALTER TABLE ca_node ADD PRIMARY KEY (id);
-    CREATE UNIQUE INDEX ON ca_node (node);
+    PERFORM ccvec.cluster_nodes(p_knn_run, p_sim <= 0);
 
     IF p_sim > 0 AND p_sim < 1 THEN
         -- undirected edges, one similarity per pair
         CREATE TEMP TABLE ca_edge ON COMMIT DROP AS
         SELECT least(na.id, nb.id) AS a, greatest(na.id, nb.id) AS b, max(e.similarity) AS sim
         FROM ccvec.knn_edge e
-        JOIN ca_node na ON na.node = e.identifier
-        JOIN ca_node nb ON nb.node = e.neighbour
+        JOIN cl_node na ON na.node = e.identifier
+        JOIN cl_node nb ON nb.node = e.neighbour
         WHERE e.run_id = p_knn_run
         GROUP BY 1, 2;
         LOOP
             -- linkage between current clusters, both directions
             CREATE TEMP TABLE ca_link ON COMMIT DROP AS
             WITH total AS (
-                SELECT ca.cluster AS x, cb.cluster AS y, sum(e.sim) AS w, count(*) AS c
-                FROM ca_edge e JOIN ca_node ca ON ca.id = e.a JOIN ca_node cb ON cb.id = e.b
-                WHERE ca.cluster <> cb.cluster
+                SELECT ca.label AS x, cb.label AS y, sum(e.sim) AS w, count(*) AS c
+                FROM ca_edge e JOIN cl_node ca ON ca.id = e.a JOIN cl_node cb ON cb.id = e.b
+                WHERE ca.label <> cb.label
                 GROUP BY 1, 2
             ),
             pair AS (
@@ -381,7 +389,7 @@ BEGIN
             SELECT b1.c AS keep, b1.other AS gone
             FROM best b1 JOIN best b2 ON b2.c = b1.other AND b2.other = b1.c
             WHERE b1.c < b1.other AND b1.link >= t;
-            UPDATE ca_node n SET cluster = m.keep FROM ca_merge m WHERE n.cluster = m.gone;
+            UPDATE cl_node n SET label = m.keep FROM ca_merge m WHERE n.label = m.gone;
             GET DIAGNOSTICS merged = ROW_COUNT;
             DROP TABLE ca_link;
             DROP TABLE ca_merge;
@@ -390,16 +398,7 @@ BEGIN
         END LOOP;
         DROP TABLE ca_edge;
     END IF;
-    INSERT INTO ccvec.cluster_member (run_id, identifier, cluster)
-    SELECT v_run, n.node, (dense_rank() OVER (ORDER BY s.size DESC, n.cluster) - 1)::integer
-    FROM ca_node n JOIN (SELECT cluster, count(*) AS size FROM ca_node GROUP BY cluster) s USING (cluster);
-    UPDATE ccvec.cluster_run SET
-        clusters = (SELECT count(DISTINCT cluster) FROM ccvec.cluster_member WHERE cluster_member.run_id = v_run),
-        singletons = (SELECT count(*) FROM (SELECT cluster FROM ccvec.cluster_member
-                      WHERE cluster_member.run_id = v_run GROUP BY cluster HAVING count(*) = 1) x),
-        params = jsonb_build_object('rounds', rounds)
-    WHERE id = v_run;
-    DROP TABLE ca_node;
+    PERFORM ccvec.cluster_save(v_run, jsonb_build_object('rounds', rounds));
     RETURN v_run;
 END $$;
 

@@ -72,12 +72,17 @@ SELECT c.identifier, ccvec.standardize(ccvec.metric_value(c.meta_data, m.metric)
 FROM ccvec.catalog c
 JOIN ccvec.popularity_metric m ON m.provider = c.provider
 WHERE ccvec.metric_value(c.meta_data, m.metric) IS NOT NULL AND m.constant IS NOT NULL
-WITH NO DATA;
+WITH DATA;  -- empty until the constants are computed, and cheap: readers never meet an unpopulated view
 CREATE UNIQUE INDEX observed_popularity_key ON ccvec.observed_popularity (identifier);
 
--- Neighbourhood estimates now read ccvec's own observed popularity.
+-- Observed popularity: ccvec's own standardisation, else the catalog's standardized_popularity
+-- (an Openverse catalog already has one). Neighbourhood estimates and image_score read this.
 CREATE OR REPLACE VIEW ccvec.popularity_source AS
-SELECT identifier, popularity FROM ccvec.observed_popularity;
+SELECT identifier, popularity FROM ccvec.observed_popularity
+UNION ALL
+SELECT c.identifier, c.standardized_popularity FROM ccvec.catalog c
+WHERE c.standardized_popularity IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM ccvec.observed_popularity o WHERE o.identifier = c.identifier);
 
 -- ---------------------------------------------------------------- VisualRank
 
@@ -270,7 +275,7 @@ SELECT c.identifier,
        CASE WHEN w.source = 'provider' THEN w.authority END AS prior_authority,
        w.source AS web_source
 FROM ccvec.catalog c
-LEFT JOIN ccvec.observed_popularity o ON o.identifier = c.identifier
+LEFT JOIN ccvec.popularity_source o ON o.identifier = c.identifier
 LEFT JOIN ccvec.neighbourhood_popularity n ON n.identifier = c.identifier
 LEFT JOIN ccvec.visual_rank v ON v.identifier = c.identifier
 LEFT JOIN ccvec.web_authority w ON w.identifier = c.identifier
