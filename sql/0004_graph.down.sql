@@ -12,6 +12,7 @@ DROP TABLE IF EXISTS ccvec.cluster_run;
 DROP FUNCTION IF EXISTS ccvec.exact_nearest(text, uuid, integer);
 DROP FUNCTION IF EXISTS ccvec.knn_add(bigint, uuid[], integer);
 DROP FUNCTION IF EXISTS ccvec.knn_insert(bigint, uuid[]);
+DROP FUNCTION IF EXISTS ccvec.knn_candidates(text, uuid[], integer, integer);
 DROP VIEW IF EXISTS ccvec.knn_current;
 DROP TABLE IF EXISTS ccvec.knn_edge;
 DROP TABLE IF EXISTS ccvec.knn_run;

@@ -116,32 +116,39 @@ CREATE VIEW ccvec.knn_current AS
 SELECT e.identifier, e.neighbour, e.rank, e.similarity, r.model, e.run_id
 FROM ccvec.knn_edge e JOIN ccvec.knn_run r ON r.id = e.run_id AND r.is_current;
 
--- Edges of the given images: each one's k nearest (HNSW), as one statement per batch.
-CREATE FUNCTION ccvec.knn_insert(p_run bigint, p_ids uuid[]) RETURNS integer
+-- The p_limit nearest images of each of p_ids (HNSW when indexed), as one statement per batch.
+CREATE FUNCTION ccvec.knn_candidates(p_model text, p_ids uuid[], p_limit integer, p_ef_search integer)
+RETURNS TABLE (identifier uuid, neighbour uuid, distance double precision)
 LANGUAGE plpgsql AS $$
-DECLARE
-    run ccvec.knn_run;
-    d integer;
-    n integer;
 BEGIN
-    SELECT * INTO run FROM ccvec.knn_run WHERE id = p_run;
-    d := ccvec.model_dim(run.model);
-    PERFORM set_config('hnsw.ef_search', greatest(run.ef_search, run.k + 1)::text, true);
+    PERFORM set_config('hnsw.ef_search', greatest(p_ef_search, p_limit + 1)::text, true);
     PERFORM set_config('hnsw.iterative_scan', 'strict_order', true);
-    EXECUTE format(
-        'INSERT INTO ccvec.knn_edge (run_id, identifier, neighbour, rank, similarity)
-         SELECT $1, q.identifier, nb.identifier, row_number() OVER (PARTITION BY q.identifier ORDER BY nb.distance, nb.identifier),
-                (1 - nb.distance)::real
+    RETURN QUERY EXECUTE format(
+        'SELECT q.identifier, nb.identifier, nb.distance
          FROM ccvec.image_embedding q
          CROSS JOIN LATERAL (
              SELECT e.identifier, e.embedding::halfvec(%1$s) <=> q.embedding::halfvec(%1$s) AS distance
              FROM ccvec.image_embedding e
              WHERE e.model = %2$L AND e.identifier <> q.identifier
              ORDER BY e.embedding::halfvec(%1$s) <=> q.embedding::halfvec(%1$s)
-             LIMIT $3) nb
-         WHERE q.model = %2$L AND q.identifier = ANY ($2)
-         ON CONFLICT DO NOTHING', d, run.model)
-    USING p_run, p_ids, run.k;
+             LIMIT $2) nb
+         WHERE q.model = %2$L AND q.identifier = ANY ($1)', ccvec.model_dim(p_model), p_model)
+    USING p_ids, p_limit;
+END $$;
+
+-- Edges of the given images: each one's k nearest.
+CREATE FUNCTION ccvec.knn_insert(p_run bigint, p_ids uuid[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    run ccvec.knn_run;
+    n integer;
+BEGIN
+    SELECT * INTO run FROM ccvec.knn_run WHERE id = p_run;
+    INSERT INTO ccvec.knn_edge (run_id, identifier, neighbour, rank, similarity)
+    SELECT p_run, c.identifier, c.neighbour,
+           row_number() OVER (PARTITION BY c.identifier ORDER BY c.distance, c.neighbour), (1 - c.distance)::real
+    FROM ccvec.knn_candidates(run.model, p_ids, run.k, run.ef_search) c
+    ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
@@ -154,28 +161,15 @@ CREATE FUNCTION ccvec.knn_add(p_run bigint, p_ids uuid[], p_reach integer DEFAUL
 LANGUAGE plpgsql AS $$
 DECLARE
     run ccvec.knn_run;
-    d integer;
     n integer;
 BEGIN
     SELECT * INTO run FROM ccvec.knn_run WHERE id = p_run;
-    d := ccvec.model_dim(run.model);
     n := ccvec.knn_insert(p_run, p_ids);
     -- candidate reverse edges: (older image v, newcomer x, similarity), from x's p_reach * k nearest
     CREATE TEMP TABLE knn_reverse ON COMMIT DROP AS
-    SELECT c.v, c.x, c.similarity
-    FROM (SELECT NULL::uuid AS v, NULL::uuid AS x, NULL::real AS similarity) c WHERE false;
-    EXECUTE format(
-        'INSERT INTO knn_reverse (v, x, similarity)
-         SELECT nb.identifier, q.identifier, (1 - nb.distance)::real
-         FROM ccvec.image_embedding q
-         CROSS JOIN LATERAL (
-             SELECT e.identifier, e.embedding::halfvec(%1$s) <=> q.embedding::halfvec(%1$s) AS distance
-             FROM ccvec.image_embedding e
-             WHERE e.model = %2$L AND e.identifier <> q.identifier
-             ORDER BY e.embedding::halfvec(%1$s) <=> q.embedding::halfvec(%1$s)
-             LIMIT $2) nb
-         WHERE q.model = %2$L AND q.identifier = ANY ($1) AND NOT nb.identifier = ANY ($1)', d, run.model)
-    USING p_ids, run.k * p_reach;
+    SELECT c.neighbour AS v, c.identifier AS x, (1 - c.distance)::real AS similarity
+    FROM ccvec.knn_candidates(run.model, p_ids, run.k * p_reach, run.ef_search) c
+    WHERE NOT c.neighbour = ANY (p_ids);
     -- keep those nearer than v's current k-th neighbour (or where v has fewer than k)
     INSERT INTO ccvec.knn_edge (run_id, identifier, neighbour, rank, similarity)
     SELECT p_run, r.v, r.x, 32767, r.similarity
