@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -373,8 +374,6 @@ def similar_command(
     if semantic:
         _similar_semantic(identifier, k, model)
         return
-    import uuid as uuid_module
-
     from ccvec import neardup, phash
     from ccvec.decode import DecodeError, decode
 
@@ -394,10 +393,7 @@ def similar_command(
                 raise CcvecError(f"{image}: {exc}") from exc
             query = int(phash.phash_from_pixels(grid[None])[0])
         else:
-            try:
-                query = neardup.phash_of(conn, uuid_module.UUID(identifier))
-            except ValueError as exc:
-                raise CcvecError(f"{identifier!r} is not a UUID") from exc
+            query = neardup.phash_of(conn, _uuid(identifier))
         neardup.ensure_configured(conn)
         found = neardup.neighbours(conn, query, radius)
         titles = dict(
@@ -415,16 +411,11 @@ def similar_command(
 
 
 def _similar_semantic(identifier: str | None, k: int, model: str) -> None:
-    import uuid as uuid_module
-
     from ccvec import graph
 
     if identifier is None:
         raise CcvecError("--semantic needs --identifier")
-    try:
-        ident = uuid_module.UUID(identifier)
-    except ValueError as exc:
-        raise CcvecError(f"{identifier!r} is not a UUID") from exc
+    ident = _uuid(identifier)
     with db.connection() as conn:
         migrate.require_current(conn)
         found = graph.similar(conn, ident, k, model)
@@ -663,14 +654,9 @@ def scores_command(
     identifier: Annotated[str, typer.Option("--identifier", help="The image to explain.")],
 ) -> None:
     """Explain one image's popularity and authority: every number behind them."""
-    import uuid as uuid_module
-
     from ccvec import scores
 
-    try:
-        ident = uuid_module.UUID(identifier)
-    except ValueError as exc:
-        raise CcvecError(f"{identifier!r} is not a UUID") from exc
+    ident = _uuid(identifier)
     with db.connection() as conn:
         migrate.require_current(conn)
         x = scores.explain(conn, ident)
@@ -775,6 +761,13 @@ def run_command(
             f"{summary.failed} input(s) failed to load: see `ccvec errors --run {summary.run_id}`"
         )
         raise typer.Exit(1)
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError as exc:
+        raise CcvecError(f"{text!r} is not a UUID") from exc
 
 
 def main() -> None:
