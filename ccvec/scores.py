@@ -150,6 +150,7 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None) -> dict[str
         stage("visualrank", lambda: conn.execute("SELECT ccvec.visualrank(%s)", [current.id]))
     stage("web authority", lambda: db.refresh_view(conn, "web_authority"))
     stage("image scores", lambda: db.refresh_view(conn, "image_score"))
+    stage("cluster mates (A/B)", lambda: db.refresh_view(conn, "cluster_mate"))
     return timings
 
 

@@ -23,7 +23,8 @@ EXPECTED_TABLES = set(
     setting knn_run knn_edge knn_current cluster_run cluster_member image_cluster
     inferred_tags neighbourhood_popularity popularity_source
     popularity_metric observed_popularity visualrank_run visual_rank web_rank web_rank_release
-    web_authority image_score""".split()  # noqa: SIM905 (a readable block)
+    web_authority image_score experiment cluster_mate ab_served ab_event
+    ab_outcome ab_alternate_signal""".split()  # noqa: SIM905 (a readable block)
 )
 
 
