@@ -308,11 +308,12 @@ def sample_size(ctr: float, lift: float, alpha: float = 0.05, power: float = 0.8
     return math.ceil(n)
 
 
-def power_of(n: int, ctr: float, lift: float, alpha: float = 0.05) -> float:
-    """Power of the same test with n impressions per group."""
+def power_of(n: int, ctr: float, lift: float, alpha: float = 0.05, n_control: int | None = None) -> float:
+    """Power of the same test with n substituted and n_control (default n) control impressions."""
+    m = n_control or n
     p1, p2 = ctr, ctr * (1 + lift)
-    bar = (p1 + p2) / 2
+    bar = (m * p1 + n * p2) / (n + m)
     za = stats.norm.ppf(1 - alpha / 2)
-    se_alt = math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
-    se_null = math.sqrt(2 * bar * (1 - bar) / n)
+    se_alt = math.sqrt(p1 * (1 - p1) / m + p2 * (1 - p2) / n)
+    se_null = math.sqrt(bar * (1 - bar) * (1 / n + 1 / m))
     return float(stats.norm.sf((za * se_null - abs(p2 - p1)) / se_alt))
