@@ -129,7 +129,8 @@ def main() -> None:
         f"treatment 50 %, substitution 20 %, alpha 0.05"
     )
     print(
-        f"{'effect on CTR':>13s} {'rejected':>9s} {'95% interval':>15s} {'predicted power':>16s} {'mean RD':>9s}"
+        f"{'effect on CTR':>13s} {'rejected':>9s} {'95% interval':>15s} "
+        f"{'predicted power':>16s} {'mean RD':>9s}"
     )
     for effect in (0.0, -0.05, -0.10, -0.15, -0.20):
         rejections, rds = 0, []
