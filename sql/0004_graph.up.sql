@@ -351,46 +351,49 @@ BEGIN
     PERFORM ccvec.cluster_nodes(p_knn_run, p_sim <= 0);
 
     IF p_sim > 0 AND p_sim < 1 THEN
-        -- undirected edges, one similarity per pair
-        CREATE TEMP TABLE ca_edge ON COMMIT DROP AS
-        SELECT least(na.id, nb.id) AS a, greatest(na.id, nb.id) AS b, max(e.similarity) AS sim
+        -- cluster-level links: (x, y) with the sum and count of the graph similarities between them
+        CREATE TEMP TABLE ca_link ON COMMIT DROP AS
+        SELECT least(na.id, nb.id) AS x, greatest(na.id, nb.id) AS y,
+               max(e.similarity)::double precision AS w, 1::bigint AS c
         FROM ccvec.knn_edge e
         JOIN cl_node na ON na.node = e.identifier
         JOIN cl_node nb ON nb.node = e.neighbour
-        WHERE e.run_id = p_knn_run
+        WHERE e.run_id = p_knn_run AND na.id <> nb.id
         GROUP BY 1, 2;
         LOOP
-            -- linkage between current clusters, both directions
-            CREATE TEMP TABLE ca_link ON COMMIT DROP AS
-            WITH total AS (
-                SELECT ca.label AS x, cb.label AS y, sum(e.sim) AS w, count(*) AS c
-                FROM ca_edge e JOIN cl_node ca ON ca.id = e.a JOIN cl_node cb ON cb.id = e.b
-                WHERE ca.label <> cb.label
-                GROUP BY 1, 2
-            ),
-            pair AS (
-                SELECT least(x, y) AS x, greatest(x, y) AS y, sum(w) AS w, sum(c) AS c FROM total GROUP BY 1, 2
-            )
-            SELECT p.x, p.y, p.w / p.c AS link FROM pair p;
-            -- each cluster's best match; merge reciprocal best matches above the threshold
+            CREATE TEMP TABLE ca_best ON COMMIT DROP AS
+            SELECT DISTINCT ON (c) c, other, link
+            FROM (SELECT x AS c, y AS other, w / c AS link FROM ca_link
+                  UNION ALL SELECT y, x, w / c FROM ca_link) both_ways
+            ORDER BY c, link DESC, other;
+            -- reciprocal best matches at or above the threshold merge
             CREATE TEMP TABLE ca_merge ON COMMIT DROP AS
-            WITH both_ways AS (
-                SELECT x AS c, y AS other, link FROM ca_link UNION ALL SELECT y, x, link FROM ca_link
-            ),
-            best AS (
-                SELECT DISTINCT ON (c) c, other, link FROM both_ways ORDER BY c, link DESC, other
-            )
             SELECT b1.c AS keep, b1.other AS gone
-            FROM best b1 JOIN best b2 ON b2.c = b1.other AND b2.other = b1.c
+            FROM ca_best b1 JOIN ca_best b2 ON b2.c = b1.other AND b2.other = b1.c
             WHERE b1.c < b1.other AND b1.link >= t;
-            UPDATE cl_node n SET label = m.keep FROM ca_merge m WHERE n.label = m.gone;
-            GET DIAGNOSTICS merged = ROW_COUNT;
-            DROP TABLE ca_link;
-            DROP TABLE ca_merge;
+            SELECT count(*) INTO merged FROM ca_merge;
             rounds := rounds + 1;
-            EXIT WHEN merged = 0;
+            IF merged = 0 THEN
+                DROP TABLE ca_best; DROP TABLE ca_merge;
+                EXIT;
+            END IF;
+            UPDATE cl_node n SET label = m.keep FROM ca_merge m WHERE n.label = m.gone;
+            -- relabel and re-aggregate the links; drop those of finished clusters (best link below the
+            -- threshold: its links to a merged cluster are weighted means of links below the threshold,
+            -- so it can never merge again)
+            CREATE TEMP TABLE ca_next ON COMMIT DROP AS
+            SELECT least(x2, y2) AS x, greatest(x2, y2) AS y, sum(w) AS w, sum(c) AS c
+            FROM (SELECT coalesce(mx.keep, l.x) AS x2, coalesce(my.keep, l.y) AS y2, l.w, l.c
+                  FROM ca_link l
+                  LEFT JOIN ca_merge mx ON mx.gone = l.x
+                  LEFT JOIN ca_merge my ON my.gone = l.y
+                  WHERE NOT EXISTS (SELECT 1 FROM ca_best f WHERE f.link < t AND f.c IN (l.x, l.y))) z
+            WHERE x2 <> y2
+            GROUP BY 1, 2;
+            DROP TABLE ca_link; DROP TABLE ca_best; DROP TABLE ca_merge;
+            ALTER TABLE ca_next RENAME TO ca_link;
         END LOOP;
-        DROP TABLE ca_edge;
+        DROP TABLE ca_link;
     END IF;
     PERFORM ccvec.cluster_save(v_run, jsonb_build_object('rounds', rounds));
     RETURN v_run;
