@@ -578,10 +578,11 @@ def cluster_command(
     sim: Annotated[
         list[float],
         typer.Option(help="Similarity index 0..1 (0: one cluster, 1: singletons); repeat for levels."),
-    ] = [0.3],  # noqa: B006
+    ] = [0.35],  # noqa: B006
     method: Annotated[
-        str, typer.Option(help="average (linkage on the graph), mutual (mutual-kNN components) or knn.")
-    ] = "average",
+        str,
+        typer.Option(help="mutual (mutual-kNN components), average (linkage on the graph; slower) or knn."),
+    ] = "mutual",
 ) -> None:
     """Label every image of the current graph with a cluster (one run per --sim level)."""
     from ccvec import graph
@@ -726,7 +727,7 @@ def run_command(
         Path | None, typer.Option(help="Also export clusters and contact sheets to this new folder.")
     ] = None,
     k: Annotated[int, typer.Option(min=1, help="Neighbours per image in the graph.")] = 10,
-    sim: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cluster similarity index.")] = 0.3,
+    sim: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cluster similarity index.")] = 0.35,
 ) -> None:
     """The whole job: schema, load, near-duplicate groups, kNN graph, clusters, scores (and export)."""
     from ccvec import export, graph, neardup, scores
