@@ -65,7 +65,10 @@ def make_catalog(conn, n: int, k: int, rng: np.random.Generator) -> tuple[np.nda
         [k, n],
     ).fetchone()[0]
     src = np.repeat(np.arange(n), k)
-    dst = (src + rng.integers(1, n, n * k)) % n  # never itself
+    # distinct, never itself: offset r + j * m for j < k, with r < n/2 and j * m < n/2
+    r = np.repeat(rng.integers(1, n // 2, n), k)
+    m = np.repeat(rng.integers(1, max(2, n // (2 * k)), n), k)
+    dst = (src + r + np.tile(np.arange(k), n) * m) % n
     sim = rng.uniform(0.5, 1.0, n * k).astype(np.float32)
     with conn.cursor().copy(
         "COPY ccvec.knn_edge (run_id, identifier, neighbour, rank, similarity) "
