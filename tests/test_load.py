@@ -280,12 +280,12 @@ def test_hnsw_index_is_rebuilt_after_big_loads_and_kept_for_small(
         ).fetchone()[0]
 
     options = LoadOptions(model="tiny-hnsw", workers=0)
-    load(folder("first", 10), options)
+    load(folder("first", 20), options)
     ensure_index(conn, "tiny-hnsw")
     before = index_oid()
-    load(folder("small", 3), options)  # 3 <= 0.5 x 10: maintained in place
+    load(folder("small", 3), options)  # 3 <= 0.15 x 20: maintained in place
     assert index_oid() == before
-    load(folder("big", 20), options)  # 20 > 0.5 x 13: dropped, rebuilt after
+    load(folder("big", 10), options)  # 10 > 0.15 x 23: dropped, rebuilt after
     after = index_oid()
     assert after is not None and after != before
     indexed = conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = 'tiny-hnsw'").fetchone()[
