@@ -125,6 +125,8 @@ DECLARE
     dangling double precision;
 BEGIN
     INSERT INTO ccvec.visualrank_run (knn_run, damping, tolerance) VALUES (p_knn_run, d, tol) RETURNING id INTO v_run;
+    -- whole-table passes: hash joins, never nested loops of probes over a million edges
+    PERFORM set_config('enable_nestloop', 'off', true);
     -- nodes: every image on either end of an edge
     CREATE TEMP TABLE vr_node ON COMMIT DROP AS
     SELECT node, (row_number() OVER (ORDER BY node))::integer AS id
@@ -141,18 +143,20 @@ BEGIN
     SELECT s.id AS src, t.id AS dst, greatest(e.similarity, 0)::double precision AS w
     FROM ccvec.knn_edge e JOIN vr_node s ON s.node = e.identifier JOIN vr_node t ON t.node = e.neighbour
     WHERE e.run_id = p_knn_run;
+    ANALYZE vr_edge;
     UPDATE vr_edge v SET w = v.w / t.total
     FROM (SELECT src, sum(w) AS total FROM vr_edge GROUP BY src) t WHERE t.src = v.src AND t.total > 0;
     DELETE FROM vr_edge WHERE w <= 0;
-    CREATE INDEX ON vr_edge (dst);
+    ANALYZE vr_edge;
     -- start: previous ranks where known, uniform otherwise; renormalised
     CREATE TEMP TABLE vr_rank ON COMMIT DROP AS
-    SELECT v.id, coalesce(p.rank, 1.0 / n) AS r,
-           NOT EXISTS (SELECT 1 FROM vr_edge e WHERE e.src = v.id) AS is_dangling
-    FROM vr_node v LEFT JOIN ccvec.visual_rank p ON p.identifier = v.node;
+    SELECT v.id, coalesce(p.rank, 1.0 / n) AS r, s.src IS NULL AS is_dangling
+    FROM vr_node v
+    LEFT JOIN ccvec.visual_rank p ON p.identifier = v.node
+    LEFT JOIN (SELECT DISTINCT src FROM vr_edge) s ON s.src = v.id;
     UPDATE vr_rank SET r = r / (SELECT sum(r) FROM vr_rank);
     ALTER TABLE vr_rank ADD PRIMARY KEY (id);
-    ANALYZE vr_edge; ANALYZE vr_rank;
+    ANALYZE vr_rank;
     WHILE delta > tol AND it < max_it LOOP
         SELECT coalesce(sum(r), 0) INTO dangling FROM vr_rank WHERE is_dangling;
         CREATE TEMP TABLE vr_next ON COMMIT DROP AS
@@ -165,6 +169,7 @@ BEGIN
         DROP TABLE vr_rank;
         ALTER TABLE vr_next RENAME TO vr_rank;
         ALTER TABLE vr_rank ADD PRIMARY KEY (id);
+        ANALYZE vr_rank;
         it := it + 1;
     END LOOP;
     DELETE FROM ccvec.visual_rank;
