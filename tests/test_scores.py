@@ -234,8 +234,7 @@ def test_reverse_host_and_domain_in_sql(conn: psycopg.Connection) -> None:
 def test_every_image_has_scores_in_bounds_with_provenance(conn: psycopg.Connection) -> None:
     rng = np.random.default_rng(0)
     conn.execute(
-        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
-        "VALUES ('efficientnet-lite0', '1', 'x', 3, '{}')"
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES ('hand3', '1', 'x', 3, '{}')"
     )
     ids = []
     for i in range(30):
@@ -244,11 +243,11 @@ def test_every_image_has_scores_in_bounds_with_provenance(conn: psycopg.Connecti
         ids.append(ident)
         conn.execute(
             "INSERT INTO ccvec.image_embedding (model, identifier, embedding) VALUES (%s, %s, %s)",
-            ["efficientnet-lite0", ident, HalfVector(np.abs(rng.normal(size=3)) + (i % 3))],
+            ["hand3", ident, HalfVector(np.abs(rng.normal(size=3)) + (i % 3))],
         )
     lonely = add_image(conn, "met")  # no metric, not in the graph
     conn.commit()
-    graph.build(conn, k=4, model="efficientnet-lite0")
+    graph.build(conn, k=4, model="hand3")
     scores.refresh(conn)
     rows = conn.execute(
         "SELECT identifier, popularity, popularity_provenance, authority, visual_authority "
