@@ -22,6 +22,7 @@ import psycopg
 from scipy import stats
 
 from ccvec.errors import CcvecError
+from ccvec.sources import jsonl_rows
 
 EVENT_TYPES = {
     "impression": "impression",
@@ -83,15 +84,7 @@ class ImportResult:
 
 def _rows(path: Path) -> Iterator[tuple[int, dict | str]]:
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        yield number, f"not valid JSON: {exc.msg}"
-                        continue
-                    yield number, row if isinstance(row, dict) else "a JSON Lines row must be an object"
+        yield from jsonl_rows(path)
     elif path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)

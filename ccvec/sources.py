@@ -196,7 +196,7 @@ def read_manifest(path: Path) -> Iterator[SourceItem | BadRow]:
     """Rows of a CSV or JSON Lines manifest; paths resolve relative to the manifest's folder."""
     base = path.resolve().parent
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = _jsonl_rows(path)
+        rows = jsonl_rows(path)
     elif path.suffix.lower() in (".csv", ".tsv"):
         rows = _csv_rows(path)
     else:
@@ -230,7 +230,8 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
             raise CcvecError(f"{path}: unreadable CSV near line {reader.line_num}: {exc}") from exc
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
+    """(line number, object) per non-empty line, or (line number, reason) for a bad line."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
