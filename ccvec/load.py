@@ -97,10 +97,6 @@ ProgressHook = Callable[[int], None]  # called with the number of items just fin
 # ---------------------------------------------------------------- per item (runs in workers)
 
 
-def _decode_bytes(data: bytes, spec: ModelSpec, max_pixels: int) -> DecodedImage:
-    return decode(data, spec, max_pixels)
-
-
 def _prepare(
     item: SourceItem, decoder: Executor | None, options: LoadOptions, spec: ModelSpec
 ) -> Prepared | Failed:
@@ -111,9 +107,9 @@ def _prepare(
         return Failed(item.location, "fetch", str(exc))
     try:
         if decoder is None:
-            image = _decode_bytes(data, spec, options.max_pixels)
+            image = decode(data, spec, options.max_pixels)
         else:
-            image = decoder.submit(_decode_bytes, data, spec, options.max_pixels).result()
+            image = decoder.submit(decode, data, spec, options.max_pixels).result()
     except DecodeError as exc:
         return Failed(item.location, "decode", str(exc))
     except (BrokenProcessPool, RuntimeError) as exc:  # the pool itself, not this file
