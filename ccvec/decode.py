@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ccvec import defaults
 from ccvec.models.spec import ModelSpec, crop_pixels
 from ccvec.phash import hash_pixels
 
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (~ 0.25 GiB of RGBA)
+DEFAULT_MAX_PIXELS = defaults.MAX_PIXELS
 
 
 class DecodeError(Exception):

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from ccvec import defaults
 from ccvec.sources import local_path
 
 USER_AGENT = "ccvec/0.1 (+https://github.com/creativecommons)"
@@ -19,9 +20,9 @@ class FetchError(Exception):
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    max_bytes: int = 50 * 1024 * 1024
-    timeout: float = 20.0
-    retries: int = 2
+    max_bytes: int = defaults.MAX_BYTES
+    timeout: float = defaults.FETCH_TIMEOUT
+    retries: int = defaults.FETCH_RETRIES
     backoff: float = 0.5
 
 

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import psycopg
 
-from ccvec import db
+from ccvec import db, defaults
 from ccvec.errors import CcvecError
 from ccvec.models.registry import DEFAULT_MODEL
 
 # Chosen by bench/graph.py (docs/graph.md): recall@10 >= 0.95 at these settings.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-EF_SEARCH = 64
-DEFAULT_K = 10
+EF_SEARCH = defaults.EF_SEARCH
+DEFAULT_K = defaults.GRAPH_K
 MAINTENANCE_WORK_MEM = "1GB"
 BATCH = 500
 
@@ -68,7 +68,7 @@ def build(
     k: int = DEFAULT_K,
     model: str = DEFAULT_MODEL,
     ef_search: int = EF_SEARCH,
-    recall_sample: int = 200,
+    recall_sample: int = defaults.RECALL_SAMPLE,
     on_progress: Progress | None = None,
 ) -> GraphRun:
     """A new graph over every embedded image; it becomes the current one when complete."""
@@ -160,7 +160,7 @@ def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> in
 
 
 METHODS = ("mutual", "average", "knn")
-DEFAULT_SIM = 0.35  # best ARI on the labelled stamps (bench/graph.py)
+DEFAULT_SIM = defaults.CLUSTER_SIM
 
 
 def cluster(conn: psycopg.Connection, sim: float, method: str = "mutual", level: str = "default") -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
@@ -33,7 +32,7 @@ import psycopg
 from pgvector import HalfVector
 from psycopg.types.json import Jsonb
 
-from ccvec import db, migrate
+from ccvec import db, defaults, migrate
 from ccvec.decode import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode
 from ccvec.errors import CcvecError
 from ccvec.fetch import FetchError, FetchPolicy, fetch
@@ -55,9 +54,9 @@ STAGE_TYPES = ["uuid", "int8", "bytea", "int4", "int4", "int8", "halfvec", "json
 @dataclass(frozen=True)
 class LoadOptions:
     model: str = registry.DEFAULT_MODEL
-    batch_size: int = 32
-    workers: int = max(1, os.cpu_count() or 1)  # decode processes; 0 = decode in threads
-    concurrency: int = 8  # fetches in flight
+    batch_size: int = defaults.BATCH_SIZE
+    workers: int = defaults.WORKERS  # decode processes; 0 = decode in threads
+    concurrency: int = defaults.CONCURRENCY  # fetches in flight
     max_pixels: int = DEFAULT_MAX_PIXELS
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
     write_catalog: bool = True  # also fill ccvec.image from the source's metadata

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import psycopg
 
+from ccvec import defaults
 from ccvec.errors import CcvecError
 from ccvec.models.registry import DEFAULT_MODEL
 from ccvec.phash import from_signed, to_signed
 
-DEFAULT_RADIUS = 8  # chosen by bench/neardup.py, see docs/neardup.md
-DEFAULT_COSINE = 0.9  # ... together with this embedding threshold
-DEFAULT_PREFER = ("pixels", "provider", "oldest")
+DEFAULT_RADIUS = defaults.HAMMING_RADIUS
+DEFAULT_COSINE = defaults.DEDUP_COSINE
+DEFAULT_PREFER = defaults.DEDUP_PREFER
 PREFER_KEYS = {"pixels", "provider", "oldest", "newest"}
 MAX_MASKS = 100_000
 PROBE_COST = 4.0  # one btree descent, relative to verifying one candidate row

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from ccvec import config
+from ccvec import config, defaults
 from ccvec.errors import CcvecError
 from ccvec.models import efficientnet_lite
 from ccvec.models.spec import ModelSpec
 
-DEFAULT_MODEL = efficientnet_lite.SPEC.name
+DEFAULT_MODEL = defaults.MODEL
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,5 @@
+"""`python -m ccvec.cli …` runs the `ccvec` command."""
+
+from ccvec.cli.common import main
+
+main()

@@ -1,0 +1,131 @@
+"""`ccvec experiment …`: A/B tests of cluster-mate substitution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ccvec.cli.common import app, console, err_console, schema_connection
+
+experiment_app = typer.Typer(
+    help="A/B tests: cluster-mate substitution and click-through analysis.", no_args_is_help=True
+)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("create")
+def experiment_create(
+    name: Annotated[str, typer.Argument(help="Experiment name.")],
+    treatment: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of sessions in treatment.")] = 0.5,
+    substitution: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of result positions substituted in treatment.")
+    ] = 0.2,
+    level: Annotated[str, typer.Option(help="Cluster level whose mates substitute.")] = "default",
+) -> None:
+    """Define and start an experiment (the search engine then calls ccvec.substitute())."""
+    from ccvec import abtest
+
+    with schema_connection() as conn:
+        abtest.create(conn, name, treatment, substitution, level)
+    console.print(
+        f"experiment {name} running: {treatment:.0%} of sessions, {substitution:.0%} of their results"
+    )
+
+
+@experiment_app.command("stop")
+def experiment_stop(name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
+    """Stop substituting (sessions all get control from now on)."""
+    from ccvec import abtest
+
+    with schema_connection() as conn:
+        abtest.stop(conn, name)
+    console.print(f"experiment {name} stopped")
+
+
+@experiment_app.command("import")
+def experiment_import(
+    name: Annotated[str, typer.Argument(help="Experiment name.")],
+    file: Annotated[Path, typer.Argument(help="Analytics export: CSV or JSON Lines.")],
+) -> None:
+    """Import impression and click events; bad rows are rejected with reasons; re-import is safe."""
+    from ccvec import abtest
+
+    with schema_connection() as conn:
+        result = abtest.import_events(conn, name, file)
+    console.print(
+        f"read {result.read:,}: imported {result.imported:,}, already there {result.duplicates:,}, "
+        f"rejected {result.rejected:,}"
+    )
+    for reason in result.reasons:
+        err_console.print(f"  rejected {reason}", highlight=False)
+
+
+@experiment_app.command("report")
+def experiment_report(
+    name: Annotated[str, typer.Argument(help="Experiment name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """CTR of substituted results vs originals at the same rank: difference, CI, p-value, clusters."""
+    from ccvec import abtest
+
+    with schema_connection() as conn:
+        result = abtest.report(conn, name)
+    if as_json:
+        print(result.to_json())
+        return
+    table = Table(
+        "rank",
+        "substituted",
+        "clicks",
+        "CTR",
+        "control",
+        "clicks",
+        "CTR",
+        title=f"experiment {name}",
+        box=None,
+    )
+    for s in result.strata:
+        table.add_row(
+            str(s.rank),
+            f"{s.substituted:,}",
+            f"{s.substituted_clicks:,}",
+            f"{s.ctr_substituted:.3f}",
+            f"{s.control:,}",
+            f"{s.control_clicks:,}",
+            f"{s.ctr_control:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"CTR difference (Mantel-Haenszel, by rank): {result.difference:+.4f} "
+        f"[95% CI {result.ci_low:+.4f}, {result.ci_high:+.4f}], odds ratio {result.odds_ratio:.3f}, "
+        f"CMH p = {result.p_value:.4f}"
+    )
+    if result.clusters:
+        worst = sorted(
+            (c for c in result.clusters if c["validity"] is not None), key=lambda c: c["validity"]
+        )[:5]
+        console.print(
+            "clusters whose mates draw fewest clicks (observed / expected): "
+            + ", ".join(f"{c['cluster']}: {c['validity']:.2f} ({c['impressions']})" for c in worst)
+        )
+    console.print(f"{result.alternates_clicked:,} alternates have clicks: see ccvec.ab_alternate_signal")
+
+
+@experiment_app.command("power")
+def experiment_power(
+    ctr: Annotated[float, typer.Option(help="Control click-through rate.")],
+    lift: Annotated[float, typer.Option(help="Relative change to detect, e.g. -0.1 for 10 % fewer clicks.")],
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    power: Annotated[float, typer.Option(help="Wanted power.")] = 0.8,
+) -> None:
+    """Impressions per group needed to detect a change in CTR."""
+    from ccvec import abtest
+
+    n = abtest.sample_size(ctr, lift, alpha, power)
+    console.print(
+        f"{n:,} substituted impressions and {n:,} control impressions (at comparable ranks) "
+        f"detect CTR {ctr:.3%} -> {ctr * (1 + lift):.3%} with power {power:.0%} at alpha {alpha}"
+    )

@@ -1,0 +1,134 @@
+"""`ccvec graph …`, `ccvec cluster`, `ccvec export-clusters`: the kNN graph and what is built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ccvec import defaults
+from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, progress, schema_connection
+from ccvec.errors import CcvecError
+
+graph_app = typer.Typer(
+    help="The kNN graph over the embeddings (HNSW): build, extend, inspect.", no_args_is_help=True
+)
+app.add_typer(graph_app, name="graph")
+
+
+@graph_app.command("build")
+def graph_build(
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Neighbours per image.")] = defaults.GRAPH_K,
+    model: ModelOption = DEFAULT_MODEL,
+    ef_search: Annotated[
+        int, typer.Option(min=1, help="HNSW search breadth (recall vs speed).")
+    ] = defaults.EF_SEARCH,
+    recall_sample: Annotated[
+        int, typer.Option(min=0, help="Images checked against exact search.")
+    ] = defaults.RECALL_SAMPLE,
+) -> None:
+    """Build a new kNN graph over every embedded image (HNSW index built first if missing)."""
+    from ccvec import graph
+
+    with schema_connection() as conn, progress("graph") as update:
+        run = graph.build(
+            conn,
+            k,
+            model,
+            ef_search,
+            recall_sample,
+            on_progress=update,
+        )
+    recall = f"{run.recall:.3f}" if run.recall is not None else "n/a"
+    console.print(
+        f"graph run {run.id}: {run.images:,} images, k={run.k}, recall@{run.k} {recall} (now current)"
+    )
+
+
+@graph_app.command("add")
+def graph_add() -> None:
+    """Add images embedded since the current graph was built (their edges, and older lists)."""
+    from ccvec import graph
+
+    with schema_connection() as conn, progress("adding") as update:
+        added = graph.add_new(conn, update)
+    console.print(f"added {added:,} images to the current graph")
+
+
+@graph_app.command("status")
+def graph_status() -> None:
+    """The graph runs and which one is current."""
+    with schema_connection() as conn:
+        rows = conn.execute(
+            "SELECT id, model, k, ef_search, images, recall, started_at, finished_at, is_current "
+            "FROM ccvec.knn_run ORDER BY id"
+        ).fetchall()
+    table = Table("run", "model", "k", "ef_search", "images", "recall@k", "built", "current", box=None)
+    for rid, mdl, k, ef, images, recall, started, finished, is_current in rows:
+        table.add_row(
+            str(rid),
+            mdl,
+            str(k),
+            str(ef),
+            f"{images or 0:,}",
+            f"{recall:.3f}" if recall else "",
+            f"{started:%Y-%m-%d %H:%M}" + ("" if finished else " (unfinished)"),
+            "yes" if is_current else "",
+        )
+    console.print(table if rows else "no graph yet: run `ccvec graph build`")
+
+
+@app.command("cluster")
+def cluster_command(
+    sim: Annotated[
+        list[float],
+        typer.Option(help="Similarity index 0..1 (0: one cluster, 1: singletons); repeat for levels."),
+    ] = [defaults.CLUSTER_SIM],  # noqa: B006
+    method: Annotated[
+        str,
+        typer.Option(help="mutual (mutual-kNN components), average (linkage on the graph; slower) or knn."),
+    ] = defaults.CLUSTER_METHOD,
+) -> None:
+    """Label every image of the current graph with a cluster (one run per --sim level)."""
+    from ccvec import graph
+
+    levels = sorted(set(sim))
+    with schema_connection() as conn:
+        for value in levels:
+            level = "default" if len(levels) == 1 else f"sim={value:g}"
+            run_id = graph.cluster(conn, value, method, level)
+            clusters, singletons, threshold, largest = graph.cluster_summary(conn, run_id)
+            sizes = ", ".join(str(n) for _, n in largest[:8])
+            console.print(
+                f"cluster run {run_id} (sim {value:g}, cosine >= {threshold:.3f}): {clusters:,} clusters, "
+                f"{singletons:,} singletons; largest: {sizes}"
+            )
+
+
+@app.command("export-clusters")
+def export_clusters_command(
+    target: Annotated[
+        Path, typer.Argument(help="New folder for cluster_with_N/cluster_i/ and contact sheets.")
+    ],
+    copy: Annotated[bool, typer.Option("--copy", help="Copy files instead of symlinking.")] = False,
+    min_size: Annotated[int, typer.Option(min=1, help="Skip clusters smaller than this.")] = 2,
+    sheets: Annotated[int, typer.Option(min=0, help="Contact sheets for this many largest clusters.")] = 10,
+    run: Annotated[
+        int | None, typer.Option(help="Cluster run (default: the newest on the current graph).")
+    ] = None,
+) -> None:
+    """Write clusters as folders of symlinks (imagecluster's layout) and contact sheets."""
+    from ccvec import export
+
+    with schema_connection() as conn:
+        if run is None:
+            row = conn.execute("SELECT max(run_id) FROM ccvec.image_cluster").fetchone()
+            run = row[0] if row else None
+            if run is None:
+                raise CcvecError("no clusters yet: run `ccvec cluster`")
+        clusters = export.cluster_files(conn, run, min_size)
+    written = export.export_folders(clusters, target, copy)
+    made = export.export_sheets(clusters, target, sheets)
+    console.print(f"{len(clusters):,} clusters, {written:,} files under {target}; {len(made)} contact sheets")

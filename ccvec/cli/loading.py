@@ -1,0 +1,137 @@
+"""`ccvec load` and `ccvec errors`: images in, failures listed."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from ccvec import defaults
+from ccvec.cli.common import (
+    DEFAULT_MODEL,
+    LimitOption,
+    ModelOption,
+    app,
+    console,
+    err_console,
+    schema_connection,
+)
+
+if TYPE_CHECKING:
+    from ccvec.load import LoadOptions, LoadSummary
+
+
+
+def load_with_progress(source: str, options: LoadOptions) -> LoadSummary:
+    """`ccvec.load.load` with a progress bar (rate, ETA) on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ccvec.load import load
+
+    progress = Progress(
+        TextColumn("loading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>6.1f} img/s"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+    task = progress.add_task("load", total=None, rate=0.0)
+    started = time.perf_counter()
+
+    def advance(n: int) -> None:
+        done = progress.tasks[0].completed + n
+        progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
+
+    with progress:
+        return load(
+            source, options, on_start=lambda total: progress.update(task, total=total), on_progress=advance
+        )
+
+
+@app.command("load")
+def load_command(
+    source: Annotated[str, typer.Argument(help="A folder (searched recursively) or a CSV/JSONL manifest.")],
+    model: ModelOption = DEFAULT_MODEL,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Images per inference batch and transaction.")
+    ] = defaults.BATCH_SIZE,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Decode processes (0: decode in threads). Default: CPU count.")
+    ] = defaults.WORKERS,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Fetches in flight (matters for URLs).")
+    ] = defaults.CONCURRENCY,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")
+    ] = defaults.MAX_PIXELS,
+    max_bytes: Annotated[
+        int, typer.Option(min=1, help="Refuse larger files or downloads.")
+    ] = defaults.MAX_BYTES,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds per download attempt.")
+    ] = defaults.FETCH_TIMEOUT,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Retries for a failed download.")
+    ] = defaults.FETCH_RETRIES,
+    no_catalog: Annotated[
+        bool,
+        typer.Option("--no-catalog", help="Write features only, not ccvec.image rows (existing catalog)."),
+    ] = False,
+) -> None:
+    """Hash, embed and store every image of SOURCE not loaded yet. Exit status 1 if any failed."""
+
+    from ccvec.fetch import FetchPolicy
+    from ccvec.load import LoadOptions
+
+    options = LoadOptions(
+        model=model,
+        batch_size=batch_size,
+        workers=workers,
+        concurrency=concurrency,
+        max_pixels=max_pixels,
+        fetch_policy=FetchPolicy(max_bytes=max_bytes, timeout=timeout, retries=retries),
+        write_catalog=not no_catalog,
+    )
+    summary = load_with_progress(source, options)
+    console.print(
+        f"loaded {summary.loaded:,}, skipped {summary.skipped:,} (already loaded), failed {summary.failed:,} "
+        f"in {summary.seconds:.1f}s ({summary.rate:.1f} img/s) — run {summary.run_id}"
+    )
+    if summary.loaded == 0 and summary.failed == 0:
+        console.print("nothing new to load")
+    if summary.failed:
+        err_console.print(f"{summary.failed} input(s) failed: see `ccvec errors --run {summary.run_id}`")
+        raise typer.Exit(1)
+
+
+@app.command("errors")
+def errors_command(
+    run: Annotated[
+        int | None, typer.Option(help="Only this load run (default: the latest run with errors).")
+    ] = None,
+    limit: LimitOption = 50,
+) -> None:
+    """Inputs that could not be loaded, with the reason."""
+    with schema_connection() as conn:
+        if run is None:
+            found = conn.execute("SELECT max(run_id) FROM ccvec.load_error").fetchone()[0]
+            run = found
+        rows = (
+            conn.execute(
+                "SELECT stage, source, reason FROM ccvec.load_error WHERE run_id = %s ORDER BY id LIMIT %s",
+                [run, limit],
+            ).fetchall()
+            if run is not None
+            else []
+        )
+    if not rows:
+        console.print("no load errors")
+        return
+    table = Table("stage", "source", "reason", title=f"load errors of run {run}", box=None)
+    for stage, src, reason in rows:
+        table.add_row(stage, src, reason)
+    console.print(table)

@@ -1,0 +1,151 @@
+"""`ccvec similar` and `ccvec dedup`: near-duplicates by pHash, neighbours by embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ccvec import defaults
+from ccvec.cli.common import (
+    DEFAULT_MODEL,
+    LimitOption,
+    ModelOption,
+    RadiusOption,
+    app,
+    console,
+    parse_uuid,
+    progress,
+    schema_connection,
+)
+from ccvec.errors import CcvecError
+
+
+@app.command("similar")
+def similar_command(
+    phash_hex: Annotated[
+        str | None, typer.Option("--phash", help="A pHash in imagehash's 16-hex form.")
+    ] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="An image file (need not be loaded).")] = None,
+    identifier: Annotated[
+        str | None, typer.Option("--identifier", help="A loaded image's identifier.")
+    ] = None,
+    radius: RadiusOption = defaults.HAMMING_RADIUS,
+    limit: LimitOption = 50,
+    semantic: Annotated[
+        bool,
+        typer.Option("--semantic", help="Nearest by embedding (HNSW) instead of pHash; needs --identifier."),
+    ] = False,
+    k: Annotated[int, typer.Option("-k", min=1, help="Neighbours for --semantic.")] = 10,
+    model: ModelOption = DEFAULT_MODEL,
+) -> None:
+    """Near-duplicates by pHash Hamming distance (exact, multi-index hashing), or --semantic neighbours."""
+    if semantic:
+        _similar_semantic(identifier, k, model)
+        return
+    from ccvec import neardup, phash
+    from ccvec.decode import DecodeError, decode
+
+    if sum(x is not None for x in (phash_hex, image, identifier)) != 1:
+        raise CcvecError("give exactly one of --phash, --image or --identifier")
+    with schema_connection() as conn:
+        if phash_hex is not None:
+            try:
+                query = phash.from_hex(phash_hex)
+            except ValueError as exc:
+                raise CcvecError(str(exc)) from exc
+        elif image is not None:
+            try:
+                grid = decode(image.read_bytes(), None).hash_grid
+            except (OSError, DecodeError) as exc:
+                raise CcvecError(f"{image}: {exc}") from exc
+            query = int(phash.phash_from_pixels(grid[None])[0])
+        else:
+            query = neardup.phash_of(conn, parse_uuid(identifier))
+        neardup.ensure_configured(conn)
+        found = neardup.neighbours(conn, query, radius)
+        titles = dict(
+            conn.execute(
+                "SELECT identifier, coalesce(title, url) FROM ccvec.catalog WHERE identifier = ANY(%s)",
+                [[i for i, _ in found[:limit]]],
+            ).fetchall()
+        )
+    table = Table(
+        "distance", "identifier", "title or url", title=f"within {radius} of {phash.to_hex(query)}", box=None
+    )
+    for ident, distance in found[:limit]:
+        table.add_row(str(distance), str(ident), titles.get(ident, ""))
+    console.print(table if found else f"nothing within {radius} of {phash.to_hex(query)}")
+
+
+def _similar_semantic(identifier: str | None, k: int, model: str) -> None:
+    from ccvec import graph
+
+    if identifier is None:
+        raise CcvecError("--semantic needs --identifier")
+    ident = parse_uuid(identifier)
+    with schema_connection() as conn:
+        found = graph.similar(conn, ident, k, model)
+        titles = dict(
+            conn.execute(
+                "SELECT identifier, coalesce(title, url) FROM ccvec.catalog WHERE identifier = ANY(%s)",
+                [[i for i, _ in found]],
+            ).fetchall()
+        )
+    table = Table(
+        "similarity", "identifier", "title or url", title=f"{k} nearest to {ident} ({model})", box=None
+    )
+    for ident2, similarity in found:
+        table.add_row(f"{similarity:.3f}", str(ident2), titles.get(ident2, ""))
+    console.print(table)
+
+
+@app.command("dedup")
+def dedup_command(
+    radius: RadiusOption = defaults.HAMMING_RADIUS,
+    prefer: Annotated[
+        str, typer.Option(help="Canonical preference, in order: pixels, provider, oldest, newest.")
+    ] = ",".join(defaults.DEDUP_PREFER),
+    cosine: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Also group by embedding cosine >= this (0: pHash only).")
+    ] = defaults.DEDUP_COSINE,
+    model: ModelOption = DEFAULT_MODEL,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Regroup everything, not just new images.")
+    ] = False,
+    report_only: Annotated[bool, typer.Option("--report", help="Only summarise the current groups.")] = False,
+) -> None:
+    """Group near-duplicate images; each group keeps one canonical image (new images join incrementally)."""
+
+    from ccvec import neardup
+
+    with schema_connection() as conn:
+        if not report_only:
+            with progress("grouping") as update:
+                neardup.dedup(
+                    conn,
+                    radius,
+                    tuple(p.strip() for p in prefer.split(",") if p.strip()),
+                    rebuild,
+                    cosine=cosine or None,
+                    model=model,
+                    on_progress=update,
+                )
+        summary = neardup.report(conn)
+    console.print(
+        f"{summary.images:,} images, {summary.groups:,} duplicate groups, "
+        f"{summary.duplicates:,} duplicates of a canonical image"
+    )
+    if summary.size_histogram:
+        table = Table("group size", "groups", box=None)
+        for bucket, n in summary.size_histogram:
+            table.add_row(bucket, f"{n:,}")
+        console.print(table)
+        largest = Table(
+            "group (canonical identifier)", "size", "max distance", title="largest groups", box=None
+        )
+        for group_id, size, max_distance in summary.largest:
+            largest.add_row(str(group_id), str(size), str(max_distance))
+        console.print(largest)

@@ -1,0 +1,100 @@
+"""`ccvec refresh`, `ccvec scores`, `ccvec authority …`: popularity and authority."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ccvec.cli.common import app, console, err_console, parse_uuid, progress, schema_connection
+
+authority_app = typer.Typer(help="Web authority: load Common Crawl host/domain ranks.", no_args_is_help=True)
+app.add_typer(authority_app, name="authority")
+
+
+@app.command("refresh")
+def refresh_command() -> None:
+    """Recompute, in order: popularity constants, observed popularity, neighbourhood estimates and
+    inferred tags, VisualRank, web authority, image scores. Safe to rerun."""
+    from ccvec import scores
+
+    with schema_connection() as conn:
+        timings = scores.refresh(
+            conn, on_stage=lambda name, sec: err_console.print(f"{name:26s} {sec:7.1f}s")
+        )
+        summary = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE popularity_provenance = 'observed'), "
+            "count(*) FILTER (WHERE popularity_provenance = 'inferred'), "
+            "count(*) FILTER (WHERE visual_authority IS NOT NULL), "
+            "(SELECT count(*) FROM ccvec.inferred_tags) FROM ccvec.image_score"
+        ).fetchone()
+    images, observed, inferred, visual, tags = summary
+    console.print(
+        f"scored {images:,} images in {sum(timings.values()):.1f}s: popularity observed {observed:,}, "
+        f"inferred {inferred:,}, none {images - observed - inferred:,}; VisualRank for {visual:,}; "
+        f"{tags:,} inferred tags"
+    )
+
+
+@app.command("scores")
+def scores_command(
+    identifier: Annotated[str, typer.Option("--identifier", help="The image to explain.")],
+) -> None:
+    """Explain one image's popularity and authority: every number behind them."""
+    from ccvec import scores
+
+    ident = parse_uuid(identifier)
+    with schema_connection() as conn:
+        x = scores.explain(conn, ident)
+    provider, landing, _ = x["catalog"]
+    console.print(f"[bold]{ident}[/bold]  provider {provider or '-'}  {landing or ''}")
+    console.print(f"popularity  {x['popularity']:.3f}  ({x['provenance']}, support {x['support']})")
+    if x["metric"]:
+        metric, raw, p, vp, constant = x["metric"]
+        console.print(
+            f"  {metric} = {raw:g}; provider's {p:.0%} percentile = {vp:g}, C = {constant:g}; "
+            f"{raw:g} / ({raw:g} + {constant:g}) = {raw / (raw + constant) if raw + constant else 0:.3f}"
+        )
+    elif x["provenance"] == "inferred":
+        having = [(nb, sim, pop) for nb, sim, pop in x["neighbours"] if pop is not None]
+        console.print(f"  similarity-weighted mean of {len(having)} neighbours' popularity:")
+        for nb, sim, pop in having:
+            console.print(f"    {nb}  similarity {sim:.3f}  popularity {pop:.3f}")
+    console.print(f"authority   {x['authority']:.3f}")
+    if x["visualrank"]:
+        rank, score, iterations, residual, nodes = x["visualrank"]
+        console.print(
+            f"  visual {score:.3f}: VisualRank {rank:.3e} (percentile among {nodes:,} images; "
+            f"{iterations} iterations, residual {residual:.1e})"
+        )
+    host = x["host"]
+    if host:
+        host_rev, source, host_pos, domain_rev, domain_pos = host
+        detail = {
+            "host": f"host {host_rev} at harmonic position {host_pos:,}" if host_pos else "",
+            "domain": f"domain {domain_rev} at harmonic position {domain_pos:,}" if domain_pos else "",
+            "provider": "the provider's source-class prior (no web rank for its host or domain)",
+        }[source]
+        web = x["domain"] if source in ("host", "domain") else x["prior"]
+        console.print(f"  web {web:.3f}: {detail}")
+
+
+@authority_app.command("load-hosts")
+def load_hosts_command(
+    file: Annotated[
+        Path, typer.Argument(help="A Common Crawl *-host-ranks.txt.gz or *-domain-ranks.txt.gz.")
+    ],
+) -> None:
+    """Stream a Common Crawl ranks file into the database (replaces that kind's previous release)."""
+    from ccvec import scores
+
+    with schema_connection() as conn, progress("loading ranks") as update:
+        result = scores.load_ranks(conn, file, update)
+    console.print(
+        f"{result.rows:,} {result.kind} ranks from {file} in {result.seconds:.1f}s; run `ccvec refresh`"
+    )
+    if result.bad_lines:
+        err_console.print(
+            f"skipped {result.bad_lines:,} malformed line(s), e.g. " + "; ".join(result.examples)
+        )

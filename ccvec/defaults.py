@@ -1,0 +1,35 @@
+"""Every user-facing default, defined once.
+
+The CLI, the Python API and the docs cite these names; each value says where the measurement that
+chose it lives (docs/benchmarks.md unless stated).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Embedding model: EfficientNet-Lite0 (ImageNet), converted to ONNX without torch (docs/loading.md).
+MODEL = "efficientnet-lite0"
+
+# Loading (docs/loading.md).
+BATCH_SIZE = 32  # images per inference batch and per transaction
+WORKERS = max(1, os.cpu_count() or 1)  # decode processes; 0 decodes in threads
+CONCURRENCY = 8  # fetches in flight
+MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (~ 0.25 GiB of RGBA)
+MAX_BYTES = 50 * 1024 * 1024  # largest file or download
+FETCH_TIMEOUT = 20.0  # seconds
+FETCH_RETRIES = 2
+
+# Near-duplicates (docs/neardup.md, bench/neardup.py).
+HAMMING_RADIUS = 8
+DEDUP_COSINE = 0.9
+DEDUP_PREFER = ("pixels", "provider", "oldest")
+
+# kNN graph (docs/graph.md, bench/graph.py).
+GRAPH_K = 10
+EF_SEARCH = 64
+RECALL_SAMPLE = 200
+
+# Clusters (docs/graph.md): imagecluster's similarity index.
+CLUSTER_SIM = 0.35
+CLUSTER_METHOD = "mutual"
