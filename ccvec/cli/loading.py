@@ -60,7 +60,7 @@ def load_command(
         int, typer.Option(min=1, help="Images per inference batch and transaction.")
     ] = defaults.BATCH_SIZE,
     workers: Annotated[
-        int, typer.Option(min=0, help="Decode processes (0: decode in threads). Default: CPU count.")
+        int, typer.Option(min=0, show_default="CPU count", help="Decode processes (0: decode in threads).")
     ] = defaults.WORKERS,
     concurrency: Annotated[
         int, typer.Option(min=1, help="Fetches in flight (matters for URLs).")
