@@ -87,3 +87,10 @@ BEGIN
         DROP FUNCTION IF EXISTS ccvec.mih_candidates(bigint, integer);
     END IF;
 END $$;
+
+CREATE OR REPLACE FUNCTION ccvec.mih_chunks(p_widths integer[])
+RETURNS TABLE (chunk integer, shift integer, mask bigint, bits integer)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT i, 64 - sum(w) OVER (ORDER BY i), (1::bigint << w) - 1, w
+    FROM unnest(p_widths) WITH ORDINALITY AS t(w, i)
+$$;

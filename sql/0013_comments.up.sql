@@ -14,6 +14,22 @@ BEGIN
     END IF;
 END $$;
 
+-- A chunk of all 64 bits (configure_mih(1)) had mask (1 << 64) - 1, which bigint arithmetic makes 0:
+-- every hash fell in chunk value 0 and every probe returned the whole table. Its mask is -1 (all
+-- bits) now; a one-chunk layout already in place is rebuilt.
+CREATE OR REPLACE FUNCTION ccvec.mih_chunks(p_widths integer[])
+RETURNS TABLE (chunk integer, shift integer, mask bigint, bits integer)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT i, 64 - sum(w) OVER (ORDER BY i), CASE WHEN w >= 64 THEN -1 ELSE (1::bigint << w) - 1 END, w
+    FROM unnest(p_widths) WITH ORDINALITY AS t(w, i)
+$$;
+DO $$
+BEGIN
+    IF (SELECT cardinality(widths) FROM ccvec.mih_config) = 1 THEN
+        PERFORM ccvec.configure_mih(1);
+    END IF;
+END $$;
+
 -- ---------------------------------------------------------------- 0001 foundation
 
 COMMENT ON TABLE ccvec.image IS
