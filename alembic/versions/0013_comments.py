@@ -1,4 +1,4 @@
-"""A COMMENT ON every function, view and table of schema ccvec (the SQL reference is built from them).
+"""COMMENT ON every function, view and table of schema ccvec; SQLSTATE class VC for ccvec's errors.
 
 Revision ID: 0013_comments
 Revises: 0006_abtest
