@@ -53,7 +53,12 @@ COMMENT ON FUNCTION ccvec.cluster_nodes(bigint, boolean) IS NULL;
 COMMENT ON FUNCTION ccvec.cluster_save(bigint, jsonb) IS NULL;
 COMMENT ON FUNCTION ccvec.cluster_graph(bigint, real, boolean, text) IS NULL;
 COMMENT ON FUNCTION ccvec.cluster_average(bigint, real, text) IS NULL;
-COMMENT ON MATERIALIZED VIEW ccvec.inferred_tags IS NULL;
+DO $$
+BEGIN
+    IF obj_description('ccvec.inferred_tags'::regclass, 'pg_class') = 'Tags (lower-cased, trimmed) an image''s neighbours in the current graph carry and it does not: score = similarity-weighted share of the neighbourhood carrying the tag, support = neighbours carrying it; kept when at least settings inferred_tags.min_support and inferred_tags.min_score. Refreshed by ccvec refresh.' THEN
+        COMMENT ON MATERIALIZED VIEW ccvec.inferred_tags IS NULL;
+    END IF;
+END $$;
 COMMENT ON VIEW ccvec.popularity_source IS NULL;
 COMMENT ON MATERIALIZED VIEW ccvec.neighbourhood_popularity IS NULL;
 COMMENT ON TABLE ccvec.popularity_metric IS NULL;

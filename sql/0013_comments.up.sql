@@ -348,7 +348,7 @@ COMMENT ON TABLE ccvec.image_embedding IS
 COMMENT ON FUNCTION ccvec.check_embedding_dim() IS
     'Trigger function on ccvec.image_embedding (before insert or update): raises when a vector''s dimension differs from its model''s ccvec.model.dim.';
 COMMENT ON TABLE ccvec.load_run IS
-    'One row per `ccvec load`: the source, the model, start and finish time, and how many inputs were loaded, skipped (already present) and failed.';
+    'One row per `ccvec load`: the source, the model, start and finish time, and how many inputs were loaded, skipped (already embedded by that model) and failed.';
 COMMENT ON TABLE ccvec.load_error IS
     'One row per input a load could not use: its source (path or URL), the stage that failed (fetch or decode) and the reason, one line.';
 
@@ -448,8 +448,15 @@ COMMENT ON FUNCTION ccvec.cluster_graph(bigint, real, boolean, text) IS
     'Cluster a kNN run as connected components of its edges with similarity >= ccvec.cluster_threshold(p_knn_run, p_sim), mutual edges only when p_mutual, by min-label propagation. p_sim 0 gives one cluster, 1 singletons. Writes a new ccvec.cluster_run of level p_level with its members and returns its id.';
 COMMENT ON FUNCTION ccvec.cluster_average(bigint, real, text) IS
     'Cluster a kNN run by average linkage over its edges (linkage = mean similarity of the graph edges between two clusters; pairs without an edge are not guessed), merging reciprocal best matches in rounds while they reach ccvec.cluster_threshold(p_knn_run, p_sim). p_sim 0 gives one cluster, 1 singletons. Writes a new ccvec.cluster_run of level p_level with its members and returns its id.';
-COMMENT ON MATERIALIZED VIEW ccvec.inferred_tags IS
-    'Tags (lower-cased, trimmed) an image''s neighbours in the current graph carry and it does not: score = similarity-weighted share of the neighbourhood carrying the tag, support = neighbours carrying it; kept when at least settings inferred_tags.min_support and inferred_tags.min_score. Refreshed by ccvec refresh.';
+-- A migration applied before this one may have redefined inferred_tags with a comment of its own:
+-- that one stays (and the down migration clears only the comment set here).
+DO $$
+BEGIN
+    IF obj_description('ccvec.inferred_tags'::regclass, 'pg_class') IS NULL THEN
+        COMMENT ON MATERIALIZED VIEW ccvec.inferred_tags IS
+            'Tags (lower-cased, trimmed) an image''s neighbours in the current graph carry and it does not: score = similarity-weighted share of the neighbourhood carrying the tag, support = neighbours carrying it; kept when at least settings inferred_tags.min_support and inferred_tags.min_score. Refreshed by ccvec refresh.';
+    END IF;
+END $$;
 COMMENT ON VIEW ccvec.popularity_source IS
     'Observed popularity per image in [0, 1]: ccvec''s own standardisation (ccvec.observed_popularity) where there is one, else the catalog''s standardized_popularity. Read by neighbourhood estimates and ccvec.image_score.';
 COMMENT ON MATERIALIZED VIEW ccvec.neighbourhood_popularity IS
