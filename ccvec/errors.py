@@ -1,5 +1,21 @@
 """The one exception type the CLI turns into a one-line message and a non-zero exit."""
 
+from __future__ import annotations
+
+# ccvec's SQL raises its own errors with SQLSTATEs of this class (sql/0013_comments.up.sql lists
+# them; docs/sql-reference.md documents them). Anything else from the database is not ours.
+SQLSTATE_CLASS = "VC"
+
 
 class CcvecError(Exception):
     """A problem the user can fix; the message names the problem and the fix."""
+
+
+def from_database(exc: BaseException) -> CcvecError | None:
+    """The CcvecError for an error raised by ccvec's SQL (SQLSTATE class VC), else None."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if not isinstance(sqlstate, str) or not sqlstate.startswith(SQLSTATE_CLASS):
+        return None
+    diag = getattr(exc, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(exc).splitlines()[0]
+    return CcvecError(message)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 
 from ccvec import db, defaults
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, from_database
 from ccvec.models.registry import DEFAULT_MODEL
 
 # Chosen by bench/graph.py (docs/graph.md): recall@10 >= 0.95 at these settings.
@@ -58,9 +58,12 @@ def similar(conn: psycopg.Connection, identifier: uuid.UUID, k: int = DEFAULT_K,
     """(identifier, cosine similarity) of the k nearest images."""
     try:
         return conn.execute("SELECT * FROM ccvec.similar(%s, %s, %s)", [identifier, k, model]).fetchall()
-    except psycopg.errors.RaiseException as exc:
+    except psycopg.Error as exc:
+        error = from_database(exc)
+        if error is None:
+            raise
         conn.rollback()
-        raise CcvecError(str(exc).splitlines()[0]) from exc
+        raise error from exc
 
 
 def build(

@@ -99,11 +99,12 @@ def test_embedding_dimension_is_enforced(conn: psycopg.Connection) -> None:
         "INSERT INTO ccvec.image_embedding (model, identifier, embedding) "
         "VALUES ('tiny', gen_random_uuid(), '[1,0,0]')"
     )
-    with pytest.raises(psycopg.errors.RaiseException, match="has 2 dimensions"):
+    with pytest.raises(psycopg.Error, match="has 2 dimensions") as raised:
         conn.execute(
             "INSERT INTO ccvec.image_embedding (model, identifier, embedding) "
             "VALUES ('tiny', gen_random_uuid(), '[1,0]')"
         )
+    assert raised.value.sqlstate == "VC003"
 
 
 def test_use_catalog_points_view_at_existing_table(conn: psycopg.Connection) -> None:

@@ -7,14 +7,14 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import psycopg
 import typer
 from rich.console import Console
 
 from ccvec import db, defaults, migrate
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, from_database
 
 app = typer.Typer(
     help="Perceptual structure for image catalogs, inside PostgreSQL + pgvector.",
@@ -83,6 +83,11 @@ def parse_uuid(text: str) -> uuid.UUID:
         raise CcvecError(f"{text!r} is not a UUID") from exc
 
 
+def _fail(exc: CcvecError) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     """Entry point: user-fixable problems become one line on stderr and exit status 2."""
     from ccvec import cli  # noqa: F401  (registers every command group)
@@ -90,8 +95,12 @@ def main() -> None:
     try:
         app()
     except CcvecError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(exc)
+    except psycopg.Error as exc:  # raised by ccvec's SQL (SQLSTATE class VC): one line too
+        error = from_database(exc)
+        if error is None:
+            raise
+        _fail(error)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

@@ -1,0 +1,20 @@
+"""COMMENT ON every function, view and table of schema ccvec; SQLSTATE class VC for ccvec's errors.
+
+Revision ID: 0013_comments
+Revises: 0006_abtest
+"""
+
+from ccvec.migrate import run_sql_file
+
+revision = "0013_comments"
+down_revision = "0006_abtest"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql_file("0013_comments.up.sql")
+
+
+def downgrade() -> None:
+    run_sql_file("0013_comments.down.sql")

@@ -1,0 +1,93 @@
+"""ccvec's SQL errors carry their own SQLSTATEs (class VC), and the CLI shows them as one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+
+from ccvec.errors import CcvecError, from_database
+
+# (SQL, SQLSTATE, start of the message): one call per RAISE in ccvec's functions but the embedding
+# dimension trigger (tests/test_database.py) and visualrank (below, it needs a graph).
+RAISES = [
+    ("SELECT ccvec.configure_mih(17)", "VC001", "number of chunks must be between 1 and 16, not 17"),
+    ("SELECT * FROM ccvec.hamming_neighbours(0, -1)", "VC001", "radius must be >= 0, not -1"),
+    ("SELECT ccvec.canonical_order_sql('{biggest}')", "VC001", "unknown canonical preference biggest"),
+    ("SELECT ccvec.model_dim('nope')", "VC002", "no model named nope"),
+    ("SELECT * FROM ccvec.nearest('nope', '[1,0]', 3)", "VC002", "no model named nope"),
+    ("SELECT ccvec.create_embedding_index('nope')", "VC002", "no model named nope"),
+    (
+        "SELECT * FROM ccvec.similar('00000000-0000-0000-0000-000000000001', 3, 'nope')",
+        "VC002",
+        "image 00000000-0000-0000-0000-000000000001 has no nope embedding",
+    ),
+    ("SELECT * FROM ccvec.substitute('nope', 's', 'q', '{}')", "VC002", "no experiment named nope"),
+    ("SELECT ccvec.use_catalog('pg_catalog.pg_am')", "VC003", "catalog table pg_am needs at least"),
+]
+
+
+@pytest.mark.parametrize(("sql", "sqlstate", "message"), RAISES, ids=[r[0][:40] for r in RAISES])
+def test_each_raise_has_its_sqlstate(conn: psycopg.Connection, sql: str, sqlstate: str, message: str) -> None:
+    with pytest.raises(psycopg.Error) as raised:
+        conn.execute(sql)
+    assert raised.value.sqlstate == sqlstate
+    error = from_database(raised.value)
+    assert isinstance(error, CcvecError)
+    assert str(error).startswith(message) and "\n" not in str(error)
+
+
+def test_visualrank_of_an_empty_graph(conn: psycopg.Connection) -> None:
+    run = empty_current_graph(conn)
+    with pytest.raises(psycopg.Error, match=f"kNN run {run} has no edges") as raised:
+        conn.execute("SELECT ccvec.visualrank(%s)", [run])
+    assert raised.value.sqlstate == "VC004"
+
+
+def test_other_database_errors_are_not_ccvecs(conn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.Error) as raised:
+        conn.execute("SELECT 1 / 0")
+    assert from_database(raised.value) is None
+    assert from_database(ValueError("VC001")) is None
+
+
+def empty_current_graph(conn: psycopg.Connection) -> int:
+    """A current kNN run without edges: what `ccvec graph build` leaves for a single image."""
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES ('lonely', '1', 'x', 2, '{}')"
+    )
+    return conn.execute(
+        "INSERT INTO ccvec.knn_run (model, k, ef_search, is_current) "
+        "VALUES ('lonely', 10, 40, true) RETURNING id"
+    ).fetchone()[0]
+
+
+def ccvec(*args: str) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess (DATABASE_URL is the test database, set by the conn fixture)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=dict(os.environ)
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()  # progress lines may come first
+    assert lines[-1] == f"error: {message}"
+    assert [line for line in lines if "error" in line.lower()] == [lines[-1]]
+
+
+def test_cli_shows_an_sql_error_as_one_line(conn: psycopg.Connection) -> None:
+    run = empty_current_graph(conn)
+    conn.commit()
+    assert_one_line_error(ccvec("refresh"), f"kNN run {run} has no edges")
+
+
+def test_cli_semantic_similar_without_embedding(conn: psycopg.Connection) -> None:
+    ident = uuid.uuid4()
+    result = ccvec("similar", "--semantic", "--identifier", str(ident), "--model", "tiny")
+    assert_one_line_error(result, f"image {ident} has no tiny embedding")
