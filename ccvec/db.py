@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -201,6 +203,37 @@ def engine(url: str | None = None) -> sqlalchemy.Engine:
     url = url or resolve_url()
     connect(url).close()  # run the server checks once with a clear error
     return sqlalchemy.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+
+
+DDL_LOCK_TIMEOUT = "2s"  # one wait for a lock; then the DDL is retried
+DDL_PATIENCE = 1800.0  # seconds of retrying before giving up with a message
+
+
+def run_ddl(conn: psycopg.Connection, sql: str, params: list, what: str, patience: float = DDL_PATIENCE):
+    """Index DDL that never queues forever behind other sessions: each attempt waits at most
+    DDL_LOCK_TIMEOUT for its locks (so it does not block everyone queued behind it), serialised
+    with other ccvec DDL by an advisory lock, retried with a message until `patience` runs out."""
+    conn.commit()
+    started, told = time.monotonic(), 0.0
+    while True:
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('ccvec index ddl'))")
+                result = conn.execute(sql, params).fetchall()
+            conn.commit()
+            return result
+        except psycopg.errors.LockNotAvailable:
+            waited = time.monotonic() - started
+            if waited > patience:
+                raise CcvecError(
+                    f"{what}: other sessions held ccvec's tables for {waited:.0f}s; "
+                    "try again when they finish (see pg_stat_activity)"
+                ) from None
+            if waited - told >= 10 or not told:
+                print(f"ccvec: {what}: waiting for other sessions to release their locks…", file=sys.stderr)
+                told = waited or 0.001
+            time.sleep(1.0)
 
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:

@@ -26,9 +26,7 @@ err_console = Console(stderr=True)
 
 # Option types shared by several commands, so each is spelled (and defaulted) once.
 ModelOption = Annotated[str, typer.Option(metavar="NAME", help="Registered embedding model.")]
-RadiusOption = Annotated[
-    int, typer.Option(min=0, max=64, help="Largest pHash Hamming distance.")
-]
+RadiusOption = Annotated[int, typer.Option(min=0, max=64, help="Largest pHash Hamming distance.")]
 LimitOption = Annotated[int, typer.Option(min=1, help="Rows to show.")]
 DEFAULT_MODEL = defaults.MODEL
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ccvec.load import LoadOptions, LoadSummary
 
 
-
 def load_with_progress(source: str, options: LoadOptions) -> LoadSummary:
     """`ccvec.load.load` with a progress bar (rate, ETA) on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
