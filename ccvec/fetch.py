@@ -49,6 +49,7 @@ class FetchPolicy:
     max_retry_after: float = defaults.MAX_RETRY_AFTER  # longer Retry-After waits end the download
     max_redirects: int = 5
     allow_private: bool = False  # fetch from loopback / private / link-local addresses too
+    allow_addresses: frozenset[str] = frozenset()  # these non-public addresses only (a known mirror)
     remote_only: bool = False  # refuse local files (manifests from third parties)
 
 
@@ -103,7 +104,7 @@ def address_problem(address: str) -> str | None:
         if embedded is not None:
             inner = address_problem(str(embedded))
             return f"{inner} (inside IPv6 {ip})" if inner else None
-    for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
+    for kind in ("loopback", "unspecified", "link_local", "multicast", "reserved", "private"):
         if getattr(ip, f"is_{kind}"):
             return f"{ip} is a {kind.replace('_', '-')} address"
     if not ip.is_global:
@@ -111,8 +112,10 @@ def address_problem(address: str) -> str | None:
     return None
 
 
-def resolve(host: str, port: int, allow_private: bool) -> list[str]:
-    """The addresses `host` resolves to, refused as a whole when any of them is not public."""
+def resolve(host: str, port: int, allow_private: bool, allowed: frozenset[str] = frozenset()) -> list[str]:
+    """The addresses `host` resolves to, refused as a whole when any of them is not public
+    (nor listed in `allowed`). Resolving connects to nothing: numeric spellings of addresses
+    (decimal, hex, octal, short forms) are turned into addresses by the resolver itself."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -120,7 +123,7 @@ def resolve(host: str, port: int, allow_private: bool) -> list[str]:
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not allow_private:
         for address in addresses:
-            problem = address_problem(address)
+            problem = None if address in allowed else address_problem(address)
             if problem:
                 raise FetchError(
                     f"refused: host {host!r} resolves to {problem}; "
@@ -221,7 +224,7 @@ def _request(
     https = parts.scheme.lower() == "https"
     host = parts.hostname or ""
     port = parts.port or (443 if https else 80)
-    addresses = resolve(host, port, policy.allow_private)
+    addresses = resolve(host, port, policy.allow_private, policy.allow_addresses)
     sock = _connect(addresses, port, min(policy.timeout, deadline.check()))
     watchdog = threading.Timer(deadline.left(), _shutdown, [sock])
     watchdog.daemon = True
@@ -243,7 +246,8 @@ def _request(
             raise _Retry(f"download took longer than the {policy.deadline:g}s deadline") from None
         if isinstance(exc, TimeoutError | socket.timeout):
             raise _Retry(f"timed out after {policy.timeout:g}s") from None
-        raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        detail = " ".join(str(exc).split())[:200]  # server-controlled text: one short line
+        raise _Retry(f"{type(exc).__name__}: {detail}".rstrip(": ")) from None
     finally:
         watchdog.cancel()
         sock.close()
