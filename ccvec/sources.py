@@ -102,8 +102,12 @@ def file_location(path: Path) -> str:
     """A file URI; bytes of non-UTF-8 file names survive (percent-encoded from os.fsencode)."""
     try:
         resolved = path.resolve()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop on some Python versions
-        raise ValueError(f"cannot resolve path: {getattr(exc, 'strerror', None) or exc}") from None
+    except RuntimeError:  # Python < 3.13 raises it for a symlink loop
+        raise ValueError("symlink loop") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError("symlink loop") from None
+        raise ValueError(f"cannot resolve path: {exc.strerror or exc}") from None
     return "file://" + quote_from_bytes(os.fsencode(resolved), safe="/")
 
 
@@ -289,6 +293,13 @@ def not_a_regular_file(path: Path) -> str | None:
     return f"is {kind}, not a regular file"
 
 
+def _is_symlink(path: Path) -> bool:
+    try:
+        return path.is_symlink()
+    except OSError:  # e.g. a name too long: reported when the path is resolved
+        return False
+
+
 def _file_metadata(path: Path, location: str) -> tuple[dict, list[str]]:
     notes: list[str] = []
     title = clean_json(path.stem, "title", notes)[: CATALOG_COLUMNS["title"]]
@@ -360,6 +371,10 @@ def _location(row: dict, base_dir: Path, remote_only: bool) -> tuple[str, str | 
         file_path = local_path(normalise_url(given))
     else:
         file_path = Path(given) if Path(given).is_absolute() else base_dir / given
+    if _is_symlink(file_path):  # resolving would hide a dangling link behind its missing target
+        problem = not_a_regular_file(file_path)
+        if problem in ("symlink loop", "dangling symlink (its target does not exist)"):
+            raise ValueError(problem)
     return file_location(file_path), None
 
 
@@ -472,23 +487,25 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
         if not fieldnames or not {"path", "url"} & {h.strip().lower() for h in fieldnames}:
             raise CcvecError(f"{display_path(path)}: the header must name a 'path' or 'url' column")
         while True:
-            before = reader.line_num
+            before = reader.reader.line_num  # DictReader's own count stops at errors
+            start = before + 1  # a record's first line (quoted fields may span lines)
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield reader.line_num, f"unreadable CSV record: {exc}"
-                if reader.line_num == before:  # no progress: stop rather than loop
+                yield start, f"unreadable CSV record: {exc}"
+                if reader.reader.line_num == before:  # no progress: stop rather than loop
                     return
                 continue
             if None in row:
-                yield (
-                    reader.line_num,
-                    f"row has {len(row) - 1 + len(row[None])} fields, header has {len(row) - 1}",
-                )
+                yield start, f"row has {len(row) - 1 + len(row[None])} fields, header has {len(row) - 1}"
                 continue
-            yield reader.line_num, row
+            missing = sum(value is None for value in row.values())
+            if missing:
+                yield start, f"row has {len(row) - missing} fields, header has {len(row)}"
+                continue
+            yield start, row
 
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
@@ -513,7 +530,11 @@ def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem |
     if not source.strip():
         raise CcvecError("no source given: name a folder of images or a manifest file")
     path = Path(source).expanduser()
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except (OSError, ValueError) as exc:  # name too long, NUL in the name
+        raise CcvecError(f"{display_path(path)}: {getattr(exc, 'strerror', None) or exc}") from None
+    if is_dir:
         if remote_only:
             raise CcvecError(f"{display_path(path)}: --remote-only loads manifests of URLs, not folders")
         return scan_directory(path)
