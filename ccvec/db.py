@@ -84,6 +84,7 @@ def start_embedded(pgdata: Path | None = None) -> str:
     Locked down: the socket is the only listener, its file and directory are private to the
     server's account (0700), and nothing outside the data directory has its permissions changed."""
     wanted = (pgdata or embedded_pgdata()).expanduser().resolve()
+    wanted.parent.mkdir(parents=True, exist_ok=True)
     pgdata = server_location(wanted)
     if pgdata != wanted and not (pgdata / "PG_VERSION").exists():
         print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Annotated
 import psycopg
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError
@@ -81,15 +83,56 @@ def parse_uuid(text: str) -> uuid.UUID:
         raise CcvecError(f"{text!r} is not a UUID") from exc
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: object) -> str:
+    """Text from data, fit for the terminal: control characters shown as escapes (no terminal
+    sequences get through), rich markup escaped (a '[/x]' in a URL prints as itself)."""
+    shown = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text)).replace("\n", "\\n")
+    return escape(shown)
+
+
+def confirm_destructive(what: str, yes: bool) -> None:
+    """Ask before destroying data; without a terminal, `--yes` is required."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CcvecError(f"{what}; not a terminal, so pass --yes to confirm")
+    if not typer.confirm(f"{what}. Continue?", default=False):
+        raise CcvecError("cancelled: nothing changed")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return db.redact(lines[0] if lines else type(exc).__name__)
+
+
 def main() -> None:
-    """Entry point: user-fixable problems become one line on stderr and exit status 2."""
+    """Entry point: user-fixable problems become one line on stderr and exit status 2; Ctrl-C and
+    a server that goes away mid-command too (a rerun resumes: every batch is its own transaction)."""
+    from alembic.util import CommandError
+
     from ccvec import cli  # noqa: F401  (registers every command group)
 
     try:
         app()
     except CcvecError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except CommandError as exc:  # alembic: unknown revision and the like
+        err_console.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        err_console.print(
+            f"[red]error:[/red] the database connection failed: {escape(_one_line(exc))}; "
+            "rerun the command when the server is back (finished batches are kept)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(
+            "interrupted: finished batches are stored; rerun the same command to resume", highlight=False
+        )
         sys.exit(130)

@@ -18,6 +18,7 @@ from ccvec.cli.common import (
     console,
     parse_uuid,
     progress,
+    safe,
     schema_connection,
 )
 from ccvec.errors import CcvecError
@@ -76,7 +77,7 @@ def similar_command(
         "distance", "identifier", "title or url", title=f"within {radius} of {phash.to_hex(query)}", box=None
     )
     for ident, distance in found[:limit]:
-        table.add_row(str(distance), str(ident), titles.get(ident, ""))
+        table.add_row(str(distance), str(ident), safe(titles.get(ident, "")))
     console.print(table if found else f"nothing within {radius} of {phash.to_hex(query)}")
 
 
@@ -98,7 +99,7 @@ def _similar_semantic(identifier: str | None, k: int, model: str) -> None:
         "similarity", "identifier", "title or url", title=f"{k} nearest to {ident} ({model})", box=None
     )
     for ident2, similarity in found:
-        table.add_row(f"{similarity:.3f}", str(ident2), titles.get(ident2, ""))
+        table.add_row(f"{similarity:.3f}", str(ident2), safe(titles.get(ident2, "")))
     console.print(table)
 
 
