@@ -250,7 +250,15 @@ def test_two_loads_at_once_both_finish(
     args = ("--model", tiny, "--workers", "1", "--batch-size", "5")
     a = start("load", images(tmp_path / "a", 60, 2), *args, database_url=database_url)
     b = start("load", images(tmp_path / "b", 60, 3), *args, database_url=database_url)
-    time.sleep(4)
+    watcher = psycopg.connect(database_url, autocommit=True)
+    deadline = time.time() + 90
+    while (
+        time.time() < deadline
+        and not watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]
+    ):
+        time.sleep(0.1)
+    watcher.close()
+    time.sleep(2.5)  # past the 2 s lock_timeout: the DDL gave up once, said so, and retries
     holder.rollback()  # let go: the loads' DDL gets its lock on a retry
     holder.close()
     results = [p.communicate(timeout=180) for p in (a, b)]
