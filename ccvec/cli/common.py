@@ -132,7 +132,15 @@ def main() -> None:
         )
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print(
-            "interrupted: finished batches are stored; rerun the same command to resume", highlight=False
-        )
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    err_console.print(
+        "interrupted: finished batches are stored; rerun the same command to resume", highlight=False
+    )
+    sys.exit(130)
