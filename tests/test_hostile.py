@@ -506,3 +506,28 @@ def test_hostile_files_through_the_cli(
     assert len(errors) == len(expected), sorted(set(errors) ^ set(expected))
     for name, fragment in expected.items():
         assert fragment in errors[name], (name, errors[name])
+
+
+def test_export_only_copies_the_loaded_images_and_never_overwrites(tmp_path: Path) -> None:
+    import hashlib
+
+    from ccvec.export import _loaded_file, export_folders
+
+    sha = hashlib.sha256(PNG).digest()
+    for sub in ("a", "b", "c"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(PNG)
+    (tmp_path / "b" / "x.png").write_bytes(PNG)
+    (tmp_path / "c" / "x_1.png").write_bytes(PNG)
+    (tmp_path / "changed.png").write_bytes(PNG[:-1] + b"\x00")
+    uri = lambda p: Path(p).as_uri()  # noqa: E731
+    assert _loaded_file("file:///etc/passwd", sha) is None  # not the image that was loaded
+    assert _loaded_file(uri(tmp_path / "changed.png"), sha) is None
+    assert _loaded_file(uri(tmp_path / "a") + "/..", sha) is None
+    assert _loaded_file("file:///dev/zero", sha) is None
+    members = [_loaded_file(uri(tmp_path / p), sha) for p in ("a/x.png", "b/x.png", "c/x_1.png")]
+    assert all(members)
+    written = export_folders({1: [(m, "") for m in members]}, tmp_path / "out", copy=True)
+    folder = tmp_path / "out" / "cluster_with_3" / "cluster_1"
+    assert written == 3 and sorted(p.name for p in folder.iterdir()) == ["x.png", "x_1.png", "x_1_1.png"]
+    assert all(p.read_bytes() == PNG for p in folder.iterdir())
