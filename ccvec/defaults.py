@@ -26,6 +26,7 @@ MAX_RETRY_AFTER = 30.0  # longest Retry-After wait honoured, seconds
 HAMMING_RADIUS = 8
 DEDUP_COSINE = 0.9
 DEDUP_PREFER = ("pixels", "provider", "oldest")
+CONFIRM_REBUILD_ABOVE = 100_000  # `dedup --rebuild` asks (or needs --yes) when more images are grouped
 
 # kNN graph (docs/graph.md, bench/graph.py).
 GRAPH_K = 10

@@ -337,3 +337,57 @@ def test_ctrl_c_is_one_line_and_resumable(
         "SELECT count(*), count(DISTINCT identifier) FROM ccvec.image_embedding WHERE model = %s", [tiny]
     ).fetchone()
     assert total == distinct == 600
+
+
+# ------------------------------------------------------------ the embedded server
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to try connecting as another user (nobody)")
+def test_embedded_server_is_private_with_a_long_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A CCVEC_HOME too long for a socket path makes the socket fall back to a runtime directory:
+    that directory and the socket are still private, another local user (nobody) cannot connect,
+    and no parent directory of CCVEC_HOME has its permissions changed."""
+    import shutil
+    import stat
+    import tempfile
+
+    from ccvec import db
+
+    parent = Path(tempfile.mkdtemp(prefix="ccvec-sec-"))
+    parent.chmod(0o711)  # others may traverse, not list
+    home = parent / ("h" * 90)
+    home.mkdir(mode=0o755)
+    before = {p: p.stat().st_mode for p in (parent, *parent.parents)}
+    pgdata = home / "pgdata"
+    try:
+        url = db.start_embedded(pgdata)
+        with psycopg.connect(url, autocommit=True) as conn:
+            socket_dir = Path(conn.execute("SHOW unix_socket_directories").fetchone()[0])
+            assert conn.execute("SHOW unix_socket_permissions").fetchone()[0] == "0700"
+        assert socket_dir != pgdata  # the fallback really happened
+        assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
+        socket_file = next(socket_dir.glob(".s.PGSQL.*[0-9]"))
+        assert stat.S_IMODE(socket_file.stat().st_mode) & 0o077 == 0
+        probe = f"import socket; socket.socket(socket.AF_UNIX).connect({str(socket_file)!r})"
+        attempt = subprocess.run(
+            [shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3", "-c", probe],
+            capture_output=True,
+            text=True,
+            user="nobody",
+            cwd="/",
+            timeout=60,
+        )
+        assert attempt.returncode != 0 and "PermissionError" in attempt.stderr, attempt.stderr
+        mine = subprocess.run(  # the same probe as the server's own account works: the test is sound
+            [shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3", "-c", probe],
+            capture_output=True,
+            text=True,
+            user=socket_file.stat().st_uid,
+            cwd="/",
+            timeout=60,
+        )
+        assert mine.returncode == 0, mine.stderr
+        assert {p: p.stat().st_mode for p in (parent, *parent.parents)} == before
+    finally:
+        db.stop_embedded(pgdata)
+        shutil.rmtree(parent, ignore_errors=True)

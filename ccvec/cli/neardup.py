@@ -15,6 +15,7 @@ from ccvec.cli.common import (
     ModelOption,
     RadiusOption,
     app,
+    confirm_destructive,
     console,
     parse_uuid,
     progress,
@@ -117,12 +118,21 @@ def dedup_command(
         bool, typer.Option("--rebuild", help="Regroup everything, not just new images.")
     ] = False,
     report_only: Annotated[bool, typer.Option("--report", help="Only summarise the current groups.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Do not ask before --rebuild of a large run (needed off a terminal)."),
+    ] = False,
 ) -> None:
     """Group near-duplicate images; each group keeps one canonical image (new images join incrementally)."""
 
     from ccvec import neardup
 
     with schema_connection() as conn:
+        if rebuild and not report_only:
+            grouped = conn.execute("SELECT count(*) FROM ccvec.duplicate_member").fetchone()[0]
+            conn.commit()
+            if grouped > defaults.CONFIRM_REBUILD_ABOVE:
+                confirm_destructive(f"--rebuild discards the current groups of {grouped:,} images", yes)
         if not report_only:
             with progress("grouping") as update:
                 neardup.dedup(
