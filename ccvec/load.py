@@ -12,8 +12,14 @@ so a crash or kill loses at most the batch in flight and a rerun picks up where 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
@@ -40,7 +46,7 @@ from ccvec.models import registry
 from ccvec.models.runtime import Embedder
 from ccvec.models.spec import ModelSpec
 from ccvec.phash import phash_from_pixels, to_signed
-from ccvec.sources import BadRow, SourceItem, open_source
+from ccvec.sources import BadRow, SourceItem, clean_text, open_source
 
 # With an HNSW index in place, loading more than this fraction of the rows already indexed is
 # faster as drop + load + rebuild than as load with the index maintained. Measured by bench/graph.py:
@@ -69,6 +75,7 @@ class LoadSummary:
     loaded: int = 0
     skipped: int = 0
     failed: int = 0
+    warnings: int = 0  # rows stored with something changed (text cut, NULs removed); in load_error
     seconds: float = 0.0
 
     @property
@@ -103,14 +110,16 @@ def _prepare(
     try:
         data = fetch(item.location, options.fetch_policy)
     except FetchError as exc:
-        return Failed(item.location, "fetch", str(exc))
+        return Failed(item.source, "fetch", str(exc))
+    except Exception as exc:  # a fetch bug on one odd input must not end the load
+        return Failed(item.source, "fetch", f"unexpected {type(exc).__name__}: {exc}")
     try:
         if decoder is None:
             image = decode(data, spec, options.max_pixels)
         else:
             image = decoder.submit(decode, data, spec, options.max_pixels).result()
     except DecodeError as exc:
-        return Failed(item.location, "decode", str(exc))
+        return Failed(item.source, "decode", str(exc))
     except (BrokenProcessPool, RuntimeError) as exc:  # the pool itself, not this file
         raise CcvecError(
             f"decode worker processes failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0]}); "
@@ -118,7 +127,7 @@ def _prepare(
             "(multiprocessing's rule), or use workers=0"
         ) from exc
     except Exception as exc:  # a decoder bug on one odd file must not end the load
-        return Failed(item.location, "decode", f"unexpected {type(exc).__name__}: {exc}")
+        return Failed(item.source, "decode", f"unexpected {type(exc).__name__}: {exc}")
     return Prepared(item, image, len(data))
 
 
@@ -127,7 +136,13 @@ def _prepared_stream(
 ) -> Iterator[Prepared | Failed]:
     """Results as they complete, with a bounded number in flight."""
     context = multiprocessing.get_context("forkserver")
-    decoder = ProcessPoolExecutor(options.workers, mp_context=context) if options.workers > 0 else None
+    decoder = (
+        ProcessPoolExecutor(
+            options.workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+        )
+        if options.workers > 0
+        else None
+    )
     in_flight_limit = max(options.concurrency, options.batch_size) * 2
     try:
         with ThreadPoolExecutor(max(1, options.concurrency)) as fetchers:
@@ -145,6 +160,31 @@ def _prepared_stream(
     finally:
         if decoder is not None:
             decoder.shutdown(cancel_futures=True)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(loader_pid: int) -> None:
+    """Decode workers die with the load: SIGKILL when their parent dies (Linux), and a thread
+    that exits when the loader process is gone (any POSIX, and through the forkserver). Ctrl-C
+    is the loader's to handle: workers ignore it and are shut down by the loader."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_exit_with, args=(loader_pid,), daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
 
 
 # ---------------------------------------------------------------- database side
@@ -185,6 +225,41 @@ def _write_batch(
     failures: list[Failed],
     run_id: int,
     write_catalog: bool,
+) -> tuple[int, int]:
+    """(rows inserted, rows the database refused). The batch is one transaction; when the
+    database refuses it, each row is retried alone, so one bad row never takes good ones down."""
+    try:
+        return _write_rows(conn, model, batch, vectors, failures, run_id, write_catalog), 0
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        raise  # the server or connection, not the data: a rerun resumes
+    except psycopg.Error:
+        if len(batch) <= 1 and not failures:
+            raise
+    inserted, refused = 0, []
+    for prepared, vector in zip(batch, vectors, strict=True):
+        try:
+            inserted += _write_rows(conn, model, [prepared], vector[None], [], run_id, write_catalog)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            raise
+        except psycopg.Error as exc:
+            refused.append(Failed(prepared.item.source, "store", _first_line(exc)))
+    _write_rows(conn, model, [], [], [*failures, *refused], run_id, write_catalog)
+    return inserted, len(refused)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"database refused the row: {lines[0] if lines else type(exc).__name__}"
+
+
+def _write_rows(
+    conn: psycopg.Connection,
+    model: str,
+    batch: list[Prepared],
+    vectors: np.ndarray,
+    failures: list[Failed],
+    run_id: int,
+    write_catalog: bool,
 ) -> int:
     """One transaction: stage by COPY BINARY, ingest, record failures."""
     hashes = phash_from_pixels(np.stack([p.image.hash_grid for p in batch])) if batch else []
@@ -210,11 +285,7 @@ def _write_batch(
             inserted = conn.execute("SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog]).fetchone()[0]
         else:
             inserted = 0
-        if failures:
-            conn.cursor().executemany(
-                "INSERT INTO ccvec.load_error (run_id, source, stage, reason) VALUES (%s, %s, %s, %s)",
-                [(run_id, f.source, f.stage, f.reason) for f in failures],
-            )
+        _record(conn, run_id, failures)
         conn.execute(
             "UPDATE ccvec.load_run SET loaded = loaded + %s, failed = failed + %s WHERE id = %s",
             [inserted, len(failures), run_id],
@@ -222,17 +293,31 @@ def _write_batch(
     return inserted
 
 
+def _record(conn: psycopg.Connection, run_id: int, entries: list[Failed]) -> None:
+    """Rows of ccvec.load_error (text cleaned: a NUL in a file name must not lose the record)."""
+    if entries:
+        conn.cursor().executemany(
+            "INSERT INTO ccvec.load_error (run_id, source, stage, reason) VALUES (%s, %s, %s, %s)",
+            [(run_id, clean_text(f.source)[0], f.stage, clean_text(f.reason)[0]) for f in entries],
+        )
+
+
 # ---------------------------------------------------------------- the pipeline
 
 
-def _split(entries: Iterable[SourceItem | BadRow]) -> tuple[list[SourceItem], list[Failed]]:
-    items, bad = [], []
+def _split(
+    entries: Iterable[SourceItem | BadRow],
+) -> tuple[list[SourceItem], list[Failed], list[Failed]]:
+    """(items to load, rows refused before loading, warnings about rows stored changed)."""
+    items, bad, warnings = [], [], []
     for entry in entries:
         if isinstance(entry, BadRow):
             bad.append(Failed(entry.source, "manifest", entry.reason))
         else:
             items.append(entry)
-    return items, bad
+            if entry.warnings:
+                warnings.append(Failed(entry.source, "warning", "; ".join(entry.warnings)))
+    return items, bad, warnings
 
 
 class _Writer:
@@ -247,16 +332,16 @@ class _Writer:
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="ccvec-writer")
         self.previous: Future | None = None
 
-    def submit(self, batch: list[Prepared], vectors: np.ndarray, failures: list[Failed]) -> int:
-        """Queue a batch; returns the rows inserted by the batch before it (0 for the first)."""
+    def submit(self, batch: list[Prepared], vectors: np.ndarray, failures: list[Failed]) -> tuple[int, int]:
+        """Queue a batch; returns (inserted, refused) of the batch before it ((0, 0) for the first)."""
         done = self.wait()
         self.previous = self.thread.submit(
             _write_batch, self.conn, self.model, batch, vectors, failures, self.run_id, self.write_catalog
         )
         return done
 
-    def wait(self) -> int:
-        inserted = self.previous.result() if self.previous is not None else 0
+    def wait(self) -> tuple[int, int]:
+        inserted = self.previous.result() if self.previous is not None else (0, 0)
         self.previous = None
         return inserted
 
@@ -271,26 +356,38 @@ def load(
     on_start: Callable[[int], None] | None = None,
     on_progress: ProgressHook | None = None,
 ) -> LoadSummary:
-    """Load every image of `source` (folder or manifest) that this model has not embedded yet."""
+    """Load every image of `source` (folder or manifest) that this model has not embedded yet.
+
+    The main connection never sits in an open transaction while images are processed (another
+    load's DDL would wait on it); index DDL waits for locks with a timeout and retries."""
     started = time.perf_counter()
     url = db.resolve_url()
     with db.connection(url) as conn:
         migrate.require_current(conn)
         model = registry.get_model(conn, options.model)
-        items, failures = _split(open_source(source))
+        items, failures, warnings = _split(open_source(source, options.fetch_policy.remote_only))
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
+        with conn.transaction():
+            _record(conn, summary.run_id, warnings)
+        summary.warnings = len(warnings)
         todo = _missing(conn, model.name, items)
+        conn.commit()
         summary.skipped = len(items) - len(todo)
         if on_start:
             on_start(len(todo) + len(failures))
-        rebuild_index = _drop_index_for_bulk_load(conn, model.name, len(todo))
+        rebuild_index = _drop_index_for_bulk_load(conn, model.name, len(todo), summary.run_id)
+        rebuild_index = rebuild_index or model.name in missing_indexes(conn)
         embedder = Embedder(model)
         writer = _Writer(url, model.name, summary.run_id, options.write_catalog)
         batch: list[Prepared] = []
 
+        def count(done: tuple[int, int]) -> None:
+            summary.loaded += done[0]
+            summary.failed += done[1]
+
         def flush() -> None:
             vectors = embedder.embed(np.stack([p.image.pixels for p in batch])) if batch else []
-            summary.loaded += writer.submit(list(batch), vectors, list(failures))
+            count(writer.submit(list(batch), vectors, list(failures)))
             summary.failed += len(failures)
             if on_progress:
                 on_progress(len(batch) + len(failures))
@@ -303,7 +400,7 @@ def load(
                 if len(batch) >= options.batch_size or len(failures) >= options.batch_size:
                     flush()
             flush()
-            summary.loaded += writer.wait()
+            count(writer.wait())
         finally:
             writer.close()
         if rebuild_index:
@@ -315,14 +412,26 @@ def load(
     return summary
 
 
-def _drop_index_for_bulk_load(conn: psycopg.Connection, model: str, incoming: int) -> bool:
-    """Drop the model's HNSW index when rebuilding it after the load is the faster way."""
+def missing_indexes(conn: psycopg.Connection) -> list[str]:
+    """Models whose HNSW index a load dropped and nothing rebuilt yet (a killed load)."""
+    models = [r[0] for r in conn.execute("SELECT model FROM ccvec.missing_indexes()")]
+    conn.commit()
+    return models
+
+
+def _drop_index_for_bulk_load(conn: psycopg.Connection, model: str, incoming: int, run_id: int) -> bool:
+    """Drop the model's HNSW index when rebuilding it after the load is the faster way. The run
+    records the drop first, so a load killed before its rebuild leaves a trace the next command
+    (`ccvec load`, `graph`, `dedup --semantic`) acts on and `ccvec db status` reports."""
     if not incoming or not conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]:
+        conn.commit()
         return False
     sql = "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s"
     indexed = conn.execute(sql, [model]).fetchone()[0]
+    conn.commit()
     if incoming <= REBUILD_INDEX_ABOVE * indexed:
         return False
-    conn.execute("SELECT ccvec.drop_embedding_index(%s)", [model])
+    conn.execute("UPDATE ccvec.load_run SET index_dropped = true WHERE id = %s", [run_id])
     conn.commit()
+    db.run_ddl(conn, "SELECT ccvec.drop_embedding_index(%s)", [model], f"dropping the index of {model}")
     return True

@@ -31,6 +31,25 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def known_revision(revision: str) -> str:
+    """`revision` when alembic knows it (or 'base'/'head'); else one clear line."""
+    from alembic.util import CommandError
+
+    from ccvec.errors import CcvecError
+
+    if revision in ("base", "head"):
+        return revision
+    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    try:
+        found = script.get_revision(revision)
+    except CommandError:
+        found = None
+    if found is None:
+        names = ", ".join(r.revision for r in reversed(list(script.walk_revisions())))
+        raise CcvecError(f"unknown revision {revision!r}: use base, head or one of {names}")
+    return found.revision
+
+
 def head_revision() -> str:
     script = ScriptDirectory(str(config.resource_dir("alembic")))
     return script.get_current_head() or ""

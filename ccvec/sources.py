@@ -8,12 +8,17 @@ second row. Rows a manifest gets wrong become `BadRow`s with a reason; they neve
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import math
+import os
+import re
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_from_bytes, unquote, unquote_to_bytes, urlsplit, urlunsplit
 
 from ccvec.errors import CcvecError
 
@@ -61,6 +66,10 @@ INT_COLUMNS = {"width", "height", "filesize"}
 BOOL_COLUMNS = {"watermarked"}
 JSON_COLUMNS = {"meta_data", "tags"}
 IGNORED_COLUMNS = {"identifier", "path", "standardized_popularity"}
+URL_COLUMNS = {"foreign_landing_url", "thumbnail", "creator_url"}  # cut URLs are wrong URLs: dropped
+INT_RANGE = (0, 2**31 - 1)  # width, height, filesize are Postgres integers
+MAX_JSON_DEPTH = 64  # meta_data / tags nesting kept; deeper rows are refused
+CSV_FIELD_LIMIT = 16 * 1024 * 1024  # one CSV field up to 16 MB (Python's default is 128 kB)
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,13 @@ class SourceItem:
     identifier: uuid.UUID
     location: str  # a file URI or an http(s) URL
     metadata: dict = field(default_factory=dict, compare=False)
+    origin: str | None = field(default=None, compare=False)  # "manifest.csv:12" for manifest rows
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # what sanitising changed
+
+    @property
+    def source(self) -> str:
+        """How errors name this input: the manifest row (when there is one) and the location."""
+        return f"{self.origin} {self.location}" if self.origin else self.location
 
 
 @dataclass(frozen=True)
@@ -83,156 +99,418 @@ def identity(location: str) -> uuid.UUID:
 
 
 def file_location(path: Path) -> str:
-    return path.resolve().as_uri()
+    """A file URI; bytes of non-UTF-8 file names survive (percent-encoded from os.fsencode)."""
+    try:
+        resolved = path.resolve()
+    except RuntimeError:  # Python < 3.13 raises it for a symlink loop
+        raise ValueError("symlink loop") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError("symlink loop") from None
+        raise ValueError(f"cannot resolve path: {exc.strerror or exc}") from None
+    return "file://" + quote_from_bytes(os.fsencode(resolved), safe="/")
 
 
 def local_path(location: str) -> Path | None:
     """The filesystem path of a file URI, or None for remote URLs."""
     parts = urlsplit(location)
-    if parts.scheme == "file":
-        return Path(unquote(parts.path))
+    if parts.scheme.lower() == "file":
+        return Path(os.fsdecode(unquote_to_bytes(parts.path)))
     return None
 
 
-def scan_directory(root: Path) -> Iterator[SourceItem]:
-    """Image files under `root`, recursively, in a stable (sorted) order."""
+def display_path(path: Path) -> str:
+    """A path as text that always encodes (undecodable bytes shown as U+FFFD)."""
+    return clean_text(str(path))[0]
+
+
+# ---------------------------------------------------------------- sanitising
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def clean_text(value: str) -> tuple[str, list[str]]:
+    """Text Postgres accepts: NUL removed, lone surrogates (and undecodable bytes) -> U+FFFD."""
+    notes = []
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+        notes.append("NUL characters removed")
+    if _SURROGATES.search(value):
+        value = _SURROGATES.sub("\ufffd", value)
+        notes.append("invalid characters replaced by U+FFFD")
+    return value, notes
+
+
+def clean_json(value, name: str, notes: list[str], depth: int = 0):
+    """A JSON value jsonb accepts: text cleaned, non-finite numbers -> null, bounded nesting."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"column {name} is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        text, changed = clean_text(value)
+        notes.extend(f"{name}: {n}" for n in changed)
+        return text
+    if isinstance(value, float) and not math.isfinite(value):
+        notes.append(f"{name}: non-finite number {value} stored as null")
+        return None
+    if isinstance(value, list):
+        return [clean_json(v, name, notes, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {
+            clean_json(str(k), name, notes, depth + 1): clean_json(v, name, notes, depth + 1)
+            for k, v in value.items()
+        }
+    return value
+
+
+def _as_text(name: str, value) -> str:
+    """Text columns take text; numbers become text (unambiguous); anything else is refused."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    raise ValueError(f"column {name} must be text, got {type(value).__name__} {_show(value)}")
+
+
+def _as_int(name: str, value) -> int:
+    """Integers, integral floats and integer text; anything else is refused."""
+    if isinstance(value, bool):
+        raise ValueError(f"column {name} must be an integer, got a boolean")
+    integral_float = isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    if integral_float or (isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,18}\s*", value)):
+        value = int(value)
+    if not isinstance(value, int):
+        raise ValueError(f"column {name} is not an integer: {_show(value)}")
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise ValueError(f"column {name} is out of range: {_show(value)}")
+    return value
+
+
+def _as_bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes", "y"):
+        return True
+    if text in ("0", "false", "f", "no", "n"):
+        return False
+    raise ValueError(f"column {name} is not a boolean: {_show(value)}")
+
+
+def _show(value, limit: int = 60) -> str:
+    """A short printable repr of a bad value for a reason text."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# URL characters kept as they are: reserved and unreserved (RFC 3986) plus '%' of escapes.
+_URL_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
+
+
+def normalise_url(url: str) -> str:
+    """An http(s)/file URL that is safe to request and store: spaces, non-ASCII and stray '%'
+    percent-encoded, host IDNA-encoded; raises ValueError when it cannot be made so."""
+    if _CONTROL.search(url):
+        raise ValueError(f"URL contains control characters: {_show(url)}")
+    if _SURROGATES.search(url):
+        raise ValueError(f"URL contains invalid characters: {_show(url)}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"malformed URL ({exc}): {_show(url)}") from None
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and not parts.hostname:
+        raise ValueError(f"URL has no host: {_show(url)}")
+    netloc = parts.netloc
+    if parts.hostname and not parts.hostname.isascii():
+        try:
+            host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"URL host is not a valid domain name: {_show(url)}") from None
+        netloc = host + (f":{port}" if port is not None else "")
+        if parts.username:
+            raise ValueError(f"URL with credentials and a non-ASCII host: {_show(url)}")
+    if not netloc.isascii() or " " in netloc:
+        raise ValueError(f"URL host is not valid: {_show(url)}")
+    path = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", parts.path)
+    query = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", parts.query)
+    fixed = urlunsplit(
+        (
+            scheme,
+            netloc,
+            quote(path, safe=_URL_SAFE),
+            quote(query, safe=_URL_SAFE),
+            quote(parts.fragment, safe=_URL_SAFE),
+        )
+    )
+    return fixed
+
+
+# ---------------------------------------------------------------- folders
+
+
+def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
+    """Image files under `root`, recursively, in a stable (sorted) order. Names with an image
+    extension that are not regular files (directories, FIFOs, devices, dangling or looping
+    symlinks) are reported, not skipped in silence."""
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
-        if path.is_file():
+        problem = not_a_regular_file(path)
+        if problem:
+            yield BadRow(display_path(path), problem)
+            continue
+        try:
             location = file_location(path)
-            yield SourceItem(identity(location), location, _file_metadata(path, location))
+        except ValueError as exc:
+            yield BadRow(display_path(path), str(exc))
+            continue
+        metadata, notes = _file_metadata(path, location)
+        yield SourceItem(identity(location), location, metadata, warnings=tuple(notes))
 
 
-def _file_metadata(path: Path, location: str) -> dict:
+def not_a_regular_file(path: Path) -> str | None:
+    """Why `path` cannot be read as an image file, or None when it is a regular file."""
+    try:
+        info = path.stat()  # follows symlinks
+    except FileNotFoundError:
+        return "dangling symlink (its target does not exist)" if path.is_symlink() else "file not found"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if exc.errno == errno.ENAMETOOLONG:
+            return "path too long"
+        return f"cannot stat file: {exc.strerror or exc}"
+    if stat.S_ISREG(info.st_mode):
+        return None
+    kind = {
+        stat.S_IFDIR: "a directory",
+        stat.S_IFIFO: "a FIFO (named pipe)",
+        stat.S_IFCHR: "a character device",
+        stat.S_IFBLK: "a block device",
+        stat.S_IFSOCK: "a socket",
+    }.get(stat.S_IFMT(info.st_mode), "not a regular file")
+    return f"is {kind}, not a regular file"
+
+
+def _is_symlink(path: Path) -> bool:
+    try:
+        return path.is_symlink()
+    except OSError:  # e.g. a name too long: reported when the path is resolved
+        return False
+
+
+def _file_metadata(path: Path, location: str) -> tuple[dict, list[str]]:
+    notes: list[str] = []
+    title = clean_json(path.stem, "title", notes)[: CATALOG_COLUMNS["title"]]
     return {
         "url": location,
-        "title": path.stem[:5000],
-        "filetype": path.suffix.lower().lstrip(".")[:5] or None,
-        "foreign_identifier": str(path)[:3000],
-    }
+        "title": title,
+        "filetype": clean_text(path.suffix.lower().lstrip("."))[0][:5] or None,
+        "foreign_identifier": clean_text(str(path))[0][: CATALOG_COLUMNS["foreign_identifier"]],
+    }, notes
+
+
+# ---------------------------------------------------------------- manifest rows
 
 
 def _parse_json_field(name: str, value):
-    if value is None or value == "" or not isinstance(value, str):
-        return value if value != "" else None
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        return value
     try:
         return json.loads(value)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         if name == "tags":  # CSV convenience: "cat; animal" or "cat,animal"
             sep = ";" if ";" in value else ","
             return [{"name": t.strip()} for t in value.split(sep) if t.strip()]
-        raise ValueError(f"column {name} is not valid JSON: {value[:60]!r}") from None
+        raise ValueError(f"column {name} is not valid JSON: {_show(value)}") from None
 
 
 def _normalise_tags(tags) -> list | None:
     if tags is None:
         return None
+    if isinstance(tags, str):  # one bare label
+        tags = [tags]
     if not isinstance(tags, list):
-        raise ValueError("column tags must be a list")
+        raise ValueError(f"column tags must be a list, got {type(tags).__name__} {_show(tags)}")
     out = []
     for tag in tags:
         if isinstance(tag, str):
             tag = {"name": tag}
         if not isinstance(tag, dict) or not isinstance(tag.get("name"), str):
-            raise ValueError(f"each tag needs a name: {tag!r}")
+            raise ValueError(f"each tag needs a name: {_show(tag)}")
         if tag["name"].strip():  # an empty label is no tag, not a reason to drop the image
             out.append(tag)
     return out
 
 
-def row_to_item(row: dict, base_dir: Path) -> SourceItem:
-    """One manifest row -> SourceItem; raises ValueError with a readable reason."""
-    row = {k.strip().lower(): v for k, v in row.items() if k is not None}
-    path, url = (row.get("path") or "").strip(), (row.get("url") or "").strip()
-    if path:
-        location = file_location(base_dir / path if not Path(path).is_absolute() else Path(path))
-    elif url:
-        scheme = urlsplit(url).scheme.lower()
-        if scheme in ("http", "https", "file"):
-            location = url
-        elif scheme == "":
-            location = file_location(base_dir / url)
-        else:
-            raise ValueError(f"unsupported URL scheme {scheme!r} in {url[:80]!r}")
-    else:
+def _location(row: dict, base_dir: Path, remote_only: bool) -> tuple[str, str | None]:
+    """(location to fetch, the row's URL as given or None) from the row's path / url columns."""
+    path, url = row.get("path"), row.get("url")
+    for name, value in (("path", path), ("url", url)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"column {name} must be text, got {type(value).__name__} {_show(value)}")
+    path, url = (path or "").strip(), (url or "").strip()
+    if not path and not url:
         raise ValueError("row has neither path nor url")
-    raw_id = (
-        (row.get("identifier") or "").strip()
-        if isinstance(row.get("identifier"), str)
-        else row.get("identifier")
-    )
-    try:
-        ident = uuid.UUID(str(raw_id)) if raw_id else identity(location)
-    except ValueError:
-        raise ValueError(f"identifier {raw_id!r} is not a UUID") from None
+    scheme = "" if path else urlsplit(url).scheme.lower() if ":" in url else ""
+    if len(scheme) == 1:  # a Windows drive letter, not a scheme
+        scheme = ""
+    if scheme in ("http", "https"):
+        return normalise_url(url), url
+    if scheme not in ("", "file"):
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {_show(url)}")
+    if remote_only:
+        raise ValueError("local file refused: --remote-only accepts http(s) URLs only")
+    given = path or url
+    if "\x00" in given:
+        raise ValueError(f"path contains a NUL character: {_show(given)}")
+    if scheme == "file":
+        file_path = local_path(normalise_url(given))
+    else:
+        file_path = Path(given) if Path(given).is_absolute() else base_dir / given
+    if _is_symlink(file_path):  # resolving would hide a dangling link behind its missing target
+        problem = not_a_regular_file(file_path)
+        if problem in ("symlink loop", "dangling symlink (its target does not exist)"):
+            raise ValueError(problem)
+    return file_location(file_path), None
 
-    metadata: dict = {"url": url or location}
+
+def row_to_item(
+    row: dict, base_dir: Path, origin: str | None = None, remote_only: bool = False
+) -> SourceItem:
+    """One manifest row -> SourceItem, validated and sanitised on its own; raises ValueError
+    with a readable reason when the row cannot be stored. What sanitising changed (text cut to
+    its column's length, NULs removed, ...) is kept in `warnings`."""
+    row = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+    location, given_url = _location(row, base_dir, remote_only)
+    if len(location) > CATALOG_COLUMNS["url"]:
+        raise ValueError(
+            f"location is {len(location):,} characters, over the {CATALOG_COLUMNS['url']:,} allowed"
+        )
+    raw_id = row.get("identifier")
+    if isinstance(raw_id, str):
+        raw_id = raw_id.strip()
+    if raw_id not in (None, "") and not isinstance(raw_id, str):
+        raise ValueError(f"identifier must be a UUID string, got {_show(raw_id)}")
+    try:
+        ident = uuid.UUID(raw_id) if raw_id else identity(location)
+    except ValueError:
+        raise ValueError(f"identifier {_show(raw_id)} is not a UUID") from None
+
+    notes: list[str] = []
+    metadata: dict = {"url": location if given_url is None else normalise_url(given_url)}
     extra: dict = {}
     for key, value in row.items():
         if key in IGNORED_COLUMNS or key == "url" or value is None or value == "":
             continue
         if key in CATALOG_COLUMNS:
-            metadata[key] = str(value)[: CATALOG_COLUMNS[key]]
+            metadata[key] = _capped(key, clean_json(_as_text(key, value), key, notes), notes)
         elif key in INT_COLUMNS:
-            try:
-                metadata[key] = int(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"column {key} is not an integer: {value!r}") from None
+            metadata[key] = _as_int(key, value)
         elif key in BOOL_COLUMNS:
-            metadata[key] = str(value).strip().lower() in ("1", "true", "t", "yes")
+            metadata[key] = _as_bool(key, value)
         elif key in JSON_COLUMNS:
             metadata[key] = _parse_json_field(key, value)
         else:
             extra[key] = value  # unknown columns are kept, in meta_data
     if metadata.get("meta_data") is not None and not isinstance(metadata["meta_data"], dict):
-        raise ValueError("column meta_data must be a JSON object")
+        raise ValueError(f"column meta_data must be a JSON object, got {_show(metadata['meta_data'])}")
     if extra:
         metadata["meta_data"] = {**extra, **(metadata.get("meta_data") or {})}
     metadata["tags"] = _normalise_tags(metadata.get("tags"))
-    metadata.setdefault("title", Path(urlsplit(location).path).stem[:5000] or None)
-    return SourceItem(ident, location, metadata)
+    for key in JSON_COLUMNS:
+        if metadata.get(key) is not None:
+            metadata[key] = clean_json(metadata[key], key, notes)
+    if not metadata.get("title"):
+        stem = Path(unquote(urlsplit(location).path)).stem
+        metadata["title"] = clean_json(stem, "title", [])[: CATALOG_COLUMNS["title"]] or None
+    return SourceItem(ident, location, metadata, origin=origin, warnings=tuple(notes))
 
 
-def read_manifest(path: Path) -> Iterator[SourceItem | BadRow]:
-    """Rows of a CSV or JSON Lines manifest; paths resolve relative to the manifest's folder."""
+def _capped(name: str, text: str, notes: list[str]) -> str | None:
+    """Text cut to its column's length (with a note); over-long URLs are dropped, not cut."""
+    limit = CATALOG_COLUMNS[name]
+    if len(text) <= limit:
+        return text
+    if name in URL_COLUMNS:
+        notes.append(f"{name} dropped: {len(text):,} characters, over the column's {limit:,}")
+        return None
+    notes.append(f"{name} truncated from {len(text):,} to {limit:,} characters")
+    return text[:limit]
+
+
+def read_manifest(path: Path, remote_only: bool = False) -> Iterator[SourceItem | BadRow]:
+    """Rows of a CSV or JSON Lines manifest; paths resolve relative to the manifest's folder.
+    Each row is parsed and checked on its own: a bad row becomes a BadRow, never an exception.
+    A repeated identifier keeps its first row; the later ones are reported."""
     base = path.resolve().parent
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         rows = jsonl_rows(path)
     elif path.suffix.lower() in (".csv", ".tsv"):
         rows = _csv_rows(path)
     else:
-        raise CcvecError(f"{path}: a manifest must be .csv, .tsv or .jsonl")
+        raise CcvecError(f"{display_path(path)}: a manifest must be .csv, .tsv or .jsonl")
+    seen: dict[uuid.UUID, int] = {}
     for line, row in rows:
-        where = f"{path}:{line}"
+        where = f"{display_path(path)}:{line}"
         if isinstance(row, str):
             yield BadRow(where, row)
             continue
         try:
-            yield row_to_item(row, base)
+            item = row_to_item(row, base, where, remote_only)
+        except RecursionError:
+            yield BadRow(where, "nested too deeply")
+            continue
         except ValueError as exc:
-            yield BadRow(where, str(exc))
+            yield BadRow(where, clean_text(str(exc))[0])
+            continue
+        first = seen.setdefault(item.identifier, line)
+        if first != line:
+            yield BadRow(where, f"duplicate identifier {item.identifier}: line {first} is kept")
+            continue
+        yield item
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    """(line, row) per CSV record, or (line, reason) for a record that cannot be a row. Invalid
+    UTF-8 is kept as surrogate escapes (a file name's bytes survive; text fields get U+FFFD)."""
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        if not reader.fieldnames or not {"path", "url"} & {h.strip().lower() for h in reader.fieldnames}:
-            raise CcvecError(f"{path}: the header must name a 'path' or 'url' column")
         try:
-            for row in reader:
-                if None in row:
-                    yield (
-                        reader.line_num,
-                        f"row has {len(row) - 1 + len(row[None])} fields, header has {len(row) - 1}",
-                    )
-                    continue
-                yield reader.line_num, row
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise CcvecError(f"{path}: unreadable CSV near line {reader.line_num}: {exc}") from exc
+            fieldnames = reader.fieldnames
+        except csv.Error as exc:
+            raise CcvecError(f"{display_path(path)}: unreadable CSV header: {exc}") from exc
+        if not fieldnames or not {"path", "url"} & {h.strip().lower() for h in fieldnames}:
+            raise CcvecError(f"{display_path(path)}: the header must name a 'path' or 'url' column")
+        while True:
+            before = reader.reader.line_num  # DictReader's own count stops at errors
+            start = before + 1  # a record's first line (quoted fields may span lines)
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield start, f"unreadable CSV record: {exc}"
+                if reader.reader.line_num == before:  # no progress: stop rather than loop
+                    return
+                continue
+            if None in row:
+                yield start, f"row has {len(row) - 1 + len(row[None])} fields, header has {len(row) - 1}"
+                continue
+            missing = sum(value is None for value in row.values())
+            if missing:
+                yield start, f"row has {len(row) - missing} fields, header has {len(row)}"
+                continue
+            yield start, row
 
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
     """(line number, object) per non-empty line, or (line number, reason) for a bad line."""
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -241,14 +519,28 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
             except json.JSONDecodeError as exc:
                 yield number, f"not valid JSON: {exc.msg}"
                 continue
+            except (ValueError, RecursionError) as exc:  # int too long, nesting too deep
+                yield number, f"not usable JSON: {str(exc)[:120] or type(exc).__name__}"
+                continue
             yield number, row if isinstance(row, dict) else "a JSON Lines row must be an object"
 
 
-def open_source(source: str) -> Iterator[SourceItem | BadRow]:
+def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem | BadRow]:
     """A folder or a manifest file, as one stream of items."""
+    if not source.strip():
+        raise CcvecError("no source given: name a folder of images or a manifest file")
     path = Path(source).expanduser()
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except (OSError, ValueError) as exc:  # name too long, NUL in the name
+        raise CcvecError(f"{display_path(path)}: {getattr(exc, 'strerror', None) or exc}") from None
+    if is_dir:
+        if remote_only:
+            raise CcvecError(f"{display_path(path)}: --remote-only loads manifests of URLs, not folders")
         return scan_directory(path)
-    if path.is_file():
-        return read_manifest(path)
-    raise CcvecError(f"{source}: no such folder or manifest file")
+    problem = not_a_regular_file(path)
+    if problem == "file not found":
+        raise CcvecError(f"{display_path(path)}: no such folder or manifest file")
+    if problem:
+        raise CcvecError(f"{display_path(path)}: {problem}")
+    return read_manifest(path, remote_only)

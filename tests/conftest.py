@@ -36,6 +36,9 @@ def server_url(ccvec_home: Path) -> Iterator[str]:
     url = db.start_embedded(ccvec_home / "pgdata")
     yield url
     db.stop_embedded(ccvec_home / "pgdata")
+    location = db.server_location(ccvec_home / "pgdata")
+    if location != (ccvec_home / "pgdata").resolve():  # as root: data kept where the server can reach it
+        shutil.rmtree(location.parent, ignore_errors=True)
 
 
 def _admin_url(url: str) -> str:

@@ -175,7 +175,9 @@ def test_urls_with_retries_timeouts_and_size_cap(
 ) -> None:
     names = ["ok", "flaky", "missing", "huge", "slow", "html"]
     (tmp_path / "urls.csv").write_text("url\n" + "".join(f"{image_server}/{n}.jpg\n" for n in names))
-    policy = FetchPolicy(max_bytes=len(_ImageServer.jpeg) + 1000, timeout=0.5, retries=2, backoff=0.05)
+    policy = FetchPolicy(
+        max_bytes=len(_ImageServer.jpeg) + 1000, timeout=0.5, retries=2, backoff=0.05, allow_private=True
+    )
     summary = load(str(tmp_path / "urls.csv"), LoadOptions(workers=0, fetch_policy=policy, concurrency=4))
     assert (summary.loaded, summary.failed) == (2, 4)
     loaded = {r[0].rsplit("/", 1)[1] for r in conn.execute("SELECT url FROM ccvec.image")}

@@ -74,7 +74,7 @@ def test_jsonl_manifest_and_its_bad_rows(tmp_path: Path) -> None:
         "2": "row has neither path nor url",
         "3": "unsupported URL scheme 'ftp' in 'ftp://example.org/x.jpg'",
         "4": "identifier 'not-a-uuid' is not a UUID",
-        "5": "column meta_data must be a JSON object",
+        "5": "column meta_data must be a JSON object, got [1, 2]",
         "6": "column width is not an integer: 'wide'",
         "7": "each tag needs a name: {'accuracy': 1}",
         "9": "not valid JSON: Expecting property name enclosed in double quotes",

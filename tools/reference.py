@@ -35,10 +35,10 @@ command prints them as one line, `error: <message>`, and exits with status 2; in
 `ccvec.errors.from_database(exc)` turns such a `psycopg.Error` into a `CcvecError`.
 
 - `VC001`: an argument is out of range or not an allowed value (`configure_mih`,
-  `hamming_neighbours`, `canonical_order_sql`).
+  `hamming_neighbours`, `canonical_order_sql`, `grant_access`).
 - `VC002`: a named thing does not exist: a model (`model_dim`, so also `nearest`,
   `create_embedding_index`, `knn_candidates`), an image's embedding (`similar`), an experiment
-  (`substitute`).
+  (`substitute`), a role (`grant_access`).
 - `VC003`: data has the wrong shape: an embedding's dimension differs from its model's
   (`check_embedding_dim`), a catalog table lacks `identifier` or `url` (`use_catalog`).
 - `VC004`: nothing to compute on: a kNN run without edges (`visualrank`).

@@ -1,13 +1,13 @@
 """COMMENT ON every function, view and table of schema ccvec; SQLSTATE class VC for ccvec's errors.
 
 Revision ID: 0013_comments
-Revises: 0006_abtest
+Revises: 0007_hardening
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0013_comments"
-down_revision = "0006_abtest"
+down_revision = "0007_hardening"
 branch_labels = None
 depends_on = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Annotated, NoReturn
 import psycopg
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError, from_database
@@ -26,9 +28,7 @@ err_console = Console(stderr=True)
 
 # Option types shared by several commands, so each is spelled (and defaulted) once.
 ModelOption = Annotated[str, typer.Option(metavar="NAME", help="Registered embedding model.")]
-RadiusOption = Annotated[
-    int, typer.Option(min=0, max=64, help="Largest pHash Hamming distance.")
-]
+RadiusOption = Annotated[int, typer.Option(min=0, max=64, help="Largest pHash Hamming distance.")]
 LimitOption = Annotated[int, typer.Option(min=1, help="Rows to show.")]
 DEFAULT_MODEL = defaults.MODEL
 
@@ -83,24 +83,69 @@ def parse_uuid(text: str) -> uuid.UUID:
         raise CcvecError(f"{text!r} is not a UUID") from exc
 
 
-def _fail(exc: CcvecError) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: object) -> str:
+    """Text from data, fit for the terminal: control characters shown as escapes (no terminal
+    sequences get through), rich markup escaped (a '[/x]' in a URL prints as itself)."""
+    shown = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text)).replace("\n", "\\n")
+    return escape(shown)
+
+
+def confirm_destructive(what: str, yes: bool) -> None:
+    """Ask before destroying data; without a terminal, `--yes` is required."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CcvecError(f"{what}; not a terminal, so pass --yes to confirm")
+    if not typer.confirm(f"{what}. Continue?", default=False):
+        raise CcvecError("cancelled: nothing changed")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return db.redact(lines[0] if lines else type(exc).__name__)
+
+
 def main() -> None:
-    """Entry point: user-fixable problems become one line on stderr and exit status 2."""
+    """Entry point: user-fixable problems become one line on stderr and exit status 2; Ctrl-C and
+    a server that goes away mid-command too (a rerun resumes: every batch is its own transaction)."""
+    from alembic.util import CommandError
+
     from ccvec import cli  # noqa: F401  (registers every command group)
 
     try:
         app()
     except CcvecError as exc:
-        _fail(exc)
+        _fail(str(exc))
+    except CommandError as exc:  # alembic: unknown revision and the like
+        _fail(_one_line(exc))
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        _fail(
+            f"the database connection failed: {_one_line(exc)}; "
+            "rerun the command when the server is back (finished batches are kept)"
+        )
     except psycopg.Error as exc:  # raised by ccvec's SQL (SQLSTATE class VC): one line too
         error = from_database(exc)
         if error is None:
             raise
-        _fail(error)
+        _fail(str(error))
     except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    err_console.print(
+        "interrupted: finished batches are stored; rerun the same command to resume", highlight=False
+    )
+    sys.exit(130)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ccvec import config, db, migrate
-from ccvec.cli.common import app, console
+from ccvec.cli.common import app, confirm_destructive, console, safe, schema_connection
 from ccvec.errors import CcvecError
 
 db_app = typer.Typer(help="Manage the database: embedded server, schema, status.", no_args_is_help=True)
@@ -27,10 +27,29 @@ def db_upgrade(
 @db_app.command("downgrade")
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision; 'base' removes everything.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask; required when not on a terminal.")] = False,
 ) -> None:
-    """Undo migrations down to REVISION (drops ccvec's tables and their data)."""
-    migrate.downgrade(db.resolve_url(), revision)
-    console.print(f"schema at {revision}")
+    """Undo migrations down to REVISION (drops ccvec's tables and their data). Asks first when
+    rows would be lost."""
+    url = db.resolve_url()
+    known = migrate.known_revision(revision)
+    with db.connection(url) as conn:
+        current = migrate.current_revision(conn)
+        rows = _rows_held(conn) if current else 0
+    if current is None:
+        raise CcvecError("the database has no ccvec schema: nothing to downgrade")
+    if rows:
+        confirm_destructive(f"downgrading {current} to {known} drops tables holding {rows:,} rows", yes)
+    migrate.downgrade(url, known)
+    console.print(f"schema at {known}")
+
+
+def _rows_held(conn) -> int:
+    total = 0
+    for table in MAIN_TABLES:
+        if conn.execute("SELECT to_regclass(%s)", [f"{config.SCHEMA}.{table}"]).fetchone()[0]:
+            total += conn.execute(f"SELECT count(*) FROM {config.SCHEMA}.{table}").fetchone()[0]
+    return total
 
 
 MAIN_TABLES = (
@@ -63,6 +82,11 @@ def db_status() -> None:
                     counts[table] = conn.execute(f"SELECT count(*) FROM {config.SCHEMA}.{table}").fetchone()[
                         0
                     ]
+        missing = []
+        if revision == migrate.head_revision():
+            from ccvec.load import missing_indexes
+
+            missing = missing_indexes(conn)
     head = migrate.head_revision()
     where = "embedded" if not config.database_url() else "DATABASE_URL"
     console.print(f"database    {db.redact(url)} ({where})")
@@ -70,6 +94,11 @@ def db_status() -> None:
     console.print(f"pgvector    {pgvector}")
     state = "up to date" if revision == head else f"behind: run `ccvec db upgrade` (head {head})"
     console.print(f"schema      {revision or 'none'} ({state})")
+    for model in missing:
+        console.print(
+            f"index       [yellow]missing[/yellow]: the HNSW index of {safe(model)} was dropped by a load "
+            "that did not finish; the next `ccvec load`, `graph` or `dedup --semantic` rebuilds it"
+        )
     if counts:
         table = Table("table", "rows", box=None)
         for name, count in counts.items():
@@ -78,9 +107,37 @@ def db_status() -> None:
 
 
 @db_app.command("url")
-def db_url() -> None:
-    """Print the connection URL (for psql, or DATABASE_URL in other tools)."""
-    print(db.resolve_url())
+def db_url(
+    show_password: Annotated[
+        bool, typer.Option("--show-password", help="Print the password of DATABASE_URL too.")
+    ] = False,
+) -> None:
+    """Print the connection URL (for psql, or DATABASE_URL in other tools); a password in
+    DATABASE_URL is shown as *** unless asked for."""
+    url = db.resolve_url()
+    print(url if show_password else db.redact(url))
+
+
+@db_app.command("grant")
+def db_grant(
+    role: Annotated[str, typer.Argument(help="An existing PostgreSQL role (CREATE ROLE … LOGIN first).")],
+    reader: Annotated[
+        bool, typer.Option("--reader", help="SELECT on the catalog, views and search.")
+    ] = False,
+    searcher: Annotated[
+        bool, typer.Option("--searcher", help="Reader + ccvec.substitute() and event logging.")
+    ] = False,
+    writer: Annotated[bool, typer.Option("--writer", help="Searcher + loads.")] = False,
+) -> None:
+    """Give ROLE one access level to ccvec's schema (ccvec.grant_access in SQL)."""
+    levels = [
+        name for name, chosen in (("reader", reader), ("searcher", searcher), ("writer", writer)) if chosen
+    ]
+    if len(levels) != 1:
+        raise CcvecError("give exactly one of --reader, --searcher or --writer")
+    with schema_connection() as conn:
+        conn.execute("SELECT ccvec.grant_access(%s, %s)", [role, levels[0]])  # VC00x errors: one line
+    console.print(f"{safe(role)} is now a ccvec {levels[0]}")
 
 
 @db_app.command("start")

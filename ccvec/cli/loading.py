@@ -16,12 +16,12 @@ from ccvec.cli.common import (
     app,
     console,
     err_console,
+    safe,
     schema_connection,
 )
 
 if TYPE_CHECKING:
     from ccvec.load import LoadOptions, LoadSummary
-
 
 
 def load_with_progress(source: str, options: LoadOptions) -> LoadSummary:
@@ -77,6 +77,24 @@ def load_command(
     retries: Annotated[
         int, typer.Option(min=0, help="Retries for a failed download.")
     ] = defaults.FETCH_RETRIES,
+    deadline: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds for one whole download: attempts, redirects and waits."),
+    ] = defaults.FETCH_DEADLINE,
+    allow_private_urls: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-urls",
+            help="Also fetch URLs on loopback, private and link-local addresses (refused by default).",
+        ),
+    ] = False,
+    remote_only: Annotated[
+        bool,
+        typer.Option(
+            "--remote-only",
+            help="Refuse local paths and file:// URLs in the manifest (third-party manifests).",
+        ),
+    ] = False,
     no_catalog: Annotated[
         bool,
         typer.Option("--no-catalog", help="Write features only, not ccvec.image rows (existing catalog)."),
@@ -93,7 +111,14 @@ def load_command(
         workers=workers,
         concurrency=concurrency,
         max_pixels=max_pixels,
-        fetch_policy=FetchPolicy(max_bytes=max_bytes, timeout=timeout, retries=retries),
+        fetch_policy=FetchPolicy(
+            max_bytes=max_bytes,
+            timeout=timeout,
+            retries=retries,
+            deadline=deadline,
+            allow_private=allow_private_urls,
+            remote_only=remote_only,
+        ),
         write_catalog=not no_catalog,
     )
     summary = load_with_progress(source, options)
@@ -101,6 +126,11 @@ def load_command(
         f"loaded {summary.loaded:,}, skipped {summary.skipped:,} (already loaded), failed {summary.failed:,} "
         f"in {summary.seconds:.1f}s ({summary.rate:.1f} img/s) — run {summary.run_id}"
     )
+    if summary.warnings:
+        console.print(
+            f"{summary.warnings:,} row(s) stored with changes (text cut, invalid characters replaced): "
+            f"see `ccvec errors --run {summary.run_id}`"
+        )
     if summary.loaded == 0 and summary.failed == 0:
         console.print("nothing new to load")
     if summary.failed:
@@ -133,5 +163,5 @@ def errors_command(
         return
     table = Table("stage", "source", "reason", title=f"load errors of run {run}", box=None)
     for stage, src, reason in rows:
-        table.add_row(stage, src, reason)
+        table.add_row(safe(stage), safe(src), safe(reason))
     console.print(table)

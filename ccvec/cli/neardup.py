@@ -15,9 +15,11 @@ from ccvec.cli.common import (
     ModelOption,
     RadiusOption,
     app,
+    confirm_destructive,
     console,
     parse_uuid,
     progress,
+    safe,
     schema_connection,
 )
 from ccvec.errors import CcvecError
@@ -76,7 +78,7 @@ def similar_command(
         "distance", "identifier", "title or url", title=f"within {radius} of {phash.to_hex(query)}", box=None
     )
     for ident, distance in found[:limit]:
-        table.add_row(str(distance), str(ident), titles.get(ident, ""))
+        table.add_row(str(distance), str(ident), safe(titles.get(ident, "")))
     console.print(table if found else f"nothing within {radius} of {phash.to_hex(query)}")
 
 
@@ -98,7 +100,7 @@ def _similar_semantic(identifier: str | None, k: int, model: str) -> None:
         "similarity", "identifier", "title or url", title=f"{k} nearest to {ident} ({model})", box=None
     )
     for ident2, similarity in found:
-        table.add_row(f"{similarity:.3f}", str(ident2), titles.get(ident2, ""))
+        table.add_row(f"{similarity:.3f}", str(ident2), safe(titles.get(ident2, "")))
     console.print(table)
 
 
@@ -116,12 +118,21 @@ def dedup_command(
         bool, typer.Option("--rebuild", help="Regroup everything, not just new images.")
     ] = False,
     report_only: Annotated[bool, typer.Option("--report", help="Only summarise the current groups.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Do not ask before --rebuild of a large run (needed off a terminal)."),
+    ] = False,
 ) -> None:
     """Group near-duplicate images; each group keeps one canonical image (new images join incrementally)."""
 
     from ccvec import neardup
 
     with schema_connection() as conn:
+        if rebuild and not report_only:
+            grouped = conn.execute("SELECT count(*) FROM ccvec.duplicate_member").fetchone()[0]
+            conn.commit()
+            if grouped > defaults.CONFIRM_REBUILD_ABOVE:
+                confirm_destructive(f"--rebuild discards the current groups of {grouped:,} images", yes)
         if not report_only:
             with progress("grouping") as update:
                 neardup.dedup(

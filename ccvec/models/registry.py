@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -127,6 +128,11 @@ def register(conn: psycopg.Connection, model: Model) -> None:
 
 def add_model(conn: psycopg.Connection, onnx_file: Path, spec: ModelSpec) -> Model:
     """Validate, copy into `$CCVEC_HOME/models`, register."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", spec.name):
+        raise CcvecError(
+            f"bad model name {spec.name!r}: use lowercase letters, digits, '-', '_' and '.', "
+            "starting with a letter or digit (at most 63 characters)"
+        )
     if not Path(onnx_file).is_file():
         raise CcvecError(f"no such ONNX file: {onnx_file}")
     validate(onnx_file, spec)

@@ -1,0 +1,395 @@
+"""Faults and security through the real CLI: one-line errors, escaped output, confirmation before
+destroying data, roles, two loads at once, kills (the loader, its workers, mid-DDL) and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from PIL import Image
+
+from ccvec import migrate
+from ccvec.graph import ensure_index
+
+from .tiny_model import build_tiny_model, tiny_spec
+
+
+def cli(*args: str, database_url: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "ccvec.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        **kwargs,
+    )
+
+
+def start(*args: str, database_url: str) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ccvec.cli", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    text = result.stdout + result.stderr
+    assert "Traceback" not in text, text
+    assert result.returncode == 2, text
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture()
+def tiny(conn: psycopg.Connection, tmp_path: Path) -> str:
+    from ccvec.models import registry
+
+    name = f"tiny-{uuid.uuid4().hex[:6]}"
+    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec(name))
+    conn.commit()
+    return name
+
+
+def images(folder: Path, n: int, seed: int) -> str:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), np.uint8)).save(folder / f"{i:04d}.png")
+    return str(folder)
+
+
+def embedded(conn: psycopg.Connection, model: str) -> int:
+    conn.commit()
+    return conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]).fetchone()[0]
+
+
+def has_index(conn: psycopg.Connection, model: str) -> bool:
+    conn.commit()
+    return conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]
+
+
+# ------------------------------------------------------------ user mistakes
+
+
+def test_user_mistakes_are_one_line_and_passwords_never_shown(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    onnx = build_tiny_model(tmp_path / "t.onnx")
+    cases = [
+        ("not-a-url", ["db", "status"], "DATABASE_URL is malformed"),
+        ("mysql://u:hunter2@db.example/x", ["load", str(tmp_path)], "not a PostgreSQL URL"),
+        ("postgresql://u:hunter2@127.0.0.1:1/x", ["db", "status"], "cannot connect"),
+        ("postgresql://u@127.0.0.1:1/x?password=hunter2", ["db", "status"], "cannot connect"),
+        ("host=127.0.0.1 port=1 user=u password=hunter2 dbname=x", ["db", "status"], "cannot connect"),
+        (database_url, ["db", "downgrade", "nonsense"], "unknown revision 'nonsense'"),
+        (database_url, ["model", "add", "Bad.Name", str(onnx), "--dim", "8"], "bad model name"),
+        (database_url, ["model", "add", "../escape", str(onnx), "--dim", "8"], "bad model name"),
+        (database_url, ["load", str(tmp_path / "missing")], "no such folder or manifest file"),
+        (database_url, ["load", ""], "no source given"),
+        (database_url, ["load", "x" * 5000], "too long"),
+        (database_url, ["similar", "--identifier", "not-a-uuid"], "is not a UUID"),
+        (database_url, ["db", "grant", "nobody_at_all", "--reader"], "does not exist"),
+        (database_url, ["db", "grant", "x", "--reader", "--writer"], "exactly one of"),
+    ]
+    for url, args, fragment in cases:
+        result = cli(*args, database_url=url)
+        line = one_line_error(result)
+        assert fragment in line, (args, line)
+        assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_db_url_hides_a_password_it_was_not_asked_for(database_url: str) -> None:
+    url = "postgresql://u:hunter2@db.example:5432/x?sslmode=require"
+    shown = cli("db", "url", database_url=url)
+    assert (
+        shown.returncode == 0
+        and shown.stdout.strip() == "postgresql://u:***@db.example:5432/x?sslmode=require"
+    )
+    asked = cli("db", "url", "--show-password", database_url=url)
+    assert asked.stdout.strip() == url
+
+
+def test_downgrade_past_data_needs_confirmation(fresh_database_url: str) -> None:
+    migrate.upgrade(fresh_database_url)
+    with psycopg.connect(fresh_database_url) as conn:
+        conn.execute("INSERT INTO ccvec.image (identifier, url) VALUES (gen_random_uuid(), 'x')")
+    refused = cli("db", "downgrade", "base", database_url=fresh_database_url)
+    assert "pass --yes" in one_line_error(refused) and "1 rows" in refused.stderr
+    with psycopg.connect(fresh_database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ccvec.image").fetchone()[0] == 1  # untouched
+    done = cli("db", "downgrade", "base", "--yes", database_url=fresh_database_url)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(fresh_database_url) as conn:
+        assert conn.execute("SELECT to_regclass('ccvec.image')").fetchone()[0] is None
+
+
+def test_data_is_escaped_in_errors_and_similar(conn: psycopg.Connection, database_url: str) -> None:
+    run = conn.execute(
+        "INSERT INTO ccvec.load_run (source, model) VALUES ('m', 'x') RETURNING id"
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO ccvec.load_error (run_id, source, stage, reason) VALUES (%s, %s, 'fetch', %s)",
+        [run, "http://x/[/x]\x1b[2J.jpg", "[bold]boom[/bold] \x07 [/]"],
+    )
+    ident = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO ccvec.image (identifier, url, title) VALUES (%s, 'u', %s)",
+        [ident, "[/x]\x1b]0;pwned\x07"],
+    )
+    conn.execute(
+        "INSERT INTO ccvec.image_feature (identifier, phash, content_sha256, width, height) "
+        "VALUES (%s, 42, %s, 1, 1)",
+        [ident, bytes(32)],
+    )
+    conn.commit()
+    errors = cli("errors", database_url=database_url)
+    assert errors.returncode == 0, errors.stderr
+    assert "[/x]" in errors.stdout and "[bold]boom[/bold]" in errors.stdout
+    assert "\x1b" not in errors.stdout and "\x07" not in errors.stdout and "\\x1b" in errors.stdout
+    similar = cli("similar", "--identifier", str(ident), database_url=database_url)
+    assert similar.returncode == 0, similar.stderr
+    assert "[/x]" in similar.stdout and "\x1b" not in similar.stdout and "\\x07" in similar.stdout
+
+
+# ------------------------------------------------------------ roles
+
+
+def test_roles_reader_searcher_writer(conn: psycopg.Connection, database_url: str) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    roles = {level: f"r_{level}_{suffix}" for level in ("reader", "searcher", "writer", "none")}
+    for role in roles.values():
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    conn.execute(
+        "INSERT INTO ccvec.experiment (name, salt, treatment_share, substitution_share) "
+        "VALUES ('e', 's', 0, 0)"
+    )
+    conn.commit()
+    for level in ("reader", "searcher", "writer"):
+        result = cli("db", "grant", roles[level], f"--{level}", database_url=database_url)
+        assert result.returncode == 0 and f"is now a ccvec {level}" in result.stdout, result.stderr
+
+    def can(role: str, sql: str, params: list | None = None) -> bool:
+        url = database_url.replace("postgres:@", f"{role}:@")
+        with psycopg.connect(url) as c:
+            try:
+                c.execute(sql, params or [])
+                return True
+            except psycopg.errors.InsufficientPrivilege:
+                return False
+
+    checks = {
+        "read catalog": ("SELECT count(*) FROM ccvec.catalog", {"reader", "searcher", "writer"}),
+        "read features": ("SELECT count(*) FROM ccvec.image_feature", {"reader", "searcher", "writer"}),
+        "search": (
+            "SELECT * FROM ccvec.nearest('m', '[1,0]'::halfvec, 3)",
+            {"reader", "searcher", "writer"},
+        ),
+        "substitute": (
+            "SELECT * FROM ccvec.substitute('e', 's1', 'q', ARRAY[gen_random_uuid()])",
+            {"searcher", "writer"},
+        ),
+        "log event": (
+            "INSERT INTO ccvec.ab_event (experiment, event_type, session, query, result_uuid, result_rank, "
+            "occurred_at) VALUES ('e', 'click', 's', 'q', gen_random_uuid(), 1, now())",
+            {"searcher", "writer"},
+        ),
+        "write catalog": (
+            "INSERT INTO ccvec.image (identifier, url) VALUES (gen_random_uuid(), 'x')",
+            {"writer"},
+        ),
+        "drop index": ("SELECT ccvec.drop_embedding_index('nothing')", {"writer"}),
+        "delete catalog": ("DELETE FROM ccvec.image", set()),
+        "drop table": ("DROP TABLE ccvec.image_feature", set()),
+    }
+    try:
+        for what, (sql, allowed) in checks.items():
+            for level, role in roles.items():
+                try:
+                    outcome = can(role, sql)
+                except psycopg.Error as exc:
+                    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+                        raise
+                    outcome = True  # got past the privilege check (then failed on the data)
+                assert outcome == (level in allowed), (what, level)
+    finally:
+        conn.rollback()
+        for role in roles.values():
+            conn.execute("SELECT ccvec.revoke_access(%s)", [role])
+            conn.execute(f'DROP ROLE "{role}"')
+        conn.commit()
+
+
+# ------------------------------------------------------------ concurrency and kills
+
+
+def test_two_loads_at_once_both_finish(
+    conn: psycopg.Connection, tiny: str, database_url: str, tmp_path: Path
+) -> None:
+    """Both loads want to drop the HNSW index (bulk), another session holds a lock for a while:
+    they wait with a message and retry; nothing deadlocks, every image is stored once."""
+    first = images(tmp_path / "first", 20, 1)
+    assert cli("load", first, "--model", tiny, "--workers", "0", database_url=database_url).returncode == 0
+    ensure_index(conn, tiny)
+    holder = psycopg.connect(database_url)
+    holder.execute("SELECT count(*) FROM ccvec.image_embedding")  # an idle transaction holding a lock
+    args = ("--model", tiny, "--workers", "1", "--batch-size", "5")
+    a = start("load", images(tmp_path / "a", 60, 2), *args, database_url=database_url)
+    b = start("load", images(tmp_path / "b", 60, 3), *args, database_url=database_url)
+    watcher = psycopg.connect(database_url, autocommit=True)
+    deadline = time.time() + 90
+    while (
+        time.time() < deadline
+        and not watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]
+    ):
+        time.sleep(0.1)
+    watcher.close()
+    time.sleep(2.5)  # past the 2 s lock_timeout: the DDL gave up once, said so, and retries
+    holder.rollback()  # let go: the loads' DDL gets its lock on a retry
+    holder.close()
+    results = [p.communicate(timeout=180) for p in (a, b)]
+    for process, (out, err) in zip((a, b), results, strict=True):
+        assert process.returncode == 0, err
+        assert "Traceback" not in err and "loaded 60" in out
+    assert any("waiting for other sessions" in err for _, err in results)
+    assert embedded(conn, tiny) == 140
+    assert has_index(conn, tiny)
+
+
+def session_pids(session: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session and fields[0] != "Z":
+                found.add(int(entry))
+    return found
+
+
+def test_killed_loader_takes_its_workers_and_the_rerun_rebuilds_the_index(
+    conn: psycopg.Connection, tiny: str, database_url: str, tmp_path: Path
+) -> None:
+    first = images(tmp_path / "first", 20, 4)
+    assert cli("load", first, "--model", tiny, "--workers", "0", database_url=database_url).returncode == 0
+    ensure_index(conn, tiny)
+    big = images(tmp_path / "big", 600, 5)
+    args = ("load", big, "--model", tiny, "--workers", "2", "--batch-size", "10")
+    proc = start(*args, database_url=database_url)
+    deadline = time.time() + 120
+    while time.time() < deadline and (has_index(conn, tiny) or embedded(conn, tiny) < 80):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the load finished before it could be killed"
+    workers = session_pids(proc.pid) - {proc.pid}
+    assert len(workers) >= 2  # forkserver + decode workers
+    os.kill(proc.pid, signal.SIGKILL)  # the loader only, as an OOM killer would
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and session_pids(proc.pid):
+        time.sleep(0.2)
+    assert not session_pids(proc.pid), "decode workers outlived their loader"
+    assert not has_index(conn, tiny)
+    status = cli("db", "status", database_url=database_url)
+    assert "missing" in status.stdout and tiny in status.stdout
+    rerun = cli(*args, database_url=database_url)
+    assert rerun.returncode == 0, rerun.stderr
+    assert embedded(conn, tiny) == 620
+    assert has_index(conn, tiny)
+    assert "missing" not in cli("db", "status", database_url=database_url).stdout
+
+
+def test_ctrl_c_is_one_line_and_resumable(
+    conn: psycopg.Connection, tiny: str, database_url: str, tmp_path: Path
+) -> None:
+    folder = images(tmp_path / "many", 600, 6)
+    args = ("load", folder, "--model", tiny, "--workers", "2", "--batch-size", "10")
+    proc = start(*args, database_url=database_url)
+    deadline = time.time() + 120
+    while time.time() < deadline and embedded(conn, tiny) < 50:
+        time.sleep(0.05)
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends: the whole foreground group
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err + out
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "interrupted: finished batches are stored; rerun the same command to resume"
+    ]
+    rerun = cli(*args, database_url=database_url)
+    assert rerun.returncode == 0, rerun.stderr
+    total, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT identifier) FROM ccvec.image_embedding WHERE model = %s", [tiny]
+    ).fetchone()
+    assert total == distinct == 600
+
+
+# ------------------------------------------------------------ the embedded server
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to try connecting as another user (nobody)")
+def test_embedded_server_is_private_with_a_long_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A CCVEC_HOME too long for a socket path makes the socket fall back to a runtime directory:
+    that directory and the socket are still private, another local user (nobody) cannot connect,
+    and no parent directory of CCVEC_HOME has its permissions changed."""
+    import shutil
+    import stat
+    import tempfile
+
+    from ccvec import db
+
+    parent = Path(tempfile.mkdtemp(prefix="ccvec-sec-"))
+    parent.chmod(0o711)  # others may traverse, not list
+    home = parent / ("h" * 90)
+    home.mkdir(mode=0o755)
+    before = {p: p.stat().st_mode for p in (parent, *parent.parents)}
+    pgdata = home / "pgdata"
+    try:
+        url = db.start_embedded(pgdata)
+        with psycopg.connect(url, autocommit=True) as conn:
+            socket_dir = Path(conn.execute("SHOW unix_socket_directories").fetchone()[0])
+            assert conn.execute("SHOW unix_socket_permissions").fetchone()[0] == "0700"
+        assert socket_dir != pgdata  # the fallback really happened
+        assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
+        socket_file = next(socket_dir.glob(".s.PGSQL.*[0-9]"))
+        assert stat.S_IMODE(socket_file.stat().st_mode) & 0o077 == 0
+        probe = f"import socket; socket.socket(socket.AF_UNIX).connect({str(socket_file)!r})"
+        attempt = subprocess.run(
+            [shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3", "-c", probe],
+            capture_output=True,
+            text=True,
+            user="nobody",
+            cwd="/",
+            timeout=60,
+        )
+        assert attempt.returncode != 0 and "PermissionError" in attempt.stderr, attempt.stderr
+        mine = subprocess.run(  # the same probe as the server's own account works: the test is sound
+            [shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3", "-c", probe],
+            capture_output=True,
+            text=True,
+            user=socket_file.stat().st_uid,
+            cwd="/",
+            timeout=60,
+        )
+        assert mine.returncode == 0, mine.stderr
+        assert {p: p.stat().st_mode for p in (parent, *parent.parents)} == before
+    finally:
+        db.stop_embedded(pgdata)
+        shutil.rmtree(parent, ignore_errors=True)
