@@ -13,10 +13,11 @@ import json
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import LiteralString, NamedTuple, TypedDict
 
 import psycopg
 from scipy import stats
@@ -82,7 +83,7 @@ class ImportResult:
     reasons: list[str] = field(default_factory=list)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict | str]]:
+def _rows(path: Path) -> Iterator[tuple[int, Mapping[object, object] | str]]:
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         yield from jsonl_rows(path)
     elif path.suffix.lower() == ".csv":
@@ -94,9 +95,20 @@ def _rows(path: Path) -> Iterator[tuple[int, dict | str]]:
         raise CcvecError(f"{path}: analytics exports must be .csv or .jsonl")
 
 
-def parse_event(row: dict) -> tuple:
-    """(event_type, session, query, result_uuid, result_rank, occurred_at); ValueError with a reason."""
-    row = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+class Event(NamedTuple):
+    """One analytics event, in the column order of ccvec.ab_event."""
+
+    event_type: str
+    session: str
+    query: str
+    result_uuid: uuid.UUID
+    result_rank: int
+    occurred_at: datetime
+
+
+def parse_event(raw: Mapping[object, object]) -> Event:
+    """A CSV or JSON row as an Event; ValueError with a reason."""
+    row = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
     kind = str(row.get("event_type") or row.get("type") or row.get("event") or "").strip().lower()
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind!r} (expected impression or click)")
@@ -111,7 +123,7 @@ def parse_event(row: dict) -> tuple:
     except ValueError:
         raise ValueError(f"result_uuid {row.get('result_uuid')!r} is not a UUID") from None
     try:
-        rank = int(row.get("result_rank"))
+        rank = _whole(row.get("result_rank"))
     except (TypeError, ValueError):
         raise ValueError(f"result_rank {row.get('result_rank')!r} is not a whole number") from None
     if rank < 1:
@@ -125,7 +137,14 @@ def parse_event(row: dict) -> tuple:
         )
     except (TypeError, ValueError, OSError):
         raise ValueError(f"timestamp {stamp!r} is not ISO 8601 or epoch seconds") from None
-    return EVENT_TYPES[kind], session, str(query), result, rank, when
+    return Event(EVENT_TYPES[kind], session, str(query), result, rank, when)
+
+
+def _whole(value: object) -> int:
+    """int() of a CSV or JSON value; TypeError for what int() does not take (None, lists, objects)."""
+    if not isinstance(value, str | int | float):
+        raise TypeError(f"{type(value).__name__} is not a number")
+    return int(value)
 
 
 def import_events(conn: psycopg.Connection, experiment: str, path: Path) -> ImportResult:
@@ -185,6 +204,22 @@ class Stratum:
         return self.control_clicks / self.control if self.control else float("nan")
 
 
+class ClusterValidity(TypedDict):
+    """How one cluster's substituted mates did: clicks observed vs expected from control CTR."""
+
+    cluster: int | None  # None when the original has no cluster (any more) at the experiment's level
+    impressions: int
+    clicks: int
+    expected: float
+    validity: float | None  # clicks / expected; None when nothing was expected
+
+
+class _Tally(TypedDict):
+    impressions: int
+    clicks: int
+    expected: float
+
+
 @dataclass
 class Report:
     experiment: str
@@ -194,7 +229,7 @@ class Report:
     ci_high: float
     odds_ratio: float  # Mantel-Haenszel common odds ratio
     p_value: float  # Cochran-Mantel-Haenszel test (no continuity correction)
-    clusters: list[dict]
+    clusters: list[ClusterValidity]
     alternates_clicked: int
 
     def to_json(self) -> str:
@@ -229,7 +264,7 @@ def mantel_haenszel(strata: list[Stratum], alpha: float = 0.05) -> tuple[float, 
     sw = sum(weights)
     rd = sum(w * x for w, x in zip(weights, diffs, strict=True)) / sw
     se = math.sqrt(sum(w * w * v for w, v in zip(weights, variances, strict=True))) / sw
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = float(stats.norm.ppf(1 - alpha / 2))
     odds = num_or / den_or if den_or else float("inf")
     p = float(stats.chi2.sf(deviation**2 / variance, 1)) if variance > 0 else 1.0
     return rd, rd - z * se, rd + z * se, odds, p
@@ -261,15 +296,23 @@ def report(conn: psycopg.Connection, experiment: str) -> Report:
         odds,
         p,
         _clusters(conn, experiment, strata),
-        conn.execute("SELECT count(*) FROM ccvec.ab_alternate_signal WHERE clicks > 0").fetchone()[0],
+        _count(conn, "SELECT count(*) FROM ccvec.ab_alternate_signal WHERE clicks > 0"),
     )
 
 
-def _clusters(conn: psycopg.Connection, experiment: str, strata: list[Stratum]) -> list[dict]:
+def _count(conn: psycopg.Connection, query: LiteralString) -> int:
+    """The one number a `SELECT count(*)` returns."""
+    row = conn.execute(query).fetchone()
+    if row is None:  # an aggregate without GROUP BY always returns a row
+        raise AssertionError(f"no row from {query}")
+    return int(row[0])
+
+
+def _clusters(conn: psycopg.Connection, experiment: str, strata: list[Stratum]) -> list[ClusterValidity]:
     """Per cluster: substituted clicks against what control CTR at the same ranks predicts.
     validity = observed / expected clicks: 1 means its mates are as good as the originals."""
     control_ctr = {s.rank: s.ctr_control for s in strata if s.control}
-    per: dict = defaultdict(lambda: {"impressions": 0, "clicks": 0, "expected": 0.0})
+    per: defaultdict[int | None, _Tally] = defaultdict(lambda: _Tally(impressions=0, clicks=0, expected=0.0))
     for cluster, rank, clicked in conn.execute(
         "SELECT cluster, rank, clicked FROM ccvec.ab_outcome WHERE experiment = %s AND substituted",
         [experiment],
@@ -280,10 +323,10 @@ def _clusters(conn: psycopg.Connection, experiment: str, strata: list[Stratum]) 
         entry["impressions"] += 1
         entry["clicks"] += int(clicked)
         entry["expected"] += control_ctr[rank]
-    out = []
+    out: list[ClusterValidity] = []
     for cluster, e in sorted(per.items(), key=lambda kv: -kv[1]["impressions"]):
         validity = e["clicks"] / e["expected"] if e["expected"] else None
-        out.append({"cluster": cluster, **e, "validity": validity})
+        out.append(ClusterValidity(cluster=cluster, **e, validity=validity))
     return out
 
 
@@ -294,7 +337,7 @@ def sample_size(ctr: float, lift: float, alpha: float = 0.05, power: float = 0.8
     if not 0 < p1 < 1 or not 0 < p2 < 1 or p1 == p2:
         raise CcvecError("need 0 < ctr < 1, 0 < ctr x (1 + lift) < 1 and lift != 0")
     bar = (p1 + p2) / 2
-    za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    za, zb = float(stats.norm.ppf(1 - alpha / 2)), float(stats.norm.ppf(power))
     n = (za * math.sqrt(2 * bar * (1 - bar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (
         p1 - p2
     ) ** 2
@@ -306,7 +349,7 @@ def power_of(n: int, ctr: float, lift: float, alpha: float = 0.05, n_control: in
     m = n_control or n
     p1, p2 = ctr, ctr * (1 + lift)
     bar = (m * p1 + n * p2) / (n + m)
-    za = stats.norm.ppf(1 - alpha / 2)
+    za = float(stats.norm.ppf(1 - alpha / 2))
     se_alt = math.sqrt(p1 * (1 - p1) / m + p2 * (1 - p2) / n)
     se_null = math.sqrt(bar * (1 - bar) * (1 / n + 1 / m))
     return float(stats.norm.sf((za * se_null - abs(p2 - p1)) / se_alt))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from alembic import command, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -13,7 +14,10 @@ def run_sql_file(name: str) -> None:
     """Apply one file from `sql/` inside the running migration (called by alembic revisions)."""
     sql = (config.resource_dir("sql") / name).read_text()
     # Straight to psycopg without parameters: '%' in SQL (format(), modulo) stays literal.
-    op.get_bind().connection.driver_connection.execute(sql)
+    driver = op.get_bind().connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"migrations run on a psycopg 3 connection, not {type(driver).__name__}")
+    driver.execute(sql)
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -55,16 +59,16 @@ def head_revision() -> str:
     return script.get_current_head() or ""
 
 
-def current_revision(conn) -> str | None:
+def current_revision(conn: psycopg.Connection) -> str | None:
     """The revision applied to the database, or None before the first upgrade."""
     row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"{config.SCHEMA}.alembic_version"]).fetchone()
-    if not row[0]:
+    if row is None or not row[0]:
         return None
     found = conn.execute(f"SELECT version_num FROM {config.SCHEMA}.alembic_version").fetchone()
-    return found[0] if found else None
+    return str(found[0]) if found else None
 
 
-def require_current(conn) -> None:
+def require_current(conn: psycopg.Connection) -> None:
     """Stop with a clear message when the schema is missing or behind the code."""
     from ccvec.errors import CcvecError
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import scipy.fftpack
 from PIL import Image
 
@@ -20,14 +21,14 @@ IMAGE_SIZE = 32
 _BIT_WEIGHTS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
-def hash_pixels(grey: Image.Image) -> np.ndarray:
+def hash_pixels(grey: Image.Image) -> npt.NDArray[np.uint8]:
     """The 32x32 uint8 grid a hash is computed from (mode L input, as imagehash makes it)."""
     if grey.mode != "L":
         grey = grey.convert("L")
     return np.asarray(grey.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS))
 
 
-def phash_from_pixels(pixels: np.ndarray) -> np.ndarray:
+def phash_from_pixels(pixels: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     """(N, 32, 32) uint8 grids -> (N,) uint64 hashes."""
     pixels = np.asarray(pixels)
     if pixels.ndim != 3 or pixels.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
@@ -37,10 +38,11 @@ def phash_from_pixels(pixels: np.ndarray) -> np.ndarray:
     dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=1), axis=2)
     low = dct[:, :HASH_SIZE, :HASH_SIZE].reshape(len(pixels), -1)
     bits = low > np.median(low, axis=1, keepdims=True)
-    return (bits.astype(np.uint64) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
+    hashes: npt.NDArray[np.uint64] = (bits.astype(np.uint64) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
+    return hashes
 
 
-def phash_images(images: Sequence[Image.Image]) -> np.ndarray:
+def phash_images(images: Sequence[Image.Image]) -> npt.NDArray[np.uint64]:
     """Hashes of PIL images of any mode, as imagehash.phash would compute them."""
     return phash_from_pixels(
         np.stack([hash_pixels(im) for im in images]) if images else np.zeros((0, 32, 32))

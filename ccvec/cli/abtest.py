@@ -104,12 +104,11 @@ def experiment_report(
         f"CMH p = {result.p_value:.4f}"
     )
     if result.clusters:
-        worst = sorted(
-            (c for c in result.clusters if c["validity"] is not None), key=lambda c: c["validity"]
-        )[:5]
+        rated = [(v, c) for c in result.clusters if (v := c["validity"]) is not None]
+        worst = sorted(rated, key=lambda vc: vc[0])[:5]
         console.print(
             "clusters whose mates draw fewest clicks (observed / expected): "
-            + ", ".join(f"{c['cluster']}: {c['validity']:.2f} ({c['impressions']})" for c in worst)
+            + ", ".join(f"{c['cluster']}: {v:.2f} ({c['impressions']})" for v, c in worst)
         )
     console.print(f"{result.alternates_clicked:,} alternates have clicks: see ccvec.ab_alternate_signal")
 

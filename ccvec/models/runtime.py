@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ccvec.models.registry import Model
 from ccvec.models.spec import normalise
@@ -23,16 +25,19 @@ class Embedder:
         self.spec = model.spec
         self.session = ort.InferenceSession(str(model.path), options, providers=["CPUExecutionProvider"])
 
-    def run(self, pixels: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
-        """Raw outputs for (N, S, S, 3) uint8 pixels."""
+    def run(self, pixels: npt.NDArray[np.uint8], outputs: list[str] | None = None) -> list[npt.NDArray[Any]]:
+        """Raw outputs for (N, S, S, 3) uint8 pixels (of whatever dtype each output has)."""
         x = normalise(pixels, self.spec)
-        return self.session.run(outputs or [self.spec.output_name], {self.spec.input_name: x})
+        found = self.session.run(outputs or [self.spec.output_name], {self.spec.input_name: x})
+        return [np.asarray(out) for out in found]  # already arrays; asarray gives them a type
 
-    def embed(self, pixels: np.ndarray) -> np.ndarray:
+    def embed(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """(N, S, S, 3) uint8 -> (N, dim) float32, unit length (zero vectors stay zero)."""
         if len(pixels) == 0:
             return np.zeros((0, self.spec.dim), np.float32)
-        (features,) = self.run(pixels)
-        features = features.reshape(len(pixels), -1).astype(np.float32)
+        (raw,) = self.run(pixels)
+        features = raw.reshape(len(pixels), -1).astype(np.float32)
         norms = np.linalg.norm(features, axis=1, keepdims=True)
-        return features / np.where(norms > 0, norms, 1)
+        # In place: `features` is astype's own copy (and stays float32 for the type checker too).
+        np.divide(features, np.where(norms > 0, norms, 1), out=features)
+        return features

@@ -7,10 +7,13 @@ preprocessing that made it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 RESAMPLE = {
@@ -41,7 +44,7 @@ class ModelSpec:
     resample: str = "bilinear"
     input_name: str = "input"
     output_name: str = "features"
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)  # free-form, kept in the registry
 
     def __post_init__(self) -> None:
         if self.resample not in RESAMPLE:
@@ -53,11 +56,12 @@ class ModelSpec:
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> ModelSpec:
+    def from_json(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """A spec from decoded JSON (values are json.loads's Any); unknown keys raise TypeError."""
         return cls(**data)
 
     @classmethod
@@ -65,7 +69,7 @@ class ModelSpec:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
-def crop_pixels(rgb: Image.Image, spec: ModelSpec) -> np.ndarray:
+def crop_pixels(rgb: Image.Image, spec: ModelSpec) -> npt.NDArray[np.uint8]:
     """Resize (shorter side to `resize`) and centre-crop: (S, S, 3) uint8. Runs in decode workers.
 
     Only the source box that survives the crop is resampled (Pillow's `box`), which is the same
@@ -83,7 +87,7 @@ def crop_pixels(rgb: Image.Image, spec: ModelSpec) -> np.ndarray:
     return np.asarray(rgb.resize(size, resample, box=(left, top, min(w, left + side), min(h, top + side))))
 
 
-def normalise(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
+def normalise(pixels: npt.NDArray[np.uint8], spec: ModelSpec) -> npt.NDArray[np.float32]:
     """(N, S, S, 3) uint8 -> (N, 3, S, S) float32 model input. Batched: one numpy pass."""
     x = pixels.astype(np.float32) * np.float32(1 / 255)
     x -= np.asarray(spec.mean, np.float32)
@@ -91,6 +95,6 @@ def normalise(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def preprocess(rgb: Image.Image, spec: ModelSpec) -> np.ndarray:
+def preprocess(rgb: Image.Image, spec: ModelSpec) -> npt.NDArray[np.float32]:
     """One RGB image -> float32 (3, S, S), the same path the loader takes."""
-    return normalise(crop_pixels(rgb, spec)[None], spec)[0]
+    return normalise(crop_pixels(rgb, spec)[None], spec).squeeze(0)

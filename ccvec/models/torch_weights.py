@@ -10,12 +10,13 @@ from __future__ import annotations
 import pickle
 from collections import OrderedDict
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-STORAGE_DTYPES = {
+STORAGE_DTYPES: dict[str, type[np.generic]] = {
     "FloatStorage": np.float32,
     "DoubleStorage": np.float64,
     "HalfStorage": np.float16,
@@ -29,41 +30,58 @@ STORAGE_DTYPES = {
 
 
 class _StorageRef:
-    def __init__(self, key: str, dtype: type, numel: int) -> None:
+    def __init__(self, key: str, dtype: type[np.generic], numel: int) -> None:
         self.key, self.dtype, self.numel = key, dtype, numel
 
 
 class _TensorRef:
-    def __init__(self, storage: _StorageRef, offset: int, size: tuple, stride: tuple) -> None:
+    def __init__(
+        self, storage: _StorageRef, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
+    ) -> None:
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, *_ignored) -> _TensorRef:
+def _rebuild_tensor_v2(
+    storage: _StorageRef,
+    storage_offset: int,
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    *_ignored: object,
+) -> _TensorRef:
     return _TensorRef(storage, storage_offset, size, stride)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    ALLOWED: ClassVar[dict] = {
+    # What each allowed global unpickles to; storage classes become their names (persistent_load's key).
+    ALLOWED: ClassVar[dict[tuple[str, str], object]] = {
         ("collections", "OrderedDict"): OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
         **{("torch", name): name for name in STORAGE_DTYPES},
     }
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> object:
         try:
             return self.ALLOWED[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file") from None
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: object) -> _StorageRef:
+        if not isinstance(pid, tuple) or len(pid) < 5:
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
         kind, storage_type, key, _location, numel = pid[:5]
-        if kind != "storage" or storage_type not in STORAGE_DTYPES:
+        if (
+            kind != "storage"
+            or not isinstance(storage_type, str)
+            or storage_type not in STORAGE_DTYPES
+            or not isinstance(key, str)
+            or not isinstance(numel, int)
+        ):
             raise pickle.UnpicklingError(f"unsupported storage {pid!r}")
         return _StorageRef(key, STORAGE_DTYPES[storage_type], numel)
 
 
-def _read_storages(f: BinaryIO, keys: list[str], refs: dict[str, _StorageRef]) -> dict[str, np.ndarray]:
-    arrays = {}
+def _read_storages(f: BinaryIO, keys: list[str], refs: dict[str, _StorageRef]) -> dict[str, npt.NDArray[Any]]:
+    arrays: dict[str, npt.NDArray[Any]] = {}
     for key in keys:
         numel = int(np.frombuffer(f.read(8), "<i8")[0])
         dtype = np.dtype(refs[key].dtype) if key in refs else np.dtype(np.uint8)
@@ -74,7 +92,7 @@ def _read_storages(f: BinaryIO, keys: list[str], refs: dict[str, _StorageRef]) -
     return arrays
 
 
-def load_legacy_state_dict(path: Path) -> dict[str, np.ndarray]:
+def load_legacy_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
     """{parameter name: contiguous numpy array} from a legacy torch.save file."""
     with open(path, "rb") as f:
         if f.read(4) == b"PK\x03\x04":
@@ -91,7 +109,7 @@ def load_legacy_state_dict(path: Path) -> dict[str, np.ndarray]:
         keys = _RestrictedUnpickler(f).load()
         refs = {t.storage.key: t.storage for t in state.values() if isinstance(t, _TensorRef)}
         storages = _read_storages(f, keys, refs)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, npt.NDArray[Any]] = {}
     for name, ref in state.items():
         base = storages[ref.storage.key]
         itemsize = base.dtype.itemsize
