@@ -19,6 +19,7 @@ MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (~ 0.25 GiB of 
 MAX_BYTES = 50 * 1024 * 1024  # largest file or download
 FETCH_TIMEOUT = 20.0  # seconds
 FETCH_RETRIES = 2
+LOAD_JOBS = 2  # parallel COPY connections for a Spark features dataset (docs/scale.md, bench/scale.py)
 
 # Near-duplicates (docs/neardup.md, bench/neardup.py).
 HAMMING_RADIUS = 8

@@ -272,6 +272,12 @@ def load(
     on_progress: ProgressHook | None = None,
 ) -> LoadSummary:
     """Load every image of `source` (folder or manifest) that this model has not embedded yet."""
+    from ccvec.load_parquet import is_features_dataset, load_dataset
+
+    if is_features_dataset(source):  # the output of `ccvec spark features`: bulk load, no inference
+        return load_dataset(
+            source, write_catalog=options.write_catalog, on_start=on_start, on_progress=on_progress
+        )
     started = time.perf_counter()
     url = db.resolve_url()
     with db.connection(url) as conn:

@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ccvec import db, migrate
+from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError
 from ccvec.models import registry
 from ccvec.models.registry import Model
@@ -32,7 +32,7 @@ from ccvec.models.spec import ModelSpec
 from ccvec.spark import ERROR_KIND, FEATURE_KIND, JSON_COLUMNS, MANIFEST, TEXT_COLUMNS, read_manifest
 
 SLICE_ROWS = 5_000  # rows per transaction: a crash loses at most this many per connection
-DEFAULT_JOBS = 2
+DEFAULT_JOBS = defaults.LOAD_JOBS
 STAGE_COLUMNS = "identifier, phash, content_sha256, width, height, filesize, embedding, metadata"
 # The embedding goes in as ready-made halfvec binary: the server's halfvec_recv reads the bytes.
 STAGE_TYPES = ["uuid", "int8", "bytea", "int4", "int4", "int8", "bytea", "jsonb"]

@@ -7,7 +7,10 @@ and cosine >= 0.9999 between the two paths; reruns skip what is done; bad files 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -72,8 +75,14 @@ def test_spark_features_equal_ccvec_load(
     migrate.upgrade(fresh_database_url)
     monkeypatch.setenv("DATABASE_URL", fresh_database_url)
     assert load_parquet.is_features_dataset(out) and not load_parquet.is_features_dataset(folder)
-    bulk = load_parquet.load_dataset(out, jobs=2)
-    assert (bulk.loaded, bulk.failed) == (6, 1)
+    env = {**os.environ, "DATABASE_URL": fresh_database_url}
+    cli = subprocess.run(
+        [sys.executable, "-m", "ccvec.cli", "load", str(out), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert cli.returncode == 1 and "loaded 6, skipped 0 (already loaded), failed 1" in cli.stdout, cli.stderr
     rerun = load_parquet.load_dataset(out, jobs=2)  # resumable: nothing twice
     assert (rerun.loaded, rerun.skipped, rerun.failed) == (0, 6, 0)
 
