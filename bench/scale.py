@@ -16,6 +16,10 @@ then random. Per size, into a fresh database on the embedded server:
    build time, index size, recall@10 against exact search (numpy over the stored float16 values),
    mean query time; FAISS IndexHNSWFlat on the same vectors in memory (what a user would pick).
 
+`--partitions P` adds, at the full sizes: the same vectors hash-partitioned on identifier into P
+tables, one HNSW per partition built over 2 parallel connections, queried through the parent (Postgres
+merges the per-partition ordered index scans: an exact top-k merge); recall against the same truth.
+
 `--load-only` sizes run only steps 1 and 2 (the parts that scale with rows).
 """
 
@@ -160,20 +164,79 @@ def sql_search(conn, sql: str, queries: np.ndarray, index_of: dict, params) -> t
     return found, (time.perf_counter() - start) / len(queries) * 1000
 
 
-def lean_index(conn, model: str, dim: int) -> tuple[float, int]:
-    """The binary-quantised HNSW: bit(dim) from the sign of each dimension, Hamming distance."""
+def bq_expression(dim: int, centre: str | None, column: str = "embedding") -> str:
+    """bit(dim) from the sign of each dimension, of the vector or of the vector minus a centre."""
+    value = f"{column}::halfvec({dim})" + (f" - '{centre}'::halfvec({dim})" if centre else "")
+    return f"binary_quantize({value})::bit({dim})"
+
+
+def lean_index(conn, model: str, dim: int, centre: str | None = None) -> tuple[float, int]:
+    """The binary-quantised HNSW (Hamming distance). EfficientNet's pooled features are post-ReLU,
+    all >= 0, so the raw sign bits say little; centring on the mean first makes them informative."""
     conn.execute(f"SET maintenance_work_mem = '{graph.MAINTENANCE_WORK_MEM}'")
     conn.execute("SET max_parallel_maintenance_workers = 2")
     start = time.perf_counter()
+    conn.execute("DROP INDEX IF EXISTS ccvec.bench_bq")
+    conn.commit()
     conn.execute(
         f"CREATE INDEX bench_bq ON ccvec.image_embedding USING hnsw "
-        f"((binary_quantize(embedding::halfvec({dim}))::bit({dim})) bit_hamming_ops) "
+        f"(({bq_expression(dim, centre)}) bit_hamming_ops) "
         f"WITH (m = {graph.HNSW_M}, ef_construction = {graph.HNSW_EF_CONSTRUCTION}) WHERE model = '{model}'"
     )
     conn.commit()
     return time.perf_counter() - start, conn.execute("SELECT pg_relation_size('ccvec.bench_bq')").fetchone()[
         0
     ]
+
+
+def partitioned(url: str, model: str, dim: int, parts: int, queries, truth, index_of) -> dict:
+    """Hash partitions on identifier, one HNSW per partition built over parallel connections, and
+    queries on the parent: Postgres merges the per-partition index scans (Merge Append), an exact
+    top-k merge of per-partition answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with db.connection(url) as conn:
+        conn.execute(
+            f"CREATE TABLE bench_part (identifier uuid, embedding halfvec({dim})) "
+            "PARTITION BY HASH (identifier)"
+        )
+        for i in range(parts):
+            conn.execute(
+                f"CREATE TABLE bench_part_{i} PARTITION OF bench_part "
+                f"FOR VALUES WITH (MODULUS {parts}, REMAINDER {i})"
+            )
+        conn.execute(
+            f"INSERT INTO bench_part SELECT identifier, embedding::halfvec({dim}) FROM ccvec.image_embedding "
+            f"WHERE model = '{model}'"
+        )
+        conn.commit()
+
+    def build(i: int) -> None:
+        with db.connection(url) as c:
+            c.execute(f"SET maintenance_work_mem = '{graph.MAINTENANCE_WORK_MEM}'")
+            c.execute("SET max_parallel_maintenance_workers = 0")
+            c.execute(
+                f"CREATE INDEX ON bench_part_{i} USING hnsw (embedding halfvec_cosine_ops) "
+                f"WITH (m = {graph.HNSW_M}, ef_construction = {graph.HNSW_EF_CONSTRUCTION})"
+            )
+            c.commit()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:  # this machine has 2 cores
+        list(pool.map(build, range(parts)))
+    out = {"parts": parts, "build_s": time.perf_counter() - start}
+    with db.connection(url) as conn:
+        out["bytes"] = conn.execute(
+            "SELECT sum(pg_relation_size(indexrelid)) FROM pg_index "
+            "WHERE indrelid::regclass::text LIKE 'bench_part_%'"
+        ).fetchone()[0]
+        conn.execute(f"SET hnsw.ef_search = {defaults.EF_SEARCH}")
+        sql = f"SELECT identifier FROM bench_part ORDER BY embedding <=> %s::halfvec({dim}) LIMIT 10"
+        found, out["ms"] = sql_search(conn, sql, queries, index_of, lambda q: [q])
+        out["recall"] = recall(found, truth)
+        plan = conn.execute(f"EXPLAIN {sql}", [HalfVector(queries[0])]).fetchall()
+        out["merge"] = any("Merge Append" in r[0] for r in plan)
+    return out
 
 
 def faiss_hnsw(matrix: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
@@ -191,7 +254,13 @@ def faiss_hnsw(matrix: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> tu
 
 
 def run_size(
-    server: str, work: Path, base: tuple[np.ndarray, np.ndarray], n: int, lean: bool, out: list
+    server: str,
+    work: Path,
+    base: tuple[np.ndarray, np.ndarray],
+    n: int,
+    lean: bool,
+    out: list,
+    partitions: int,
 ) -> None:
     rng = np.random.default_rng(n)
     vectors = synthetic(base[0], n, rng)
@@ -216,7 +285,6 @@ def run_size(
             row["hnsw_s"] = time.perf_counter() - start
             name = conn.execute("SELECT ccvec.embedding_index_name(%s)", [model]).fetchone()[0]
             row["hnsw_bytes"] = conn.execute("SELECT pg_relation_size(%s)", [f"ccvec.{name}"]).fetchone()[0]
-            row["bq_s"], row["bq_bytes"] = lean_index(conn, model, dim)
             matrix = vectors.astype(np.float32)
             queries = rng.choice(n, min(QUERIES, n), replace=False)
             truth = exact_top(matrix, queries, 10)
@@ -234,18 +302,25 @@ def run_size(
             conn.execute("SELECT ccvec.drop_embedding_index(%s)", [model])  # the BQ index alone answers
             conn.commit()
             row["bq"] = []
-            for c in CANDIDATES:
-                conn.execute(f"SET hnsw.ef_search = {max(c, defaults.EF_SEARCH)}")
-                bq_sql = (
-                    f"SELECT identifier FROM (SELECT identifier, embedding FROM ccvec.image_embedding "
-                    f"WHERE model = '{model}' "
-                    f"ORDER BY binary_quantize(embedding::halfvec({dim}))::bit({dim}) <~> "
-                    f"binary_quantize(%s::halfvec({dim}))::bit({dim}) LIMIT {c}) cand "
-                    f"ORDER BY embedding::halfvec({dim}) <=> %s::halfvec({dim}) LIMIT 10"
-                )
-                found, ms = sql_search(conn, bq_sql, matrix[queries], index_of, lambda q: [q, q])
-                row["bq"].append((c, recall(found, truth), ms))
+            # The centre: the mean of a sample of the stored vectors (a fit on data, like a PCA would be).
+            sample = ", ".join(
+                f"{x:.5f}" for x in matrix[rng.choice(n, min(n, 10_000), replace=False)].mean(0)
+            )
+            for label, centre in (("binary", None), ("centred binary", f"[{sample}]")):
+                build_s, size = lean_index(conn, model, dim, centre)
+                for c in CANDIDATES:
+                    conn.execute(f"SET hnsw.ef_search = {max(c, defaults.EF_SEARCH)}")
+                    bq_sql = (
+                        f"SELECT identifier FROM (SELECT identifier, embedding FROM ccvec.image_embedding "
+                        f"WHERE model = '{model}' ORDER BY {bq_expression(dim, centre)} <~> "
+                        f"{bq_expression(dim, centre, '%s')} LIMIT {c}) cand "
+                        f"ORDER BY embedding::halfvec({dim}) <=> %s::halfvec({dim}) LIMIT 10"
+                    )
+                    found, ms = sql_search(conn, bq_sql, matrix[queries], index_of, lambda q: [q, q])
+                    row["bq"].append((label, c, build_s, size, recall(found, truth), ms))
             row["faiss"] = faiss_hnsw(matrix, queries, truth)
+            if partitions:
+                row["part"] = partitioned(url, model, dim, partitions, matrix[queries], truth, index_of)
     drop_database(server, url)
     shutil.rmtree(dataset, ignore_errors=True)
     out.append(row)
@@ -283,16 +358,23 @@ def report(rows: list[dict]) -> None:
             f"{r['hnsw_bytes'] / n:6.0f} "
             f"{r['hnsw_recall']:9.3f} {r['hnsw_ms']:8.2f} {'1.00x size':>15s}"
         )
-        for c, rec, ms in r["bq"]:
+        for label, c, build_s, size, rec, ms in r["bq"]:
             print(
-                f"{n:>10,} {f'binary HNSW, rerank {c}':<28s} {r['bq_s']:8.1f} {r['bq_bytes'] / 2**20:7.1f} "
-                f"{r['bq_bytes'] / n:6.0f} {rec:9.3f} {ms:8.2f} "
-                f"{r['bq_bytes'] / r['hnsw_bytes']:>10.2f}x size"
+                f"{n:>10,} {f'{label} HNSW, rerank {c}':<28s} {build_s:8.1f} {size / 2**20:7.1f} "
+                f"{size / n:6.0f} {rec:9.3f} {ms:8.2f} {size / r['hnsw_bytes']:>10.2f}x size"
             )
         fb, fms, frec = r["faiss"]
         print(
             f"{n:>10,} {'FAISS IndexHNSWFlat (RAM)':<28s} {fb:8.1f} {'':>7s} {'':>6s} {frec:9.3f} {fms:8.2f}"
         )
+        if "part" in r:
+            p = r["part"]
+            label = f"{p['parts']} hash partitions, HNSW each"
+            print(
+                f"{n:>10,} {label:<28s} {p['build_s']:8.1f} {p['bytes'] / 2**20:7.1f} {p['bytes'] / n:6.0f} "
+                f"{p['recall']:9.3f} {p['ms']:8.2f} {p['bytes'] / r['hnsw_bytes']:>10.2f}x size"
+                + ("" if p["merge"] else "  (no Merge Append in the plan)")
+            )
         print(
             f"{n:>10,} {'numpy exact (RAM)':<28s} {'':>8s} {'':>7s} {'':>6s} {1.0:9.3f} {r['numpy_ms']:8.2f}"
         )
@@ -303,6 +385,7 @@ def main() -> None:
     parser.add_argument("folders", nargs="*", type=Path, default=[SHARED / "photos", SHARED / "stamps"])
     parser.add_argument("--sizes", default="10000,100000", help="sizes with every step")
     parser.add_argument("--load-only", default="", help="sizes with the load and bytes-per-row steps only")
+    parser.add_argument("--partitions", type=int, default=0, help="also measure P hash partitions (0: skip)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ccvec-scale-"))
     os.environ["CCVEC_HOME"] = str(work / "home")
@@ -313,9 +396,9 @@ def main() -> None:
         server = db.start_embedded(work / "home" / "pgdata")
         rows: list[dict] = []
         for n in [int(s) for s in args.sizes.split(",") if s]:
-            run_size(server, work, base, n, True, rows)
+            run_size(server, work, base, n, True, rows, args.partitions)
         for n in [int(s) for s in args.load_only.split(",") if s]:
-            run_size(server, work, base, n, False, rows)
+            run_size(server, work, base, n, False, rows, 0)
         report(rows)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\ntotal {time.perf_counter() - started:.0f}s; peak RSS of this process {peak:.0f} MiB")
