@@ -21,6 +21,7 @@ FETCH_TIMEOUT = 20.0  # seconds
 FETCH_RETRIES = 2
 FETCH_DEADLINE = 120.0  # seconds for one whole download: attempts, redirects and waits (docs/reliability.md)
 MAX_RETRY_AFTER = 30.0  # longest Retry-After wait honoured, seconds
+LOAD_JOBS = 2  # parallel COPY connections for a Spark features dataset (docs/scale.md, bench/scale.py)
 
 # Near-duplicates (docs/neardup.md, bench/neardup.py).
 HAMMING_RADIUS = 8

