@@ -44,28 +44,42 @@ def _uuid_words(column: np.ndarray) -> np.ndarray:
     return np.frombuffer(column.tobytes(), ">u8").reshape(-1, 2).astype(np.uint64)
 
 
-def _index(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct UUIDs (as (m, 2) words, sorted by hash) and each row's position among them.
+def _hash(words: np.ndarray) -> np.ndarray:
+    return words[:, 0] * _MIX ^ words[:, 1]
 
-    Sorts one 64-bit hash instead of 128-bit keys; the full keys are then compared, so a hash
-    collision is detected and falls back to an exact sort of the full keys.
+
+def _index(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct UUIDs of both ends ((m, 2) words) and each edge end's position among them.
+
+    Works on a 64-bit hash of each UUID: sources arrive in runs (one run of k edges per image), so
+    only run heads are sorted, and targets are found by binary search. The full keys are compared
+    afterwards, so a hash collision is detected and falls back to an exact sort of the full keys.
     """
-    hashed = words[:, 0] * _MIX ^ words[:, 1]
-    _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
-    distinct = words[first]
-    if (distinct[inverse] == words).all():
-        return distinct, inverse.astype(np.int64)
-    distinct, inverse = np.unique(words, axis=0, return_inverse=True)
-    return distinct, inverse.reshape(-1).astype(np.int64)
+    hs, hd = _hash(src), _hash(dst)
+    heads = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
+    keys, first = np.unique(hs[heads], return_index=True)
+    distinct = src[heads[first]]
+    src_at = np.searchsorted(keys, hs)
+    dst_at = np.minimum(np.searchsorted(keys, hd), len(keys) - 1)
+    missing = keys[dst_at] != hd  # images only ever listed as a neighbour
+    if missing.any():
+        _, extra_first, extra_at = np.unique(hd[missing], return_index=True, return_inverse=True)
+        dst_at[missing] = len(keys) + extra_at.reshape(-1)
+        distinct = np.concatenate([distinct, dst[missing][extra_first]])
+    if (distinct[src_at] == src).all() and (distinct[dst_at] == dst).all():
+        return distinct, src_at.astype(np.int64), dst_at.astype(np.int64)
+    distinct, inverse = np.unique(np.concatenate([src, dst]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1).astype(np.int64)
+    return distinct, inverse[: len(src)], inverse[len(src) :]
 
 
 def _positions(distinct: np.ndarray, words: np.ndarray) -> np.ndarray:
     """Position of each row of `words` in `distinct` (from _index), or -1 when absent."""
     if not len(words):
         return np.zeros(0, np.int64)
-    keys = distinct[:, 0] * _MIX ^ distinct[:, 1]
+    keys = _hash(distinct)
     order = np.argsort(keys, kind="stable")
-    hashed = words[:, 0] * _MIX ^ words[:, 1]
+    hashed = _hash(words)
     pos = order[np.minimum(np.searchsorted(keys[order], hashed), len(distinct) - 1)]
     found = (distinct[pos] == words).all(axis=1)
     return np.where(found, pos, -1)
@@ -132,12 +146,10 @@ def visualrank(
     )
     if not len(edges):
         raise CcvecError(f"kNN run {knn_run} has no edges")
-    m = len(edges)
-    nodes, inverse = _index(np.concatenate([_uuid_words(edges["src"]), _uuid_words(edges["dst"])]))
+    nodes, src, dst = _index(_uuid_words(edges["src"]), _uuid_words(edges["dst"]))
     n = len(nodes)
-    src, dst = inverse[:m], inverse[m:]
     weights = edges["w"].astype(np.float64)
-    del edges, inverse
+    del edges
     previous = _rows(
         _fetch_packed(conn, "uuid_send(identifier) || float8send(rank)", "ccvec.visual_rank", []),
         [("id", "V16"), ("rank", ">f8")],
