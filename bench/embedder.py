@@ -44,6 +44,7 @@ from ccvec.sources import IMAGE_EXTENSIONS
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
 FP32, INT8 = registry.DEFAULT_MODEL, quantized.NAME
+SWEEP = (0.25, 0.3, graph.DEFAULT_SIM, 0.4, 0.45)  # the default S and its neighbourhood
 
 
 def _bench_module(name: str):
@@ -108,7 +109,7 @@ def neardup_quality(embedders: dict, originals: list[Path], work: Path) -> dict[
 
 
 def cluster_quality(folder: Path, work: Path, url: str) -> dict[str, tuple] | None:
-    """model -> (clusters, ARI, NMI, F1) of `ccvec cluster` at the default S, or None without labels."""
+    """(model, S) -> (clusters, ARI, NMI, F1) of `ccvec cluster --sim S`, or None without labels."""
     gb = _bench_module("graph")
     manifest = folder / "manifest.csv"
     if not manifest.is_file():
@@ -127,34 +128,47 @@ def cluster_quality(folder: Path, work: Path, url: str) -> dict[str, tuple] | No
         load(str(lines), LoadOptions(model=model))
         with db.connection(url) as conn:
             graph.build(conn, k=10, model=model, recall_sample=0)
-            run_id = graph.cluster(conn, graph.DEFAULT_SIM, "mutual", level=f"bench-{model}")
-            data = conn.execute(
-                "SELECT i.title, m.cluster FROM ccvec.cluster_member m JOIN ccvec.image i USING (identifier) "
-                "WHERE m.run_id = %s ORDER BY i.title",
-                [run_id],
-            ).fetchall()
-        truth = [label[t] for t, _ in data]
-        pred = [c for _, c in data]
-        out[model] = (len(set(pred)), *gb.scores(truth, pred))
+            for sim in SWEEP:
+                run_id = graph.cluster(conn, sim, "mutual", level=f"bench-{model}-{sim}")
+                data = conn.execute(
+                    "SELECT i.title, m.cluster FROM ccvec.cluster_member m JOIN ccvec.image i "
+                    "USING (identifier) WHERE m.run_id = %s ORDER BY i.title",
+                    [run_id],
+                ).fetchall()
+                truth = [label[t] for t, _ in data]
+                pred = [c for _, c in data]
+                out[(model, sim)] = (len(set(pred)), *gb.scores(truth, pred))
     return out
 
 
-def throughput(embedders: dict, folder: Path, repeat: int, work: Path, server: str) -> dict[str, tuple]:
-    """model -> (onnxruntime-alone images/s, end-to-end `ccvec load` images/s)."""
+def throughput(
+    embedders: dict, folder: Path, repeat: int, work: Path, server: str, rounds: int = 2
+) -> dict[str, tuple]:
+    """model -> (onnxruntime-alone images/s, end-to-end `ccvec load` images/s), best of `rounds`.
+
+    The models alternate (fp32, int8, fp32, int8, ...) so that both meet the same load from other
+    processes on a shared machine; the best round of each is the least disturbed one.
+    """
     ib = _bench_module("ingest")
     originals = images_in(folder)
     files = ib.replicate(originals, repeat, work / "copies")
     pixels = np.stack([decode(f.read_bytes(), quantized.SPEC).pixels for f in originals])
-    out = {}
-    for model, embedder in embedders.items():
-        embedder.embed(pixels[:32])
-        start = time.perf_counter()
-        embed_all(embedder, pixels)
-        alone = len(pixels) / (time.perf_counter() - start)
-        os.environ["DATABASE_URL"] = ib.fresh_database(server, f"bench_e2e_{model.replace('-', '_')}")
-        summary = load(str(work / "copies"), LoadOptions(model=model))
-        assert summary.loaded == len(files), summary
-        out[model] = (alone, summary.rate)
+    out = {model: (0.0, 0.0) for model in embedders}
+    for round_ in range(rounds):
+        for model, embedder in embedders.items():
+            embedder.embed(pixels[:32])
+            start = time.perf_counter()
+            embed_all(embedder, pixels)
+            alone = len(pixels) / (time.perf_counter() - start)
+            name = f"bench_e2e_{model.replace('-', '_')}_{round_}"
+            os.environ["DATABASE_URL"] = ib.fresh_database(server, name)
+            summary = load(str(work / "copies"), LoadOptions(model=model))
+            assert summary.loaded == len(files), summary
+            out[model] = (max(out[model][0], alone), max(out[model][1], summary.rate))
+            print(
+                f"  round {round_ + 1} {model}: alone {alone:.1f}/s, end to end {summary.rate:.1f}/s",
+                flush=True,
+            )
     return out
 
 
@@ -199,15 +213,21 @@ def main() -> None:
             url = ib_fresh(server, f"bench_q_{folder.name}")
             clusters = cluster_quality(folder, work, url)
             if clusters:
-                print(f"clusters, `ccvec cluster --sim {graph.DEFAULT_SIM}` (mutual kNN, k=10)")
-                print(f"{'model':26s} {'clusters':>8s} {'ARI':>7s} {'NMI':>7s} {'F1':>7s}")
-                for model, (n, *s) in clusters.items():
-                    print(f"{model:26s} {n:8d} " + " ".join(f"{x:7.3f}" for x in s))
-                diff = np.abs(np.subtract(clusters[INT8][1:], clusters[FP32][1:])).max()
-                print(f"largest difference int8 - fp32: {diff:.3f}")
+                print("clusters, `ccvec cluster --sim S` (mutual kNN, k=10); the default S is starred")
+                print(f"{'model':26s} {'S':>5s} {'clusters':>8s} {'ARI':>7s} {'NMI':>7s} {'F1':>7s}")
+                for (model, sim), (n, *s) in clusters.items():
+                    star = "*" if sim == graph.DEFAULT_SIM else " "
+                    print(f"{model:26s} {sim:4.2f}{star} {n:8d} " + " ".join(f"{x:7.3f}" for x in s))
+                at = {m: clusters[(m, graph.DEFAULT_SIM)][1:] for m in (FP32, INT8)}
+                best = {m: max(clusters[(m, sim)][1] for sim in SWEEP) for m in (FP32, INT8)}
+                diff = np.abs(np.subtract(at[INT8], at[FP32])).max()
+                print(
+                    f"largest difference int8 - fp32 at the default S: {diff:.3f}; best ARI over S: "
+                    f"fp32 {best[FP32]:.3f}, int8 {best[INT8]:.3f}"
+                )
         print(f"\nthroughput on {args.folders[0]} x{args.repeat}, {os.cpu_count()} CPUs ...", flush=True)
         rates = throughput(embedders, args.folders[0], args.repeat, work, server)
-        print(f"{'images/s':34s} {'fp32':>8s} {'int8':>8s} {'int8/fp32':>9s}")
+        print(f"{'images/s, best of 2 rounds':34s} {'fp32':>8s} {'int8':>8s} {'int8/fp32':>9s}")
         for i, label in enumerate(("onnxruntime alone (pre-decoded)", "ccvec load end to end")):
             a, b = rates[FP32][i], rates[INT8][i]
             print(f"{label:34s} {a:8.1f} {b:8.1f} {b / a:8.2f}x")
