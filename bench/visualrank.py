@@ -132,7 +132,8 @@ def main() -> None:
                 conn.commit()
                 print(f"SQL done in {results['SQL (ccvec.visualrank)']:.0f}s", flush=True)
             start = time.perf_counter()
-            visualrank.visualrank(conn, run)
+            steps: dict[str, float] = {}
+            visualrank.visualrank(conn, run, timings=steps)
             conn.commit()
             results["COPY out, scipy, COPY back"] = time.perf_counter() - start
             streamed = stored_ranks(conn, n)
@@ -155,6 +156,7 @@ def main() -> None:
         vec = {"sql": locals().get("sql_ranks"), "stream": streamed}.get(ranks, reference)
         print(f"{label:34s} {seconds:8.1f} {seconds / base:8.1f}x   {diffs(vec, reference)}")
     print(f"iterations: streamed {iterations}, scipy {base_it}")
+    print("streamed, seconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
     print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -12,6 +12,8 @@ bench/visualrank.py measures both.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import psycopg
 
@@ -123,9 +125,24 @@ def percent_rank(r: np.ndarray) -> np.ndarray:
 
 
 def visualrank(
-    conn: psycopg.Connection, knn_run: int, damping: float | None = None, tolerance: float | None = None
+    conn: psycopg.Connection,
+    knn_run: int,
+    damping: float | None = None,
+    tolerance: float | None = None,
+    timings: dict[str, float] | None = None,
 ) -> int:
-    """Compute and store VisualRank for a kNN run; returns the visualrank_run id. One transaction."""
+    """Compute and store VisualRank for a kNN run; returns the visualrank_run id. One transaction.
+
+    `timings`, when given, receives seconds per step (fetch, index, iterate, store).
+    """
+    clock = [time.perf_counter()]
+
+    def step(name: str) -> None:
+        now = time.perf_counter()
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
     d, tol, max_it = conn.execute(
         "SELECT coalesce(%s, ccvec.setting('visualrank.damping')), "
         "coalesce(%s, ccvec.setting('visualrank.tolerance')), ccvec.setting('visualrank.max_iterations')",
@@ -146,7 +163,9 @@ def visualrank(
     )
     if not len(edges):
         raise CcvecError(f"kNN run {knn_run} has no edges")
+    step("fetch edges")
     nodes, src, dst = _index(_uuid_words(edges["src"]), _uuid_words(edges["dst"]))
+    step("index UUIDs")
     n = len(nodes)
     weights = edges["w"].astype(np.float64)
     del edges
@@ -158,8 +177,11 @@ def visualrank(
     if len(previous):
         at = _positions(nodes, _uuid_words(previous["id"]))
         start[at[at >= 0]] = previous["rank"][at >= 0]
+    step("fetch previous ranks")
     ranks, iterations, delta = power_iteration(n, src, dst, weights, start, d, tol, int(max_it))
+    step("iterate (scipy)")
     _store(conn, run, nodes, ranks)
+    step("store (COPY)")
     conn.execute(
         "UPDATE ccvec.visualrank_run SET iterations = %s, residual = %s, nodes = %s, finished_at = now() "
         "WHERE id = %s",
