@@ -22,7 +22,7 @@ from ccvec.errors import CcvecError
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _fetch_packed(conn: psycopg.Connection, packed: str, where: str, params: list) -> bytes:
+def _fetch_packed(conn: psycopg.Connection, packed: str, where: str, params: list[object]) -> bytes:
     """Rows packed server-side into one bytea (`packed` is a bytea expression per row).
 
     COPY TO STDOUT sends one message per row, and the client pays a Python round per message
@@ -47,7 +47,8 @@ def _uuid_words(column: np.ndarray) -> np.ndarray:
 
 
 def _hash(words: np.ndarray) -> np.ndarray:
-    return words[:, 0] * _MIX ^ words[:, 1]
+    hashed: np.ndarray = words[:, 0] * _MIX ^ words[:, 1]
+    return hashed
 
 
 def _index(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,15 +144,19 @@ def visualrank(
             timings[name] = timings.get(name, 0.0) + now - clock[0]
         clock[0] = now
 
-    d, tol, max_it = conn.execute(
+    settings = conn.execute(
         "SELECT coalesce(%s, ccvec.setting('visualrank.damping')), "
         "coalesce(%s, ccvec.setting('visualrank.tolerance')), ccvec.setting('visualrank.max_iterations')",
         [damping, tolerance],
     ).fetchone()
-    run = conn.execute(
+    assert settings is not None
+    d, tol, max_it = settings
+    inserted = conn.execute(
         "INSERT INTO ccvec.visualrank_run (knn_run, damping, tolerance) VALUES (%s, %s, %s) RETURNING id",
         [knn_run, d, tol],
-    ).fetchone()[0]
+    ).fetchone()
+    assert inserted is not None
+    run = int(inserted[0])
     edges = _rows(
         _fetch_packed(
             conn,

@@ -79,11 +79,11 @@ def quantize(fp32_path: Path, target: Path, pixels: np.ndarray | None = None) ->
     step = CALIBRATION_BATCH
     inputs = [normalise(batches[i : i + step], SPEC) for i in range(0, len(batches), step)]
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self.items = iter(inputs)
 
-        def get_next(self) -> dict | None:
+        def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.items, None)
             return None if batch is None else {SPEC.input_name: batch}
 
