@@ -16,6 +16,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -70,16 +71,34 @@ def make_catalog(conn, n: int, k: int, rng: np.random.Generator) -> tuple[np.nda
     m = np.repeat(rng.integers(1, max(2, n // (2 * k)), n), k)
     dst = (src + r + np.tile(np.arange(k), n) * m) % n
     sim = rng.uniform(0.5, 1.0, n * k).astype(np.float32)
-    with conn.cursor().copy(
-        "COPY ccvec.knn_edge (run_id, identifier, neighbour, rank, similarity) "
-        "FROM STDIN WITH (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(["int8", "uuid", "uuid", "int2", "float4"])
-        for e in range(n * k):
-            copy.write_row([run, ids[src[e]], ids[dst[e]], e % k + 1, float(sim[e])])
+    write_edges(conn, run, src, dst, sim, k)
     conn.commit()
     print(f"  {n:,} images and {n * k:,} edges written in {time.perf_counter() - start:.0f}s", flush=True)
     return src, dst, sim
+
+
+def write_edges(conn, run: int, src: np.ndarray, dst: np.ndarray, sim: np.ndarray, k: int) -> None:
+    """Binary COPY built with numpy (identifier of image i is uuid.UUID(int=i + 1))."""
+    row = np.dtype(
+        [("count", ">i2"), ("run_len", ">i4"), ("run", ">i8"), ("a_len", ">i4"), ("a", ">u8", 2),
+         ("b_len", ">i4"), ("b", ">u8", 2), ("rank_len", ">i4"), ("rank", ">i2"), ("sim_len", ">i4"),
+         ("sim", ">f4")]
+    )  # fmt: skip
+    sql = "COPY ccvec.knn_edge (run_id, identifier, neighbour, rank, similarity) FROM STDIN (FORMAT BINARY)"
+    with conn.cursor().copy(sql) as copy:
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8)
+        for start in range(0, len(src), 1_000_000):
+            part = slice(start, min(start + 1_000_000, len(src)))
+            out = np.zeros(part.stop - part.start, row)
+            out["count"] = 5
+            out["run_len"], out["a_len"], out["b_len"], out["rank_len"], out["sim_len"] = 8, 16, 16, 2, 4
+            out["run"] = run
+            out["a"][:, 1] = src[part] + 1
+            out["b"][:, 1] = dst[part] + 1
+            out["rank"] = np.arange(part.start, part.stop) % k + 1
+            out["sim"] = sim[part]
+            copy.write(out.tobytes())
+        copy.write(b"\xff\xff")
 
 
 def write_host_ranks(path: Path, rng: np.random.Generator) -> Path:
@@ -89,6 +108,14 @@ def write_host_ranks(path: Path, rng: np.random.Generator) -> Path:
         for pos, h in enumerate(ranked, start=1):
             f.write(f"{pos}\t{1e7 / pos:.1f}\t{pos}\t{1 / pos:.3e}\torg.example.site{h}\n")
     return path
+
+
+def peak_rss(pid: int) -> float:
+    """VmHWM of a server backend, MiB (the embedded server runs on this machine)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def scipy_pagerank(n: int, src, dst, sim, d: float = 0.85, tol: float = 1e-6) -> tuple[float, int]:
@@ -135,6 +162,7 @@ def main() -> None:
             with db.connection(url) as conn:
                 src, dst, sim = make_catalog(conn, n, args.k, rng)
                 loaded = scores.load_ranks(conn, ranks)
+                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
                 cold = scores.refresh(conn, on_stage=lambda s, t: print(f"    {s:26s} {t:7.1f}s", flush=True))
                 vr_cold = conn.execute(
                     "SELECT iterations FROM ccvec.visualrank_run ORDER BY id DESC"
@@ -147,6 +175,8 @@ def main() -> None:
                     "SELECT min(popularity), max(popularity), min(authority), max(authority), "
                     "count(*) FROM ccvec.image_score"
                 ).fetchone()
+                print(f"    peak RSS: server backend {peak_rss(backend):.0f} MiB, ", end="")
+                print(f"this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
             baseline, base_it = scipy_pagerank(n, src, dst, sim)
             results.append((n, cold, warm, vr_cold, vr_warm, baseline, base_it, bounds, loaded.seconds))
     finally:
@@ -164,10 +194,11 @@ def main() -> None:
     for n, cold, warm, it_c, it_w, base, base_it, bounds, ranks_s in results:
         vr = cold["visualrank"]
         print(
-            f"{n:,}: VisualRank in SQL {vr:.1f}s ({it_c} iterations; warm {warm['visualrank']:.1f}s, {it_w})"
+            f"{n:,}: VisualRank (streamed to scipy) {vr:.1f}s ({it_c} iterations; "
+            f"warm {warm['visualrank']:.1f}s, {it_w})"
         )
         print(
-            f"    scipy.sparse in memory {base:.1f}s ({base_it} iterations): SQL is {vr / base:.0f}x slower"
+            f"    scipy.sparse in memory {base:.1f}s ({base_it} iterations): ccvec is {vr / base:.0f}x slower"
         )
         print(
             f"    popularity [{bounds[0]:.3f}, {bounds[1]:.3f}], "

@@ -75,6 +75,27 @@ def build_default(force: bool = False) -> Model:
     return Model(efficientnet_lite.SPEC, path, file_sha256(path), weights_sha)
 
 
+def build_int8(force: bool = False) -> Model:
+    """Quantise the default model to int8 (cached; rebuilt when the fp32 file or the recipe changes)."""
+    import onnxruntime
+
+    from ccvec.models import quantized
+
+    fp32 = build_default()
+    path = models_dir() / f"{quantized.NAME}.onnx"
+    source = f"{fp32.sha256} {quantized.RECIPE} onnxruntime {onnxruntime.__version__}"
+    stamp = path.with_suffix(".source")
+    if force or not path.exists() or not stamp.exists() or stamp.read_text() != source:
+        tmp = path.with_suffix(".onnx.tmp")
+        quantized.quantize(fp32.path, tmp)
+        os.replace(tmp, path)
+        _write_atomically(stamp, source.encode())
+    return Model(quantized.SPEC, path, file_sha256(path), fp32.weights_sha256)
+
+
+BUILT_IN = {DEFAULT_MODEL: build_default, "efficientnet-lite0-int8": build_int8}
+
+
 def validate(path: Path, spec: ModelSpec) -> None:
     """Run the model once on a blank input and check names and output dimension against the spec."""
     import onnxruntime as ort
@@ -128,6 +149,8 @@ def register(conn: psycopg.Connection, model: Model) -> None:
 
 def add_model(conn: psycopg.Connection, onnx_file: Path, spec: ModelSpec) -> Model:
     """Validate, copy into `$CCVEC_HOME/models`, register."""
+    if spec.name in BUILT_IN:
+        raise CcvecError(f"{spec.name!r} is a built-in model name: register your model under another name")
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", spec.name):
         raise CcvecError(
             f"bad model name {spec.name!r}: use lowercase letters, digits, '-', '_' and '.', "
@@ -146,8 +169,8 @@ def add_model(conn: psycopg.Connection, onnx_file: Path, spec: ModelSpec) -> Mod
 
 def get_model(conn: psycopg.Connection, name: str = DEFAULT_MODEL) -> Model:
     """A registered model ready to run on this machine (the default one is built on first need)."""
-    if name == DEFAULT_MODEL:
-        model = build_default()
+    if name in BUILT_IN:
+        model = BUILT_IN[name]()
         register(conn, model)
         return model
     row = conn.execute("SELECT spec, onnx_sha256 FROM ccvec.model WHERE name = %s", [name]).fetchone()

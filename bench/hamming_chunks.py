@@ -1,0 +1,111 @@
+"""Exact Hamming range search in SQL by chunk count: where the time of a MIH query goes.
+
+    python bench/hamming_chunks.py [FOLDER ...] [--rows 1000000] [--chunks 3,4,5] [--queries 100]
+
+The same 1M hashes as bench/hamming.py (real pHashes of FOLDER, default ../shared/data/photos and
+stamps, edited variants, then fill). For each chunk count the MIH indexes are rebuilt
+(`ccvec.configure_mih`), and at radius 4 and 8 it times `ccvec.hamming_neighbours` next to the
+SQL scan and numpy's popcount scan, in the same run, and reports the probes and candidates per
+query that explain the time. Every MIH answer is checked against numpy (exact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import hamming as hb  # bench/hamming.py: the data set and the numpy scan
+
+from ccvec import db, migrate, neardup
+from ccvec.phash import to_signed
+
+
+def mean_ms(fn, queries) -> float:
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        fn(q)
+        times.append(time.perf_counter() - start)
+    return statistics.mean(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folders", nargs="*", type=Path)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--chunks", default="3,4,5")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--brute-queries", type=int, default=10)
+    args = parser.parse_args()
+    folders = args.folders or [p for p in (hb.SHARED / "photos", hb.SHARED / "stamps") if p.is_dir()]
+    if not folders:
+        parser.error("give a folder of images")
+    rng = np.random.default_rng(0)
+    originals, edited = hb.real_hashes(folders)
+    real = np.concatenate([originals, edited])
+    hashes = np.concatenate([real, hb.fill(real, args.rows - len(real), rng)])
+    queries = [int(q) for q in rng.choice(real, args.queries, replace=False)]
+    work = Path(tempfile.mkdtemp(prefix="ccvec-bench-"))
+    os.environ["CCVEC_HOME"] = str(work)
+    rows = []
+    try:
+        url = db.start_embedded(work / "pgdata")
+        migrate.upgrade(url)
+        hb.load_table(url, hashes)
+        conn = db.connect(url, autocommit=True)
+        for m in (int(c) for c in args.chunks.split(",")):
+            conn.execute("SELECT ccvec.configure_mih(%s, %s)", [m, neardup.MAX_MASKS])
+            conn.execute("VACUUM ANALYZE ccvec.image_feature")
+            for r in (4, 8):
+                sql = "SELECT identifier FROM ccvec.hamming_neighbours(%s, %s)"
+                exact = all(
+                    {row[0].int - 1 for row in conn.execute(sql, [to_signed(q), r])}
+                    == set(hb.exact(hashes, q, r).tolist())
+                    for q in queries
+                )
+                mih = mean_ms(
+                    lambda q, r=r, sql=sql: conn.execute(sql, [to_signed(q), r]).fetchall(), queries
+                )
+                scan = mean_ms(
+                    lambda q, r=r: conn.execute(
+                        "SELECT identifier FROM ccvec.image_feature WHERE ccvec.hamming(phash, %s) <= %s",
+                        [to_signed(q), r],
+                    ).fetchall(),
+                    queries[: args.brute_queries],
+                )
+                numpy_ms = mean_ms(lambda q, r=r: hb.exact(hashes, q, r), queries)
+                plan = neardup.plan(len(hashes), m, r)
+                rows.append((m, r, plan.probes, plan.candidates, mih, scan, numpy_ms, exact))
+                print(f"chunks {m} radius {r} done", flush=True)
+        conn.close()
+        db.stop_embedded(work / "pgdata")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{len(hashes):,} hashes, {len(queries)} queries (SQL scan: {args.brute_queries})")
+    print(
+        f"{'chunks':>6s} {'radius':>6s} {'probes':>7s} {'cand.*':>8s} {'MIH ms':>8s} {'scan ms':>8s} "
+        f"{'numpy ms':>8s} {'vs scan':>8s} {'vs numpy':>9s} {'exact':>6s}"
+    )
+    for m, r, probes, cand, mih, scan, numpy_ms, exact in rows:
+        print(
+            f"{m:6d} {r:6d} {probes:7d} {cand:8.0f} {mih:8.2f} {scan:8.1f} {numpy_ms:8.2f} "
+            f"{scan / mih:7.1f}x {mih / numpy_ms:8.2f}x {exact!s:>6s}"
+        )
+    print("* expected candidates per query if hashes were uniform (real pHashes cluster: more)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""VisualRank by streaming: edges out of PostgreSQL with binary COPY, power iteration in scipy,
+ranks back with binary COPY.
+
+Same definition as the SQL function `ccvec.visualrank` (sql/0005_scores.up.sql): PageRank over the
+column-normalised similarity matrix of a kNN run, negative similarities carry no vote, dangling
+images spread their rank evenly, warm start from the previous ranks, stop when the L1 change is
+below the tolerance. In SQL every iteration is a hash join and aggregate over all edges written to
+a new table (about 24 s per iteration at 10M edges); here an iteration is one sparse
+matrix-vector product (about 0.1 s), and the transfer costs two sequential COPY passes.
+bench/visualrank.py measures both.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import psycopg
+
+from ccvec.errors import CcvecError
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _fetch_packed(conn: psycopg.Connection, packed: str, where: str, params: list[object]) -> bytes:
+    """Rows packed server-side into one bytea (`packed` is a bytea expression per row).
+
+    COPY TO STDOUT sends one message per row, and the client pays a Python round per message
+    (4 s per million edges); one aggregated bytea arrives as a single value at network speed.
+    """
+    cursor = conn.cursor(binary=True)
+    row = cursor.execute(f"SELECT string_agg({packed}, ''::bytea) FROM {where}", params).fetchone()
+    return bytes(row[0]) if row and row[0] is not None else b""
+
+
+def _rows(data: bytes, fields: list[tuple[str, str]]) -> np.ndarray:
+    """Packed fixed-width rows (big-endian, as the *send functions write them) as a record array."""
+    row = np.dtype(fields)
+    if len(data) % row.itemsize:
+        raise CcvecError("unexpected packed row size: cannot stream VisualRank input")
+    return np.frombuffer(data, row)
+
+
+def _uuid_words(column: np.ndarray) -> np.ndarray:
+    """(n,) 16-byte UUIDs -> (n, 2) big-endian uint64 words."""
+    return np.frombuffer(column.tobytes(), ">u8").reshape(-1, 2).astype(np.uint64)
+
+
+def _hash(words: np.ndarray) -> np.ndarray:
+    hashed: np.ndarray = words[:, 0] * _MIX ^ words[:, 1]
+    return hashed
+
+
+def _index(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct UUIDs of both ends ((m, 2) words) and each edge end's position among them.
+
+    Works on a 64-bit hash of each UUID: sources arrive in runs (one run of k edges per image), so
+    only run heads are sorted, and targets are found by binary search. The full keys are compared
+    afterwards, so a hash collision is detected and falls back to an exact sort of the full keys.
+    """
+    hs, hd = _hash(src), _hash(dst)
+    heads = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
+    keys, first = np.unique(hs[heads], return_index=True)
+    distinct = src[heads[first]]
+    src_at = np.searchsorted(keys, hs)
+    dst_at = np.minimum(np.searchsorted(keys, hd), len(keys) - 1)
+    missing = keys[dst_at] != hd  # images only ever listed as a neighbour
+    if missing.any():
+        _, extra_first, extra_at = np.unique(hd[missing], return_index=True, return_inverse=True)
+        dst_at[missing] = len(keys) + extra_at.reshape(-1)
+        distinct = np.concatenate([distinct, dst[missing][extra_first]])
+    if (distinct[src_at] == src).all() and (distinct[dst_at] == dst).all():
+        return distinct, src_at.astype(np.int64), dst_at.astype(np.int64)
+    distinct, inverse = np.unique(np.concatenate([src, dst]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1).astype(np.int64)
+    return distinct, inverse[: len(src)], inverse[len(src) :]
+
+
+def _positions(distinct: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Position of each row of `words` in `distinct` (from _index), or -1 when absent."""
+    if not len(words):
+        return np.zeros(0, np.int64)
+    keys = _hash(distinct)
+    order = np.argsort(keys, kind="stable")
+    hashed = _hash(words)
+    pos = order[np.minimum(np.searchsorted(keys[order], hashed), len(distinct) - 1)]
+    found = (distinct[pos] == words).all(axis=1)
+    return np.where(found, pos, -1)
+
+
+def power_iteration(
+    n: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    w: np.ndarray,
+    start: np.ndarray,
+    d: float,
+    tol: float,
+    max_it: int,
+) -> tuple[np.ndarray, int, float]:
+    """PageRank as the SQL function defines it: (ranks, iterations, last L1 change)."""
+    import scipy.sparse as sp
+
+    w = np.maximum(w.astype(np.float64), 0)
+    total = np.bincount(src, weights=w, minlength=n)
+    keep = w > 0
+    src, dst, w = src[keep], dst[keep], w[keep] / total[src[keep]]
+    matrix = sp.csr_matrix((w, (dst, src)), shape=(n, n))
+    dangling = np.bincount(src, minlength=n) == 0
+    r = start / start.sum()
+    it, delta = 0, 1.0
+    while delta > tol and it < max_it:
+        new = (1 - d) / n + d * (matrix @ r + r[dangling].sum() / n)
+        delta = float(np.abs(new - r).sum())
+        r = new
+        it += 1
+    return r, it, delta
+
+
+def percent_rank(r: np.ndarray) -> np.ndarray:
+    """SQL's percent_rank() OVER (ORDER BY r): (number of smaller values) / (n - 1)."""
+    if len(r) < 2:
+        return np.zeros(len(r), np.float32)
+    below = np.searchsorted(np.sort(r), r, side="left")
+    return (below / (len(r) - 1)).astype(np.float32)
+
+
+def visualrank(
+    conn: psycopg.Connection,
+    knn_run: int,
+    damping: float | None = None,
+    tolerance: float | None = None,
+    timings: dict[str, float] | None = None,
+) -> int:
+    """Compute and store VisualRank for a kNN run; returns the visualrank_run id. One transaction.
+
+    `timings`, when given, receives seconds per step (fetch, index, iterate, store).
+    """
+    clock = [time.perf_counter()]
+
+    def step(name: str) -> None:
+        now = time.perf_counter()
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
+    settings = conn.execute(
+        "SELECT coalesce(%s, ccvec.setting('visualrank.damping')), "
+        "coalesce(%s, ccvec.setting('visualrank.tolerance')), ccvec.setting('visualrank.max_iterations')",
+        [damping, tolerance],
+    ).fetchone()
+    assert settings is not None
+    d, tol, max_it = settings
+    inserted = conn.execute(
+        "INSERT INTO ccvec.visualrank_run (knn_run, damping, tolerance) VALUES (%s, %s, %s) RETURNING id",
+        [knn_run, d, tol],
+    ).fetchone()
+    assert inserted is not None
+    run = int(inserted[0])
+    edges = _rows(
+        _fetch_packed(
+            conn,
+            "uuid_send(identifier) || uuid_send(neighbour) || float4send(similarity)",
+            "ccvec.knn_edge WHERE run_id = %s",
+            [knn_run],
+        ),
+        [("src", "V16"), ("dst", "V16"), ("w", ">f4")],
+    )
+    if not len(edges):
+        raise CcvecError(f"kNN run {knn_run} has no edges")
+    step("fetch edges")
+    nodes, src, dst = _index(_uuid_words(edges["src"]), _uuid_words(edges["dst"]))
+    step("index UUIDs")
+    n = len(nodes)
+    weights = edges["w"].astype(np.float64)
+    del edges
+    previous = _rows(
+        _fetch_packed(conn, "uuid_send(identifier) || float8send(rank)", "ccvec.visual_rank", []),
+        [("id", "V16"), ("rank", ">f8")],
+    )
+    start = np.full(n, 1.0 / n)
+    if len(previous):
+        at = _positions(nodes, _uuid_words(previous["id"]))
+        start[at[at >= 0]] = previous["rank"][at >= 0]
+    step("fetch previous ranks")
+    ranks, iterations, delta = power_iteration(n, src, dst, weights, start, d, tol, int(max_it))
+    step("iterate (scipy)")
+    _store(conn, run, nodes, ranks)
+    step("store (COPY)")
+    conn.execute(
+        "UPDATE ccvec.visualrank_run SET iterations = %s, residual = %s, nodes = %s, finished_at = now() "
+        "WHERE id = %s",
+        [iterations, delta, n, run],
+    )
+    return run
+
+
+def _store(conn: psycopg.Connection, run: int, nodes: np.ndarray, ranks: np.ndarray) -> None:
+    """Replace ccvec.visual_rank with one binary COPY (TRUNCATE: readers wait for the commit)."""
+    n = len(nodes)
+    row = np.dtype(
+        [
+            ("count", ">i2"),
+            ("id_len", ">i4"),
+            ("id", ">u8", 2),
+            ("rank_len", ">i4"),
+            ("rank", ">f8"),
+            ("score_len", ">i4"),
+            ("score", ">f4"),
+            ("run_len", ">i4"),
+            ("run", ">i8"),
+        ]
+    )
+    out = np.empty(n, row)
+    out["count"], out["id_len"], out["rank_len"], out["score_len"], out["run_len"] = 4, 16, 8, 4, 8
+    out["id"] = nodes
+    out["rank"] = ranks
+    out["score"] = percent_rank(ranks)
+    out["run"] = run
+    conn.execute("TRUNCATE ccvec.visual_rank")
+    sql = "COPY ccvec.visual_rank (identifier, rank, score, run_id) FROM STDIN (FORMAT BINARY)"
+    with conn.cursor().copy(sql) as copy:
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8)
+        copy.write(out.tobytes())
+        copy.write(b"\xff\xff")
