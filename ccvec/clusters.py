@@ -44,7 +44,10 @@ def classifier_head(conn: psycopg.Connection, model: str) -> tuple[np.ndarray, n
 
     from ccvec.models import registry
 
-    m = registry.get_model(conn, model)
+    try:
+        m = registry.get_model(conn, model)
+    except CcvecError:  # vectors without a model file here (e.g. loaded elsewhere): no classes
+        return None
     if m.spec.extra.get("classes") != "imagenet-1k":
         return None
     graph = onnx.load(str(m.path), load_external_data=False).graph

@@ -3,7 +3,7 @@
 
 INSERT INTO ccvec.setting (name, value, note) VALUES
     ('cluster_label.min_tag_share', 0.3, 'share of a cluster''s members that must carry a tag for it to name the cluster'),
-    ('inferred_tags.min_score_tagged', 0.8, 'score an already-tagged image needs before it gets an extra tag'),
+    ('inferred_tags.min_score_tagged', 0.9, 'score an already-tagged image needs before it gets an extra tag'),
     ('novelty.k', 10, 'reference images averaged over by the reference-set novelty score')
 ON CONFLICT (name) DO NOTHING;
 UPDATE ccvec.setting SET value = 0.5,
@@ -156,7 +156,7 @@ COMMENT ON VIEW ccvec.cluster_summary IS
 -- Tags an image's neighbours carry: score = similarity-weighted share of the *tagged* neighbours
 -- carrying the tag (untagged neighbours are no evidence either way), support = how many carry it.
 -- Images without the tag get it from inferred_tags.min_score; images that already have tags only
--- from inferred_tags.min_score_tagged (stronger evidence: measured separately in bench/clusters.py).
+-- from inferred_tags.min_score_tagged (0.9: strong evidence, measured separately in bench/clusters.py).
 DROP MATERIALIZED VIEW ccvec.inferred_tags;
 CREATE MATERIALIZED VIEW ccvec.inferred_tags AS
 WITH own AS (
