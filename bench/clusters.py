@@ -356,30 +356,102 @@ def novelty_reference(conn, ref_set: list[dict], other: list[dict], name: str) -
 # ---------------------------------------------------------------- 4. scale
 
 
-def scale(sizes: list[int], k: int = 10) -> None:
-    """Louvain on synthetic kNN graphs: points around 1000 centres in 64-d, exact kNN by blocks."""
-    print("\nLouvain clustering at scale (synthetic kNN graphs, k = 10; the clustering step only)")
-    for n in sizes:
-        rng = np.random.default_rng(n)
-        centres = rng.normal(size=(max(10, n // 100), 64)).astype(np.float32)
-        x = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.normal(size=(n, 64)).astype(np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        a = np.repeat(np.arange(n), k)
-        b = np.empty(n * k, dtype=np.int64)
-        w = np.empty(n * k, dtype=np.float32)
-        for s in range(0, n, 2000):
-            sims = x[s : s + 2000] @ x.T
-            sims[np.arange(len(sims)), np.arange(s, s + len(sims))] = -2
-            top = np.argpartition(-sims, k, axis=1)[:, :k]
-            b[s * k : (s + len(sims)) * k] = top.ravel()
-            w[s * k : (s + len(sims)) * k] = np.take_along_axis(sims, top, 1).ravel()
-        start = time.perf_counter()
-        labels = clusters.louvain_labels(n, a, b, w, defaults.CLUSTER_RESOLUTION, 0)
-        seconds = time.perf_counter() - start
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"{n:>9,d} images: {seconds:7.1f}s, {len(set(labels)):,} clusters, peak RSS so far {rss:,.0f} MiB"
+def planted_graph(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A kNN-shaped graph: groups of ~100 images, each listing k neighbours, 80 % inside its group
+    (similarity 0.6-0.9) and 20 % anywhere (0.3-0.6)."""
+    group = rng.integers(0, max(1, n // 100), n)
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(group.max() + 2))
+    a = np.repeat(np.arange(n), k)
+    inside = rng.random(n * k) < 0.8
+    g = group[a]
+    lo, hi = starts[g], starts[g + 1]
+    b = np.where(
+        inside, order[lo + (rng.random(n * k) * (hi - lo)).astype(np.int64)], rng.integers(0, n, n * k)
+    )
+    w = np.where(inside, rng.uniform(0.6, 0.9, n * k), rng.uniform(0.3, 0.6, n * k)).astype(np.float32)
+    _, first = np.unique(a * n + b, return_index=True)  # one edge per pair
+    keep = first[a[first] != b[first]]
+    return a[keep], b[keep], w[keep]
+
+
+def scale_one(n: int, k: int = 10) -> None:
+    """One size in a fresh process (clean peak RSS): the graph goes into knn_edge, then ccvec's
+    default clustering runs as a user runs it (read edges, Louvain, write members, label)."""
+    rng = np.random.default_rng(n)
+    a, b, w = planted_graph(n, k, rng)
+    ids = [uuid.UUID(int=i + 1) for i in range(n)]
+    with db.connection() as conn:
+        conn.execute(
+            "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
+            "VALUES ('scale', 'bench', 'bench', 2, '{}') ON CONFLICT DO NOTHING"
         )
+        run = conn.execute(
+            "INSERT INTO ccvec.knn_run (model, k, ef_search, images, finished_at) "
+            "VALUES ('scale', %s, 64, %s, now()) RETURNING id",
+            [k, n],
+        ).fetchone()[0]
+        with conn.cursor().copy(
+            "COPY ccvec.knn_edge (run_id, identifier, neighbour, rank, similarity) "
+            "FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "uuid", "uuid", "int2", "float4"])
+            seen: dict[int, int] = {}
+            for i, j, s in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
+                seen[i] = seen.get(i, 0) + 1
+                copy.write_row([run, ids[i], ids[j], seen[i], s])
+        conn.commit()
+        graph.make_current(conn, run)
+        edges = len(a)
+        del a, b, w
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        start = time.perf_counter()
+        run_id = clusters.cluster_louvain(conn)
+        t_cluster = time.perf_counter() - start
+        start = time.perf_counter()
+        clusters.label(conn, run_id)
+        t_label = time.perf_counter() - start
+        shape = clusters.shape(conn, run_id)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{n:>9,d} {edges:>11,d} {t_cluster:10.1f} {t_label:8.1f} {shape.clusters:9,d} "
+        f"{shape.largest_share:8.1%} {rss:10,.0f} {base:12,.0f}",
+        flush=True,
+    )
+
+
+def scale(sizes: list[int], url: str) -> None:
+    import subprocess
+
+    print(
+        "\nscale: ccvec cluster (default) on synthetic kNN graphs in knn_edge, k = 10, one process per size"
+    )
+    print(
+        f"{'images':>9s} {'edges':>11s} {'cluster s':>10s} {'label s':>8s} {'clusters':>9s} {'largest':>8s} "
+        f"{'peak RSS MiB':>10s} {'(before) MiB':>12s}",
+        flush=True,
+    )
+    for n in sizes:
+        subprocess.run(
+            [sys.executable, __file__, "--scale-one", str(n)],
+            env={**os.environ, "DATABASE_URL": url},
+            check=True,
+        )
+
+
+def quality_tables(data: Path, work: Path, url: str) -> None:
+    sets = {name: load_set(data / name, work) for name in ("photos", "stamps")}
+    with db.connection(url) as conn:
+        for name, rows in sets.items():
+            cluster_table(conn, name, rows)
+        tag_table(conn, sets["stamps"])
+        set_tags(conn, {r["identifier"]: [] for rows in sets.values() for r in rows})
+        print("\nnovelty (a) within a collection: 5 % of the other set mixed in; AUROC")
+        novelty_within(conn, sets["photos"], sets["stamps"], "stamps among photos")
+        novelty_within(conn, sets["stamps"], sets["photos"], "photos among stamps")
+        print("\nnovelty (b) against a reference: half of a set fitted, other half + other set scored; AUROC")
+        novelty_reference(conn, sets["photos"], sets["stamps"], "photos reference")
+        novelty_reference(conn, sets["stamps"], sets["photos"], "stamps reference")
 
 
 def main() -> None:
@@ -387,8 +459,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("data", nargs="?", type=Path, default=SHARED)
-    parser.add_argument("--scale", default="", help="comma-separated sizes for the Louvain timing")
+    parser.add_argument("--scale", default="", help="comma-separated sizes for the clustering timing")
+    parser.add_argument("--skip-quality", action="store_true", help="only the --scale part")
+    parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scale_one:
+        scale_one(args.scale_one)
+        return
     for name in ("photos", "stamps"):
         if not (args.data / name / "manifest.csv").is_file():
             parser.error(f"{args.data / name} needs a manifest.csv")
@@ -398,23 +475,10 @@ def main() -> None:
         url = db.start_embedded(work / "home" / "pgdata")
         migrate.upgrade(url)
         os.environ["DATABASE_URL"] = url
-        sets = {name: load_set(args.data / name, work) for name in ("photos", "stamps")}
-        with db.connection(url) as conn:
-            for name, rows in sets.items():
-                cluster_table(conn, name, rows)
-            tag_table(conn, sets["stamps"])
-            set_tags(conn, {r["identifier"]: [] for rows in sets.values() for r in rows})
-            print("\nnovelty (a) within a collection: 5 % of the other set mixed in; AUROC")
-            novelty_within(conn, sets["photos"], sets["stamps"], "stamps among photos")
-            novelty_within(conn, sets["stamps"], sets["photos"], "photos among stamps")
-            print(
-                "\nnovelty (b) against a reference: half of a set fitted, "
-                "other half + other set scored; AUROC"
-            )
-            novelty_reference(conn, sets["photos"], sets["stamps"], "photos reference")
-            novelty_reference(conn, sets["stamps"], sets["photos"], "stamps reference")
+        if not args.skip_quality:
+            quality_tables(args.data, work, url)
         if args.scale:
-            scale([int(s) for s in args.scale.split(",")])
+            scale([int(s) for s in args.scale.split(",")], url)
         print(
             f"\npeak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
         )
