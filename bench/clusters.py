@@ -466,7 +466,7 @@ def main() -> None:
     if args.scale_one:
         scale_one(args.scale_one)
         return
-    for name in ("photos", "stamps"):
+    for name in () if args.skip_quality else ("photos", "stamps"):
         if not (args.data / name / "manifest.csv").is_file():
             parser.error(f"{args.data / name} needs a manifest.csv")
     work = Path(tempfile.mkdtemp(prefix="ccvec-clusters-"))
