@@ -104,30 +104,34 @@ def predict_classes(conn: psycopg.Connection, model: str, batch: int = 5000) -> 
 # ---------------------------------------------------------------- the default clustering
 
 
-def _edges(conn: psycopg.Connection, knn_run: int) -> Iterator[tuple[uuid.UUID, uuid.UUID, float]]:
-    with conn.cursor(name="ccvec_edges") as cur:
-        cur.itersize = 50_000
-        cur.execute(
-            "SELECT identifier, neighbour, similarity FROM ccvec.knn_edge WHERE run_id = %s", [knn_run]
-        )
-        yield from cur
-
-
 def louvain_labels(
     n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray, resolution: float, seed: int
 ) -> np.ndarray:
-    """Louvain communities (networkx, BSD) of the undirected graph on nodes 0..n-1; edge weight =
-    the larger similarity of the two directions. Labels are 0..c-1."""
-    import networkx as nx
+    """Louvain communities (scikit-network, BSD; compiled, sparse) of the undirected graph on nodes
+    0..n-1; an edge's weight is the larger similarity of its two directions. Labels are 0..c-1."""
+    import scipy.sparse as sp
+    from sknetwork.clustering import Louvain
 
-    g = nx.Graph()
-    g.add_nodes_from(range(n))
-    order = np.argsort(w, kind="stable")  # ascending: the larger weight of a pair is written last
-    g.add_weighted_edges_from(zip(a[order].tolist(), b[order].tolist(), w[order].tolist(), strict=True))
-    labels = np.empty(n, dtype=np.int64)
-    for c, members in enumerate(nx.community.louvain_communities(g, resolution=resolution, seed=seed)):
-        labels[list(members)] = c
-    return labels
+    adjacency = sp.coo_matrix((w, (a, b)), shape=(n, n)).tocsr()
+    adjacency = adjacency.maximum(adjacency.T)
+    return Louvain(resolution=resolution, random_state=seed).fit_predict(adjacency)
+
+
+def _edge_arrays(conn: psycopg.Connection, knn_run: int, chunk: int = 200_000):
+    """(a, b, w) of the graph over cl_node's integer ids (0-based), read in chunks by a server-side
+    cursor: ints and floats only, so 10M edges need ~120 MB here."""
+    parts = []
+    with conn.cursor(name="ccvec_louvain_edges") as cur:
+        cur.execute(
+            "SELECT na.id - 1, nb.id - 1, greatest(e.similarity, 0) FROM ccvec.knn_edge e "
+            "JOIN cl_node na ON na.node = e.identifier JOIN cl_node nb ON nb.node = e.neighbour "
+            "WHERE e.run_id = %s",
+            [knn_run],
+        )
+        while rows := cur.fetchmany(chunk):
+            parts.append(np.array(rows, dtype=np.float64))
+    edges = np.concatenate(parts) if parts else np.zeros((0, 3))
+    return edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64), edges[:, 2].astype(np.float32)
 
 
 def cluster_louvain(
@@ -145,23 +149,23 @@ def cluster_louvain(
     run = graph.current(conn)
     if run is None:
         raise CcvecError("no kNN graph yet: run `ccvec graph build`")
-    index: dict[uuid.UUID, int] = {}
-    a, b, w = [], [], []
-    for ident, nb, sim in _edges(conn, run.id):
-        a.append(index.setdefault(ident, len(index)))
-        b.append(index.setdefault(nb, len(index)))
-        w.append(max(float(sim), 0.0))
-    conn.commit()
-    labels = louvain_labels(len(index), np.array(a), np.array(b), np.array(w), resolution, seed)
     run_id = conn.execute(
         "INSERT INTO ccvec.cluster_run (knn_run, method, sim, threshold, params, level) "
         "VALUES (%s, 'louvain', 0, 0, %s, %s) RETURNING id",
         [run.id, Jsonb({"resolution": resolution, "seed": seed}), level],
     ).fetchone()[0]
-    conn.execute("CREATE TEMP TABLE cl_node (node uuid, id integer, label integer) ON COMMIT DROP")
-    with conn.cursor().copy("COPY cl_node (node, id, label) FROM STDIN") as copy:
-        for ident, i in index.items():
-            copy.write_row([ident, i, int(labels[i])])
+    conn.execute("SELECT ccvec.cluster_nodes(%s, false)", [run.id])  # cl_node (node, id 1..n, label)
+    n = conn.execute("SELECT count(*) FROM cl_node").fetchone()[0]
+    a, b, w = _edge_arrays(conn, run.id)
+    labels = louvain_labels(n, a, b, w, resolution, seed)
+    del a, b, w
+    conn.execute("CREATE TEMP TABLE cl_louvain (id integer, label integer) ON COMMIT DROP")
+    with conn.cursor().copy("COPY cl_louvain (id, label) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "int4"])
+        for i, c in enumerate(labels.tolist()):
+            copy.write_row([i + 1, c])
+    conn.execute("UPDATE cl_node n SET label = l.label FROM cl_louvain l WHERE n.id = l.id")
+    conn.execute("DROP TABLE cl_louvain")
     conn.execute("SELECT ccvec.cluster_save(%s, %s)", [run_id, Jsonb({})])
     conn.commit()
     return run_id
