@@ -375,6 +375,14 @@ def planted_graph(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray,
     return a[keep], b[keep], w[keep]
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def scale_one(n: int, k: int = 10) -> None:
     """One size in a fresh process (clean peak RSS): the graph goes into knn_edge, then ccvec's
     default clustering runs as a user runs it (read edges, Louvain, write members, label)."""
@@ -404,7 +412,7 @@ def scale_one(n: int, k: int = 10) -> None:
         graph.make_current(conn, run)
         edges = len(a)
         del a, b, w
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        base = peak_rss_mib()
         start = time.perf_counter()
         run_id = clusters.cluster_louvain(conn)
         t_cluster = time.perf_counter() - start
@@ -412,7 +420,7 @@ def scale_one(n: int, k: int = 10) -> None:
         clusters.label(conn, run_id)
         t_label = time.perf_counter() - start
         shape = clusters.shape(conn, run_id)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     print(
         f"{n:>9,d} {edges:>11,d} {t_cluster:10.1f} {t_label:8.1f} {shape.clusters:9,d} "
         f"{shape.largest_share:8.1%} {rss:10,.0f} {base:12,.0f}",
