@@ -76,6 +76,7 @@ def imagecluster_labels(vectors: np.ndarray, sim: float) -> np.ndarray:
 
 
 def quality(stamps: Path, work: Path) -> None:
+    stamps = stamps.resolve()  # manifest paths resolve against the manifest's folder: make them absolute
     with open(stamps / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     manifest = work / "stamps.jsonl"

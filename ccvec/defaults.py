@@ -37,3 +37,8 @@ RECALL_SAMPLE = 200
 # Clusters (docs/graph.md): imagecluster's similarity index.
 CLUSTER_SIM = 0.35
 CLUSTER_METHOD = "mutual"
+
+# Default clustering (docs/graph.md, bench/clusters.py): Louvain modularity on the kNN graph, no
+# threshold to tune; the resolution is documented for the range below.
+CLUSTER_RESOLUTION = 1.0
+CLUSTER_RESOLUTION_RANGE = (0.5, 2.0)

@@ -1,12 +1,15 @@
 """What people look at: clusters as imagecluster-style folders, and contact sheets.
 
 Folders follow imagecluster's layout, `cluster_with_N/cluster_i/`, where N is the cluster size,
-holding symlinks (or copies) of the member files. A contact sheet is one PNG per cluster with
-thumbnails in a grid and captions, for the largest clusters.
+holding symlinks (or copies) of the member files; images no cluster holds go to `unclustered/`.
+Each folder has a README with the cluster's label, and `labels.csv` beside them lists every folder
+with its label, size and medoid. A contact sheet is one PNG per cluster with thumbnails in a grid,
+captioned with the label, for the largest clusters.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import shutil
@@ -20,8 +23,8 @@ from ccvec.fetch import FetchError, read_file
 from ccvec.sources import local_path, not_a_regular_file
 
 THUMB = 160
-MAX_EXPORT_BYTES = 1 << 30  # files are re-read to check they are still the loaded image
 COLUMNS = 6
+MAX_EXPORT_BYTES = 1 << 30  # files are re-read to check they are still the loaded image
 
 
 def cluster_files(conn: psycopg.Connection, run_id: int, min_size: int) -> dict[int, list[tuple[Path, str]]]:
@@ -57,16 +60,54 @@ def _loaded_file(url: str | None, sha256: bytes) -> Path | None:
     return path if hashlib.sha256(data).digest() == bytes(sha256) else None
 
 
-def export_folders(clusters: dict[int, list[tuple[Path, str]]], target: Path, copy: bool = False) -> int:
-    """Write cluster_with_N/cluster_i/ folders; returns the number of files written. Names are
-    made unique within a folder and never overwrite anything."""
+Labels = dict[int, tuple[str, str]]  # cluster -> (label, medoid file name)
+
+
+def cluster_labels(conn: psycopg.Connection, run_id: int) -> Labels:
+    """cluster -> (label, medoid's file name) from ccvec.cluster_label."""
+    out: Labels = {}
+    for cluster, label, url in conn.execute(
+        "SELECT l.cluster, l.label, c.url FROM ccvec.cluster_label l "
+        "LEFT JOIN ccvec.catalog c ON c.identifier = l.medoid WHERE l.run_id = %s",
+        [run_id],
+    ):
+        path = local_path(url) if url else None
+        out[cluster] = (label, path.name if path else "")
+    return out
+
+
+def folder_of(cluster: int, size: int) -> Path:
+    """imagecluster's layout for clusters; singletons together under unclustered/."""
+    return Path("unclustered") if size == 1 else Path(f"cluster_with_{size}") / f"cluster_{cluster}"
+
+
+def export_folders(
+    clusters: dict[int, list[tuple[Path, str]]],
+    target: Path,
+    copy: bool = False,
+    labels: Labels | None = None,
+) -> int:
+    """Write cluster_with_N/cluster_i/ and unclustered/ folders, READMEs and labels.csv; returns
+    the number of image files written. Names are made unique within a folder and never overwrite
+    anything."""
     if target.exists() and any(target.iterdir()):
         raise CcvecError(f"{target} is not empty: choose a new folder")
+    labels = labels or {}
+    target.mkdir(parents=True, exist_ok=True)
     written = 0
-    for cluster, members in clusters.items():
-        folder = target / f"cluster_with_{len(members)}" / f"cluster_{cluster}"
+    rows = []
+    used_names: dict[Path, set[str]] = {}  # unclustered/ is shared by every singleton
+    for cluster, members in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        folder = target / folder_of(cluster, len(members))
         folder.mkdir(parents=True, exist_ok=True)
-        used: set[str] = set()
+        label, medoid = labels.get(cluster, (f"cluster {cluster}", ""))
+        rows.append([folder_of(cluster, len(members)).as_posix(), cluster, len(members), label, medoid])
+        if len(members) > 1:
+            (folder / "README").write_text(
+                f"cluster {cluster}: {label}\n"
+                f"{len(members)} images; representative image (medoid): {medoid}\n"
+            )
+        used = used_names.setdefault(folder, {"README"})  # ccvec's own file in each folder
         for path, _ in members:
             name = _unique_name(path, used)
             if copy:
@@ -75,6 +116,14 @@ def export_folders(clusters: dict[int, list[tuple[Path, str]]], target: Path, co
             else:
                 os.symlink(path, folder / name)
             written += 1
+    if any(len(m) == 1 for m in clusters.values()):
+        (target / "unclustered" / "README").write_text(
+            "Images that no cluster holds (each alone); labels.csv gives each one's label.\n"
+        )
+    with open(target / "labels.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["folder", "cluster", "size", "label", "medoid"])
+        writer.writerows(rows)
     return written
 
 
@@ -88,7 +137,9 @@ def _unique_name(path: Path, used: set[str]) -> str:
     return name
 
 
-def contact_sheet(cluster: int, members: list[tuple[Path, str]], limit: int = 36) -> Image.Image:
+def contact_sheet(
+    cluster: int, members: list[tuple[Path, str]], limit: int = 36, label: str = ""
+) -> Image.Image:
     """Thumbnails of a cluster in a grid, each captioned with its title or file name."""
     shown = members[:limit]
     rows = -(-len(shown) // COLUMNS)
@@ -98,7 +149,8 @@ def contact_sheet(cluster: int, members: list[tuple[Path, str]], limit: int = 36
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=13)
     more = f" (first {limit} shown)" if len(members) > limit else ""
-    draw.text((6, 6), f"cluster {cluster}: {len(members)} images{more}", fill="black", font=font)
+    name = f"{label} (cluster {cluster})" if label else f"cluster {cluster}"
+    draw.text((6, 6), f"{name}: {len(members)} images{more}", fill="black", font=font)
     for i, (path, title) in enumerate(shown):
         x, y = (i % COLUMNS) * THUMB, header + (i // COLUMNS) * (THUMB + caption_h)
         try:
@@ -121,14 +173,24 @@ def _shorten(text: str, width: int) -> str:
     return f"{text[:head]}…{text[-(width - 1 - head) :]}"
 
 
-def export_sheets(clusters: dict[int, list[tuple[Path, str]]], target: Path, count: int) -> list[Path]:
-    """Contact sheets of the `count` largest clusters, as PNGs in target/contact_sheets/."""
+def export_sheets(
+    clusters: dict[int, list[tuple[Path, str]]], target: Path, count: int, labels: Labels | None = None
+) -> list[Path]:
+    """Contact sheets of the `count` largest clusters, and one of the unclustered images, as PNGs
+    in target/contact_sheets/."""
     folder = target / "contact_sheets"
     folder.mkdir(parents=True, exist_ok=True)
-    largest = sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:count]
+    labels = labels or {}
+    groups = [kv for kv in clusters.items() if len(kv[1]) > 1]
+    largest = sorted(groups, key=lambda kv: (-len(kv[1]), kv[0]))[:count]
     paths = []
     for cluster, members in largest:
         path = folder / f"cluster_{cluster}_{len(members)}.png"
-        contact_sheet(cluster, members).save(path)
+        contact_sheet(cluster, members, label=labels.get(cluster, ("", ""))[0]).save(path)
+        paths.append(path)
+    alone = [m[0] for m in clusters.values() if len(m) == 1]
+    if alone and count:
+        path = folder / f"unclustered_{len(alone)}.png"
+        contact_sheet(-1, alone, label="unclustered").save(path)
         paths.append(path)
     return paths

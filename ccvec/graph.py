@@ -207,5 +207,10 @@ def cluster_summary(conn: psycopg.Connection, run_id: int) -> tuple[int, int, fl
 
 def refresh_inferred(conn: psycopg.Connection) -> None:
     """Recompute the materialized views that read the graph (concurrently once populated)."""
+    from ccvec import clusters
+
     for view in ("inferred_tags", "neighbourhood_popularity"):
         db.refresh_view(conn, view)
+    clusters.refresh_scored(conn)
+    for (run_id,) in conn.execute("SELECT DISTINCT run_id FROM ccvec.image_cluster").fetchall():
+        clusters.label(conn, run_id)  # labels read the inferred tags

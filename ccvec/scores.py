@@ -198,4 +198,12 @@ def explain(conn: psycopg.Connection, identifier: uuid.UUID) -> dict:
         "WHERE w.identifier = %s",
         [identifier],
     ).fetchone()
+    out["novelty"] = conn.execute(
+        "SELECT 'within the collection', novelty, "
+        "format('mean kNN distance %%s', round(distance::numeric, 3)) "
+        "FROM ccvec.image_novelty WHERE identifier = %s "
+        "UNION ALL SELECT 'against ' || name, novelty, reference FROM ccvec.reference_novelty "
+        "WHERE identifier = %s",
+        [identifier, identifier],
+    ).fetchall()
     return out

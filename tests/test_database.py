@@ -24,7 +24,9 @@ EXPECTED_TABLES = set(
     inferred_tags neighbourhood_popularity popularity_source
     popularity_metric observed_popularity visualrank_run visual_rank web_rank web_rank_release
     web_authority image_score experiment cluster_mate ab_served ab_event
-    ab_outcome ab_alternate_signal""".split()  # noqa: SIM905 (a readable block)
+    ab_outcome ab_alternate_signal
+    class_name image_class cluster_label cluster_summary image_novelty
+    novelty_model novelty_reference novelty_score reference_novelty""".split()  # noqa: SIM905 (a readable block)
 )
 
 

@@ -1,13 +1,13 @@
 """COMMENT ON every function, view and table of schema ccvec; SQLSTATE class VC for ccvec's errors.
 
 Revision ID: 0013_comments
-Revises: 0007_hardening
+Revises: 0009_clusters
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0013_comments"
-down_revision = "0007_hardening"
+down_revision = "0009_clusters"
 branch_labels = None
 depends_on = None
 

@@ -83,44 +83,59 @@ def graph_status() -> None:
 @app.command("cluster")
 def cluster_command(
     sim: Annotated[
-        list[float],
-        typer.Option(help="Similarity index 0..1 (0: one cluster, 1: singletons); repeat for levels."),
-    ] = [defaults.CLUSTER_SIM],  # noqa: B006
+        list[float] | None,
+        typer.Option(
+            help="imagecluster's similarity index 0..1 (0: one cluster, 1: singletons); repeat for "
+            "levels. Without it: Louvain modularity, no threshold to tune."
+        ),
+    ] = None,
     method: Annotated[
         str,
-        typer.Option(help="mutual (mutual-kNN components), average (linkage on the graph; slower) or knn."),
+        typer.Option(help="With --sim: mutual (mutual-kNN components), average (linkage; slower) or knn."),
     ] = defaults.CLUSTER_METHOD,
+    resolution: Annotated[
+        float,
+        typer.Option(
+            help=f"Louvain resolution, {defaults.CLUSTER_RESOLUTION_RANGE[0]:g}.."
+            f"{defaults.CLUSTER_RESOLUTION_RANGE[1]:g}: higher gives more, smaller clusters."
+        ),
+    ] = defaults.CLUSTER_RESOLUTION,
 ) -> None:
-    """Label every image of the current graph with a cluster (one run per --sim level)."""
-    from ccvec import graph
+    """Label every image of the current graph with a cluster, then name each cluster."""
+    from ccvec import clusters, graph
 
-    levels = sorted(set(sim))
+    levels = sorted(set(sim or []))
     with schema_connection() as conn:
+        runs = []
+        if not levels:
+            runs.append((clusters.cluster_louvain(conn, resolution), f"louvain, resolution {resolution:g}"))
         for value in levels:
             level = "default" if len(levels) == 1 else f"sim={value:g}"
             run_id = graph.cluster(conn, value, method, level)
-            clusters, singletons, threshold, largest = graph.cluster_summary(conn, run_id)
-            sizes = ", ".join(str(n) for _, n in largest[:8])
-            console.print(
-                f"cluster run {run_id} (sim {value:g}, cosine >= {threshold:.3f}): {clusters:,} clusters, "
-                f"{singletons:,} singletons; largest: {sizes}"
-            )
+            threshold = graph.cluster_summary(conn, run_id)[2]
+            runs.append((run_id, f"{method}, sim {value:g}, cosine >= {threshold:.3f}"))
+        for run_id, how in runs:
+            clusters.label(conn, run_id)
+            console.print(f"cluster run {run_id} ({how}): {clusters.shape(conn, run_id).describe()}")
+            for cluster, label, size, _, _ in clusters.summary(conn, run_id)[:8]:
+                console.print(f"  {cluster:5d}  {size:6,d}  {label}")
 
 
 @app.command("export-clusters")
 def export_clusters_command(
     target: Annotated[
-        Path, typer.Argument(help="New folder for cluster_with_N/cluster_i/ and contact sheets.")
+        Path,
+        typer.Argument(help="New folder for cluster_with_N/cluster_i/, unclustered/, labels.csv, sheets."),
     ],
     copy: Annotated[bool, typer.Option("--copy", help="Copy files instead of symlinking.")] = False,
-    min_size: Annotated[int, typer.Option(min=1, help="Skip clusters smaller than this.")] = 2,
     sheets: Annotated[int, typer.Option(min=0, help="Contact sheets for this many largest clusters.")] = 10,
     run: Annotated[
         int | None, typer.Option(help="Cluster run (default: the newest on the current graph).")
     ] = None,
 ) -> None:
-    """Write clusters as folders of symlinks (imagecluster's layout) and contact sheets."""
-    from ccvec import export
+    """Write clusters as folders of symlinks (imagecluster's layout), singletons under unclustered/,
+    each folder's label in labels.csv and a README, and contact sheets captioned with the labels."""
+    from ccvec import clusters, export
 
     with schema_connection() as conn:
         if run is None:
@@ -128,7 +143,15 @@ def export_clusters_command(
             run = row[0] if row else None
             if run is None:
                 raise CcvecError("no clusters yet: run `ccvec cluster`")
-        clusters = export.cluster_files(conn, run, min_size)
-    written = export.export_folders(clusters, target, copy)
-    made = export.export_sheets(clusters, target, sheets)
-    console.print(f"{len(clusters):,} clusters, {written:,} files under {target}; {len(made)} contact sheets")
+        if not conn.execute("SELECT 1 FROM ccvec.cluster_label WHERE run_id = %s LIMIT 1", [run]).fetchone():
+            clusters.label(conn, run)
+        members = export.cluster_files(conn, run, 1)
+        labels = export.cluster_labels(conn, run)
+    written = export.export_folders(members, target, copy, labels)
+    made = export.export_sheets(members, target, sheets, labels)
+    grouped = sum(1 for m in members.values() if len(m) > 1)
+    alone = sum(1 for m in members.values() if len(m) == 1)
+    console.print(
+        f"{grouped:,} clusters and {alone:,} unclustered images, {written:,} files under {target} "
+        f"(labels.csv beside them); {len(made)} contact sheets"
+    )

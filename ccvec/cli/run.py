@@ -20,11 +20,14 @@ def run_command(
     ] = None,
     k: Annotated[int, typer.Option(min=1, help="Neighbours per image in the graph.")] = defaults.GRAPH_K,
     sim: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Cluster similarity index.")
-    ] = defaults.CLUSTER_SIM,
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="imagecluster's similarity index (default: Louvain, no threshold)."
+        ),
+    ] = None,
 ) -> None:
     """The whole job: schema, load, near-duplicate groups, kNN graph, clusters, scores (and export)."""
-    from ccvec import export, graph, neardup, scores
+    from ccvec import clusters, export, graph, neardup, scores
     from ccvec.load import LoadOptions
 
     migrate.upgrade(db.resolve_url())
@@ -45,16 +48,22 @@ def run_command(
         else:
             run = graph.build(conn, k)
             console.print(f"graph: run {run.id}, {run.images:,} images, recall@{k} {run.recall or 0:.3f}")
-        run_id = graph.cluster(conn, sim)
-        clusters, singletons, _, _ = graph.cluster_summary(conn, run_id)
-        console.print(f"clusters: {clusters:,} ({singletons:,} singletons) at sim {sim:g}")
-        scores.refresh(conn)
-        console.print("scores: refreshed (ccvec.image_score)")
+        run_id = clusters.cluster_louvain(conn) if sim is None else graph.cluster(conn, sim)
+        scores.refresh(conn)  # inferred tags first: cluster labels read them
+        clusters.label(conn, run_id)
+        console.print(f"clusters: {clusters.shape(conn, run_id).describe()}")
+        for cluster, label, size, _, _ in clusters.summary(conn, run_id)[:8]:
+            console.print(f"  {cluster:5d}  {size:6,d}  {label}")
+        console.print("scores: refreshed (ccvec.image_score, ccvec.image_novelty)")
         if out is not None:
-            members = export.cluster_files(conn, run_id, 2)
-            export.export_folders(members, out)
-            sheets = export.export_sheets(members, out, 10)
-            console.print(f"export: {len(members):,} clusters under {out}, {len(sheets)} contact sheets")
+            members = export.cluster_files(conn, run_id, 1)
+            labels = export.cluster_labels(conn, run_id)
+            export.export_folders(members, out, labels=labels)
+            sheets = export.export_sheets(members, out, 10, labels)
+            console.print(
+                f"export: {len(members):,} clusters and singletons under {out} (labels.csv), "
+                f"{len(sheets)} contact sheets"
+            )
     if summary.failed:
         err_console.print(
             f"{summary.failed} input(s) failed to load: see `ccvec errors --run {summary.run_id}`"

@@ -62,6 +62,8 @@ def scores_command(
         for nb, sim, pop in having:
             console.print(f"    {nb}  similarity {sim:.3f}  popularity {pop:.3f}")
     console.print(f"authority   {x['authority']:.3f}")
+    for label, novelty, detail in x.get("novelty", []):
+        console.print(f"novelty     {novelty:.3f}  {label} ({detail})")
     if x["visualrank"]:
         rank, score, iterations, residual, nodes = x["visualrank"]
         console.print(

@@ -1,0 +1,499 @@
+"""Clusters, inferred tags and novelty at the level a user sees them, on both shared collections.
+
+    python bench/clusters.py [DATA_DIR] [--scale 20000,100000]
+
+DATA_DIR (default ../shared/data) holds photos/ and stamps/, each with a manifest.csv (coarse labels).
+Everything is loaded with `ccvec load` into a fresh embedded server; each experiment copies the
+embeddings it needs under a model name of its own, builds ccvec's kNN graph (k = 10) over them and
+reads ccvec's outputs (cluster_member, inferred_tags, image_novelty, reference_novelty).
+
+1. Clusters: ccvec's default (Louvain, resolution 1.0) and its documented range (0.5..2), the old
+   default (mutual kNN, sim 0.35), next to imagecluster's algorithm on the same embeddings (scipy
+   average linkage, euclidean, cut at max distance x (1 - sim)) at several sims, and scikit-learn's
+   HDBSCAN. ARI, NMI, pairwise F1 against the coarse labels, cluster count, largest-cluster share,
+   singleton share. Only labelled images are scored (the photos have one coarse label, "interior",
+   on 39 of 153: their ARI/NMI only say whether the interiors stay together, so pairwise precision
+   is also given counting every photo: pairs with an interior, both interior).
+2. Inferred tags: coarse (and fine) labels as tags, 20 % hidden (5-fold); precision@1 and coverage
+   of ccvec.inferred_tags at the default threshold, precision per score band, kNN majority vote as
+   the baseline; and extra tags on images that keep theirs (right / wrong).
+3. Novelty: (a) 5 % of one set mixed into the other, the per-image score of ccvec.image_novelty vs
+   scikit-learn's LocalOutlierFactor and GaussianMixture on the same embeddings (AUROC);
+   (b) reference set = half of one set, scored: the other half + the other set; ccvec's reference
+   score vs GaussianMixture and LocalOutlierFactor(novelty=True) fitted on the same half.
+4. Scale (--scale): Louvain clustering time and peak RSS on synthetic kNN graphs of that size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ccvec import clusters, db, defaults, graph, migrate
+from ccvec.load import LoadOptions, load
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SIMS = (0.05, 0.1, 0.2, 0.3, 0.4)
+RESOLUTIONS = (0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+# ---------------------------------------------------------------- measures
+
+
+def pairwise(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
+    same_t = truth[:, None] == truth[None, :]
+    same_p = pred[:, None] == pred[None, :]
+    off = ~np.eye(len(truth), dtype=bool)
+    tp = (same_t & same_p & off).sum()
+    precision = tp / max((same_p & off).sum(), 1)
+    recall = tp / max((same_t & off).sum(), 1)
+    return precision, recall, 2 * precision * recall / max(precision + recall, 1e-12)
+
+
+def quality(truth: np.ndarray, pred: np.ndarray, labelled: np.ndarray) -> dict:
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    t, p = truth[labelled], pred[labelled]
+    sizes = np.unique(pred, return_counts=True)[1]
+    return {
+        "ARI": adjusted_rand_score(t, p),
+        "NMI": normalized_mutual_info_score(t, p),
+        "F1": pairwise(t, p)[2],
+        "clusters": int((sizes > 1).sum()),
+        "largest": sizes.max() / len(pred),
+        "single": (sizes == 1).sum() / len(pred),
+    }
+
+
+def interior_precision(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Among co-clustered pairs with at least one labelled photo, the share with both labelled alike."""
+    lab = truth != ""
+    same_p = (pred[:, None] == pred[None, :]) & ~np.eye(len(pred), dtype=bool)
+    involved = same_p & (lab[:, None] | lab[None, :])
+    good = same_p & lab[:, None] & lab[None, :] & (truth[:, None] == truth[None, :])
+    return good.sum() / max(involved.sum(), 1)
+
+
+def auroc(is_out: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return roc_auc_score(is_out, score)
+
+
+def imagecluster_labels(vectors: np.ndarray, sim: float) -> np.ndarray:
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    z = linkage(vectors.astype(np.float64), method="average", metric="euclidean")
+    return fcluster(z, t=z[:, 2].max() * (1 - sim), criterion="distance")
+
+
+def hdbscan_labels(vectors: np.ndarray) -> np.ndarray:
+    from sklearn.cluster import HDBSCAN
+
+    lab = HDBSCAN(min_cluster_size=3).fit_predict(vectors)
+    noise = lab < 0
+    lab[noise] = lab.max() + 1 + np.arange(noise.sum())  # noise points are singletons
+    return lab
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_set(folder: Path, work: Path) -> list[dict]:
+    """Load a folder's manifest rows with ccvec (absolute paths); returns rows with identifiers."""
+    folder = folder.resolve()
+    with open(folder / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    manifest = work / f"{folder.name}.jsonl"
+    with open(manifest, "w") as f:
+        for row in rows:
+            f.write(
+                json.dumps({"path": str(folder / row["path"]), "title": f"{folder.name}/{row['path']}"})
+                + "\n"
+            )
+    summary = load(str(manifest), LoadOptions())
+    print(f"loaded {summary.loaded} of {len(rows)} from {folder}", flush=True)
+    with db.connection() as conn:
+        ids = dict(conn.execute("SELECT title, identifier FROM ccvec.image").fetchall())
+    for row in rows:
+        row["identifier"] = ids[f"{folder.name}/{row['path']}"]
+        row["set"] = folder.name
+    return rows
+
+
+def embeddings(conn, ids: list[uuid.UUID]) -> np.ndarray:
+    got = dict(
+        conn.execute(
+            "SELECT identifier, embedding FROM ccvec.image_embedding "
+            "WHERE model = %s AND identifier = ANY(%s)",
+            [defaults.MODEL, ids],
+        ).fetchall()
+    )
+    return np.stack([got[i].to_numpy().astype(np.float32) for i in ids])
+
+
+def subset_graph(conn, name: str, ids: list[uuid.UUID]) -> None:
+    """Copy these images' embeddings under model `name` and make ccvec's kNN graph over them current."""
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
+        "SELECT %s, version, onnx_sha256, dim, spec FROM ccvec.model WHERE name = %s ON CONFLICT DO NOTHING",
+        [name, defaults.MODEL],
+    )
+    conn.execute(
+        "INSERT INTO ccvec.image_embedding (model, identifier, embedding) SELECT %s, identifier, embedding "
+        "FROM ccvec.image_embedding WHERE model = %s AND identifier = ANY(%s)",
+        [name, defaults.MODEL, ids],
+    )
+    conn.commit()
+    graph.build(conn, k=defaults.GRAPH_K, model=name, recall_sample=0)
+
+
+def members(conn, run_id: int, ids: list[uuid.UUID]) -> np.ndarray:
+    got = dict(
+        conn.execute(
+            "SELECT identifier, cluster FROM ccvec.cluster_member WHERE run_id = %s", [run_id]
+        ).fetchall()
+    )
+    return np.array([got[i] for i in ids])
+
+
+# ---------------------------------------------------------------- 1. clusters
+
+
+def cluster_table(conn, name: str, rows: list[dict]) -> None:
+    ids = [r["identifier"] for r in rows]
+    truth = np.array([r["coarse"] for r in rows])
+    labelled = truth != ""
+    subset_graph(conn, f"bench-{name}", ids)
+    vectors = embeddings(conn, ids)
+    print(
+        f"\n{name}: {len(ids)} images, {labelled.sum()} with a coarse label "
+        f"({len(set(truth[labelled]))} labels); scored on the labelled ones"
+    )
+    head = (
+        f"{'method':34s} {'ARI':>6s} {'NMI':>6s} {'F1':>6s} {'clusters':>8s} {'largest':>8s} {'single':>7s}"
+    )
+    print(head + ("  interior-pair precision" if len(set(truth[labelled])) == 1 else ""))
+    results = []
+    for res in RESOLUTIONS:
+        tag = " (default)" if res == defaults.CLUSTER_RESOLUTION else ""
+        results.append(
+            (f"ccvec louvain res {res:g}{tag}", members(conn, clusters.cluster_louvain(conn, res), ids))
+        )
+    results.append(
+        ("ccvec mutual sim 0.35 (old default)", members(conn, graph.cluster(conn, 0.35, "mutual"), ids))
+    )
+    for sim in SIMS:
+        results.append((f"imagecluster sim {sim:g}", imagecluster_labels(vectors, sim)))
+    results.append(("sklearn HDBSCAN min_cluster_size 3", hdbscan_labels(vectors)))
+    for method, pred in results:
+        q = quality(truth, pred, labelled)
+        extra = f"  {interior_precision(truth, pred):.3f}" if len(set(truth[labelled])) == 1 else ""
+        print(
+            f"{method:34s} {q['ARI']:6.3f} {q['NMI']:6.3f} {q['F1']:6.3f} {q['clusters']:8d} "
+            f"{q['largest']:8.1%} {q['single']:7.1%}{extra}"
+        )
+
+
+# ---------------------------------------------------------------- 2. tags
+
+
+def set_tags(conn, tags: dict[uuid.UUID, list[str]]) -> None:
+    for ident, t in tags.items():
+        conn.execute(
+            "UPDATE ccvec.image SET tags = %s WHERE identifier = %s",
+            [json.dumps([{"name": x} for x in t]), ident],
+        )
+    conn.commit()
+
+
+def tag_table(conn, rows: list[dict]) -> None:
+    rows = [r for r in rows if r["coarse"]]
+    ids = [r["identifier"] for r in rows]
+    labels = {r["identifier"]: [x for x in (r["coarse"], r["fine"]) if x] for r in rows}
+    subset_graph(conn, "bench-tags", ids)
+    run = graph.current(conn)
+    floors = dict(
+        conn.execute(
+            "SELECT name, value FROM ccvec.setting WHERE name LIKE 'inferred_tags.min_score%'"
+        ).fetchall()
+    )
+    fold = np.random.default_rng(0).permutation(len(ids)) % 5
+    got, vote, extra = [], [], []
+    for f in range(5):
+        hidden = {i for i, k in zip(ids, fold, strict=True) if k == f}
+        set_tags(conn, {i: ([] if i in hidden else labels[i]) for i in ids})
+        # the view with no floor, to see every score band; the default floors are applied below
+        conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name LIKE 'inferred_tags.min_score%'")
+        graph.refresh_inferred(conn)
+        best = {}
+        for ident, tag, score, tagged in conn.execute(
+            "SELECT identifier, tag, score, already_tagged FROM ccvec.inferred_tags ORDER BY score DESC, tag"
+        ):
+            if ident in hidden:
+                best.setdefault(ident, (tag, score))
+            elif tagged:
+                extra.append((score, tag in labels[ident]))
+        for ident in hidden:
+            tag, score = best.get(ident, (None, 0.0))
+            got.append((score, tag is not None and tag in labels[ident]))
+            counts: dict[str, int] = {}
+            for (nb,) in conn.execute(
+                "SELECT neighbour FROM ccvec.knn_edge WHERE run_id = %s AND identifier = %s", [run.id, ident]
+            ):
+                if nb not in hidden:
+                    for t in labels[nb]:
+                        counts[t] = counts.get(t, 0) + 1
+            top = max(sorted(counts), key=counts.get) if counts else None
+            vote.append(top is not None and top in labels[ident])
+    for name, value in floors.items():
+        conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = %s", [value, name])
+    conn.commit()
+    got_a, extra_a = np.array(got), np.array(extra)
+    thr, thr_tagged = floors["inferred_tags.min_score"], floors["inferred_tags.min_score_tagged"]
+    kept = got_a[:, 0] >= thr
+    print(
+        f"\ninferred tags: {len(rows)} labelled images (coarse and fine label as tags), 20 % hidden, 5-fold"
+    )
+    print(f"kNN majority vote (baseline): precision@1 {np.mean(vote):.3f}, coverage 1.000")
+    print(
+        f"ccvec.inferred_tags, default min_score {thr}: precision@1 {got_a[kept, 1].mean():.3f}, "
+        f"coverage {kept.mean():.3f}"
+    )
+    print("precision per score band (hidden images' top tag):")
+    for lo, hi in ((0.0, 0.3), (0.3, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)):
+        band = (got_a[:, 0] >= lo) & (got_a[:, 0] < hi) & (got_a[:, 0] > 0)
+        if band.any():
+            print(
+                f"  [{lo:.1f}, {min(hi, 1):.1f}): {band.sum():4d} images, "
+                f"precision {got_a[band, 1].mean():.3f}"
+            )
+    print(
+        f"extra tags on images that keep theirs (~{len(rows) - len(rows) // 5} per fold, 5 folds; "
+        "any extra tag is wrong):"
+    )
+    for floor in sorted({0.5, 0.8, thr_tagged}):
+        e = extra_a[extra_a[:, 0] >= floor] if len(extra_a) else extra_a
+        default = " (default)" if floor == thr_tagged else ""
+        print(
+            f"  score >= {floor}{default}: {len(e)} extra tags "
+            f"({int(e[:, 1].sum()) if len(e) else 0} right, "
+            f"{int(len(e) - e[:, 1].sum()) if len(e) else 0} wrong)"
+        )
+
+
+# ---------------------------------------------------------------- 3. novelty
+
+
+def novelty_within(conn, base: list[dict], outliers: list[dict], name: str) -> None:
+    from sklearn.mixture import GaussianMixture
+    from sklearn.neighbors import LocalOutlierFactor
+
+    rng = np.random.default_rng(3)
+    n_out = max(1, round(0.05 * len(base) / 0.95))
+    picked = [outliers[i] for i in rng.choice(len(outliers), n_out, replace=False)]
+    mix = base + picked
+    ids = [r["identifier"] for r in mix]
+    is_out = np.array([0] * len(base) + [1] * len(picked))
+    subset_graph(conn, "bench-nov-" + name.replace(" ", "-"), ids)
+    graph.refresh_inferred(conn)
+    got = dict(conn.execute("SELECT identifier, novelty FROM ccvec.image_novelty").fetchall())
+    ours = np.array([got[i] for i in ids])
+    vectors = embeddings(conn, ids)
+    lof = -LocalOutlierFactor(n_neighbors=10).fit(vectors).negative_outlier_factor_
+    gmm = -GaussianMixture(4, covariance_type="diag", random_state=0).fit(vectors).score_samples(vectors)
+    print(
+        f"{name:28s} {len(base):5d} + {n_out:3d}  ccvec {auroc(is_out, ours):.3f}  "
+        f"LOF {auroc(is_out, lof):.3f}  GMM {auroc(is_out, gmm):.3f}"
+    )
+
+
+def novelty_reference(conn, ref_set: list[dict], other: list[dict], name: str) -> None:
+    from sklearn.mixture import GaussianMixture
+    from sklearn.neighbors import LocalOutlierFactor
+
+    rng = np.random.default_rng(4)
+    order = rng.permutation(len(ref_set))
+    ref = [ref_set[i] for i in order[: len(order) // 2]]
+    held = [ref_set[i] for i in order[len(order) // 2 :]]
+    ref_ids = [r["identifier"] for r in ref]
+    test = held + other
+    test_ids = [r["identifier"] for r in test]
+    is_out = np.array([0] * len(held) + [1] * len(other))
+    conn.execute("UPDATE ccvec.image SET provider = NULL")
+    conn.execute("UPDATE ccvec.image SET provider = 'reference' WHERE identifier = ANY(%s)", [ref_ids])
+    conn.commit()
+    clusters.novelty_fit(conn, "bench", "provider=reference", "provider", "reference")
+    clusters.novelty_score(conn, "bench")
+    got = dict(
+        conn.execute(
+            "SELECT identifier, distance FROM ccvec.reference_novelty WHERE name = 'bench'"
+        ).fetchall()
+    )
+    ours = np.array([got[i] for i in test_ids])
+    fit, vectors = embeddings(conn, ref_ids), embeddings(conn, test_ids)
+    lof = -LocalOutlierFactor(n_neighbors=10, novelty=True).fit(fit).score_samples(vectors)
+    gmm = -GaussianMixture(4, covariance_type="diag", random_state=0).fit(fit).score_samples(vectors)
+    print(
+        f"{name:28s} {len(ref):4d} ref, {len(held):4d} + {len(other):4d}  ccvec {auroc(is_out, ours):.3f}  "
+        f"LOF {auroc(is_out, lof):.3f}  GMM {auroc(is_out, gmm):.3f}"
+    )
+
+
+# ---------------------------------------------------------------- 4. scale
+
+
+def planted_graph(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A kNN-shaped graph: groups of ~100 images, each listing k neighbours, 80 % inside its group
+    (similarity 0.6-0.9) and 20 % anywhere (0.3-0.6)."""
+    group = rng.integers(0, max(1, n // 100), n)
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(group.max() + 2))
+    a = np.repeat(np.arange(n), k)
+    inside = rng.random(n * k) < 0.8
+    g = group[a]
+    lo, hi = starts[g], starts[g + 1]
+    b = np.where(
+        inside, order[lo + (rng.random(n * k) * (hi - lo)).astype(np.int64)], rng.integers(0, n, n * k)
+    )
+    w = np.where(inside, rng.uniform(0.6, 0.9, n * k), rng.uniform(0.3, 0.6, n * k)).astype(np.float32)
+    _, first = np.unique(a * n + b, return_index=True)  # one edge per pair
+    keep = first[a[first] != b[first]]
+    return a[keep], b[keep], w[keep]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def scale_one(n: int, k: int = 10) -> None:
+    """One size in a fresh process (clean peak RSS): the graph goes into knn_edge, then ccvec's
+    default clustering runs as a user runs it (read edges, Louvain, write members, label)."""
+    rng = np.random.default_rng(n)
+    a, b, w = planted_graph(n, k, rng)
+    ids = [uuid.UUID(int=i + 1) for i in range(n)]
+    with db.connection() as conn:
+        conn.execute(
+            "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
+            "VALUES ('scale', 'bench', 'bench', 2, '{}') ON CONFLICT DO NOTHING"
+        )
+        run = conn.execute(
+            "INSERT INTO ccvec.knn_run (model, k, ef_search, images, finished_at) "
+            "VALUES ('scale', %s, 64, %s, now()) RETURNING id",
+            [k, n],
+        ).fetchone()[0]
+        with conn.cursor().copy(
+            "COPY ccvec.knn_edge (run_id, identifier, neighbour, rank, similarity) "
+            "FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "uuid", "uuid", "int2", "float4"])
+            seen: dict[int, int] = {}
+            for i, j, s in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
+                seen[i] = seen.get(i, 0) + 1
+                copy.write_row([run, ids[i], ids[j], seen[i], s])
+        conn.commit()
+        graph.make_current(conn, run)
+        edges = len(a)
+        del a, b, w
+        base = peak_rss_mib()
+        start = time.perf_counter()
+        run_id = clusters.cluster_louvain(conn)
+        t_cluster = time.perf_counter() - start
+        start = time.perf_counter()
+        clusters.label(conn, run_id)
+        t_label = time.perf_counter() - start
+        shape = clusters.shape(conn, run_id)
+    rss = peak_rss_mib()
+    print(
+        f"{n:>9,d} {edges:>11,d} {t_cluster:10.1f} {t_label:8.1f} {shape.clusters:9,d} "
+        f"{shape.largest_share:8.1%} {rss:10,.0f} {base:12,.0f}",
+        flush=True,
+    )
+
+
+def scale(sizes: list[int], url: str) -> None:
+    import subprocess
+
+    print(
+        "\nscale: ccvec cluster (default) on synthetic kNN graphs in knn_edge, k = 10, one process per size"
+    )
+    print(
+        f"{'images':>9s} {'edges':>11s} {'cluster s':>10s} {'label s':>8s} {'clusters':>9s} {'largest':>8s} "
+        f"{'peak RSS MiB':>10s} {'(before) MiB':>12s}",
+        flush=True,
+    )
+    for n in sizes:
+        subprocess.run(
+            [sys.executable, __file__, "--scale-one", str(n)],
+            env={**os.environ, "DATABASE_URL": url},
+            check=True,
+        )
+
+
+def quality_tables(data: Path, work: Path, url: str) -> None:
+    sets = {name: load_set(data / name, work) for name in ("photos", "stamps")}
+    with db.connection(url) as conn:
+        for name, rows in sets.items():
+            cluster_table(conn, name, rows)
+        tag_table(conn, sets["stamps"])
+        set_tags(conn, {r["identifier"]: [] for rows in sets.values() for r in rows})
+        print("\nnovelty (a) within a collection: 5 % of the other set mixed in; AUROC")
+        novelty_within(conn, sets["photos"], sets["stamps"], "stamps among photos")
+        novelty_within(conn, sets["stamps"], sets["photos"], "photos among stamps")
+        print("\nnovelty (b) against a reference: half of a set fitted, other half + other set scored; AUROC")
+        novelty_reference(conn, sets["photos"], sets["stamps"], "photos reference")
+        novelty_reference(conn, sets["stamps"], sets["photos"], "stamps reference")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("data", nargs="?", type=Path, default=SHARED)
+    parser.add_argument("--scale", default="", help="comma-separated sizes for the clustering timing")
+    parser.add_argument("--skip-quality", action="store_true", help="only the --scale part")
+    parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scale_one:
+        scale_one(args.scale_one)
+        return
+    for name in () if args.skip_quality else ("photos", "stamps"):
+        if not (args.data / name / "manifest.csv").is_file():
+            parser.error(f"{args.data / name} needs a manifest.csv")
+    work = Path(tempfile.mkdtemp(prefix="ccvec-clusters-"))
+    os.environ["CCVEC_HOME"] = str(work / "home")
+    try:
+        url = db.start_embedded(work / "home" / "pgdata")
+        migrate.upgrade(url)
+        os.environ["DATABASE_URL"] = url
+        if not args.skip_quality:
+            quality_tables(args.data, work, url)
+        if args.scale:
+            scale([int(s) for s in args.scale.split(",")], url)
+        print(
+            f"\npeak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+        )
+        db.stop_embedded(work / "home" / "pgdata")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

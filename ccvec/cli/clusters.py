@@ -1,0 +1,123 @@
+"""`ccvec clusters`, `ccvec tags`, `ccvec novelty …`: what the graph says about clusters and images."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, parse_uuid, schema_connection
+from ccvec.errors import CcvecError
+
+novelty_app = typer.Typer(
+    help="Novelty against a reference set: fit on images like these, score every other image.",
+    no_args_is_help=True,
+)
+app.add_typer(novelty_app, name="novelty")
+
+
+@app.command("clusters")
+def clusters_command(
+    run: Annotated[int | None, typer.Option(help="Cluster run (default: the newest current one).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Clusters to list (singletons are counted).")] = 50,
+) -> None:
+    """List clusters: label, size, medoid; and how many images are left unclustered."""
+    from ccvec import clusters
+
+    with schema_connection() as conn:
+        rows = clusters.summary(conn, run)
+        run_id = run or conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary").fetchone()[0]
+        shape = clusters.shape(conn, run_id)
+    table = Table("cluster", "size", "label", "from", "medoid", box=None)
+    for cluster, label, size, medoid, source in [r for r in rows if r[2] > 1][:limit]:
+        table.add_row(str(cluster), f"{size:,}", label, source, str(medoid))
+    console.print(table)
+    alone = [r for r in rows if r[2] == 1]
+    if alone:
+        shown = ", ".join(f"{r[1]} ({r[3]})" for r in alone[:5])
+        console.print(f"unclustered: {len(alone):,} images, e.g. {shown}")
+    console.print(f"run {run_id}: {shape.describe()}")
+
+
+@app.command("tags")
+def tags_command(
+    identifier: Annotated[str | None, typer.Argument(help="An image's identifier.")] = None,
+    all_images: Annotated[bool, typer.Option("--all", help="Every inferred tag.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="With --all: csv or json.")] = "csv",
+) -> None:
+    """Tags of an image (its own and inferred from neighbours, with score), or all inferred tags."""
+    from ccvec import clusters
+
+    if all_images == (identifier is not None):
+        raise CcvecError("give one IDENTIFIER or --all")
+    if fmt not in ("csv", "json"):
+        raise CcvecError(f"--format must be csv or json, not {fmt!r}")
+    with schema_connection() as conn:
+        if identifier is not None:
+            own, inferred = clusters.tags_of(conn, parse_uuid(identifier))
+            console.print(f"own tags: {', '.join(own) if own else '(none)'}")
+            for tag, score, support in inferred:
+                console.print(f"inferred: {tag}  score {score:.2f}  ({support} neighbours)")
+            if not inferred:
+                console.print("inferred: (none; run `ccvec refresh` after `ccvec graph build`)")
+            return
+        rows = list(clusters.all_tags(conn))
+    keys = ("identifier", "tag", "score", "support", "already_tagged")
+    if fmt == "json":
+        json.dump(
+            [dict(zip(keys, (str(r[0]), r[1], round(r[2], 4), r[3], r[4]), strict=True)) for r in rows],
+            sys.stdout,
+            indent=1,
+        )
+        sys.stdout.write("\n")
+    else:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(keys)
+        writer.writerows((str(r[0]), r[1], f"{r[2]:.4f}", r[3], r[4]) for r in rows)
+
+
+@novelty_app.command("fit")
+def novelty_fit(
+    name: Annotated[str, typer.Argument(help="A name for this reference set.")],
+    reference: Annotated[
+        str | None, typer.Option(help="Images loaded from this source (catalog source).")
+    ] = None,
+    provider: Annotated[str | None, typer.Option(help="Images of this provider.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Images carrying this tag.")] = None,
+    model: ModelOption = DEFAULT_MODEL,
+) -> None:
+    """Learn what "images like these" look like (their embeddings' k-nearest-neighbour distances)."""
+    from ccvec import clusters
+
+    given = [(w, v) for w, v in (("source", reference), ("provider", provider), ("tag", tag)) if v]
+    if len(given) != 1:
+        raise CcvecError("give exactly one of --reference, --provider, --tag")
+    where, value = given[0]
+    with schema_connection() as conn:
+        n = clusters.novelty_fit(conn, name, f"{where}={value}", where, value, model)
+    console.print(
+        f"novelty model {name!r}: {n:,} reference images ({where} = {value}); "
+        f"now `ccvec novelty score {name}`"
+    )
+
+
+@novelty_app.command("score")
+def novelty_score(name: Annotated[str, typer.Argument(help="A fitted reference set.")]) -> None:
+    """Score every other image against the reference set: novelty in [0,1] (ccvec.reference_novelty)."""
+    from ccvec import clusters
+
+    with schema_connection() as conn:
+        n = clusters.novelty_score(conn, name)
+        top = conn.execute(
+            "SELECT s.identifier, s.novelty, c.title FROM ccvec.reference_novelty s "
+            "LEFT JOIN ccvec.catalog c USING (identifier) WHERE s.name = %s "
+            "ORDER BY s.novelty, s.distance LIMIT 5",
+            [name],
+        ).fetchall()
+    console.print(f"scored {n:,} images against {name!r} (ccvec.reference_novelty); closest fits:")
+    for ident, novelty, title in top:
+        console.print(f"  {novelty:.2f}  {ident}  {title or ''}")

@@ -1,0 +1,210 @@
+"""The default clustering, cluster labels and medoids, inferred tags, novelty, and their commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+
+import numpy as np
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from ccvec import clusters, graph
+from ccvec.cli import app
+from ccvec.errors import CcvecError
+
+from .images import encode, photo
+from .test_graph import MODEL, add_vectors, unit
+
+
+def groups(rng: np.random.Generator, per_group: int = 8, dims: int = 3) -> np.ndarray:
+    """Two tight, well-separated groups around two orthogonal directions."""
+    centres = np.eye(dims, dtype=np.float32)[:2]
+    return np.stack([unit(np.abs(c + rng.normal(0, 0.05, dims))) for c in centres for _ in range(per_group)])
+
+
+def labels_of(conn: psycopg.Connection, run_id: int) -> dict[uuid.UUID, int]:
+    return dict(
+        conn.execute(
+            "SELECT identifier, cluster FROM ccvec.cluster_member WHERE run_id = %s", [run_id]
+        ).fetchall()
+    )
+
+
+def test_two_groups_make_two_clusters_and_a_bridge_does_not_merge_them(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(1)
+    vectors = groups(rng)
+    bridge = unit(vectors[:8].mean(0) + vectors[8:].mean(0))  # halfway between the groups
+    ids = add_vectors(conn, np.vstack([vectors, bridge[None]]))
+    graph.build(conn, k=5, model=MODEL)
+    run_id = clusters.cluster_louvain(conn)
+    got = labels_of(conn, run_id)
+    a, b = {got[i] for i in ids[:8]}, {got[i] for i in ids[8:16]}
+    assert len(a) == 1 and len(b) == 1 and a != b  # each group whole, the two apart
+    assert got[ids[16]] in a | b  # the bridge joins one side, it does not merge them
+    shape = clusters.shape(conn, run_id)
+    assert (shape.clusters, shape.singletons, shape.images) == (2, 0, 17)
+    assert shape.largest_share == pytest.approx(9 / 17)
+    with pytest.raises(CcvecError, match=r"between 0\.5 and 2"):
+        clusters.cluster_louvain(conn, resolution=5)
+
+
+def test_labels_from_tags_and_medoid(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(2)
+    vectors = groups(rng, per_group=5)
+    tags = [["windmill"], ["windmill", "sky"], ["windmill"], [], ["sky"]] + [["lighthouse"]] * 4 + [[]]
+    ids = add_vectors(conn, vectors, tags)
+    graph.build(conn, k=4, model=MODEL)
+    run_id = clusters.cluster_louvain(conn)
+    assert clusters.label(conn, run_id) == 2
+    rows = {r[1]: r for r in clusters.summary(conn, run_id)}
+    assert set(rows) == {"windmill · sky", "lighthouse"}  # shares 0.6 / 0.4 and 0.8
+    assert rows["lighthouse"][4] == "tags" and rows["lighthouse"][2] == 5
+    # medoid: the member with the largest summed similarity to its cluster-mates, computed here
+    v = vectors.astype(np.float16).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    edges = conn.execute("SELECT identifier, neighbour, similarity FROM ccvec.knn_current").fetchall()
+    inner = {i: 0.0 for i in ids}
+    for i, nb, sim in edges:
+        if (ids.index(i) < 5) == (ids.index(nb) < 5):
+            inner[i] += sim
+    assert rows["windmill · sky"][3] == max(ids[:5], key=lambda i: (inner[i], -i.int))
+    view = conn.execute("SELECT label, size, singleton FROM ccvec.cluster_summary ORDER BY label").fetchall()
+    assert view == [("lighthouse", 5, False), ("windmill · sky", 5, False)]
+
+
+def test_labels_from_class_predictions_of_the_default_model(conn: psycopg.Connection, tmp_path) -> None:
+    """No tags: the cluster is named by the real EfficientNet-Lite0 head, read from stored embeddings."""
+    from PIL import ImageOps
+
+    from ccvec.load import LoadOptions, load
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        base = photo(name).convert("RGB")
+        variants = [base, ImageOps.mirror(base), base.resize((base.width // 2, base.height // 2))]
+        for i, image in enumerate(variants):
+            (folder / f"{name}{i}.png").write_bytes(encode(image))
+    load(str(folder), LoadOptions(workers=0))
+    graph.build(conn, k=2)
+    run_id = clusters.cluster_louvain(conn)
+    clusters.label(conn, run_id)
+    rows = clusters.summary(conn, run_id)
+    assert sorted(r[2] for r in rows) == [3, 3] and all(r[4] == "classes" for r in rows)
+    names = " / ".join(r[1] for r in rows)
+    assert "espresso" in names
+    assert any(cat in names for cat in ("tabby", "tiger cat", "Egyptian cat"))
+    # the classes from the stored embedding equal the full network's top class
+    stored = dict(conn.execute("SELECT identifier, classes[1] FROM ccvec.image_class").fetchall())
+    assert len(stored) == 6 and 967 in stored.values() and set(stored.values()) & set(range(281, 286))
+
+
+def test_novelty_of_an_obvious_outlier(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(3)
+    vectors = groups(rng, per_group=6)
+    outlier = unit(np.array([0.05, 0.05, 1], dtype=np.float32))
+    ids = add_vectors(conn, np.vstack([vectors, outlier[None]]))
+    graph.build(conn, k=3, model=MODEL)
+    graph.refresh_inferred(conn)
+    novelty = dict(conn.execute("SELECT identifier, novelty FROM ccvec.image_novelty").fetchall())
+    assert len(novelty) == 13 and all(0 <= s <= 1 for s in novelty.values())
+    assert novelty[ids[12]] == 1.0 and max(novelty[i] for i in ids[:12]) < 1.0
+    # against a reference set: the first group; its held-out member fits, the others do not
+    conn.execute("UPDATE ccvec.image SET provider = 'ref' WHERE identifier = ANY(%s)", [ids[:5]])
+    conn.commit()
+    assert clusters.novelty_fit(conn, "group-a", "provider=ref", "provider", "ref", MODEL) == 5
+    assert clusters.novelty_score(conn, "group-a") == 8
+    scored = dict(conn.execute("SELECT identifier, novelty FROM ccvec.reference_novelty").fetchall())
+    assert set(scored) == set(ids[5:])
+    assert scored[ids[5]] <= 0.8  # like the reference's own members
+    assert all(scored[i] == 1.0 for i in ids[6:])  # farther than every reference member
+    with pytest.raises(CcvecError, match="need at least 2"):
+        clusters.novelty_fit(conn, "none", "provider=x", "provider", "x", MODEL)
+
+
+def test_tags_command_and_already_tagged_images(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(4)
+    vectors = groups(rng, per_group=5)
+    tags = [["cat"], ["cat"], ["cat"], ["cat"], [], ["dog"], ["dog"], ["dog"], ["dog", "cat"], ["dog"]]
+    ids = add_vectors(conn, vectors, tags)
+    graph.build(conn, k=4, model=MODEL)
+    graph.refresh_inferred(conn)
+    inferred = {
+        (i, t): s for i, t, s in conn.execute("SELECT identifier, tag, score FROM ccvec.inferred_tags")
+    }
+    assert inferred[(ids[4], "cat")] == pytest.approx(1.0)  # untagged: every tagged neighbour says cat
+    # already tagged images get an extra tag only with strong evidence (score >= 0.9): one of four
+    # dog neighbours also says cat (score ~0.25), so no dog gets "cat"
+    assert not any(t == "cat" for (i, t) in inferred if i in ids[5:])
+    runner = CliRunner()
+    one = runner.invoke(app, ["tags", str(ids[4])])
+    assert one.exit_code == 0, one.output
+    assert "own tags: (none)" in one.output and "inferred: cat  score 1.00" in one.output
+    as_json = runner.invoke(app, ["tags", "--all", "--format", "json"])
+    rows = json.loads(as_json.stdout)
+    assert {(r["identifier"], r["tag"]) for r in rows} == {(str(i), t) for i, t in inferred}
+    as_csv = runner.invoke(app, ["tags", "--all", "--format", "csv"])
+    assert len(list(csv.DictReader(io.StringIO(as_csv.stdout)))) == len(inferred)
+    bad = runner.invoke(app, ["tags", "--all", "--format", "xml"])
+    assert isinstance(bad.exception, CcvecError) and "--format must be csv or json" in str(bad.exception)
+
+
+def test_clusters_command_and_export_with_unclustered(conn: psycopg.Connection, tmp_path) -> None:
+    from PIL import Image
+
+    from ccvec import export
+    from ccvec.load import LoadOptions, load
+    from ccvec.models import registry
+
+    from .tiny_model import build_tiny_model, tiny_spec
+
+    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec("tiny-labels"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(6)
+    for colour, name, count in (((200, 30, 30), "red", 4), ((30, 30, 200), "blue", 4)):
+        for i in range(count):
+            noise = rng.integers(-20, 20, (32, 32, 3))
+            Image.fromarray(np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)).save(
+                photos / f"{name}{i}.png"
+            )
+    load(str(photos), LoadOptions(model="tiny-labels", workers=0, write_catalog=True))
+    for ident, url in conn.execute("SELECT identifier, url FROM ccvec.image").fetchall():
+        colour = "red" if "red" in url else "blue"
+        conn.execute(
+            "UPDATE ccvec.image SET tags = %s WHERE identifier = %s", [json.dumps([{"name": colour}]), ident]
+        )
+    conn.commit()
+    graph.build(conn, k=3, model="tiny-labels")
+    run_id = clusters.cluster_louvain(conn)
+    clusters.label(conn, run_id)
+    runner = CliRunner()
+    listing = runner.invoke(app, ["clusters"])
+    assert listing.exit_code == 0, listing.output
+    assert "red" in listing.output and "blue" in listing.output and "largest 4 (50%)" in listing.output
+    # one image alone: a singleton run is made by splitting a cluster by hand
+    lone = conn.execute(
+        "SELECT identifier FROM ccvec.cluster_member WHERE run_id = %s LIMIT 1", [run_id]
+    ).fetchone()
+    conn.execute(
+        "UPDATE ccvec.cluster_member SET cluster = 99 WHERE run_id = %s AND identifier = %s",
+        [run_id, lone[0]],
+    )
+    conn.commit()
+    clusters.label(conn, run_id)
+    out = tmp_path / "out"
+    members = export.cluster_files(conn, run_id, 1)
+    labels = export.cluster_labels(conn, run_id)
+    assert export.export_folders(members, out, labels=labels) == 8
+    assert len(list((out / "unclustered").glob("*.png"))) == 1
+    table = list(csv.DictReader(io.StringIO((out / "labels.csv").read_text())))
+    assert {r["label"] for r in table if r["folder"].startswith("cluster_with_")} == {"red", "blue"}
+    assert [r["folder"] for r in table if r["size"] == "1"] == ["unclustered"]
+    readme = next(out.glob("cluster_with_4/cluster_*/README")).read_text()
+    assert readme.split(": ")[1].split("\n")[0] in {"red", "blue"} and "medoid" in readme
+    sheets = export.export_sheets(members, out, 5, labels)
+    assert any(p.name.startswith("unclustered_1") for p in sheets)
