@@ -393,3 +393,49 @@ def test_embedded_server_is_private_with_a_long_home(tmp_path_factory: pytest.Te
     finally:
         db.stop_embedded(pgdata)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_server_gone_mid_load_is_one_line_and_the_rerun_recovers(tmp_path: Path) -> None:
+    """A server of its own (stopping the session's would break other tests): stopped mid-load."""
+    import tempfile
+
+    from ccvec import db
+    from ccvec.models import registry
+
+    home = Path(tempfile.mkdtemp(prefix="ccvec-gone-"))
+    pgdata = home / "pgdata"
+    try:
+        url = db.start_embedded(pgdata)
+        migrate.upgrade(url)
+        with db.connection(url) as conn:
+            registry.add_model(conn, build_tiny_model(tmp_path / "t.onnx"), tiny_spec("tiny-gone"))
+        folder = images(tmp_path / "many", 600, 7)
+        args = ("load", folder, "--model", "tiny-gone", "--workers", "1", "--batch-size", "10")
+        proc = start(*args, database_url=url)
+        watch = psycopg.connect(url, autocommit=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and embedded(watch, "tiny-gone") < 60:
+            time.sleep(0.05)
+        watch.close()
+        assert proc.poll() is None
+        db.stop_embedded(pgdata)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in out + err, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "the database connection failed" in lines[0], err
+        url = db.start_embedded(pgdata)
+        rerun = cli(*args, database_url=url)
+        assert rerun.returncode == 0, rerun.stderr
+        with psycopg.connect(url) as conn:
+            total, distinct = conn.execute(
+                "SELECT count(*), count(DISTINCT identifier) FROM ccvec.image_embedding"
+            ).fetchone()
+        assert total == distinct == 600
+    finally:
+        db.stop_embedded(pgdata)
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
+        location = db.server_location(pgdata)
+        if location != pgdata:
+            shutil.rmtree(location.parent, ignore_errors=True)
