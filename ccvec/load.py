@@ -232,16 +232,15 @@ def _write_batch(
         return _write_rows(conn, model, batch, vectors, failures, run_id, write_catalog), 0
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise  # the server or connection, not the data: a rerun resumes
-    except psycopg.Error:
-        if len(batch) <= 1 and not failures:
-            raise
+    except (psycopg.Error, ValueError, TypeError):  # data Postgres or the encoder refuses
+        pass  # retried row by row below
     inserted, refused = 0, []
     for prepared, vector in zip(batch, vectors, strict=True):
         try:
             inserted += _write_rows(conn, model, [prepared], vector[None], [], run_id, write_catalog)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             raise
-        except psycopg.Error as exc:
+        except (psycopg.Error, ValueError, TypeError) as exc:
             refused.append(Failed(prepared.item.source, "store", _first_line(exc)))
     _write_rows(conn, model, [], [], [*failures, *refused], run_id, write_catalog)
     return inserted, len(refused)

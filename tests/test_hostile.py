@@ -375,10 +375,13 @@ def test_a_row_the_database_refuses_is_retried_alone(conn: psycopg.Connection, t
     writer = _Writer(conn.info.dsn, tiny, run_id, True)
     try:
         assert _write_batch(writer.conn, tiny, batch, vectors, [], run_id, True) == (10, 1)
+        assert _write_batch(writer.conn, tiny, batch[4:5], vectors[4:5], [], run_id, True) == (0, 1)
     finally:
         writer.close()
     assert conn.execute("SELECT count(*) FROM ccvec.image_embedding").fetchone()[0] == 10
-    source, stage, reason = conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchone()
+    rows = conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchall()
+    assert len(rows) == 2 and rows[0] == rows[1]  # a batch of one bad row: recorded, not raised
+    source, stage, reason = rows[0]
     assert source == "m.jsonl:5 file:///x/bad.png" and stage == "store"
     assert "database refused the row" in reason and "character varying(3000)" in reason
 
