@@ -108,8 +108,11 @@ def test_user_mistakes_are_one_line_and_passwords_never_shown(
         (database_url, ["db", "grant", "nobody_at_all", "--reader"], "does not exist"),
         (database_url, ["db", "grant", "x", "--reader", "--writer"], "exactly one of"),
     ]
-    for url, args, fragment in cases:
-        result = cli(*args, database_url=url)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:  # separate processes, a few at a time: the suite stays fast
+        results = list(pool.map(lambda case: cli(*case[1], database_url=case[0]), cases))
+    for (_, args, fragment), result in zip(cases, results, strict=True):
         line = one_line_error(result)
         assert fragment in line, (args, line)
         assert "hunter2" not in result.stdout + result.stderr
