@@ -534,3 +534,19 @@ def test_export_only_copies_the_loaded_images_and_never_overwrites(tmp_path: Pat
     folder = tmp_path / "out" / "cluster_with_3" / "cluster_1"
     assert written == 3 and sorted(p.name for p in folder.iterdir()) == ["x.png", "x_1.png", "x_1_1.png"]
     assert all(p.read_bytes() == PNG for p in folder.iterdir())
+
+
+def test_max_pixels_is_honoured_above_pillows_own_limit() -> None:
+    """Pillow's limit is lowered here to stand for its default, which a user's --max-pixels may
+    exceed: the user's value wins in both directions."""
+    from ccvec.decode import DecodeError, decode
+
+    image = encode(Image.new("RGB", (100, 100), "white"), "PNG")  # 10,000 pixels
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 1_000
+        assert decode(image, None, max_pixels=20_000).width == 100  # above Pillow's limit: allowed
+        with pytest.raises(DecodeError, match="decompression bomb"):
+            decode(image, None, max_pixels=5_000)  # below: refused
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
