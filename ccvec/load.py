@@ -6,8 +6,10 @@
                  ─► batch: pHash (vectorised) + embedding (onnxruntime)
                  ─► COPY BINARY into a staging table → ccvec.ingest_batch(), one transaction
 
-A bad input becomes a row in ccvec.load_error and the load goes on. Each batch is one transaction,
-so a crash or kill loses at most the batch in flight and a rerun picks up where it stopped.
+A bad input becomes a row in ccvec.load_error and the load goes on: manifest rows are checked one by
+one (sources.py), and a batch the database refuses is retried row by row, so only the bad row is
+recorded. Each batch is one transaction, so a crash or kill loses at most the batch in flight and a
+rerun picks up where it stopped; between batches no transaction is left open.
 """
 
 from __future__ import annotations
@@ -364,6 +366,7 @@ def load(
     with db.connection(url) as conn:
         migrate.require_current(conn)
         model = registry.get_model(conn, options.model)
+        conn.commit()  # no transaction stays open while the manifest is read
         items, failures, warnings = _split(open_source(source, options.fetch_policy.remote_only))
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
         with conn.transaction():

@@ -322,13 +322,23 @@ def test_killed_loader_takes_its_workers_and_the_rerun_rebuilds_the_index(
 def test_ctrl_c_is_one_line_and_resumable(
     conn: psycopg.Connection, tiny: str, database_url: str, tmp_path: Path
 ) -> None:
-    folder = images(tmp_path / "many", 300, 6)
+    folder = images(tmp_path / "many", 400, 6)
     args = ("load", folder, "--model", tiny, "--workers", "2", "--batch-size", "10")
     proc = start(*args, database_url=database_url)
     deadline = time.time() + 120
     while time.time() < deadline and embedded(conn, tiny) < 50:
         time.sleep(0.05)
     assert proc.poll() is None
+    conn.commit()
+    idle = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+        "AND now() - state_change > interval '1 second' AND pid <> pg_backend_pid()"
+    ).fetchone()[0]
+    conn.commit()
+    if idle:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    assert idle == 0  # the load holds no idle transaction another session's DDL would wait on
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends: the whole foreground group
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -341,7 +351,7 @@ def test_ctrl_c_is_one_line_and_resumable(
     total, distinct = conn.execute(
         "SELECT count(*), count(DISTINCT identifier) FROM ccvec.image_embedding WHERE model = %s", [tiny]
     ).fetchone()
-    assert total == distinct == 300
+    assert total == distinct == 400
 
 
 # ------------------------------------------------------------ the embedded server
