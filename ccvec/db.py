@@ -130,7 +130,7 @@ def _get_server(pgdata: Path, restart: bool = False):
                 original(path)
 
         wheel.ensure_prefix_permissions = prefix_permissions
-        if restart:
+        if restart or not (pgdata / "postmaster.pid").exists():  # stopped since: start it again
             wheel.PostgresServer._instances.pop(pgdata, None)
         try:
             return get_server(pgdata, cleanup_mode=None)  # keep running after ccvec exits

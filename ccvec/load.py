@@ -6,8 +6,10 @@
                  ─► batch: pHash (vectorised) + embedding (onnxruntime)
                  ─► COPY BINARY into a staging table → ccvec.ingest_batch(), one transaction
 
-A bad input becomes a row in ccvec.load_error and the load goes on. Each batch is one transaction,
-so a crash or kill loses at most the batch in flight and a rerun picks up where it stopped.
+A bad input becomes a row in ccvec.load_error and the load goes on: manifest rows are checked one by
+one (sources.py), and a batch the database refuses is retried row by row, so only the bad row is
+recorded. Each batch is one transaction, so a crash or kill loses at most the batch in flight and a
+rerun picks up where it stopped; between batches no transaction is left open.
 """
 
 from __future__ import annotations
@@ -232,16 +234,15 @@ def _write_batch(
         return _write_rows(conn, model, batch, vectors, failures, run_id, write_catalog), 0
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise  # the server or connection, not the data: a rerun resumes
-    except psycopg.Error:
-        if len(batch) <= 1 and not failures:
-            raise
+    except (psycopg.Error, ValueError, TypeError):  # data Postgres or the encoder refuses
+        pass  # retried row by row below
     inserted, refused = 0, []
     for prepared, vector in zip(batch, vectors, strict=True):
         try:
             inserted += _write_rows(conn, model, [prepared], vector[None], [], run_id, write_catalog)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             raise
-        except psycopg.Error as exc:
+        except (psycopg.Error, ValueError, TypeError) as exc:
             refused.append(Failed(prepared.item.source, "store", _first_line(exc)))
     _write_rows(conn, model, [], [], [*failures, *refused], run_id, write_catalog)
     return inserted, len(refused)
@@ -371,6 +372,7 @@ def load(
     with db.connection(url) as conn:
         migrate.require_current(conn)
         model = registry.get_model(conn, options.model)
+        conn.commit()  # no transaction stays open while the manifest is read
         items, failures, warnings = _split(open_source(source, options.fetch_policy.remote_only))
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
         with conn.transaction():

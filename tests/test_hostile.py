@@ -375,10 +375,13 @@ def test_a_row_the_database_refuses_is_retried_alone(conn: psycopg.Connection, t
     writer = _Writer(conn.info.dsn, tiny, run_id, True)
     try:
         assert _write_batch(writer.conn, tiny, batch, vectors, [], run_id, True) == (10, 1)
+        assert _write_batch(writer.conn, tiny, batch[4:5], vectors[4:5], [], run_id, True) == (0, 1)
     finally:
         writer.close()
     assert conn.execute("SELECT count(*) FROM ccvec.image_embedding").fetchone()[0] == 10
-    source, stage, reason = conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchone()
+    rows = conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchall()
+    assert len(rows) == 2 and rows[0] == rows[1]  # a batch of one bad row: recorded, not raised
+    source, stage, reason = rows[0]
     assert source == "m.jsonl:5 file:///x/bad.png" and stage == "store"
     assert "database refused the row" in reason and "character varying(3000)" in reason
 
@@ -532,3 +535,19 @@ def test_export_only_copies_the_loaded_images_and_never_overwrites(tmp_path: Pat
     images = [p for p in folder.iterdir() if p.name != "README"]
     assert written == 3 and sorted(p.name for p in images) == ["x.png", "x_1.png", "x_1_1.png"]
     assert all(p.read_bytes() == PNG for p in images)
+
+
+def test_max_pixels_is_honoured_above_pillows_own_limit() -> None:
+    """Pillow's limit is lowered here to stand for its default, which a user's --max-pixels may
+    exceed: the user's value wins in both directions."""
+    from ccvec.decode import DecodeError, decode
+
+    image = encode(Image.new("RGB", (100, 100), "white"), "PNG")  # 10,000 pixels
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 1_000
+        assert decode(image, None, max_pixels=20_000).width == 100  # above Pillow's limit: allowed
+        with pytest.raises(DecodeError, match="decompression bomb"):
+            decode(image, None, max_pixels=5_000)  # below: refused
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
