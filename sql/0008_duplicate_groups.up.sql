@@ -129,17 +129,21 @@ BEGIN
     SELECT * INTO run FROM ccvec.duplicate_run WHERE id = p_run;
     CREATE TEMP TABLE IF NOT EXISTS de_found (a uuid, b uuid, distance integer, transform text,
                                               similarity real) ON COMMIT DROP;
-    INSERT INTO de_found
-    SELECT least(q.identifier, nb.identifier), greatest(q.identifier, nb.identifier),
-           nb.distance, nb.transform, NULL::real
-    FROM ccvec.image_feature q
-    CROSS JOIN LATERAL (
-        SELECT d.identifier, d.distance, d.transform
-        FROM ccvec.hamming_neighbours_dihedral(q.phash, run.radius) d WHERE run.dihedral
-        UNION ALL
-        SELECT h.identifier, h.distance, 'identity'
-        FROM ccvec.hamming_neighbours(q.phash, run.radius) h WHERE NOT run.dihedral) nb
-    WHERE q.identifier = ANY (p_ids) AND nb.identifier <> q.identifier;
+    IF run.dihedral THEN
+        INSERT INTO de_found
+        SELECT least(q.identifier, nb.identifier), greatest(q.identifier, nb.identifier),
+               nb.distance, nb.transform, NULL::real
+        FROM ccvec.image_feature q
+        CROSS JOIN LATERAL ccvec.hamming_neighbours_dihedral(q.phash, run.radius) nb
+        WHERE q.identifier = ANY (p_ids) AND nb.identifier <> q.identifier;
+    ELSE
+        INSERT INTO de_found
+        SELECT least(q.identifier, nb.identifier), greatest(q.identifier, nb.identifier),
+               nb.distance, 'identity', NULL::real
+        FROM ccvec.image_feature q
+        CROSS JOIN LATERAL ccvec.hamming_neighbours(q.phash, run.radius) nb
+        WHERE q.identifier = ANY (p_ids) AND nb.identifier <> q.identifier;
+    END IF;
     IF run.cosine IS NOT NULL AND EXISTS (SELECT 1 FROM ccvec.image_embedding e
                                           WHERE e.model = run.model AND e.identifier = ANY (p_ids)) THEN
         INSERT INTO de_found
@@ -234,8 +238,10 @@ BEGIN
         WITH RECURSIVE reach(node) AS (
             SELECT DISTINCT unnest(p_ids)
             UNION
-            SELECT CASE WHEN e.a = r.node THEN e.b ELSE e.a END
-            FROM reach r JOIN ccvec.duplicate_edge e ON e.a = r.node OR e.b = r.node
+            SELECT nb.node FROM reach r
+            CROSS JOIN LATERAL (SELECT e.b AS node FROM ccvec.duplicate_edge e WHERE e.a = r.node
+                                UNION ALL
+                                SELECT e.a FROM ccvec.duplicate_edge e WHERE e.b = r.node) nb
         )
         SELECT node FROM reach;
     END IF;
@@ -253,7 +259,7 @@ BEGIN
     UPDATE dg_link SET x = y, y = x WHERE x > y;
     CREATE TEMP TABLE dg_size ON COMMIT DROP AS SELECT id AS c, 1::bigint AS size FROM dg_id;
     ALTER TABLE dg_size ADD PRIMARY KEY (c);
-    ANALYZE dg_id; ANALYZE dg_link;
+    ANALYZE dg_id; ANALYZE dg_link; ANALYZE dg_size;
     LOOP
         CREATE TEMP TABLE dg_best ON COMMIT DROP AS
         SELECT DISTINCT ON (c) c, other, link
@@ -272,22 +278,29 @@ BEGIN
             DROP TABLE dg_best; DROP TABLE dg_merge;
             EXIT;
         END IF;
+        ALTER TABLE dg_merge ADD PRIMARY KEY (gone);
+        ANALYZE dg_merge;
         UPDATE dg_id n SET label = m.keep FROM dg_merge m WHERE n.label = m.gone;
         UPDATE dg_size s SET size = s.size + g.size
         FROM dg_merge m JOIN dg_size g ON g.c = m.gone WHERE s.c = m.keep;
         DELETE FROM dg_size s USING dg_merge m WHERE s.c = m.gone;
         -- re-aggregate; drop links of finished clusters (best link below the threshold: average
         -- linkage is reducible, so their links to merged clusters stay below it)
+        CREATE TEMP TABLE dg_done ON COMMIT DROP AS SELECT c FROM dg_best WHERE link < t;
+        ALTER TABLE dg_done ADD PRIMARY KEY (c);
+        ANALYZE dg_done;
         CREATE TEMP TABLE dg_next ON COMMIT DROP AS
         SELECT least(x2, y2) AS x, greatest(x2, y2) AS y, sum(e)::bigint AS e
         FROM (SELECT coalesce(mx.keep, l.x) AS x2, coalesce(my.keep, l.y) AS y2, l.e
               FROM dg_link l
               LEFT JOIN dg_merge mx ON mx.gone = l.x
               LEFT JOIN dg_merge my ON my.gone = l.y
-              WHERE NOT EXISTS (SELECT 1 FROM dg_best f WHERE f.link < t
-                                AND f.c IN (l.x, l.y))) z
+              WHERE NOT EXISTS (SELECT 1 FROM dg_done f WHERE f.c = l.x)
+                AND NOT EXISTS (SELECT 1 FROM dg_done f WHERE f.c = l.y)) z
         WHERE x2 <> y2
         GROUP BY 1, 2;
+        ANALYZE dg_next;
+        DROP TABLE dg_done;
         DROP TABLE dg_link; DROP TABLE dg_best; DROP TABLE dg_merge;
         ALTER TABLE dg_next RENAME TO dg_link;
     END LOOP;
