@@ -353,4 +353,3 @@ END $$;
 COMMENT ON FUNCTION ccvec.duplicate_regroup(bigint, uuid[]) IS
     'Regroup the edge-connected components of the given images (all when NULL): average linkage over direct matches, then a canonical per group.';
 
-DROP FUNCTION ccvec.assign_duplicates(bigint, integer);

@@ -371,6 +371,7 @@ def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str,
     folder = tmp_path / "p"
     write_photos(folder, ("chelsea", "coffee"))
     photo("chelsea").convert("RGB").resize((226, 150)).save(folder / "chelsea_small.png")
+    photo("chelsea").convert("RGB").transpose(0).save(folder / "chelsea_mirror.png")  # FLIP_LEFT_RIGHT
     load(str(folder), LoadOptions(workers=0))
 
     def cli(*args: str) -> subprocess.CompletedProcess:
@@ -382,9 +383,12 @@ def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str,
     found = cli("similar", "--image", str(folder / "chelsea.jpeg"), "--radius", "8")
     assert found.returncode == 0, found.stderr
     assert "chelsea_small" in found.stdout and "coffee" not in found.stdout
+    assert "mirror" in found.stdout.split("chelsea_mirror")[0].splitlines()[-1]  # found as a mirror
+    plain = cli("similar", "--image", str(folder / "chelsea.jpeg"), "--no-dihedral")
+    assert "chelsea_small" in plain.stdout and "chelsea_mirror" not in plain.stdout
     grouped = cli("dedup")
     assert grouped.returncode == 0, grouped.stderr
-    assert "3 images, 1 duplicate groups, 1 duplicates of a canonical image" in grouped.stdout
+    assert "4 images, 1 duplicate groups, 2 duplicates of a canonical image" in grouped.stdout
     bad = cli("similar", "--phash", "xyz")
     assert bad.returncode == 2 and "16 hex characters" in bad.stderr
     both = cli("similar", "--phash", "0" * 16, "--image", "x.jpg")

@@ -1,13 +1,13 @@
 """Duplicate groups: dihedral pHash probes, stored edges, average-linkage groups, canonical by cues.
 
 Revision ID: 0008_duplicate_groups
-Revises: 0006_abtest
+Revises: 0013_comments
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0008_duplicate_groups"
-down_revision = "0006_abtest"
+down_revision = "0013_comments"
 branch_labels = None
 depends_on = None
 
