@@ -135,7 +135,7 @@ def dedup_command(
         ),
     ] = defaults.DEDUP_LINK,
     dihedral: Annotated[
-        bool, typer.Option("--dihedral/--no-dihedral", help="Also match mirrored and rotated copies by pHash.")
+        bool, typer.Option("--dihedral/--no-dihedral", help="Also match flipped and rotated copies by pHash.")
     ] = defaults.DIHEDRAL,
     model: ModelOption = DEFAULT_MODEL,
     rebuild: Annotated[
