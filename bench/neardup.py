@@ -227,6 +227,29 @@ def rac(n: int, pairs: np.ndarray, link: float) -> np.ndarray:
     return label
 
 
+def leader(
+    data: dict, hamming: np.ndarray, cosine: np.ndarray, radius: int = 8, threshold: float = 0.9
+) -> np.ndarray:
+    """The former `ccvec dedup` (0003's leader clustering) in numpy: images in canonical order (most
+    pixels, then oldest) join the nearest canonical within the radius, else the most similar canonical
+    among their 10 nearest embeddings at cosine >= threshold, else become a canonical."""
+    order = sorted(range(len(data["id"])), key=lambda i: data["order"][i])
+    label = np.full(len(order), -1)
+    canonical = np.zeros(len(order), dtype=bool)
+    nearest10 = np.argsort(-cosine, axis=1)[:, 1:11]
+    for i in order:
+        close = np.flatnonzero(canonical & (hamming[i] <= radius))
+        if len(close):
+            label[i] = label[close[np.argmin(hamming[i, close])]]
+            continue
+        similar = [j for j in nearest10[i] if canonical[j] and cosine[i, j] >= threshold]
+        if similar:
+            label[i] = label[max(similar, key=lambda j: cosine[i, j])]
+        else:
+            label[i], canonical[i] = i, True
+    return label
+
+
 def group_scores(labels: np.ndarray, data: dict, truth: np.ndarray) -> dict:
     """Group-level figures: every pair in a group counts as found."""
     kind = data["kind"]
@@ -339,6 +362,9 @@ def run_set(folder: Path, work: Path, url: str, limit: int) -> dict:
     rows[f"pairs: Hamming <= {r} or cos >= {c}"] = pair_scores(pair_rule, data, truth)
     rows[f"pairs: dihedral Hamming <= {r} or cos >= {c}"] = pair_scores(
         (dihedral <= r) | (cosine >= c), data, truth
+    )
+    rows["groups: former ccvec dedup (leader, pHash <= 8 or cos >= 0.9; numpy)"] = group_scores(
+        leader(data, hamming, cosine), data, truth
     )
     rows["groups: components of the plain pair rule"] = group_scores(
         components(n, np.argwhere(np.triu(pair_rule, 1))), data, truth
