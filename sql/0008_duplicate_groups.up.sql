@@ -199,7 +199,7 @@ COMMENT ON FUNCTION ccvec.canonical_order(text[]) IS
 -- How many signs of being a derivative an image shows, against the median member of its group
 -- (most members of a duplicate group are same-size copies, so the median stands for the original):
 -- flat bands 5 points of the frame above the median (letterbox, added border), top-octave detail
--- below half the median (upscaled), clipped pixels 3 points above the median (brightness, contrast,
+-- below half the median (upscaled), clipped pixels 8 points above the median (brightness, contrast,
 -- saturation pushed), estimated JPEG quality below 50, greyscale in a group with colour.
 -- Thresholds from bench/neardup.py (docs/neardup.md).
 CREATE FUNCTION ccvec.derived_signs(p_border real, p_med_border real, p_detail real, p_med_detail real,
@@ -208,7 +208,7 @@ CREATE FUNCTION ccvec.derived_signs(p_border real, p_med_border real, p_detail r
 RETURNS integer LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce((p_border > p_med_border + 0.05)::integer, 0)
          + coalesce((p_detail < 0.5 * p_med_detail)::integer, 0)
-         + coalesce((p_clipped > p_med_clipped + 0.03)::integer, 0)
+         + coalesce((p_clipped > p_med_clipped + 0.08)::integer, 0)
          + coalesce((p_jpeg < 50)::integer, 0)
          + coalesce((p_chroma < 2 AND p_max_chroma >= 8)::integer, 0)
 $$;
