@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ccvec import defaults
+from ccvec.cues import ImageCues, image_cues
 from ccvec.models.spec import ModelSpec, crop_pixels
 from ccvec.phash import hash_pixels
 
@@ -38,6 +39,7 @@ class DecodedImage:
     format: str | None
     hash_grid: np.ndarray  # (32, 32) uint8
     pixels: np.ndarray | None  # (S, S, 3) uint8 for the model, None when no model asked
+    cues: ImageCues | None = None  # signs of being a derivative, for choosing canonical copies
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -92,6 +94,7 @@ def decode(data: bytes, spec: ModelSpec | None, max_pixels: int = DEFAULT_MAX_PI
     """Everything ccvec stores about one image, from its bytes, with a single decode."""
     image = _open(data, max_pixels)
     fmt = image.format
+    quantization = getattr(image, "quantization", None)  # EXIF transposing drops it
     with contextlib.suppress(Exception):  # a malformed EXIF block must not cost us the image
         image = ImageOps.exif_transpose(image)
     try:
@@ -99,6 +102,9 @@ def decode(data: bytes, spec: ModelSpec | None, max_pixels: int = DEFAULT_MAX_PI
         pixels = crop_pixels(to_rgb(image), spec) if spec is not None else None
     except (OSError, ValueError) as exc:
         raise DecodeError(f"cannot convert {image.mode} image: {exc}") from None
+    cues = None
+    with contextlib.suppress(Exception):  # optional: an odd mode must not cost us the image
+        cues = image_cues(image, quantization)
     return DecodedImage(
         sha256=hashlib.sha256(data).digest(),
         width=image.width,
@@ -106,4 +112,5 @@ def decode(data: bytes, spec: ModelSpec | None, max_pixels: int = DEFAULT_MAX_PI
         format=fmt,
         hash_grid=grid,
         pixels=pixels,
+        cues=cues,
     )

@@ -23,10 +23,14 @@ FETCH_DEADLINE = 120.0  # seconds for one whole download: attempts, redirects an
 MAX_RETRY_AFTER = 30.0  # longest Retry-After wait honoured, seconds
 LOAD_JOBS = 2  # parallel COPY connections for a Spark features dataset (docs/scale.md, bench/scale.py)
 
-# Near-duplicates (docs/neardup.md, bench/neardup.py).
-HAMMING_RADIUS = 8
-DEDUP_COSINE = 0.9
-DEDUP_PREFER = ("pixels", "provider", "oldest")
+# Near-duplicates: `ccvec dedup`, `ccvec similar` and the SQL they call, chosen by bench/neardup.py
+# on photos and stamps together (docs/neardup.md, docs/benchmarks.md).
+HAMMING_RADIUS = 8  # pHash bits, for the image and (DIHEDRAL) its mirrored / rotated hashes
+DIHEDRAL = True  # probe flipped and rotated pHashes: rot90 recall 0.21-0.25 -> 0.97-0.99
+DEDUP_COSINE = 0.85  # embedding cosine for a direct match
+DEDUP_K = 24  # embedding neighbours examined per image (more than a group's size)
+DEDUP_LINK = 0.55  # groups merge while > half their member pairs match directly (chains split)
+DEDUP_PREFER = ("original", "largest", "provider", "oldest")  # canonical, after grouping
 CONFIRM_REBUILD_ABOVE = 100_000  # `dedup --rebuild` asks (or needs --yes) when more images are grouped
 
 # kNN graph (docs/graph.md, bench/graph.py).

@@ -284,6 +284,7 @@ def _write_rows(
                         ]
                     )
             inserted = conn.execute("SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog]).fetchone()[0]
+            _write_cues(conn, batch)
         else:
             inserted = 0
         _record(conn, run_id, failures)
@@ -301,6 +302,17 @@ def _record(conn: psycopg.Connection, run_id: int, entries: list[Failed]) -> Non
             "INSERT INTO ccvec.load_error (run_id, source, stage, reason) VALUES (%s, %s, %s, %s)",
             [(run_id, clean_text(f.source)[0], f.stage, clean_text(f.reason)[0]) for f in entries],
         )
+
+
+def _write_cues(conn: psycopg.Connection, batch: list[Prepared]) -> None:
+    """Derivative cues (ccvec/cues.py) for choosing canonical duplicates; refreshed on reload."""
+    rows = [
+        (p.item.identifier, c.border, c.detail, c.clipped, c.chroma, c.jpeg_quality)
+        for p in batch
+        if (c := p.image.cues) is not None
+    ]
+    if rows:
+        conn.cursor().executemany("SELECT ccvec.put_image_cue(%s, %s, %s, %s, %s, %s)", rows)
 
 
 # ---------------------------------------------------------------- the pipeline

@@ -20,8 +20,12 @@ from ccvec.phash import from_signed, to_signed
 
 DEFAULT_RADIUS = defaults.HAMMING_RADIUS
 DEFAULT_COSINE = defaults.DEDUP_COSINE
+DEFAULT_LINK = defaults.DEDUP_LINK
+DEFAULT_K = defaults.DEDUP_K
+DEFAULT_DIHEDRAL = defaults.DIHEDRAL
 DEFAULT_PREFER = defaults.DEDUP_PREFER
-PREFER_KEYS = {"pixels", "provider", "oldest", "newest"}
+PREFER_KEYS = {"original", "largest", "provider", "oldest", "newest"}
+PREFER_ALIASES = {"pixels": "largest"}
 MAX_MASKS = 100_000
 PROBE_COST = 4.0  # one btree descent, relative to verifying one candidate row
 
@@ -93,6 +97,19 @@ def neighbours(conn: psycopg.Connection, phash: int, radius: int) -> list[tuple[
     ).fetchall()
 
 
+def neighbours_dihedral(
+    conn: psycopg.Connection, phash: int, radius: int = DEFAULT_RADIUS
+) -> list[tuple[uuid.UUID, int, str]]:
+    """(identifier, distance, transform) within `radius` of `phash` or of its flipped / rotated hashes."""
+    if not 0 <= radius <= 64:
+        raise CcvecError(f"radius must be between 0 and 64, not {radius}")
+    return conn.execute(
+        "SELECT identifier, distance, transform FROM ccvec.hamming_neighbours_dihedral(%s, %s) "
+        "ORDER BY distance, identifier",
+        [to_signed(phash), radius],
+    ).fetchall()
+
+
 def phash_of(conn: psycopg.Connection, identifier: uuid.UUID) -> int:
     row = conn.execute("SELECT phash FROM ccvec.image_feature WHERE identifier = %s", [identifier]).fetchone()
     if row is None:
@@ -104,10 +121,22 @@ def phash_of(conn: psycopg.Connection, identifier: uuid.UUID) -> int:
 
 
 def _parse_prefer(prefer: tuple[str, ...] | list[str]) -> list[str]:
-    unknown = set(prefer) - PREFER_KEYS
-    if unknown or not prefer:
+    keys = [PREFER_ALIASES.get(p, p) for p in prefer]
+    unknown = set(keys) - PREFER_KEYS
+    if unknown or not keys:
         raise CcvecError(f"unknown canonical preference {sorted(unknown)}: use {sorted(PREFER_KEYS)}")
-    return list(prefer)
+    return keys
+
+
+def _check(radius: int, cosine: float | None, link: float, k: int) -> None:
+    if not 0 <= radius <= 64:
+        raise CcvecError(f"radius must be between 0 and 64, not {radius}")
+    if cosine is not None and not 0 < cosine <= 1:
+        raise CcvecError(f"cosine threshold must be in (0, 1], not {cosine}")
+    if not 0 < link <= 1:
+        raise CcvecError(f"link must be in (0, 1], not {link}")
+    if k < 1:
+        raise CcvecError(f"k must be at least 1, not {k}")
 
 
 def dedup(
@@ -117,21 +146,24 @@ def dedup(
     rebuild: bool = False,
     cosine: float | None = DEFAULT_COSINE,
     model: str = DEFAULT_MODEL,
+    link: float = DEFAULT_LINK,
+    dihedral: bool = DEFAULT_DIHEDRAL,
+    k: int = DEFAULT_K,
     step: int = 2000,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Group images without a group yet (all of them after a rebuild). Returns the run id.
 
-    An image joins a canonical within `radius` pHash bits or, failing that, one whose embedding
-    (from `model`) has cosine similarity >= `cosine` (None: pHash only). The settings of the last
-    run stay in force: different settings rebuild. Each step commits, so an interrupted build
-    resumes where it stopped.
+    Direct matches (edges): pHash within `radius` (of the image or, with `dihedral`, of its flipped
+    and rotated versions), or embedding cosine >= `cosine` among the `k` nearest (None: pHash only).
+    Groups: average linkage over the edges, merging while the share of member pairs that match
+    directly is >= `link`; membership depends only on the set of images. The canonical is chosen
+    afterwards by `prefer`. New images regroup only the components they touch, which gives the same
+    groups as a rebuild. Other settings than the last run's rebuild. Edge search commits every
+    `step` images, so an interrupted run resumes.
     """
     prefer_list = _parse_prefer(prefer)
-    if not 0 <= radius <= 64:
-        raise CcvecError(f"radius must be between 0 and 64, not {radius}")
-    if cosine is not None and not 0 < cosine <= 1:
-        raise CcvecError(f"cosine threshold must be in (0, 1], not {cosine}")
+    _check(radius, cosine, link, k)
     ensure_configured(conn)
     if cosine is not None:
         embedded = conn.execute(
@@ -141,42 +173,54 @@ def dedup(
             from ccvec.graph import ensure_index
 
             ensure_index(conn, model)
-    settings = (radius, cosine, model if cosine is not None else None, prefer_list)
+    settings = (radius, cosine, model if cosine is not None else None, prefer_list, link, k, dihedral)
     last = conn.execute(
-        "SELECT radius, cosine, model, prefer FROM ccvec.duplicate_run ORDER BY id DESC LIMIT 1"
+        "SELECT radius, cosine, model, prefer, link, k, dihedral FROM ccvec.duplicate_run "
+        "ORDER BY id DESC LIMIT 1"
     ).fetchone()
-    if rebuild or (last is not None and _same_settings(last, settings) is False):
+    if rebuild or (last is not None and not _same_settings(last, settings)):
         conn.execute("DELETE FROM ccvec.duplicate_member")
+        conn.execute("TRUNCATE ccvec.duplicate_edge")
     run_id = conn.execute(
-        "INSERT INTO ccvec.duplicate_run (radius, cosine, model, prefer) "
-        "VALUES (%s, %s, %s, %s) RETURNING id",
+        "INSERT INTO ccvec.duplicate_run (radius, cosine, model, prefer, link, k, dihedral) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
         list(settings),
     ).fetchone()[0]
     conn.commit()
-    todo = conn.execute(
-        "SELECT count(*) FROM ccvec.image_feature f WHERE NOT EXISTS "
-        "(SELECT 1 FROM ccvec.duplicate_member d WHERE d.identifier = f.identifier)"
-    ).fetchone()[0]
-    done = 0
-    while done < todo:
-        assigned = conn.execute("SELECT ccvec.assign_duplicates(%s, %s)", [run_id, step]).fetchone()[0]
+    grouped = conn.execute("SELECT EXISTS (SELECT 1 FROM ccvec.duplicate_member)").fetchone()[0]
+    todo = [
+        r[0]
+        for r in conn.execute(
+            "SELECT f.identifier FROM ccvec.image_feature f WHERE NOT EXISTS "
+            "(SELECT 1 FROM ccvec.duplicate_member d WHERE d.identifier = f.identifier) ORDER BY 1"
+        )
+    ]
+    for start in range(0, len(todo), step):
+        conn.execute("SELECT ccvec.duplicate_edges(%s, %s)", [run_id, todo[start : start + step]])
         conn.commit()
-        if assigned == 0:
-            break
-        done += assigned
         if on_progress:
-            on_progress(done, todo)
+            on_progress(min(start + step, len(todo)), len(todo))
+    if todo:
+        conn.execute("SELECT ccvec.duplicate_regroup(%s, %s)", [run_id, todo if grouped else None])
     conn.execute("UPDATE ccvec.duplicate_run SET finished_at = now() WHERE id = %s", [run_id])
     conn.commit()
     return run_id
 
 
 def _same_settings(last: tuple, settings: tuple) -> bool:
-    radius, cosine, model, prefer = last
-    same_cosine = (cosine is None and settings[1] is None) or (
-        cosine is not None and settings[1] is not None and abs(cosine - settings[1]) < 1e-6
+    def close(a: float | None, b: float | None) -> bool:
+        return (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-6)
+
+    radius, cosine, model, prefer, link, k, dihedral = last
+    return (
+        radius == settings[0]
+        and close(cosine, settings[1])
+        and model == settings[2]
+        and list(prefer) == settings[3]
+        and close(link, settings[4])
+        and k == settings[5]
+        and dihedral == settings[6]
     )
-    return radius == settings[0] and same_cosine and model == settings[2] and list(prefer) == settings[3]
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import numpy as np
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pgvector import HalfVector
 
 from ccvec import neardup
 from ccvec.errors import CcvecError
-from ccvec.phash import phash_images, to_signed
+from ccvec.phash import from_signed, hamming, phash_images, to_signed
 
 from .images import PHOTOS, photo
 
@@ -113,101 +115,245 @@ def test_chunk_choice_follows_catalog_size() -> None:
     assert neardup.choose_chunks(10**3, 8) > neardup.choose_chunks(10**9, 8)
 
 
+# ------------------------------------------------------------ dihedral probes
+
+
+def test_transpose_is_exact_and_dihedral_probes_find_flips_and_rotations(conn: psycopg.Connection) -> None:
+    from PIL import Image, ImageOps
+
+    from ccvec.phash import hash_pixels, phash_from_pixels
+
+    far = 0
+    for name in PHOTOS[:6]:
+        image = photo(name).convert("RGB")
+        grid = hash_pixels(image.convert("L"))
+        h = int(phash_from_pixels(grid[None])[0])
+        transposed = int(phash_from_pixels(np.ascontiguousarray(grid.T)[None])[0])
+        assert (
+            from_signed(conn.execute("SELECT ccvec.phash_transpose(%s)", [to_signed(h)]).fetchone()[0])
+            == transposed
+        )
+        probes = {
+            t: from_signed(p)
+            for t, p in conn.execute("SELECT * FROM ccvec.phash_dihedral(%s)", [to_signed(h)])
+        }
+        assert len(probes) == 8 and probes["identity"] == h
+        for transform, edited in (
+            ("mirror", ImageOps.mirror(image)),
+            ("rot90", image.transpose(Image.Transpose.ROTATE_90)),
+            ("rot180", image.transpose(Image.Transpose.ROTATE_180)),
+        ):
+            edited_hash = int(phash_images([edited])[0])
+            best = min(probes, key=lambda t: hamming(probes[t], edited_hash))
+            assert hamming(probes[best], edited_hash) <= 8, (name, transform)
+            far += hamming(h, edited_hash) > 16  # the plain hash would not find it
+    assert far >= 12
+
+
+def test_similar_finds_a_mirrored_copy_by_hash(conn: psycopg.Connection) -> None:
+    from PIL import ImageOps
+
+    image = photo("astronaut").convert("RGB")
+    h, mirrored = (int(x) for x in phash_images([image, ImageOps.mirror(image)]))
+    ids = add_images(conn, [Img("mirrored", mirrored)])
+    neardup.configure(conn, 3)
+    assert neardup.neighbours(conn, h, 8) == []
+    found = neardup.neighbours_dihedral(conn, h, 8)
+    assert [(i, t) for i, _, t in found] == [(ids["mirrored"], "mirror")]
+
+
 # ------------------------------------------------------------ groups
 
+MODEL = "hand-neardup"
 
-def add_images(
-    conn: psycopg.Connection, rows: list[tuple[int, int, int, str | None, str]]
-) -> dict[str, uuid.UUID]:
-    """rows: (phash, width, height, provider, name) -> {name: identifier}"""
+
+@dataclass
+class Img:
+    name: str
+    phash: int
+    vector: tuple[float, float, float] | None = None
+    width: int = 100
+    height: int = 100
+    border: float = 0.0
+    detail: float = 1.0
+    chroma: float = 20.0
+    jpeg: int | None = 90
+
+
+def add_images(conn: psycopg.Connection, images: list[Img]) -> dict[str, uuid.UUID]:
+    """Hand-made hashes, vectors and cues; identifiers are derived from the names (stable)."""
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES (%s, '1', 'hand', 3, '{}') "
+        "ON CONFLICT DO NOTHING",
+        [MODEL],
+    )
     ids = {}
-    for h, w, hgt, provider, name in rows:
-        ident = uuid.uuid4()
-        ids[name] = ident
+    for im in images:
+        ident = uuid.uuid5(uuid.NAMESPACE_URL, im.name)
+        ids[im.name] = ident
         conn.execute(
-            "INSERT INTO ccvec.image (identifier, url, provider, title) VALUES (%s, %s, %s, %s)",
-            [ident, f"file:///{name}", provider, name],
+            "INSERT INTO ccvec.image (identifier, url, title, created_on) VALUES (%s, %s, %s, now())",
+            [ident, f"file:///{im.name}", im.name],
         )
         conn.execute(
             "INSERT INTO ccvec.image_feature (identifier, phash, content_sha256, width, height) "
             "VALUES (%s, %s, %s, %s, %s)",
-            [ident, to_signed(h), bytes(32), w, hgt],
+            [ident, to_signed(im.phash), bytes(32), im.width, im.height],
         )
+        conn.execute(
+            "INSERT INTO ccvec.image_cue VALUES (%s, %s, %s, 0, %s, %s)",
+            [ident, im.border, im.detail, im.chroma, im.jpeg],
+        )
+        if im.vector is not None:
+            v = np.asarray(im.vector, np.float32)
+            conn.execute(
+                "INSERT INTO ccvec.image_embedding (model, identifier, embedding) VALUES (%s, %s, %s)",
+                [MODEL, ident, HalfVector(v / np.linalg.norm(v))],
+            )
     conn.commit()
     return ids
 
 
-def groups(conn: psycopg.Connection) -> dict[uuid.UUID, set[uuid.UUID]]:
+def groups(conn: psycopg.Connection) -> set[frozenset[uuid.UUID]]:
     out: dict[uuid.UUID, set[uuid.UUID]] = {}
     for ident, group in conn.execute("SELECT identifier, group_id FROM ccvec.duplicate_member"):
         out.setdefault(group, set()).add(ident)
-    return out
+    return {frozenset(g) for g in out.values()}
+
+
+def canonical_of(conn: psycopg.Connection) -> dict[uuid.UUID, uuid.UUID]:
+    return dict(conn.execute("SELECT identifier, group_id FROM ccvec.duplicate_member").fetchall())
 
 
 A = 0x0F0F_F0F0_3C3C_C3C3
 B = 0x1234_5678_9ABC_DEF0
 
 
-def test_groups_canonical_and_no_chaining(conn: psycopg.Connection) -> None:
+def bits(*positions: int) -> int:
+    return sum(1 << p for p in positions)
+
+
+def dedup(conn: psycopg.Connection, **kwargs) -> int:
+    kwargs.setdefault("model", MODEL)
+    kwargs.setdefault("dihedral", False)
+    return neardup.dedup(conn, **kwargs)
+
+
+def test_a_chain_is_not_one_group(conn: psycopg.Connection) -> None:
+    # a~b (6 bits) and b~c (6 other bits), a and c 12 bits apart; then by embedding: x~y~z, x and z far
     ids = add_images(
         conn,
         [
-            (A, 640, 480, "flickr", "a_flickr_big"),
-            (A ^ 0b111, 320, 240, None, "a_small"),
-            (A ^ 0b1, 640, 480, "met", "a_met_same_size"),  # same size as a_flickr_big: museum wins
-            (A ^ 0xFF00, 640, 480, None, "a_far"),  # 8 bits from A, 9 from a_met
-            (A ^ 0xFF00 ^ 0xF0000, 100, 100, None, "chain"),  # within 8 of a_far only
-            (B, 50, 50, None, "b"),
+            Img("a", A),
+            Img("b", A ^ bits(0, 1, 2, 3, 4, 5)),
+            Img("c", A ^ bits(0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15)),
+            Img("x", B, (1, 0, 0)),
+            Img("y", B ^ 0xFFFF_0000, (0.94, 0.342, 0)),
+            Img("z", B ^ 0xFFFF_FFFF, (0.766, 0.643, 0)),
         ],
     )
-    neardup.dedup(conn, radius=8)
-    members = {
-        row[0]: row[1:]
-        for row in conn.execute(
-            "SELECT identifier, group_id, canonical, distance FROM ccvec.duplicate_member"
-        )
-    }
-    met = ids["a_met_same_size"]
-    assert members[met] == (met, True, 0)
-    assert members[ids["a_flickr_big"]] == (met, False, 1)
-    assert members[ids["a_small"]] == (met, False, 2)
-    assert members[ids["b"]] == (ids["b"], True, 0)
-    # a_far is 9 bits from the canonical: its own group; chain joins a_far, never the museum copy
-    assert members[ids["a_far"]][1] is True
-    assert members[ids["chain"]][0] == ids["a_far"]
-    for group_id, group in groups(conn).items():
-        for member in group:
-            assert members[member][2] <= 8 and (member == group_id) == members[member][1]
-    report = neardup.report(conn)
-    assert (report.images, report.groups, report.duplicates) == (6, 2, 3)
+    dedup(conn, radius=8, cosine=0.85)
+    edges = conn.execute("SELECT count(*) FROM ccvec.duplicate_edge").fetchone()[0]
+    assert edges == 4  # a-b, b-c, x-y, y-z: the chains are there
+    found = groups(conn)
+    assert frozenset({ids["a"], ids["b"], ids["c"]}) not in found
+    assert frozenset({ids["x"], ids["y"], ids["z"]}) not in found
+    assert sum(len(g) == 2 for g in found) == 2 and sum(len(g) == 1 for g in found) == 2
 
 
-def test_new_images_join_existing_groups_incrementally(conn: psycopg.Connection) -> None:
-    ids = add_images(conn, [(A, 640, 480, None, "a"), (B, 640, 480, None, "b")])
-    first = neardup.dedup(conn, radius=6)
-    more = add_images(conn, [(A ^ 0b11, 100, 100, None, "a2"), (B ^ 0xFFFF, 10, 10, None, "far")])
-    second = neardup.dedup(conn, radius=6)
-    rows = dict(conn.execute("SELECT identifier, run_id FROM ccvec.duplicate_member").fetchall())
-    assert rows[ids["a"]] == first and rows[more["a2"]] == second  # old rows untouched
-    assert groups(conn)[ids["a"]] == {ids["a"], more["a2"]}
-    assert groups(conn)[more["far"]] == {more["far"]}
-    # a different radius rebuilds everything
-    neardup.dedup(conn, radius=20)
-    assert {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM ccvec.duplicate_member")} == {second + 1}
+def star(prefix: str, base: int, vector: tuple[float, float, float]) -> list[Img]:
+    """An original and copies that all match it; the copies match each other only in part."""
+    return [
+        Img(f"{prefix}-original", base, vector, 400, 300),
+        Img(f"{prefix}-small", base ^ bits(1, 2), vector, 200, 150),
+        Img(f"{prefix}-upscaled", base ^ bits(3), vector, 800, 600, detail=0.2),
+        Img(
+            f"{prefix}-letterbox",
+            base ^ bits(20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31),
+            vector,
+            600,
+            300,
+            border=0.3,
+        ),
+        Img(f"{prefix}-grey", base ^ bits(4, 5, 6), vector, 400, 300, chroma=0),
+        Img(f"{prefix}-jpeg", base ^ bits(7), vector, 400, 300, jpeg=30),
+    ]
 
 
-def test_canonical_preference_is_configurable(conn: psycopg.Connection) -> None:
-    ids = add_images(
-        conn, [(A, 1000, 1000, "flickr", "big_social"), (A ^ 1, 500, 500, "met", "small_museum")]
-    )
-    neardup.dedup(conn, radius=4, prefer=("provider", "pixels"))
-    canonical = conn.execute("SELECT identifier FROM ccvec.duplicate_member WHERE canonical").fetchall()
-    assert canonical == [(ids["small_museum"],)]
-    neardup.dedup(conn, radius=4, prefer=("pixels",))
-    canonical = conn.execute("SELECT identifier FROM ccvec.duplicate_member WHERE canonical").fetchall()
-    assert canonical == [(ids["big_social"],)]
+def test_canonical_is_the_original_and_does_not_change_membership(conn: psycopg.Connection) -> None:
+    ids = add_images(conn, star("p", A, (1, 0, 0)) + star("q", B, (0, 1, 0)))
+    dedup(conn)
+    by_original = groups(conn)
+    assert len(by_original) == 2
+    canon = canonical_of(conn)
+    assert canon[ids["p-upscaled"]] == ids["p-original"] and canon[ids["q-grey"]] == ids["q-original"]
+    dedup(conn, prefer=("largest",))  # the upscaled copy has the most pixels
+    assert canonical_of(conn)[ids["p-small"]] == ids["p-upscaled"]
+    assert groups(conn) == by_original
+    dedup(conn, prefer=("newest",))
+    assert groups(conn) == by_original
     with pytest.raises(CcvecError, match="unknown canonical preference"):
-        neardup.dedup(conn, radius=4, prefer=("prettiest",))
+        dedup(conn, prefer=("prettiest",))
+
+
+def test_incremental_equals_rebuild(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(7)
+    images = []
+    for g in range(12):
+        base = int(rng.integers(0, 2**63))
+        vector = tuple(float(x) for x in rng.normal(size=3))
+        for m in range(int(rng.integers(1, 5))):
+            flips = rng.choice(64, int(rng.integers(0, 12)), replace=False)
+            noisy = tuple(v + float(rng.normal(scale=0.05)) for v in vector)
+            images.append(Img(f"g{g}-m{m}", base ^ bits(*(int(f) for f in flips)), noisy if m % 2 else None))
+    # a late image close to two groups' members: incremental must regroup both components
+    images.append(Img("bridge", images[0].phash ^ bits(60), images[-1].vector or (1, 1, 1)))
+    order = list(rng.permutation(len(images)))
+    for part in np.array_split(order, 3):
+        add_images(conn, [images[i] for i in part])
+        dedup(conn, cosine=0.95, link=0.3)
+    incremental = groups(conn)
+    runs = conn.execute("SELECT count(DISTINCT run_id) FROM ccvec.duplicate_member").fetchone()[0]
+    assert runs > 1  # later runs did not regroup everything
+    dedup(conn, cosine=0.95, link=0.3, rebuild=True)
+    assert groups(conn) == incremental
+    assert any(len(g) > 2 for g in incremental)
+
+
+def test_load_order_does_not_change_groups(fresh_database_url: str, tmp_path, monkeypatch) -> None:
+    from PIL import ImageOps
+
+    from ccvec import db, migrate
+    from ccvec.load import LoadOptions, load
+
+    folders = [tmp_path / "one", tmp_path / "two"]
+    for folder in folders:
+        folder.mkdir()
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        image = photo(name).convert("RGB")
+        w, h = image.size
+        image.save(folders[0] / f"{name}.jpg", quality=90)
+        image.resize((w // 2, h // 2)).save(folders[1] / f"{name}-small.jpg", quality=70)
+        ImageOps.mirror(image).save(folders[1] / f"{name}-mirror.jpg", quality=90)
+        image.crop((w // 10, h // 10, w - w // 10, h - h // 10)).save(folders[0] / f"{name}-crop.jpg")
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    results = []
+    for order, batch in ((folders, 32), (folders[::-1], 3)):
+        migrate.upgrade(fresh_database_url)
+        with db.connection(fresh_database_url) as conn:
+            conn.execute(
+                "TRUNCATE ccvec.image, ccvec.image_feature, ccvec.image_embedding, ccvec.image_cue, "
+                "ccvec.duplicate_member, ccvec.duplicate_edge, ccvec.duplicate_run CASCADE"
+            )
+            conn.commit()
+        for folder in order:
+            load(str(folder), LoadOptions(batch_size=batch, workers=0))
+        with db.connection(fresh_database_url) as conn:
+            neardup.dedup(conn)
+            urls = dict(conn.execute("SELECT identifier, url FROM ccvec.image").fetchall())
+            results.append({frozenset(urls[i].rsplit("/", 1)[1] for i in g) for g in groups(conn)})
+    assert results[0] == results[1]
+    assert frozenset({"coffee.jpg", "coffee-small.jpg", "coffee-mirror.jpg", "coffee-crop.jpg"}) in results[0]
 
 
 # ------------------------------------------------------------ CLI
@@ -225,6 +371,7 @@ def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str,
     folder = tmp_path / "p"
     write_photos(folder, ("chelsea", "coffee"))
     photo("chelsea").convert("RGB").resize((226, 150)).save(folder / "chelsea_small.png")
+    photo("chelsea").convert("RGB").transpose(0).save(folder / "chelsea_mirror.png")  # FLIP_LEFT_RIGHT
     load(str(folder), LoadOptions(workers=0))
 
     def cli(*args: str) -> subprocess.CompletedProcess:
@@ -236,9 +383,12 @@ def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str,
     found = cli("similar", "--image", str(folder / "chelsea.jpeg"), "--radius", "8")
     assert found.returncode == 0, found.stderr
     assert "chelsea_small" in found.stdout and "coffee" not in found.stdout
+    assert "mirror" in found.stdout.split("chelsea_mirror")[0].splitlines()[-1]  # found as a mirror
+    plain = cli("similar", "--image", str(folder / "chelsea.jpeg"), "--no-dihedral")
+    assert "chelsea_small" in plain.stdout and "chelsea_mirror" not in plain.stdout
     grouped = cli("dedup")
     assert grouped.returncode == 0, grouped.stderr
-    assert "3 images, 1 duplicate groups, 1 duplicates of a canonical image" in grouped.stdout
+    assert "4 images, 1 duplicate groups, 2 duplicates of a canonical image" in grouped.stdout
     bad = cli("similar", "--phash", "xyz")
     assert bad.returncode == 2 and "16 hex characters" in bad.stderr
     both = cli("similar", "--phash", "0" * 16, "--image", "x.jpg")

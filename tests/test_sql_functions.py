@@ -136,6 +136,36 @@ def test_canonical_order_sql_is_built_from_whitelisted_keys(conn: psycopg.Connec
         conn.execute("SELECT ccvec.canonical_order_sql(%s)", [["pixels", "1; DROP TABLE ccvec.image"]])
 
 
+def test_canonical_order_is_built_from_whitelisted_keys(conn: psycopg.Connection) -> None:
+    assert one(conn, "SELECT ccvec.canonical_order(%s)", [["original", "largest", "provider", "oldest"]]) == (
+        "derived ASC, pixels DESC, provider_rank ASC, created_on ASC NULLS LAST, node"
+    )
+    assert one(conn, "SELECT ccvec.canonical_order(%s)", [["newest"]]) == "created_on DESC NULLS LAST, node"
+    with pytest.raises(psycopg.Error, match="unknown canonical preference"):
+        conn.execute("SELECT ccvec.canonical_order(%s)", [["original", "1; DROP TABLE ccvec.image"]])
+    conn.rollback()
+
+
+@pytest.mark.parametrize(
+    ("cues", "expected"),
+    [
+        ((0.0, 0.0, 0.6, 0.6, 0.01, 0.01, 90, 30.0, 30.0), 0),  # the typical member
+        ((0.3, 0.0, 0.6, 0.6, 0.01, 0.01, 90, 30.0, 30.0), 1),  # letterbox / border
+        ((0.0, 0.0, 0.1, 0.6, 0.01, 0.01, 90, 30.0, 30.0), 1),  # upscaled
+        ((0.0, 0.0, 0.6, 0.6, 0.20, 0.01, 90, 30.0, 30.0), 1),  # brightness pushed
+        ((0.0, 0.0, 0.6, 0.6, 0.01, 0.01, 35, 30.0, 30.0), 1),  # heavy JPEG
+        ((0.0, 0.0, 0.6, 0.6, 0.01, 0.01, 90, 0.5, 30.0), 1),  # greyscale copy of a colour picture
+        ((0.0, 0.0, 0.6, 0.6, 0.01, 0.01, 90, 0.5, 0.5), 0),  # a greyscale group
+        ((0.3, 0.0, 0.1, 0.6, 0.2, 0.01, 20, 0.0, 30.0), 5),
+        ((None, None, None, None, None, None, None, None, None), 0),  # no cues: no signs
+    ],
+)
+def test_derived_signs_count_against_the_group_median(conn: psycopg.Connection, cues, expected) -> None:
+    args = ", ".join(["%s::real"] * 6 + ["%s::smallint"] + ["%s::real"] * 2)
+    sql = f"SELECT ccvec.derived_signs({args})"
+    assert one(conn, sql, list(cues)) == expected
+
+
 # ---------------------------------------------------------------- settings, models, indexes
 
 

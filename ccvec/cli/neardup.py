@@ -42,6 +42,9 @@ def similar_command(
     ] = False,
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours for --semantic.")] = 10,
     model: ModelOption = DEFAULT_MODEL,
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral/--no-dihedral", help="Also find mirrored and rotated copies by pHash.")
+    ] = defaults.DIHEDRAL,
 ) -> None:
     """Near-duplicates by pHash Hamming distance (exact, multi-index hashing), or --semantic neighbours."""
     if semantic:
@@ -67,18 +70,26 @@ def similar_command(
         else:
             query = neardup.phash_of(conn, parse_uuid(identifier))
         neardup.ensure_configured(conn)
-        found = neardup.neighbours(conn, query, radius)
+        if dihedral:
+            found = neardup.neighbours_dihedral(conn, query, radius)
+        else:
+            found = [(i, d, "identity") for i, d in neardup.neighbours(conn, query, radius)]
         titles = dict(
             conn.execute(
                 "SELECT identifier, coalesce(title, url) FROM ccvec.catalog WHERE identifier = ANY(%s)",
-                [[i for i, _ in found[:limit]]],
+                [[i for i, _, _ in found[:limit]]],
             ).fetchall()
         )
     table = Table(
-        "distance", "identifier", "title or url", title=f"within {radius} of {phash.to_hex(query)}", box=None
+        "distance",
+        "as",
+        "identifier",
+        "title or url",
+        title=f"within {radius} of {phash.to_hex(query)}",
+        box=None,
     )
-    for ident, distance in found[:limit]:
-        table.add_row(str(distance), str(ident), safe(titles.get(ident, "")))
+    for ident, distance, transform in found[:limit]:
+        table.add_row(str(distance), transform, str(ident), safe(titles.get(ident, "")))
     console.print(table if found else f"nothing within {radius} of {phash.to_hex(query)}")
 
 
@@ -108,11 +119,24 @@ def _similar_semantic(identifier: str | None, k: int, model: str) -> None:
 def dedup_command(
     radius: RadiusOption = defaults.HAMMING_RADIUS,
     prefer: Annotated[
-        str, typer.Option(help="Canonical preference, in order: pixels, provider, oldest, newest.")
+        str,
+        typer.Option(
+            help="Canonical preference, in order: original (fewest signs of being a derivative), "
+            "largest, provider, oldest, newest."
+        ),
     ] = ",".join(defaults.DEDUP_PREFER),
     cosine: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Also group by embedding cosine >= this (0: pHash only).")
+        float, typer.Option(min=0.0, max=1.0, help="Also match by embedding cosine >= this (0: pHash only).")
     ] = defaults.DEDUP_COSINE,
+    link: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=1.0, help="Groups merge while this share of their member pairs match directly."
+        ),
+    ] = defaults.DEDUP_LINK,
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral/--no-dihedral", help="Also match flipped and rotated copies by pHash.")
+    ] = defaults.DIHEDRAL,
     model: ModelOption = DEFAULT_MODEL,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Regroup everything, not just new images.")
@@ -142,6 +166,8 @@ def dedup_command(
                     rebuild,
                     cosine=cosine or None,
                     model=model,
+                    link=link,
+                    dihedral=dihedral,
                     on_progress=update,
                 )
         summary = neardup.report(conn)
