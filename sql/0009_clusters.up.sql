@@ -69,18 +69,20 @@ BEGIN
     SELECT r.knn_run, k.model INTO v_knn, v_model
     FROM ccvec.cluster_run r JOIN ccvec.knn_run k ON k.id = r.knn_run WHERE r.id = p_run;
     DELETE FROM ccvec.cluster_label WHERE run_id = p_run;
+    ANALYZE ccvec.cluster_member;  -- just written: plan the joins below with real counts
     INSERT INTO ccvec.cluster_label (run_id, cluster, size, label, source, medoid)
     WITH members AS (
         SELECT identifier, cluster FROM ccvec.cluster_member WHERE run_id = p_run
     ),
     sizes AS (SELECT cluster, count(*)::integer AS size FROM members GROUP BY cluster),
-    centrality AS (
-        SELECT m.cluster, m.identifier, coalesce(sum(e.similarity), 0) AS inner_sim
-        FROM members m
-        LEFT JOIN ccvec.knn_edge e ON e.run_id = v_knn AND e.identifier = m.identifier
-        LEFT JOIN members o ON o.identifier = e.neighbour AND o.cluster = m.cluster
-        WHERE e.identifier IS NULL OR o.identifier IS NOT NULL
-        GROUP BY m.cluster, m.identifier
+    centrality AS (  -- joins on the tables (indexed, analysed), not on the CTE: hash joins at 1M
+        SELECT ma.cluster, ma.identifier, sum(e.similarity) AS inner_sim
+        FROM ccvec.cluster_member ma
+        JOIN ccvec.knn_edge e ON e.run_id = v_knn AND e.identifier = ma.identifier
+        JOIN ccvec.cluster_member mb ON mb.run_id = p_run AND mb.identifier = e.neighbour
+                                    AND mb.cluster = ma.cluster
+        WHERE ma.run_id = p_run
+        GROUP BY ma.cluster, ma.identifier
     ),
     medoids AS (
         SELECT DISTINCT ON (cluster) cluster, identifier AS medoid
