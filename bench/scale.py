@@ -72,10 +72,14 @@ def real_base(folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def synthetic(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """bench/graph.py's generator: a real vector plus noise, renormalised; the real ones come first."""
-    picks = base[rng.integers(0, len(base), n)]
-    noisy = picks + rng.normal(0, 0.017, picks.shape).astype(np.float32)
-    out = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float16)
+    """bench/graph.py's generator: a real vector plus noise, renormalised; the real ones come first.
+    Made in chunks, as float16, so 1M x 1280 stays within 2.5 GiB."""
+    out = np.empty((n, base.shape[1]), np.float16)
+    for start in range(0, n, 50_000):
+        stop = min(n, start + 50_000)
+        picks = base[rng.integers(0, len(base), stop - start)]
+        noisy = picks + rng.normal(0, 0.017, picks.shape).astype(np.float32)
+        out[start:stop] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
     out[: min(n, len(base))] = base[: min(n, len(base))]
     return out
 
@@ -325,6 +329,7 @@ def run_size(
     shutil.rmtree(dataset, ignore_errors=True)
     out.append(row)
     print(f"size {n:,} done", flush=True)
+    report([row])  # as it comes, so a later size that fails costs nothing already measured
 
 
 def report(rows: list[dict]) -> None:
