@@ -208,7 +208,7 @@ def size_chart(sizes: list[int]) -> dict:
     buckets = [(1, 1), (2, 2)]
     while buckets[-1][1] < top:
         lo = buckets[-1][1] + 1
-        buckets.append((lo, lo * 2 - 1 if lo > 2 else 4))
+        buckets.append((lo, 2 * (lo - 1)))
     bars = []
     for lo, hi in buckets:
         label = str(lo) if lo == hi else f"{lo}-{hi}"
