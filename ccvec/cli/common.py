@@ -120,7 +120,7 @@ def emit(
 
     table = Table(*columns, title=title, box=None)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else safe(v) for v in row))
     out = console if console.is_terminal else Console(width=100_000, soft_wrap=True)
     out.print(table, overflow="ignore", crop=False)
 
