@@ -147,7 +147,9 @@ def dedup_step(
         return False
     neardup.dedup(conn, model=options.model, on_progress=_stage(on_progress, "grouping duplicates"))
     report = neardup.report(conn)
-    summary.steps["dedup"] = f"{report.groups:,} groups of near-duplicates ({report.duplicates:,} duplicates)"
+    summary.steps["dedup"] = (
+        f"{report.groups:,} near-duplicate groups in the database ({report.duplicates:,} duplicates)"
+    )
     return True
 
 
@@ -198,7 +200,9 @@ def cluster_step(conn: psycopg.Connection, options: RunOptions, summary: RunSumm
         return False
     run_id = graph.cluster(conn, options.sim, options.method)
     clusters, singletons, _, _ = graph.cluster_summary(conn, run_id)
-    summary.steps["cluster"] = f"{clusters:,} clusters ({singletons:,} singletons) at sim {options.sim:g}"
+    summary.steps["cluster"] = (
+        f"{clusters:,} clusters in the database ({singletons:,} singletons) at sim {options.sim:g}"
+    )
     return True
 
 
