@@ -19,7 +19,7 @@ from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError
 from ccvec.load import LoadOptions, LoadSummary, load
 from ccvec.outdir import OutDir
-from ccvec.sources import IMAGE_EXTENSIONS, BadRow, local_path, open_source
+from ccvec.sources import BadRow, local_path, open_source
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Say = Callable[[str], None]
@@ -96,17 +96,19 @@ def run(
     outdir = OutDir.open(out) if out is not None else None  # refuse a foreign OUT before any work
     summary = RunSummary(sources)
     scope: list[uuid.UUID] = []
+    empty = []
     for source in sources:
         ids, bad = source_identifiers(source)
         if not ids and not bad:
-            say(f"{source}: no images here (files ending in {', '.join(sorted(IMAGE_EXTENSIONS)[:6])}, ...)")
-            continue
+            empty.append(source)
         scope.extend(ids)
-    if not scope and not any(Path(s).is_file() for s in sources):
+    if len(empty) == len(sources):
         raise CcvecError(
             f"no images in {', '.join(sources)}: ccvec looks for image files (.jpg, .png, .webp, ...) "
             "in folders and their subfolders, or reads a CSV/JSONL manifest"
         )
+    for source in empty:
+        say(f"{source}: no images here (files ending in .jpg, .png, .webp, ...)")
     migrate.upgrade(db.resolve_url())
     for source in sources:
         summary.loads.append(loader(source, options.load))

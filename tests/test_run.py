@@ -104,6 +104,13 @@ def test_rerun_does_nothing_new_and_a_third_adds_exactly_the_new_images(
     assert fourth.returncode == 0, fourth.stderr
     assert image_pages(out) == expected | {str(identity(file_location(added[0])))}
 
+    again = cli("report", str(out), database_url=database_url)  # the sources come from OUT's manifest
+    assert again.returncode == 0, again.stderr
+    assert "report: up to date" in again.stdout
+    everything = cli("report", str(tmp_path / "all"), database_url=database_url)  # a new OUT: every image
+    assert everything.returncode == 0, everything.stderr
+    assert str(identity(file_location(other))) in image_pages(tmp_path / "all")
+
 
 def test_out_with_foreign_files_is_refused_and_left_alone(
     conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path

@@ -152,23 +152,45 @@ def progress(label: str) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-@contextmanager
-def stages() -> Iterator[Callable[[str, int, int], None]]:
-    """One progress bar for work in named stages; yields `update(stage, done, total)`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class StageBar:
+    """One progress bar for work in named stages, `update(stage, done, total)`; started on the first
+    update and paused (`pause()`) while another bar (loading) has the terminal."""
 
-    bar = Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=quiet(),
-    )
-    with bar:
-        task = bar.add_task("", total=None)
-        yield lambda stage, done, total: bar.update(task, description=stage, completed=done, total=total)
+    def __init__(self) -> None:
+        self.bar = None
+        self.task = None
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if quiet():
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description:<24}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=None)
+        self.bar.update(self.task, description=stage, completed=done, total=total)
+
+    def pause(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+@contextmanager
+def stages() -> Iterator[StageBar]:
+    bar = StageBar()
+    try:
+        yield bar
+    finally:
+        bar.pause()
 
 
 def explain_model_build(model: str) -> None:

@@ -26,6 +26,6 @@ def report_command(
     Static pages with their thumbnails, for any browser from file://; unchanged data rewrites nothing."""
     from ccvec import pipeline
 
-    with stages() as update:
-        summary = pipeline.report_only(out, sources, on_progress=update)
+    with stages() as bar:
+        summary = pipeline.report_only(out, sources, on_progress=bar.update)
     console.print(f"report: {summary.steps['report']}", highlight=False)

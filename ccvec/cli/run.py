@@ -42,13 +42,18 @@ def run_command(
     from ccvec.load import LoadOptions
 
     options = pipeline.RunOptions(model=model, k=k, sim=sim, load=LoadOptions(model=model), copy=copy)
-    with stages() as update:
+    with stages() as bar:
+
+        def loader(source: str, opts):
+            bar.pause()  # the load has its own bar
+            return load_with_progress(source, opts)
+
         summary = pipeline.run(
             sources,
             out,
             options,
-            loader=lambda source, opts: load_with_progress(source, opts),
-            on_progress=update,
+            loader=loader,
+            on_progress=bar.update,
             say=lambda text: err_console.print(text, highlight=False),
         )
     skipped = sum(s.skipped for s in summary.loads)

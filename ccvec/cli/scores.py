@@ -30,12 +30,12 @@ def refresh_command() -> None:
     inferred tags, VisualRank, web authority, image scores. Safe to rerun."""
     from ccvec import scores
 
-    with schema_connection() as conn, stages() as update:
+    with schema_connection() as conn, stages() as bar:
         done = []
 
         def stage(name: str, seconds: float) -> None:
             done.append(name)
-            update(f"refresh: {name}", len(done), len(done) + 1)
+            bar.update(f"refresh: {name}", len(done), len(done) + 1)
             err_console.print(f"{name:26s} {seconds:7.1f}s", highlight=False)
 
         timings = scores.refresh(conn, on_stage=stage)
