@@ -16,8 +16,9 @@ import shutil
 from pathlib import Path
 
 from ccvec.errors import CcvecError
+from ccvec.sources import OUTPUT_MARKER
 
-MANIFEST = ".ccvec-manifest.json"
+MANIFEST = OUTPUT_MARKER
 STAGING = ".ccvec-staging"
 FORMAT = 1
 

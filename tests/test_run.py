@@ -174,6 +174,19 @@ def test_empty_source_single_file_and_several_sources(
     assert len(image_pages(tmp_path / "o2")) == 4
 
 
+def test_out_inside_the_source_is_not_loaded_as_images(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    write_photos(photos, ("coins", "horse", "camera"))
+    args = ("run", str(photos), "--out", str(photos / "report"), "--model", tiny, "--k", "2")
+    assert cli(*args, database_url=database_url).returncode == 0
+    assert any((photos / "report" / "thumbs").rglob("*.webp"))
+    again = cli(*args, database_url=database_url)
+    assert again.returncode == 0, again.stderr
+    assert "load: 0 new, 3 already loaded" in again.stdout  # not the report's thumbnails
+
+
 def test_failed_inputs_exit_1_and_show_in_the_report(
     conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
 ) -> None:
