@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
@@ -44,7 +45,8 @@ ERRORS_PER_PAGE = 500
 PREVIEW_CLUSTERS = 12
 NEIGHBOURS_SHOWN = 10
 HISTOGRAM_BINS = 20
-REPORT_FORMAT = 1  # part of the fingerprint: a new layout rewrites every page
+REPORT_FORMAT = 1  # part of the fingerprint, with the templates: a new layout rewrites every page
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -69,8 +71,10 @@ class ReportData:
     histograms: list[dict] = field(default_factory=list)
 
     def fingerprint(self) -> str:
-        """A hash of the data: an unchanged fingerprint means unchanged pages."""
+        """A hash of the data and the templates: an unchanged fingerprint means unchanged pages."""
         digest = hashlib.sha256(f"report {REPORT_FORMAT}".encode())
+        for template in sorted(TEMPLATES.iterdir()):
+            digest.update(template.name.encode() + template.read_bytes())
         for part in (
             self.sources,
             self.level,
