@@ -64,7 +64,9 @@ COMMENT ON FUNCTION ccvec.report_images(uuid[], text) IS
 -- the member's graph edges to other members (in scope), so place 1 is the medoid.
 CREATE FUNCTION ccvec.report_cluster_members(p_ids uuid[] DEFAULT NULL, p_level text DEFAULT 'default')
 RETURNS TABLE (cluster integer, identifier uuid, place integer, centrality real)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
     WITH members AS MATERIALIZED (
         SELECT k.identifier, k.cluster
         FROM ccvec.report_scope(p_ids) s JOIN ccvec.image_cluster k USING (identifier)
@@ -90,7 +92,9 @@ COMMENT ON FUNCTION ccvec.report_cluster_members(uuid[], text) IS
 -- and a label (NULL until clusters are labelled; the report then shows "cluster N").
 CREATE FUNCTION ccvec.report_clusters(p_ids uuid[] DEFAULT NULL, p_level text DEFAULT 'default')
 RETURNS TABLE (cluster integer, size integer, medoid uuid, cohesion real, label text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
     WITH members AS MATERIALIZED (
         SELECT k.identifier, k.cluster
         FROM ccvec.report_scope(p_ids) s JOIN ccvec.image_cluster k USING (identifier)
@@ -117,7 +121,9 @@ COMMENT ON FUNCTION ccvec.report_clusters(uuid[], text) IS
 CREATE FUNCTION ccvec.report_duplicates(p_ids uuid[] DEFAULT NULL)
 RETURNS TABLE (group_id uuid, identifier uuid, canonical boolean, distance integer, similarity real,
                matched_by text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
     WITH members AS MATERIALIZED (
         SELECT d.* FROM ccvec.report_scope(p_ids) s JOIN ccvec.duplicate_member d USING (identifier)
     )
@@ -133,7 +139,9 @@ COMMENT ON FUNCTION ccvec.report_duplicates(uuid[]) IS
 -- observed popularity (what an inferred popularity is averaged from).
 CREATE FUNCTION ccvec.report_neighbours(p_ids uuid[] DEFAULT NULL)
 RETURNS TABLE (identifier uuid, neighbour uuid, rank integer, similarity real, neighbour_popularity real)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
     WITH scope AS MATERIALIZED (SELECT identifier FROM ccvec.report_scope(p_ids))
     SELECT e.identifier, e.neighbour, e.rank::integer, e.similarity, p.popularity::real
     FROM ccvec.knn_current e
