@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from ccvec.errors import CcvecError
 from ccvec.sources import OUTPUT_MARKER
@@ -42,7 +43,7 @@ class OutDir:
         self.previous = read_manifest(root)
         self.files: set[str] = set()
         self.staging = root / STAGING
-        self.meta: dict = {}
+        self.meta: dict[str, Any] = {}
 
     @classmethod
     def open(cls, root: Path) -> OutDir:
@@ -94,7 +95,7 @@ class OutDir:
     def copy(self, rel: str, source: Path) -> None:
         shutil.copy2(source, self._stage(rel))
 
-    def commit(self, meta: dict | None = None) -> tuple[int, int]:
+    def commit(self, meta: dict[str, Any] | None = None) -> tuple[int, int]:
         """Move staged files into place, drop stale ones; returns (written, removed)."""
         old = set(self.previous.get("files", []))
         self.root.mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,7 @@ def _remove_empty_parents(folder: Path, root: Path) -> None:
         folder = folder.parent
 
 
-def read_manifest(root: Path) -> dict:
+def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.exists():
         return {}
@@ -138,7 +139,7 @@ def read_manifest(root: Path) -> dict:
     return data
 
 
-def _write_manifest(root: Path, data: dict) -> None:
+def _write_manifest(root: Path, data: dict[str, Any]) -> None:
     tmp = root / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, root / MANIFEST)

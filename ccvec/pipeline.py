@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -20,6 +21,9 @@ from ccvec.errors import CcvecError
 from ccvec.load import LoadOptions, LoadSummary, load
 from ccvec.outdir import OutDir
 from ccvec.sources import BadRow, local_path, open_source
+
+if TYPE_CHECKING:
+    from ccvec.report import ReportData
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Say = Callable[[str], None]
@@ -120,13 +124,20 @@ def run(
         scores_step(conn, changed, summary, on_progress)
         if outdir is not None:
             write_outputs(conn, outdir, scope, sources, options, summary, on_progress)
-        summary.images = conn.execute(
-            "SELECT count(*) FROM ccvec.report_scope(%s)", [list(dict.fromkeys(scope))]
-        ).fetchone()[0]
+        summary.images = _one(
+            conn, "SELECT count(*) FROM ccvec.report_scope(%s)", [list(dict.fromkeys(scope))]
+        )
     return summary
 
 
 # ---------------------------------------------------------------- steps
+
+
+def _one(conn: psycopg.Connection, sql: str, args: list[Any] | None = None) -> Any:
+    """The single value of a query that always returns one row."""
+    row = conn.execute(sql, args).fetchone()
+    assert row is not None, sql
+    return row[0]
 
 
 def _stage(on_progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
@@ -139,10 +150,11 @@ def dedup_step(
     """Group images that have no duplicate group yet; nothing when every image has one."""
     from ccvec import neardup
 
-    ungrouped = conn.execute(
+    ungrouped = _one(
+        conn,
         "SELECT count(*) FROM ccvec.image_feature f WHERE NOT EXISTS "
-        "(SELECT 1 FROM ccvec.duplicate_member d WHERE d.identifier = f.identifier)"
-    ).fetchone()[0]
+        "(SELECT 1 FROM ccvec.duplicate_member d WHERE d.identifier = f.identifier)",
+    )
     conn.commit()
     if ungrouped == 0:
         summary.steps["dedup"] = "up to date"
@@ -161,9 +173,7 @@ def graph_step(
     """Extend the current graph when its k and model match, else build one; needs two images."""
     from ccvec import graph
 
-    embedded = conn.execute(
-        "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [options.model]
-    ).fetchone()[0]
+    embedded = _one(conn, "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [options.model])
     conn.commit()
     if embedded < 2:
         summary.steps["graph"] = f"skipped: {embedded} image(s) embedded, neighbours need two"
@@ -214,7 +224,7 @@ def scores_step(
     """Refresh when anything upstream changed or the scores were never computed."""
     from ccvec import scores
 
-    populated = conn.execute("SELECT ccvec.view_populated('image_score')").fetchone()[0]
+    populated = _one(conn, "SELECT ccvec.view_populated('image_score')")
     conn.commit()
     if not changed and populated:
         summary.steps["scores"] = "up to date"
@@ -270,7 +280,7 @@ def write_outputs(
     summary.out_written, summary.out_removed = outdir.commit(meta)
 
 
-def write_folders(data, outdir: OutDir, copy: bool) -> int:
+def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:
     """imagecluster's layout, clusters/cluster_with_N/cluster_i/, of clusters of two or more."""
     written = 0
     for cluster in data.clusters:
@@ -302,14 +312,15 @@ def report_only(
     summary = RunSummary(sources or [])
     with db.connection() as conn:
         migrate.require_current(conn)
+        scope: list[uuid.UUID] | None = None
         if sources:
-            scope: list[uuid.UUID] | None = []
+            ids: list[uuid.UUID] = []
             for source in sources:
                 if not Path(source).exists():
                     raise CcvecError(f"{source} (a source of {out}) is gone: give the sources again")
-                scope.extend(source_identifiers(source)[0])
+                ids.extend(source_identifiers(source)[0])
+            scope = ids
         else:
-            scope = None
             sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM ccvec.load_run ORDER BY 1")]
         write_outputs(conn, outdir, scope, sources, RunOptions(), summary, on_progress)
     return summary

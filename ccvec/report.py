@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -49,6 +50,7 @@ REPORT_FORMAT = 1  # part of the fingerprint, with the templates: a new layout r
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Row = dict[str, Any]  # one row of a report function, by column name
 
 
 # ---------------------------------------------------------------- data
@@ -60,15 +62,15 @@ class ReportData:
 
     sources: list[str]
     level: str
-    images: dict[uuid.UUID, dict]
-    clusters: list[dict]
+    images: dict[uuid.UUID, Row]
+    clusters: list[Row]
     members: dict[int, list[uuid.UUID]]
-    duplicates: list[list[dict]]
-    neighbours: dict[uuid.UUID, list[dict]]
-    tags: dict[uuid.UUID, list[dict]]
-    details: dict[uuid.UUID, dict]
-    errors: list[dict]
-    histograms: list[dict] = field(default_factory=list)
+    duplicates: list[list[Row]]
+    neighbours: dict[uuid.UUID, list[Row]]
+    tags: dict[uuid.UUID, list[Row]]
+    details: dict[uuid.UUID, Row]
+    errors: list[Row]
+    histograms: list[Row] = field(default_factory=list)
 
     def fingerprint(self) -> str:
         """A hash of the data and the templates: an unchanged fingerprint means unchanged pages."""
@@ -90,17 +92,17 @@ class ReportData:
         return digest.hexdigest()
 
 
-def _rows(conn: psycopg.Connection, sql: str, args: Sequence) -> list[dict]:
+def _rows(conn: psycopg.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(sql, args).fetchall()
 
 
-def read_images(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str) -> dict[uuid.UUID, dict]:
+def read_images(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str) -> dict[uuid.UUID, Row]:
     rows = _rows(conn, "SELECT * FROM ccvec.report_images(%s, %s)", [ids, level])
     return {r["identifier"]: r for r in rows}
 
 
-def read_clusters(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str) -> list[dict]:
+def read_clusters(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str) -> list[Row]:
     """Clusters by size; `label` falls back to "cluster N" until clusters are labelled."""
     rows = _rows(conn, "SELECT * FROM ccvec.report_clusters(%s, %s)", [ids, level])
     for r in rows:
@@ -108,39 +110,41 @@ def read_clusters(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: 
     return rows
 
 
-def read_members(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str) -> dict[int, list]:
+def read_members(
+    conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str
+) -> dict[int, list[uuid.UUID]]:
     members: dict[int, list[uuid.UUID]] = {}
     for r in _rows(conn, "SELECT * FROM ccvec.report_cluster_members(%s, %s)", [ids, level]):
         members.setdefault(r["cluster"], []).append(r["identifier"])
     return members
 
 
-def read_duplicates(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> list[list[dict]]:
-    groups: dict[uuid.UUID, list[dict]] = {}
+def read_duplicates(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> list[list[Row]]:
+    groups: dict[uuid.UUID, list[Row]] = {}
     for r in _rows(conn, "SELECT * FROM ccvec.report_duplicates(%s)", [ids]):
         groups.setdefault(r["group_id"], []).append(r)
     return sorted(groups.values(), key=lambda g: (-len(g), str(g[0]["group_id"])))
 
 
-def read_neighbours(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, list[dict]]:
-    out: dict[uuid.UUID, list[dict]] = {}
+def read_neighbours(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, list[Row]]:
+    out: dict[uuid.UUID, list[Row]] = {}
     for r in _rows(conn, "SELECT * FROM ccvec.report_neighbours(%s)", [ids]):
         out.setdefault(r["identifier"], []).append(r)
     return out
 
 
-def read_tags(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, list[dict]]:
-    out: dict[uuid.UUID, list[dict]] = {}
+def read_tags(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, list[Row]]:
+    out: dict[uuid.UUID, list[Row]] = {}
     for r in _rows(conn, "SELECT * FROM ccvec.report_tags(%s)", [ids]):
         out.setdefault(r["identifier"], []).append(r)
     return out
 
 
-def read_details(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, dict]:
+def read_details(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, Row]:
     return {r["identifier"]: r for r in _rows(conn, "SELECT * FROM ccvec.report_score_detail(%s)", [ids])}
 
 
-def read_errors(conn: psycopg.Connection, sources: list[str]) -> list[dict]:
+def read_errors(conn: psycopg.Connection, sources: list[str]) -> list[Row]:
     return _rows(conn, "SELECT * FROM ccvec.report_errors(%s)", [sources])
 
 
@@ -176,7 +180,7 @@ def cluster_level(conn: psycopg.Connection) -> str:
 # ---------------------------------------------------------------- charts
 
 
-def histograms(images: Iterable[dict]) -> list[dict]:
+def histograms(images: Iterable[Row]) -> list[Row]:
     """Score histograms for every score column present (novelty too, once the catalog has it)."""
     rows = list(images)
     charts = []
@@ -191,7 +195,7 @@ def histograms(images: Iterable[dict]) -> list[dict]:
     return charts
 
 
-def histogram_chart(name: str, values: list[float], bins: int = HISTOGRAM_BINS) -> dict:
+def histogram_chart(name: str, values: list[float], bins: int = HISTOGRAM_BINS) -> Row:
     counts = [0] * bins
     for v in values:
         counts[min(bins - 1, max(0, int(v * bins)))] += 1
@@ -204,7 +208,7 @@ def histogram_chart(name: str, values: list[float], bins: int = HISTOGRAM_BINS) 
     }
 
 
-def size_chart(sizes: list[int]) -> dict:
+def size_chart(sizes: list[int]) -> Row:
     """Clusters per size bucket (1, 2, 3-4, 5-8, ...): how the photos split."""
     if not sizes:
         return {"title": "cluster sizes", "bars": [], "axis": ("", "", ""), "total": 0, "mean": 0}
@@ -238,9 +242,9 @@ def thumb_path(sha: str) -> str:
 
 def make_thumbnail(data: bytes) -> tuple[bytes, int, int]:
     """A WebP at most THUMB_SIZE on its longer side, upright per EXIF."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))  # JPEG: decode at reduced scale
-        image = ImageOps.exif_transpose(image)
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))  # JPEG: decode at reduced scale
+        image = ImageOps.exif_transpose(opened)
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGBA" if "transparency" in image.info or "A" in image.mode else "RGB")
         image.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
@@ -250,7 +254,7 @@ def make_thumbnail(data: bytes) -> tuple[bytes, int, int]:
 
 
 def write_thumbnails(
-    images: dict[uuid.UUID, dict],
+    images: dict[uuid.UUID, Row],
     out: OutDir,
     policy: FetchPolicy,
     on_progress: Callable[[int, int], None] | None = None,
@@ -329,7 +333,7 @@ def pages(total: int, per_page: int) -> int:
     return max(1, math.ceil(total / per_page))
 
 
-def _pager(prefix: str, page: int, count: int) -> dict:
+def _pager(prefix: str, page: int, count: int) -> Row:
     return {"page": page, "count": count, "prefix": prefix}
 
 
@@ -381,7 +385,7 @@ def write(
     common = {"summary": summary, "nav": nav, "images": images, "members": data.members, "level": data.level}
     written = 0
 
-    def render(rel: str, template: str, **context) -> None:
+    def render(rel: str, template: str, **context: Any) -> None:
         nonlocal written
         root = "../" * rel.count("/")
         out.write_text(rel, env.get_template(template).render(root=root, **common, **context))
@@ -413,11 +417,10 @@ def write(
             paging=_pager("singletons", page, nav["singletons"]),
         )
     for page in range(1, nav["duplicates"] + 1):
-        chunk = data.duplicates[(page - 1) * GROUPS_PER_PAGE : page * GROUPS_PER_PAGE]
         render(
             f"duplicates-{page}.html",
             "duplicates.html.j2",
-            groups=chunk,
+            groups=data.duplicates[(page - 1) * GROUPS_PER_PAGE : page * GROUPS_PER_PAGE],
             paging=_pager("duplicates", page, nav["duplicates"]),
         )
     for page in range(1, nav["errors"] + 1):
@@ -466,7 +469,7 @@ def write(
     )
 
 
-def _tag_names(tags) -> list[str]:
+def _tag_names(tags: object) -> list[str]:
     if not isinstance(tags, list):
         return []
     return [t["name"] for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str)]

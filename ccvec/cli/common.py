@@ -157,8 +157,10 @@ class StageBar:
     update and paused (`pause()`) while another bar (loading) has the terminal."""
 
     def __init__(self) -> None:
-        self.bar = None
-        self.task = None
+        from rich.progress import Progress, TaskID
+
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
     def update(self, stage: str, done: int, total: int) -> None:
         if quiet():
@@ -176,6 +178,7 @@ class StageBar:
             )
             self.bar.start()
             self.task = self.bar.add_task("", total=None)
+        assert self.task is not None
         self.bar.update(self.task, description=stage, completed=done, total=total)
 
     def pause(self) -> None:

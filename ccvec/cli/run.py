@@ -39,12 +39,12 @@ def run_command(
 
     Rerunning does only what is new. Exit status 1 if any input failed to load."""
     from ccvec import pipeline
-    from ccvec.load import LoadOptions
+    from ccvec.load import LoadOptions, LoadSummary
 
     options = pipeline.RunOptions(model=model, k=k, sim=sim, load=LoadOptions(model=model), copy=copy)
     with stages() as bar:
 
-        def loader(source: str, opts):
+        def loader(source: str, opts: LoadOptions) -> LoadSummary:
             bar.pause()  # the load has its own bar
             return load_with_progress(source, opts)
 
