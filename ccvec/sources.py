@@ -531,9 +531,15 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
             yield number, row if isinstance(row, dict) else "a JSON Lines row must be an object"
 
 
-def single_file(path: Path) -> Iterator[SourceItem]:
-    location = file_location(path)
-    yield SourceItem(identity(location), location, _file_metadata(path, location))
+def single_file(path: Path) -> Iterator[SourceItem | BadRow]:
+    """One image file given by name (`ccvec load photo.jpg`)."""
+    try:
+        location = file_location(path)
+    except ValueError as exc:
+        yield BadRow(display_path(path), str(exc))
+        return
+    metadata, notes = _file_metadata(path, location)
+    yield SourceItem(identity(location), location, metadata, warnings=tuple(notes))
 
 
 def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem | BadRow]:

@@ -197,11 +197,11 @@ def stages() -> Iterator[StageBar]:
 
 
 def explain_model_build(model: str) -> None:
-    """The first use of the default model converts its weights: say so, in one line."""
+    """The first use of the default model converts its weights: say so, in one line, when it starts."""
     from ccvec.models import registry
 
-    if model == DEFAULT_MODEL and not registry.default_is_built():
-        err_console.print(
+    if model == DEFAULT_MODEL:
+        registry.conversion_notice = lambda: err_console.print(
             "first use: converting the EfficientNet-Lite0 weights to ONNX (once, cached in $CCVEC_HOME)",
             highlight=False,
         )

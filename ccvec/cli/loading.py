@@ -33,6 +33,7 @@ def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.L
 
     from ccvec.load import load
     from ccvec.load_parquet import is_features_dataset, load_dataset
+    from ccvec.sources import open_source
 
     progress = Progress(
         TextColumn("loading"),
@@ -44,6 +45,8 @@ def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.L
         transient=True,
         disable=quiet(),
     )
+    if not is_features_dataset(source):
+        open_source(source)  # a missing or unusable source is refused before any model conversion
     explain_model_build(options.model)
     task = progress.add_task("load", total=None, rate=0.0)
     started = time.perf_counter()
