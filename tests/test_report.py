@@ -113,7 +113,13 @@ class Page:
         self.problems: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
         self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        self.page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url}"))
+        # A lazy image made eager below may have its first request aborted (net::ERR_ABORTED) and
+        # reissued; whether every image finally loads is checked on naturalWidth.
+        self.page.on(
+            "requestfailed",
+            lambda r: "ERR_ABORTED" not in (r.failure or "")
+            and self.problems.append(f"request failed: {r.url} ({r.failure})"),
+        )
         self.page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
 
     def open(self, url: str) -> None:
