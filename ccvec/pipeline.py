@@ -36,8 +36,8 @@ METHOD_NAMES = {"mutual": "mutual-knn-components", "knn": "knn-components", "ave
 class RunOptions:
     model: str = defaults.MODEL
     k: int = defaults.GRAPH_K
-    sim: float = defaults.CLUSTER_SIM
-    method: str = defaults.CLUSTER_METHOD
+    sim: float | None = None  # None: Louvain (the default); else imagecluster's similarity index
+    method: str = defaults.CLUSTER_METHOD  # with a sim
     load: LoadOptions = field(default_factory=LoadOptions)
     copy: bool = False  # cluster folders hold copies instead of symlinks
 
@@ -122,6 +122,7 @@ def run(
         changed |= graph_step(conn, options, summary, on_progress)
         changed |= cluster_step(conn, options, summary)
         scores_step(conn, changed, summary, on_progress)
+        label_step(conn, summary)
         if outdir is not None:
             write_outputs(conn, outdir, scope, sources, options, summary, on_progress)
         summary.images = _one(
@@ -194,7 +195,7 @@ def graph_step(
 def cluster_step(conn: psycopg.Connection, options: RunOptions, summary: RunSummary) -> bool:
     """Cluster unless the newest default-level run is on the current graph, with these settings,
     and labels every image of it."""
-    from ccvec import graph
+    from ccvec import clusters, graph
 
     current = graph.current(conn)
     if current is None:
@@ -206,16 +207,35 @@ def cluster_step(conn: psycopg.Connection, options: RunOptions, summary: RunSumm
         [current.id],
     ).fetchone()
     conn.commit()
-    wanted = METHOD_NAMES.get(options.method, options.method)
-    if row and abs(row[1] - options.sim) < 1e-6 and row[2] == wanted and row[3] == current.images:
+    wanted = "louvain" if options.sim is None else METHOD_NAMES.get(options.method, options.method)
+    same_sim = options.sim is None or (row is not None and abs(row[1] - options.sim) < 1e-6)
+    if row and same_sim and row[2] == wanted and row[3] == current.images:
         summary.steps["cluster"] = f"up to date (run {row[0]})"
         return False
-    run_id = graph.cluster(conn, options.sim, options.method)
-    clusters, singletons, _, _ = graph.cluster_summary(conn, run_id)
-    summary.steps["cluster"] = (
-        f"{clusters:,} clusters in the database ({singletons:,} singletons) at sim {options.sim:g}"
-    )
+    if options.sim is None:
+        run_id = clusters.cluster_louvain(conn)
+        how = "Louvain"
+    else:
+        run_id = graph.cluster(conn, options.sim, options.method)
+        how = f"sim {options.sim:g}"
+    count, singletons, _, _ = graph.cluster_summary(conn, run_id)
+    summary.steps["cluster"] = f"{count:,} clusters in the database ({singletons:,} singletons), {how}"
     return True
+
+
+def label_step(conn: psycopg.Connection, summary: RunSummary) -> None:
+    """Name the clusters of the current default run (after the refresh: labels read inferred tags)."""
+    from ccvec import clusters
+
+    run_id = _one(conn, "SELECT max(run_id) FROM ccvec.image_cluster WHERE level = 'default'")
+    if run_id is None:
+        return
+    if conn.execute("SELECT 1 FROM ccvec.cluster_label WHERE run_id = %s LIMIT 1", [run_id]).fetchone():
+        conn.commit()
+        summary.steps["labels"] = "up to date"
+        return
+    labelled = clusters.label(conn, run_id)
+    summary.steps["labels"] = f"{labelled:,} clusters named"
 
 
 def scores_step(

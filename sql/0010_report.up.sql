@@ -33,7 +33,7 @@ RETURNS TABLE (identifier uuid, title text, url text, landing_url text, creator 
                canonical boolean, dup_distance integer, dup_similarity real, matched_by text,
                popularity real, popularity_provenance text, popularity_support integer,
                authority real, visual_authority real, domain_authority real, prior_authority real,
-               web_source text)
+               web_source text, novelty real)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -42,23 +42,27 @@ BEGIN
                 c.tags, encode(f.content_sha256, ''hex''), k.cluster, d.group_id, d.canonical,
                 d.distance, d.similarity, d.matched_by,
                 sc.popularity, sc.popularity_provenance, sc.popularity_support::integer,
-                sc.authority, sc.visual_authority, sc.domain_authority, sc.prior_authority, sc.web_source
+                sc.authority, sc.visual_authority, sc.domain_authority, sc.prior_authority, sc.web_source,
+                nv.novelty
          FROM ccvec.report_scope($1) s
          JOIN ccvec.image_feature f ON f.identifier = s.identifier
          LEFT JOIN ccvec.catalog c ON c.identifier = s.identifier
          LEFT JOIN ccvec.image_cluster k ON k.identifier = s.identifier AND k.level = $2
          LEFT JOIN ccvec.duplicate_member d ON d.identifier = s.identifier
          LEFT JOIN %s sc ON sc.identifier = s.identifier
+         LEFT JOIN %s nv ON nv.identifier = s.identifier
          ORDER BY s.identifier',
         CASE WHEN ccvec.view_populated('image_score') THEN 'ccvec.image_score'
              ELSE '(SELECT NULL::uuid AS identifier, NULL::real AS popularity, NULL::text AS popularity_provenance,
                            NULL::integer AS popularity_support, NULL::real AS authority,
                            NULL::real AS visual_authority, NULL::real AS domain_authority,
-                           NULL::real AS prior_authority, NULL::text AS web_source WHERE false)' END)
+                           NULL::real AS prior_authority, NULL::text AS web_source WHERE false)' END,
+        CASE WHEN ccvec.view_populated('image_novelty') THEN 'ccvec.image_novelty'
+             ELSE '(SELECT NULL::uuid AS identifier, NULL::real AS novelty WHERE false)' END)
     USING p_ids, p_level;
 END $$;
 COMMENT ON FUNCTION ccvec.report_images(uuid[], text) IS
-    'Per image of the scope: catalog metadata, size, content sha256, cluster at p_level, duplicate group, scores.';
+    'Per image of the scope: catalog metadata, size, content sha256, cluster at p_level, duplicate group, scores, novelty.';
 
 -- Members of each cluster at p_level, most central first: centrality is the summed similarity of
 -- the member's graph edges to other members (in scope), so place 1 is the medoid.
@@ -89,7 +93,7 @@ COMMENT ON FUNCTION ccvec.report_cluster_members(uuid[], text) IS
     'Cluster members of the scope at p_level, ordered by centrality (summed in-cluster edge similarity); place 1 is the medoid.';
 
 -- One row per cluster of the scope: size, medoid, cohesion (mean similarity of in-cluster edges),
--- and a label (NULL until clusters are labelled; the report then shows "cluster N").
+-- and its label from ccvec.cluster_label (NULL until `ccvec cluster` names it: the report shows "cluster N").
 CREATE FUNCTION ccvec.report_clusters(p_ids uuid[] DEFAULT NULL, p_level text DEFAULT 'default')
 RETURNS TABLE (cluster integer, size integer, medoid uuid, cohesion real, label text)
 LANGUAGE sql STABLE
@@ -108,9 +112,12 @@ SET enable_nestloop = off AS $$
         GROUP BY m.cluster
     )
     SELECT r.cluster, count(*)::integer, (array_agg(r.identifier ORDER BY r.place))[1],
-           max(c.cohesion), NULL::text
+           max(c.cohesion), max(l.label)
     FROM ccvec.report_cluster_members(p_ids, p_level) r
     LEFT JOIN cohesion c ON c.cluster = r.cluster
+    LEFT JOIN ccvec.cluster_label l
+           ON l.cluster = r.cluster
+          AND l.run_id = (SELECT max(k.run_id) FROM ccvec.image_cluster k WHERE k.level = p_level)
     GROUP BY r.cluster
     ORDER BY count(*) DESC, r.cluster
 $$;

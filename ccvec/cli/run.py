@@ -31,8 +31,11 @@ def run_command(
     model: ModelOption = DEFAULT_MODEL,
     k: Annotated[int, typer.Option(min=1, help="Neighbours per image in the graph.")] = defaults.GRAPH_K,
     sim: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Cluster similarity index.")
-    ] = defaults.CLUSTER_SIM,
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="imagecluster's similarity index (default: Louvain, no threshold)."
+        ),
+    ] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Cluster folders hold copies, not symlinks.")] = False,
 ) -> None:
     """The whole job: schema, load, near-duplicate groups, kNN graph, clusters, scores, and the report.
