@@ -232,7 +232,7 @@ def label_step(conn: psycopg.Connection, summary: RunSummary) -> None:
         return
     if conn.execute("SELECT 1 FROM ccvec.cluster_label WHERE run_id = %s LIMIT 1", [run_id]).fetchone():
         conn.commit()
-        summary.steps["labels"] = "up to date"
+        summary.steps["labels"] = "every cluster named"  # the refresh names them when it runs
         return
     labelled = clusters.label(conn, run_id)
     summary.steps["labels"] = f"{labelled:,} clusters named"
