@@ -1,13 +1,13 @@
 """The HTML report's data: one SQL function per section, limited to a scope of images.
 
 Revision ID: 0010_report
-Revises: 0013_comments
+Revises: 0008_duplicate_groups
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0010_report"
-down_revision = "0013_comments"
+down_revision = "0008_duplicate_groups"
 branch_labels = None
 depends_on = None
 
