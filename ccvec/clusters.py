@@ -114,6 +114,9 @@ def louvain_labels(
 
     adjacency = sp.coo_matrix((w, (a, b)), shape=(n, n)).tocsr()
     adjacency = adjacency.maximum(adjacency.T)
+    adjacency.eliminate_zeros()
+    if adjacency.nnz == 0:  # no edge of positive similarity: every image is its own community
+        return np.arange(n)
     return Louvain(resolution=resolution, random_state=seed).fit_predict(adjacency)
 
 

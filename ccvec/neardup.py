@@ -232,7 +232,7 @@ class GroupReport:
     largest: list[tuple[uuid.UUID, int, int]]  # (group id, size, max distance)
 
 
-def report(conn: psycopg.Connection, top: int = 10) -> GroupReport:
+def report(conn: psycopg.Connection, top: int | None = 10) -> GroupReport:
     images = conn.execute("SELECT count(*) FROM ccvec.duplicate_member").fetchone()[0]
     groups, dupes = conn.execute(
         "SELECT count(*), coalesce(sum(size - 1), 0) FROM ccvec.duplicate_group"

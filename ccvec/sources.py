@@ -43,6 +43,8 @@ IMAGE_EXTENSIONS = {
     ".avif",
     ".heic",
 }
+# The manifest ccvec keeps in a folder it writes (ccvec.outdir): such a folder is output, not input.
+OUTPUT_MARKER = ".ccvec-manifest.json"
 # ccvec's namespace for uuid5 identities of sources without an identifier (fixed forever).
 NAMESPACE = uuid.UUID("6c0e5a52-4d3b-5b8e-9a57-0b3e1c2f9d41")
 
@@ -254,8 +256,12 @@ def normalise_url(url: str) -> str:
 def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
     """Image files under `root`, recursively, in a stable (sorted) order. Names with an image
     extension that are not regular files (directories, FIFOs, devices, dangling or looping
-    symlinks) are reported, not skipped in silence."""
+    symlinks) are reported, not skipped in silence. Folders that ccvec wrote (a report's thumbnails,
+    cluster folders: they hold OUTPUT_MARKER) are output, not sources."""
+    outputs = {marker.parent for marker in root.rglob(OUTPUT_MARKER)}
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+        if outputs.intersection(path.parents):
+            continue
         problem = not_a_regular_file(path)
         if problem:
             yield BadRow(display_path(path), problem)
@@ -525,8 +531,19 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
             yield number, row if isinstance(row, dict) else "a JSON Lines row must be an object"
 
 
+def single_file(path: Path) -> Iterator[SourceItem | BadRow]:
+    """One image file given by name (`ccvec load photo.jpg`)."""
+    try:
+        location = file_location(path)
+    except ValueError as exc:
+        yield BadRow(display_path(path), str(exc))
+        return
+    metadata, notes = _file_metadata(path, location)
+    yield SourceItem(identity(location), location, metadata, warnings=tuple(notes))
+
+
 def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem | BadRow]:
-    """A folder or a manifest file, as one stream of items."""
+    """A folder, a manifest file or one image file, as one stream of items."""
     if not source.strip():
         raise CcvecError("no source given: name a folder of images or a manifest file")
     path = Path(source).expanduser()
@@ -543,4 +560,8 @@ def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem |
         raise CcvecError(f"{display_path(path)}: no such folder or manifest file")
     if problem:
         raise CcvecError(f"{display_path(path)}: {problem}")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        if remote_only:
+            raise CcvecError(f"{display_path(path)}: --remote-only loads manifests of URLs, not files")
+        return single_file(path)
     return read_manifest(path, remote_only)

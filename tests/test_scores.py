@@ -290,7 +290,7 @@ def test_run_refresh_and_scores_commands(conn: psycopg.Connection, database_url:
     ran = cli("run", str(tmp_path / "p"), "--k", "3", "--out", str(tmp_path / "out"))
     assert ran.returncode == 0, ran.stderr
     assert "load: 6 new" in ran.stdout and "graph: run" in ran.stdout and "scores: refreshed" in ran.stdout
-    assert (tmp_path / "out" / "contact_sheets").is_dir()
+    assert (tmp_path / "out" / "index.html").is_file()  # the HTML report (contact sheets: export-clusters)
     rows = conn.execute("SELECT identifier, popularity, authority FROM ccvec.image_score").fetchall()
     assert len(rows) == 6 and all(0 <= p <= 1 and 0 <= a <= 1 for _, p, a in rows)
     refreshed = cli("refresh")

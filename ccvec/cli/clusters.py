@@ -10,7 +10,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, parse_uuid, schema_connection
+from ccvec.cli.common import (
+    DEFAULT_MODEL,
+    Format,
+    FormatOption,
+    ModelOption,
+    app,
+    console,
+    emit,
+    parse_uuid,
+    schema_connection,
+)
 from ccvec.errors import CcvecError
 
 novelty_app = typer.Typer(
@@ -24,6 +34,7 @@ app.add_typer(novelty_app, name="novelty")
 def clusters_command(
     run: Annotated[int | None, typer.Option(help="Cluster run (default: the newest current one).")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Clusters to list (singletons are counted).")] = 50,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """List clusters: label, size, medoid; and how many images are left unclustered."""
     from ccvec import clusters
@@ -32,6 +43,13 @@ def clusters_command(
         rows = clusters.summary(conn, run)
         run_id = run or conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary").fetchone()[0]
         shape = clusters.shape(conn, run_id)
+    if fmt != Format.table:  # every cluster, singletons too
+        emit(
+            ["cluster", "size", "label", "from", "medoid"],
+            [(c, n, lb, src, m) for c, lb, n, m, src in rows],
+            fmt,
+        )
+        return
     table = Table("cluster", "size", "label", "from", "medoid", box=None)
     for cluster, label, size, medoid, source in [r for r in rows if r[2] > 1][:limit]:
         table.add_row(str(cluster), f"{size:,}", label, source, str(medoid))

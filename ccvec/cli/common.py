@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import enum
+import json
 import os
 import re
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import psycopg
 import typer
@@ -18,18 +21,42 @@ from rich.markup import escape
 from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError, from_database
 
+EXIT_CODES = (
+    "Exit status: 0 ok; 1 some inputs failed (see `ccvec errors`); 2 usage or setup error "
+    "(one line on stderr says what to do)."
+)
 app = typer.Typer(
-    help="Perceptual structure for image catalogs, inside PostgreSQL + pgvector.",
+    help="Perceptual structure for image catalogs, inside PostgreSQL + pgvector.\n\n" + EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long lines are not cut or wrapped when piped
+err_console = Console(stderr=True, soft_wrap=True)
+_state = {"quiet": False}
+
+
+def quiet() -> bool:
+    """No progress bars: asked for with --quiet, or stderr is not a terminal."""
+    return _state["quiet"] or not err_console.is_terminal
+
+
+class Format(enum.StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+TABLE_ROWS = 50  # rows a table shows by default; csv and json show all
+FormatOption = Annotated[
+    Format, typer.Option("--format", help="table for people; csv or json for programs (never truncated).")
+]
 
 # Option types shared by several commands, so each is spelled (and defaulted) once.
 ModelOption = Annotated[str, typer.Option(metavar="NAME", help="Registered embedding model.")]
 RadiusOption = Annotated[int, typer.Option(min=0, max=64, help="Largest pHash Hamming distance.")]
-LimitOption = Annotated[int, typer.Option(min=1, help="Rows to show.")]
+LimitOption = Annotated[int, typer.Option(min=1, metavar="N", help="Rows to show.")]
 DEFAULT_MODEL = defaults.MODEL
 
 
@@ -45,9 +72,57 @@ def _global_options(
             show_default=False,
         ),
     ] = None,
+    quiet_flag: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress bars (they are off anyway when not a terminal)."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=lambda v: _print_version(v), help="Print the version."
+        ),
+    ] = False,
 ) -> None:
     if database_url:
         os.environ["DATABASE_URL"] = database_url
+    _state["quiet"] = quiet_flag
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"ccvec {version('ccvec')}")
+        raise typer.Exit()
+
+
+def emit(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: Format = Format.table,
+    title: str | None = None,
+    empty: str | None = None,
+) -> None:
+    """Rows as a table (people), CSV or JSON (programs). Tables never truncate: when stdout is
+    not a terminal they are as wide as their content."""
+    if fmt == Format.json:
+        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=1))
+        return
+    if fmt == Format.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        return
+    if not rows and empty:
+        console.print(empty)
+        return
+    from rich.table import Table
+
+    table = Table(*columns, title=title, box=None)
+    for row in rows:
+        table.add_row(*("" if v is None else safe(v) for v in row))
+    out = console if console.is_terminal else Console(width=100_000, soft_wrap=True)
+    out.print(table, overflow="ignore", crop=False)
 
 
 @contextmanager
@@ -70,10 +145,88 @@ def progress(label: str) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
+        disable=quiet(),
     )
     with bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+class StageBar:
+    """One progress bar for work in named stages, `update(stage, done, total)`; started on the first
+    update and paused (`pause()`) while another bar (loading) has the terminal."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, TaskID
+
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if quiet():
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description:<24}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=None)
+        assert self.task is not None
+        self.bar.update(self.task, description=stage, completed=done, total=total)
+
+    def pause(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+@contextmanager
+def stages() -> Iterator[StageBar]:
+    bar = StageBar()
+    try:
+        yield bar
+    finally:
+        bar.pause()
+
+
+def explain_model_build(model: str) -> None:
+    """The first use of the default model converts its weights: say so, in one line, when it starts."""
+    from ccvec.models import registry
+
+    if model == DEFAULT_MODEL:
+        registry.conversion_notice = lambda: err_console.print(
+            "first use: converting the EfficientNet-Lite0 weights to ONNX (once, cached in $CCVEC_HOME)",
+            highlight=False,
+        )
+
+
+def readable_metavars(command: Any) -> None:
+    """PATH, N, X, TEXT instead of typer's <int range> and <list[str]>, for every command."""
+    from pathlib import Path
+
+    names = {int: "N", float: "X", str: "TEXT", Path: "PATH"}
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
+    for param in command.params:
+        if param.param_type_name == "argument":
+            name = (param.metavar or param.name.upper()).strip("[].") + ("..." if param.nargs == -1 else "")
+            param.metavar = name
+            shown = name if param.required else f"[{name}]"
+            param._usage_display_name = lambda shown=shown: shown
+            param.display_type = lambda ctx: ""
+            continue
+        if param.metavar is not None:
+            continue
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if annotation in names:
+            param.metavar = names[annotation]
 
 
 def parse_uuid(text: str) -> uuid.UUID:
@@ -121,7 +274,9 @@ def main() -> None:
     from ccvec import cli  # noqa: F401  (registers every command group)
 
     try:
-        app()
+        command = typer.main.get_command(app)
+        readable_metavars(command)
+        command(prog_name="ccvec")
     except CcvecError as exc:
         _fail(str(exc))
     except CommandError as exc:  # alembic: unknown revision and the like

@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 
 from ccvec import defaults
-from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, progress, schema_connection
+from ccvec.cli.common import (
+    DEFAULT_MODEL,
+    ModelOption,
+    app,
+    console,
+    progress,
+    schema_connection,
+)
 from ccvec.errors import CcvecError
 
 graph_app = typer.Typer(

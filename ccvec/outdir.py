@@ -1,0 +1,145 @@
+"""An output folder that ccvec owns: refreshed in place, file by file atomically, and never
+touching a file it did not write.
+
+Every file ccvec writes into OUT is listed in `OUT/.ccvec-manifest.json`. A refresh stages new
+files under `OUT/.ccvec-staging/`, moves each into place with an atomic rename, removes the files
+of the previous manifest that are not written again, and writes the new manifest last. Before any
+move the manifest lists old and new files together, so an interrupted refresh leaves nothing
+foreign behind. An OUT holding files not in the manifest is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ccvec.errors import CcvecError
+from ccvec.sources import OUTPUT_MARKER
+
+MANIFEST = OUTPUT_MARKER
+STAGING = ".ccvec-staging"
+FORMAT = 1
+
+
+def _files_under(root: Path) -> list[str]:
+    """Relative paths of every file and symlink under root (symlinks not followed)."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        for name in files + [d for d in dirs if (here / d).is_symlink()]:
+            found.append((here / name).relative_to(root).as_posix())
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
+    return found
+
+
+class OutDir:
+    """Collects the files of one refresh of OUT, then commits them (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.previous = read_manifest(root)
+        self.files: set[str] = set()
+        self.staging = root / STAGING
+        self.meta: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, root: Path) -> OutDir:
+        """Check that OUT is new, empty or ccvec's own; refuse otherwise."""
+        root = root.expanduser()
+        if root.exists() and not root.is_dir():
+            raise CcvecError(f"{root} is a file: --out needs a folder")
+        out = cls(root)
+        if root.exists():
+            ours = set(out.previous.get("files", [])) | {MANIFEST, MANIFEST + ".tmp"}
+            foreign = sorted(
+                p for p in _files_under(root) if p not in ours and not p.startswith(STAGING + "/")
+            )
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (
+                    f" (and {len(foreign) - 3} more)" if len(foreign) > 3 else ""
+                )
+                raise CcvecError(
+                    f"{root} holds files ccvec did not write ({shown}): choose a new or empty folder, "
+                    "or one that an earlier `ccvec run` wrote"
+                )
+        shutil.rmtree(out.staging, ignore_errors=True)  # a refresh that was interrupted
+        return out
+
+    def exists(self, rel: str) -> bool:
+        """A file of the previous refresh that is still there (kept as is, e.g. a cached thumbnail)."""
+        return rel in self.previous.get("files", ()) and os.path.lexists(self.root / rel)
+
+    def keep(self, rel: str) -> None:
+        self.files.add(rel)
+
+    def _stage(self, rel: str) -> Path:
+        if rel in self.files:
+            raise ValueError(f"{rel} written twice")
+        self.files.add(rel)
+        path = self.staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self._stage(rel).write_bytes(data)
+
+    def write_text(self, rel: str, text: str) -> None:
+        self._stage(rel).write_text(text, encoding="utf-8")
+
+    def symlink(self, rel: str, target: Path) -> None:
+        os.symlink(target, self._stage(rel))
+
+    def copy(self, rel: str, source: Path) -> None:
+        shutil.copy2(source, self._stage(rel))
+
+    def commit(self, meta: dict[str, Any] | None = None) -> tuple[int, int]:
+        """Move staged files into place, drop stale ones; returns (written, removed)."""
+        old = set(self.previous.get("files", []))
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_manifest(self.root, {**self.previous, "files": sorted(old | self.files)})
+        written = 0
+        staged = _files_under(self.staging) if self.staging.exists() else []
+        for rel in staged:
+            target = self.root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(self.staging / rel, target)
+            written += 1
+        stale = sorted(old - self.files)
+        for rel in stale:
+            path = self.root / rel
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            _remove_empty_parents(path.parent, self.root)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        _write_manifest(self.root, {"format": FORMAT, **(meta or {}), "files": sorted(self.files)})
+        return written, len(stale)
+
+
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CcvecError(f"{path} is unreadable ({exc}): remove the folder or choose another") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise CcvecError(f"{path} is not a ccvec manifest: choose another folder")
+    return data
+
+
+def _write_manifest(root: Path, data: dict[str, Any]) -> None:
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, root / MANIFEST)

@@ -1,0 +1,346 @@
+"""`ccvec run`: the whole job for some sources, rerunnable.
+
+Each step does only what is new: loading skips embedded images, dedup runs only when an image has
+no group, the graph is extended (not rebuilt) when its settings match, clustering and the score
+refresh run only when their input changed. The outputs (report and cluster folders in OUT) cover
+the images of the given sources only, and OUT is refreshed in place (see ccvec.outdir).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from ccvec import db, defaults, migrate
+from ccvec.errors import CcvecError
+from ccvec.load import LoadOptions, LoadSummary, load
+from ccvec.outdir import OutDir
+from ccvec.sources import BadRow, local_path, open_source
+
+if TYPE_CHECKING:
+    from ccvec.report import ReportData
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Say = Callable[[str], None]
+Loader = Callable[[str, LoadOptions], LoadSummary]
+
+METHOD_NAMES = {"mutual": "mutual-knn-components", "knn": "knn-components", "average": "average-linkage-rac"}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    model: str = defaults.MODEL
+    k: int = defaults.GRAPH_K
+    sim: float | None = None  # None: Louvain (the default); else imagecluster's similarity index
+    method: str = defaults.CLUSTER_METHOD  # with a sim
+    load: LoadOptions = field(default_factory=LoadOptions)
+    copy: bool = False  # cluster folders hold copies instead of symlinks
+
+
+@dataclass
+class RunSummary:
+    sources: list[str]
+    images: int = 0  # loaded images of the sources
+    loads: list[LoadSummary] = field(default_factory=list)
+    steps: dict[str, str] = field(default_factory=dict)  # step -> what it did
+    out_written: int = 0
+    out_removed: int = 0
+
+    @property
+    def loaded(self) -> int:
+        return sum(s.loaded for s in self.loads)
+
+    @property
+    def failed(self) -> int:
+        return sum(s.failed for s in self.loads)
+
+
+def normalise_sources(sources: list[str]) -> list[str]:
+    """Absolute paths (the identity of a source in load_run); refuses sources that do not exist."""
+    if not sources:
+        raise CcvecError("give at least one SOURCE: a folder, an image file or a CSV/JSONL manifest")
+    out = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise CcvecError(f"{source}: no such folder or file")
+        resolved = str(path.resolve())
+        if resolved not in out:
+            out.append(resolved)
+    return out
+
+
+def source_identifiers(source: str) -> tuple[list[uuid.UUID], int]:
+    """(identifiers of the source's items, number of bad manifest rows)."""
+    ids, bad = [], 0
+    for entry in open_source(source):
+        if isinstance(entry, BadRow):
+            bad += 1
+        else:
+            ids.append(entry.identifier)
+    return ids, bad
+
+
+def run(
+    sources: list[str],
+    out: Path | None = None,
+    options: RunOptions = RunOptions(),
+    loader: Loader = load,
+    on_progress: Progress | None = None,
+    say: Say | None = None,
+) -> RunSummary:
+    """Everything for `sources`, then the report and cluster folders in `out` (when given)."""
+    say = say or (lambda text: None)
+    sources = normalise_sources(sources)
+    outdir = OutDir.open(out) if out is not None else None  # refuse a foreign OUT before any work
+    summary = RunSummary(sources)
+    scope: list[uuid.UUID] = []
+    empty = []
+    for source in sources:
+        ids, bad = source_identifiers(source)
+        if not ids and not bad:
+            empty.append(source)
+        scope.extend(ids)
+    if len(empty) == len(sources):
+        raise CcvecError(
+            f"no images in {', '.join(sources)}: ccvec looks for image files (.jpg, .png, .webp, ...) "
+            "in folders and their subfolders, or reads a CSV/JSONL manifest"
+        )
+    for source in empty:
+        say(f"{source}: no images here (files ending in .jpg, .png, .webp, ...)")
+    migrate.upgrade(db.resolve_url())
+    for source in sources:
+        summary.loads.append(loader(source, options.load))
+    with db.connection() as conn:
+        changed = summary.loaded > 0
+        changed |= dedup_step(conn, options, summary, on_progress)
+        changed |= graph_step(conn, options, summary, on_progress)
+        changed |= cluster_step(conn, options, summary)
+        scores_step(conn, changed, summary, on_progress)
+        label_step(conn, summary)
+        if outdir is not None:
+            write_outputs(conn, outdir, scope, sources, options, summary, on_progress)
+        summary.images = _one(
+            conn, "SELECT count(*) FROM ccvec.report_scope(%s)", [list(dict.fromkeys(scope))]
+        )
+    return summary
+
+
+# ---------------------------------------------------------------- steps
+
+
+def _one(conn: psycopg.Connection, sql: str, args: list[Any] | None = None) -> Any:
+    """The single value of a query that always returns one row."""
+    row = conn.execute(sql, args).fetchone()
+    assert row is not None, sql
+    return row[0]
+
+
+def _stage(on_progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
+    return (lambda done, total: on_progress(name, done, total)) if on_progress else None
+
+
+def dedup_step(
+    conn: psycopg.Connection, options: RunOptions, summary: RunSummary, on_progress: Progress | None
+) -> bool:
+    """Group images that have no duplicate group yet; nothing when every image has one."""
+    from ccvec import neardup
+
+    ungrouped = _one(
+        conn,
+        "SELECT count(*) FROM ccvec.image_feature f WHERE NOT EXISTS "
+        "(SELECT 1 FROM ccvec.duplicate_member d WHERE d.identifier = f.identifier)",
+    )
+    conn.commit()
+    if ungrouped == 0:
+        summary.steps["dedup"] = "up to date"
+        return False
+    neardup.dedup(conn, model=options.model, on_progress=_stage(on_progress, "grouping duplicates"))
+    report = neardup.report(conn)
+    summary.steps["dedup"] = (
+        f"{report.groups:,} near-duplicate groups in the database ({report.duplicates:,} duplicates)"
+    )
+    return True
+
+
+def graph_step(
+    conn: psycopg.Connection, options: RunOptions, summary: RunSummary, on_progress: Progress | None
+) -> bool:
+    """Extend the current graph when its k and model match, else build one; needs two images."""
+    from ccvec import graph
+
+    embedded = _one(conn, "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [options.model])
+    conn.commit()
+    if embedded < 2:
+        summary.steps["graph"] = f"skipped: {embedded} image(s) embedded, neighbours need two"
+        return False
+    current = graph.current(conn)
+    if current is not None and current.k == options.k and current.model == options.model:
+        added = graph.add_new(conn, _stage(on_progress, "graph: adding"))
+        summary.steps["graph"] = (
+            f"{added:,} images added to graph run {current.id}" if added else "up to date"
+        )
+        return added > 0
+    built = graph.build(conn, options.k, options.model, on_progress=_stage(on_progress, "graph"))
+    recall = f"{built.recall:.3f}" if built.recall is not None else "n/a"
+    summary.steps["graph"] = f"run {built.id}, {built.images:,} images, recall@{options.k} {recall}"
+    return True
+
+
+def cluster_step(conn: psycopg.Connection, options: RunOptions, summary: RunSummary) -> bool:
+    """Cluster unless the newest default-level run is on the current graph, with these settings,
+    and labels every image of it."""
+    from ccvec import clusters, graph
+
+    current = graph.current(conn)
+    if current is None:
+        summary.steps["cluster"] = "skipped: no graph"
+        return False
+    row = conn.execute(
+        "SELECT r.id, r.sim, r.method, (SELECT count(*) FROM ccvec.cluster_member m WHERE m.run_id = r.id) "
+        "FROM ccvec.cluster_run r WHERE r.knn_run = %s AND r.level = 'default' ORDER BY r.id DESC LIMIT 1",
+        [current.id],
+    ).fetchone()
+    conn.commit()
+    wanted = "louvain" if options.sim is None else METHOD_NAMES.get(options.method, options.method)
+    same_sim = options.sim is None or (row is not None and abs(row[1] - options.sim) < 1e-6)
+    if row and same_sim and row[2] == wanted and row[3] == current.images:
+        summary.steps["cluster"] = f"up to date (run {row[0]})"
+        return False
+    if options.sim is None:
+        run_id = clusters.cluster_louvain(conn)
+        how = "Louvain"
+    else:
+        run_id = graph.cluster(conn, options.sim, options.method)
+        how = f"sim {options.sim:g}"
+    count, singletons, _, _ = graph.cluster_summary(conn, run_id)
+    summary.steps["cluster"] = f"{count:,} clusters in the database ({singletons:,} singletons), {how}"
+    return True
+
+
+def label_step(conn: psycopg.Connection, summary: RunSummary) -> None:
+    """Name the clusters of the current default run (after the refresh: labels read inferred tags)."""
+    from ccvec import clusters
+
+    run_id = _one(conn, "SELECT max(run_id) FROM ccvec.image_cluster WHERE level = 'default'")
+    if run_id is None:
+        return
+    if conn.execute("SELECT 1 FROM ccvec.cluster_label WHERE run_id = %s LIMIT 1", [run_id]).fetchone():
+        conn.commit()
+        summary.steps["labels"] = "every cluster named"  # the refresh names them when it runs
+        return
+    labelled = clusters.label(conn, run_id)
+    summary.steps["labels"] = f"{labelled:,} clusters named"
+
+
+def scores_step(
+    conn: psycopg.Connection, changed: bool, summary: RunSummary, on_progress: Progress | None
+) -> bool:
+    """Refresh when anything upstream changed or the scores were never computed."""
+    from ccvec import scores
+
+    populated = _one(conn, "SELECT ccvec.view_populated('image_score')")
+    conn.commit()
+    if not changed and populated:
+        summary.steps["scores"] = "up to date"
+        return False
+    stages = 7
+    done = 0
+
+    def stage(name: str, seconds: float) -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress(f"scores: {name}", done, stages)
+
+    scores.refresh(conn, on_stage=stage)
+    summary.steps["scores"] = "refreshed"
+    return True
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def write_outputs(
+    conn: psycopg.Connection,
+    outdir: OutDir,
+    scope: list[uuid.UUID] | None,
+    sources: list[str],
+    options: RunOptions,
+    summary: RunSummary,
+    on_progress: Progress | None,
+) -> None:
+    """The report and the cluster folders, refreshed in place; unchanged data rewrites nothing."""
+    from ccvec import report
+
+    level = report.cluster_level(conn)
+    ids = list(dict.fromkeys(scope)) if scope is not None else None
+    data = report.read(conn, ids, sources, level)
+    fingerprint = f"{data.fingerprint()} copy={options.copy}"
+    if outdir.previous.get("fingerprint") == fingerprint and all(
+        outdir.exists(rel) for rel in outdir.previous.get("files", [])
+    ):
+        for rel in outdir.previous["files"]:
+            outdir.keep(rel)
+        summary.steps["report"] = f"up to date ({outdir.root / 'index.html'})"
+    else:
+        result = report.write(data, outdir, options.load.fetch_policy, on_progress)
+        folders = write_folders(data, outdir, options.copy)
+        summary.steps["report"] = (
+            f"{outdir.root / 'index.html'}: {result.images:,} images, {result.clusters:,} clusters, "
+            f"{result.singletons:,} singletons, {result.groups:,} duplicate groups; "
+            f"{result.thumbnails_made:,} new thumbnails; {folders:,} files in cluster folders"
+        )
+    meta = {"sources": sources if scope is not None else None, "fingerprint": fingerprint}
+    summary.out_written, summary.out_removed = outdir.commit(meta)
+
+
+def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:
+    """imagecluster's layout, clusters/cluster_with_N/cluster_i/, of clusters of two or more."""
+    written = 0
+    for cluster in data.clusters:
+        if cluster["size"] < 2:
+            continue
+        folder = f"clusters/cluster_with_{cluster['size']}/cluster_{cluster['cluster']}"
+        used: set[str] = set()
+        for identifier in data.members.get(cluster["cluster"], []):
+            path = local_path(data.images[identifier]["url"] or "")
+            if path is None or not path.exists():
+                continue
+            name = path.name if path.name not in used else f"{path.stem}_{len(used)}{path.suffix}"
+            used.add(name)
+            if copy:
+                outdir.copy(f"{folder}/{name}", path)
+            else:
+                outdir.symlink(f"{folder}/{name}", path.resolve())
+            written += 1
+    return written
+
+
+def report_only(
+    out: Path, sources: list[str] | None = None, on_progress: Progress | None = None
+) -> RunSummary:
+    """`ccvec report OUT`: rewrite the report from the database, for the sources OUT was made
+    from (or those given; the whole database for a new OUT without sources)."""
+    outdir = OutDir.open(out)
+    sources = normalise_sources(sources) if sources else outdir.previous.get("sources")
+    summary = RunSummary(sources or [])
+    with db.connection() as conn:
+        migrate.require_current(conn)
+        scope: list[uuid.UUID] | None = None
+        if sources:
+            ids: list[uuid.UUID] = []
+            for source in sources:
+                if not Path(source).exists():
+                    raise CcvecError(f"{source} (a source of {out}) is gone: give the sources again")
+                ids.extend(source_identifiers(source)[0])
+            scope = ids
+        else:
+            sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM ccvec.load_run ORDER BY 1")]
+        write_outputs(conn, outdir, scope, sources, RunOptions(), summary, on_progress)
+    return summary

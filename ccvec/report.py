@@ -1,0 +1,475 @@
+"""The HTML report: a static, self-contained site in OUT that a person opens from file://.
+
+Data comes from one SQL function per section (`sql/0010_report.up.sql`: images, clusters, cluster
+members, duplicates, neighbours, inferred tags, score details, errors), each limited to the images
+of the sources; this module turns it into pages with the Jinja2 templates of `ccvec/templates/`
+(autoescaped: catalog titles and URLs are data, never markup). Thumbnails are generated into OUT
+and named by the image's content hash, so a rerun makes only those of new images. Long lists are
+paginated so that a 100k-image report stays a set of small pages.
+
+    index.html                overview: counts, score histograms, cluster sizes, largest clusters
+    clusters-N.html           clusters by size (medoid first), singletons-N.html, duplicates-N.html
+    errors-N.html             inputs that failed
+    cluster/C-N.html          one cluster's members
+    image/ab/<uuid>.html      one image: metadata, neighbours, duplicates, tags, scores and why
+    thumbs/ab/<sha256>.webp   thumbnails
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image, ImageOps
+from psycopg.rows import dict_row
+
+from ccvec.fetch import FetchError, FetchPolicy, fetch
+from ccvec.outdir import OutDir
+
+THUMB_SIZE = 256
+THUMB_QUALITY = 78
+CLUSTERS_PER_PAGE = 48
+IMAGES_PER_PAGE = 120
+GROUPS_PER_PAGE = 30
+ERRORS_PER_PAGE = 500
+PREVIEW_CLUSTERS = 12
+NEIGHBOURS_SHOWN = 10
+HISTOGRAM_BINS = 20
+REPORT_FORMAT = 1  # part of the fingerprint, with the templates: a new layout rewrites every page
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Row = dict[str, Any]  # one row of a report function, by column name
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class ReportData:
+    """Everything the pages show, read with one SQL function per section."""
+
+    sources: list[str]
+    level: str
+    images: dict[uuid.UUID, Row]
+    clusters: list[Row]
+    members: dict[int, list[uuid.UUID]]
+    duplicates: list[list[Row]]
+    neighbours: dict[uuid.UUID, list[Row]]
+    tags: dict[uuid.UUID, list[Row]]
+    details: dict[uuid.UUID, Row]
+    errors: list[Row]
+    histograms: list[Row] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """A hash of the data and the templates: an unchanged fingerprint means unchanged pages."""
+        digest = hashlib.sha256(f"report {REPORT_FORMAT}".encode())
+        for template in sorted(TEMPLATES.iterdir()):
+            digest.update(template.name.encode() + template.read_bytes())
+        for part in (
+            self.sources,
+            self.level,
+            sorted(self.images.items()),
+            self.clusters,
+            self.duplicates,
+            sorted(self.neighbours.items()),
+            sorted(self.tags.items()),
+            sorted(self.details.items()),
+            self.errors,
+        ):
+            digest.update(json.dumps(part, default=str, sort_keys=True).encode())
+        return digest.hexdigest()
+
+
+def _rows(conn: psycopg.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(sql, args).fetchall()
+
+
+def read_images(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str) -> dict[uuid.UUID, Row]:
+    rows = _rows(conn, "SELECT * FROM ccvec.report_images(%s, %s)", [ids, level])
+    return {r["identifier"]: r for r in rows}
+
+
+def read_clusters(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str) -> list[Row]:
+    """Clusters by size; `label` falls back to "cluster N" until clusters are labelled."""
+    rows = _rows(conn, "SELECT * FROM ccvec.report_clusters(%s, %s)", [ids, level])
+    for r in rows:
+        r["name"] = r.get("label") or f"cluster {r['cluster']}"
+    return rows
+
+
+def read_members(
+    conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: str
+) -> dict[int, list[uuid.UUID]]:
+    members: dict[int, list[uuid.UUID]] = {}
+    for r in _rows(conn, "SELECT * FROM ccvec.report_cluster_members(%s, %s)", [ids, level]):
+        members.setdefault(r["cluster"], []).append(r["identifier"])
+    return members
+
+
+def read_duplicates(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> list[list[Row]]:
+    groups: dict[uuid.UUID, list[Row]] = {}
+    for r in _rows(conn, "SELECT * FROM ccvec.report_duplicates(%s)", [ids]):
+        groups.setdefault(r["group_id"], []).append(r)
+    return sorted(groups.values(), key=lambda g: (-len(g), str(g[0]["group_id"])))
+
+
+def read_neighbours(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, list[Row]]:
+    out: dict[uuid.UUID, list[Row]] = {}
+    for r in _rows(conn, "SELECT * FROM ccvec.report_neighbours(%s)", [ids]):
+        out.setdefault(r["identifier"], []).append(r)
+    return out
+
+
+def read_tags(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, list[Row]]:
+    out: dict[uuid.UUID, list[Row]] = {}
+    for r in _rows(conn, "SELECT * FROM ccvec.report_tags(%s)", [ids]):
+        out.setdefault(r["identifier"], []).append(r)
+    return out
+
+
+def read_details(conn: psycopg.Connection, ids: list[uuid.UUID] | None) -> dict[uuid.UUID, Row]:
+    return {r["identifier"]: r for r in _rows(conn, "SELECT * FROM ccvec.report_score_detail(%s)", [ids])}
+
+
+def read_errors(conn: psycopg.Connection, sources: list[str]) -> list[Row]:
+    return _rows(conn, "SELECT * FROM ccvec.report_errors(%s)", [sources])
+
+
+def read(
+    conn: psycopg.Connection, ids: list[uuid.UUID] | None, sources: list[str], level: str = "default"
+) -> ReportData:
+    """The report's data for the images `ids` (None: every image) and the errors of `sources`."""
+    images = read_images(conn, ids, level)
+    data = ReportData(
+        sources=sources,
+        level=level,
+        images=images,
+        clusters=read_clusters(conn, ids, level),
+        members=read_members(conn, ids, level),
+        duplicates=read_duplicates(conn, ids),
+        neighbours=read_neighbours(conn, ids),
+        tags=read_tags(conn, ids),
+        details=read_details(conn, ids),
+        errors=read_errors(conn, sources),
+    )
+    conn.commit()
+    data.histograms = histograms(images.values())
+    return data
+
+
+def cluster_level(conn: psycopg.Connection) -> str:
+    """'default' when there is such a level, else the first level of the current labels."""
+    levels = [r[0] for r in conn.execute("SELECT DISTINCT level FROM ccvec.image_cluster ORDER BY 1")]
+    conn.commit()
+    return "default" if "default" in levels or not levels else levels[0]
+
+
+# ---------------------------------------------------------------- charts
+
+
+def histograms(images: Iterable[Row]) -> list[Row]:
+    """Score histograms for every score column present (novelty too, once the catalog has it)."""
+    rows = list(images)
+    charts = []
+    for name in ("popularity", "authority", "novelty"):
+        values = [
+            r[name]
+            for r in rows
+            if r.get(name) is not None and (name != "popularity" or r["popularity_provenance"] != "none")
+        ]
+        if values:
+            charts.append(histogram_chart(name, values))
+    return charts
+
+
+def histogram_chart(name: str, values: list[float], bins: int = HISTOGRAM_BINS) -> Row:
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, max(0, int(v * bins)))] += 1
+    return {
+        "title": name,
+        "bars": [{"label": f"{i / bins:.2f}-{(i + 1) / bins:.2f}", "count": c} for i, c in enumerate(counts)],
+        "axis": ("0", "0.5", "1"),
+        "total": len(values),
+        "mean": sum(values) / len(values),
+    }
+
+
+def size_chart(sizes: list[int]) -> Row:
+    """Clusters per size bucket (1, 2, 3-4, 5-8, ...): how the photos split."""
+    if not sizes:
+        return {"title": "cluster sizes", "bars": [], "axis": ("", "", ""), "total": 0, "mean": 0}
+    top = max(sizes)
+    buckets = [(1, 1), (2, 2)]
+    while buckets[-1][1] < top:
+        lo = buckets[-1][1] + 1
+        buckets.append((lo, 2 * (lo - 1)))
+    bars = []
+    for lo, hi in buckets:
+        label = str(lo) if lo == hi else f"{lo}-{hi}"
+        bars.append(
+            {"label": f"size {label}", "count": sum(1 for s in sizes if lo <= s <= hi), "tick": label}
+        )
+    return {
+        "title": "cluster sizes",
+        "bars": bars,
+        "axis": (bars[0]["tick"], "", bars[-1]["tick"]),
+        "total": sum(1 for s in sizes if s > 1),
+        "singletons": sum(1 for s in sizes if s == 1),
+        "mean": sum(sizes) / len(sizes),
+    }
+
+
+# ---------------------------------------------------------------- thumbnails
+
+
+def thumb_path(sha: str) -> str:
+    return f"thumbs/{sha[:2]}/{sha}-{THUMB_SIZE}.webp"
+
+
+def make_thumbnail(data: bytes) -> tuple[bytes, int, int]:
+    """A WebP at most THUMB_SIZE on its longer side, upright per EXIF."""
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))  # JPEG: decode at reduced scale
+        image = ImageOps.exif_transpose(opened)
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if "transparency" in image.info or "A" in image.mode else "RGB")
+        image.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, "WEBP", quality=THUMB_QUALITY, method=4)
+        return buffer.getvalue(), image.width, image.height
+
+
+def write_thumbnails(
+    images: dict[uuid.UUID, Row],
+    out: OutDir,
+    policy: FetchPolicy,
+    on_progress: Callable[[int, int], None] | None = None,
+    workers: int = 4,
+) -> tuple[int, int]:
+    """Thumbnails of images not cached in OUT yet; returns (made, failed). An image whose bytes
+    cannot be read again gets no thumbnail (its pages show a placeholder)."""
+    todo: dict[str, str] = {}
+    for row in images.values():
+        sha = row["content_sha256"]
+        rel = thumb_path(sha)
+        row["thumb"] = rel
+        if out.exists(rel) or rel in out.files:
+            out.keep(rel)
+        elif sha not in todo:
+            todo[sha] = row["url"]
+    made = failed = 0
+
+    def one(item: tuple[str, str]) -> tuple[str, bytes | None]:
+        sha, url = item
+        try:
+            return sha, make_thumbnail(fetch(url, policy))[0]
+        except (FetchError, OSError, ValueError, Image.DecompressionBombError):
+            return sha, None
+
+    with ThreadPoolExecutor(workers) as pool:
+        for done, (sha, blob) in enumerate(pool.map(one, sorted(todo.items())), 1):
+            if blob is None:
+                failed += 1
+            else:
+                out.write_bytes(thumb_path(sha), blob)
+                made += 1
+            if on_progress:
+                on_progress(done, len(todo))
+    written = set(out.files)
+    for row in images.values():
+        if row["thumb"] not in written:
+            row["thumb"] = None
+    return made, failed
+
+
+# ---------------------------------------------------------------- pages
+
+
+def http_link(url: str | None) -> str | None:
+    """The URL when it is http(s) (a link), else None (shown as text): never javascript: or data:."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https") else None
+
+
+def image_page(identifier: uuid.UUID) -> str:
+    text = str(identifier)
+    return f"image/{text[:2]}/{text}.html"
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("ccvec", "templates"),
+        autoescape=select_autoescape(["html", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["http_link"] = http_link
+    env.filters["pct"] = lambda v: "-" if v is None else f"{v:.3f}"
+    env.filters["num"] = lambda v: "-" if v is None else f"{v:,}"
+    env.globals["image_page"] = image_page
+    return env
+
+
+def pages(total: int, per_page: int) -> int:
+    return max(1, math.ceil(total / per_page))
+
+
+def _pager(prefix: str, page: int, count: int) -> Row:
+    return {"page": page, "count": count, "prefix": prefix}
+
+
+@dataclass
+class ReportSummary:
+    pages: int
+    thumbnails_made: int
+    thumbnails_failed: int
+    images: int
+    clusters: int
+    singletons: int
+    groups: int
+    errors: int
+
+
+def write(
+    data: ReportData,
+    out: OutDir,
+    policy: FetchPolicy | None = None,
+    on_progress: Progress | None = None,
+) -> ReportSummary:
+    """Write every page and thumbnail of the report into `out` (committed by the caller)."""
+    progress = on_progress or (lambda stage, done, total: None)
+    made, failed = write_thumbnails(
+        data.images, out, policy or FetchPolicy(), lambda d, t: progress("thumbnails", d, t)
+    )
+    env = environment()
+    images = data.images
+    clusters = [c for c in data.clusters if c["size"] > 1]
+    singles = [c for c in data.clusters if c["size"] == 1]
+    by_cluster = {c["cluster"]: c for c in data.clusters}
+    in_cluster = {i: by_cluster.get(r["cluster"]) for i, r in images.items()}
+    group_of = {m["identifier"]: g for g in data.duplicates for m in g}
+    summary = {
+        "images": len(images),
+        "clusters": len(clusters),
+        "singletons": len(singles),
+        "groups": len(data.duplicates),
+        "duplicates": sum(len(g) - 1 for g in data.duplicates),
+        "errors": len(data.errors),
+        "unclustered": sum(1 for r in images.values() if r["cluster"] is None),
+    }
+    nav = {
+        "clusters": pages(len(clusters), CLUSTERS_PER_PAGE),
+        "singletons": pages(len(singles), IMAGES_PER_PAGE),
+        "duplicates": pages(len(data.duplicates), GROUPS_PER_PAGE),
+        "errors": pages(len(data.errors), ERRORS_PER_PAGE),
+    }
+    common = {"summary": summary, "nav": nav, "images": images, "members": data.members, "level": data.level}
+    written = 0
+
+    def render(rel: str, template: str, **context: Any) -> None:
+        nonlocal written
+        root = "../" * rel.count("/")
+        out.write_text(rel, env.get_template(template).render(root=root, **common, **context))
+        written += 1
+
+    out.write_text("style.css", env.get_template("style.css").render())
+    render(
+        "index.html",
+        "index.html.j2",
+        charts=[*data.histograms, size_chart([c["size"] for c in data.clusters])],
+        preview=clusters[:PREVIEW_CLUSTERS],
+        errors=data.errors[:20],
+        sources=data.sources,
+    )
+    for page in range(1, nav["clusters"] + 1):
+        chunk = clusters[(page - 1) * CLUSTERS_PER_PAGE : page * CLUSTERS_PER_PAGE]
+        render(
+            f"clusters-{page}.html",
+            "clusters.html.j2",
+            clusters=chunk,
+            paging=_pager("clusters", page, nav["clusters"]),
+        )
+    for page in range(1, nav["singletons"] + 1):
+        chunk = singles[(page - 1) * IMAGES_PER_PAGE : page * IMAGES_PER_PAGE]
+        render(
+            f"singletons-{page}.html",
+            "singletons.html.j2",
+            singles=[c["medoid"] for c in chunk],
+            paging=_pager("singletons", page, nav["singletons"]),
+        )
+    for page in range(1, nav["duplicates"] + 1):
+        render(
+            f"duplicates-{page}.html",
+            "duplicates.html.j2",
+            groups=data.duplicates[(page - 1) * GROUPS_PER_PAGE : page * GROUPS_PER_PAGE],
+            paging=_pager("duplicates", page, nav["duplicates"]),
+        )
+    for page in range(1, nav["errors"] + 1):
+        chunk = data.errors[(page - 1) * ERRORS_PER_PAGE : page * ERRORS_PER_PAGE]
+        render(
+            f"errors-{page}.html",
+            "errors.html.j2",
+            errors=chunk,
+            paging=_pager("errors", page, nav["errors"]),
+        )
+    for done, cluster in enumerate(clusters, 1):
+        ids = data.members.get(cluster["cluster"], [])
+        count = pages(len(ids), IMAGES_PER_PAGE)
+        for page in range(1, count + 1):
+            render(
+                f"cluster/{cluster['cluster']}-{page}.html",
+                "cluster.html.j2",
+                cluster=cluster,
+                ids=ids[(page - 1) * IMAGES_PER_PAGE : page * IMAGES_PER_PAGE],
+                paging=_pager(f"cluster/{cluster['cluster']}", page, count),
+            )
+        progress("cluster pages", done, len(clusters))
+    for done, (identifier, row) in enumerate(sorted(images.items()), 1):
+        render(
+            image_page(identifier),
+            "image.html.j2",
+            image=row,
+            cluster=in_cluster.get(identifier),
+            neighbours=data.neighbours.get(identifier, [])[:NEIGHBOURS_SHOWN],
+            group=group_of.get(identifier),
+            tags=data.tags.get(identifier, []),
+            detail=data.details.get(identifier),
+            catalog_tags=_tag_names(row.get("tags")),
+        )
+        if done % 100 == 0 or done == len(images):
+            progress("image pages", done, len(images))
+    return ReportSummary(
+        written + 1,
+        made,
+        failed,
+        len(images),
+        len(clusters),
+        len(singles),
+        len(data.duplicates),
+        len(data.errors),
+    )
+
+
+def _tag_names(tags: object) -> list[str]:
+    if not isinstance(tags, list):
+        return []
+    return [t["name"] for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str)]

@@ -1,0 +1,10 @@
+DROP FUNCTION IF EXISTS ccvec.report_errors(text[]);
+DROP FUNCTION IF EXISTS ccvec.report_score_detail(uuid[]);
+DROP FUNCTION IF EXISTS ccvec.report_tags(uuid[]);
+DROP FUNCTION IF EXISTS ccvec.report_neighbours(uuid[]);
+DROP FUNCTION IF EXISTS ccvec.report_duplicates(uuid[]);
+DROP FUNCTION IF EXISTS ccvec.report_clusters(uuid[], text);
+DROP FUNCTION IF EXISTS ccvec.report_cluster_members(uuid[], text);
+DROP FUNCTION IF EXISTS ccvec.report_images(uuid[], text);
+DROP FUNCTION IF EXISTS ccvec.view_populated(text);
+DROP FUNCTION IF EXISTS ccvec.report_scope(uuid[]);

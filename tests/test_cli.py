@@ -1,0 +1,73 @@
+"""CLI conventions: --version, -h, readable metavars, exit codes in --help, single files, machine
+formats, tables that are not cut when piped."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+from ccvec.models import registry
+
+from .images import photo
+from .tiny_model import build_tiny_model, tiny_spec
+
+
+def cli(*args: str, database_url: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"DATABASE_URL": database_url} if database_url else {})}
+    return subprocess.run([sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_version_help_and_metavars() -> None:
+    from importlib.metadata import version
+
+    assert cli("--version").stdout.strip() == f"ccvec {version('ccvec')}"
+    top = cli("-h")
+    assert top.returncode == 0
+    assert "Exit status: 0 ok; 1 some inputs failed" in " ".join(top.stdout.split())
+    for command in (["run"], ["load"], ["similar"], ["report"], ["graph", "build"]):
+        text = cli(*command, "-h").stdout
+        assert "Usage: ccvec" in text
+        assert not re.search(r"<[a-z\[\]]+( range)?>|\{[A-Z]", text), text  # no <int range>, {SOURCE}
+    assert "Usage: ccvec run [OPTIONS] SOURCE..." in cli("run", "-h").stdout
+    assert "--k N" in cli("run", "-h").stdout and "--out PATH" in cli("run", "-h").stdout
+
+
+def test_single_file_formats_and_untruncated_tables(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    registry.add_model(conn, build_tiny_model(tmp_path / "t.onnx"), tiny_spec("tiny-cli"))
+    conn.commit()
+    name = "a_very_long_file_name_" + "x" * 120 + "_end"
+    image = tmp_path / f"{name}.jpg"
+    photo("coffee").convert("RGB").save(image)
+    loaded = cli("load", str(image), "--model", "tiny-cli", database_url=database_url)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "loaded 1," in loaded.stdout
+
+    table = cli("similar", "--image", str(image), database_url=database_url)
+    assert table.returncode == 0, table.stderr
+    assert name in table.stdout  # piped: as wide as its content, never cut
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                cli("similar", "--image", str(image), "--format", "csv", database_url=database_url).stdout
+            )
+        )
+    )
+    assert len(rows) == 1 and rows[0]["distance"] == "0" and rows[0]["title"] == name
+    found = json.loads(
+        cli("similar", "--image", str(image), "--format", "json", database_url=database_url).stdout
+    )
+    assert found[0]["title"] == name and found[0]["distance"] == 0
+    errors = cli("errors", "--format", "json", database_url=database_url)
+    assert errors.returncode == 0 and json.loads(errors.stdout) == []
+    bad = cli("errors", "--format", "yaml", database_url=database_url)
+    assert bad.returncode == 2

@@ -1,0 +1,206 @@
+"""The HTML report in a real browser: headless Chromium (Debian's `chromium`) driven by Playwright.
+
+Set CCVEC_SCREENSHOT=docs/report.png to save the overview's screenshot there (the README's).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ccvec.models import registry
+from ccvec.report import http_link
+from ccvec.sources import file_location, identity
+
+from .images import photo
+from .tiny_model import build_tiny_model, tiny_spec
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+]
+HOSTILE = {
+    "script.jpg": "<script>alert(1)</script>",
+    "img.jpg": '<img src=x onerror="alert(2)">',
+}
+
+
+def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env)
+
+
+def write_collection(folder: Path) -> Path:
+    """Photos, two near-duplicates, hostile titles, a javascript: link, tags and a broken file."""
+    folder.mkdir(parents=True)
+    rows = []
+    names = ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse", "coins", "page", "moon")
+    for name in names:
+        photo(name).convert("RGB").save(folder / f"{name}.jpg", quality=90)
+        rows.append({"path": f"{name}.jpg", "title": name.title(), "tags": "photo; " + name})
+    small = photo("chelsea").convert("RGB")
+    small.resize((small.width // 2, small.height // 2)).save(folder / "chelsea_small.jpg", quality=70)
+    rows.append({"path": "chelsea_small.jpg", "title": "Chelsea, smaller", "tags": "photo; cat"})
+    photo("coffee").convert("RGB").save(folder / "coffee_q30.jpg", quality=30)
+    rows.append({"path": "coffee_q30.jpg", "title": "Coffee, recompressed", "tags": "photo"})
+    for file, title in HOSTILE.items():
+        photo("rocket").convert("RGB").rotate(90, expand=True).save(folder / file)
+        rows.append(
+            {"path": file, "title": title, "creator": "mallory", "creator_url": "javascript:alert(3)"}
+        )
+    (folder / "broken.jpg").write_bytes(b"<html>not an image</html>")
+    rows.append({"path": "broken.jpg", "title": "broken"})
+    manifest = folder / "manifest.csv"
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["path", "title", "tags", "creator", "creator_url"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest
+
+
+@pytest.fixture()
+def report_dir(conn: psycopg.Connection, database_url: str, tmp_path: Path) -> Path:
+    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec("tiny-report"))
+    conn.commit()
+    manifest = write_collection(tmp_path / "photos")
+    out = tmp_path / "report"
+    result = cli(
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--model",
+        "tiny-report",
+        "--k",
+        "4",
+        "--sim",
+        "0.5",
+        database_url=database_url,
+    )
+    assert result.returncode == 1, result.stderr  # the broken file
+    return out
+
+
+@pytest.fixture()
+def browser() -> Iterator:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium: install Debian's with `apt-get install -y chromium` (CI's .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (in the test extra)")
+    with sync_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield instance
+        instance.close()
+
+
+class Page:
+    """A browser page that records console errors, page errors, failed requests and dialogs."""
+
+    def __init__(self, browser) -> None:
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.problems: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        # A lazy image made eager below may have its first request aborted (net::ERR_ABORTED) and
+        # reissued; whether every image finally loads is checked on naturalWidth.
+        self.page.on(
+            "requestfailed",
+            lambda r: "ERR_ABORTED" not in (r.failure or "")
+            and self.problems.append(f"request failed: {r.url} ({r.failure})"),
+        )
+        self.page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
+
+    def open(self, url: str) -> None:
+        self.page.goto(url)
+        self.check_images()
+
+    def check_images(self) -> None:
+        """Every <img> loads: lazy ones are made eager, then all must have pixels."""
+        self.page.wait_for_load_state("load")
+        self.page.evaluate("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
+        self.page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15_000)
+        broken = self.page.evaluate(
+            "Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.getAttribute('src'))"
+        )
+        assert broken == [], f"{self.page.url}: images that did not load: {broken}"
+        assert self.problems == [], self.problems
+
+
+def test_report_in_a_real_browser(report_dir: Path, browser, tmp_path: Path) -> None:
+    view = Page(browser)
+    view.open((report_dir / "index.html").as_uri())
+    page = view.page
+    stats = page.locator(".stat b").all_inner_texts()
+    assert stats[0] == "13"  # images: 14 inputs, one broken
+    assert stats[-1] == "1"  # errors
+    assert page.locator(".chart svg").count() >= 2  # authority histogram and cluster sizes at least
+    screenshot = tmp_path / "report.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
+    if os.environ.get("CCVEC_SCREENSHOT"):
+        page.screenshot(path=os.environ["CCVEC_SCREENSHOT"])
+
+    # overview -> cluster -> image
+    page.locator(".clusters .card h3 a").first.click()
+    assert "/cluster/" in page.url
+    view.check_images()
+    medoid = page.locator(".grid .tile.medoid")
+    assert medoid.count() == 1
+    page.locator(".grid .tile").nth(1).click()
+    assert "/image/" in page.url
+    view.check_images()
+    assert page.locator("h2", has_text="Nearest neighbours").count() == 1
+    assert page.locator(".grid .tile .extra", has_text="similarity").count() >= 1
+    assert page.locator("h2", has_text="Scores").count() == 1
+    page.locator(".crumbs a").first.click()  # back up to the cluster
+    assert "/cluster/" in page.url
+
+    for listing in ("clusters-1.html", "singletons-1.html", "duplicates-1.html"):
+        view.open((report_dir / listing).as_uri())
+    groups = page.locator(".group")
+    assert groups.count() >= 2  # chelsea + its smaller copy; the two rotated rockets (+ maybe coffee)
+    assert groups.first.locator(".tile.canonical").count() == 1
+    assert groups.first.locator(".tile .extra", has_text="distance").count() >= 1
+    view.open((report_dir / "errors-1.html").as_uri())
+    assert "broken.jpg" in page.locator("table.errors").inner_text()
+
+
+def test_hostile_titles_show_as_text(report_dir: Path, browser) -> None:
+    view = Page(browser)
+    folder = report_dir.parent / "photos"
+    for file, title in HOSTILE.items():
+        identifier = str(identity(file_location(folder / file)))
+        view.open((report_dir / "image" / identifier[:2] / f"{identifier}.html").as_uri())
+        page = view.page
+        assert page.locator("h1.title").inner_text() == title
+        assert page.locator("script").count() == 0
+        assert page.locator("img[src='x']").count() == 0
+        assert page.locator("a[href^='javascript']").count() == 0
+        assert "mallory" in page.locator("table.meta").inner_text()  # shown, but not as a link
+        assert view.problems == []
+
+
+def test_only_http_links_are_links() -> None:
+    assert http_link("https://example.org/a?b=1") == "https://example.org/a?b=1"
+    assert http_link("HTTP://example.org") == "HTTP://example.org"
+    for bad in (
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "data:text/html,<b>",
+        "file:///etc/passwd",
+        "",
+        None,
+    ):
+        assert http_link(bad) is None

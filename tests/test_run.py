@@ -1,0 +1,204 @@
+"""`ccvec run SOURCE... --out OUT` end to end: rerunnable, scoped to its sources, refreshing OUT in place."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ccvec.models import registry
+from ccvec.outdir import MANIFEST
+from ccvec.sources import file_location, identity
+
+from .images import photo, write_photos
+from .tiny_model import build_tiny_model, tiny_spec
+
+MODEL = "tiny-run"
+
+
+def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env)
+
+
+def snapshot(root: Path) -> dict[str, str | bytes]:
+    """Every file under root: its bytes, or a symlink's target."""
+    out: dict[str, str | bytes] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            out[rel] = os.readlink(path)
+        elif path.is_file():
+            out[rel] = path.read_bytes()
+    return out
+
+
+def counts(conn: psycopg.Connection) -> dict[str, int]:
+    tables = ("knn_run", "cluster_run", "duplicate_run", "visualrank_run", "image_embedding")
+    found = {t: conn.execute(f"SELECT count(*) FROM ccvec.{t}").fetchone()[0] for t in tables}
+    conn.commit()
+    return found
+
+
+def image_pages(out: Path) -> set[str]:
+    return {p.stem for p in (out / "image").rglob("*.html")}
+
+
+@pytest.fixture()
+def tiny(conn: psycopg.Connection, tmp_path: Path) -> str:
+    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec(MODEL))
+    conn.commit()
+    return MODEL
+
+
+def test_rerun_does_nothing_new_and_a_third_adds_exactly_the_new_images(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    write_photos(photos, ("chelsea", "coffee", "astronaut", "camera", "rocket", "horse"))
+    other = write_photos(tmp_path / "other", ("moon",))[0]  # in the database, not in this run's sources
+    assert cli("load", str(other.parent), "--model", tiny, database_url=database_url).returncode == 0
+    out = tmp_path / "out"
+    args = ("run", str(photos), "--out", str(out), "--model", tiny, "--k", "3")
+
+    first = cli(*args, database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    assert "load: 6 new" in first.stdout
+    assert (out / "index.html").is_file() and (out / MANIFEST).is_file()
+    expected = {str(identity(file_location(p))) for p in photos.iterdir()}
+    assert image_pages(out) == expected  # the other folder's image stays out
+    assert str(identity(file_location(other))) not in (out / "index.html").read_text()
+    before, state = snapshot(out), counts(conn)
+
+    second = cli(*args, database_url=database_url)
+    assert second.returncode == 0, second.stderr
+    assert "load: 0 new, 6 already loaded" in second.stdout
+    for step in ("dedup", "graph", "cluster", "scores", "report"):
+        assert f"{step}: up to date" in second.stdout, second.stdout
+    last_load = conn.execute("SELECT loaded FROM ccvec.load_run ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert last_load == 0
+    assert counts(conn) == state  # no new graph, cluster, dedup or VisualRank runs
+    assert snapshot(out) == before
+
+    added = [photos / "extra_coins.jpg", photos / "extra_page.jpg"]
+    photo("coins").convert("RGB").save(added[0])
+    photo("page").convert("RGB").save(added[1])
+    third = cli(*args, database_url=database_url)
+    assert third.returncode == 0, third.stderr
+    assert "load: 2 new, 6 already loaded" in third.stdout
+    assert image_pages(out) == expected | {str(identity(file_location(p))) for p in added}
+    thumbs_before = {k for k in before if k.startswith("thumbs/")}
+    thumbs_after = {k for k in snapshot(out) if k.startswith("thumbs/")}
+    assert thumbs_before < thumbs_after and len(thumbs_after - thumbs_before) == 2
+    assert counts(conn)["knn_run"] == state["knn_run"]  # extended, not rebuilt
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert set(manifest["files"]) == set(snapshot(out)) - {MANIFEST}
+
+    added[1].unlink()  # an image leaves the source: its pages leave OUT, nothing else is touched
+    fourth = cli(*args, database_url=database_url)
+    assert fourth.returncode == 0, fourth.stderr
+    assert image_pages(out) == expected | {str(identity(file_location(added[0])))}
+
+    again = cli("report", str(out), database_url=database_url)  # the sources come from OUT's manifest
+    assert again.returncode == 0, again.stderr
+    assert "report: up to date" in again.stdout
+    everything = cli("report", str(tmp_path / "all"), database_url=database_url)  # a new OUT: every image
+    assert everything.returncode == 0, everything.stderr
+    assert str(identity(file_location(other))) in image_pages(tmp_path / "all")
+
+
+def test_out_with_foreign_files_is_refused_and_left_alone(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    write_photos(tmp_path / "p", ("coins", "horse"))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    result = cli("run", str(tmp_path / "p"), "--out", str(out), "--model", tiny, database_url=database_url)
+    assert result.returncode == 2
+    assert "holds files ccvec did not write (notes.txt)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert conn.execute("SELECT count(*) FROM ccvec.load_run").fetchone()[0] == 0  # refused before work
+
+    ours = tmp_path / "ours"
+    assert (
+        cli(
+            "run", str(tmp_path / "p"), "--out", str(ours), "--model", tiny, database_url=database_url
+        ).returncode
+        == 0
+    )
+    (ours / "image" / "stray.html").write_text("not ccvec's")
+    again = cli("run", str(tmp_path / "p"), "--out", str(ours), "--model", tiny, database_url=database_url)
+    assert again.returncode == 2 and "image/stray.html" in again.stderr
+
+
+def test_empty_source_single_file_and_several_sources(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    result = cli("run", str(empty), "--model", tiny, database_url=database_url)
+    assert result.returncode == 2
+    assert "no images in" in result.stderr and str(empty) in result.stderr
+
+    one = write_photos(tmp_path / "a", ("chelsea",))[0]
+    single = cli("run", str(one), "--out", str(tmp_path / "o1"), "--model", tiny, database_url=database_url)
+    assert single.returncode == 0, single.stderr
+    assert "load: 1 new" in single.stdout and "graph: skipped" in single.stdout
+    assert image_pages(tmp_path / "o1") == {str(identity(file_location(one)))}
+
+    write_photos(tmp_path / "b", ("coffee", "rocket", "camera"))
+    both = cli(
+        "run",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        str(empty),
+        "--out",
+        str(tmp_path / "o2"),
+        "--model",
+        tiny,
+        "--k",
+        "2",
+        database_url=database_url,
+    )
+    assert both.returncode == 0, both.stderr
+    assert "load: 3 new, 1 already loaded" in both.stdout
+    assert f"{empty}: no images here" in both.stderr
+    assert len(image_pages(tmp_path / "o2")) == 4
+
+
+def test_out_inside_the_source_is_not_loaded_as_images(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    write_photos(photos, ("coins", "horse", "camera"))
+    args = ("run", str(photos), "--out", str(photos / "report"), "--model", tiny, "--k", "2")
+    assert cli(*args, database_url=database_url).returncode == 0
+    assert any((photos / "report" / "thumbs").rglob("*.webp"))
+    again = cli(*args, database_url=database_url)
+    assert again.returncode == 0, again.stderr
+    assert "load: 0 new, 3 already loaded" in again.stdout  # not the report's thumbnails
+
+
+def test_failed_inputs_exit_1_and_show_in_the_report(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    write_photos(tmp_path / "p", ("coins", "horse", "camera"))
+    (tmp_path / "p" / "broken.jpg").write_bytes(b"not an image at all")
+    out = tmp_path / "out"
+    result = cli("run", str(tmp_path / "p"), "--out", str(out), "--model", tiny, database_url=database_url)
+    assert result.returncode == 1
+    assert "1 input(s) failed" in result.stderr
+    errors = (out / "errors-1.html").read_text()
+    assert "broken.jpg" in errors and "not an image" in errors
+    listed = cli("errors", "--format", "json", database_url=database_url)
+    assert listed.returncode == 0
+    rows = json.loads(listed.stdout)
+    assert [Path(r["source"]).name for r in rows] == ["broken.jpg"]
