@@ -3,6 +3,7 @@ destroying data, roles, two loads at once, kills (the loader, its workers, mid-D
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -153,8 +154,15 @@ def test_data_is_escaped_in_errors_and_similar(conn: psycopg.Connection, databas
     )
     ident = uuid.uuid4()
     conn.execute(
-        "INSERT INTO ccvec.image (identifier, url, title) VALUES (%s, 'u', %s)",
-        [ident, "[/x]\x1b]0;pwned\x07"],
+        "INSERT INTO ccvec.image (identifier, url, title, provider, foreign_landing_url, tags) "
+        "VALUES (%s, 'u', %s, %s, %s, %s)",
+        [
+            ident,
+            "[/x]\x1b]0;pwned\x07",
+            "[red]prov",
+            "http://h/[/y]\x1b[2J",
+            json.dumps([{"name": "[/z]\x1b[1mtag", "provider": "p"}]),
+        ],
     )
     conn.execute(
         "INSERT INTO ccvec.image_feature (identifier, phash, content_sha256, width, height) "
@@ -169,6 +177,13 @@ def test_data_is_escaped_in_errors_and_similar(conn: psycopg.Connection, databas
     similar = cli("similar", "--identifier", str(ident), database_url=database_url)
     assert similar.returncode == 0, similar.stderr
     assert "[/x]" in similar.stdout and "\x1b" not in similar.stdout and "\\x07" in similar.stdout
+    assert cli("refresh", database_url=database_url).returncode == 0
+    scores = cli("scores", "--identifier", str(ident), database_url=database_url)
+    assert scores.returncode == 0, scores.stderr
+    assert "[red]prov" in scores.stdout and "[/y]" in scores.stdout and "\x1b" not in scores.stdout
+    tags = cli("tags", str(ident), database_url=database_url)
+    assert tags.returncode == 0, tags.stderr
+    assert "[/z]" in tags.stdout and "\x1b" not in tags.stdout
 
 
 # ------------------------------------------------------------ roles

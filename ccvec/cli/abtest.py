@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ccvec.cli.common import app, console, err_console, schema_connection
+from ccvec.cli.common import app, console, err_console, safe, schema_connection
 
 experiment_app = typer.Typer(
     help="A/B tests: cluster-mate substitution and click-through analysis.", no_args_is_help=True
@@ -60,7 +60,7 @@ def experiment_import(
         f"rejected {result.rejected:,}"
     )
     for reason in result.reasons:
-        err_console.print(f"  rejected {reason}", highlight=False)
+        err_console.print(f"  rejected {safe(reason)}", highlight=False)
 
 
 @experiment_app.command("report")

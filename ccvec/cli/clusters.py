@@ -19,6 +19,7 @@ from ccvec.cli.common import (
     console,
     emit,
     parse_uuid,
+    safe,
     schema_connection,
 )
 from ccvec.errors import CcvecError
@@ -52,11 +53,11 @@ def clusters_command(
         return
     table = Table("cluster", "size", "label", "from", "medoid", box=None)
     for cluster, label, size, medoid, source in [r for r in rows if r[2] > 1][:limit]:
-        table.add_row(str(cluster), f"{size:,}", label, source, str(medoid))
+        table.add_row(str(cluster), f"{size:,}", safe(label), source, str(medoid))
     console.print(table)
     alone = [r for r in rows if r[2] == 1]
     if alone:
-        shown = ", ".join(f"{r[1]} ({r[3]})" for r in alone[:5])
+        shown = ", ".join(f"{safe(r[1])} ({r[3]})" for r in alone[:5])
         console.print(f"unclustered: {len(alone):,} images, e.g. {shown}")
     console.print(f"run {run_id}: {shape.describe()}")
 
@@ -77,9 +78,9 @@ def tags_command(
     with schema_connection() as conn:
         if identifier is not None:
             own, inferred = clusters.tags_of(conn, parse_uuid(identifier))
-            console.print(f"own tags: {', '.join(own) if own else '(none)'}")
+            console.print(f"own tags: {', '.join(safe(t) for t in own) if own else '(none)'}")
             for tag, score, support in inferred:
-                console.print(f"inferred: {tag}  score {score:.2f}  ({support} neighbours)")
+                console.print(f"inferred: {safe(tag)}  score {score:.2f}  ({support} neighbours)")
             if not inferred:
                 console.print("inferred: (none; run `ccvec refresh` after `ccvec graph build`)")
             return
@@ -136,6 +137,6 @@ def novelty_score(name: Annotated[str, typer.Argument(help="A fitted reference s
             "ORDER BY s.novelty, s.distance LIMIT 5",
             [name],
         ).fetchall()
-    console.print(f"scored {n:,} images against {name!r} (ccvec.reference_novelty); closest fits:")
+    console.print(f"scored {n:,} images against {safe(repr(name))} (ccvec.reference_novelty); closest fits:")
     for ident, novelty, title in top:
-        console.print(f"  {novelty:.2f}  {ident}  {title or ''}")
+        console.print(f"  {novelty:.2f}  {ident}  {safe(title or '')}")

@@ -15,6 +15,7 @@ from ccvec.cli.common import (
     app,
     console,
     progress,
+    safe,
     schema_connection,
 )
 from ccvec.errors import CcvecError
@@ -125,7 +126,7 @@ def cluster_command(
             clusters.label(conn, run_id)
             console.print(f"cluster run {run_id} ({how}): {clusters.shape(conn, run_id).describe()}")
             for cluster, label, size, _, _ in clusters.summary(conn, run_id)[:8]:
-                console.print(f"  {cluster:5d}  {size:6,d}  {label}")
+                console.print(f"  {cluster:5d}  {size:6,d}  {safe(label)}")
 
 
 @app.command("export-clusters")

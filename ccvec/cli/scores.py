@@ -16,6 +16,7 @@ from ccvec.cli.common import (
     err_console,
     parse_uuid,
     progress,
+    safe,
     schema_connection,
     stages,
 )
@@ -69,7 +70,7 @@ def scores_command(
         emit(["identifier", *keys], [(ident, *(x[k] for k in keys))], fmt)
         return
     provider, landing, _ = x["catalog"]
-    console.print(f"[bold]{ident}[/bold]  provider {provider or '-'}  {landing or ''}")
+    console.print(f"[bold]{ident}[/bold]  provider {safe(provider or '-')}  {safe(landing or '')}")
     console.print(f"popularity  {x['popularity']:.3f}  ({x['provenance']}, support {x['support']})")
     if x["metric"]:
         metric, raw, p, vp, constant = x["metric"]
@@ -100,7 +101,7 @@ def scores_command(
             "provider": "the provider's source-class prior (no web rank for its host or domain)",
         }[source]
         web = x["domain"] if source in ("host", "domain") else x["prior"]
-        console.print(f"  web {web:.3f}: {detail}")
+        console.print(f"  web {web:.3f}: {safe(detail)}")
 
 
 @authority_app.command("load-hosts")
