@@ -17,6 +17,7 @@ from ccvec.cli.common import (
     progress,
     safe,
     schema_connection,
+    stages,
 )
 from ccvec.errors import CcvecError
 
@@ -113,17 +114,22 @@ def cluster_command(
     from ccvec import clusters, graph
 
     levels = sorted(set(sim or []))
-    with schema_connection() as conn:
+    with schema_connection() as conn, stages() as bar:
         runs = []
         if not levels:
+            bar.update("clustering (louvain)", 0, 1)
             runs.append((clusters.cluster_louvain(conn, resolution), f"louvain, resolution {resolution:g}"))
-        for value in levels:
+        for i, value in enumerate(levels):
+            bar.update(f"clustering (sim {value:g})", i, len(levels))
             level = "default" if len(levels) == 1 else f"sim={value:g}"
             run_id = graph.cluster(conn, value, method, level)
             threshold = graph.cluster_summary(conn, run_id)[2]
             runs.append((run_id, f"{method}, sim {value:g}, cosine >= {threshold:.3f}"))
-        for run_id, how in runs:
+        for i, (run_id, _) in enumerate(runs):
+            bar.update("naming clusters", i, len(runs))
             clusters.label(conn, run_id)
+        bar.pause()
+        for run_id, how in runs:
             console.print(f"cluster run {run_id} ({how}): {clusters.shape(conn, run_id).describe()}")
             for cluster, label, size, _, _ in clusters.summary(conn, run_id)[:8]:
                 console.print(f"  {cluster:5d}  {size:6,d}  {safe(label)}")
@@ -145,18 +151,21 @@ def export_clusters_command(
     each folder's label in labels.csv and a README, and contact sheets captioned with the labels."""
     from ccvec import clusters, export
 
-    with schema_connection() as conn:
+    with schema_connection() as conn, stages() as bar:
         if run is None:
             row = conn.execute("SELECT max(run_id) FROM ccvec.image_cluster").fetchone()
             run = row[0] if row else None
             if run is None:
                 raise CcvecError("no clusters yet: run `ccvec cluster`")
+        bar.update("reading clusters", 0, 3)
         if not conn.execute("SELECT 1 FROM ccvec.cluster_label WHERE run_id = %s LIMIT 1", [run]).fetchone():
             clusters.label(conn, run)
         members = export.cluster_files(conn, run, 1)
         labels = export.cluster_labels(conn, run)
-    written = export.export_folders(members, target, copy, labels)
-    made = export.export_sheets(members, target, sheets, labels)
+        bar.update("writing folders", 1, 3)
+        written = export.export_folders(members, target, copy, labels)
+        bar.update("contact sheets", 2, 3)
+        made = export.export_sheets(members, target, sheets, labels)
     grouped = sum(1 for m in members.values() if len(m) > 1)
     alone = sum(1 for m in members.values() if len(m) == 1)
     console.print(
