@@ -149,8 +149,12 @@ def test_tags_command_and_already_tagged_images(conn: psycopg.Connection) -> Non
     assert {(r["identifier"], r["tag"]) for r in rows} == {(str(i), t) for i, t in inferred}
     as_csv = runner.invoke(app, ["tags", "--all", "--format", "csv"])
     assert len(list(csv.DictReader(io.StringIO(as_csv.stdout)))) == len(inferred)
+    table = runner.invoke(app, ["tags", "--all"])
+    assert table.exit_code == 0 and all(str(i) in table.stdout for i, _ in inferred)
+    one_json = json.loads(runner.invoke(app, ["tags", str(ids[4]), "--format", "json"]).stdout)
+    assert {"tag": "cat", "kind": "inferred"}.items() <= one_json[0].items()
     bad = runner.invoke(app, ["tags", "--all", "--format", "xml"])
-    assert isinstance(bad.exception, CcvecError) and "--format must be csv or json" in str(bad.exception)
+    assert bad.exit_code == 2 and "xml" in bad.output
 
 
 def test_clusters_command_and_export_with_unclustered(conn: psycopg.Connection, tmp_path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
 from typing import Annotated
 
 import typer
@@ -64,39 +61,41 @@ def clusters_command(
 
 @app.command("tags")
 def tags_command(
-    identifier: Annotated[str | None, typer.Argument(help="An image's identifier.")] = None,
+    identifier: Annotated[str | None, typer.Argument(metavar="ID", help="An image's identifier.")] = None,
     all_images: Annotated[bool, typer.Option("--all", help="Every inferred tag.")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="With --all: csv or json.")] = "csv",
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Tags of an image (its own and inferred from neighbours, with score), or all inferred tags."""
     from ccvec import clusters
 
     if all_images == (identifier is not None):
         raise CcvecError("give one IDENTIFIER or --all")
-    if fmt not in ("csv", "json"):
-        raise CcvecError(f"--format must be csv or json, not {fmt!r}")
     with schema_connection() as conn:
         if identifier is not None:
             own, inferred = clusters.tags_of(conn, parse_uuid(identifier))
-            console.print(f"own tags: {', '.join(safe(t) for t in own) if own else '(none)'}")
-            for tag, score, support in inferred:
-                console.print(f"inferred: {safe(tag)}  score {score:.2f}  ({support} neighbours)")
-            if not inferred:
-                console.print("inferred: (none; run `ccvec refresh` after `ccvec graph build`)")
-            return
-        rows = list(clusters.all_tags(conn))
-    keys = ("identifier", "tag", "score", "support", "already_tagged")
-    if fmt == "json":
-        json.dump(
-            [dict(zip(keys, (str(r[0]), r[1], round(r[2], 4), r[3], r[4]), strict=True)) for r in rows],
-            sys.stdout,
-            indent=1,
+        else:
+            rows = list(clusters.all_tags(conn))
+    if identifier is None:
+        emit(
+            ("identifier", "tag", "score", "support", "already_tagged"),
+            [(str(i), tag, round(score, 4), support, tagged) for i, tag, score, support, tagged in rows],
+            fmt,
+            empty="no inferred tags (run `ccvec refresh` after `ccvec graph build`)",
         )
-        sys.stdout.write("\n")
-    else:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(keys)
-        writer.writerows((str(r[0]), r[1], f"{r[2]:.4f}", r[3], r[4]) for r in rows)
+        return
+    if fmt != Format.table:
+        mine = [(tag, "own", None, None) for tag in own]
+        emit(
+            ("tag", "kind", "score", "support"),
+            [*mine, *((t, "inferred", round(sc, 4), n) for t, sc, n in inferred)],
+            fmt,
+        )
+        return
+    console.print(f"own tags: {', '.join(safe(t) for t in own) if own else '(none)'}")
+    for tag, score, support in inferred:
+        console.print(f"inferred: {safe(tag)}  score {score:.2f}  ({support} neighbours)")
+    if not inferred:
+        console.print("inferred: (none; run `ccvec refresh` after `ccvec graph build`)")
 
 
 @novelty_app.command("fit")
