@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ccvec.cli.common import (
     DEFAULT_MODEL,
@@ -48,10 +47,12 @@ def clusters_command(
             fmt,
         )
         return
-    table = Table("cluster", "size", "label", "from", "medoid", box=None)
-    for cluster, label, size, medoid, source in [r for r in rows if r[2] > 1][:limit]:
-        table.add_row(str(cluster), f"{size:,}", safe(label), source, str(medoid))
-    console.print(table)
+    grouped = [r for r in rows if r[2] > 1][:limit]
+    emit(
+        ["cluster", "size", "label", "from", "medoid"],
+        [(c, f"{n:,}", lb, src, m) for c, lb, n, m, src in grouped],
+        fmt,
+    )
     alone = [r for r in rows if r[2] == 1]
     if alone:
         shown = ", ".join(f"{safe(r[1])} ({r[3]})" for r in alone[:5])
@@ -80,7 +81,8 @@ def tags_command(
             ("identifier", "tag", "score", "support", "already_tagged"),
             [(str(i), tag, round(score, 4), support, tagged) for i, tag, score, support, tagged in rows],
             fmt,
-            empty="no inferred tags (run `ccvec refresh` after `ccvec graph build`)",
+            empty="no inferred tags: no tag is shared by enough neighbours (or no image has tags); "
+            "`ccvec refresh` recomputes them",
         )
         return
     if fmt != Format.table:
@@ -95,7 +97,7 @@ def tags_command(
     for tag, score, support in inferred:
         console.print(f"inferred: {safe(tag)}  score {score:.2f}  ({support} neighbours)")
     if not inferred:
-        console.print("inferred: (none; run `ccvec refresh` after `ccvec graph build`)")
+        console.print("inferred: (none: no tag is shared by enough of its neighbours)")
 
 
 @novelty_app.command("fit")

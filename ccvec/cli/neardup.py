@@ -65,6 +65,8 @@ def similar_command(
             except ValueError as exc:
                 raise CcvecError(str(exc)) from exc
         elif image is not None:
+            if not image.is_file():
+                raise CcvecError(f"{image}: no such file")
             try:
                 grid = decode(image.read_bytes(), None).hash_grid
             except (OSError, DecodeError) as exc:

@@ -67,7 +67,12 @@ def scores_command(
         x = scores.explain(conn, ident)
     if fmt != Format.table:
         keys = ("popularity", "provenance", "support", "authority", "visual", "domain", "prior", "web_source")
-        emit(["identifier", *keys], [(ident, *(x[k] for k in keys))], fmt)
+        novelty = {_novelty_key(label): value for label, value, _ in x.get("novelty", [])}
+        emit(
+            ["identifier", *keys, *novelty],
+            [(ident, *(x[k] for k in keys), *novelty.values())],
+            fmt,
+        )
         return
     provider, landing, _ = x["catalog"]
     console.print(f"[bold]{ident}[/bold]  provider {safe(provider or '-')}  {safe(landing or '')}")
@@ -84,8 +89,6 @@ def scores_command(
         for nb, sim, pop in having:
             console.print(f"    {nb}  similarity {sim:.3f}  popularity {pop:.3f}")
     console.print(f"authority   {x['authority']:.3f}")
-    for label, novelty, detail in x.get("novelty", []):
-        console.print(f"novelty     {novelty:.3f}  {label} ({detail})")
     if x["visualrank"]:
         rank, score, iterations, residual, nodes = x["visualrank"]
         console.print(
@@ -102,6 +105,13 @@ def scores_command(
         }[source]
         web = x["domain"] if source in ("host", "domain") else x["prior"]
         console.print(f"  web {web:.3f}: {safe(detail)}")
+    for label, novelty, detail in x.get("novelty", []):
+        console.print(f"novelty     {novelty:.3f}  {safe(label)} ({safe(detail)})")
+
+
+def _novelty_key(label: str) -> str:
+    """'within the collection' -> novelty; 'against NAME' -> novelty_NAME (machine-readable keys)."""
+    return "novelty" if label == "within the collection" else f"novelty_{label.removeprefix('against ')}"
 
 
 @authority_app.command("load-hosts")
