@@ -14,6 +14,7 @@ derivatives. What a derivative looks like, measurable from one decode in about a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +105,7 @@ class ImageCues:
     jpeg_quality: int | None
 
 
-def jpeg_quality(tables: dict | None) -> int | None:
+def jpeg_quality(tables: Mapping[int, Sequence[int]] | None) -> int | None:
     """libjpeg quality (1..100) whose scaled table is closest to the luminance table (Pillow's
     `image.quantization`)."""
     if not tables or 0 not in tables or len(tables[0]) != 64:
@@ -151,7 +152,7 @@ def _detail(image: Image.Image) -> float:
     return float(top_octave / below) if below > 0 else 0.0
 
 
-def image_cues(image: Image.Image, quantization: dict | None = None) -> ImageCues:
+def image_cues(image: Image.Image, quantization: Mapping[int, Sequence[int]] | None = None) -> ImageCues:
     """The cues of one decoded (orientation-corrected) image; `quantization`: its JPEG tables."""
     w, h = image.size
     scale = min(1.0, SMALL / max(w, h))

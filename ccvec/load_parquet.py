@@ -12,13 +12,16 @@ per-value Python), so the database, not the client, is what this is bound by.
 
 from __future__ import annotations
 
+import importlib
 import json
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
@@ -29,7 +32,11 @@ from ccvec.errors import CcvecError
 from ccvec.models import registry
 from ccvec.models.registry import Model
 from ccvec.models.spec import ModelSpec
-from ccvec.spark import ERROR_KIND, FEATURE_KIND, JSON_COLUMNS, MANIFEST, TEXT_COLUMNS, read_manifest
+from ccvec.sources import JSON_COLUMNS
+from ccvec.spark import ERROR_KIND, FEATURE_KIND, MANIFEST, TEXT_COLUMNS, FeaturesManifest, read_manifest
+
+if TYPE_CHECKING:
+    from ccvec.load import LoadSummary
 
 SLICE_ROWS = 5_000  # rows per transaction: a crash loses at most this many per connection
 DEFAULT_JOBS = defaults.LOAD_JOBS
@@ -48,12 +55,11 @@ def is_features_dataset(source: str | Path) -> bool:
         return False
 
 
-def _pyarrow():
+def _pyarrow() -> ModuleType:
     try:
-        import pyarrow.parquet as pq
+        return importlib.import_module("pyarrow.parquet")
     except ImportError:
         raise CcvecError("loading a features dataset needs pyarrow: pip install 'ccvec[spark]'") from None
-    return pq
 
 
 def halfvec_binary(embeddings: list[bytes], dim: int) -> list[bytes]:
@@ -68,7 +74,15 @@ def halfvec_binary(embeddings: list[bytes], dim: int) -> list[bytes]:
     return [header + row.tobytes() for row in rows]
 
 
-def _metadata(row: dict) -> dict:
+def _first(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The row a single-row query returns (a missing one is a bug, not a state to carry on from)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise CcvecError("the database returned no row where one was expected")
+    return row
+
+
+def _metadata(row: Mapping[str, Any]) -> dict[str, Any]:
     meta = {c: row[c] for c in TEXT_COLUMNS if row.get(c) is not None}
     if row.get("watermarked") is not None:
         meta["watermarked"] = row["watermarked"]
@@ -79,7 +93,7 @@ def _metadata(row: dict) -> dict:
     return meta
 
 
-def _model(conn: psycopg.Connection, manifest: dict) -> str:
+def _model(conn: psycopg.Connection, manifest: FeaturesManifest) -> str:
     """The dataset's model, registered here, refusing a different file under the same name."""
     spec = ModelSpec.from_json(manifest["spec"])
     if spec.name == registry.DEFAULT_MODEL:
@@ -110,7 +124,7 @@ def _load_slice(
     conn = _connection(url)
     read = inserted = 0
     for batch in _pyarrow().ParquetFile(path).iter_batches(SLICE_ROWS, row_groups=[group]):
-        rows = batch.to_pylist()
+        rows: list[dict[str, Any]] = batch.to_pylist()
         read += len(rows)
         with conn.transaction():
             n = _write_rows(conn, model, dim, rows, write_catalog)
@@ -119,7 +133,9 @@ def _load_slice(
     return read, inserted
 
 
-def _write_rows(conn: psycopg.Connection, model: str, dim: int, rows: list[dict], write_catalog: bool) -> int:
+def _write_rows(
+    conn: psycopg.Connection, model: str, dim: int, rows: list[dict[str, Any]], write_catalog: bool
+) -> int:
     """Stage by COPY BINARY the rows this model lacks, then ccvec.ingest_batch()."""
     ids = [r["identifier"] for r in rows]
     sql = "SELECT ccvec.missing_embeddings(%s, %s::uuid[])"
@@ -145,7 +161,8 @@ def _write_rows(conn: psycopg.Connection, model: str, dim: int, rows: list[dict]
                     Jsonb(_metadata(r)),
                 ]
             )
-    return conn.execute("SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog]).fetchone()[0]
+    inserted: int = _first(conn.execute("SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog]))[0]
+    return inserted
 
 
 _THREAD_CONNECTIONS: dict[int, psycopg.Connection] = {}
@@ -173,7 +190,7 @@ def _close_connections() -> None:
 def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> int:
     """The job's error rows into ccvec.load_error, each (source, stage, reason) once across reruns."""
     pq = _pyarrow()
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     for path in sorted((root / f"kind={ERROR_KIND}").glob("*.parquet")):
         table = pq.read_table(path, columns=["identifier", "location", "stage", "reason"])
         rows += [
@@ -205,7 +222,7 @@ def load_dataset(
     write_catalog: bool = True,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
-):
+) -> LoadSummary:
     """Bulk-load a features dataset over `jobs` connections; returns a `ccvec.load.LoadSummary`."""
     from ccvec.load import LoadSummary  # the summary a normal load returns, for the same CLI output
 
@@ -218,9 +235,11 @@ def load_dataset(
     with db.connection(url) as conn:
         migrate.require_current(conn)
         model = _model(conn, manifest)
-        run_id = conn.execute(
-            "INSERT INTO ccvec.load_run (source, model) VALUES (%s, %s) RETURNING id", [str(root), model]
-        ).fetchone()[0]
+        run_id: int = _first(
+            conn.execute(
+                "INSERT INTO ccvec.load_run (source, model) VALUES (%s, %s) RETURNING id", [str(root), model]
+            )
+        )[0]
         conn.commit()
         summary = LoadSummary(run_id)
         parts = list(_slices(root))
@@ -259,10 +278,10 @@ def _drop_index(conn: psycopg.Connection, model: str, incoming: int) -> bool:
     """Drop the model's HNSW index when rebuilding it after the load is faster (`ccvec load`'s rule)."""
     from ccvec.load import REBUILD_INDEX_ABOVE
 
-    if not incoming or not conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]:
+    if not incoming or not _first(conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]))[0]:
         return False
     sql = "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s"
-    if incoming <= REBUILD_INDEX_ABOVE * conn.execute(sql, [model]).fetchone()[0]:
+    if incoming <= REBUILD_INDEX_ABOVE * _first(conn.execute(sql, [model]))[0]:
         return False
     conn.execute("SELECT ccvec.drop_embedding_index(%s)", [model])
     conn.commit()

@@ -19,12 +19,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from ccvec.errors import CcvecError
 from ccvec.models import registry
@@ -40,6 +42,15 @@ from ccvec.sources import (
     open_source,
     row_to_item,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+    from ccvec.decode import DecodedImage
+    from ccvec.models.runtime import Embedder
+
+    PandasMapFunction = Callable[[Iterable[pd.DataFrame]], Iterator[pd.DataFrame]]
 
 FORMAT = "ccvec-features"
 FORMAT_VERSION = 1
@@ -90,15 +101,49 @@ class FeatureSummary:
     seconds: float = 0.0
 
 
+class FeaturesManifest(TypedDict):
+    """The `_ccvec.json` of a features dataset."""
+
+    format: str
+    version: int
+    model: str
+    model_sha256: str
+    weights_sha256: str | None
+    dim: int
+    spec: dict[str, object]
+    embedding: str
+    model_file: NotRequired[str]
+
+
+class ItemRow(TypedDict):
+    """One row of ITEM_SCHEMA: an item (identifier, location, metadata JSON) or a bad row (where_, reason)."""
+
+    identifier: str | None
+    location: str | None
+    metadata: str | None
+    where_: str | None
+    reason: str | None
+
+
+class ErrorRow(TypedDict):
+    """An error row of OUTPUT_SCHEMA (the columns it leaves out are null)."""
+
+    kind: str
+    identifier: str | None
+    location: str | None
+    stage: str
+    reason: str
+
+
 # ---------------------------------------------------------------- the dataset's manifest
 
 
-def read_manifest(out: Path) -> dict | None:
+def read_manifest(out: Path) -> FeaturesManifest | None:
     path = Path(out) / MANIFEST
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
+        data: FeaturesManifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CcvecError(f"{path}: unreadable features manifest ({exc})") from None
     if data.get("format") != FORMAT:
@@ -116,7 +161,7 @@ def _write_manifest(out: Path, model: Model) -> None:
     if existing:
         return
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {
+    manifest: FeaturesManifest = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "model": model.name,
@@ -139,7 +184,7 @@ def model_from_files(onnx_file: Path, spec_file: Path) -> Model:
 # ---------------------------------------------------------------- rows → items
 
 
-def _frame(rows: list[dict], columns: list[str]):
+def _frame(rows: Sequence[Mapping[str, object]], columns: list[str]) -> pd.DataFrame:
     """Rows as an all-object pandas frame with None (not NaN) for gaps: a column that is all NaN
     would be float64, and PySpark fails casting float64 to a string column."""
     import pandas as pd
@@ -148,7 +193,7 @@ def _frame(rows: list[dict], columns: list[str]):
     return frame.where(frame.notna(), None)
 
 
-def _item_row(entry: SourceItem | BadRow) -> dict:
+def _item_row(entry: SourceItem | BadRow) -> ItemRow:
     if isinstance(entry, BadRow):
         return {
             "identifier": None,
@@ -178,13 +223,13 @@ def _is_catalog_dump(path: Path) -> bool:
     return False
 
 
-def _dump_rows_to_items(base_dir: str, label: str):
+def _dump_rows_to_items(base_dir: str, label: str) -> PandasMapFunction:
     """mapInPandas function: catalog rows (any Openverse columns) → item rows, bad rows kept."""
 
-    def convert(frames: Iterable) -> Iterator:
+    def convert(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for frame in frames:
             frame = frame.astype(object).where(frame.notna(), None)
-            out = []
+            out: list[ItemRow] = []
             for i, row in enumerate(frame.to_dict("records")):
                 try:
                     out.append(_item_row(row_to_item(row, Path(base_dir))))
@@ -196,7 +241,7 @@ def _dump_rows_to_items(base_dir: str, label: str):
     return convert
 
 
-def source_items(spark, source: str):
+def source_items(spark: SparkSession, source: str) -> DataFrame:
     """A DataFrame of item rows (identifier, location, metadata JSON) and bad rows (where_, reason)."""
     path = Path(source).expanduser()
     if _is_catalog_dump(path):
@@ -216,10 +261,10 @@ def source_items(spark, source: str):
 
 # ---------------------------------------------------------------- per image, on the executors
 
-_EMBEDDERS: dict[str, object] = {}  # one onnxruntime session per Python worker, reused across tasks
+_EMBEDDERS: dict[str, Embedder] = {}  # one onnxruntime session per Python worker, reused across tasks
 
 
-def _embedder(model_file: str, sha256: str, spec_json: str):
+def _embedder(model_file: str, sha256: str, spec_json: str) -> Embedder:
     if sha256 not in _EMBEDDERS:
         from pyspark import SparkFiles
 
@@ -234,7 +279,7 @@ def _embedder(model_file: str, sha256: str, spec_json: str):
     return _EMBEDDERS[sha256]
 
 
-def _error(row: dict, stage: str, reason: str) -> dict:
+def _error(row: ItemRow, stage: str, reason: str) -> ErrorRow:
     return {
         "kind": ERROR_KIND,
         "identifier": row.get("identifier"),
@@ -244,7 +289,7 @@ def _error(row: dict, stage: str, reason: str) -> dict:
     }
 
 
-def _prepare(row: dict, spec: ModelSpec):
+def _prepare(row: ItemRow, spec: ModelSpec) -> ErrorRow | tuple[DecodedImage, int]:
     """Fetch and decode one item with the loader's functions; a failure becomes an error row."""
     from ccvec.decode import decode
     from ccvec.fetch import FetchError, fetch
@@ -252,7 +297,10 @@ def _prepare(row: dict, spec: ModelSpec):
 
     options = LoadOptions()
     try:
-        data = fetch(row["location"], options.fetch_policy)
+        location = row["location"]
+        if location is None:
+            raise ValueError("item row without a location")
+        data = fetch(location, options.fetch_policy)
     except FetchError as exc:
         return _error(row, "fetch", str(exc))
     except Exception as exc:  # one odd URL must not fail the task (and so the job)
@@ -267,12 +315,24 @@ def _prepare(row: dict, spec: ModelSpec):
 
 
 def _feature_row(
-    row: dict, image, filesize: int, phash: int, vector: np.ndarray, model: str, sha: str
-) -> dict:
+    row: ItemRow,
+    image: DecodedImage,
+    filesize: int,
+    phash: int | np.integer[Any],
+    vector: npt.NDArray[np.float32],
+    model: str,
+    sha: str,
+) -> dict[str, object]:
     from ccvec.phash import to_signed
 
+    if row["metadata"] is None:
+        raise ValueError(f"item row {row['identifier']} without metadata")
     metadata = json.loads(row["metadata"])
-    out = {"kind": FEATURE_KIND, "identifier": row["identifier"], "location": row["location"]}
+    out: dict[str, object] = {
+        "kind": FEATURE_KIND,
+        "identifier": row["identifier"],
+        "location": row["location"],
+    }
     for column in TEXT_COLUMNS:
         out[column] = metadata.get(column)
     for column in BOOL_COLUMNS:
@@ -292,18 +352,26 @@ def _feature_row(
     return out
 
 
-def _compute_features(model_file: str, sha256: str, spec_json: str, model_name: str):
+def _pixels(image: DecodedImage) -> npt.NDArray[np.uint8]:
+    """The model input of an image decoded with a spec (decode leaves it None only without one)."""
+    if image.pixels is None:
+        raise ValueError("image decoded without model pixels")
+    return image.pixels
+
+
+def _compute_features(model_file: str, sha256: str, spec_json: str, model_name: str) -> PandasMapFunction:
     """mapInPandas function: item rows → feature rows and error rows."""
 
-    def compute(frames: Iterable) -> Iterator:
+    def compute(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from ccvec.phash import phash_from_pixels
 
         spec = ModelSpec.from_json(json.loads(spec_json))
         columns = [c.split()[0] for c in OUTPUT_SCHEMA.split(", ")]
         with ThreadPoolExecutor(FETCH_THREADS) as pool:
             for frame in frames:
-                rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-                out, good = [], []
+                rows: list[ItemRow] = frame.astype(object).where(frame.notna(), None).to_dict("records")
+                out: list[Mapping[str, object]] = []
+                good: list[tuple[ItemRow, DecodedImage, int]] = []
                 for row in rows:
                     if row["reason"] is not None:
                         out.append(_error(row, "manifest", row["reason"]))
@@ -314,7 +382,7 @@ def _compute_features(model_file: str, sha256: str, spec_json: str, model_name: 
                 ):
                     (out.append(result) if isinstance(result, dict) else good.append((row, *result)))
                 if good:
-                    pixels = np.stack([g[1].pixels for g in good])
+                    pixels = np.stack([_pixels(g[1]) for g in good])
                     vectors = _embedder(model_file, sha256, spec_json).embed(pixels)
                     hashes = phash_from_pixels(np.stack([g[1].hash_grid for g in good]))
                     for (row, image, size), h, v in zip(good, hashes, vectors, strict=True):
@@ -327,7 +395,7 @@ def _compute_features(model_file: str, sha256: str, spec_json: str, model_name: 
 # ---------------------------------------------------------------- the job
 
 
-def session(master: str | None = None, app: str = "ccvec-features"):
+def session(master: str | None = None, app: str = "ccvec-features") -> SparkSession:
     """A SparkSession; in local mode the workers run this very Python (the one with ccvec in it)."""
     try:
         from pyspark.sql import SparkSession
@@ -349,14 +417,14 @@ def session(master: str | None = None, app: str = "ccvec-features"):
     )
 
 
-def _done_identifiers(spark, out: Path):
+def _done_identifiers(spark: SparkSession, out: Path) -> DataFrame | None:
     features = out / f"kind={FEATURE_KIND}"
     if not features.is_dir() or not any(features.glob("*.parquet")):
         return None
     return spark.read.parquet(str(features)).select("identifier").distinct()
 
 
-def run_features(job: FeatureJob, spark=None) -> FeatureSummary:
+def run_features(job: FeatureJob, spark: SparkSession | None = None) -> FeatureSummary:
     """Compute features for every item of `job.source` not yet in `job.out`; append to `job.out`."""
     started = time.perf_counter()
     model = job.model or registry.build_default()
@@ -382,13 +450,13 @@ def run_features(job: FeatureJob, spark=None) -> FeatureSummary:
         compute = _compute_features(
             model.path.name, model.sha256, json.dumps(model.spec.to_json()), model.name
         )
-        before = _count_kinds(spark, out)
+        kinds_before = _count_kinds(spark, out)
         result = todo.repartition(partitions).mapInPandas(compute, OUTPUT_SCHEMA)
         # One pass writes both datasets (appending: part-file names carry a fresh job id per run).
         result.write.mode("append").option("compression", "zstd").partitionBy("kind").parquet(str(out))
-        after = _count_kinds(spark, out)
-        summary.features = after.get(FEATURE_KIND, 0) - before.get(FEATURE_KIND, 0)
-        summary.errors = after.get(ERROR_KIND, 0) - before.get(ERROR_KIND, 0)
+        kinds_after = _count_kinds(spark, out)
+        summary.features = kinds_after.get(FEATURE_KIND, 0) - kinds_before.get(FEATURE_KIND, 0)
+        summary.errors = kinds_after.get(ERROR_KIND, 0) - kinds_before.get(ERROR_KIND, 0)
         items.unpersist()
     finally:
         if own_session:
@@ -397,7 +465,7 @@ def run_features(job: FeatureJob, spark=None) -> FeatureSummary:
     return summary
 
 
-def _count_kinds(spark, out: Path) -> dict[str, int]:
+def _count_kinds(spark: SparkSession, out: Path) -> dict[str, int]:
     if not any(out.glob("kind=*/*.parquet")):
         return {}
     return {
