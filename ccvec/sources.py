@@ -15,12 +15,17 @@ import os
 import re
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias, overload
 from urllib.parse import quote, quote_from_bytes, unquote, unquote_to_bytes, urlsplit, urlunsplit
 
 from ccvec.errors import CcvecError
+
+# A JSON value as json.loads returns it (and as jsonb stores it); rows and metadata are objects.
+JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
+JSONObject: TypeAlias = dict[str, JSON]
 
 IMAGE_EXTENSIONS = {
     ".jpg",
@@ -80,7 +85,7 @@ class SourceItem:
 
     identifier: uuid.UUID
     location: str  # a file URI or an http(s) URL
-    metadata: dict = field(default_factory=dict, compare=False)
+    metadata: JSONObject = field(default_factory=dict, compare=False)
     origin: str | None = field(default=None, compare=False)  # "manifest.csv:12" for manifest rows
     warnings: tuple[str, ...] = field(default=(), compare=False)  # what sanitising changed
 
@@ -145,7 +150,11 @@ def clean_text(value: str) -> tuple[str, list[str]]:
     return value, notes
 
 
-def clean_json(value, name: str, notes: list[str], depth: int = 0):
+@overload
+def clean_json(value: str, name: str, notes: list[str], depth: int = 0) -> str: ...
+@overload
+def clean_json(value: JSON, name: str, notes: list[str], depth: int = 0) -> JSON: ...
+def clean_json(value: JSON, name: str, notes: list[str], depth: int = 0) -> JSON:
     """A JSON value jsonb accepts: text cleaned, non-finite numbers -> null, bounded nesting."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"column {name} is nested deeper than {MAX_JSON_DEPTH} levels")
@@ -166,7 +175,7 @@ def clean_json(value, name: str, notes: list[str], depth: int = 0):
     return value
 
 
-def _as_text(name: str, value) -> str:
+def _as_text(name: str, value: JSON) -> str:
     """Text columns take text; numbers become text (unambiguous); anything else is refused."""
     if isinstance(value, str):
         return value
@@ -175,12 +184,13 @@ def _as_text(name: str, value) -> str:
     raise ValueError(f"column {name} must be text, got {type(value).__name__} {_show(value)}")
 
 
-def _as_int(name: str, value) -> int:
+def _as_int(name: str, value: JSON) -> int:
     """Integers, integral floats and integer text; anything else is refused."""
     if isinstance(value, bool):
         raise ValueError(f"column {name} must be an integer, got a boolean")
-    integral_float = isinstance(value, float) and math.isfinite(value) and value.is_integer()
-    if integral_float or (isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,18}\s*", value)):
+    if (isinstance(value, float) and math.isfinite(value) and value.is_integer()) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,18}\s*", value)
+    ):
         value = int(value)
     if not isinstance(value, int):
         raise ValueError(f"column {name} is not an integer: {_show(value)}")
@@ -189,7 +199,7 @@ def _as_int(name: str, value) -> int:
     return value
 
 
-def _as_bool(name: str, value) -> bool:
+def _as_bool(name: str, value: JSON) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -200,7 +210,7 @@ def _as_bool(name: str, value) -> bool:
     raise ValueError(f"column {name} is not a boolean: {_show(value)}")
 
 
-def _show(value, limit: int = 60) -> str:
+def _show(value: object, limit: int = 60) -> str:
     """A short printable repr of a bad value for a reason text."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
@@ -306,7 +316,7 @@ def _is_symlink(path: Path) -> bool:
         return False
 
 
-def _file_metadata(path: Path, location: str) -> tuple[dict, list[str]]:
+def _file_metadata(path: Path, location: str) -> tuple[JSONObject, list[str]]:
     notes: list[str] = []
     title = clean_json(path.stem, "title", notes)[: CATALOG_COLUMNS["title"]]
     return {
@@ -320,13 +330,14 @@ def _file_metadata(path: Path, location: str) -> tuple[dict, list[str]]:
 # ---------------------------------------------------------------- manifest rows
 
 
-def _parse_json_field(name: str, value):
+def _parse_json_field(name: str, value: JSON) -> JSON:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        parsed: JSON = json.loads(value)
+        return parsed
     except (ValueError, RecursionError):
         if name == "tags":  # CSV convenience: "cat; animal" or "cat,animal"
             sep = ";" if ";" in value else ","
@@ -334,31 +345,33 @@ def _parse_json_field(name: str, value):
         raise ValueError(f"column {name} is not valid JSON: {_show(value)}") from None
 
 
-def _normalise_tags(tags) -> list | None:
+def _normalise_tags(tags: JSON) -> list[JSON] | None:
     if tags is None:
         return None
     if isinstance(tags, str):  # one bare label
         tags = [tags]
     if not isinstance(tags, list):
         raise ValueError(f"column tags must be a list, got {type(tags).__name__} {_show(tags)}")
-    out = []
+    out: list[JSON] = []
     for tag in tags:
         if isinstance(tag, str):
             tag = {"name": tag}
-        if not isinstance(tag, dict) or not isinstance(tag.get("name"), str):
+        name = tag.get("name") if isinstance(tag, dict) else None
+        if not isinstance(name, str):
             raise ValueError(f"each tag needs a name: {_show(tag)}")
-        if tag["name"].strip():  # an empty label is no tag, not a reason to drop the image
+        if name.strip():  # an empty label is no tag, not a reason to drop the image
             out.append(tag)
     return out
 
 
-def _location(row: dict, base_dir: Path, remote_only: bool) -> tuple[str, str | None]:
+def _location(row: JSONObject, base_dir: Path, remote_only: bool) -> tuple[str, str | None]:
     """(location to fetch, the row's URL as given or None) from the row's path / url columns."""
-    path, url = row.get("path"), row.get("url")
-    for name, value in (("path", path), ("url", url)):
+    raw_path, raw_url = row.get("path"), row.get("url")
+    for name, value in (("path", raw_path), ("url", raw_url)):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"column {name} must be text, got {type(value).__name__} {_show(value)}")
-    path, url = (path or "").strip(), (url or "").strip()
+    path = (raw_path if isinstance(raw_path, str) else "").strip()  # None -> ""
+    url = (raw_url if isinstance(raw_url, str) else "").strip()
     if not path and not url:
         raise ValueError("row has neither path nor url")
     scheme = "" if path else urlsplit(url).scheme.lower() if ":" in url else ""
@@ -374,7 +387,10 @@ def _location(row: dict, base_dir: Path, remote_only: bool) -> tuple[str, str | 
     if "\x00" in given:
         raise ValueError(f"path contains a NUL character: {_show(given)}")
     if scheme == "file":
-        file_path = local_path(normalise_url(given))
+        as_file = local_path(normalise_url(given))
+        if as_file is None:  # cannot happen: a file: URL stays one when normalised
+            raise ValueError(f"not a file URL: {_show(given)}")
+        file_path = as_file
     else:
         file_path = Path(given) if Path(given).is_absolute() else base_dir / given
     if _is_symlink(file_path):  # resolving would hide a dangling link behind its missing target
@@ -385,7 +401,7 @@ def _location(row: dict, base_dir: Path, remote_only: bool) -> tuple[str, str | 
 
 
 def row_to_item(
-    row: dict, base_dir: Path, origin: str | None = None, remote_only: bool = False
+    row: Mapping[str, JSON], base_dir: Path, origin: str | None = None, remote_only: bool = False
 ) -> SourceItem:
     """One manifest row -> SourceItem, validated and sanitised on its own; raises ValueError
     with a readable reason when the row cannot be stored. What sanitising changed (text cut to
@@ -401,14 +417,14 @@ def row_to_item(
         raw_id = raw_id.strip()
     if raw_id not in (None, "") and not isinstance(raw_id, str):
         raise ValueError(f"identifier must be a UUID string, got {_show(raw_id)}")
-    try:
-        ident = uuid.UUID(raw_id) if raw_id else identity(location)
+    try:  # raw_id is now None, "" or a str
+        ident = uuid.UUID(raw_id) if isinstance(raw_id, str) and raw_id else identity(location)
     except ValueError:
         raise ValueError(f"identifier {_show(raw_id)} is not a UUID") from None
 
     notes: list[str] = []
-    metadata: dict = {"url": location if given_url is None else normalise_url(given_url)}
-    extra: dict = {}
+    metadata: JSONObject = {"url": location if given_url is None else normalise_url(given_url)}
+    extra: JSONObject = {}
     for key, value in row.items():
         if key in IGNORED_COLUMNS or key == "url" or value is None or value == "":
             continue
@@ -422,10 +438,11 @@ def row_to_item(
             metadata[key] = _parse_json_field(key, value)
         else:
             extra[key] = value  # unknown columns are kept, in meta_data
-    if metadata.get("meta_data") is not None and not isinstance(metadata["meta_data"], dict):
-        raise ValueError(f"column meta_data must be a JSON object, got {_show(metadata['meta_data'])}")
+    meta_data = metadata.get("meta_data")
+    if meta_data is not None and not isinstance(meta_data, dict):
+        raise ValueError(f"column meta_data must be a JSON object, got {_show(meta_data)}")
     if extra:
-        metadata["meta_data"] = {**extra, **(metadata.get("meta_data") or {})}
+        metadata["meta_data"] = {**extra, **(meta_data or {})}
     metadata["tags"] = _normalise_tags(metadata.get("tags"))
     for key in JSON_COLUMNS:
         if metadata.get(key) is not None:
@@ -480,7 +497,7 @@ def read_manifest(path: Path, remote_only: bool = False) -> Iterator[SourceItem 
         yield item
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
+def _csv_rows(path: Path) -> Iterator[tuple[int, JSONObject | str]]:
     """(line, row) per CSV record, or (line, reason) for a record that cannot be a row. Invalid
     UTF-8 is kept as surrogate escapes (a file name's bytes survive; text fields get U+FFFD)."""
     csv.field_size_limit(CSV_FIELD_LIMIT)
@@ -514,7 +531,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
             yield start, row
 
 
-def jsonl_rows(path: Path) -> Iterator[tuple[int, dict | str]]:
+def jsonl_rows(path: Path) -> Iterator[tuple[int, JSONObject | str]]:
     """(line number, object) per non-empty line, or (line number, reason) for a bad line."""
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for number, line in enumerate(f, 1):
