@@ -35,10 +35,13 @@ def clusters_command(
 ) -> None:
     """List clusters: label, size, medoid; and how many images are left unclustered."""
     from ccvec import clusters
+    from ccvec.graph import one_row
 
     with schema_connection() as conn:
         rows = clusters.summary(conn, run)
-        run_id = run or conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary").fetchone()[0]
+        run_id = (
+            run or one_row(conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary"), "newest run")[0]
+        )
         shape = clusters.shape(conn, run_id)
     if fmt != Format.table:  # every cluster, singletons too
         emit(

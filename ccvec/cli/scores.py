@@ -30,6 +30,7 @@ def refresh_command() -> None:
     """Recompute, in order: popularity constants, observed popularity, neighbourhood estimates and
     inferred tags, VisualRank, web authority, image scores. Safe to rerun."""
     from ccvec import scores
+    from ccvec.graph import one_row
 
     with schema_connection() as conn, stages() as bar:
         done = []
@@ -40,12 +41,15 @@ def refresh_command() -> None:
             err_console.print(f"{name:26s} {seconds:7.1f}s", highlight=False)
 
         timings = scores.refresh(conn, on_stage=stage)
-        summary = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE popularity_provenance = 'observed'), "
-            "count(*) FILTER (WHERE popularity_provenance = 'inferred'), "
-            "count(*) FILTER (WHERE visual_authority IS NOT NULL), "
-            "(SELECT count(*) FROM ccvec.inferred_tags) FROM ccvec.image_score"
-        ).fetchone()
+        summary = one_row(
+            conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE popularity_provenance = 'observed'), "
+                "count(*) FILTER (WHERE popularity_provenance = 'inferred'), "
+                "count(*) FILTER (WHERE visual_authority IS NOT NULL), "
+                "(SELECT count(*) FROM ccvec.inferred_tags) FROM ccvec.image_score"
+            ),
+            "counting scores",
+        )
     images, observed, inferred, visual, tags = summary
     console.print(
         f"scored {images:,} images in {sum(timings.values()):.1f}s: popularity observed {observed:,}, "
