@@ -83,7 +83,7 @@ class ImportResult:
     reasons: list[str] = field(default_factory=list)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Mapping[object, object] | str]]:
+def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, object] | str]]:
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         yield from jsonl_rows(path)
     elif path.suffix.lower() == ".csv":
@@ -106,7 +106,7 @@ class Event(NamedTuple):
     occurred_at: datetime
 
 
-def parse_event(raw: Mapping[object, object]) -> Event:
+def parse_event(raw: Mapping[str, object]) -> Event:
     """A CSV or JSON row as an Event; ValueError with a reason."""
     row = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
     kind = str(row.get("event_type") or row.get("type") or row.get("event") or "").strip().lower()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -105,8 +106,13 @@ def predict_classes(conn: psycopg.Connection, model: str, batch: int = 5000) -> 
 
 
 def louvain_labels(
-    n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray, resolution: float, seed: int
-) -> np.ndarray:
+    n: int,
+    a: npt.NDArray[np.int64],
+    b: npt.NDArray[np.int64],
+    w: npt.NDArray[np.float32],
+    resolution: float,
+    seed: int,
+) -> npt.NDArray[np.int64]:
     """Louvain communities (scikit-network, BSD; compiled, sparse) of the undirected graph on nodes
     0..n-1; an edge's weight is the larger similarity of its two directions. Labels are 0..c-1."""
     import scipy.sparse as sp
@@ -117,10 +123,13 @@ def louvain_labels(
     adjacency.eliminate_zeros()
     if adjacency.nnz == 0:  # no edge of positive similarity: every image is its own community
         return np.arange(n)
-    return Louvain(resolution=resolution, random_state=seed).fit_predict(adjacency)
+    labels: npt.NDArray[np.int64] = Louvain(resolution=resolution, random_state=seed).fit_predict(adjacency)
+    return labels
 
 
-def _edge_arrays(conn: psycopg.Connection, knn_run: int, chunk: int = 200_000):
+def _edge_arrays(
+    conn: psycopg.Connection, knn_run: int, chunk: int = 200_000
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """(a, b, w) of the graph over cl_node's integer ids (0-based), read in chunks by a server-side
     cursor: ints and floats only, so 10M edges need ~120 MB here."""
     parts = []
@@ -152,13 +161,16 @@ def cluster_louvain(
     run = graph.current(conn)
     if run is None:
         raise CcvecError("no kNN graph yet: run `ccvec graph build`")
-    run_id = conn.execute(
-        "INSERT INTO ccvec.cluster_run (knn_run, method, sim, threshold, params, level) "
-        "VALUES (%s, 'louvain', 0, 0, %s, %s) RETURNING id",
-        [run.id, Jsonb({"resolution": resolution, "seed": seed}), level],
-    ).fetchone()[0]
+    run_id: int = db.fetch_row(
+        conn.execute(
+            "INSERT INTO ccvec.cluster_run (knn_run, method, sim, threshold, params, level) "
+            "VALUES (%s, 'louvain', 0, 0, %s, %s) RETURNING id",
+            [run.id, Jsonb({"resolution": resolution, "seed": seed}), level],
+        ),
+        "creating the cluster run",
+    )[0]
     conn.execute("SELECT ccvec.cluster_nodes(%s, false)", [run.id])  # cl_node (node, id 1..n, label)
-    n = conn.execute("SELECT count(*) FROM cl_node").fetchone()[0]
+    n: int = db.fetch_row(conn.execute("SELECT count(*) FROM cl_node"), "counting the nodes")[0]
     a, b, w = _edge_arrays(conn, run.id)
     labels = louvain_labels(n, a, b, w, resolution, seed)
     del a, b, w
@@ -176,12 +188,16 @@ def cluster_louvain(
 
 def label(conn: psycopg.Connection, run_id: int) -> int:
     """Class predictions for images without them, then labels and medoids for the run's clusters."""
-    model = conn.execute(
-        "SELECT k.model FROM ccvec.cluster_run r JOIN ccvec.knn_run k ON k.id = r.knn_run WHERE r.id = %s",
-        [run_id],
-    ).fetchone()[0]
+    model: str = db.fetch_row(
+        conn.execute(
+            "SELECT k.model FROM ccvec.cluster_run r JOIN ccvec.knn_run k ON k.id = r.knn_run "
+            "WHERE r.id = %s",
+            [run_id],
+        ),
+        f"cluster run {run_id}",
+    )[0]
     predict_classes(conn, model)
-    n = conn.execute("SELECT ccvec.label_clusters(%s)", [run_id]).fetchone()[0]
+    n: int = db.fetch_row(conn.execute("SELECT ccvec.label_clusters(%s)", [run_id]), "labelling clusters")[0]
     conn.commit()
     return n
 
@@ -210,18 +226,25 @@ class RunShape:
 
 
 def shape(conn: psycopg.Connection, run_id: int) -> RunShape:
-    row = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE n = 1), coalesce(sum(n), 0), coalesce(max(n), 0) "
-        "FROM (SELECT count(*) AS n FROM ccvec.cluster_member WHERE run_id = %s GROUP BY cluster) s",
-        [run_id],
-    ).fetchone()
+    row = db.fetch_row(
+        conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE n = 1), coalesce(sum(n), 0), coalesce(max(n), 0) "
+            "FROM (SELECT count(*) AS n FROM ccvec.cluster_member WHERE run_id = %s GROUP BY cluster) s",
+            [run_id],
+        ),
+        f"shape of cluster run {run_id}",
+    )
     return RunShape(*[int(x) for x in row])
 
 
-def summary(conn: psycopg.Connection, run_id: int | None = None) -> list[tuple]:
+def summary(
+    conn: psycopg.Connection, run_id: int | None = None
+) -> list[tuple[int, str | None, int, uuid.UUID | None, str | None]]:
     """(cluster, label, size, medoid, label source) of a run (default: the newest current one)."""
     if run_id is None:
-        row = conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary").fetchone()
+        row = db.fetch_row(
+            conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary"), "newest cluster run"
+        )
         if row[0] is None:
             raise CcvecError("no labelled clusters yet: run `ccvec cluster`")
         run_id = row[0]
@@ -242,7 +265,7 @@ def tags_of(
     row = conn.execute("SELECT tags FROM ccvec.catalog WHERE identifier = %s", [identifier]).fetchone()
     if row is None:
         raise CcvecError(f"no image {identifier} in the catalog")
-    own = [t.get("name") for t in (row[0] or []) if isinstance(t, dict) and t.get("name")]
+    own = [t["name"] for t in (row[0] or []) if isinstance(t, dict) and t.get("name")]
     inferred = conn.execute(
         "SELECT tag, score, support FROM ccvec.inferred_tags WHERE identifier = %s ORDER BY score DESC, tag",
         [identifier],
@@ -250,7 +273,7 @@ def tags_of(
     return own, inferred
 
 
-def all_tags(conn: psycopg.Connection) -> Iterator[tuple]:
+def all_tags(conn: psycopg.Connection) -> Iterator[tuple[uuid.UUID, str, float, int, bool]]:
     """(identifier, tag, score, support, already_tagged) of every inferred tag."""
     yield from conn.execute(
         "SELECT identifier, tag, score, support, already_tagged FROM ccvec.inferred_tags "
@@ -279,7 +302,7 @@ def novelty_fit(
         "jsonb_typeof(c.tags) = 'array' THEN c.tags ELSE '[]' END) t "
         "WHERE lower(t ->> 'name') = lower(%(v)s)",
     }[where]
-    k = int(conn.execute("SELECT ccvec.setting('novelty.k')").fetchone()[0])
+    k = int(db.fetch_row(conn.execute("SELECT ccvec.setting('novelty.k')"), "setting novelty.k")[0])
     conn.execute("DELETE FROM ccvec.novelty_model WHERE name = %s", [name])
     conn.execute(
         "INSERT INTO ccvec.novelty_model (name, model, reference, k) VALUES (%s, %s, %s, %s)",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg.rows import TupleRow
 
 from ccvec import config
 from ccvec.errors import CcvecError
@@ -383,6 +384,15 @@ def one_row(
     row = conn.execute(sql, params).fetchone()
     if row is None:
         raise CcvecError(f"the database returned no row for: {sql}")
+    return row
+
+
+def fetch_row(cursor: psycopg.Cursor[TupleRow], what: str) -> TupleRow:
+    """The row of an executed query that always returns one (an aggregate, RETURNING, a known id);
+    `what` names it in the error raised instead of indexing a None."""
+    row = cursor.fetchone()
+    if row is None:
+        raise CcvecError(f"{what}: the query returned no row")
     return row
 
 

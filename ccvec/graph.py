@@ -37,7 +37,10 @@ class GraphRun:
 
 
 def require_embeddings(conn: psycopg.Connection, model: str) -> int:
-    count = conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]).fetchone()[0]
+    count: int = db.fetch_row(
+        conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]),
+        "counting embeddings",
+    )[0]
     if count < 2:
         raise CcvecError(f"model {model!r} has {count} embedding(s): run `ccvec load` first")
     return count
@@ -45,7 +48,7 @@ def require_embeddings(conn: psycopg.Connection, model: str) -> int:
 
 def ensure_index(conn: psycopg.Connection, model: str) -> bool:
     """Build the model's HNSW index if missing (after bulk loading, as pgvector advises)."""
-    if conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]).fetchone()[0]:
+    if db.fetch_row(conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]), "checking the index")[0]:
         conn.commit()
         return False
     conn.execute(f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
@@ -55,7 +58,9 @@ def ensure_index(conn: psycopg.Connection, model: str) -> bool:
     return True
 
 
-def similar(conn: psycopg.Connection, identifier: uuid.UUID, k: int = DEFAULT_K, model: str = DEFAULT_MODEL):
+def similar(
+    conn: psycopg.Connection, identifier: uuid.UUID, k: int = DEFAULT_K, model: str = DEFAULT_MODEL
+) -> list[tuple[uuid.UUID, float]]:
     """(identifier, cosine similarity) of the k nearest images."""
     try:
         return conn.execute("SELECT * FROM ccvec.similar(%s, %s, %s)", [identifier, k, model]).fetchall()
@@ -78,10 +83,13 @@ def build(
     """A new graph over every embedded image; it becomes the current one when complete."""
     total = require_embeddings(conn, model)
     ensure_index(conn, model)
-    run_id = conn.execute(
-        "INSERT INTO ccvec.knn_run (model, k, ef_search) VALUES (%s, %s, %s) RETURNING id",
-        [model, k, ef_search],
-    ).fetchone()[0]
+    run_id: int = db.fetch_row(
+        conn.execute(
+            "INSERT INTO ccvec.knn_run (model, k, ef_search) VALUES (%s, %s, %s) RETURNING id",
+            [model, k, ef_search],
+        ),
+        "creating the kNN run",
+    )[0]
     conn.commit()
     ids = [
         r[0] for r in conn.execute("SELECT identifier FROM ccvec.image_embedding WHERE model = %s", [model])
@@ -109,7 +117,9 @@ def make_current(conn: psycopg.Connection, run_id: int) -> None:
 
 def measure_recall(conn: psycopg.Connection, run_id: int, sample: int) -> float | None:
     """Share of the exact k nearest (sequential scan) that the graph holds, over a random sample."""
-    model, k = conn.execute("SELECT model, k FROM ccvec.knn_run WHERE id = %s", [run_id]).fetchone()
+    model, k = db.fetch_row(
+        conn.execute("SELECT model, k FROM ccvec.knn_run WHERE id = %s", [run_id]), f"kNN run {run_id}"
+    )
     ids = [
         r[0]
         for r in conn.execute("SELECT DISTINCT identifier FROM ccvec.knn_edge WHERE run_id = %s", [run_id])
@@ -187,16 +197,17 @@ def cluster(conn: psycopg.Connection, sim: float, method: str = "mutual", level:
     else:
         sql = "SELECT ccvec.cluster_graph(%s::bigint, %s::real, %s, %s::text)"
         args = [run.id, sim, method == "mutual", level]
-    run_id = conn.execute(sql, args).fetchone()[0]
+    run_id: int = db.fetch_row(conn.execute(sql, args), "clustering")[0]
     conn.commit()
     return run_id
 
 
 def cluster_summary(conn: psycopg.Connection, run_id: int) -> tuple[int, int, float, list[tuple[int, int]]]:
     """(clusters, singletons, threshold, [(cluster, size)] of the largest)."""
-    clusters, singletons, threshold = conn.execute(
-        "SELECT clusters, singletons, threshold FROM ccvec.cluster_run WHERE id = %s", [run_id]
-    ).fetchone()
+    clusters, singletons, threshold = db.fetch_row(
+        conn.execute("SELECT clusters, singletons, threshold FROM ccvec.cluster_run WHERE id = %s", [run_id]),
+        f"cluster run {run_id}",
+    )
     largest = conn.execute(
         "SELECT cluster, count(*) FROM ccvec.cluster_member WHERE run_id = %s GROUP BY cluster "
         "ORDER BY count(*) DESC, cluster LIMIT 10",

@@ -10,10 +10,11 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
-from ccvec import defaults
+from ccvec import db, defaults
 from ccvec.errors import CcvecError
 from ccvec.models.registry import DEFAULT_MODEL
 from ccvec.phash import from_signed, to_signed
@@ -28,6 +29,9 @@ PREFER_KEYS = {"original", "largest", "provider", "oldest", "newest"}
 PREFER_ALIASES = {"pixels": "largest"}
 MAX_MASKS = 100_000
 PROBE_COST = 4.0  # one btree descent, relative to verifying one candidate row
+
+# (radius, cosine, model, prefer, link, k, dihedral) of a dedup run
+Settings = tuple[int, float | None, str | None, list[str], float, int, bool]
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,15 @@ def choose_chunks(rows: int, radius: int = DEFAULT_RADIUS) -> int:
 def feature_rows(conn: psycopg.Connection) -> int:
     """Rows of ccvec.image_feature from the planner's estimate: the chunk choice needs the order of
     magnitude, and an exact count(*) of a 500M-row table would cost minutes per command."""
-    estimate = conn.execute(
-        "SELECT reltuples::bigint FROM pg_class WHERE oid = 'ccvec.image_feature'::regclass"
-    ).fetchone()[0]
+    estimate: int | None = db.fetch_row(
+        conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'ccvec.image_feature'::regclass"),
+        "estimating ccvec.image_feature",
+    )[0]
     if estimate is None or estimate < 0:  # never analysed: small enough to count
-        return conn.execute("SELECT count(*) FROM ccvec.image_feature").fetchone()[0]
+        count: int = db.fetch_row(
+            conn.execute("SELECT count(*) FROM ccvec.image_feature"), "counting images"
+        )[0]
+        return count
     return estimate
 
 
@@ -166,14 +174,23 @@ def dedup(
     _check(radius, cosine, link, k)
     ensure_configured(conn)
     if cosine is not None:
-        embedded = conn.execute(
-            "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]
-        ).fetchone()[0]
+        embedded = db.fetch_row(
+            conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]),
+            "counting embeddings",
+        )[0]
         if embedded >= 2:
             from ccvec.graph import ensure_index
 
             ensure_index(conn, model)
-    settings = (radius, cosine, model if cosine is not None else None, prefer_list, link, k, dihedral)
+    settings: Settings = (
+        radius,
+        cosine,
+        model if cosine is not None else None,
+        prefer_list,
+        link,
+        k,
+        dihedral,
+    )
     last = conn.execute(
         "SELECT radius, cosine, model, prefer, link, k, dihedral FROM ccvec.duplicate_run "
         "ORDER BY id DESC LIMIT 1"
@@ -181,13 +198,18 @@ def dedup(
     if rebuild or (last is not None and not _same_settings(last, settings)):
         conn.execute("DELETE FROM ccvec.duplicate_member")
         conn.execute("TRUNCATE ccvec.duplicate_edge")
-    run_id = conn.execute(
-        "INSERT INTO ccvec.duplicate_run (radius, cosine, model, prefer, link, k, dihedral) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        list(settings),
-    ).fetchone()[0]
+    run_id: int = db.fetch_row(
+        conn.execute(
+            "INSERT INTO ccvec.duplicate_run (radius, cosine, model, prefer, link, k, dihedral) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            list(settings),
+        ),
+        "creating the duplicate run",
+    )[0]
     conn.commit()
-    grouped = conn.execute("SELECT EXISTS (SELECT 1 FROM ccvec.duplicate_member)").fetchone()[0]
+    grouped = db.fetch_row(
+        conn.execute("SELECT EXISTS (SELECT 1 FROM ccvec.duplicate_member)"), "checking for groups"
+    )[0]
     todo = [
         r[0]
         for r in conn.execute(
@@ -207,7 +229,7 @@ def dedup(
     return run_id
 
 
-def _same_settings(last: tuple, settings: tuple) -> bool:
+def _same_settings(last: tuple[Any, ...], settings: Settings) -> bool:
     def close(a: float | None, b: float | None) -> bool:
         return (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-6)
 
@@ -233,10 +255,13 @@ class GroupReport:
 
 
 def report(conn: psycopg.Connection, top: int | None = 10) -> GroupReport:
-    images = conn.execute("SELECT count(*) FROM ccvec.duplicate_member").fetchone()[0]
-    groups, dupes = conn.execute(
-        "SELECT count(*), coalesce(sum(size - 1), 0) FROM ccvec.duplicate_group"
-    ).fetchone()
+    (images,) = db.fetch_row(
+        conn.execute("SELECT count(*) FROM ccvec.duplicate_member"), "counting grouped images"
+    )
+    groups, dupes = db.fetch_row(
+        conn.execute("SELECT count(*), coalesce(sum(size - 1), 0) FROM ccvec.duplicate_group"),
+        "counting groups",
+    )
     histogram = conn.execute(
         "SELECT bucket, count(*) FROM (SELECT CASE WHEN size <= 5 THEN size::text "
         "WHEN size <= 10 THEN '6-10' WHEN size <= 100 THEN '11-100' ELSE '>100' END AS bucket, "

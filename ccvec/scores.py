@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 import psycopg
 
@@ -47,7 +48,7 @@ def _kind_of(header: list[str], path: Path) -> str:
     )
 
 
-def _open_text(path: Path):
+def _open_text(path: Path) -> TextIO:
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     return (
@@ -68,7 +69,8 @@ def load_ranks(
         raise CcvecError(f"{path}: no such ranks file")
     started = time.perf_counter()
     total_bytes = path.stat().st_size
-    bad, examples, rows, max_pos = 0, [], 0, 0
+    examples: list[str] = []
+    bad, rows, max_pos = 0, 0, 0
     try:
         with _open_text(path) as text:
             header = text.readline().rstrip("\n").split("\t")
@@ -158,7 +160,7 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None) -> dict[str
 # ---------------------------------------------------------------- explaining one image
 
 
-def explain(conn: psycopg.Connection, identifier: uuid.UUID) -> dict:
+def explain(conn: psycopg.Connection, identifier: uuid.UUID) -> dict[str, Any]:
     """Every number behind one image's popularity and authority, for `ccvec scores`."""
     score = conn.execute(
         "SELECT popularity, popularity_provenance, popularity_support, authority, visual_authority, "

@@ -6,6 +6,7 @@ commands; the order below (the data flow) is the order `ccvec --help` lists them
 
 # isort: off
 from ccvec.cli import run, loading, neardup, graph, clusters, report, scores, abtest, models, database, spark  # noqa: F401
+
 # isort: on
 from ccvec.cli.common import app, main
 

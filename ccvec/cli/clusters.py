@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ccvec import db
 from ccvec.cli.common import (
     DEFAULT_MODEL,
     Format,
@@ -38,7 +39,10 @@ def clusters_command(
 
     with schema_connection() as conn:
         rows = clusters.summary(conn, run)
-        run_id = run or conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary").fetchone()[0]
+        run_id = (
+            run
+            or db.fetch_row(conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary"), "newest run")[0]
+        )
         shape = clusters.shape(conn, run_id)
     if fmt != Format.table:  # every cluster, singletons too
         emit(

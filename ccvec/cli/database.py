@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.table import Table
 
@@ -44,12 +45,25 @@ def db_downgrade(
     console.print(f"schema at {known}")
 
 
-def _rows_held(conn) -> int:
+def _rows_held(conn: psycopg.Connection) -> int:
     total = 0
     for table in MAIN_TABLES:
-        if conn.execute("SELECT to_regclass(%s)", [f"{config.SCHEMA}.{table}"]).fetchone()[0]:
-            total += conn.execute(f"SELECT count(*) FROM {config.SCHEMA}.{table}").fetchone()[0]
+        if _table_exists(conn, table):
+            total += _row_count(conn, table)
     return total
+
+
+def _table_exists(conn: psycopg.Connection, table: str) -> bool:
+
+    name = f"{config.SCHEMA}.{table}"
+    return bool(db.fetch_row(conn.execute("SELECT to_regclass(%s)", [name]), f"looking up {name}")[0])
+
+
+def _row_count(conn: psycopg.Connection, table: str) -> int:
+
+    name = f"{config.SCHEMA}.{table}"
+    count: int = db.fetch_row(conn.execute(f"SELECT count(*) FROM {name}"), f"counting {name}")[0]
+    return count
 
 
 MAIN_TABLES = (
@@ -70,19 +84,21 @@ MAIN_TABLES = (
 @db_app.command("status")
 def db_status() -> None:
     """Show the server, pgvector and schema versions, and row counts of ccvec's tables."""
+
     url = db.resolve_url()
     with db.connection(url) as conn:
-        server = conn.execute("SHOW server_version").fetchone()[0]
-        pgvector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        server = db.fetch_row(conn.execute("SHOW server_version"), "server version")[0]
+        pgvector = db.fetch_row(
+            conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"),
+            "pgvector version (is the extension installed?)",
+        )[0]
         revision = migrate.current_revision(conn)
-        counts = {}
+        counts: dict[str, int] = {}
         if revision:
             for table in MAIN_TABLES:
-                if conn.execute("SELECT to_regclass(%s)", [f"{config.SCHEMA}.{table}"]).fetchone()[0]:
-                    counts[table] = conn.execute(f"SELECT count(*) FROM {config.SCHEMA}.{table}").fetchone()[
-                        0
-                    ]
-        missing = []
+                if _table_exists(conn, table):
+                    counts[table] = _row_count(conn, table)
+        missing: list[str] = []
         if revision == migrate.head_revision():
             from ccvec.load import missing_indexes
 
@@ -100,10 +116,10 @@ def db_status() -> None:
             "that did not finish; the next `ccvec load`, `graph` or `dedup --semantic` rebuilds it"
         )
     if counts:
-        table = Table("table", "rows", box=None)
+        rows_table = Table("table", "rows", box=None)
         for name, count in counts.items():
-            table.add_row(f"{config.SCHEMA}.{name}", f"{count:,}")
-        console.print(table)
+            rows_table.add_row(f"{config.SCHEMA}.{name}", f"{count:,}")
+        console.print(rows_table)
 
 
 @db_app.command("url")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ccvec import defaults
+from ccvec import db, defaults
 from ccvec.cli.common import (
     DEFAULT_MODEL,
     TABLE_ROWS,
@@ -60,7 +60,10 @@ def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.L
 
     with progress:
         if is_features_dataset(source):
-            return load_dataset(source, jobs, options.write_catalog, on_start=start, on_progress=advance)
+            summary: LoadSummary = load_dataset(
+                source, jobs, options.write_catalog, on_start=start, on_progress=advance
+            )
+            return summary
         return load(source, options, on_start=start, on_progress=advance)
 
 
@@ -171,9 +174,10 @@ def errors_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Inputs that could not be loaded, with the reason."""
+
     with schema_connection() as conn:
         if run is None:
-            run = conn.execute("SELECT max(run_id) FROM ccvec.load_error").fetchone()[0]
+            run = db.fetch_row(conn.execute("SELECT max(run_id) FROM ccvec.load_error"), "newest load run")[0]
         rows = (
             conn.execute(
                 "SELECT run_id, stage, source, reason FROM ccvec.load_error WHERE run_id = %s ORDER BY id",

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ccvec import defaults
+from ccvec import db, defaults
 from ccvec.cli.common import (
     DEFAULT_MODEL,
     Format,
@@ -73,6 +73,8 @@ def similar_command(
                 raise CcvecError(f"{image}: {exc}") from exc
             query = int(phash.phash_from_pixels(grid[None])[0])
         else:
+            if identifier is None:  # unreachable: exactly one of the three was given
+                raise CcvecError("give exactly one of --phash, --image or --identifier")
             query = neardup.phash_of(conn, parse_uuid(identifier))
         neardup.ensure_configured(conn)
         if dihedral:
@@ -157,7 +159,9 @@ def dedup_command(
 
     with schema_connection() as conn:
         if rebuild and not report_only:
-            grouped = conn.execute("SELECT count(*) FROM ccvec.duplicate_member").fetchone()[0]
+            (grouped,) = db.fetch_row(
+                conn.execute("SELECT count(*) FROM ccvec.duplicate_member"), "counting groups"
+            )
             conn.commit()
             if grouped > defaults.CONFIRM_REBUILD_ABOVE:
                 confirm_destructive(f"--rebuild discards the current groups of {grouped:,} images", yes)

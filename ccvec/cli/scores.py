@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ccvec import db
 from ccvec.cli.common import (
     Format,
     FormatOption,
@@ -40,12 +41,15 @@ def refresh_command() -> None:
             err_console.print(f"{name:26s} {seconds:7.1f}s", highlight=False)
 
         timings = scores.refresh(conn, on_stage=stage)
-        summary = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE popularity_provenance = 'observed'), "
-            "count(*) FILTER (WHERE popularity_provenance = 'inferred'), "
-            "count(*) FILTER (WHERE visual_authority IS NOT NULL), "
-            "(SELECT count(*) FROM ccvec.inferred_tags) FROM ccvec.image_score"
-        ).fetchone()
+        summary = db.fetch_row(
+            conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE popularity_provenance = 'observed'), "
+                "count(*) FILTER (WHERE popularity_provenance = 'inferred'), "
+                "count(*) FILTER (WHERE visual_authority IS NOT NULL), "
+                "(SELECT count(*) FROM ccvec.inferred_tags) FROM ccvec.image_score"
+            ),
+            "counting scores",
+        )
     images, observed, inferred, visual, tags = summary
     console.print(
         f"scored {images:,} images in {sum(timings.values()):.1f}s: popularity observed {observed:,}, "

@@ -7,6 +7,7 @@ end up compared with each other.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -191,7 +192,8 @@ def get_model(conn: psycopg.Connection, name: str = DEFAULT_MODEL) -> Model:
     return Model(ModelSpec.from_json(row[0]), path, row[1])
 
 
-def list_models(conn: psycopg.Connection) -> list[tuple]:
+def list_models(conn: psycopg.Connection) -> list[tuple[str, str, int, str, datetime.datetime, int]]:
+    """(name, version, dim, onnx sha256, registered at, embeddings) of every registered model."""
     return conn.execute(
         "SELECT m.name, m.version, m.dim, m.onnx_sha256, m.registered_at, "
         "(SELECT count(*) FROM ccvec.image_embedding e WHERE e.model = m.name) "
