@@ -74,19 +74,10 @@ def predict_classes(conn: psycopg.Connection, model: str, batch: int = 5000) -> 
     if head is None:
         return 0
     w, b = head
-    conn.execute(
-        "INSERT INTO ccvec.class_name (model, class_id, name) SELECT %s, i - 1, n "
-        "FROM unnest(%s::text[]) WITH ORDINALITY AS t(n, i) ON CONFLICT DO NOTHING",
-        [model, class_names()],
-    )
+    conn.execute("SELECT ccvec.class_names_add(%s, %s)", [model, class_names()])
     done = 0
     while True:
-        rows = conn.execute(
-            "SELECT e.identifier, e.embedding FROM ccvec.image_embedding e WHERE e.model = %s AND NOT EXISTS "
-            "(SELECT 1 FROM ccvec.image_class c WHERE c.model = e.model AND c.identifier = e.identifier) "
-            "LIMIT %s",
-            [model, batch],
-        ).fetchall()
+        rows = conn.execute("SELECT * FROM ccvec.unclassified_embeddings(%s, %s)", [model, batch]).fetchall()
         if not rows:
             break
         vectors = np.stack([r[1].to_numpy().astype(np.float32) for r in rows])
@@ -134,12 +125,7 @@ def _edge_arrays(
     cursor: ints and floats only, so 10M edges need ~120 MB here."""
     parts = []
     with conn.cursor(name="ccvec_louvain_edges") as cur:
-        cur.execute(
-            "SELECT na.id - 1, nb.id - 1, greatest(e.similarity, 0) FROM ccvec.knn_edge e "
-            "JOIN cl_node na ON na.node = e.identifier JOIN cl_node nb ON nb.node = e.neighbour "
-            "WHERE e.run_id = %s",
-            [knn_run],
-        )
+        cur.execute("SELECT * FROM ccvec.louvain_edges(%s)", [knn_run])
         while rows := cur.fetchmany(chunk):
             parts.append(np.array(rows, dtype=np.float64))
     edges = np.concatenate(parts) if parts else np.zeros((0, 3))
@@ -163,25 +149,22 @@ def cluster_louvain(
         raise CcvecError("no kNN graph yet: run `ccvec graph build`")
     run_id: int = db.fetch_row(
         conn.execute(
-            "INSERT INTO ccvec.cluster_run (knn_run, method, sim, threshold, params, level) "
-            "VALUES (%s, 'louvain', 0, 0, %s, %s) RETURNING id",
+            "SELECT ccvec.louvain_run(%s, %s, %s)",
             [run.id, Jsonb({"resolution": resolution, "seed": seed}), level],
         ),
         "creating the cluster run",
     )[0]
-    conn.execute("SELECT ccvec.cluster_nodes(%s, false)", [run.id])  # cl_node (node, id 1..n, label)
-    n: int = db.fetch_row(conn.execute("SELECT count(*) FROM cl_node"), "counting the nodes")[0]
+    # the temp table cl_node (node, id 1..n, label) of the graph; n = its size
+    n: int = db.fetch_row(conn.execute("SELECT ccvec.louvain_nodes(%s)", [run.id]), "counting the nodes")[0]
     a, b, w = _edge_arrays(conn, run.id)
     labels = louvain_labels(n, a, b, w, resolution, seed)
     del a, b, w
-    conn.execute("CREATE TEMP TABLE cl_louvain (id integer, label integer) ON COMMIT DROP")
+    conn.execute("SELECT ccvec.louvain_label_table()")  # cl_louvain (id, label)
     with conn.cursor().copy("COPY cl_louvain (id, label) FROM STDIN WITH (FORMAT BINARY)") as copy:
         copy.set_types(["int4", "int4"])
         for i, c in enumerate(labels.tolist()):
             copy.write_row([i + 1, c])
-    conn.execute("UPDATE cl_node n SET label = l.label FROM cl_louvain l WHERE n.id = l.id")
-    conn.execute("DROP TABLE cl_louvain")
-    conn.execute("SELECT ccvec.cluster_save(%s, %s)", [run_id, Jsonb({})])
+    conn.execute("SELECT ccvec.louvain_save(%s)", [run_id])
     conn.commit()
     return run_id
 
@@ -189,11 +172,7 @@ def cluster_louvain(
 def label(conn: psycopg.Connection, run_id: int) -> int:
     """Class predictions for images without them, then labels and medoids for the run's clusters."""
     model: str = db.fetch_row(
-        conn.execute(
-            "SELECT k.model FROM ccvec.cluster_run r JOIN ccvec.knn_run k ON k.id = r.knn_run "
-            "WHERE r.id = %s",
-            [run_id],
-        ),
+        conn.execute("SELECT * FROM ccvec.cluster_run_model(%s)", [run_id]),
         f"cluster run {run_id}",
     )[0]
     predict_classes(conn, model)
@@ -227,11 +206,7 @@ class RunShape:
 
 def shape(conn: psycopg.Connection, run_id: int) -> RunShape:
     row = db.fetch_row(
-        conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE n = 1), coalesce(sum(n), 0), coalesce(max(n), 0) "
-            "FROM (SELECT count(*) AS n FROM ccvec.cluster_member WHERE run_id = %s GROUP BY cluster) s",
-            [run_id],
-        ),
+        conn.execute("SELECT * FROM ccvec.cluster_run_shape(%s)", [run_id]),
         f"shape of cluster run {run_id}",
     )
     return RunShape(*[int(x) for x in row])
@@ -242,17 +217,11 @@ def summary(
 ) -> list[tuple[int, str | None, int, uuid.UUID | None, str | None]]:
     """(cluster, label, size, medoid, label source) of a run (default: the newest current one)."""
     if run_id is None:
-        row = db.fetch_row(
-            conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary"), "newest cluster run"
-        )
+        row = db.fetch_row(conn.execute("SELECT ccvec.newest_labelled_cluster_run()"), "newest cluster run")
         if row[0] is None:
             raise CcvecError("no labelled clusters yet: run `ccvec cluster`")
         run_id = row[0]
-    return conn.execute(
-        "SELECT cluster, label, size, medoid, source FROM ccvec.cluster_label WHERE run_id = %s "
-        "ORDER BY size DESC, cluster",
-        [run_id],
-    ).fetchall()
+    return conn.execute("SELECT * FROM ccvec.cluster_run_labels(%s)", [run_id]).fetchall()
 
 
 # ---------------------------------------------------------------- inferred tags
@@ -262,23 +231,17 @@ def tags_of(
     conn: psycopg.Connection, identifier: uuid.UUID
 ) -> tuple[list[str], list[tuple[str, float, int]]]:
     """(own tags, [(inferred tag, score, support)]) of one image."""
-    row = conn.execute("SELECT tags FROM ccvec.catalog WHERE identifier = %s", [identifier]).fetchone()
+    row = conn.execute("SELECT * FROM ccvec.catalog_tags(%s)", [identifier]).fetchone()
     if row is None:
         raise CcvecError(f"no image {identifier} in the catalog")
     own = [t["name"] for t in (row[0] or []) if isinstance(t, dict) and t.get("name")]
-    inferred = conn.execute(
-        "SELECT tag, score, support FROM ccvec.inferred_tags WHERE identifier = %s ORDER BY score DESC, tag",
-        [identifier],
-    ).fetchall()
+    inferred = conn.execute("SELECT * FROM ccvec.inferred_tags_of(%s)", [identifier]).fetchall()
     return own, inferred
 
 
 def all_tags(conn: psycopg.Connection) -> Iterator[tuple[uuid.UUID, str, float, int, bool]]:
     """(identifier, tag, score, support, already_tagged) of every inferred tag."""
-    yield from conn.execute(
-        "SELECT identifier, tag, score, support, already_tagged FROM ccvec.inferred_tags "
-        "ORDER BY identifier, score DESC, tag"
-    )
+    yield from conn.execute("SELECT * FROM ccvec.inferred_tags_all()")
 
 
 # ---------------------------------------------------------------- novelty against a reference
@@ -294,59 +257,34 @@ def novelty_fit(
 ) -> int:
     """Record the reference set (images of a load source, a provider, or carrying a tag) and each
     member's leave-one-out distance to the rest; returns its size."""
-    member_sql = {
-        "source": "SELECT identifier FROM ccvec.catalog WHERE source = %(v)s "
-        "UNION SELECT i.identifier FROM ccvec.image i WHERE i.meta_data ->> 'source' = %(v)s",
-        "provider": "SELECT identifier FROM ccvec.catalog WHERE provider = %(v)s",
-        "tag": "SELECT c.identifier FROM ccvec.catalog c, jsonb_array_elements(CASE WHEN "
-        "jsonb_typeof(c.tags) = 'array' THEN c.tags ELSE '[]' END) t "
-        "WHERE lower(t ->> 'name') = lower(%(v)s)",
-    }[where]
-    k = int(db.fetch_row(conn.execute("SELECT ccvec.setting('novelty.k')"), "setting novelty.k")[0])
-    conn.execute("DELETE FROM ccvec.novelty_model WHERE name = %s", [name])
-    conn.execute(
-        "INSERT INTO ccvec.novelty_model (name, model, reference, k) VALUES (%s, %s, %s, %s)",
-        [name, model, reference, k],
-    )
-    conn.execute(
-        "INSERT INTO ccvec.novelty_reference (name, identifier) "
-        f"SELECT %(n)s, m.identifier FROM ({member_sql}) m "
-        "JOIN ccvec.image_embedding e ON e.identifier = m.identifier AND e.model = %(model)s",
-        {"n": name, "v": value, "model": model},
-    )
+    if where not in ("source", "provider", "tag"):
+        raise CcvecError(f"unknown reference kind {where!r}: use source, provider or tag")
     ids = [
-        r[0] for r in conn.execute("SELECT identifier FROM ccvec.novelty_reference WHERE name = %s", [name])
+        r[0]
+        for r in conn.execute(
+            "SELECT * FROM ccvec.novelty_reference_set(%s, %s, %s, %s, %s)",
+            [name, model, reference, where, value],
+        )
     ]
     if len(ids) < 2:
         conn.rollback()
         raise CcvecError(f"reference {reference!r} matches {len(ids)} embedded image(s): need at least 2")
     for start in range(0, len(ids), 500):
-        conn.execute(
-            "UPDATE ccvec.novelty_reference r SET distance = d.distance "
-            "FROM ccvec.reference_distance(%s, %s) d WHERE r.name = %s AND r.identifier = d.identifier",
-            [name, ids[start : start + 500], name],
-        )
+        conn.execute("SELECT ccvec.novelty_reference_distances(%s, %s)", [name, ids[start : start + 500]])
     conn.commit()
     return len(ids)
 
 
 def novelty_score(conn: psycopg.Connection, name: str, batch: int = 500) -> int:
     """Score every embedded image outside the reference set; returns how many."""
-    row = conn.execute("SELECT model FROM ccvec.novelty_model WHERE name = %s", [name]).fetchone()
+    row = conn.execute("SELECT * FROM ccvec.novelty_model_of(%s)", [name]).fetchone()
     if row is None:
         raise CcvecError(f"no novelty model {name!r}: run `ccvec novelty fit {name} ...` first")
-    ids = [
-        r[0]
-        for r in conn.execute(
-            "SELECT e.identifier FROM ccvec.image_embedding e WHERE e.model = %s AND NOT EXISTS "
-            "(SELECT 1 FROM ccvec.novelty_reference r WHERE r.name = %s AND r.identifier = e.identifier)",
-            [row[0], name],
-        )
-    ]
+    ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.novelty_candidates(%s, %s)", [row[0], name])]
     for start in range(0, len(ids), batch):
         conn.execute("SELECT ccvec.novelty_score_batch(%s, %s)", [name, ids[start : start + batch]])
         conn.commit()
-    conn.execute("UPDATE ccvec.novelty_model SET scored_at = now() WHERE name = %s", [name])
+    conn.execute("SELECT ccvec.novelty_scored(%s)", [name])
     conn.commit()
     return len(ids)
 
@@ -354,5 +292,5 @@ def novelty_score(conn: psycopg.Connection, name: str, batch: int = 500) -> int:
 def refresh_scored(conn: psycopg.Connection) -> None:
     """`ccvec refresh`: the novelty view, and every fitted reference set's scores."""
     db.refresh_view(conn, "image_novelty")
-    for (name,) in conn.execute("SELECT name FROM ccvec.novelty_model ORDER BY name").fetchall():
+    for (name,) in conn.execute("SELECT * FROM ccvec.novelty_model_names()").fetchall():
         novelty_score(conn, name)

@@ -31,15 +31,7 @@ def cluster_files(conn: psycopg.Connection, run_id: int, min_size: int) -> dict[
     """cluster -> [(local file, caption)] for clusters of at least min_size members. Only regular
     files whose bytes are still the image that was loaded (same sha256) are exported: a catalog
     URL naming some other local file (`file:///etc/passwd`) exports nothing."""
-    rows = conn.execute(
-        "SELECT m.cluster, c.url, coalesce(c.title, ''), f.content_sha256 FROM ccvec.cluster_member m "
-        "JOIN ccvec.catalog c ON c.identifier = m.identifier "
-        "JOIN ccvec.image_feature f ON f.identifier = m.identifier "
-        "WHERE m.run_id = %s AND m.cluster IN (SELECT cluster FROM ccvec.cluster_member "
-        "  WHERE run_id = %s GROUP BY cluster HAVING count(*) >= %s) "
-        "ORDER BY m.cluster, c.url",
-        [run_id, run_id, min_size],
-    ).fetchall()
+    rows = conn.execute("SELECT * FROM ccvec.export_cluster_files(%s, %s)", [run_id, min_size]).fetchall()
     out: dict[int, list[tuple[Path, str]]] = {}
     for cluster, url, title, sha256 in rows:
         path = _loaded_file(url, sha256)
@@ -66,11 +58,7 @@ Labels = dict[int, tuple[str, str]]  # cluster -> (label, medoid file name)
 def cluster_labels(conn: psycopg.Connection, run_id: int) -> Labels:
     """cluster -> (label, medoid's file name) from ccvec.cluster_label."""
     out: Labels = {}
-    for cluster, label, url in conn.execute(
-        "SELECT l.cluster, l.label, c.url FROM ccvec.cluster_label l "
-        "LEFT JOIN ccvec.catalog c ON c.identifier = l.medoid WHERE l.run_id = %s",
-        [run_id],
-    ):
+    for cluster, label, url in conn.execute("SELECT * FROM ccvec.export_cluster_labels(%s)", [run_id]):
         path = local_path(url) if url else None
         out[cluster] = (label, path.name if path else "")
     return out

@@ -172,7 +172,7 @@ def read(
 
 def cluster_level(conn: psycopg.Connection) -> str:
     """'default' when there is such a level, else the first level of the current labels."""
-    levels = [r[0] for r in conn.execute("SELECT DISTINCT level FROM ccvec.image_cluster ORDER BY 1")]
+    levels = [r[0] for r in conn.execute("SELECT * FROM ccvec.cluster_levels()")]
     conn.commit()
     return "default" if "default" in levels or not levels else levels[0]
 

@@ -39,10 +39,7 @@ def clusters_command(
 
     with schema_connection() as conn:
         rows = clusters.summary(conn, run)
-        run_id = (
-            run
-            or db.fetch_row(conn.execute("SELECT max(run_id) FROM ccvec.cluster_summary"), "newest run")[0]
-        )
+        run_id = run or db.fetch_row(conn.execute("SELECT ccvec.newest_labelled_cluster_run()"), "newest run")[0]
         shape = clusters.shape(conn, run_id)
     if fmt != Format.table:  # every cluster, singletons too
         emit(
@@ -136,12 +133,7 @@ def novelty_score(name: Annotated[str, typer.Argument(help="A fitted reference s
 
     with schema_connection() as conn:
         n = clusters.novelty_score(conn, name)
-        top = conn.execute(
-            "SELECT s.identifier, s.novelty, c.title FROM ccvec.reference_novelty s "
-            "LEFT JOIN ccvec.catalog c USING (identifier) WHERE s.name = %s "
-            "ORDER BY s.novelty, s.distance LIMIT 5",
-            [name],
-        ).fetchall()
+        top = conn.execute("SELECT * FROM ccvec.reference_novelty_top(%s, 5)", [name]).fetchall()
     console.print(f"scored {n:,} images against {safe(repr(name))} (ccvec.reference_novelty); closest fits:")
     for ident, novelty, title in top:
         console.print(f"  {novelty:.2f}  {ident}  {safe(title or '')}")
