@@ -68,16 +68,8 @@ def choose_chunks(rows: int, radius: int = DEFAULT_RADIUS) -> int:
 def feature_rows(conn: psycopg.Connection) -> int:
     """Rows of ccvec.image_feature from the planner's estimate: the chunk choice needs the order of
     magnitude, and an exact count(*) of a 500M-row table would cost minutes per command."""
-    estimate: int | None = db.fetch_row(
-        conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'ccvec.image_feature'::regclass"),
-        "estimating ccvec.image_feature",
-    )[0]
-    if estimate is None or estimate < 0:  # never analysed: small enough to count
-        count: int = db.fetch_row(
-            conn.execute("SELECT count(*) FROM ccvec.image_feature"), "counting images"
-        )[0]
-        return count
-    return estimate
+    rows: int = db.fetch_row(conn.execute("SELECT ccvec.feature_rows()"), "estimating ccvec.image_feature")[0]
+    return rows
 
 
 def configure(conn: psycopg.Connection, chunks: int | None = None, radius: int = DEFAULT_RADIUS) -> int:
@@ -90,7 +82,7 @@ def configure(conn: psycopg.Connection, chunks: int | None = None, radius: int =
 
 def ensure_configured(conn: psycopg.Connection) -> None:
     """Configure on first use, and re-chunk when the catalog outgrew the layout tenfold."""
-    row = conn.execute("SELECT rows_at_configure, cardinality(widths) FROM ccvec.mih_config").fetchone()
+    row = conn.execute("SELECT * FROM ccvec.mih_layout()").fetchone()
     if row is None or choose_chunks(max(feature_rows(conn), 1_000_000)) != row[1]:
         configure(conn)
 
@@ -100,7 +92,7 @@ def neighbours(conn: psycopg.Connection, phash: int, radius: int) -> list[tuple[
     if not 0 <= radius <= 64:
         raise CcvecError(f"radius must be between 0 and 64, not {radius}")
     return conn.execute(
-        "SELECT identifier, distance FROM ccvec.hamming_neighbours(%s, %s) ORDER BY distance, identifier",
+        "SELECT * FROM ccvec.neardup_neighbours(%s, %s)",
         [to_signed(phash), radius],
     ).fetchall()
 
@@ -112,15 +104,14 @@ def neighbours_dihedral(
     if not 0 <= radius <= 64:
         raise CcvecError(f"radius must be between 0 and 64, not {radius}")
     return conn.execute(
-        "SELECT identifier, distance, transform FROM ccvec.hamming_neighbours_dihedral(%s, %s) "
-        "ORDER BY distance, identifier",
+        "SELECT * FROM ccvec.neardup_neighbours_dihedral(%s, %s)",
         [to_signed(phash), radius],
     ).fetchall()
 
 
 def phash_of(conn: psycopg.Connection, identifier: uuid.UUID) -> int:
-    row = conn.execute("SELECT phash FROM ccvec.image_feature WHERE identifier = %s", [identifier]).fetchone()
-    if row is None:
+    row = conn.execute("SELECT ccvec.image_phash(%s)", [identifier]).fetchone()
+    if row is None or row[0] is None:
         raise CcvecError(f"no image {identifier} in ccvec.image_feature (was it loaded?)")
     return from_signed(row[0])
 
@@ -175,7 +166,7 @@ def dedup(
     ensure_configured(conn)
     if cosine is not None:
         embedded = db.fetch_row(
-            conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]),
+            conn.execute("SELECT ccvec.embedding_count(%s)", [model]),
             "counting embeddings",
         )[0]
         if embedded >= 2:
@@ -191,32 +182,16 @@ def dedup(
         k,
         dihedral,
     )
-    last = conn.execute(
-        "SELECT radius, cosine, model, prefer, link, k, dihedral FROM ccvec.duplicate_run "
-        "ORDER BY id DESC LIMIT 1"
-    ).fetchone()
+    last = conn.execute("SELECT * FROM ccvec.duplicate_last_run()").fetchone()
     if rebuild or (last is not None and not _same_settings(last, settings)):
-        conn.execute("DELETE FROM ccvec.duplicate_member")
-        conn.execute("TRUNCATE ccvec.duplicate_edge")
+        conn.execute("SELECT ccvec.duplicate_clear()")
     run_id: int = db.fetch_row(
-        conn.execute(
-            "INSERT INTO ccvec.duplicate_run (radius, cosine, model, prefer, link, k, dihedral) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            list(settings),
-        ),
+        conn.execute("SELECT ccvec.duplicate_run_start(%s, %s, %s, %s, %s, %s, %s)", list(settings)),
         "creating the duplicate run",
     )[0]
     conn.commit()
-    grouped = db.fetch_row(
-        conn.execute("SELECT EXISTS (SELECT 1 FROM ccvec.duplicate_member)"), "checking for groups"
-    )[0]
-    todo = [
-        r[0]
-        for r in conn.execute(
-            "SELECT f.identifier FROM ccvec.image_feature f WHERE NOT EXISTS "
-            "(SELECT 1 FROM ccvec.duplicate_member d WHERE d.identifier = f.identifier) ORDER BY 1"
-        )
-    ]
+    grouped = db.fetch_row(conn.execute("SELECT ccvec.duplicates_grouped()"), "checking for groups")[0]
+    todo = [r[0] for r in conn.execute("SELECT * FROM ccvec.duplicate_ungrouped()")]
     for start in range(0, len(todo), step):
         conn.execute("SELECT ccvec.duplicate_edges(%s, %s)", [run_id, todo[start : start + step]])
         conn.commit()
@@ -224,7 +199,7 @@ def dedup(
             on_progress(min(start + step, len(todo)), len(todo))
     if todo:
         conn.execute("SELECT ccvec.duplicate_regroup(%s, %s)", [run_id, todo if grouped else None])
-    conn.execute("UPDATE ccvec.duplicate_run SET finished_at = now() WHERE id = %s", [run_id])
+    conn.execute("SELECT ccvec.duplicate_run_finish(%s)", [run_id])
     conn.commit()
     return run_id
 
@@ -255,22 +230,11 @@ class GroupReport:
 
 
 def report(conn: psycopg.Connection, top: int | None = 10) -> GroupReport:
-    (images,) = db.fetch_row(
-        conn.execute("SELECT count(*) FROM ccvec.duplicate_member"), "counting grouped images"
-    )
+    (images,) = db.fetch_row(conn.execute("SELECT ccvec.duplicate_member_count()"), "counting grouped images")
     groups, dupes = db.fetch_row(
-        conn.execute("SELECT count(*), coalesce(sum(size - 1), 0) FROM ccvec.duplicate_group"),
+        conn.execute("SELECT * FROM ccvec.duplicate_totals()"),
         "counting groups",
     )
-    histogram = conn.execute(
-        "SELECT bucket, count(*) FROM (SELECT CASE WHEN size <= 5 THEN size::text "
-        "WHEN size <= 10 THEN '6-10' WHEN size <= 100 THEN '11-100' ELSE '>100' END AS bucket, "
-        "min(size) OVER (PARTITION BY 1) FROM ccvec.duplicate_group) g GROUP BY bucket "
-        "ORDER BY min(length(bucket)), bucket"
-    ).fetchall()
-    largest = conn.execute(
-        "SELECT group_id, size, max_distance FROM ccvec.duplicate_group "
-        "ORDER BY size DESC, group_id LIMIT %s",
-        [top],
-    ).fetchall()
+    histogram = conn.execute("SELECT * FROM ccvec.duplicate_size_histogram()").fetchall()
+    largest = conn.execute("SELECT * FROM ccvec.duplicate_largest(%s)", [top]).fetchall()
     return GroupReport(images, groups, int(dupes), histogram, largest)

@@ -78,7 +78,7 @@ def load_ranks(
             width = len(header)
             raw = getattr(text.buffer, "fileobj", text.buffer)  # compressed bytes read, for progress
             with conn.transaction():
-                conn.execute("DELETE FROM ccvec.web_rank WHERE kind = %s", [kind])
+                conn.execute("SELECT ccvec.web_rank_clear(%s)", [kind])
                 with conn.cursor().copy(
                     "COPY ccvec.web_rank (kind, harmonic_pos, harmonic_val, pr_pos, pr_val, host_rev, "
                     "n_hosts) FROM STDIN"
@@ -100,11 +100,7 @@ def load_ranks(
                 if rows == 0:
                     raise CcvecError(f"{path}: no valid rows; the release in the database was kept")
                 conn.execute(
-                    "INSERT INTO ccvec.web_rank_release (kind, source, rows, max_pos) "
-                    "VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (kind) DO UPDATE SET source = EXCLUDED.source, rows = EXCLUDED.rows, "
-                    "max_pos = EXCLUDED.max_pos, loaded_at = now()",
-                    [kind, str(path), rows, max_pos],
+                    "SELECT ccvec.web_rank_record_release(%s, %s, %s, %s)", [kind, str(path), rows, max_pos]
                 )
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise CcvecError(f"{path}: cannot read ({exc}); the release in the database was kept") from exc
@@ -162,50 +158,15 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None) -> dict[str
 
 def explain(conn: psycopg.Connection, identifier: uuid.UUID) -> dict[str, Any]:
     """Every number behind one image's popularity and authority, for `ccvec scores`."""
-    score = conn.execute(
-        "SELECT popularity, popularity_provenance, popularity_support, authority, visual_authority, "
-        "domain_authority, prior_authority, web_source FROM ccvec.image_score WHERE identifier = %s",
-        [identifier],
-    ).fetchone()
+    score = conn.execute("SELECT * FROM ccvec.explain_score(%s)", [identifier]).fetchone()
     if score is None:
         raise CcvecError(f"no scores for {identifier}: is it in the catalog, and has `ccvec refresh` run?")
     keys = ("popularity", "provenance", "support", "authority", "visual", "domain", "prior", "web_source")
     out = dict(zip(keys, score, strict=True))
-    out["catalog"] = conn.execute(
-        "SELECT provider, coalesce(foreign_landing_url, url), meta_data FROM ccvec.catalog "
-        "WHERE identifier = %s",
-        [identifier],
-    ).fetchone()
-    out["metric"] = conn.execute(
-        "SELECT o.metric, o.raw_value, m.percentile, m.value_at_percentile, m.constant "
-        "FROM ccvec.observed_popularity o JOIN ccvec.catalog c USING (identifier) "
-        "JOIN ccvec.popularity_metric m ON m.provider = c.provider WHERE o.identifier = %s",
-        [identifier],
-    ).fetchone()
-    out["neighbours"] = conn.execute(
-        "SELECT e.neighbour, e.similarity, p.popularity FROM ccvec.knn_current e "
-        "LEFT JOIN ccvec.popularity_source p ON p.identifier = e.neighbour "
-        "WHERE e.identifier = %s ORDER BY e.rank",
-        [identifier],
-    ).fetchall()
-    out["visualrank"] = conn.execute(
-        "SELECT v.rank, v.score, r.iterations, r.residual, r.nodes FROM ccvec.visual_rank v "
-        "JOIN ccvec.visualrank_run r ON r.id = v.run_id WHERE v.identifier = %s",
-        [identifier],
-    ).fetchone()
-    out["host"] = conn.execute(
-        "SELECT w.host_rev, w.source, h.harmonic_pos, d.host_rev, d.harmonic_pos FROM ccvec.web_authority w "
-        "LEFT JOIN ccvec.web_rank h ON h.kind = 'host' AND h.host_rev = w.host_rev "
-        "LEFT JOIN ccvec.web_rank d ON d.kind = 'domain' AND d.host_rev = ccvec.reversed_domain(w.host_rev) "
-        "WHERE w.identifier = %s",
-        [identifier],
-    ).fetchone()
-    out["novelty"] = conn.execute(
-        "SELECT 'within the collection', novelty, "
-        "format('mean kNN distance %%s', round(distance::numeric, 3)) "
-        "FROM ccvec.image_novelty WHERE identifier = %s "
-        "UNION ALL SELECT 'against ' || name, novelty, reference FROM ccvec.reference_novelty "
-        "WHERE identifier = %s",
-        [identifier, identifier],
-    ).fetchall()
+    out["catalog"] = conn.execute("SELECT * FROM ccvec.explain_catalog(%s)", [identifier]).fetchone()
+    out["metric"] = conn.execute("SELECT * FROM ccvec.explain_metric(%s)", [identifier]).fetchone()
+    out["neighbours"] = conn.execute("SELECT * FROM ccvec.explain_neighbours(%s)", [identifier]).fetchall()
+    out["visualrank"] = conn.execute("SELECT * FROM ccvec.explain_visualrank(%s)", [identifier]).fetchone()
+    out["host"] = conn.execute("SELECT * FROM ccvec.explain_host(%s)", [identifier]).fetchone()
+    out["novelty"] = conn.execute("SELECT * FROM ccvec.explain_novelty(%s)", [identifier]).fetchall()
     return out

@@ -83,7 +83,7 @@ def similar_command(
             found = [(i, d, "identity") for i, d in neardup.neighbours(conn, query, radius)]
         titles = dict(
             conn.execute(
-                "SELECT identifier, coalesce(title, url) FROM ccvec.catalog WHERE identifier = ANY(%s)",
+                "SELECT * FROM ccvec.catalog_titles(%s)",
                 [[i for i, _, _ in found[:limit]]],
             ).fetchall()
         )
@@ -106,7 +106,7 @@ def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -
         found = graph.similar(conn, ident, k, model)
         titles = dict(
             conn.execute(
-                "SELECT identifier, coalesce(title, url) FROM ccvec.catalog WHERE identifier = ANY(%s)",
+                "SELECT * FROM ccvec.catalog_titles(%s)",
                 [[i for i, _ in found]],
             ).fetchall()
         )
@@ -160,7 +160,7 @@ def dedup_command(
     with schema_connection() as conn:
         if rebuild and not report_only:
             (grouped,) = db.fetch_row(
-                conn.execute("SELECT count(*) FROM ccvec.duplicate_member"), "counting groups"
+                conn.execute("SELECT ccvec.duplicate_member_count()"), "counting groups"
             )
             conn.commit()
             if grouped > defaults.CONFIRM_REBUILD_ABOVE:

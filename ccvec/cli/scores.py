@@ -42,12 +42,7 @@ def refresh_command() -> None:
 
         timings = scores.refresh(conn, on_stage=stage)
         summary = db.fetch_row(
-            conn.execute(
-                "SELECT count(*), count(*) FILTER (WHERE popularity_provenance = 'observed'), "
-                "count(*) FILTER (WHERE popularity_provenance = 'inferred'), "
-                "count(*) FILTER (WHERE visual_authority IS NOT NULL), "
-                "(SELECT count(*) FROM ccvec.inferred_tags) FROM ccvec.image_score"
-            ),
+            conn.execute("SELECT * FROM ccvec.score_summary()"),
             "counting scores",
         )
     images, observed, inferred, visual, tags = summary

@@ -1,0 +1,28 @@
+-- Drops every function 0015_neardup_score_functions.up.sql creates.
+DROP FUNCTION IF EXISTS ccvec.score_summary();
+DROP FUNCTION IF EXISTS ccvec.explain_novelty(uuid);
+DROP FUNCTION IF EXISTS ccvec.explain_host(uuid);
+DROP FUNCTION IF EXISTS ccvec.explain_visualrank(uuid);
+DROP FUNCTION IF EXISTS ccvec.explain_neighbours(uuid);
+DROP FUNCTION IF EXISTS ccvec.explain_metric(uuid);
+DROP FUNCTION IF EXISTS ccvec.explain_catalog(uuid);
+DROP FUNCTION IF EXISTS ccvec.explain_score(uuid);
+DROP FUNCTION IF EXISTS ccvec.web_rank_record_release(text, text, bigint, bigint);
+DROP FUNCTION IF EXISTS ccvec.web_rank_clear(text);
+DROP FUNCTION IF EXISTS ccvec.duplicate_largest(bigint);
+DROP FUNCTION IF EXISTS ccvec.duplicate_size_histogram();
+DROP FUNCTION IF EXISTS ccvec.duplicate_totals();
+DROP FUNCTION IF EXISTS ccvec.duplicate_member_count();
+DROP FUNCTION IF EXISTS ccvec.duplicate_run_finish(bigint);
+DROP FUNCTION IF EXISTS ccvec.duplicate_ungrouped();
+DROP FUNCTION IF EXISTS ccvec.duplicates_grouped();
+DROP FUNCTION IF EXISTS ccvec.duplicate_run_start(integer, double precision, text, text[], double precision, integer, boolean);
+DROP FUNCTION IF EXISTS ccvec.duplicate_clear();
+DROP FUNCTION IF EXISTS ccvec.duplicate_last_run();
+DROP FUNCTION IF EXISTS ccvec.embedding_count(text);
+DROP FUNCTION IF EXISTS ccvec.catalog_titles(uuid[]);
+DROP FUNCTION IF EXISTS ccvec.image_phash(uuid);
+DROP FUNCTION IF EXISTS ccvec.neardup_neighbours_dihedral(bigint, integer);
+DROP FUNCTION IF EXISTS ccvec.neardup_neighbours(bigint, integer);
+DROP FUNCTION IF EXISTS ccvec.mih_layout();
+DROP FUNCTION IF EXISTS ccvec.feature_rows();
