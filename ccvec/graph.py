@@ -1,6 +1,7 @@
 """Semantic neighbours: the HNSW index, the kNN graph (built once, extended incrementally),
 clusters, and refreshing what is inferred from the graph. The work is SQL in
-`sql/0004_graph.up.sql`; this module drives it in committed batches with progress.
+`sql/0004_graph.up.sql` and `sql/0016_graph_functions.up.sql`; this module drives it in committed
+batches with progress.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = defaults.EF_SEARCH
 DEFAULT_K = defaults.GRAPH_K
 MAINTENANCE_WORK_MEM = "1GB"
+MAINTENANCE_WORKERS = 2
 BATCH = 500
 
 Progress = Callable[[int, int], None]
@@ -38,7 +40,7 @@ class GraphRun:
 
 def require_embeddings(conn: psycopg.Connection, model: str) -> int:
     count: int = db.fetch_row(
-        conn.execute("SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [model]),
+        conn.execute("SELECT ccvec.embedding_count(%s)", [model]),
         "counting embeddings",
     )[0]
     if count < 2:
@@ -51,8 +53,7 @@ def ensure_index(conn: psycopg.Connection, model: str) -> bool:
     if db.fetch_row(conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]), "checking the index")[0]:
         conn.commit()
         return False
-    conn.execute(f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
-    conn.execute("SET max_parallel_maintenance_workers = 2")
+    conn.execute("SELECT ccvec.index_build_settings(%s, %s)", [MAINTENANCE_WORK_MEM, MAINTENANCE_WORKERS])
     sql = "SELECT ccvec.create_embedding_index(%s, %s, %s), ccvec.index_rebuilt(%s)"
     db.run_ddl(conn, sql, [model, HNSW_M, HNSW_EF_CONSTRUCTION, model], f"building the index of {model}")
     return True
@@ -85,15 +86,13 @@ def build(
     ensure_index(conn, model)
     run_id: int = db.fetch_row(
         conn.execute(
-            "INSERT INTO ccvec.knn_run (model, k, ef_search) VALUES (%s, %s, %s) RETURNING id",
+            "SELECT ccvec.knn_run_start(%s, %s, %s)",
             [model, k, ef_search],
         ),
         "creating the kNN run",
     )[0]
     conn.commit()
-    ids = [
-        r[0] for r in conn.execute("SELECT identifier FROM ccvec.image_embedding WHERE model = %s", [model])
-    ]
+    ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [model])]
     for start in range(0, len(ids), BATCH):
         conn.execute("SELECT ccvec.knn_insert(%s, %s)", [run_id, ids[start : start + BATCH]])
         conn.commit()
@@ -101,43 +100,32 @@ def build(
             on_progress(min(start + BATCH, total), total)
     recall = measure_recall(conn, run_id, recall_sample)
     conn.execute(
-        "UPDATE ccvec.knn_run SET finished_at = now(), images = %s, recall = %s, recall_sample = %s "
-        "WHERE id = %s",
-        [len(ids), recall, min(recall_sample, len(ids)), run_id],
+        "SELECT ccvec.knn_run_finish(%s, %s, %s, %s)",
+        [run_id, len(ids), recall, min(recall_sample, len(ids))],
     )
     make_current(conn, run_id)
     return GraphRun(run_id, model, k, len(ids), recall)
 
 
 def make_current(conn: psycopg.Connection, run_id: int) -> None:
-    conn.execute("UPDATE ccvec.knn_run SET is_current = false WHERE is_current AND id <> %s", [run_id])
-    conn.execute("UPDATE ccvec.knn_run SET is_current = true WHERE id = %s", [run_id])
+    conn.execute("SELECT ccvec.knn_make_current(%s)", [run_id])
     conn.commit()
 
 
 def measure_recall(conn: psycopg.Connection, run_id: int, sample: int) -> float | None:
     """Share of the exact k nearest (sequential scan) that the graph holds, over a random sample."""
     model, k = db.fetch_row(
-        conn.execute("SELECT model, k FROM ccvec.knn_run WHERE id = %s", [run_id]), f"kNN run {run_id}"
+        conn.execute("SELECT * FROM ccvec.knn_run_settings(%s)", [run_id]), f"kNN run {run_id}"
     )
-    ids = [
-        r[0]
-        for r in conn.execute("SELECT DISTINCT identifier FROM ccvec.knn_edge WHERE run_id = %s", [run_id])
-    ]
+    ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.knn_run_images(%s)", [run_id])]
     if not ids or sample <= 0:
         return None
     found = expected = 0
     for ident in random.Random(run_id).sample(ids, min(sample, len(ids))):
         exact = {
-            r[0]
-            for r in conn.execute("SELECT identifier FROM ccvec.exact_nearest(%s, %s, %s)", [model, ident, k])
+            r[0] for r in conn.execute("SELECT * FROM ccvec.exact_nearest(%s, %s, %s)", [model, ident, k])
         }
-        graph = {
-            r[0]
-            for r in conn.execute(
-                "SELECT neighbour FROM ccvec.knn_edge WHERE run_id = %s AND identifier = %s", [run_id, ident]
-            )
-        }
+        graph = {r[0] for r in conn.execute("SELECT * FROM ccvec.knn_neighbours(%s, %s)", [run_id, ident])}
         found += len(exact & graph)
         expected += len(exact)
     conn.commit()
@@ -145,7 +133,7 @@ def measure_recall(conn: psycopg.Connection, run_id: int, sample: int) -> float 
 
 
 def current(conn: psycopg.Connection) -> GraphRun | None:
-    row = conn.execute("SELECT id, model, k, images, recall FROM ccvec.knn_run WHERE is_current").fetchone()
+    row = conn.execute("SELECT * FROM ccvec.current_knn_run()").fetchone()
     return GraphRun(*row) if row else None
 
 
@@ -156,11 +144,7 @@ def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> in
         raise CcvecError("no kNN graph yet: run `ccvec graph build`")
     new = [
         r[0]
-        for r in conn.execute(
-            "SELECT e.identifier FROM ccvec.image_embedding e WHERE e.model = %s AND NOT EXISTS "
-            "(SELECT 1 FROM ccvec.knn_edge g WHERE g.run_id = %s AND g.identifier = e.identifier)",
-            [run.model, run.id],
-        )
+        for r in conn.execute("SELECT * FROM ccvec.images_missing_from_graph(%s, %s)", [run.model, run.id])
     ]
     for start in range(0, len(new), BATCH):
         conn.execute("SELECT ccvec.knn_add(%s, %s)", [run.id, new[start : start + BATCH]])
@@ -205,14 +189,10 @@ def cluster(conn: psycopg.Connection, sim: float, method: str = "mutual", level:
 def cluster_summary(conn: psycopg.Connection, run_id: int) -> tuple[int, int, float, list[tuple[int, int]]]:
     """(clusters, singletons, threshold, [(cluster, size)] of the largest)."""
     clusters, singletons, threshold = db.fetch_row(
-        conn.execute("SELECT clusters, singletons, threshold FROM ccvec.cluster_run WHERE id = %s", [run_id]),
+        conn.execute("SELECT * FROM ccvec.cluster_run_counts(%s)", [run_id]),
         f"cluster run {run_id}",
     )
-    largest = conn.execute(
-        "SELECT cluster, count(*) FROM ccvec.cluster_member WHERE run_id = %s GROUP BY cluster "
-        "ORDER BY count(*) DESC, cluster LIMIT 10",
-        [run_id],
-    ).fetchall()
+    largest = conn.execute("SELECT * FROM ccvec.largest_clusters(%s, %s)", [run_id, 10]).fetchall()
     return clusters, singletons, threshold, largest
 
 
@@ -223,5 +203,5 @@ def refresh_inferred(conn: psycopg.Connection) -> None:
     for view in ("inferred_tags", "neighbourhood_popularity"):
         db.refresh_view(conn, view)
     clusters.refresh_scored(conn)
-    for (run_id,) in conn.execute("SELECT DISTINCT run_id FROM ccvec.image_cluster").fetchall():
+    for (run_id,) in conn.execute("SELECT * FROM ccvec.clustered_runs()").fetchall():
         clusters.label(conn, run_id)  # labels read the inferred tags

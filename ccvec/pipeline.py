@@ -125,9 +125,7 @@ def run(
         label_step(conn, summary)
         if outdir is not None:
             write_outputs(conn, outdir, scope, sources, options, summary, on_progress)
-        summary.images = _one(
-            conn, "SELECT count(*) FROM ccvec.report_scope(%s)", [list(dict.fromkeys(scope))]
-        )
+        summary.images = _one(conn, "SELECT ccvec.scope_size(%s)", [list(dict.fromkeys(scope))])
     return summary
 
 
@@ -151,11 +149,7 @@ def dedup_step(
     """Group images that have no duplicate group yet; nothing when every image has one."""
     from ccvec import neardup
 
-    ungrouped = _one(
-        conn,
-        "SELECT count(*) FROM ccvec.image_feature f WHERE NOT EXISTS "
-        "(SELECT 1 FROM ccvec.duplicate_member d WHERE d.identifier = f.identifier)",
-    )
+    ungrouped = _one(conn, "SELECT ccvec.ungrouped_images()")
     conn.commit()
     if ungrouped == 0:
         summary.steps["dedup"] = "up to date"
@@ -174,7 +168,7 @@ def graph_step(
     """Extend the current graph when its k and model match, else build one; needs two images."""
     from ccvec import graph
 
-    embedded = _one(conn, "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s", [options.model])
+    embedded = _one(conn, "SELECT ccvec.embedding_count(%s)", [options.model])
     conn.commit()
     if embedded < 2:
         summary.steps["graph"] = f"skipped: {embedded} image(s) embedded, neighbours need two"
@@ -201,11 +195,7 @@ def cluster_step(conn: psycopg.Connection, options: RunOptions, summary: RunSumm
     if current is None:
         summary.steps["cluster"] = "skipped: no graph"
         return False
-    row = conn.execute(
-        "SELECT r.id, r.sim, r.method, (SELECT count(*) FROM ccvec.cluster_member m WHERE m.run_id = r.id) "
-        "FROM ccvec.cluster_run r WHERE r.knn_run = %s AND r.level = 'default' ORDER BY r.id DESC LIMIT 1",
-        [current.id],
-    ).fetchone()
+    row = conn.execute("SELECT * FROM ccvec.default_cluster_run(%s)", [current.id]).fetchone()
     conn.commit()
     wanted = "louvain" if options.sim is None else METHOD_NAMES.get(options.method, options.method)
     same_sim = options.sim is None or (row is not None and abs(row[1] - options.sim) < 1e-6)
@@ -227,10 +217,10 @@ def label_step(conn: psycopg.Connection, summary: RunSummary) -> None:
     """Name the clusters of the current default run (after the refresh: labels read inferred tags)."""
     from ccvec import clusters
 
-    run_id = _one(conn, "SELECT max(run_id) FROM ccvec.image_cluster WHERE level = 'default'")
+    run_id = _one(conn, "SELECT ccvec.newest_cluster_run(%s)", ["default"])
     if run_id is None:
         return
-    if conn.execute("SELECT 1 FROM ccvec.cluster_label WHERE run_id = %s LIMIT 1", [run_id]).fetchone():
+    if _one(conn, "SELECT ccvec.cluster_run_labelled(%s)", [run_id]):
         conn.commit()
         summary.steps["labels"] = "every cluster named"  # the refresh names them when it runs
         return
@@ -341,6 +331,6 @@ def report_only(
                 ids.extend(source_identifiers(source)[0])
             scope = ids
         else:
-            sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM ccvec.load_run ORDER BY 1")]
+            sources = [r[0] for r in conn.execute("SELECT * FROM ccvec.loaded_sources()")]
         write_outputs(conn, outdir, scope, sources, RunOptions(), summary, on_progress)
     return summary

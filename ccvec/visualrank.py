@@ -13,6 +13,7 @@ bench/visualrank.py measures both.
 from __future__ import annotations
 
 import time
+from typing import LiteralString
 
 import numpy as np
 import psycopg
@@ -22,14 +23,14 @@ from ccvec.errors import CcvecError
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _fetch_packed(conn: psycopg.Connection, packed: str, where: str, params: list[object]) -> bytes:
-    """Rows packed server-side into one bytea (`packed` is a bytea expression per row).
+def _fetch_packed(conn: psycopg.Connection, sql: LiteralString, params: list[object]) -> bytes:
+    """Rows packed server-side into one bytea by a ccvec.*_packed function (`sql` calls it).
 
     COPY TO STDOUT sends one message per row, and the client pays a Python round per message
     (4 s per million edges); one aggregated bytea arrives as a single value at network speed.
     """
     cursor = conn.cursor(binary=True)
-    row = cursor.execute(f"SELECT string_agg({packed}, ''::bytea) FROM {where}", params).fetchone()
+    row = cursor.execute(sql, params).fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
 
 
@@ -145,25 +146,15 @@ def visualrank(
         clock[0] = now
 
     settings = conn.execute(
-        "SELECT coalesce(%s, ccvec.setting('visualrank.damping')), "
-        "coalesce(%s, ccvec.setting('visualrank.tolerance')), ccvec.setting('visualrank.max_iterations')",
-        [damping, tolerance],
+        "SELECT * FROM ccvec.visualrank_settings(%s, %s)", [damping, tolerance]
     ).fetchone()
     assert settings is not None
     d, tol, max_it = settings
-    inserted = conn.execute(
-        "INSERT INTO ccvec.visualrank_run (knn_run, damping, tolerance) VALUES (%s, %s, %s) RETURNING id",
-        [knn_run, d, tol],
-    ).fetchone()
+    inserted = conn.execute("SELECT ccvec.visualrank_run_start(%s, %s, %s)", [knn_run, d, tol]).fetchone()
     assert inserted is not None
     run = int(inserted[0])
     edges = _rows(
-        _fetch_packed(
-            conn,
-            "uuid_send(identifier) || uuid_send(neighbour) || float4send(similarity)",
-            "ccvec.knn_edge WHERE run_id = %s",
-            [knn_run],
-        ),
+        _fetch_packed(conn, "SELECT * FROM ccvec.knn_edges_packed(%s)", [knn_run]),
         [("src", "V16"), ("dst", "V16"), ("w", ">f4")],
     )
     if not len(edges):
@@ -175,7 +166,7 @@ def visualrank(
     weights = edges["w"].astype(np.float64)
     del edges
     previous = _rows(
-        _fetch_packed(conn, "uuid_send(identifier) || float8send(rank)", "ccvec.visual_rank", []),
+        _fetch_packed(conn, "SELECT * FROM ccvec.visual_ranks_packed()", []),
         [("id", "V16"), ("rank", ">f8")],
     )
     start = np.full(n, 1.0 / n)
@@ -187,11 +178,7 @@ def visualrank(
     step("iterate (scipy)")
     _store(conn, run, nodes, ranks)
     step("store (COPY)")
-    conn.execute(
-        "UPDATE ccvec.visualrank_run SET iterations = %s, residual = %s, nodes = %s, finished_at = now() "
-        "WHERE id = %s",
-        [iterations, delta, n, run],
-    )
+    conn.execute("SELECT ccvec.visualrank_run_finish(%s, %s, %s, %s)", [run, iterations, delta, n])
     return run
 
 
@@ -217,7 +204,7 @@ def _store(conn: psycopg.Connection, run: int, nodes: np.ndarray, ranks: np.ndar
     out["rank"] = ranks
     out["score"] = percent_rank(ranks)
     out["run"] = run
-    conn.execute("TRUNCATE ccvec.visual_rank")
+    conn.execute("SELECT ccvec.visual_rank_clear()")
     sql = "COPY ccvec.visual_rank (identifier, rank, score, run_id) FROM STDIN (FORMAT BINARY)"
     with conn.cursor().copy(sql) as copy:
         copy.write(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8)

@@ -70,10 +70,7 @@ def graph_add() -> None:
 def graph_status() -> None:
     """The graph runs and which one is current."""
     with schema_connection() as conn:
-        rows = conn.execute(
-            "SELECT id, model, k, ef_search, images, recall, started_at, finished_at, is_current "
-            "FROM ccvec.knn_run ORDER BY id"
-        ).fetchall()
+        rows = conn.execute("SELECT * FROM ccvec.knn_runs()").fetchall()
     table = Table("run", "model", "k", "ef_search", "images", "recall@k", "built", "current", box=None)
     for rid, mdl, k, ef, images, recall, started, finished, is_current in rows:
         table.add_row(
@@ -153,12 +150,13 @@ def export_clusters_command(
 
     with schema_connection() as conn, stages() as bar:
         if run is None:
-            row = conn.execute("SELECT max(run_id) FROM ccvec.image_cluster").fetchone()
+            row = conn.execute("SELECT ccvec.newest_cluster_run()").fetchone()
             run = row[0] if row else None
             if run is None:
                 raise CcvecError("no clusters yet: run `ccvec cluster`")
         bar.update("reading clusters", 0, 3)
-        if not conn.execute("SELECT 1 FROM ccvec.cluster_label WHERE run_id = %s LIMIT 1", [run]).fetchone():
+        labelled = conn.execute("SELECT ccvec.cluster_run_labelled(%s)", [run]).fetchone()
+        if not (labelled and labelled[0]):
             clusters.label(conn, run)
         members = export.cluster_files(conn, run, 1)
         labels = export.cluster_labels(conn, run)

@@ -1,0 +1,27 @@
+-- Undo 0016_graph_functions.up.sql.
+DROP FUNCTION IF EXISTS ccvec.visual_rank_clear();
+DROP FUNCTION IF EXISTS ccvec.visual_ranks_packed();
+DROP FUNCTION IF EXISTS ccvec.knn_edges_packed(bigint);
+DROP FUNCTION IF EXISTS ccvec.visualrank_run_finish(bigint, integer, double precision, integer);
+DROP FUNCTION IF EXISTS ccvec.visualrank_run_start(bigint, double precision, double precision);
+DROP FUNCTION IF EXISTS ccvec.visualrank_settings(double precision, double precision);
+DROP FUNCTION IF EXISTS ccvec.loaded_sources();
+DROP FUNCTION IF EXISTS ccvec.ungrouped_images();
+DROP FUNCTION IF EXISTS ccvec.scope_size(uuid[]);
+DROP FUNCTION IF EXISTS ccvec.default_cluster_run(bigint);
+DROP FUNCTION IF EXISTS ccvec.cluster_run_labelled(bigint);
+DROP FUNCTION IF EXISTS ccvec.newest_cluster_run(text);
+DROP FUNCTION IF EXISTS ccvec.clustered_runs();
+DROP FUNCTION IF EXISTS ccvec.largest_clusters(bigint, integer);
+DROP FUNCTION IF EXISTS ccvec.cluster_run_counts(bigint);
+DROP FUNCTION IF EXISTS ccvec.images_missing_from_graph(text, bigint);
+DROP FUNCTION IF EXISTS ccvec.knn_runs();
+DROP FUNCTION IF EXISTS ccvec.current_knn_run();
+DROP FUNCTION IF EXISTS ccvec.knn_neighbours(bigint, uuid);
+DROP FUNCTION IF EXISTS ccvec.knn_run_images(bigint);
+DROP FUNCTION IF EXISTS ccvec.knn_run_settings(bigint);
+DROP FUNCTION IF EXISTS ccvec.knn_make_current(bigint);
+DROP FUNCTION IF EXISTS ccvec.knn_run_finish(bigint, integer, double precision, integer);
+DROP FUNCTION IF EXISTS ccvec.knn_run_start(text, integer, integer);
+DROP FUNCTION IF EXISTS ccvec.index_build_settings(text, integer);
+DROP FUNCTION IF EXISTS ccvec.embedded_images(text);
