@@ -22,6 +22,7 @@ from typing import LiteralString, NamedTuple, TypedDict
 import psycopg
 from scipy import stats
 
+from ccvec import db
 from ccvec.errors import CcvecError
 from ccvec.sources import jsonl_rows
 
@@ -48,8 +49,7 @@ def create(
             raise CcvecError(f"{label} must be between 0 and 1, not {share}")
     try:
         conn.execute(
-            "INSERT INTO ccvec.experiment (name, salt, treatment_share, substitution_share, cluster_level) "
-            "VALUES (%s, %s, %s, %s, %s)",
+            "SELECT ccvec.create_experiment(%s, %s, %s, %s, %s)",
             [name, salt or uuid.uuid4().hex, treatment_share, substitution_share, level],
         )
         conn.commit()
@@ -59,14 +59,7 @@ def create(
 
 
 def stop(conn: psycopg.Connection, name: str) -> None:
-    if (
-        conn.execute(
-            "UPDATE ccvec.experiment SET status = 'stopped', ends_at = coalesce(ends_at, now()) "
-            "WHERE name = %s",
-            [name],
-        ).rowcount
-        == 0
-    ):
+    if not db.fetch_row(conn.execute("SELECT ccvec.stop_experiment(%s)", [name]), "stopping")[0]:
         raise CcvecError(f"no experiment named {name!r}")
     conn.commit()
 
@@ -150,7 +143,7 @@ def _whole(value: object) -> int:
 def import_events(conn: psycopg.Connection, experiment: str, path: Path) -> ImportResult:
     """Load an analytics export; malformed rows are rejected with reasons (in ccvec.load_error),
     and re-importing never double-counts (one row per distinct event)."""
-    if conn.execute("SELECT 1 FROM ccvec.experiment WHERE name = %s", [experiment]).fetchone() is None:
+    if not db.fetch_row(conn.execute("SELECT ccvec.experiment_exists(%s)", [experiment]), "experiment")[0]:
         raise CcvecError(f"no experiment named {experiment!r}")
     path = Path(path)
     if not path.is_file():
@@ -169,16 +162,14 @@ def import_events(conn: psycopg.Connection, experiment: str, path: Path) -> Impo
                 if len(result.reasons) < 10:
                     result.reasons.append(reason)
                 conn.execute(
-                    "INSERT INTO ccvec.load_error (source, stage, reason) VALUES (%s, 'ab-import', %s)",
+                    "SELECT ccvec.add_load_error(NULL, %s, 'ab-import', %s)",
                     [f"{path}:{number}", str(exc)],
                 )
                 continue
-            inserted = conn.execute(
-                "INSERT INTO ccvec.ab_event (experiment, event_type, session, query, result_uuid, "
-                "result_rank, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT ON CONSTRAINT ab_event_once DO NOTHING",
-                [experiment, *event],
-            ).rowcount
+            inserted: int = db.fetch_row(
+                conn.execute("SELECT ccvec.add_ab_event(%s, %s, %s, %s, %s, %s, %s)", [experiment, *event]),
+                "importing an event",
+            )[0]
             result.imported += inserted
             result.duplicates += 1 - inserted
     return result
@@ -271,11 +262,10 @@ def mantel_haenszel(strata: list[Stratum], alpha: float = 0.05) -> tuple[float, 
 
 
 def report(conn: psycopg.Connection, experiment: str) -> Report:
-    if conn.execute("SELECT 1 FROM ccvec.experiment WHERE name = %s", [experiment]).fetchone() is None:
+    if not db.fetch_row(conn.execute("SELECT ccvec.experiment_exists(%s)", [experiment]), "experiment")[0]:
         raise CcvecError(f"no experiment named {experiment!r}")
     rows = conn.execute(
-        "SELECT rank, arm, substituted, count(*), count(*) FILTER (WHERE clicked) FROM ccvec.ab_outcome "
-        "WHERE experiment = %s GROUP BY rank, arm, substituted ORDER BY rank",
+        "SELECT * FROM ccvec.ab_strata(%s)",
         [experiment],
     ).fetchall()
     by_rank: dict[int, Stratum] = {}
@@ -296,7 +286,7 @@ def report(conn: psycopg.Connection, experiment: str) -> Report:
         odds,
         p,
         _clusters(conn, experiment, strata),
-        _count(conn, "SELECT count(*) FROM ccvec.ab_alternate_signal WHERE clicks > 0"),
+        _count(conn, "SELECT ccvec.ab_alternates_clicked()"),
     )
 
 
@@ -314,7 +304,7 @@ def _clusters(conn: psycopg.Connection, experiment: str, strata: list[Stratum]) 
     control_ctr = {s.rank: s.ctr_control for s in strata if s.control}
     per: defaultdict[int | None, _Tally] = defaultdict(lambda: _Tally(impressions=0, clicks=0, expected=0.0))
     for cluster, rank, clicked in conn.execute(
-        "SELECT cluster, rank, clicked FROM ccvec.ab_outcome WHERE experiment = %s AND substituted",
+        "SELECT * FROM ccvec.ab_substituted_outcomes(%s)",
         [experiment],
     ):
         if rank not in control_ctr:

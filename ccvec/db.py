@@ -258,17 +258,38 @@ def pgvector_problem(installed: str | None, available: str | None) -> str | None
     return None
 
 
+# Catalog look-ups that stay client-side: they run before ccvec's schema exists (server checks) or
+# on a schema at any revision (`ccvec db status` and `downgrade`), where no ccvec function may be.
+
+
+def installed_pgvector(conn: psycopg.Connection) -> str | None:
+    """The pgvector version installed in this database, or None."""
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    return str(row[0]) if row else None
+
+
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Whether the (schema-qualified) table exists."""
+    return bool(fetch_row(conn.execute("SELECT to_regclass(%s)", [name]), f"looking up {name}")[0])
+
+
+def row_count(conn: psycopg.Connection, name: str) -> int:
+    """The rows of a (schema-qualified) table whose name ccvec chose, not a user."""
+    count: int = fetch_row(conn.execute(f"SELECT count(*) FROM {name}"), f"counting {name}")[0]
+    return count
+
+
 def check_server(conn: psycopg.Connection) -> None:
     """Refuse servers ccvec cannot work with, and install pgvector in the database if missing."""
     if conn.info.server_version < MIN_SERVER_VERSION:
         raise CcvecError(
             f"PostgreSQL {conn.info.server_version // 10000} is too old: ccvec needs PostgreSQL >= 15"
         )
-    installed = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    installed = installed_pgvector(conn)
     available = one_row(
         conn, "SELECT max(version) FROM pg_available_extension_versions WHERE name = 'vector'"
     )[0]
-    problem = pgvector_problem(installed[0] if installed else None, available)
+    problem = pgvector_problem(installed, available)
     if problem:
         raise CcvecError(problem)
     if installed:
@@ -358,8 +379,7 @@ def run_ddl(
     while True:
         try:
             with conn.transaction():
-                conn.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('ccvec index ddl'))")
+                conn.execute("SELECT ccvec.ddl_lock(%s)", [DDL_LOCK_TIMEOUT])
                 result = conn.execute(sql, params).fetchall()
             conn.commit()
             return result
@@ -398,10 +418,8 @@ def fetch_row(cursor: psycopg.Cursor[TupleRow], what: str) -> TupleRow:
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:
     """Refresh a materialized view of schema ccvec; CONCURRENTLY (readers not blocked) once populated."""
-    populated = conn.execute(
-        "SELECT ispopulated FROM pg_matviews WHERE schemaname = 'ccvec' AND matviewname = %s", [name]
-    ).fetchone()
-    if populated is None:
+    populated = fetch_row(conn.execute("SELECT ccvec.matview_populated(%s)", [name]), f"view {name}")
+    if populated[0] is None:
         raise CcvecError(f"no materialized view ccvec.{name}: run `ccvec db upgrade`")
     conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if populated[0] else ''}ccvec.{name}")
     conn.commit()

@@ -195,17 +195,15 @@ def _exit_with(pid: int) -> None:
 
 
 def _start_run(conn: psycopg.Connection, source: str, model: str) -> int:
-    run_id: int = db.one_row(
-        conn, "INSERT INTO ccvec.load_run (source, model) VALUES (%s, %s) RETURNING id", [source, model]
-    )[0]
+    run_id: int = db.one_row(conn, "SELECT ccvec.load_run_start(%s, %s)", [source, model])[0]
     conn.commit()
     return run_id
 
 
 def _finish_run(conn: psycopg.Connection, summary: LoadSummary) -> None:
     conn.execute(
-        "UPDATE ccvec.load_run SET finished_at = now(), loaded = %s, skipped = %s, failed = %s WHERE id = %s",
-        [summary.loaded, summary.skipped, summary.failed, summary.run_id],
+        "SELECT ccvec.load_run_finish(%s, %s, %s, %s)",
+        [summary.run_id, summary.loaded, summary.skipped, summary.failed],
     )
     conn.commit()
 
@@ -299,8 +297,8 @@ def _write_rows(
             inserted = 0
         _record(conn, run_id, failures)
         conn.execute(
-            "UPDATE ccvec.load_run SET loaded = loaded + %s, failed = failed + %s WHERE id = %s",
-            [inserted, len(failures), run_id],
+            "SELECT ccvec.load_run_add(%s, %s, %s)",
+            [run_id, inserted, len(failures)],
         )
     return inserted
 
@@ -309,7 +307,7 @@ def _record(conn: psycopg.Connection, run_id: int, entries: list[Failed]) -> Non
     """Rows of ccvec.load_error (text cleaned: a NUL in a file name must not lose the record)."""
     if entries:
         conn.cursor().executemany(
-            "INSERT INTO ccvec.load_error (run_id, source, stage, reason) VALUES (%s, %s, %s, %s)",
+            "SELECT ccvec.add_load_error(%s, %s, %s, %s)",
             [(run_id, clean_text(f.source)[0], f.stage, clean_text(f.reason)[0]) for f in entries],
         )
 
@@ -472,12 +470,11 @@ def _drop_index_for_bulk_load(conn: psycopg.Connection, model: str, incoming: in
     if not incoming or not db.one_row(conn, "SELECT ccvec.has_embedding_index(%s)", [model])[0]:
         conn.commit()
         return False
-    sql = "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s"
-    indexed: int = db.one_row(conn, sql, [model])[0]
+    indexed: int = db.one_row(conn, "SELECT ccvec.embedding_count(%s)", [model])[0]
     conn.commit()
     if incoming <= REBUILD_INDEX_ABOVE * indexed:
         return False
-    conn.execute("UPDATE ccvec.load_run SET index_dropped = true WHERE id = %s", [run_id])
+    conn.execute("SELECT ccvec.load_run_index_dropped(%s)", [run_id])
     conn.commit()
     db.run_ddl(conn, "SELECT ccvec.drop_embedding_index(%s)", [model], f"dropping the index of {model}")
     return True

@@ -128,7 +128,7 @@ def _load_slice(
         read += len(rows)
         with conn.transaction():
             n = _write_rows(conn, model, dim, rows, write_catalog)
-            conn.execute("UPDATE ccvec.load_run SET loaded = loaded + %s WHERE id = %s", [n, run_id])
+            conn.execute("SELECT ccvec.load_run_add(%s, %s)", [run_id, n])
         inserted += n
     return read, inserted
 
@@ -199,20 +199,11 @@ def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> int:
     if not rows:
         return 0
     with conn.transaction():
-        conn.execute(
-            "CREATE TEMP TABLE ccvec_error_stage (source text, stage text, reason text) ON COMMIT DROP"
-        )
+        conn.execute("SELECT ccvec.create_error_stage()")
         with conn.cursor().copy("COPY ccvec_error_stage FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        added = conn.execute(
-            "INSERT INTO ccvec.load_error (run_id, source, stage, reason) "
-            "SELECT DISTINCT %s, s.source, s.stage, s.reason FROM ccvec_error_stage s "
-            "WHERE NOT EXISTS (SELECT 1 FROM ccvec.load_error e WHERE e.source = s.source "
-            "AND e.stage = s.stage AND e.reason = s.reason)",
-            [run_id],
-        ).rowcount
-        conn.execute("UPDATE ccvec.load_run SET failed = %s WHERE id = %s", [added, run_id])
+        added: int = _first(conn.execute("SELECT ccvec.ingest_load_errors(%s)", [run_id]))[0]
     return added
 
 
@@ -235,11 +226,7 @@ def load_dataset(
     with db.connection(url) as conn:
         migrate.require_current(conn)
         model = _model(conn, manifest)
-        run_id: int = _first(
-            conn.execute(
-                "INSERT INTO ccvec.load_run (source, model) VALUES (%s, %s) RETURNING id", [str(root), model]
-            )
-        )[0]
+        run_id: int = _first(conn.execute("SELECT ccvec.load_run_start(%s, %s)", [str(root), model]))[0]
         conn.commit()
         summary = LoadSummary(run_id)
         parts = list(_slices(root))
@@ -267,8 +254,8 @@ def load_dataset(
             ensure_index(conn, model)
         summary.seconds = time.perf_counter() - started
         conn.execute(
-            "UPDATE ccvec.load_run SET finished_at = now(), skipped = %s WHERE id = %s",
-            [summary.skipped, run_id],
+            "SELECT ccvec.load_run_finish(%s, NULL, %s, NULL)",
+            [run_id, summary.skipped],
         )
         conn.commit()
     return summary
@@ -280,8 +267,8 @@ def _drop_index(conn: psycopg.Connection, model: str, incoming: int) -> bool:
 
     if not incoming or not _first(conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]))[0]:
         return False
-    sql = "SELECT count(*) FROM ccvec.image_embedding WHERE model = %s"
-    if incoming <= REBUILD_INDEX_ABOVE * _first(conn.execute(sql, [model]))[0]:
+    indexed: int = _first(conn.execute("SELECT ccvec.embedding_count(%s)", [model]))[0]
+    if incoming <= REBUILD_INDEX_ABOVE * indexed:
         return False
     conn.execute("SELECT ccvec.drop_embedding_index(%s)", [model])
     conn.commit()

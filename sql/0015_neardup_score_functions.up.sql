@@ -64,7 +64,7 @@ LANGUAGE sql STABLE AS $$
     SELECT count(*) FROM ccvec.image_embedding WHERE model = p_model
 $$;
 COMMENT ON FUNCTION ccvec.embedding_count(text) IS
-    'Embeddings of model p_model: dedup builds its HNSW index only when there are at least two.';
+    'Number of images with an embedding of model p_model: dedup, the graph and the loader need it (an HNSW index, a graph need at least two).';
 
 CREATE FUNCTION ccvec.duplicate_last_run()
 RETURNS TABLE (radius integer, cosine real, model text, prefer text[], link real, k integer, dihedral boolean)

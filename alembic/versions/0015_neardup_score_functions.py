@@ -1,13 +1,13 @@
 """The near-duplicate and score queries of ccvec/neardup.py, ccvec/scores.py and their CLI, as functions.
 
 Revision ID: 0015_neardup_score_functions
-Revises: 0010_report
+Revises: 0014_cluster_functions
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0015_neardup_score_functions"
-down_revision = "0010_report"
+down_revision = "0014_cluster_functions"
 branch_labels = None
 depends_on = None
 

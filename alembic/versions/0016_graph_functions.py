@@ -2,13 +2,13 @@
 as text, as functions in ccvec (issue 16).
 
 Revision ID: 0016_graph_functions
-Revises: 0010_report
+Revises: 0015_neardup_score_functions
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0016_graph_functions"
-down_revision = "0010_report"
+down_revision = "0015_neardup_score_functions"
 branch_labels = None
 depends_on = None
 

@@ -39,7 +39,8 @@ def clusters_command(
 
     with schema_connection() as conn:
         rows = clusters.summary(conn, run)
-        run_id = run or db.fetch_row(conn.execute("SELECT ccvec.newest_labelled_cluster_run()"), "newest run")[0]
+        newest = conn.execute("SELECT ccvec.newest_labelled_cluster_run()")
+        run_id = run or db.fetch_row(newest, "newest run")[0]
         shape = clusters.shape(conn, run_id)
     if fmt != Format.table:  # every cluster, singletons too
         emit(

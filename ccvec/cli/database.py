@@ -54,16 +54,11 @@ def _rows_held(conn: psycopg.Connection) -> int:
 
 
 def _table_exists(conn: psycopg.Connection, table: str) -> bool:
-
-    name = f"{config.SCHEMA}.{table}"
-    return bool(db.fetch_row(conn.execute("SELECT to_regclass(%s)", [name]), f"looking up {name}")[0])
+    return db.table_exists(conn, f"{config.SCHEMA}.{table}")
 
 
 def _row_count(conn: psycopg.Connection, table: str) -> int:
-
-    name = f"{config.SCHEMA}.{table}"
-    count: int = db.fetch_row(conn.execute(f"SELECT count(*) FROM {name}"), f"counting {name}")[0]
-    return count
+    return db.row_count(conn, f"{config.SCHEMA}.{table}")
 
 
 MAIN_TABLES = (
@@ -88,10 +83,9 @@ def db_status() -> None:
     url = db.resolve_url()
     with db.connection(url) as conn:
         server = db.fetch_row(conn.execute("SHOW server_version"), "server version")[0]
-        pgvector = db.fetch_row(
-            conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"),
-            "pgvector version (is the extension installed?)",
-        )[0]
+        pgvector = db.installed_pgvector(conn)
+        if pgvector is None:
+            raise CcvecError("pgvector version (is the extension installed?): the query returned no row")
         revision = migrate.current_revision(conn)
         counts: dict[str, int] = {}
         if revision:

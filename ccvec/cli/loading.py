@@ -177,10 +177,10 @@ def errors_command(
 
     with schema_connection() as conn:
         if run is None:
-            run = db.fetch_row(conn.execute("SELECT max(run_id) FROM ccvec.load_error"), "newest load run")[0]
+            run = db.fetch_row(conn.execute("SELECT ccvec.latest_load_error_run()"), "newest load run")[0]
         rows = (
             conn.execute(
-                "SELECT run_id, stage, source, reason FROM ccvec.load_error WHERE run_id = %s ORDER BY id",
+                "SELECT * FROM ccvec.load_errors(%s)",
                 [run],
             ).fetchall()
             if run is not None

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from ccvec import config, defaults
+from ccvec import config, db, defaults
 from ccvec.errors import CcvecError
 from ccvec.models import efficientnet_lite
 from ccvec.models.spec import ModelSpec
@@ -133,16 +133,17 @@ def validate(path: Path, spec: ModelSpec) -> None:
 
 def register(conn: psycopg.Connection, model: Model) -> None:
     """Record the model; refuse a different file under a name already used."""
-    row = conn.execute("SELECT onnx_sha256 FROM ccvec.model WHERE name = %s", [model.name]).fetchone()
-    if row and row[0] != model.sha256:
+    registered: str | None = db.fetch_row(
+        conn.execute("SELECT ccvec.model_onnx_sha256(%s)", [model.name]), f"looking up model {model.name}"
+    )[0]
+    if registered and registered != model.sha256:
         raise CcvecError(
-            f"model {model.name!r} is registered with a different ONNX file (sha256 {row[0][:12]}…, "
+            f"model {model.name!r} is registered with a different ONNX file (sha256 {registered[:12]}…, "
             f"this one {model.sha256[:12]}…): register it under a new name so vectors never mix"
         )
-    if not row:
+    if not registered:
         conn.execute(
-            "INSERT INTO ccvec.model (name, version, weights_sha256, onnx_sha256, dim, spec) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+            "SELECT ccvec.register_model(%s, %s, %s, %s, %s, %s)",
             [
                 model.name,
                 model.spec.version,
@@ -181,7 +182,7 @@ def get_model(conn: psycopg.Connection, name: str = DEFAULT_MODEL) -> Model:
         model = BUILT_IN[name]()
         register(conn, model)
         return model
-    row = conn.execute("SELECT spec, onnx_sha256 FROM ccvec.model WHERE name = %s", [name]).fetchone()
+    row = conn.execute("SELECT * FROM ccvec.model_spec(%s)", [name]).fetchone()
     if not row:
         raise CcvecError(f"no model named {name!r}: see `ccvec model list`, or add it with `ccvec model add`")
     path = models_dir() / f"{name}.onnx"
@@ -194,8 +195,4 @@ def get_model(conn: psycopg.Connection, name: str = DEFAULT_MODEL) -> Model:
 
 def list_models(conn: psycopg.Connection) -> list[tuple[str, str, int, str, datetime.datetime, int]]:
     """(name, version, dim, onnx sha256, registered at, embeddings) of every registered model."""
-    return conn.execute(
-        "SELECT m.name, m.version, m.dim, m.onnx_sha256, m.registered_at, "
-        "(SELECT count(*) FROM ccvec.image_embedding e WHERE e.model = m.name) "
-        "FROM ccvec.model m ORDER BY m.name"
-    ).fetchall()
+    return conn.execute("SELECT * FROM ccvec.model_list()").fetchall()

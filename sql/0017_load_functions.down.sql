@@ -1,0 +1,23 @@
+-- Undo 0017: drop the functions it created.
+DROP FUNCTION IF EXISTS ccvec.ddl_lock(text);
+DROP FUNCTION IF EXISTS ccvec.matview_populated(text);
+DROP FUNCTION IF EXISTS ccvec.ab_alternates_clicked();
+DROP FUNCTION IF EXISTS ccvec.ab_substituted_outcomes(text);
+DROP FUNCTION IF EXISTS ccvec.ab_strata(text);
+DROP FUNCTION IF EXISTS ccvec.add_ab_event(text, text, text, text, uuid, integer, timestamptz);
+DROP FUNCTION IF EXISTS ccvec.experiment_exists(text);
+DROP FUNCTION IF EXISTS ccvec.stop_experiment(text);
+DROP FUNCTION IF EXISTS ccvec.create_experiment(text, text, double precision, double precision, text);
+DROP FUNCTION IF EXISTS ccvec.model_list();
+DROP FUNCTION IF EXISTS ccvec.model_spec(text);
+DROP FUNCTION IF EXISTS ccvec.register_model(text, text, text, text, integer, jsonb);
+DROP FUNCTION IF EXISTS ccvec.model_onnx_sha256(text);
+DROP FUNCTION IF EXISTS ccvec.load_errors(bigint);
+DROP FUNCTION IF EXISTS ccvec.latest_load_error_run();
+DROP FUNCTION IF EXISTS ccvec.ingest_load_errors(bigint);
+DROP FUNCTION IF EXISTS ccvec.create_error_stage();
+DROP FUNCTION IF EXISTS ccvec.add_load_error(bigint, text, text, text);
+DROP FUNCTION IF EXISTS ccvec.load_run_index_dropped(bigint);
+DROP FUNCTION IF EXISTS ccvec.load_run_finish(bigint, bigint, bigint, bigint);
+DROP FUNCTION IF EXISTS ccvec.load_run_add(bigint, bigint, bigint);
+DROP FUNCTION IF EXISTS ccvec.load_run_start(text, text);
