@@ -7,13 +7,16 @@ the user's own ccvec data. Tests that need an empty schema get a fresh database 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psycopg
 import pytest
+import typer.testing
+from typer.testing import CliRunner, Result
 
 from ccvec import db, migrate
 
@@ -82,3 +85,37 @@ def conn(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg
     connection.execute("TRUNCATE " + ", ".join(f"ccvec.{t.strip()}" for t in TABLES.split(",")) + " CASCADE")
     connection.commit()
     connection.close()
+
+
+class _AsInstalled:
+    """`ccvec.cli.app` as the `ccvec` script runs it: through `ccvec.cli.main`, so a user-fixable
+    error becomes one line on stderr and exit status 2, exactly as for users (the bare app would
+    leave the exception to the runner)."""
+
+    name = "ccvec"
+
+    def main(self, args: Sequence[str] = (), prog_name: str | None = None, **extra: object) -> None:
+        from ccvec.cli import main
+
+        saved = sys.argv
+        sys.argv = ["ccvec", *args]
+        try:
+            main()
+        finally:
+            sys.argv = saved
+
+
+@pytest.fixture()
+def cli(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """`cli("graph", "build", "--k", "2")` runs ccvec in-process (typer's CliRunner over
+    `ccvec.cli.app`) against the test database; returns the runner's Result (exit_code, stdout,
+    stderr). Tables are emptied after the test, as with `conn`."""
+    from ccvec.cli import app
+
+    runner = CliRunner()
+    monkeypatch.setattr(typer.testing, "_get_command", lambda _app: _AsInstalled())
+
+    def invoke(*args: str | Path) -> Result:
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke

@@ -1,0 +1,537 @@
+"""Every command and subcommand: one happy path and one bad input each, in-process through the
+`cli` fixture, on a handful of tiny images embedded by the tiny test model.
+
+COVERED maps each command path to its (happy, bad) tests; `test_every_command_is_covered` walks
+the typer app, so a new command without tests fails here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+import typer
+from typer.testing import Result
+
+from ccvec import scores
+from ccvec.cli import app
+from ccvec.models import registry
+
+from .images import photo
+from .tiny_model import TINY_DIM, TINY_SIZE, build_tiny_model, tiny_spec
+
+Cli = Callable[..., Result]
+MODEL = "tiny-cmd"
+SPARK_HAPPY = "tests/test_spark.py::test_spark_features_equal_ccvec_load"  # Spark startup is slow
+
+COVERED: dict[str, tuple[str, str]] = {
+    "authority load-hosts": ("test_load_hosts", "test_load_hosts_wrong_header"),
+    "cluster": ("test_cluster", "test_cluster_without_graph"),
+    "clusters": ("test_clusters", "test_clusters_limit_zero"),
+    "db downgrade": ("test_db_upgrade_and_downgrade", "test_db_downgrade_unknown_revision"),
+    "db grant": ("test_db_grant", "test_db_grant_two_levels"),
+    "db start": ("test_db_start_when_running", "test_db_start_with_database_url"),
+    "db status": ("test_db_status", "test_db_status_unreachable"),
+    "db stop": ("test_db_stop_when_not_running", "test_db_stop_extra_argument"),
+    "db upgrade": ("test_db_upgrade_and_downgrade", "test_db_upgrade_unknown_revision"),
+    "db url": ("test_db_url_hides_password", "test_db_url_extra_argument"),
+    "dedup": ("test_dedup", "test_dedup_radius_out_of_range"),
+    "errors": ("test_load_and_errors", "test_errors_bad_run"),
+    "experiment create": ("test_experiment_lifecycle", "test_experiment_create_bad_share"),
+    "experiment import": ("test_experiment_lifecycle", "test_experiment_import_wrong_suffix"),
+    "experiment power": ("test_experiment_power", "test_experiment_power_impossible"),
+    "experiment report": ("test_experiment_lifecycle", "test_experiment_report_unknown"),
+    "experiment stop": ("test_experiment_lifecycle", "test_experiment_stop_unknown"),
+    "export-clusters": ("test_export_clusters", "test_export_clusters_without_clusters"),
+    "graph add": ("test_graph_add", "test_graph_add_without_graph"),
+    "graph build": ("test_graph_build_and_status", "test_graph_build_k_zero"),
+    "graph status": ("test_graph_build_and_status", "test_graph_status_without_schema"),
+    "load": ("test_load_and_errors", "test_load_missing_source"),
+    "model add": ("test_model_add_and_list", "test_model_add_bad_mean"),
+    "model build": ("test_model_build", "test_model_build_unknown_option"),
+    "model list": ("test_model_add_and_list", "test_model_list_without_schema"),
+    "novelty fit": ("test_novelty_fit_and_score", "test_novelty_fit_without_selector"),
+    "novelty score": ("test_novelty_fit_and_score", "test_novelty_score_unknown"),
+    "refresh": ("test_refresh_and_scores", "test_refresh_without_schema"),
+    "report": ("test_report", "test_report_into_foreign_folder"),
+    "run": ("test_run", "test_run_missing_source"),
+    "scores": ("test_refresh_and_scores", "test_scores_not_a_uuid"),
+    "similar": ("test_similar", "test_similar_bad_phash"),
+    "spark features": (SPARK_HAPPY, "test_spark_features_onnx_without_spec"),
+    "tags": ("test_tags", "test_tags_id_and_all"),
+}
+
+
+def command_paths(typer_app: typer.Typer) -> set[str]:
+    command = typer.main.get_command(typer_app)
+    paths: set[str] = set()
+
+    def walk(group: object, prefix: str) -> None:
+        for name, sub in getattr(group, "commands", {}).items():
+            path = f"{prefix} {name}".strip()
+            if getattr(sub, "commands", None):
+                walk(sub, path)
+            else:
+                paths.add(path)
+
+    walk(command, "")
+    return paths
+
+
+def test_every_command_is_covered() -> None:
+    paths = command_paths(app)
+    assert len(paths) >= 30
+    assert paths - COVERED.keys() == set(), "commands without tests: add them to COVERED"
+    assert COVERED.keys() - paths == set(), "COVERED names commands that no longer exist"
+    here = globals()
+    for path, tests in COVERED.items():
+        for test in tests:
+            if test != SPARK_HAPPY:
+                assert callable(here.get(test)), f"{path}: {test} is not a test of this module"
+    spark_test = SPARK_HAPPY.split("::")[1]
+    assert f"def {spark_test}(" in (Path(__file__).parent / "test_spark.py").read_text()
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def usage_error(result: Result, text: str) -> None:
+    """Exit 2 and one line on stderr that says what is wrong."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert text in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.lower().startswith("error")]
+    assert len(errors) == 1, result.stderr
+    if not lines[0].startswith("Usage:"):  # ccvec's own errors: that one line and nothing else
+        assert lines == errors, result.stderr
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
+    return result
+
+
+def images(folder: Path, names: tuple[str, ...] = ("chelsea", "coffee", "astronaut", "rocket")) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        photo(name).convert("RGB").resize((48, 40)).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture()
+def tiny(conn: psycopg.Connection, tmp_path: Path) -> Path:
+    """The tiny model, registered; returns its ONNX file."""
+    onnx = build_tiny_model(tmp_path / "tiny.onnx")
+    registry.add_model(conn, onnx, tiny_spec(MODEL))
+    conn.commit()
+    return onnx
+
+
+@pytest.fixture()
+def loaded(cli: Cli, tiny: Path, tmp_path: Path) -> Path:
+    """Four small photos loaded with the tiny model; returns their folder."""
+    folder = images(tmp_path / "photos")
+    assert "loaded 4," in ok(cli("load", folder, "--model", MODEL, "--workers", "0")).stdout
+    return folder
+
+
+@pytest.fixture()
+def graphed(cli: Cli, loaded: Path) -> Path:
+    ok(cli("graph", "build", "--model", MODEL, "--k", "2", "--recall-sample", "0"))
+    return loaded
+
+
+@pytest.fixture()
+def clustered(cli: Cli, graphed: Path) -> Path:
+    ok(cli("cluster"))
+    return graphed
+
+
+def identifiers(conn: psycopg.Connection) -> list[str]:
+    return [str(r[0]) for r in conn.execute("SELECT identifier FROM ccvec.image ORDER BY title")]
+
+
+@pytest.fixture()
+def no_schema(cli: Cli, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """DATABASE_URL points at an empty database (no ccvec schema)."""
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    return fresh_database_url
+
+
+# --- load, errors ----------------------------------------------------------------------------------
+
+
+def test_load_and_errors(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    folder = images(tmp_path / "in", ("coffee", "camera"))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    result = cli("load", folder, "--model", MODEL, "--workers", "0")
+    assert result.exit_code == 1, result.stderr  # documented: 1 when some input failed
+    assert "loaded 2," in result.stdout
+    errors = json.loads(ok(cli("errors", "--format", "json")).stdout)
+    assert len(errors) == 1 and "broken.png" in json.dumps(errors)
+
+
+def test_load_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    usage_error(cli("load", tmp_path / "nowhere", "--model", MODEL), "no such folder or manifest file")
+
+
+def test_errors_bad_run(cli: Cli) -> None:
+    usage_error(cli("errors", "--run", "abc"), "--run")
+
+
+# --- similar, dedup --------------------------------------------------------------------------------
+
+
+def test_similar(cli: Cli, loaded: Path) -> None:
+    rows = json.loads(ok(cli("similar", "--image", loaded / "coffee.png", "--format", "json")).stdout)
+    assert rows[0]["distance"] == 0 and rows[0]["title"] == "coffee"
+
+
+def test_similar_bad_phash(cli: Cli) -> None:
+    usage_error(cli("similar", "--phash", "not-hex"), "not-hex")
+
+
+def test_dedup(cli: Cli, loaded: Path, tmp_path: Path) -> None:
+    copy = images(tmp_path / "copy", ("coffee",))
+    ok(cli("load", copy, "--model", MODEL, "--workers", "0"))
+    groups = json.loads(ok(cli("dedup", "--model", MODEL, "--format", "json")).stdout)
+    assert [len(g["members"]) if "members" in g else g.get("size") for g in groups] == [2], groups
+
+
+def test_dedup_radius_out_of_range(cli: Cli) -> None:
+    usage_error(cli("dedup", "--radius", "99"), "--radius")
+
+
+# --- graph, cluster, clusters, export, tags, novelty ------------------------------------------------
+
+
+def test_graph_build_and_status(cli: Cli, loaded: Path) -> None:
+    built = ok(cli("graph", "build", "--model", MODEL, "--k", "2", "--recall-sample", "0")).stdout
+    assert "4 images, k=2" in built and "(now current)" in built
+    status = ok(cli("graph", "status")).stdout
+    assert MODEL in status and "yes" in status
+
+
+def test_graph_build_k_zero(cli: Cli) -> None:
+    usage_error(cli("graph", "build", "--k", "0"), "--k")
+
+
+def test_graph_status_without_schema(cli: Cli, no_schema: str) -> None:
+    usage_error(cli("graph", "status"), "ccvec db upgrade")
+
+
+def test_graph_add(cli: Cli, graphed: Path, tmp_path: Path) -> None:
+    ok(cli("load", images(tmp_path / "more", ("horse",)), "--model", MODEL, "--workers", "0"))
+    assert "added 1 images" in ok(cli("graph", "add")).stdout
+
+
+def test_graph_add_without_graph(cli: Cli, loaded: Path) -> None:
+    usage_error(cli("graph", "add"), "no kNN graph yet")
+
+
+def test_cluster(cli: Cli, graphed: Path) -> None:
+    assert "cluster run" in ok(cli("cluster")).stdout
+
+
+def test_cluster_without_graph(cli: Cli, loaded: Path) -> None:
+    usage_error(cli("cluster"), "no kNN graph yet")
+
+
+def test_clusters(cli: Cli, clustered: Path) -> None:
+    rows = json.loads(ok(cli("clusters", "--format", "json")).stdout)
+    assert sum(r["size"] for r in rows) == 4
+
+
+def test_clusters_limit_zero(cli: Cli) -> None:
+    usage_error(cli("clusters", "--limit", "0"), "--limit")
+
+
+def test_export_clusters(cli: Cli, clustered: Path, tmp_path: Path) -> None:
+    target = tmp_path / "export"
+    assert "labels.csv" in ok(cli("export-clusters", target, "--sheets", "0")).stdout
+    assert (target / "labels.csv").is_file()
+    assert len([p for p in target.rglob("*.png") if p.is_symlink()]) == 4
+
+
+def test_export_clusters_without_clusters(cli: Cli, tmp_path: Path) -> None:
+    usage_error(cli("export-clusters", tmp_path / "export"), "no clusters yet")
+
+
+def test_tags(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
+    ok(cli("refresh"))  # computes the inferred tags
+    ident = identifiers(conn)[0]
+    assert "own tags: (none)" in ok(cli("tags", ident)).stdout
+    assert json.loads(ok(cli("tags", "--all", "--format", "json")).stdout) == []
+
+
+def test_tags_id_and_all(cli: Cli) -> None:
+    usage_error(cli("tags", str(uuid.uuid4()), "--all"), "give one IDENTIFIER or --all")
+
+
+def test_novelty_fit_and_score(cli: Cli, loaded: Path, conn: psycopg.Connection) -> None:
+    ids = identifiers(conn)
+    conn.execute("UPDATE ccvec.image SET provider = 'museum' WHERE identifier = ANY(%s)", [ids[:3]])
+    conn.commit()
+    fitted = ok(cli("novelty", "fit", "ref", "--provider", "museum", "--model", MODEL)).stdout
+    assert "3 reference images" in fitted
+    assert "scored 1 images against 'ref'" in ok(cli("novelty", "score", "ref")).stdout
+
+
+def test_novelty_fit_without_selector(cli: Cli) -> None:
+    usage_error(cli("novelty", "fit", "ref"), "give exactly one of --reference, --provider, --tag")
+
+
+def test_novelty_score_unknown(cli: Cli) -> None:
+    usage_error(cli("novelty", "score", "nothing-fitted"), "nothing-fitted")
+
+
+# --- refresh, scores, authority ---------------------------------------------------------------------
+
+
+def test_refresh_and_scores(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
+    assert "scored 4 images" in ok(cli("refresh")).stdout
+    ident = identifiers(conn)[0]
+    row = json.loads(ok(cli("scores", "--identifier", ident, "--format", "json")).stdout)
+    assert row[0]["identifier"] == ident and 0 <= row[0]["authority"] <= 1
+
+
+def test_refresh_without_schema(cli: Cli, no_schema: str) -> None:
+    usage_error(cli("refresh"), "ccvec db upgrade")
+
+
+def test_scores_not_a_uuid(cli: Cli) -> None:
+    usage_error(cli("scores", "--identifier", "nope"), "'nope' is not a UUID")
+
+
+def ranks_file(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with gzip.open(path, "wt") as f:
+        f.write("\t".join(header) + "\n")
+        f.writelines("\t".join(str(x) for x in row) + "\n" for row in rows)
+    return path
+
+
+def test_load_hosts(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
+    ranks = ranks_file(
+        tmp_path / "cc-host-ranks.txt.gz",
+        scores.HOST_HEADER,
+        [[1, 3.2e7, 5, 0.01, "org.wikipedia.en"], [10, 2.1e7, 40, 0.001, "com.flickr"]],
+    )
+    assert "2 host ranks" in ok(cli("authority", "load-hosts", ranks)).stdout
+    assert conn.execute("SELECT count(*) FROM ccvec.web_rank WHERE kind = 'host'").fetchone() == (2,)
+
+
+def test_load_hosts_wrong_header(cli: Cli, tmp_path: Path) -> None:
+    ranks = ranks_file(tmp_path / "x-ranks.txt.gz", ["rank", "host"], [[1, "org.example"]])
+    usage_error(cli("authority", "load-hosts", ranks), "not a Common Crawl ranks file")
+
+
+# --- report, run ----------------------------------------------------------------------------------
+
+
+def test_report(cli: Cli, clustered: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    assert "report:" in ok(cli("report", out)).stdout
+    assert "coffee" in (out / "index.html").read_text()
+
+
+def test_report_into_foreign_folder(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("not ccvec's")
+    usage_error(cli("report", out), "holds files ccvec did not write")
+    assert (out / "notes.txt").read_text() == "not ccvec's"
+
+
+def test_run(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    folder = images(tmp_path / "photos")
+    out = tmp_path / "out"
+    ok(cli("run", folder, "--model", MODEL, "--k", "2", "--out", out))
+    assert (out / "index.html").is_file()
+
+
+def test_run_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    usage_error(cli("run", tmp_path / "nowhere", "--model", MODEL), "no such folder or file")
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+
+def tiny_options(onnx: Path, name: str = "tiny-added") -> list[str | Path]:
+    return [
+        "model", "add", name, onnx, "--dim", str(TINY_DIM), "--size", str(TINY_SIZE),
+        "--input", "pixels", "--output", "embedding", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25",
+    ]  # fmt: skip
+
+
+def test_model_add_and_list(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
+    onnx = build_tiny_model(tmp_path / "t.onnx")
+    assert "registered tiny-added (dim 8" in ok(cli(*tiny_options(onnx))).stdout
+    assert "tiny-added" in ok(cli("model", "list")).stdout
+
+
+def test_model_add_bad_mean(cli: Cli, tmp_path: Path) -> None:
+    onnx = build_tiny_model(tmp_path / "t.onnx")
+    args = tiny_options(onnx)
+    args[args.index("0.5,0.5,0.5")] = "0.5,0.5"
+    usage_error(cli(*args), "bad model spec")
+
+
+def test_model_list_without_schema(cli: Cli, no_schema: str) -> None:
+    usage_error(cli("model", "list"), "ccvec db upgrade")
+
+
+def test_model_build(cli: Cli) -> None:
+    out = ok(cli("model", "build")).stdout
+    assert "efficientnet-lite0" in out and "dim 1280" in out
+
+
+def test_model_build_unknown_option(cli: Cli) -> None:
+    usage_error(cli("model", "build", "--fast"), "No such option")
+
+
+# --- experiments ------------------------------------------------------------------------------------
+
+
+def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
+    assert "experiment exp running: 50% of sessions" in ok(cli("experiment", "create", "exp")).stdout
+    served = [("treatment", True, uuid.uuid4()), ("control", False, uuid.uuid4())]
+    for n, (arm, substituted, ident) in enumerate(served):
+        conn.execute(
+            "INSERT INTO ccvec.ab_served VALUES ('exp', %s, 'q', 1, %s, %s, %s, %s, now())",
+            [f"s{n}", ident, ident, arm, substituted],
+        )
+    conn.commit()
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "query,result_uuid,result_rank,session_uuid,timestamp,event_type\n"
+        f"q,{served[0][2]},1,s0,2026-11-01T10:00:00+00:00,click\n"
+        f"q,{served[1][2]},x,s1,2026-11-01T10:00:00+00:00,click\n"
+    )
+    imported = ok(cli("experiment", "import", "exp", events))
+    assert "imported 1, already there 0, rejected 1" in imported.stdout
+    report = json.loads(ok(cli("experiment", "report", "exp", "--json")).stdout)
+    assert report["strata"][0]["substituted_clicks"] == 1, report
+    assert "experiment exp stopped" in ok(cli("experiment", "stop", "exp")).stdout
+
+
+def test_experiment_create_bad_share(cli: Cli) -> None:
+    usage_error(cli("experiment", "create", "exp", "--treatment", "2"), "--treatment")
+
+
+def test_experiment_import_wrong_suffix(cli: Cli, tmp_path: Path) -> None:
+    ok(cli("experiment", "create", "exp"))
+    events = tmp_path / "events.xlsx"
+    events.write_text("x")
+    usage_error(cli("experiment", "import", "exp", events), "must be .csv or .jsonl")
+
+
+def test_experiment_report_unknown(cli: Cli) -> None:
+    usage_error(cli("experiment", "report", "nope"), "no experiment named 'nope'")
+
+
+def test_experiment_stop_unknown(cli: Cli) -> None:
+    usage_error(cli("experiment", "stop", "nope"), "no experiment named 'nope'")
+
+
+def test_experiment_power(cli: Cli) -> None:
+    out = ok(cli("experiment", "power", "--ctr", "0.05", "--lift", "-0.1")).stdout
+    n = int(out.split()[0].replace(",", ""))
+    assert 10_000 < n < 100_000, out
+
+
+def test_experiment_power_impossible(cli: Cli) -> None:
+    usage_error(cli("experiment", "power", "--ctr", "1.5", "--lift", "0.1"), "need 0 < ctr < 1")
+
+
+# --- spark --------------------------------------------------------------------------------------------
+
+
+def test_spark_features_onnx_without_spec(cli: Cli, tmp_path: Path) -> None:
+    usage_error(
+        cli("spark", "features", tmp_path, "--out", tmp_path / "f", "--onnx", tmp_path / "m.onnx"),
+        "--onnx and --spec go together",
+    )
+
+
+# --- db -------------------------------------------------------------------------------------------------
+
+
+def test_db_upgrade_and_downgrade(cli: Cli, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    assert "schema at" in ok(cli("db", "upgrade")).stdout
+    assert "(up to date)" in ok(cli("db", "status")).stdout
+    assert "schema at base" in ok(cli("db", "downgrade", "base", "--yes")).stdout
+    assert "schema      none" in ok(cli("db", "status")).stdout
+
+
+def test_db_upgrade_unknown_revision(cli: Cli, no_schema: str) -> None:
+    usage_error(cli("db", "upgrade", "nosuchrev"), "nosuchrev")
+
+
+def test_db_downgrade_unknown_revision(cli: Cli) -> None:
+    usage_error(cli("db", "downgrade", "nosuchrev", "--yes"), "nosuchrev")
+
+
+def test_db_status(cli: Cli, tiny: Path) -> None:
+    out = ok(cli("db", "status")).stdout
+    assert "(up to date)" in out and "ccvec.model" in out
+
+
+def test_db_status_unreachable(cli: Cli, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url.replace("/ccvec?", "/no_such_database?"))
+    usage_error(cli("db", "status"), 'database "no_such_database" does not exist')
+
+
+def test_db_url_hides_password(cli: Cli, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ok(cli("db", "url", "--show-password")).stdout.strip() == database_url
+    monkeypatch.setenv("DATABASE_URL", "postgresql://ann:s3cret@db.example/ccvec")
+    shown = ok(cli("db", "url")).stdout
+    assert "s3cret" not in shown and "ann:***@db.example" in shown
+
+
+def test_db_url_extra_argument(cli: Cli) -> None:
+    usage_error(cli("db", "url", "extra"), "unexpected extra argument")
+
+
+def test_db_grant(cli: Cli, conn: psycopg.Connection) -> None:
+    role = f"r_{uuid.uuid4().hex[:10]}"
+    conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    conn.commit()
+    try:
+        assert f"{role} is now a ccvec reader" in ok(cli("db", "grant", role, "--reader")).stdout
+        allowed = conn.execute("SELECT has_table_privilege(%s, 'ccvec.image', 'SELECT')", [role]).fetchone()
+        assert allowed == (True,)
+    finally:
+        conn.rollback()
+        conn.execute(f'DROP OWNED BY "{role}"')
+        conn.execute(f'DROP ROLE "{role}"')
+        conn.commit()
+
+
+def test_db_grant_two_levels(cli: Cli) -> None:
+    usage_error(cli("db", "grant", "someone", "--reader", "--writer"), "give exactly one of")
+
+
+def test_db_start_when_running(cli: Cli, server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL")  # the session's embedded server, under $CCVEC_HOME: a no-op
+    assert f"embedded server running: {server_url}" in ok(cli("db", "start")).stdout
+
+
+def test_db_start_with_database_url(cli: Cli) -> None:
+    usage_error(cli("db", "start"), "DATABASE_URL is set")
+
+
+def test_db_stop_when_not_running(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCVEC_HOME", str(tmp_path / "elsewhere"))  # never the session's server
+    monkeypatch.delenv("DATABASE_URL")
+    assert "embedded server was not running" in ok(cli("db", "stop")).stdout
+
+
+def test_db_stop_extra_argument(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCVEC_HOME", str(tmp_path / "elsewhere"))
+    usage_error(cli("db", "stop", "now"), "unexpected extra argument")
