@@ -535,3 +535,21 @@ def test_db_stop_when_not_running(cli: Cli, tmp_path: Path, monkeypatch: pytest.
 def test_db_stop_extra_argument(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CCVEC_HOME", str(tmp_path / "elsewhere"))
     usage_error(cli("db", "stop", "now"), "unexpected extra argument")
+
+
+def test_tags_before_any_refresh_says_what_to_run(fresh_database_url: str) -> None:
+    """A view never refreshed is not a lost connection: one line that says to run `ccvec refresh`."""
+    import os
+    import subprocess
+    import sys
+
+    from ccvec import migrate
+
+    migrate.upgrade(fresh_database_url)
+    env = {**os.environ, "DATABASE_URL": fresh_database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "ccvec.cli", "tags", "--all"], capture_output=True, text=True, env=env
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "connection failed" not in lines[0] and "ccvec refresh" in lines[0]

@@ -282,10 +282,7 @@ def main() -> None:
     except CommandError as exc:  # alembic: unknown revision and the like
         _fail(_one_line(exc))
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        _fail(
-            f"the database connection failed: {_one_line(exc)}; "
-            "rerun the command when the server is back (finished batches are kept)"
-        )
+        _fail(_operational(exc))
     except psycopg.Error as exc:  # raised by ccvec's SQL (SQLSTATE class VC): one line too
         error = from_database(exc)
         if error is None:
@@ -297,6 +294,19 @@ def main() -> None:
         if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
             _interrupted()
         raise
+
+
+def _operational(exc: psycopg.Error) -> str:
+    """One line for an OperationalError: a lost or refused connection (SQLSTATE class 08, 57 or
+    none: the client's own) says so; anything else (e.g. a view never refreshed) says what it is."""
+    state = exc.sqlstate or ""
+    if state and not state.startswith(("08", "57")):
+        hint = "; run `ccvec refresh`" if "has not been populated" in str(exc) else ""
+        return f"{_one_line(exc)}{hint}"
+    return (
+        f"the database connection failed: {_one_line(exc)}; "
+        "rerun the command when the server is back (finished batches are kept)"
+    )
 
 
 def _interrupted() -> None:
