@@ -14,10 +14,12 @@ derivatives. What a derivative looks like, measurable from one decode in about a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 # libjpeg's standard luminance table (Annex K), from which quality q tables are scaled.
@@ -140,16 +142,29 @@ def _detail(image: Image.Image) -> float:
         return 0.0
     left, top = (w - side) // 2, (h - side) // 2
     grey = np.asarray(image.crop((left, top, left + side, top + side)).convert("L"), dtype=np.float32)
-    window = np.hanning(side).astype(np.float32)
-    power = np.abs(np.fft.rfft2((grey - grey.mean()) * window[:, None] * window[None, :])) ** 2
+    window, top_band, lower_band = _spectrum_masks(side)
+    power = np.abs(np.fft.rfft2((grey - grey.mean()) * window)) ** 2
+    top_octave = power[top_band].sum()
+    below = power[lower_band].sum()
+    return float(top_octave / below) if below > 0 else 0.0
+
+
+Mask = npt.NDArray[np.bool_]
+
+
+@functools.lru_cache(maxsize=8)
+def _spectrum_masks(side: int) -> tuple[npt.NDArray[np.float32], Mask, Mask]:
+    """The 2-D window and the two octave masks for a side x side crop (the same for every image of
+    that size, so computed once)."""
+    hann = np.hanning(side).astype(np.float32)
     fy = np.fft.fftfreq(side)[:, None]
     fx = np.fft.rfftfreq(side)[None, :]
     radius = np.hypot(fy, fx)
     # JPEG's 8-pixel blocks put energy on the multiples of 1/8 cycle/pixel: leave those lines out
     grid = (np.abs(fy * 8 - np.round(fy * 8)) * side < 1.5) | (np.abs(fx * 8 - np.round(fx * 8)) * side < 1.5)
-    top_octave = power[(radius > 0.25) & (radius <= 0.5) & ~grid].sum()
-    below = power[(radius > 0.125) & (radius <= 0.25) & ~grid].sum()
-    return float(top_octave / below) if below > 0 else 0.0
+    top_band = (radius > 0.25) & (radius <= 0.5) & ~grid
+    lower_band = (radius > 0.125) & (radius <= 0.25) & ~grid
+    return hann[:, None] * hann[None, :], top_band, lower_band
 
 
 def image_cues(image: Image.Image, quantization: Mapping[int, Sequence[int]] | None = None) -> ImageCues:
