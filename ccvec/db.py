@@ -401,10 +401,7 @@ def one_row(
 ) -> tuple[Any, ...]:
     """The row a query always returns (SHOW, an aggregate, INSERT ... RETURNING); a missing row
     raises instead of becoming a None that is indexed."""
-    row = conn.execute(sql, params).fetchone()
-    if row is None:
-        raise CcvecError(f"the database returned no row for: {sql}")
-    return row
+    return fetch_row(conn.execute(sql, params), sql)
 
 
 def fetch_row(cursor: psycopg.Cursor[TupleRow], what: str) -> TupleRow:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import http.client
 import ipaddress
 import os
@@ -34,6 +35,12 @@ RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
 CHUNK = 64 * 1024
 
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process: creating one loads the CA store, too slow to repeat per image."""
+    return ssl.create_default_context()
 
 class FetchError(Exception):
     """The bytes could not be had; the message says why."""
@@ -237,7 +244,7 @@ def _request(
     watchdog.start()
     try:
         if https:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            sock = _tls_context().wrap_socket(sock, server_hostname=host)
         conn = http.client.HTTPConnection(host, port, timeout=policy.timeout)
         conn.sock = sock
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

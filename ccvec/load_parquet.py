@@ -74,13 +74,6 @@ def halfvec_binary(embeddings: list[bytes], dim: int) -> list[bytes]:
     return [header + row.tobytes() for row in rows]
 
 
-def _first(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The row a single-row query returns (a missing one is a bug, not a state to carry on from)."""
-    row = cursor.fetchone()
-    if row is None:
-        raise CcvecError("the database returned no row where one was expected")
-    return row
-
 
 def _metadata(row: Mapping[str, Any]) -> dict[str, Any]:
     meta = {c: row[c] for c in TEXT_COLUMNS if row.get(c) is not None}
@@ -161,7 +154,7 @@ def _write_rows(
                     Jsonb(_metadata(r)),
                 ]
             )
-    inserted: int = _first(conn.execute("SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog]))[0]
+    inserted: int = db.one_row(conn, "SELECT ccvec.ingest_batch(%s, %s)", [model, write_catalog])[0]
     return inserted
 
 
@@ -203,7 +196,7 @@ def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> int:
         with conn.cursor().copy("COPY ccvec_error_stage FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        added: int = _first(conn.execute("SELECT ccvec.ingest_load_errors(%s)", [run_id]))[0]
+        added: int = db.one_row(conn, "SELECT ccvec.ingest_load_errors(%s)", [run_id])[0]
     return added
 
 
@@ -215,7 +208,7 @@ def load_dataset(
     on_progress: Callable[[int], None] | None = None,
 ) -> LoadSummary:
     """Bulk-load a features dataset over `jobs` connections; returns a `ccvec.load.LoadSummary`."""
-    from ccvec.load import LoadSummary  # the summary a normal load returns, for the same CLI output
+    from ccvec.load import LoadSummary, _drop_index_for_bulk_load, _start_run  # `ccvec load`'s own steps
 
     started = time.perf_counter()
     root = Path(source).expanduser().resolve()
@@ -226,15 +219,14 @@ def load_dataset(
     with db.connection(url) as conn:
         migrate.require_current(conn)
         model = _model(conn, manifest)
-        run_id: int = _first(conn.execute("SELECT ccvec.load_run_start(%s, %s)", [str(root), model]))[0]
-        conn.commit()
+        run_id = _start_run(conn, str(root), model)
         summary = LoadSummary(run_id)
         parts = list(_slices(root))
         pq = _pyarrow()
         incoming = sum(pq.ParquetFile(p).metadata.row_group(g).num_rows for p, g in parts)
         if on_start:
             on_start(incoming)
-        rebuild = _drop_index(conn, model, incoming)
+        rebuild = _drop_index_for_bulk_load(conn, model, incoming, run_id)  # `ccvec load`'s rule
         try:
             with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="ccvec-copy") as pool:
                 load = lambda part: _load_slice(url, model, manifest["dim"], run_id, write_catalog, part)  # noqa: E731
@@ -260,16 +252,3 @@ def load_dataset(
         conn.commit()
     return summary
 
-
-def _drop_index(conn: psycopg.Connection, model: str, incoming: int) -> bool:
-    """Drop the model's HNSW index when rebuilding it after the load is faster (`ccvec load`'s rule)."""
-    from ccvec.load import REBUILD_INDEX_ABOVE
-
-    if not incoming or not _first(conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]))[0]:
-        return False
-    indexed: int = _first(conn.execute("SELECT ccvec.embedding_count(%s)", [model]))[0]
-    if incoming <= REBUILD_INDEX_ABOVE * indexed:
-        return False
-    conn.execute("SELECT ccvec.drop_embedding_index(%s)", [model])
-    conn.commit()
-    return True

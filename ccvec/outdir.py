@@ -41,6 +41,7 @@ class OutDir:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.previous = read_manifest(root)
+        self.previous_files: set[str] = set(self.previous.get("files", []))
         self.files: set[str] = set()
         self.staging = root / STAGING
         self.meta: dict[str, Any] = {}
@@ -53,7 +54,7 @@ class OutDir:
             raise CcvecError(f"{root} is a file: --out needs a folder")
         out = cls(root)
         if root.exists():
-            ours = set(out.previous.get("files", [])) | {MANIFEST, MANIFEST + ".tmp"}
+            ours = out.previous_files | {MANIFEST, MANIFEST + ".tmp"}
             foreign = sorted(
                 p for p in _files_under(root) if p not in ours and not p.startswith(STAGING + "/")
             )
@@ -70,7 +71,7 @@ class OutDir:
 
     def exists(self, rel: str) -> bool:
         """A file of the previous refresh that is still there (kept as is, e.g. a cached thumbnail)."""
-        return rel in self.previous.get("files", ()) and os.path.lexists(self.root / rel)
+        return rel in self.previous_files and os.path.lexists(self.root / rel)
 
     def keep(self, rel: str) -> None:
         self.files.add(rel)
@@ -97,7 +98,7 @@ class OutDir:
 
     def commit(self, meta: dict[str, Any] | None = None) -> tuple[int, int]:
         """Move staged files into place, drop stale ones; returns (written, removed)."""
-        old = set(self.previous.get("files", []))
+        old = self.previous_files
         self.root.mkdir(parents=True, exist_ok=True)
         _write_manifest(self.root, {**self.previous, "files": sorted(old | self.files)})
         written = 0

@@ -134,9 +134,7 @@ def run(
 
 def _one(conn: psycopg.Connection, sql: str, args: list[Any] | None = None) -> Any:
     """The single value of a query that always returns one row."""
-    row = conn.execute(sql, args).fetchone()
-    assert row is not None, sql
-    return row[0]
+    return db.fetch_row(conn.execute(sql, args), sql)[0]
 
 
 def _stage(on_progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
