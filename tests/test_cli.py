@@ -6,10 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -17,12 +14,10 @@ import psycopg
 from ccvec.models import registry
 
 from .images import photo
+from .process import run_ccvec
 from .tiny_model import build_tiny_model, tiny_spec
 
-
-def cli(*args: str, database_url: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **({"DATABASE_URL": database_url} if database_url else {})}
-    return subprocess.run([sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env)
+cli = run_ccvec
 
 
 def test_version_help_and_metavars() -> None:

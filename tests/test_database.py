@@ -17,6 +17,8 @@ import pytest
 from ccvec import db, migrate
 from ccvec.errors import CcvecError
 
+from .process import run_ccvec
+
 EXPECTED_TABLES = set(
     """catalog image model image_feature image_embedding load_run load_error
     mih_config mih_mask provider_class duplicate_run duplicate_member duplicate_group
@@ -31,12 +33,7 @@ EXPECTED_TABLES = set(
 )
 
 
-def ccvec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess, as a user would."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=full_env
-    )
+ccvec = run_ccvec
 
 
 def ccvec_tables(url: str) -> set[str]:

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,33 +19,11 @@ from PIL import Image
 from ccvec import migrate
 from ccvec.graph import ensure_index
 
+from .process import run_ccvec, start_ccvec
 from .tiny_model import build_tiny_model, tiny_spec
 
-
-def cli(*args: str, database_url: str, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "ccvec.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        **kwargs,
-    )
-
-
-def start(*args: str, database_url: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ccvec.cli", *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+cli = run_ccvec
+start = start_ccvec
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

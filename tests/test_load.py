@@ -24,14 +24,13 @@ from ccvec.fetch import FetchPolicy
 from ccvec.load import LoadOptions, load
 
 from .images import broken_files, encode, photo, write_photos
+from .process import run_ccvec
 from .tiny_model import build_tiny_model, tiny_spec
 
 FAST = LoadOptions(workers=1, batch_size=4)
 
 
-def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env)
+cli = run_ccvec
 
 
 def count(conn: psycopg.Connection, table: str) -> int:

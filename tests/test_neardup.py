@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from ccvec.errors import CcvecError
 from ccvec.phash import from_signed, hamming, phash_images, to_signed
 
 from .images import PHOTOS, photo
+from .process import run_ccvec
 
 
 def realistic_hashes(n_random: int, seed: int = 0) -> np.ndarray:
@@ -360,9 +362,6 @@ def test_load_order_does_not_change_groups(fresh_database_url: str, tmp_path, mo
 
 
 def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str, tmp_path) -> None:
-    import os
-    import subprocess
-    import sys
 
     from ccvec.load import LoadOptions, load
 
@@ -374,11 +373,8 @@ def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str,
     photo("chelsea").convert("RGB").transpose(0).save(folder / "chelsea_mirror.png")  # FLIP_LEFT_RIGHT
     load(str(folder), LoadOptions(workers=0))
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "DATABASE_URL": database_url}
-        return subprocess.run(
-            [sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env
-        )
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_ccvec(*args, database_url=database_url)
 
     found = cli("similar", "--image", str(folder / "chelsea.jpeg"), "--radius", "8")
     assert found.returncode == 0, found.stderr

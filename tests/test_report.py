@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from ccvec.report import http_link
 from ccvec.sources import file_location, identity
 
 from .images import photo
+from .process import run_ccvec
 from .tiny_model import build_tiny_model, tiny_spec
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
@@ -38,9 +37,7 @@ HOSTILE = {
 }
 
 
-def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "ccvec.cli", *args], capture_output=True, text=True, env=env)
+cli = run_ccvec
 
 
 def write_collection(folder: Path) -> Path:
