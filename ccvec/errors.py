@@ -11,6 +11,12 @@ class CcvecError(Exception):
     """A problem the user can fix; the message names the problem and the fix."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's text (database errors add DETAIL/HINT lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def from_database(exc: BaseException) -> CcvecError | None:
     """The CcvecError for an error raised by ccvec's SQL (SQLSTATE class VC), else None."""
     sqlstate = getattr(exc, "sqlstate", None)

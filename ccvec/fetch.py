@@ -46,6 +46,10 @@ class FetchError(Exception):
     """The bytes could not be had; the message says why."""
 
 
+class DeadlineExceeded(FetchError):
+    """The whole download (attempts, redirects, waits) outlasted its deadline: no retry can help."""
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     max_bytes: int = defaults.MAX_BYTES
@@ -159,7 +163,7 @@ class _Deadline:
     def check(self) -> float:
         left = self.left()
         if left <= 0:
-            raise FetchError(f"download took longer than the {self.seconds:g}s deadline")
+            raise DeadlineExceeded(f"download took longer than the {self.seconds:g}s deadline")
         return left
 
 
@@ -181,9 +185,9 @@ def _download(url: str, policy: FetchPolicy) -> bytes:
                 last += f"; no time left within the {policy.deadline:g}s deadline to retry"
                 break
             time.sleep(wait)
-        except FetchError as exc:
-            if "deadline" in str(exc) and attempt:
-                raise FetchError(f"download failed after {attempt + 1} attempt(s): {exc}") from None
+        except DeadlineExceeded as exc:
+            if attempt:
+                raise DeadlineExceeded(f"download failed after {attempt + 1} attempt(s): {exc}") from None
             raise
     raise FetchError(f"download failed after {attempt + 1} attempt(s): {last}")
 
@@ -297,7 +301,7 @@ def _read_body(response: http.client.HTTPResponse, policy: FetchPolicy, deadline
             raise FetchError(f"response is over the {policy.max_bytes:,}-byte limit")
         chunks.append(chunk)
     if deadline.left() <= 0:
-        raise FetchError(f"download took longer than the {policy.deadline:g}s deadline")
+        raise DeadlineExceeded(f"download took longer than the {policy.deadline:g}s deadline")
     if declared.isdigit() and total < int(declared):
         raise _Retry(f"connection closed after {total:,} of {int(declared):,} bytes")
     return b"".join(chunks)

@@ -44,7 +44,7 @@ from psycopg.types.json import Jsonb
 
 from ccvec import db, defaults, migrate
 from ccvec.decode import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, first_line
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.models import registry
 from ccvec.models.runtime import Embedder
@@ -247,14 +247,10 @@ def _write_batch(
         except (psycopg.OperationalError, psycopg.InterfaceError):
             raise
         except (psycopg.Error, ValueError, TypeError) as exc:
-            refused.append(Failed(prepared.item.source, "store", _first_line(exc)))
+            reason = f"database refused the row: {first_line(exc)}"
+            refused.append(Failed(prepared.item.source, "store", reason))
     _write_rows(conn, model, [], vectors[:0], [*failures, *refused], run_id, write_catalog)
     return inserted, len(refused)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"database refused the row: {lines[0] if lines else type(exc).__name__}"
 
 
 def _write_rows(

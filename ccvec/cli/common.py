@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ccvec import db, defaults, migrate
-from ccvec.errors import CcvecError, from_database
+from ccvec.errors import CcvecError, first_line, from_database
 
 EXIT_CODES = (
     "Exit status: 0 ok; 1 some inputs failed (see `ccvec errors`); 2 usage or setup error "
@@ -262,8 +262,7 @@ def confirm_destructive(what: str, yes: bool) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return db.redact(lines[0] if lines else type(exc).__name__)
+    return db.redact(first_line(exc))
 
 
 def main() -> None:
