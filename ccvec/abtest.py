@@ -44,9 +44,6 @@ def create(
     level: str = "default",
     salt: str | None = None,
 ) -> None:
-    for label, share in (("treatment share", treatment_share), ("substitution share", substitution_share)):
-        if not 0 <= share <= 1:
-            raise CcvecError(f"{label} must be between 0 and 1, not {share}")
     try:
         conn.execute(
             "SELECT ccvec.create_experiment(%s, %s, %s, %s, %s)",

@@ -420,7 +420,11 @@ def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path
 
 
 def test_experiment_create_bad_share(cli: Cli) -> None:
-    usage_error(cli("experiment", "create", "exp", "--treatment", "2"), "--treatment")
+    """The range is checked once, by ccvec.create_experiment in SQL, and still reads as one line."""
+    usage_error(
+        cli("experiment", "create", "exp", "--treatment", "2"), "treatment share must be between 0 and 1"
+    )
+    usage_error(cli("experiment", "create", "exp", "--substitution", "-0.1"), "substitution share must be")
 
 
 def test_experiment_import_wrong_suffix(cli: Cli, tmp_path: Path) -> None:

@@ -17,7 +17,16 @@ from ccvec.errors import CcvecError, from_database
 RAISES = [
     ("SELECT ccvec.configure_mih(17)", "VC001", "number of chunks must be between 1 and 16, not 17"),
     ("SELECT * FROM ccvec.hamming_neighbours(0, -1)", "VC001", "radius must be >= 0, not -1"),
-    ("SELECT ccvec.canonical_order_sql('{biggest}')", "VC001", "unknown canonical preference biggest"),
+    (
+        "SELECT ccvec.create_experiment('e', 's', 1.5, 0.2, 'default')",
+        "VC001",
+        "treatment share must be between",
+    ),
+    (
+        "SELECT ccvec.create_experiment('e', 's', 0.5, NULL, 'default')",
+        "VC001",
+        "substitution share must be between",
+    ),
     ("SELECT ccvec.canonical_order('{biggest}')", "VC001", "unknown canonical preference biggest"),
     ("SELECT ccvec.model_dim('nope')", "VC002", "no model named nope"),
     ("SELECT * FROM ccvec.nearest('nope', '[1,0]', 3)", "VC002", "no model named nope"),

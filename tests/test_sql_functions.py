@@ -123,19 +123,6 @@ def test_source_class_rank_prefers_institutions(conn: psycopg.Connection) -> Non
     assert classes == ["cultural_institution", "curated", "default", "social_media"]
 
 
-def test_canonical_order_sql_is_built_from_whitelisted_keys(conn: psycopg.Connection) -> None:
-    assert one(conn, "SELECT ccvec.canonical_order_sql('{}')") == "f.identifier"
-    assert one(conn, "SELECT ccvec.canonical_order_sql(%s)", [["pixels", "provider", "newest"]]) == (
-        "f.width::bigint * f.height DESC, ccvec.source_class_rank(pc.source_class) ASC, "
-        "c.created_on DESC NULLS LAST, f.identifier"
-    )
-    assert one(conn, "SELECT ccvec.canonical_order_sql(%s)", [["oldest"]]) == (
-        "c.created_on ASC NULLS LAST, f.identifier"
-    )
-    with pytest.raises(psycopg.Error, match="unknown canonical preference"):
-        conn.execute("SELECT ccvec.canonical_order_sql(%s)", [["pixels", "1; DROP TABLE ccvec.image"]])
-
-
 def test_canonical_order_is_built_from_whitelisted_keys(conn: psycopg.Connection) -> None:
     assert one(conn, "SELECT ccvec.canonical_order(%s)", [["original", "largest", "provider", "oldest"]]) == (
         "derived ASC, pixels DESC, provider_rank ASC, created_on ASC NULLS LAST, node"

@@ -35,7 +35,7 @@ command prints them as one line, `error: <message>`, and exits with status 2; in
 `ccvec.errors.from_database(exc)` turns such a `psycopg.Error` into a `CcvecError`.
 
 - `VC001`: an argument is out of range or not an allowed value (`configure_mih`,
-  `hamming_neighbours`, `canonical_order`, `canonical_order_sql`, `grant_access`).
+  `hamming_neighbours`, `canonical_order`, `create_experiment`, `grant_access`).
 - `VC002`: a named thing does not exist: a model (`model_dim`, so also `nearest`,
   `create_embedding_index`, `knn_candidates`), an image's embedding (`similar`), an experiment
   (`substitute`), a role (`grant_access`).

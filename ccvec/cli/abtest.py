@@ -19,9 +19,9 @@ app.add_typer(experiment_app, name="experiment")
 @experiment_app.command("create")
 def experiment_create(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
-    treatment: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of sessions in treatment.")] = 0.5,
+    treatment: Annotated[float, typer.Option(help="Share of sessions in treatment, 0 to 1.")] = 0.5,
     substitution: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of result positions substituted in treatment.")
+        float, typer.Option(help="Share of result positions substituted in treatment, 0 to 1.")
     ] = 0.2,
     level: Annotated[str, typer.Option(help="Cluster level whose mates substitute.")] = "default",
 ) -> None:
