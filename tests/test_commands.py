@@ -372,6 +372,8 @@ def test_model_add_and_list(cli: Cli, conn: psycopg.Connection, tmp_path: Path) 
     onnx = build_tiny_model(tmp_path / "t.onnx")
     assert "registered tiny-added (dim 8" in ok(cli(*tiny_options(onnx))).stdout
     assert "tiny-added" in ok(cli("model", "list")).stdout
+    listed = {m["model"]: m for m in json.loads(ok(cli("model", "list", "--format", "json")).stdout)}
+    assert listed["tiny-added"]["dim"] == 8 and len(listed["tiny-added"]["onnx_sha256"]) == 64
 
 
 def test_model_add_bad_mean(cli: Cli, tmp_path: Path) -> None:

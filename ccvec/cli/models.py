@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ccvec.cli.common import app, console, schema_connection
+from ccvec.cli.common import Format, FormatOption, app, console, emit, schema_connection
 from ccvec.errors import CcvecError
 
 model_app = typer.Typer(
@@ -91,13 +91,18 @@ def _floats(text: str) -> tuple[float, float, float]:
 
 
 @model_app.command("list")
-def model_list() -> None:
+def model_list(fmt: FormatOption = Format.table) -> None:
     """Registered models and how many images each has embedded."""
     from ccvec.models import registry
 
     with schema_connection() as conn:
-        rows = registry.list_models(conn)
-    table = Table("model", "version", "dim", "onnx sha256", "registered", "embeddings", box=None)
-    for name, version, dim, sha, when, count in rows:
-        table.add_row(name, version, str(dim), sha[:16], f"{when:%Y-%m-%d %H:%M}", f"{count:,}")
-    console.print(table if rows else "no models registered yet (`ccvec load` builds the default)")
+        models = registry.list_models(conn)
+    rows: Sequence[Sequence[object]] = models
+    if fmt == Format.table:  # people read a short hash and a minute; programs get everything
+        rows = [(n, v, d, sha[:16], f"{when:%Y-%m-%d %H:%M}", f"{c:,}") for n, v, d, sha, when, c in models]
+    emit(
+        ["model", "version", "dim", "onnx_sha256", "registered", "embeddings"],
+        rows,
+        fmt,
+        empty="no models registered yet (`ccvec load` builds the default)",
+    )
