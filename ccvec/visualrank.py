@@ -13,6 +13,7 @@ bench/visualrank.py measures both.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import LiteralString
 
 import numpy as np
@@ -132,10 +133,13 @@ def visualrank(
     damping: float | None = None,
     tolerance: float | None = None,
     timings: dict[str, float] | None = None,
+    ids: str = "node",
 ) -> int:
     """Compute and store VisualRank for a kNN run; returns the visualrank_run id. One transaction.
 
-    `timings`, when given, receives seconds per step (fetch, index, iterate, store).
+    `ids` = "node" streams edges as pairs of ccvec.image_node ids (12 bytes per edge, no mapping in
+    the client); "uuid" streams the UUIDs (36 bytes per edge) and maps them here. bench/visualrank.py
+    measures both. `timings`, when given, receives seconds per step (fetch, index, iterate, store).
     """
     clock = [time.perf_counter()]
 
@@ -153,6 +157,25 @@ def visualrank(
     inserted = conn.execute("SELECT ccvec.visualrank_run_start(%s, %s, %s)", [knn_run, d, tol]).fetchone()
     assert inserted is not None
     run = int(inserted[0])
+    if ids == "uuid":
+        nodes, src, dst, weights, start = _graph_by_uuid(conn, knn_run, step)
+    else:
+        nodes, src, dst, weights, start = _graph_by_node(conn, knn_run, step)
+    n = len(nodes)
+    ranks, iterations, delta = power_iteration(n, src, dst, weights, start, d, tol, int(max_it))
+    step("iterate")
+    _store(conn, run, nodes, ranks)
+    step("store (COPY)")
+    conn.execute("SELECT ccvec.visualrank_run_finish(%s, %s, %s, %s)", [run, iterations, delta, n])
+    return run
+
+
+Step = Callable[[str], None]
+Graph = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _graph_by_uuid(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
+    """(node UUIDs as (n, 2) words, src, dst, weights, start ranks) from the edges' UUIDs."""
     edges = _rows(
         _fetch_packed(conn, "SELECT * FROM ccvec.knn_edges_packed(%s)", [knn_run]),
         [("src", "V16"), ("dst", "V16"), ("w", ">f4")],
@@ -174,12 +197,51 @@ def visualrank(
         at = _positions(nodes, _uuid_words(previous["id"]))
         start[at[at >= 0]] = previous["rank"][at >= 0]
     step("fetch previous ranks")
-    ranks, iterations, delta = power_iteration(n, src, dst, weights, start, d, tol, int(max_it))
-    step("iterate (scipy)")
-    _store(conn, run, nodes, ranks)
-    step("store (COPY)")
-    conn.execute("SELECT ccvec.visualrank_run_finish(%s, %s, %s, %s)", [run, iterations, delta, n])
-    return run
+    return nodes, src, dst, weights, start
+
+
+def _graph_by_node(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
+    """As _graph_by_uuid, from the edges as integer node pairs: nodes are numbered densely by
+    ccvec.image_node, so the graph's nodes are found by marking an array, not by sorting keys."""
+    conn.execute("SELECT ccvec.image_node_sync()")
+    fields = [("src", ">i4"), ("dst", ">i4"), ("w", ">f4")]
+    query = "SELECT * FROM ccvec.knn_edges_packed_nodes(%s)"
+    edges = _rows(_fetch_packed(conn, query, [knn_run]), fields)
+    if len(edges) and (min(edges["src"].min(), edges["dst"].min()) < 0):  # graph images not in the catalog
+        conn.execute("SELECT ccvec.image_node_sync(%s)", [knn_run])
+        edges = _rows(_fetch_packed(conn, query, [knn_run]), fields)
+    if not len(edges):
+        raise CcvecError(f"kNN run {knn_run} has no edges")
+    step("fetch edges")
+    table = _rows(
+        _fetch_packed(conn, "SELECT * FROM ccvec.image_nodes_packed()", []), [("node", ">i4"), ("id", "V16")]
+    )
+    size = int(max(table["node"].max(), edges["src"].max(), edges["dst"].max())) + 1
+    present = np.zeros(size, bool)
+    present[edges["src"]] = True
+    present[edges["dst"]] = True
+    position = np.cumsum(present) - 1  # node id -> position among the graph's nodes
+    src, dst = position[edges["src"]], position[edges["dst"]]
+    weights = edges["w"].astype(np.float64)
+    del edges
+    words = np.zeros((size, 2), np.uint64)
+    words[table["node"]] = _uuid_words(table["id"])
+    graph_nodes = np.flatnonzero(present)
+    nodes = words[graph_nodes]
+    step("node ids")
+    n = len(nodes)
+    previous = _rows(
+        _fetch_packed(conn, "SELECT * FROM ccvec.visual_ranks_packed_nodes()", []),
+        [("node", ">i4"), ("rank", ">f8")],
+    )
+    start = np.full(n, 1.0 / n)
+    if len(previous):
+        node = previous["node"].astype(np.int64)
+        inside = node < size
+        inside[inside] = present[node[inside]]
+        start[position[node[inside]]] = previous["rank"][inside]
+    step("fetch previous ranks")
+    return nodes, src, dst, weights, start
 
 
 def _store(conn: psycopg.Connection, run: int, nodes: np.ndarray, ranks: np.ndarray) -> None:

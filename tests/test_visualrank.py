@@ -93,3 +93,31 @@ def test_streamed_warm_start_takes_fewer_iterations_to_the_same_ranks(conn: psyc
     its = dict(conn.execute("SELECT id, iterations FROM ccvec.visualrank_run").fetchall())
     assert its[warm] < its[cold]
     assert max(abs(first[i] - again[i]) for i in ids) < 1e-10
+
+
+def test_node_ids_and_uuids_give_the_same_ranks(conn: psycopg.Connection) -> None:
+    """Edges streamed as ccvec.image_node pairs or as UUIDs: the same ranks, for images in the
+    catalog and (through the fallback that numbers the run's edges) for images that are not."""
+    rng = np.random.default_rng(5)
+    n = 120
+    edges = [
+        (i, int(j), float(rng.uniform(0.1, 1)))
+        for i in range(n)
+        for j in rng.choice(np.delete(np.arange(n), i), 4, replace=False)
+    ]
+    run, ids = hand_graph(conn, n, edges)
+    with conn.cursor().copy("COPY ccvec.image (identifier, url) FROM STDIN") as copy:
+        for ident in ids[: n // 2]:  # half the graph is in the catalog
+            copy.write_row([ident, f"https://example.net/{ident}.jpg"])
+    conn.commit()
+    visualrank.visualrank(conn, run, 0.85, 1e-13, ids="uuid")
+    by_uuid = stored(conn)
+    timings: dict[str, float] = {}
+    visualrank.visualrank(conn, run, 0.85, 1e-13, timings=timings)
+    by_node = stored(conn)
+    assert "node ids" in timings and "index UUIDs" not in timings
+    assert set(by_node) == set(by_uuid) == set(ids)
+    assert max(abs(by_node[i] - by_uuid[i]) for i in ids) < 1e-15
+    assert np.abs(np.array([by_node[i] for i in ids]) - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
+    nodes = conn.execute("SELECT count(*), count(DISTINCT node) FROM ccvec.image_node").fetchone()
+    assert nodes == (n, n)
