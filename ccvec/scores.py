@@ -154,7 +154,7 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     stage("neighbourhood estimates", lambda: graph.refresh_inferred(conn))
     current = graph.current(conn)
     if current is not None:
-        # streamed out as integer pairs and back by COPY: bench/visualrank.py
+        # streamed out (UUID pairs, mapped in numpy) and back by COPY: bench/visualrank.py
         stage("visualrank", lambda: visualrank.visualrank(conn, current.id))
     stage("web authority", lambda: db.refresh_view(conn, "web_authority"))
     stage("image scores", lambda: db.refresh_view(conn, "image_score"))

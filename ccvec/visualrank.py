@@ -53,25 +53,50 @@ def _hash(words: np.ndarray) -> np.ndarray:
     return hashed
 
 
+def _lookup(keys: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """np.searchsorted(keys, needles) for sorted, distinct 64-bit hashes (uniform over the range).
+
+    Bucketed on the top bits (mostly empty buckets, so most needles land on their key at once),
+    then a few vectorised steps forward within each bucket: the random binary searches of
+    searchsorted miss the cache at every level (9 s for 10M needles into 1M keys under load
+    here; this about 5 s).
+    """
+    bits = int(np.ceil(np.log2(max(len(keys), 2)))) + 2  # a quarter of a key per bucket
+    shift = np.uint64(64 - bits)
+    starts = np.searchsorted(keys >> shift, np.arange(2**bits + 1, dtype=np.uint64))
+    bucket = needles >> shift
+    pos: np.ndarray = starts[bucket]
+    ends = starts[bucket + np.uint64(1)]
+    todo = np.flatnonzero(pos < ends)
+    while todo.size:
+        todo = todo[keys[pos[todo]] < needles[todo]]
+        pos[todo] += 1
+        todo = todo[pos[todo] < ends[todo]]
+    return pos
+
+
 def _index(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct UUIDs of both ends ((m, 2) words) and each edge end's position among them.
 
     Works on a 64-bit hash of each UUID: sources arrive in runs (one run of k edges per image), so
-    only run heads are sorted, and targets are found by binary search. The full keys are compared
-    afterwards, so a hash collision is detected and falls back to an exact sort of the full keys.
+    only run heads are sorted, and targets are found by a bucketed search (_lookup). The keys are
+    then checked: equal hashes and equal second words imply equal UUIDs (the hash is an odd
+    multiple of the first word xor the second, a bijection), so a collision is detected and falls
+    back to an exact sort of the full keys.
     """
     hs, hd = _hash(src), _hash(dst)
     heads = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
-    keys, first = np.unique(hs[heads], return_index=True)
+    keys, first, head_at = np.unique(hs[heads], return_index=True, return_inverse=True)
     distinct = src[heads[first]]
-    src_at = np.searchsorted(keys, hs)
-    dst_at = np.minimum(np.searchsorted(keys, hd), len(keys) - 1)
+    src_at = np.repeat(head_at.reshape(-1), np.diff(np.r_[heads, len(hs)]))
+    dst_at = np.minimum(_lookup(keys, hd), len(keys) - 1)
     missing = keys[dst_at] != hd  # images only ever listed as a neighbour
     if missing.any():
         _, extra_first, extra_at = np.unique(hd[missing], return_index=True, return_inverse=True)
         dst_at[missing] = len(keys) + extra_at.reshape(-1)
         distinct = np.concatenate([distinct, dst[missing][extra_first]])
-    if (distinct[src_at] == src).all() and (distinct[dst_at] == dst).all():
+    low = np.ascontiguousarray(distinct[:, 1])  # hashes already match: runs by construction, targets above
+    if (low[src_at] == src[:, 1]).all() and (low[dst_at] == dst[:, 1]).all():
         return distinct, src_at.astype(np.int64), dst_at.astype(np.int64)
     distinct, inverse = np.unique(np.concatenate([src, dst]), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1).astype(np.int64)
@@ -133,13 +158,14 @@ def visualrank(
     damping: float | None = None,
     tolerance: float | None = None,
     timings: dict[str, float] | None = None,
-    ids: str = "node",
+    ids: str = "uuid",
 ) -> int:
     """Compute and store VisualRank for a kNN run; returns the visualrank_run id. One transaction.
 
-    `ids` = "node" streams edges as pairs of ccvec.image_node ids (12 bytes per edge, no mapping in
-    the client); "uuid" streams the UUIDs (36 bytes per edge) and maps them here. bench/visualrank.py
-    measures both. `timings`, when given, receives seconds per step (fetch, index, iterate, store).
+    `ids` = "uuid" streams the UUIDs (36 bytes per edge) and maps them to positions here; "node"
+    streams pairs of ccvec.image_node ids (12 bytes per edge), which the server finds by two hash
+    joins per edge: slower at 1M images (bench/visualrank.py measures both; docs/benchmarks.md).
+    `timings`, when given, receives seconds per step (fetch, index, iterate, store).
     """
     clock = [time.perf_counter()]
 
@@ -262,9 +288,10 @@ def _store(conn: psycopg.Connection, run: int, nodes: np.ndarray, ranks: np.ndar
     )
     out = np.empty(n, row)
     out["count"], out["id_len"], out["rank_len"], out["score_len"], out["run_len"] = 4, 16, 8, 4, 8
-    out["id"] = nodes
-    out["rank"] = ranks
-    out["score"] = percent_rank(ranks)
+    order = np.lexsort((nodes[:, 1], nodes[:, 0]))  # in key order: the primary key grows at its right edge
+    out["id"] = nodes[order]
+    out["rank"] = ranks[order]
+    out["score"] = percent_rank(ranks)[order]
     out["run"] = run
     conn.execute("SELECT ccvec.visual_rank_clear()")
     sql = "COPY ccvec.visual_rank (identifier, rank, score, run_id) FROM STDIN (FORMAT BINARY)"
