@@ -1,13 +1,22 @@
-"""Score refresh at catalog scale: `ccvec refresh` stage by stage, next to PageRank in memory.
+"""Score refresh at catalog scale: cold, then incremental after 1 % changed, against a cold
+refresh of the same changed catalog, stage by stage, next to PageRank in memory.
 
-    python bench/refresh.py [--sizes 100000,1000000] [--k 10]
+    python bench/refresh.py [--sizes 100000,1000000] [--k 10] [--changed 0.01]
 
 Synthetic catalog per size (no images needed): providers with and without metrics (flickr views,
 wikimedia global_usage_count, log-normal), landing pages spread over 20,000 hosts, a kNN graph of
 k random neighbours per image with similarities in [0.5, 1], and a host-ranks file in Common
-Crawl's format for 15,000 of the hosts. Then `ccvec.scores.refresh` runs twice (cold, then warm:
-VisualRank starts from the previous ranks). The baseline is PageRank by power iteration with
-scipy.sparse over the same edges in memory, to the same tolerance.
+Crawl's format for 15,000 of the hosts. Then:
+
+1. `ccvec refresh` on the new catalog (cold: nothing cached, views never filled);
+2. the change: `--changed` x size new images (catalog rows and their k edges in the current kNN
+   run) and new metric values for as many existing images;
+3. `ccvec refresh` (incremental: only new or changed rows parsed again, VisualRank warm-started);
+4. a copy of that database (CREATE DATABASE ... TEMPLATE) and `ccvec refresh --cold` on it;
+5. the scores of 3 and 4 compared image by image.
+
+The baseline is PageRank by power iteration with scipy.sparse over the same edges in memory, to
+the same tolerance. Peak RSS: the server backend's VmHWM and this process's ru_maxrss.
 """
 
 from __future__ import annotations
@@ -33,11 +42,11 @@ from ccvec import db, migrate, scores
 HOSTS = 20_000
 
 
-def make_catalog(conn, n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ids = [uuid.UUID(int=i + 1) for i in range(n)]
+def write_images(conn, first: int, n: int, rng: np.random.Generator) -> None:
+    """Catalog rows first .. first + n - 1 (identifier of image i is uuid.UUID(int=i + 1))."""
+    ids = [uuid.UUID(int=i + 1) for i in range(first, first + n)]
     providers = rng.choice(["flickr", "wikimedia", "met", "local"], n, p=[0.4, 0.2, 0.1, 0.3])
     hosts = rng.integers(0, HOSTS, n)
-    start = time.perf_counter()
     with conn.cursor().copy(
         "COPY ccvec.image (identifier, url, provider, meta_data, foreign_landing_url) FROM STDIN"
     ) as copy:
@@ -50,12 +59,29 @@ def make_catalog(conn, n: int, k: int, rng: np.random.Generator) -> tuple[np.nda
             copy.write_row(
                 [
                     ids[i],
-                    f"https://cdn.example/{i}.jpg",
+                    f"https://cdn.example/{first + i}.jpg",
                     providers[i],
                     meta,
-                    f"https://www.site{hosts[i]}.example.org/p/{i}",
+                    f"https://www.site{hosts[i]}.example.org/p/{first + i}",
                 ]
             )
+
+
+def random_edges(sources: np.ndarray, n: int, k: int, rng: np.random.Generator):
+    """k distinct neighbours among images 0 .. n - 1 per source, never itself, similarity in [0.5, 1]."""
+    m_count = len(sources)
+    src = np.repeat(sources, k)
+    # distinct, never itself: offset r + j * m for j < k, with r < n/2 and j * m < n/2
+    r = np.repeat(rng.integers(1, n // 2, m_count), k)
+    m = np.repeat(rng.integers(1, max(2, n // (2 * k)), m_count), k)
+    dst = (src + r + np.tile(np.arange(k), m_count) * m) % n
+    sim = rng.uniform(0.5, 1.0, m_count * k).astype(np.float32)
+    return src, dst, sim
+
+
+def make_catalog(conn, n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    start = time.perf_counter()
+    write_images(conn, 0, n, rng)
     conn.execute(
         "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
         "VALUES ('efficientnet-lite0', 'bench', 'bench', 1280, '{}')"
@@ -65,12 +91,7 @@ def make_catalog(conn, n: int, k: int, rng: np.random.Generator) -> tuple[np.nda
         "VALUES ('efficientnet-lite0', %s, 64, true, %s) RETURNING id",
         [k, n],
     ).fetchone()[0]
-    src = np.repeat(np.arange(n), k)
-    # distinct, never itself: offset r + j * m for j < k, with r < n/2 and j * m < n/2
-    r = np.repeat(rng.integers(1, n // 2, n), k)
-    m = np.repeat(rng.integers(1, max(2, n // (2 * k)), n), k)
-    dst = (src + r + np.tile(np.arange(k), n) * m) % n
-    sim = rng.uniform(0.5, 1.0, n * k).astype(np.float32)
+    src, dst, sim = random_edges(np.arange(n), n, k, rng)
     write_edges(conn, run, src, dst, sim, k)
     conn.commit()
     print(f"  {n:,} images and {n * k:,} edges written in {time.perf_counter() - start:.0f}s", flush=True)
@@ -95,7 +116,7 @@ def write_edges(conn, run: int, src: np.ndarray, dst: np.ndarray, sim: np.ndarra
             out["run"] = run
             out["a"][:, 1] = src[part] + 1
             out["b"][:, 1] = dst[part] + 1
-            out["rank"] = np.arange(part.start, part.stop) % k + 1
+            out["rank"] = np.arange(part.start, part.stop) % k + 1  # edges come in runs of k per source
             out["sim"] = sim[part]
             copy.write(out.tobytes())
         copy.write(b"\xff\xff")
@@ -135,12 +156,82 @@ def scipy_pagerank(n: int, src, dst, sim, d: float = 0.85, tol: float = 1e-6) ->
     return time.perf_counter() - start, iterations
 
 
+def change(conn, n: int, k: int, share: float, rng: np.random.Generator):
+    """share x n new images (rows and edges) and new metric values for share x n existing ones."""
+    added = max(1, int(n * share))
+    write_images(conn, n, added, rng)
+    run = conn.execute("SELECT id FROM ccvec.knn_run WHERE is_current").fetchone()[0]
+    src, dst, sim = random_edges(np.arange(n, n + added), n + added, k, rng)
+    write_edges(conn, run, src, dst, sim, k)
+    updated = rng.choice(n, added, replace=False)
+    conn.execute(
+        "UPDATE ccvec.image i SET meta_data = jsonb_set(i.meta_data, ARRAY[m.metric], "
+        "to_jsonb(((i.meta_data ->> m.metric)::numeric * 3 + 7)::bigint)) "
+        "FROM ccvec.popularity_metric m WHERE m.provider = i.provider AND i.meta_data ? m.metric "
+        "AND i.identifier = ANY(%s)",
+        [[uuid.UUID(int=int(i) + 1) for i in updated]],
+    )
+    conn.commit()
+    return src, dst, sim, added
+
+
+def rows(url: str) -> tuple[dict, np.ndarray]:
+    """image_score (by identifier) and the VisualRank vector (by image number) of one database."""
+    with db.connection(url) as conn:
+        score = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT identifier, popularity, popularity_provenance, popularity_support, authority, "
+                "visual_authority, domain_authority, prior_authority, web_source FROM ccvec.image_score"
+            )
+        }
+        ranks = conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall()
+    vector = np.zeros(max(i.int for i, _ in ranks))
+    for ident, rank in ranks:
+        vector[ident.int - 1] = rank
+    return score, vector
+
+
+def compare(incremental: str, cold: str) -> str:
+    a, ra = rows(incremental)
+    b, rb = rows(cold)
+    same = sum(a[i] == b.get(i) for i in a)
+
+    def gap(col: int) -> float:
+        return max(
+            (
+                abs(a[i][col] - b[i][col])
+                for i in a
+                if i in b and a[i][col] is not None and b[i][col] is not None
+            ),
+            default=0.0,
+        )
+
+    kinds = sum(a[i][1] != b[i][1] or a[i][7] != b[i][7] for i in a if i in b)
+    scaled = np.abs(ra / ra.max() - rb / rb.max()).max()
+    return (
+        f"incremental vs cold: {len(a):,} / {len(b):,} images, {same:,} rows identical; "
+        f"max |diff| popularity {gap(0):.1e}, authority {gap(3):.1e}, visual {gap(4):.1e}; "
+        f"provenance or web source differ for {kinds}; VisualRank max |diff| scaled to max 1 {scaled:.1e}"
+    )
+
+
+def timed_refresh(conn, label: str, cold: bool = False) -> dict[str, float]:
+    print(f"  {label}", flush=True)
+    return scores.refresh(conn, on_stage=lambda s, t: print(f"    {s:26s} {t:7.1f}s", flush=True), cold=cold)
+
+
+def iterations(conn) -> int:
+    return conn.execute("SELECT iterations FROM ccvec.visualrank_run ORDER BY id DESC").fetchone()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--changed", type=float, default=0.01, help="share of images new and changed")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     work = Path(tempfile.mkdtemp(prefix="ccvec-refresh-"))
@@ -149,12 +240,12 @@ def main() -> None:
     try:
         server = db.start_embedded(work / "home" / "pgdata")
         ranks = write_host_ranks(work / "host-ranks.txt.gz", rng)
+        admin = server.replace("/ccvec?", "/postgres?")
+        import psycopg
+
         for n in (int(s) for s in args.sizes.split(",")):
             print(f"size {n:,}", flush=True)
             name = f"refresh_{n}"
-            admin = server.replace("/ccvec?", "/postgres?")
-            import psycopg
-
             with psycopg.connect(admin, autocommit=True) as c:
                 c.execute(f'CREATE DATABASE "{name}"')
             url = server.replace("/ccvec?", f"/{name}?")
@@ -163,47 +254,74 @@ def main() -> None:
                 src, dst, sim = make_catalog(conn, n, args.k, rng)
                 loaded = scores.load_ranks(conn, ranks)
                 backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-                cold = scores.refresh(conn, on_stage=lambda s, t: print(f"    {s:26s} {t:7.1f}s", flush=True))
-                vr_cold = conn.execute(
-                    "SELECT iterations FROM ccvec.visualrank_run ORDER BY id DESC"
-                ).fetchone()[0]
-                warm = scores.refresh(conn)
-                vr_warm = conn.execute(
-                    "SELECT iterations FROM ccvec.visualrank_run ORDER BY id DESC"
-                ).fetchone()[0]
+                cold = timed_refresh(conn, "cold (first refresh)")
+                it_cold = iterations(conn)
+                start = time.perf_counter()
+                new_src, new_dst, new_sim, added = change(conn, n, args.k, args.changed, rng)
+                print(
+                    f"  changed: {added:,} new images and {added:,} new metric values in "
+                    f"{time.perf_counter() - start:.0f}s",
+                    flush=True,
+                )
+                incremental = timed_refresh(conn, f"incremental ({args.changed:.0%} changed)")
+                it_inc = iterations(conn)
                 bounds = conn.execute(
                     "SELECT min(popularity), max(popularity), min(authority), max(authority), "
                     "count(*) FROM ccvec.image_score"
                 ).fetchone()
-                print(f"    peak RSS: server backend {peak_rss(backend):.0f} MiB, ", end="")
-                print(f"this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
-            baseline, base_it = scipy_pagerank(n, src, dst, sim)
-            results.append((n, cold, warm, vr_cold, vr_warm, baseline, base_it, bounds, loaded.seconds))
+                rss_backend = peak_rss(backend)
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute(f'CREATE DATABASE "{name}_cold" TEMPLATE "{name}"')
+            cold_url = server.replace("/ccvec?", f"/{name}_cold?")
+            with db.connection(cold_url) as conn:
+                recold = timed_refresh(conn, "cold on a copy of the changed catalog (--cold)", cold=True)
+                it_recold = iterations(conn)
+            same = compare(url, cold_url)
+            print(f"  {same}", flush=True)
+            rss_client = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            all_src = np.concatenate([src, new_src])
+            all_dst = np.concatenate([dst, new_dst])
+            baseline, base_it = scipy_pagerank(n + added, all_src, all_dst, np.concatenate([sim, new_sim]))
+            results.append(
+                (n, cold, incremental, recold, (it_cold, it_inc, it_recold), baseline, base_it, bounds,
+                 loaded.seconds, same, rss_backend, rss_client)
+            )  # fmt: skip
     finally:
         db.stop_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
-    print("\nrefresh, seconds per stage (cold = first refresh, warm = rerun, VisualRank from previous ranks)")
-    stages = list(results[0][1])
-    print(f"{'stage':26s} " + " ".join(f"{f'{n:,} cold':>12s} {f'{n:,} warm':>12s}" for n, *_ in results))
-    for s in stages:
-        print(f"{s:26s} " + " ".join(f"{r[1].get(s, 0):12.1f} {r[2].get(s, 0):12.1f}" for r in results))
     print(
-        f"{'total':26s} "
-        + " ".join(f"{sum(r[1].values()):12.1f} {sum(r[2].values()):12.1f}" for r in results)
+        "\nrefresh, seconds per stage: cold (first), incremental (after the change), "
+        "cold' (the same changed catalog)"
     )
-    for n, cold, warm, it_c, it_w, base, base_it, bounds, ranks_s in results:
-        vr = cold["visualrank"]
+    stages = list(results[0][1])
+    heads = [f"{n:,} {kind}" for n, *_ in results for kind in ("cold", "incr.", "cold'")]
+    print(f"{'stage':26s} " + " ".join(f"{h:>14s}" for h in heads))
+    for s in stages:
+        print(f"{s:26s} " + " ".join(f"{r[i].get(s, 0):14.1f}" for r in results for i in (1, 2, 3)))
+    print(f"{'total':26s} " + " ".join(f"{sum(r[i].values()):14.1f}" for r in results for i in (1, 2, 3)))
+    for n, cold, inc, recold, its, base, base_it, bounds, ranks_s, same, rss_b, rss_c in results:
+        total_inc, total_cold = sum(inc.values()), sum(recold.values())
         print(
-            f"{n:,}: VisualRank (streamed to scipy) {vr:.1f}s ({it_c} iterations; "
-            f"warm {warm['visualrank']:.1f}s, {it_w})"
+            f"{n:,}: incremental {total_inc:.1f}s vs cold {total_cold:.1f}s on the same changed catalog: "
+            f"{total_cold / total_inc:.2f}x faster"
+        )
+        print(f"    {same}")
+        vr = recold["visualrank"]
+        print(
+            f"    VisualRank cold {vr:.1f}s ({its[2]} iterations), incremental {inc['visualrank']:.1f}s "
+            f"({its[1]} iterations from the previous ranks); first cold {cold['visualrank']:.1f}s ({its[0]})"
         )
         print(
-            f"    scipy.sparse in memory {base:.1f}s ({base_it} iterations): ccvec is {vr / base:.0f}x slower"
+            f"    scipy.sparse in memory {base:.1f}s ({base_it} iterations): ccvec cold is {vr / base:.1f}x"
         )
         print(
             f"    popularity [{bounds[0]:.3f}, {bounds[1]:.3f}], "
             f"authority [{bounds[2]:.3f}, {bounds[3]:.3f}] "
             f"for {bounds[4]:,} images; 15,000 host ranks loaded in {ranks_s:.1f}s"
+        )
+        print(
+            f"    peak RSS: server backend {rss_b:.0f} MiB (first cold + incremental), "
+            f"this process {rss_c:.0f} MiB"
         )
 
 

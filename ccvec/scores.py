@@ -126,8 +126,14 @@ def _check(fields: list[str], width: int) -> str | None:
 # ---------------------------------------------------------------- the refresh
 
 
-def refresh(conn: psycopg.Connection, on_stage: Stage | None = None) -> dict[str, float]:
-    """Recompute everything, in dependency order; idempotent. Returns seconds per stage."""
+def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool = False) -> dict[str, float]:
+    """Recompute everything, in dependency order; idempotent. Returns seconds per stage.
+
+    Incremental by default: only new or changed catalog rows are parsed again (ccvec.score_input),
+    and VisualRank starts from the previous ranks. The global steps (constants, percentiles, the
+    views) are recomputed whole, so the result is the same as a cold refresh (docs/scores.md).
+    `cold` forgets the cached inputs and the previous ranks first.
+    """
     from ccvec import graph, visualrank
 
     timings: dict[str, float] = {}
@@ -140,12 +146,15 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None) -> dict[str
         if on_stage:
             on_stage(name, timings[name])
 
-    stage("popularity constants", lambda: conn.execute("SELECT ccvec.refresh_popularity_constants()"))
+    if cold:
+        conn.execute("SELECT ccvec.score_inputs_forget()")
+    # the constants first bring ccvec.score_input up to date: only new or changed rows are parsed
+    stage("changed images, constants", lambda: conn.execute("SELECT ccvec.refresh_popularity_constants()"))
     stage("observed popularity", lambda: db.refresh_view(conn, "observed_popularity"))
     stage("neighbourhood estimates", lambda: graph.refresh_inferred(conn))
     current = graph.current(conn)
     if current is not None:
-        # streamed to scipy and back: 9x faster than the SQL iteration at 1M (bench/visualrank.py)
+        # streamed out (UUID pairs, mapped in numpy) and back by COPY: bench/visualrank.py
         stage("visualrank", lambda: visualrank.visualrank(conn, current.id))
     stage("web authority", lambda: db.refresh_view(conn, "web_authority"))
     stage("image scores", lambda: db.refresh_view(conn, "image_score"))

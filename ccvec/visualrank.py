@@ -13,6 +13,7 @@ bench/visualrank.py measures both.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import LiteralString
 
 import numpy as np
@@ -52,25 +53,50 @@ def _hash(words: np.ndarray) -> np.ndarray:
     return hashed
 
 
+def _lookup(keys: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """np.searchsorted(keys, needles) for sorted, distinct 64-bit hashes (uniform over the range).
+
+    Bucketed on the top bits (mostly empty buckets, so most needles land on their key at once),
+    then a few vectorised steps forward within each bucket: the random binary searches of
+    searchsorted miss the cache at every level (9 s for 10M needles into 1M keys under load
+    here; this about 5 s).
+    """
+    bits = int(np.ceil(np.log2(max(len(keys), 2)))) + 2  # a quarter of a key per bucket
+    shift = np.uint64(64 - bits)
+    starts = np.searchsorted(keys >> shift, np.arange(2**bits + 1, dtype=np.uint64))
+    bucket = needles >> shift
+    pos: np.ndarray = starts[bucket]
+    ends = starts[bucket + np.uint64(1)]
+    todo = np.flatnonzero(pos < ends)
+    while todo.size:
+        todo = todo[keys[pos[todo]] < needles[todo]]
+        pos[todo] += 1
+        todo = todo[pos[todo] < ends[todo]]
+    return pos
+
+
 def _index(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct UUIDs of both ends ((m, 2) words) and each edge end's position among them.
 
     Works on a 64-bit hash of each UUID: sources arrive in runs (one run of k edges per image), so
-    only run heads are sorted, and targets are found by binary search. The full keys are compared
-    afterwards, so a hash collision is detected and falls back to an exact sort of the full keys.
+    only run heads are sorted, and targets are found by a bucketed search (_lookup). The keys are
+    then checked: equal hashes and equal second words imply equal UUIDs (the hash is an odd
+    multiple of the first word xor the second, a bijection), so a collision is detected and falls
+    back to an exact sort of the full keys.
     """
     hs, hd = _hash(src), _hash(dst)
     heads = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
-    keys, first = np.unique(hs[heads], return_index=True)
+    keys, first, head_at = np.unique(hs[heads], return_index=True, return_inverse=True)
     distinct = src[heads[first]]
-    src_at = np.searchsorted(keys, hs)
-    dst_at = np.minimum(np.searchsorted(keys, hd), len(keys) - 1)
+    src_at = np.repeat(head_at.reshape(-1), np.diff(np.r_[heads, len(hs)]))
+    dst_at = np.minimum(_lookup(keys, hd), len(keys) - 1)
     missing = keys[dst_at] != hd  # images only ever listed as a neighbour
     if missing.any():
         _, extra_first, extra_at = np.unique(hd[missing], return_index=True, return_inverse=True)
         dst_at[missing] = len(keys) + extra_at.reshape(-1)
         distinct = np.concatenate([distinct, dst[missing][extra_first]])
-    if (distinct[src_at] == src).all() and (distinct[dst_at] == dst).all():
+    low = np.ascontiguousarray(distinct[:, 1])  # hashes already match: runs by construction, targets above
+    if (low[src_at] == src[:, 1]).all() and (low[dst_at] == dst[:, 1]).all():
         return distinct, src_at.astype(np.int64), dst_at.astype(np.int64)
     distinct, inverse = np.unique(np.concatenate([src, dst]), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1).astype(np.int64)
@@ -132,9 +158,13 @@ def visualrank(
     damping: float | None = None,
     tolerance: float | None = None,
     timings: dict[str, float] | None = None,
+    ids: str = "uuid",
 ) -> int:
     """Compute and store VisualRank for a kNN run; returns the visualrank_run id. One transaction.
 
+    `ids` = "uuid" streams the UUIDs (36 bytes per edge) and maps them to positions here; "node"
+    streams pairs of ccvec.image_node ids (12 bytes per edge), which the server finds by two hash
+    joins per edge: slower at 1M images (bench/visualrank.py measures both; docs/benchmarks.md).
     `timings`, when given, receives seconds per step (fetch, index, iterate, store).
     """
     clock = [time.perf_counter()]
@@ -153,6 +183,25 @@ def visualrank(
     inserted = conn.execute("SELECT ccvec.visualrank_run_start(%s, %s, %s)", [knn_run, d, tol]).fetchone()
     assert inserted is not None
     run = int(inserted[0])
+    if ids == "uuid":
+        nodes, src, dst, weights, start = _graph_by_uuid(conn, knn_run, step)
+    else:
+        nodes, src, dst, weights, start = _graph_by_node(conn, knn_run, step)
+    n = len(nodes)
+    ranks, iterations, delta = power_iteration(n, src, dst, weights, start, d, tol, int(max_it))
+    step("iterate")
+    _store(conn, run, nodes, ranks)
+    step("store (COPY)")
+    conn.execute("SELECT ccvec.visualrank_run_finish(%s, %s, %s, %s)", [run, iterations, delta, n])
+    return run
+
+
+Step = Callable[[str], None]
+Graph = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _graph_by_uuid(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
+    """(node UUIDs as (n, 2) words, src, dst, weights, start ranks) from the edges' UUIDs."""
     edges = _rows(
         _fetch_packed(conn, "SELECT * FROM ccvec.knn_edges_packed(%s)", [knn_run]),
         [("src", "V16"), ("dst", "V16"), ("w", ">f4")],
@@ -174,12 +223,51 @@ def visualrank(
         at = _positions(nodes, _uuid_words(previous["id"]))
         start[at[at >= 0]] = previous["rank"][at >= 0]
     step("fetch previous ranks")
-    ranks, iterations, delta = power_iteration(n, src, dst, weights, start, d, tol, int(max_it))
-    step("iterate (scipy)")
-    _store(conn, run, nodes, ranks)
-    step("store (COPY)")
-    conn.execute("SELECT ccvec.visualrank_run_finish(%s, %s, %s, %s)", [run, iterations, delta, n])
-    return run
+    return nodes, src, dst, weights, start
+
+
+def _graph_by_node(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
+    """As _graph_by_uuid, from the edges as integer node pairs: nodes are numbered densely by
+    ccvec.image_node, so the graph's nodes are found by marking an array, not by sorting keys."""
+    conn.execute("SELECT ccvec.image_node_sync()")
+    fields = [("src", ">i4"), ("dst", ">i4"), ("w", ">f4")]
+    query = "SELECT * FROM ccvec.knn_edges_packed_nodes(%s)"
+    edges = _rows(_fetch_packed(conn, query, [knn_run]), fields)
+    if len(edges) and (min(edges["src"].min(), edges["dst"].min()) < 0):  # graph images not in the catalog
+        conn.execute("SELECT ccvec.image_node_sync(%s)", [knn_run])
+        edges = _rows(_fetch_packed(conn, query, [knn_run]), fields)
+    if not len(edges):
+        raise CcvecError(f"kNN run {knn_run} has no edges")
+    step("fetch edges")
+    table = _rows(
+        _fetch_packed(conn, "SELECT * FROM ccvec.image_nodes_packed()", []), [("node", ">i4"), ("id", "V16")]
+    )
+    size = int(max(table["node"].max(), edges["src"].max(), edges["dst"].max())) + 1
+    present = np.zeros(size, bool)
+    present[edges["src"]] = True
+    present[edges["dst"]] = True
+    position = np.cumsum(present) - 1  # node id -> position among the graph's nodes
+    src, dst = position[edges["src"]], position[edges["dst"]]
+    weights = edges["w"].astype(np.float64)
+    del edges
+    words = np.zeros((size, 2), np.uint64)
+    words[table["node"]] = _uuid_words(table["id"])
+    graph_nodes = np.flatnonzero(present)
+    nodes = words[graph_nodes]
+    step("node ids")
+    n = len(nodes)
+    previous = _rows(
+        _fetch_packed(conn, "SELECT * FROM ccvec.visual_ranks_packed_nodes()", []),
+        [("node", ">i4"), ("rank", ">f8")],
+    )
+    start = np.full(n, 1.0 / n)
+    if len(previous):
+        node = previous["node"].astype(np.int64)
+        inside = node < size
+        inside[inside] = present[node[inside]]
+        start[position[node[inside]]] = previous["rank"][inside]
+    step("fetch previous ranks")
+    return nodes, src, dst, weights, start
 
 
 def _store(conn: psycopg.Connection, run: int, nodes: np.ndarray, ranks: np.ndarray) -> None:
@@ -200,9 +288,10 @@ def _store(conn: psycopg.Connection, run: int, nodes: np.ndarray, ranks: np.ndar
     )
     out = np.empty(n, row)
     out["count"], out["id_len"], out["rank_len"], out["score_len"], out["run_len"] = 4, 16, 8, 4, 8
-    out["id"] = nodes
-    out["rank"] = ranks
-    out["score"] = percent_rank(ranks)
+    order = np.lexsort((nodes[:, 1], nodes[:, 0]))  # in key order: the primary key grows at its right edge
+    out["id"] = nodes[order]
+    out["rank"] = ranks[order]
+    out["score"] = percent_rank(ranks)[order]
     out["run"] = run
     conn.execute("SELECT ccvec.visual_rank_clear()")
     sql = "COPY ccvec.visual_rank (identifier, rank, score, run_id) FROM STDIN (FORMAT BINARY)"

@@ -298,6 +298,10 @@ def test_refresh_and_scores(cli: Cli, graphed: Path, conn: psycopg.Connection) -
     ident = identifiers(conn)[0]
     row = json.loads(ok(cli("scores", "--identifier", ident, "--format", "json")).stdout)
     assert row[0]["identifier"] == ident and 0 <= row[0]["authority"] <= 1
+    cold = ok(cli("refresh", "--cold"))  # derives every input again: the same scores
+    assert "scored 4 images" in cold.stdout and "changed images, constants" in cold.stderr
+    again = json.loads(ok(cli("scores", "--identifier", ident, "--format", "json")).stdout)
+    assert again == row
 
 
 def test_refresh_without_schema(cli: Cli, no_schema: str) -> None:

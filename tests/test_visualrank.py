@@ -93,3 +93,53 @@ def test_streamed_warm_start_takes_fewer_iterations_to_the_same_ranks(conn: psyc
     its = dict(conn.execute("SELECT id, iterations FROM ccvec.visualrank_run").fetchall())
     assert its[warm] < its[cold]
     assert max(abs(first[i] - again[i]) for i in ids) < 1e-10
+
+
+def test_node_ids_and_uuids_give_the_same_ranks(conn: psycopg.Connection) -> None:
+    """Edges streamed as ccvec.image_node pairs or as UUIDs: the same ranks, for images in the
+    catalog and (through the fallback that numbers the run's edges) for images that are not."""
+    rng = np.random.default_rng(5)
+    n = 120
+    edges = [
+        (i, int(j), float(rng.uniform(0.1, 1)))
+        for i in range(n)
+        for j in rng.choice(np.delete(np.arange(n), i), 4, replace=False)
+    ]
+    run, ids = hand_graph(conn, n, edges)
+    with conn.cursor().copy("COPY ccvec.image (identifier, url) FROM STDIN") as copy:
+        for ident in ids[: n // 2]:  # half the graph is in the catalog
+            copy.write_row([ident, f"https://example.net/{ident}.jpg"])
+    conn.commit()
+    visualrank.visualrank(conn, run, 0.85, 1e-13)
+    by_uuid = stored(conn)
+    timings: dict[str, float] = {}
+    visualrank.visualrank(conn, run, 0.85, 1e-13, timings=timings, ids="node")
+    by_node = stored(conn)
+    assert "node ids" in timings and "index UUIDs" not in timings
+    assert set(by_node) == set(by_uuid) == set(ids)
+    assert max(abs(by_node[i] - by_uuid[i]) for i in ids) < 1e-15
+    assert np.abs(np.array([by_node[i] for i in ids]) - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
+    nodes = conn.execute("SELECT count(*), count(DISTINCT node) FROM ccvec.image_node").fetchone()
+    assert nodes == (n, n)
+
+
+def test_uuid_indexing_matches_an_exact_sort() -> None:
+    """The hashed, bucketed UUID -> position mapping against np.unique over the full keys: sources in
+    runs, targets that never list anyone, and a forced hash collision (falls back, still exact)."""
+    rng = np.random.default_rng(11)
+    ids = rng.integers(0, 2**63, (5000, 2)).astype(np.uint64)
+    src = np.repeat(ids[:4000], 3, axis=0)
+    dst = ids[rng.integers(0, 5000, len(src))]  # 1000 images only ever listed as neighbours
+    keys = np.unique(visualrank._hash(ids))
+    needles = visualrank._hash(ids)[rng.integers(0, 5000, 20000)]
+    assert (visualrank._lookup(keys, needles) == np.searchsorted(keys, needles)).all()
+    misses = rng.integers(0, 2**63, 1000).astype(np.uint64)
+    assert (visualrank._lookup(keys, misses) == np.searchsorted(keys, misses)).all()
+    collide = ids[:2].copy()
+    with np.errstate(over="ignore"):  # the hash multiplies modulo 2^64
+        collide[1, 1] = collide[0, 0] * visualrank._MIX ^ collide[0, 1] ^ (collide[1, 0] * visualrank._MIX)
+    assert visualrank._hash(collide[:1])[0] == visualrank._hash(collide[1:])[0]  # same hash, other UUID
+    for s, d in ((src, dst), (np.concatenate([src, collide[:1]]), np.concatenate([dst, collide[1:]]))):
+        distinct, s_at, d_at = visualrank._index(s, d)
+        assert (distinct[s_at] == s).all() and (distinct[d_at] == d).all()
+        assert len(distinct) == len(np.unique(np.concatenate([s, d]), axis=0))

@@ -27,9 +27,16 @@ app.add_typer(authority_app, name="authority")
 
 
 @app.command("refresh")
-def refresh_command() -> None:
-    """Recompute, in order: popularity constants, observed popularity, neighbourhood estimates and
-    inferred tags, VisualRank, web authority, image scores. Safe to rerun."""
+def refresh_command(
+    cold: Annotated[
+        bool,
+        typer.Option("--cold", help="Derive every image's inputs again and start VisualRank from scratch."),
+    ] = False,
+) -> None:
+    """Recompute, in order: changed images and popularity constants, observed popularity, neighbourhood
+    estimates and inferred tags, VisualRank, web authority, image scores. Incremental (only new or
+    changed images are parsed again, VisualRank starts from the previous ranks) with the same result
+    as --cold. Safe to rerun."""
     from ccvec import scores
 
     with schema_connection() as conn, stages() as bar:
@@ -40,7 +47,7 @@ def refresh_command() -> None:
             bar.update(f"refresh: {name}", len(done), len(done) + 1)
             err_console.print(f"{name:26s} {seconds:7.1f}s", highlight=False)
 
-        timings = scores.refresh(conn, on_stage=stage)
+        timings = scores.refresh(conn, on_stage=stage, cold=cold)
         summary = db.fetch_row(
             conn.execute("SELECT * FROM ccvec.score_summary()"),
             "counting scores",
