@@ -383,6 +383,25 @@ def test_model_add_bad_mean(cli: Cli, tmp_path: Path) -> None:
     usage_error(cli(*args), "bad model spec")
 
 
+def test_model_add_with_a_spec_file_alone(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
+    """docs/loading.md: `--spec spec.json` with the fields it lists (no version, no --dim) is enough."""
+    onnx = build_tiny_model(tmp_path / "t.onnx")
+    fields = {
+        "dim": TINY_DIM, "input_size": TINY_SIZE, "resize": TINY_SIZE, "crop": True,
+        "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "resample": "bilinear",
+        "input_name": "pixels", "output_name": "embedding",
+    }  # fmt: skip
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(fields))
+    assert "registered tiny-spec (dim 8" in ok(cli("model", "add", "tiny-spec", onnx, "--spec", spec)).stdout
+    spec.write_text(json.dumps({k: v for k, v in fields.items() if k != "dim"}))
+    nodim = cli("model", "add", "tiny-nodim", onnx, "--spec", spec)
+    usage_error(nodim, "bad model spec: missing field(s) dim")
+    spec.write_text(json.dumps({**fields, "colour": "rgb"}))
+    usage_error(cli("model", "add", "tiny-extra", onnx, "--spec", spec), "unknown field(s) colour")
+    usage_error(cli("model", "add", "tiny-none", onnx), "give --dim")
+
+
 def test_model_list_without_schema(cli: Cli, no_schema: str) -> None:
     usage_error(cli("model", "list"), "ccvec db upgrade")
 
