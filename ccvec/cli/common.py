@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, get_args, get_origin
 
 import psycopg
 import typer
@@ -225,6 +225,8 @@ def readable_metavars(command: Any) -> None:
         if param.metavar is not None:
             continue
         annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if get_origin(annotation) is list:  # a repeatable option (`--sim 0.3 --sim 0.5`): its item
+            annotation = get_args(annotation)[0]
         if annotation in names:
             param.metavar = names[annotation]
 
