@@ -403,7 +403,7 @@ def test_model_add_with_a_spec_file_alone(cli: Cli, conn: psycopg.Connection, tm
 
 
 def test_model_list_without_schema(cli: Cli, no_schema: str) -> None:
-    usage_error(cli("model", "list"), "ccvec db upgrade")
+    usage_error(cli("model", "list"), "the database has no ccvec schema yet: run `ccvec db upgrade`")
 
 
 def test_model_build(cli: Cli) -> None:
