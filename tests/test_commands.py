@@ -440,6 +440,13 @@ def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path
     assert "experiment exp stopped" in ok(cli("experiment", "stop", "exp")).stdout
 
 
+def test_experiment_report_rank_without_impressions() -> None:
+    """A rank where one arm showed nothing has no CTR: the table says '-', not 'nan'."""
+    from ccvec.cli.abtest import _rate
+
+    assert (_rate(float("nan")), _rate(0.25)) == ("-", "0.250")
+
+
 def test_experiment_create_bad_share(cli: Cli) -> None:
     """The range is checked once, by ccvec.create_experiment in SQL, and still reads as one line."""
     usage_error(
