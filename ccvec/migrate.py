@@ -73,7 +73,7 @@ def require_current(conn: psycopg.Connection) -> None:
     from ccvec.errors import CcvecError
 
     current, head = current_revision(conn), head_revision()
+    if current is None:
+        raise CcvecError("the database has no ccvec schema yet: run `ccvec db upgrade` (`ccvec run` does it)")
     if current != head:
-        raise CcvecError(
-            f"database schema is at {current or 'nothing'}, ccvec needs {head}: run `ccvec db upgrade`"
-        )
+        raise CcvecError(f"database schema is at {current}, ccvec needs {head}: run `ccvec db upgrade`")

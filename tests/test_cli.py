@@ -27,12 +27,13 @@ def test_version_help_and_metavars() -> None:
     top = cli("-h")
     assert top.returncode == 0
     assert "Exit status: 0 ok; 1 some inputs failed" in " ".join(top.stdout.split())
-    for command in (["run"], ["load"], ["similar"], ["report"], ["graph", "build"]):
+    for command in (["run"], ["load"], ["similar"], ["report"], ["graph", "build"], ["cluster"]):
         text = cli(*command, "-h").stdout
         assert "Usage: ccvec" in text
         assert not re.search(r"<[a-z\[\]]+( range)?>|\{[A-Z]", text), text  # no <int range>, {SOURCE}
     assert "Usage: ccvec run [OPTIONS] SOURCE..." in cli("run", "-h").stdout
     assert "--k N" in cli("run", "-h").stdout and "--out PATH" in cli("run", "-h").stdout
+    assert "Usage: ccvec tags [OPTIONS] [IDENTIFIER]" in cli("tags", "-h").stdout  # as its error says
 
 
 def test_single_file_formats_and_untruncated_tables(

@@ -387,8 +387,27 @@ def test_model_add_bad_mean(cli: Cli, tmp_path: Path) -> None:
     usage_error(cli(*args), "bad model spec")
 
 
+def test_model_add_with_a_spec_file_alone(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
+    """docs/loading.md: `--spec spec.json` with the fields it lists (no version, no --dim) is enough."""
+    onnx = build_tiny_model(tmp_path / "t.onnx")
+    fields = {
+        "dim": TINY_DIM, "input_size": TINY_SIZE, "resize": TINY_SIZE, "crop": True,
+        "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "resample": "bilinear",
+        "input_name": "pixels", "output_name": "embedding",
+    }  # fmt: skip
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(fields))
+    assert "registered tiny-spec (dim 8" in ok(cli("model", "add", "tiny-spec", onnx, "--spec", spec)).stdout
+    spec.write_text(json.dumps({k: v for k, v in fields.items() if k != "dim"}))
+    nodim = cli("model", "add", "tiny-nodim", onnx, "--spec", spec)
+    usage_error(nodim, "bad model spec: missing field(s) dim")
+    spec.write_text(json.dumps({**fields, "colour": "rgb"}))
+    usage_error(cli("model", "add", "tiny-extra", onnx, "--spec", spec), "unknown field(s) colour")
+    usage_error(cli("model", "add", "tiny-none", onnx), "give --dim")
+
+
 def test_model_list_without_schema(cli: Cli, no_schema: str) -> None:
-    usage_error(cli("model", "list"), "ccvec db upgrade")
+    usage_error(cli("model", "list"), "the database has no ccvec schema yet: run `ccvec db upgrade`")
 
 
 def test_model_build(cli: Cli) -> None:
@@ -423,6 +442,13 @@ def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path
     report = json.loads(ok(cli("experiment", "report", "exp", "--json")).stdout)
     assert report["strata"][0]["substituted_clicks"] == 1, report
     assert "experiment exp stopped" in ok(cli("experiment", "stop", "exp")).stdout
+
+
+def test_experiment_report_rank_without_impressions() -> None:
+    """A rank where one arm showed nothing has no CTR: the table says '-', not 'nan'."""
+    from ccvec.cli.abtest import _rate
+
+    assert (_rate(float("nan")), _rate(0.25)) == ("-", "0.250")
 
 
 def test_experiment_create_bad_share(cli: Cli) -> None:

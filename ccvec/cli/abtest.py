@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -92,10 +93,10 @@ def experiment_report(
             str(s.rank),
             f"{s.substituted:,}",
             f"{s.substituted_clicks:,}",
-            f"{s.ctr_substituted:.3f}",
+            _rate(s.ctr_substituted),
             f"{s.control:,}",
             f"{s.control_clicks:,}",
-            f"{s.ctr_control:.3f}",
+            _rate(s.ctr_control),
         )
     console.print(table)
     console.print(
@@ -107,10 +108,15 @@ def experiment_report(
         rated = [(v, c) for c in result.clusters if (v := c["validity"]) is not None]
         worst = sorted(rated, key=lambda vc: vc[0])[:5]
         console.print(
-            "clusters whose mates draw fewest clicks (observed / expected): "
-            + ", ".join(f"{c['cluster']}: {v:.2f} ({c['impressions']})" for v, c in worst)
+            "clusters whose mates draw fewest clicks (observed / expected clicks, substitutes shown): "
+            + ", ".join(f"cluster {c['cluster']}: {v:.2f} ({c['impressions']:,} shown)" for v, c in worst)
         )
     console.print(f"{result.alternates_clicked:,} alternates have clicks: see ccvec.ab_alternate_signal")
+
+
+def _rate(ctr: float) -> str:
+    """A CTR for the table; a rank without impressions in that arm has none ('-', not 'nan')."""
+    return "-" if math.isnan(ctr) else f"{ctr:.3f}"
 
 
 @experiment_app.command("power")

@@ -64,7 +64,9 @@ def clusters_command(
 
 @app.command("tags")
 def tags_command(
-    identifier: Annotated[str | None, typer.Argument(metavar="ID", help="An image's identifier.")] = None,
+    identifier: Annotated[
+        str | None, typer.Argument(metavar="IDENTIFIER", help="An image's identifier.")
+    ] = None,
     all_images: Annotated[bool, typer.Option("--all", help="Every inferred tag.")] = False,
     fmt: FormatOption = Format.table,
 ) -> None:

@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, get_args, get_origin
 
 import psycopg
 import typer
@@ -197,14 +197,12 @@ def stages() -> Iterator[StageBar]:
 
 
 def explain_model_build(model: str) -> None:
-    """The first use of the default model converts its weights: say so, in one line, when it starts."""
+    """The first use of a built-in model builds it (conversion, int8 quantisation): say so, in one
+    line on stderr, when it starts."""
     from ccvec.models import registry
 
-    if model == DEFAULT_MODEL:
-        registry.conversion_notice = lambda: err_console.print(
-            "first use: converting the EfficientNet-Lite0 weights to ONNX (once, cached in $CCVEC_HOME)",
-            highlight=False,
-        )
+    if model in registry.BUILT_IN:
+        registry.conversion_notice = lambda line: err_console.print(line, highlight=False)
 
 
 def readable_metavars(command: Any) -> None:
@@ -225,6 +223,8 @@ def readable_metavars(command: Any) -> None:
         if param.metavar is not None:
             continue
         annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if get_origin(annotation) is list:  # a repeatable option (`--sim 0.3 --sim 0.5`): its item
+            annotation = get_args(annotation)[0]
         if annotation in names:
             param.metavar = names[annotation]
 

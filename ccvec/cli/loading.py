@@ -72,7 +72,8 @@ def load_command(
     source: Annotated[
         str,
         typer.Argument(
-            help="A folder (recursive), a CSV/JSONL manifest, or a `ccvec spark features` output folder."
+            help="A folder (recursive), one image file, a CSV/TSV/JSONL manifest, or a "
+            "`ccvec spark features` output folder."
         ),
     ],
     model: ModelOption = DEFAULT_MODEL,

@@ -37,7 +37,7 @@ def model_build(
 def model_add(
     name: Annotated[str, typer.Argument(help="Name to register the model under (lowercase, digits, -_.).")],
     onnx_file: Annotated[Path, typer.Argument(help="The .onnx file (NCHW float32 image input).")],
-    dim: Annotated[int, typer.Option(help="Output dimension.")],
+    dim: Annotated[int | None, typer.Option(help="Output dimension (required without --spec).")] = None,
     output: Annotated[str, typer.Option(help="Name of the output holding the embedding.")] = "features",
     input_name: Annotated[str, typer.Option("--input", help="Name of the image input.")] = "input",
     size: Annotated[int, typer.Option(help="Square input size.")] = 224,
@@ -52,7 +52,8 @@ def model_add(
     resample: Annotated[str, typer.Option(help="bilinear, bicubic, lanczos or nearest.")] = "bilinear",
     version: Annotated[str, typer.Option(help="Free-form version label.")] = "1",
     spec_file: Annotated[
-        Path | None, typer.Option("--spec", help="JSON model spec; overrides the options above.")
+        Path | None,
+        typer.Option("--spec", help="JSON model spec (dim, input_size, …); overrides the options above."),
     ] = None,
 ) -> None:
     """Register any ONNX image model (CLIP image tower, ResNet, …) through a model spec."""
@@ -61,7 +62,10 @@ def model_add(
 
     try:
         if spec_file:
-            spec = ModelSpec.from_json({**json.loads(spec_file.read_text()), "name": name})
+            fields = json.loads(spec_file.read_text())
+            spec = ModelSpec.from_json({"version": version, **fields, "name": name})
+        elif dim is None:
+            raise CcvecError("give --dim (the model's output dimension) or --spec spec.json")
         else:
             spec = ModelSpec(
                 name=name,

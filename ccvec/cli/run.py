@@ -25,7 +25,9 @@ OutOption = Annotated[
 def run_command(
     sources: Annotated[
         list[str],
-        typer.Argument(metavar="SOURCE...", help="Folders of images, image files or CSV/JSONL manifests."),
+        typer.Argument(
+            metavar="SOURCE...", help="Folders of images, image files or CSV/TSV/JSONL manifests."
+        ),
     ],
     out: OutOption = None,
     model: ModelOption = DEFAULT_MODEL,

@@ -12,7 +12,9 @@ HNSW index, and are never compared with the fp32 model's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import tempfile
 from pathlib import Path
 
@@ -90,13 +92,14 @@ def quantize(fp32_path: Path, target: Path, pixels: np.ndarray | None = None) ->
     with tempfile.TemporaryDirectory(prefix="ccvec-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(target),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.Percentile,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # its calibration progress print()s
+            quantize_static(
+                str(prepared),
+                str(target),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.Percentile,
+            )

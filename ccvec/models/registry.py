@@ -62,8 +62,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-# Called once just before the default model's weights are converted (the CLI says so in a line).
-conversion_notice: Callable[[], None] | None = None
+# Called with one line just before a built-in model is made on first use (the CLI prints it).
+conversion_notice: Callable[[str], None] | None = None
 
 
 def build_default(force: bool = False) -> Model:
@@ -76,7 +76,9 @@ def build_default(force: bool = False) -> Model:
     stamp = path.with_suffix(".weights-sha256")
     if force or not path.exists() or not stamp.exists() or stamp.read_text() != weights_sha:
         if conversion_notice is not None:
-            conversion_notice()
+            conversion_notice(
+                "first use: converting the EfficientNet-Lite0 weights to ONNX (once, cached in $CCVEC_HOME)"
+            )
         model = efficientnet_lite.build_model(load_legacy_state_dict(weights))
         _write_atomically(path, model.SerializeToString())
         _write_atomically(stamp, weights_sha.encode())
@@ -94,6 +96,11 @@ def build_int8(force: bool = False) -> Model:
     source = f"{fp32.sha256} {quantized.RECIPE} onnxruntime {onnxruntime.__version__}"
     stamp = path.with_suffix(".source")
     if force or not path.exists() or not stamp.exists() or stamp.read_text() != source:
+        if conversion_notice is not None:
+            conversion_notice(
+                "first use: quantising EfficientNet-Lite0 to int8 "
+                "(about a minute, once, cached in $CCVEC_HOME)"
+            )
         tmp = path.with_suffix(".onnx.tmp")
         quantized.quantize(fp32.path, tmp)
         os.replace(tmp, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,15 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelSpec:
-        """A spec from decoded JSON (values are json.loads's Any); unknown keys raise TypeError."""
+        """A spec from decoded JSON (values are json.loads's Any); a missing or unknown field is a
+        ValueError that names it (not the dataclass's own TypeError about __init__)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a model spec is a JSON object, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - known):
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if missing := [name for name in ("name", "version", "dim") if name not in data]:
+            raise ValueError(f"missing field(s) {', '.join(missing)}")
         return cls(**data)
 
     @classmethod
