@@ -63,7 +63,7 @@ def pairwise(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
     return precision, recall, 2 * precision * recall / max(precision + recall, 1e-12)
 
 
-def quality(truth: np.ndarray, pred: np.ndarray, labelled: np.ndarray) -> dict:
+def quality(truth: np.ndarray, pred: np.ndarray, labelled: np.ndarray, fine: np.ndarray) -> dict:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     t, p = truth[labelled], pred[labelled]
@@ -72,6 +72,7 @@ def quality(truth: np.ndarray, pred: np.ndarray, labelled: np.ndarray) -> dict:
         "ARI": adjusted_rand_score(t, p),
         "NMI": normalized_mutual_info_score(t, p),
         "F1": pairwise(t, p)[2],
+        "fARI": adjusted_rand_score(fine[labelled], p),
         "clusters": int((sizes > 1).sum()),
         "largest": sizes.max() / len(pred),
         "single": (sizes == 1).sum() / len(pred),
@@ -176,6 +177,7 @@ def members(conn, run_id: int, ids: list[uuid.UUID]) -> np.ndarray:
 def cluster_table(conn, name: str, rows: list[dict]) -> None:
     ids = [r["identifier"] for r in rows]
     truth = np.array([r["coarse"] for r in rows])
+    fine = np.array([f"{r['coarse']}/{r['fine']}" for r in rows])  # the coarse label's sub-labels
     labelled = truth != ""
     subset_graph(conn, f"bench-{name}", ids)
     vectors = embeddings(conn, ids)
@@ -184,7 +186,8 @@ def cluster_table(conn, name: str, rows: list[dict]) -> None:
         f"({len(set(truth[labelled]))} labels); scored on the labelled ones"
     )
     head = (
-        f"{'method':34s} {'ARI':>6s} {'NMI':>6s} {'F1':>6s} {'clusters':>8s} {'largest':>8s} {'single':>7s}"
+        f"{'method':34s} {'ARI':>6s} {'NMI':>6s} {'F1':>6s} {'clusters':>8s} {'largest':>8s} {'single':>7s} "
+        f"{'ARI fine':>8s}"
     )
     print(head + ("  interior-pair precision" if len(set(truth[labelled])) == 1 else ""))
     results = []
@@ -193,6 +196,13 @@ def cluster_table(conn, name: str, rows: list[dict]) -> None:
         results.append(
             (f"ccvec louvain res {res:g}{tag}", members(conn, clusters.cluster_louvain(conn, res), ids))
         )
+    for seed in (1, 2, 3):
+        results.append(
+            (
+                f"ccvec default, node order {seed}",
+                members(conn, clusters.cluster_louvain(conn, seed=seed), ids),
+            ),
+        )
     results.append(
         ("ccvec mutual sim 0.35 (old default)", members(conn, graph.cluster(conn, 0.35, "mutual"), ids))
     )
@@ -200,11 +210,11 @@ def cluster_table(conn, name: str, rows: list[dict]) -> None:
         results.append((f"imagecluster sim {sim:g}", imagecluster_labels(vectors, sim)))
     results.append(("sklearn HDBSCAN min_cluster_size 3", hdbscan_labels(vectors)))
     for method, pred in results:
-        q = quality(truth, pred, labelled)
+        q = quality(truth, pred, labelled, fine)
         extra = f"  {interior_precision(truth, pred):.3f}" if len(set(truth[labelled])) == 1 else ""
         print(
             f"{method:34s} {q['ARI']:6.3f} {q['NMI']:6.3f} {q['F1']:6.3f} {q['clusters']:8d} "
-            f"{q['largest']:8.1%} {q['single']:7.1%}{extra}"
+            f"{q['largest']:8.1%} {q['single']:7.1%} {q['fARI']:8.3f}{extra}"
         )
 
 
@@ -220,24 +230,18 @@ def set_tags(conn, tags: dict[uuid.UUID, list[str]]) -> None:
     conn.commit()
 
 
-def tag_table(conn, rows: list[dict]) -> None:
-    rows = [r for r in rows if r["coarse"]]
-    ids = [r["identifier"] for r in rows]
-    labels = {r["identifier"]: [x for x in (r["coarse"], r["fine"]) if x] for r in rows}
-    subset_graph(conn, "bench-tags", ids)
-    run = graph.current(conn)
-    floors = dict(
-        conn.execute(
-            "SELECT name, value FROM ccvec.setting WHERE name LIKE 'inferred_tags.min_score%'"
-        ).fetchall()
-    )
+def tag_scores(conn, ids: list, labels: dict, run, power: float) -> tuple[np.ndarray, np.ndarray, list]:
+    """5-fold: (score, right, half) of each hidden image's top tag, (score, right) of the extra tags
+    on images that keep theirs, and the kNN majority vote's hits; scores of ccvec.inferred_tags with
+    every floor at 0 and neighbour weights similarity^power."""
+    conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name LIKE 'inferred_tags.min_score%'")
+    conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = 'inferred_tags.weight_power'", [power])
     fold = np.random.default_rng(0).permutation(len(ids)) % 5
+    half = {i: n % 2 for n, i in enumerate(ids)}
     got, vote, extra = [], [], []
     for f in range(5):
         hidden = {i for i, k in zip(ids, fold, strict=True) if k == f}
         set_tags(conn, {i: ([] if i in hidden else labels[i]) for i in ids})
-        # the view with no floor, to see every score band; the default floors are applied below
-        conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name LIKE 'inferred_tags.min_score%'")
         graph.refresh_inferred(conn)
         best = {}
         for ident, tag, score, tagged in conn.execute(
@@ -249,7 +253,7 @@ def tag_table(conn, rows: list[dict]) -> None:
                 extra.append((score, tag in labels[ident]))
         for ident in hidden:
             tag, score = best.get(ident, (None, 0.0))
-            got.append((score, tag is not None and tag in labels[ident]))
+            got.append((score, tag is not None and tag in labels[ident], half[ident]))
             counts: dict[str, int] = {}
             for (nb,) in conn.execute(
                 "SELECT neighbour FROM ccvec.knn_edge WHERE run_id = %s AND identifier = %s", [run.id, ident]
@@ -259,21 +263,69 @@ def tag_table(conn, rows: list[dict]) -> None:
                         counts[t] = counts.get(t, 0) + 1
             top = max(sorted(counts), key=counts.get) if counts else None
             vote.append(top is not None and top in labels[ident])
-    for name, value in floors.items():
-        conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = %s", [value, name])
-    conn.commit()
-    got_a, extra_a = np.array(got), np.array(extra)
+    return np.array(got), np.array(extra), vote
+
+
+def best_threshold(got: np.ndarray, target: float = 0.88) -> float:
+    """The lowest score floor (0.05 steps) at which precision@1 reaches `target`."""
+    for t in np.arange(0.05, 1.0, 0.05):
+        kept = got[:, 0] >= t
+        if kept.any() and got[kept, 1].mean() >= target:
+            return float(round(t, 2))
+    return 1.0
+
+
+def tag_table(conn, rows: list[dict]) -> None:
+    rows = [r for r in rows if r["coarse"]]
+    ids = [r["identifier"] for r in rows]
+    labels = {r["identifier"]: [x for x in (r["coarse"], r["fine"]) if x] for r in rows}
+    subset_graph(conn, "bench-tags", ids)
+    run = graph.current(conn)
+    floors = dict(
+        conn.execute(
+            "SELECT name, value FROM ccvec.setting WHERE name LIKE 'inferred_tags.min_score%' "
+            "OR name = 'inferred_tags.weight_power'"
+        ).fetchall()
+    )
     thr, thr_tagged = floors["inferred_tags.min_score"], floors["inferred_tags.min_score_tagged"]
-    kept = got_a[:, 0] >= thr
+    power = floors["inferred_tags.weight_power"]
     print(
         f"\ninferred tags: {len(rows)} labelled images (coarse and fine label as tags), 20 % hidden, 5-fold"
     )
-    print(f"kNN majority vote (baseline): precision@1 {np.mean(vote):.3f}, coverage 1.000")
+    results = {p: tag_scores(conn, ids, labels, run, p) for p in (1.0, power)}
+    for name, value in floors.items():
+        conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = %s", [value, name])
+    conn.commit()
+    print(f"kNN majority vote (baseline): precision@1 {np.mean(results[power][2]):.3f}, coverage 1.000")
     print(
-        f"ccvec.inferred_tags, default min_score {thr}: precision@1 {got_a[kept, 1].mean():.3f}, "
-        f"coverage {kept.mean():.3f}"
+        f"{'neighbour weight':22s} {'floor':>5s} {'precision@1':>11s} {'coverage':>8s}  "
+        "max coverage at P>=0.88"
     )
-    print("precision per score band (hidden images' top tag):")
+    for p, (got_a, _, _) in results.items():
+        for floor in sorted({0.5, thr}):
+            kept = got_a[:, 0] >= floor
+            order = np.argsort(-got_a[:, 0], kind="stable")
+            running = np.cumsum(got_a[order, 1]) / np.arange(1, len(order) + 1)
+            ok = np.flatnonzero(running >= 0.88)
+            default = " (default)" if p == power and floor == thr else ""
+            print(
+                f"{'similarity^' + format(p, 'g'):22s} {floor:5.2f} {got_a[kept, 1].mean():11.3f} "
+                f"{kept.mean():8.3f}  {(ok.max() + 1) / len(order) if len(ok) else 0:.3f}{default}"
+            )
+    got_a, extra_a, _ = results[power]
+    print(
+        "threshold picked on one half of the images (lowest floor with precision@1 >= 0.88), "
+        "read on the other:"
+    )
+    for h in (0, 1):
+        t = best_threshold(got_a[got_a[:, 2] == h])
+        other = got_a[got_a[:, 2] != h]
+        kept = other[:, 0] >= t
+        print(
+            f"  picked on half {h}: floor {t:.2f}; other half: precision@1 {other[kept, 1].mean():.3f}, "
+            f"coverage {kept.mean():.3f}"
+        )
+    print(f"precision per score band (hidden images' top tag, similarity^{power:g}):")
     for lo, hi in ((0.0, 0.3), (0.3, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)):
         band = (got_a[:, 0] >= lo) & (got_a[:, 0] < hi) & (got_a[:, 0] > 0)
         if band.any():
@@ -285,7 +337,7 @@ def tag_table(conn, rows: list[dict]) -> None:
         f"extra tags on images that keep theirs (~{len(rows) - len(rows) // 5} per fold, 5 folds; "
         "any extra tag is wrong):"
     )
-    for floor in sorted({0.5, 0.8, thr_tagged}):
+    for floor in sorted({0.5, 0.8, 0.9, 0.95, 0.97, 0.99, thr_tagged}):
         e = extra_a[extra_a[:, 0] >= floor] if len(extra_a) else extra_a
         default = " (default)" if floor == thr_tagged else ""
         print(

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,10 @@ from psycopg.types.json import Jsonb
 
 from ccvec import db, defaults
 from ccvec.errors import CcvecError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from sknetwork.clustering import Louvain
 
 # ---------------------------------------------------------------- class predictions
 
@@ -96,6 +101,14 @@ def predict_classes(conn: psycopg.Connection, model: str, batch: int = 5000) -> 
 # ---------------------------------------------------------------- the default clustering
 
 
+def louvain(resolution: float, seed: int) -> Louvain:
+    """scikit-network's Louvain. Seed 0 visits the nodes in identifier order (deterministic: the
+    default); another seed shuffles that order, to measure how much the result depends on it."""
+    from sknetwork.clustering import Louvain
+
+    return Louvain(resolution=resolution, random_state=seed, shuffle_nodes=seed != 0)
+
+
 def louvain_labels(
     n: int,
     a: npt.NDArray[np.int64],
@@ -103,19 +116,57 @@ def louvain_labels(
     w: npt.NDArray[np.float32],
     resolution: float,
     seed: int,
+    max_share: float = defaults.CLUSTER_MAX_SHARE,
 ) -> npt.NDArray[np.int64]:
     """Louvain communities (scikit-network, BSD; compiled, sparse) of the undirected graph on nodes
-    0..n-1; an edge's weight is the larger similarity of its two directions. Labels are 0..c-1."""
+    0..n-1; an edge's weight is the larger similarity of its two directions. Clusters holding more
+    than `max_share` of the images are then split where they have structure of their own
+    (`split_large`). Labels are 0..c-1."""
     import scipy.sparse as sp
-    from sknetwork.clustering import Louvain
 
     adjacency = sp.coo_matrix((w, (a, b)), shape=(n, n)).tocsr()
     adjacency = adjacency.maximum(adjacency.T)
     adjacency.eliminate_zeros()
     if adjacency.nnz == 0:  # no edge of positive similarity: every image is its own community
         return np.arange(n)
-    labels: npt.NDArray[np.int64] = Louvain(resolution=resolution, random_state=seed).fit_predict(adjacency)
-    return labels
+    labels: npt.NDArray[np.int64] = louvain(resolution, seed).fit_predict(adjacency)
+    labels = split_large(adjacency, labels, max_share, resolution, seed)
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
+def split_large(
+    adjacency: sp.csr_matrix,
+    labels: npt.NDArray[np.int64],
+    max_share: float,
+    resolution: float,
+    seed: int,
+    min_modularity: float = defaults.CLUSTER_SPLIT_MODULARITY,
+) -> npt.NDArray[np.int64]:
+    """Split every cluster larger than `max_share` of the images by Louvain on its own subgraph,
+    when that split has modularity >= `min_modularity` inside the cluster (real sub-structure, such
+    as interiors inside one large "indoor" cluster); a cluster without it stays whole. Repeats
+    until no large cluster splits (bench/clusters.py measures the effect on both collections)."""
+    from sknetwork.clustering import get_modularity
+
+    labels = labels.copy()
+    n = len(labels)
+    tried: set[int] = set()
+    while True:
+        ids, counts = np.unique(labels, return_counts=True)
+        big = ids[counts > max_share * n]
+        large = [int(c) for c in big if int(c) not in tried]
+        if not large:
+            return labels
+        for c in large:
+            tried.add(c)
+            members = np.flatnonzero(labels == c)
+            sub = adjacency[members][:, members]
+            if sub.nnz == 0:
+                continue
+            parts = louvain(resolution, seed).fit_predict(sub)
+            if parts.max() == 0 or get_modularity(sub, parts) < min_modularity:
+                continue
+            labels[members] = labels.max() + 1 + parts  # new ids: each part may split again
 
 
 def _edge_arrays(
