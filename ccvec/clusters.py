@@ -306,8 +306,8 @@ def novelty_fit(
     value: str,
     model: str = defaults.MODEL,
 ) -> int:
-    """Record the reference set (images of a load source, a provider, or carrying a tag) and each
-    member's leave-one-out distance to the rest; returns its size."""
+    """Record the reference set (images of a load source, a provider, or carrying a tag), each
+    member's leave-one-out distance to the rest and its density-relative score; returns its size."""
     if where not in ("source", "provider", "tag"):
         raise CcvecError(f"unknown reference kind {where!r}: use source, provider or tag")
     ids = [
@@ -322,6 +322,8 @@ def novelty_fit(
         raise CcvecError(f"reference {reference!r} matches {len(ids)} embedded image(s): need at least 2")
     for start in range(0, len(ids), 500):
         conn.execute("SELECT ccvec.novelty_reference_distances(%s, %s)", [name, ids[start : start + 500]])
+    for start in range(0, len(ids), 500):  # scores need every member's distance first
+        conn.execute("SELECT ccvec.novelty_reference_scores(%s, %s)", [name, ids[start : start + 500]])
     conn.commit()
     return len(ids)
 

@@ -122,6 +122,13 @@ def test_novelty_of_an_obvious_outlier(conn: psycopg.Connection) -> None:
     assert set(scored) == set(ids[5:])
     assert scored[ids[5]] <= 0.8  # like the reference's own members
     assert all(scored[i] == 1.0 for i in ids[6:])  # farther than every reference member
+    # the score is relative to local density: d * sqrt(d / n), n = the mean own distance of the k
+    # nearest members (k = 10 > 5 members here: all five)
+    own = [r[0] for r in conn.execute("SELECT distance FROM ccvec.novelty_reference WHERE name = 'group-a'")]
+    d, score = conn.execute(
+        "SELECT distance, score FROM ccvec.reference_novelty WHERE identifier = %s", [ids[6]]
+    ).fetchone()
+    assert score == pytest.approx(d * np.sqrt(d / np.mean(own)), rel=1e-3) and score > d
     with pytest.raises(CcvecError, match="need at least 2"):
         clusters.novelty_fit(conn, "none", "provider=x", "provider", "x", MODEL)
 

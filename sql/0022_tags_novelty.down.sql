@@ -1,4 +1,33 @@
--- Back to 0009's inferred_tags (plain similarity weights) and its threshold.
+-- Back to 0009's reference novelty (plain mean kNN distance) and inferred tags.
+
+CREATE OR REPLACE FUNCTION ccvec.novelty_score_batch(p_name text, p_ids uuid[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE n integer;
+BEGIN
+    INSERT INTO ccvec.novelty_score (name, identifier, distance, novelty)
+    SELECT p_name, d.identifier, d.distance,
+           (SELECT count(*) FILTER (WHERE r.distance < d.distance)::real / greatest(count(*), 1)
+            FROM ccvec.novelty_reference r WHERE r.name = p_name)
+    FROM ccvec.reference_distance(p_name, p_ids) d
+    ON CONFLICT (name, identifier) DO UPDATE SET distance = excluded.distance, novelty = excluded.novelty;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION ccvec.novelty_score_batch(text, uuid[]) IS
+    'Score images against a fitted reference set (see ccvec.novelty_score).';
+
+DROP VIEW ccvec.reference_novelty;
+CREATE VIEW ccvec.reference_novelty AS
+SELECT s.name, s.identifier, s.distance, s.novelty, m.reference
+FROM ccvec.novelty_score s JOIN ccvec.novelty_model m USING (name)
+WHERE NOT EXISTS (SELECT 1 FROM ccvec.novelty_reference r WHERE r.name = s.name AND r.identifier = s.identifier);
+COMMENT ON VIEW ccvec.reference_novelty IS
+    'Per reference set and image outside it: distance to the set and novelty in [0,1] (percentile against the set''s own members).';
+DROP FUNCTION ccvec.novelty_reference_scores(text, uuid[]);
+DROP FUNCTION ccvec.reference_neighbourhood(text, uuid[]);
+DROP FUNCTION ccvec.density_score(real, real);
+ALTER TABLE ccvec.novelty_score DROP COLUMN score;
+ALTER TABLE ccvec.novelty_reference DROP COLUMN score;
 
 DROP MATERIALIZED VIEW ccvec.inferred_tags;
 CREATE MATERIALIZED VIEW ccvec.inferred_tags AS
