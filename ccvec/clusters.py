@@ -3,7 +3,9 @@ predictions for naming clusters, labels and medoids, calibrated inferred tags, a
 
 Why Louvain: over the one kNN graph it needs no threshold, so no `sim` to tune per collection, and
 it leaves no image alone (bench/clusters.py compares it with imagecluster's algorithm and HDBSCAN on
-both shared collections). The labels, medoids and novelty views are SQL (sql/0009_clusters.up.sql).
+both shared collections; bench/cluster_candidates.py with the alternatives not chosen). A cluster
+above a quarter of the images is split where it has structure of its own (`split_large`). The
+labels, medoids, inferred tags and novelty are SQL (sql/0009_clusters.up.sql, 0022_tags_novelty).
 """
 
 from __future__ import annotations
