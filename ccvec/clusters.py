@@ -200,11 +200,10 @@ def cluster_louvain(
     run = graph.current(conn)
     if run is None:
         raise CcvecError("no kNN graph yet: run `ccvec graph build`")
+    params = {"resolution": resolution, "seed": seed, "max_share": defaults.CLUSTER_MAX_SHARE}
+    params["split_modularity"] = defaults.CLUSTER_SPLIT_MODULARITY
     run_id: int = db.fetch_row(
-        conn.execute(
-            "SELECT ccvec.louvain_run(%s, %s, %s)",
-            [run.id, Jsonb({"resolution": resolution, "seed": seed}), level],
-        ),
+        conn.execute("SELECT ccvec.louvain_run(%s, %s, %s)", [run.id, Jsonb(params), level]),
         "creating the cluster run",
     )[0]
     # the temp table cl_node (node, id 1..n, label) of the graph; n = its size

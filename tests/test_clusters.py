@@ -47,7 +47,9 @@ def test_two_groups_make_two_clusters_and_a_bridge_does_not_merge_them(conn: psy
     assert got[ids[16]] in a | b  # the bridge joins one side, it does not merge them
     shape = clusters.shape(conn, run_id)
     assert (shape.clusters, shape.singletons, shape.images) == (2, 0, 17)
-    assert shape.largest_share == pytest.approx(9 / 17)
+    assert shape.largest_share == pytest.approx(9 / 17)  # over the 25 % cap, but nothing to split
+    params = conn.execute("SELECT params FROM ccvec.cluster_run WHERE id = %s", [run_id]).fetchone()[0]
+    assert params["max_share"] == 0.25 and params["split_modularity"] == 0.3
     with pytest.raises(CcvecError, match=r"between 0\.5 and 2"):
         clusters.cluster_louvain(conn, resolution=5)
 
