@@ -195,8 +195,8 @@ def main() -> None:
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else bench.SHARED
     work = Path(tempfile.mkdtemp(prefix="ccvec-candidates-"))
     os.environ["CCVEC_HOME"] = str(work / "home")
+    url = db.start_embedded(work / "home" / "pgdata")
     try:
-        url = db.start_embedded(work / "home" / "pgdata")
         migrate.upgrade(url)
         os.environ["DATABASE_URL"] = url
         sets = {}
@@ -205,8 +205,8 @@ def main() -> None:
             with db.connection(url) as conn:
                 x = bench.embeddings(conn, [r["identifier"] for r in rows]).astype(np.float64)
             sets[name] = (x, np.array([r["coarse"] for r in rows]), np.array([r["fine"] for r in rows]))
+    finally:  # a failed run leaves no server behind
         db.stop_embedded(work / "home" / "pgdata")
-    finally:
         shutil.rmtree(work, ignore_errors=True)
     for name, (x, coarse, _) in sets.items():
         cluster_candidates(name, x, coarse)

@@ -564,8 +564,8 @@ def main() -> None:
             parser.error(f"{args.data / name} needs a manifest.csv")
     work = Path(tempfile.mkdtemp(prefix="ccvec-clusters-"))
     os.environ["CCVEC_HOME"] = str(work / "home")
+    url = db.start_embedded(work / "home" / "pgdata")
     try:
-        url = db.start_embedded(work / "home" / "pgdata")
         migrate.upgrade(url)
         os.environ["DATABASE_URL"] = url
         if not args.skip_quality:
@@ -575,8 +575,8 @@ def main() -> None:
         print(
             f"\npeak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
         )
+    finally:  # a failed run leaves no server behind
         db.stop_embedded(work / "home" / "pgdata")
-    finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
