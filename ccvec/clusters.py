@@ -3,7 +3,9 @@ predictions for naming clusters, labels and medoids, calibrated inferred tags, a
 
 Why Louvain: over the one kNN graph it needs no threshold, so no `sim` to tune per collection, and
 it leaves no image alone (bench/clusters.py compares it with imagecluster's algorithm and HDBSCAN on
-both shared collections). The labels, medoids and novelty views are SQL (sql/0009_clusters.up.sql).
+both shared collections; bench/cluster_candidates.py with the alternatives not chosen). A cluster
+above a quarter of the images is split where it has structure of its own (`split_large`). The
+labels, medoids, inferred tags and novelty are SQL (sql/0009_clusters.up.sql, 0022_tags_novelty).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +23,10 @@ from psycopg.types.json import Jsonb
 
 from ccvec import db, defaults
 from ccvec.errors import CcvecError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from sknetwork.clustering import Louvain
 
 # ---------------------------------------------------------------- class predictions
 
@@ -96,6 +103,14 @@ def predict_classes(conn: psycopg.Connection, model: str, batch: int = 5000) -> 
 # ---------------------------------------------------------------- the default clustering
 
 
+def louvain(resolution: float, seed: int) -> Louvain:
+    """scikit-network's Louvain. Seed 0 visits the nodes in identifier order (deterministic: the
+    default); another seed shuffles that order, to measure how much the result depends on it."""
+    from sknetwork.clustering import Louvain
+
+    return Louvain(resolution=resolution, random_state=seed, shuffle_nodes=seed != 0)
+
+
 def louvain_labels(
     n: int,
     a: npt.NDArray[np.int64],
@@ -103,19 +118,57 @@ def louvain_labels(
     w: npt.NDArray[np.float32],
     resolution: float,
     seed: int,
+    max_share: float = defaults.CLUSTER_MAX_SHARE,
 ) -> npt.NDArray[np.int64]:
     """Louvain communities (scikit-network, BSD; compiled, sparse) of the undirected graph on nodes
-    0..n-1; an edge's weight is the larger similarity of its two directions. Labels are 0..c-1."""
+    0..n-1; an edge's weight is the larger similarity of its two directions. Clusters holding more
+    than `max_share` of the images are then split where they have structure of their own
+    (`split_large`). Labels are 0..c-1."""
     import scipy.sparse as sp
-    from sknetwork.clustering import Louvain
 
     adjacency = sp.coo_matrix((w, (a, b)), shape=(n, n)).tocsr()
     adjacency = adjacency.maximum(adjacency.T)
     adjacency.eliminate_zeros()
     if adjacency.nnz == 0:  # no edge of positive similarity: every image is its own community
         return np.arange(n)
-    labels: npt.NDArray[np.int64] = Louvain(resolution=resolution, random_state=seed).fit_predict(adjacency)
-    return labels
+    labels: npt.NDArray[np.int64] = louvain(resolution, seed).fit_predict(adjacency)
+    labels = split_large(adjacency, labels, max_share, resolution, seed)
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
+def split_large(
+    adjacency: sp.csr_matrix,
+    labels: npt.NDArray[np.int64],
+    max_share: float,
+    resolution: float,
+    seed: int,
+    min_modularity: float = defaults.CLUSTER_SPLIT_MODULARITY,
+) -> npt.NDArray[np.int64]:
+    """Split every cluster larger than `max_share` of the images by Louvain on its own subgraph,
+    when that split has modularity >= `min_modularity` inside the cluster (real sub-structure, such
+    as interiors inside one large "indoor" cluster); a cluster without it stays whole. Repeats
+    until no large cluster splits (bench/clusters.py measures the effect on both collections)."""
+    from sknetwork.clustering import get_modularity
+
+    labels = labels.copy()
+    n = len(labels)
+    tried: set[int] = set()
+    while True:
+        ids, counts = np.unique(labels, return_counts=True)
+        big = ids[counts > max_share * n]
+        large = [int(c) for c in big if int(c) not in tried]
+        if not large:
+            return labels
+        for c in large:
+            tried.add(c)
+            members = np.flatnonzero(labels == c)
+            sub = adjacency[members][:, members]
+            if sub.nnz == 0:
+                continue
+            parts = louvain(resolution, seed).fit_predict(sub)
+            if parts.max() == 0 or get_modularity(sub, parts) < min_modularity:
+                continue
+            labels[members] = labels.max() + 1 + parts  # new ids: each part may split again
 
 
 def _edge_arrays(
@@ -147,11 +200,10 @@ def cluster_louvain(
     run = graph.current(conn)
     if run is None:
         raise CcvecError("no kNN graph yet: run `ccvec graph build`")
+    params = {"resolution": resolution, "seed": seed, "max_share": defaults.CLUSTER_MAX_SHARE}
+    params["split_modularity"] = defaults.CLUSTER_SPLIT_MODULARITY
     run_id: int = db.fetch_row(
-        conn.execute(
-            "SELECT ccvec.louvain_run(%s, %s, %s)",
-            [run.id, Jsonb({"resolution": resolution, "seed": seed}), level],
-        ),
+        conn.execute("SELECT ccvec.louvain_run(%s, %s, %s)", [run.id, Jsonb(params), level]),
         "creating the cluster run",
     )[0]
     # the temp table cl_node (node, id 1..n, label) of the graph; n = its size
@@ -255,8 +307,8 @@ def novelty_fit(
     value: str,
     model: str = defaults.MODEL,
 ) -> int:
-    """Record the reference set (images of a load source, a provider, or carrying a tag) and each
-    member's leave-one-out distance to the rest; returns its size."""
+    """Record the reference set (images of a load source, a provider, or carrying a tag), each
+    member's leave-one-out distance to the rest and its density-relative score; returns its size."""
     if where not in ("source", "provider", "tag"):
         raise CcvecError(f"unknown reference kind {where!r}: use source, provider or tag")
     ids = [
@@ -271,6 +323,8 @@ def novelty_fit(
         raise CcvecError(f"reference {reference!r} matches {len(ids)} embedded image(s): need at least 2")
     for start in range(0, len(ids), 500):
         conn.execute("SELECT ccvec.novelty_reference_distances(%s, %s)", [name, ids[start : start + 500]])
+    for start in range(0, len(ids), 500):  # scores need every member's distance first
+        conn.execute("SELECT ccvec.novelty_reference_scores(%s, %s)", [name, ids[start : start + 500]])
     conn.commit()
     return len(ids)
 

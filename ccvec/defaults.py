@@ -46,3 +46,5 @@ CLUSTER_METHOD = "mutual"
 # threshold to tune; the resolution is documented for the range below.
 CLUSTER_RESOLUTION = 1.0
 CLUSTER_RESOLUTION_RANGE = (0.5, 2.0)
+CLUSTER_MAX_SHARE = 0.25  # a cluster larger than this share of the images is split where it has structure
+CLUSTER_SPLIT_MODULARITY = 0.3  # ... i.e. where Louvain inside it reaches this modularity

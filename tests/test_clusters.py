@@ -47,7 +47,9 @@ def test_two_groups_make_two_clusters_and_a_bridge_does_not_merge_them(conn: psy
     assert got[ids[16]] in a | b  # the bridge joins one side, it does not merge them
     shape = clusters.shape(conn, run_id)
     assert (shape.clusters, shape.singletons, shape.images) == (2, 0, 17)
-    assert shape.largest_share == pytest.approx(9 / 17)
+    assert shape.largest_share == pytest.approx(9 / 17)  # over the 25 % cap, but nothing to split
+    params = conn.execute("SELECT params FROM ccvec.cluster_run WHERE id = %s", [run_id]).fetchone()[0]
+    assert params["max_share"] == 0.25 and params["split_modularity"] == 0.3
     with pytest.raises(CcvecError, match=r"between 0\.5 and 2"):
         clusters.cluster_louvain(conn, resolution=5)
 
@@ -122,6 +124,13 @@ def test_novelty_of_an_obvious_outlier(conn: psycopg.Connection) -> None:
     assert set(scored) == set(ids[5:])
     assert scored[ids[5]] <= 0.8  # like the reference's own members
     assert all(scored[i] == 1.0 for i in ids[6:])  # farther than every reference member
+    # the score is relative to local density: d * sqrt(d / n), n = the mean own distance of the k
+    # nearest members (k = 10 > 5 members here: all five)
+    own = [r[0] for r in conn.execute("SELECT distance FROM ccvec.novelty_reference WHERE name = 'group-a'")]
+    d, score = conn.execute(
+        "SELECT distance, score FROM ccvec.reference_novelty WHERE identifier = %s", [ids[6]]
+    ).fetchone()
+    assert score == pytest.approx(d * np.sqrt(d / np.mean(own)), rel=1e-3) and score > d
     with pytest.raises(CcvecError, match="need at least 2"):
         clusters.novelty_fit(conn, "none", "provider=x", "provider", "x", MODEL)
 
@@ -137,7 +146,7 @@ def test_tags_command_and_already_tagged_images(conn: psycopg.Connection) -> Non
         (i, t): s for i, t, s in conn.execute("SELECT identifier, tag, score FROM ccvec.inferred_tags")
     }
     assert inferred[(ids[4], "cat")] == pytest.approx(1.0)  # untagged: every tagged neighbour says cat
-    # already tagged images get an extra tag only with strong evidence (score >= 0.9): one of four
+    # already tagged images get an extra tag only with strong evidence (score >= 0.99): one of four
     # dog neighbours also says cat (score ~0.25), so no dog gets "cat"
     assert not any(t == "cat" for (i, t) in inferred if i in ids[5:])
     runner = CliRunner()
@@ -212,3 +221,71 @@ def test_clusters_command_and_export_with_unclustered(conn: psycopg.Connection, 
     assert readme.split(": ")[1].split("\n")[0] in {"red", "blue"} and "medoid" in readme
     sheets = export.export_sheets(members, out, 5, labels)
     assert any(p.name.startswith("unclustered_1") for p in sheets)
+
+
+def test_a_large_cluster_splits_only_where_it_has_structure() -> None:
+    """A cluster over the size cap made of two cliques joined by one weak edge splits in two; one
+    uniform clique over the cap stays whole (there is nothing to split it along)."""
+    import scipy.sparse as sp
+
+    def cliques(sizes: list[int], weight: float = 0.9) -> sp.csr_matrix:
+        n = sum(sizes)
+        a = np.zeros((n, n), dtype=np.float32)
+        start = 0
+        for size in sizes:
+            a[start : start + size, start : start + size] = weight
+            start += size
+        np.fill_diagonal(a, 0)
+        if len(sizes) > 1:
+            a[0, n - 1] = a[n - 1, 0] = 0.3  # the bridge
+        return sp.csr_matrix(a)
+
+    one_cluster = np.zeros(12, dtype=np.int64)
+    split = clusters.split_large(cliques([6, 6]), one_cluster, max_share=0.25, resolution=1.0, seed=0)
+    assert len(set(split[:6])) == 1 and len(set(split[6:])) == 1 and split[0] != split[6]
+    kept = clusters.split_large(cliques([12]), one_cluster, max_share=0.25, resolution=1.0, seed=0)
+    assert len(set(kept)) == 1
+    under_cap = clusters.split_large(cliques([6, 6]), one_cluster, max_share=1.0, resolution=1.0, seed=0)
+    assert len(set(under_cap)) == 1  # not above the cap: not examined
+
+
+def test_inferred_tags_weigh_the_nearest_neighbours_most(conn: psycopg.Connection) -> None:
+    """Two very near neighbours say cat (similarity 0.99), three farther ones dog (0.8). Weighted by
+    similarity^8 (the default) cat wins clearly; by plain similarity dog would edge ahead."""
+    q = [1.0, 0.0, 0.0]
+    near = [[0.99, 0.141, 0.0], [0.99, -0.141, 0.0]]
+    far = [[0.8, 0.0, 0.6], [0.8, -0.52, -0.3], [0.8, 0.52, -0.3]]
+    ids = add_vectors(
+        conn,
+        np.stack([unit(v) for v in [q, *near, *far]]),
+        [[], ["cat"], ["cat"], ["dog"], ["dog"], ["dog"]],
+    )
+    graph.build(conn, k=5, model=MODEL)
+    graph.refresh_inferred(conn)
+    got = {
+        t: s
+        for i, t, s in conn.execute("SELECT identifier, tag, score FROM ccvec.inferred_tags")
+        if i == ids[0]
+    }
+    w_cat, w_dog = 2 * 0.99**8, 3 * 0.8**8
+    assert got == {"cat": pytest.approx(w_cat / (w_cat + w_dog), abs=0.02)}  # dog: ~0.21, below 0.55
+    saved = conn.execute(
+        "SELECT name, value FROM ccvec.setting WHERE name IN "
+        "('inferred_tags.weight_power', 'inferred_tags.min_score')"
+    ).fetchall()
+    try:
+        conn.execute("UPDATE ccvec.setting SET value = 1 WHERE name = 'inferred_tags.weight_power'")
+        conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name = 'inferred_tags.min_score'")
+        conn.commit()
+        graph.refresh_inferred(conn)
+        plain = {
+            t: s
+            for i, t, s in conn.execute("SELECT identifier, tag, score FROM ccvec.inferred_tags")
+            if i == ids[0]
+        }
+        assert plain["dog"] == pytest.approx(2.4 / 4.38, abs=0.02) and plain["dog"] > plain["cat"]
+    finally:  # settings are shared by the session's tests
+        conn.rollback()
+        for name, value in saved:
+            conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = %s", [value, name])
+        conn.commit()

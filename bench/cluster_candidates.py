@@ -1,0 +1,218 @@
+"""Candidates for issue 12 measured before choosing ccvec's defaults, on both shared collections.
+
+    python bench/cluster_candidates.py [DATA_DIR]
+
+Offline: the embeddings come from `ccvec load` (as in bench/clusters.py), then everything runs in
+numpy on an exact kNN graph (k = 10), so each candidate is compared on the same neighbours. It
+prints, per collection: clustering candidates (Louvain / Leiden, edge weights, resolutions, node
+orders, a consensus over orders, Louvain communities merged by centroid average linkage); the
+inferred-tag scorers (neighbour weight similarity^p) on the stamps; and novelty candidates
+(mean kNN distance, k-th distance, density-relative forms) over 8 random draws. bench/clusters.py
+measures what was adopted, through ccvec itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import clusters as bench  # bench/clusters.py: loading and measures
+
+from ccvec import db, migrate
+
+
+def knn(x: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    nb = np.argsort(-s, axis=1)[:, :k]
+    return nb, np.take_along_axis(s, nb, 1)
+
+
+def adjacency(nb: np.ndarray, sim: np.ndarray, mode: str = "max", weight=lambda s: s) -> sp.csr_matrix:
+    n, k = nb.shape
+    a = sp.coo_matrix(
+        (weight(np.maximum(sim, 0)).ravel(), (np.repeat(np.arange(n), k), nb.ravel())), shape=(n, n)
+    ).tocsr()
+    a = a.maximum(a.T) if mode == "max" else a.minimum(a.T)  # "mutual": edges listed both ways
+    a.eliminate_zeros()
+    return a
+
+
+def snn(nb: np.ndarray) -> sp.csr_matrix:
+    """Shared-nearest-neighbour counts on the kNN edges, / (k + 1)."""
+    n, k = nb.shape
+    m = sp.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), nb.ravel())), shape=(n, n)) + sp.eye(n)
+    shared = (m @ m.T).tocsr().multiply(adjacency(nb, np.ones_like(nb, dtype=float)))
+    shared = sp.csr_matrix(shared) / (k + 1)
+    shared.eliminate_zeros()
+    return shared
+
+
+def score(name: str, truth: np.ndarray, lab: np.ndarray) -> str:
+    from sklearn.metrics import adjusted_rand_score
+
+    sizes = np.unique(lab, return_counts=True)[1]
+    if name == "stamps":
+        q = f"ARI {adjusted_rand_score(truth, lab):.3f}"
+    else:
+        q = f"interior-pair precision {bench.interior_precision(truth, lab):.3f}"
+    return f"{q}, {int((sizes > 1).sum()):2d} clusters, largest {sizes.max() / len(lab):.1%}"
+
+
+def cluster_candidates(name: str, x: np.ndarray, truth: np.ndarray) -> None:
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sknetwork.clustering import Leiden, Louvain
+
+    nb, sim = knn(x)
+    graphs = {
+        "cos": adjacency(nb, sim),
+        "s^4": adjacency(nb, sim, weight=lambda s: s**4),
+        "exp(10(s-1))": adjacency(nb, sim, weight=lambda s: np.exp(10 * (s - 1))),
+        "1/0": adjacency(nb, sim, weight=np.ones_like),
+        "mutual cos": adjacency(nb, sim, "mutual"),
+        "snn": snn(nb),
+    }
+    print(f"\n{name}: clustering candidates (exact kNN graph, k = 10)")
+    for algo_name, algo in (("louvain", Louvain), ("leiden", Leiden)):
+        for g, a in graphs.items():
+            for res in (0.5, 1.0, 2.0):
+                lab = algo(resolution=res, random_state=0).fit_predict(a)
+                print(f"  {algo_name:7s} {g:13s} res {res:3.1f}: {score(name, truth, lab)}")
+    a = graphs["cos"]
+    orders = [Louvain(resolution=1.0, random_state=s, shuffle_nodes=s > 0).fit_predict(a) for s in range(8)]
+    for s, lab in enumerate(orders):
+        print(f"  louvain cos res 1.0, node order {s}: {score(name, truth, lab)}")
+    rows, cols = a.nonzero()
+    together = np.mean([lab[rows] == lab[cols] for lab in orders], axis=0)
+    consensus = sp.csr_matrix((together * np.asarray(a[rows, cols]).ravel(), (rows, cols)), shape=a.shape)
+    lab = Louvain(resolution=1.0, random_state=0).fit_predict(consensus)
+    print(f"  consensus of 8 node orders, Louvain res 1.0: {score(name, truth, lab)}")
+    for res in (1.0, 2.0):
+        fine = Louvain(resolution=res, random_state=0).fit_predict(a)
+        centroids = np.stack([x[fine == c].mean(0) for c in range(fine.max() + 1)])
+        z = linkage(centroids, "average", metric="cosine")
+        for cut in (0.26, 0.30, 0.33, 0.36, 0.40):
+            lab = fcluster(z, cut, "distance")[fine]
+            print(f"  louvain res {res:g} + centroid average linkage cut {cut}: {score(name, truth, lab)}")
+
+
+def tag_candidates(x: np.ndarray, coarse: np.ndarray, fine: np.ndarray) -> None:
+    tags = [{t for t in (a, b) if t} for a, b in zip(coarse, fine, strict=True)]
+    vocab = sorted(set().union(*tags))
+    y = np.array([[t in ts for t in vocab] for ts in tags], dtype=float)
+    nb, sim = knn(x)
+    print("\nstamps: inferred-tag scorers, 20 % hidden, 5-fold x 3 seeds; support >= 2 as in ccvec")
+    for p in (1, 2, 4, 8, 12, 16, 32):
+        got = []
+        for seed in range(3):
+            fold = np.random.default_rng(seed).permutation(len(x)) % 5
+            for f in range(5):
+                known = fold != f
+                for i in np.flatnonzero(~known):
+                    w = np.maximum(sim[i], 0) ** p * known[nb[i]]
+                    votes = (w[:, None] * y[nb[i]]).sum(0) / max(w.sum(), 1e-12)
+                    votes[(y[nb[i]] * known[nb[i], None]).sum(0) < 2] = 0
+                    j = int(np.argmax(votes))
+                    got.append((votes[j], y[i, j] == 1))
+        g = np.array(got)
+        order = np.argsort(-g[:, 0], kind="stable")
+        running = np.cumsum(g[order, 1]) / np.arange(1, len(g) + 1)
+        ok = np.flatnonzero(running >= 0.88)
+        cov = (ok.max() + 1) / len(g) if len(ok) else 0.0
+        print(f"  similarity^{p:<3d} max coverage at precision@1 >= 0.88: {cov:.3f}")
+
+
+def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    def within(x: np.ndarray) -> dict[str, np.ndarray]:
+        nb, sim = knn(x)
+        d = 1 - sim.mean(1)
+        rel = d / d[nb].mean(1)
+        c = x.mean(0) / np.linalg.norm(x.mean(0))
+        return {
+            "mean kNN distance (ccvec)": d,
+            "k-th distance": 1 - sim[:, -1],
+            "d / neighbours' d (LOF-like)": rel,
+            "d * sqrt(d / neighbours' d)": d * np.sqrt(rel),
+            "distance to the centroid": 1 - x @ c,
+        }
+
+    def reference(ref: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+        s = test @ ref.T
+        nb = np.argsort(-s, 1)[:, :10]
+        d = 1 - np.take_along_axis(s, nb, 1).mean(1)
+        _, own_sim = knn(ref)
+        own = 1 - own_sim.mean(1)
+        c = ref.mean(0) / np.linalg.norm(ref.mean(0))
+        return {
+            "mean kNN distance": d,
+            "1st distance": 1 - s.max(1),
+            "d / neighbours' d": d / own[nb].mean(1),
+            "d * sqrt(d / neighbours' d) (ccvec)": d * np.sqrt(d / own[nb].mean(1)),
+            "distance to the centroid": 1 - test @ c,
+        }
+
+    print("\nnovelty candidates, AUROC: mean / min over 8 random draws")
+    for label, base, out in (
+        ("stamps among photos", photos, stamps),
+        ("photos among stamps", stamps, photos),
+    ):
+        res: dict[str, list[float]] = {}
+        n_out = max(1, round(0.05 * len(base) / 0.95))
+        for draw in range(8):
+            pick = np.random.default_rng(3 if draw == 0 else 100 + draw).choice(
+                len(out), n_out, replace=False
+            )
+            y = np.r_[np.zeros(len(base)), np.ones(n_out)]
+            for m, v in within(np.vstack([base, out[pick]])).items():
+                res.setdefault(m, []).append(roc_auc_score(y, v))
+        for m, v in res.items():
+            print(f"  (a) {label:20s} {m:36s} {np.mean(v):.3f} / {np.min(v):.3f}")
+    for label, ref_set, other in (("photos reference", photos, stamps), ("stamps reference", stamps, photos)):
+        res = {}
+        for draw in range(8):
+            order = np.random.default_rng(4 if draw == 0 else 200 + draw).permutation(len(ref_set))
+            half = len(order) // 2
+            test = np.vstack([ref_set[order[half:]], other])
+            y = np.r_[np.zeros(len(order) - half), np.ones(len(other))]
+            for m, v in reference(ref_set[order[:half]], test).items():
+                res.setdefault(m, []).append(roc_auc_score(y, v))
+        for m, v in res.items():
+            print(f"  (b) {label:20s} {m:36s} {np.mean(v):.3f} / {np.min(v):.3f}")
+
+
+def main() -> None:
+    data = Path(sys.argv[1]) if len(sys.argv) > 1 else bench.SHARED
+    work = Path(tempfile.mkdtemp(prefix="ccvec-candidates-"))
+    os.environ["CCVEC_HOME"] = str(work / "home")
+    url = db.start_embedded(work / "home" / "pgdata")
+    try:
+        migrate.upgrade(url)
+        os.environ["DATABASE_URL"] = url
+        sets = {}
+        for name in ("photos", "stamps"):
+            rows = list({r["identifier"]: r for r in bench.load_set(data / name, work)}.values())
+            with db.connection(url) as conn:
+                x = bench.embeddings(conn, [r["identifier"] for r in rows]).astype(np.float64)
+            sets[name] = (x, np.array([r["coarse"] for r in rows]), np.array([r["fine"] for r in rows]))
+    finally:  # a failed run leaves no server behind
+        db.stop_embedded(work / "home" / "pgdata")
+        shutil.rmtree(work, ignore_errors=True)
+    for name, (x, coarse, _) in sets.items():
+        cluster_candidates(name, x, coarse)
+    tag_candidates(*sets["stamps"])
+    novelty_candidates(sets["photos"][0], sets["stamps"][0])
+
+
+if __name__ == "__main__":
+    main()
