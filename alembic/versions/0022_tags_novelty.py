@@ -1,13 +1,13 @@
 """Inferred tags weighted by similarity^8; reference novelty relative to local density.
 
 Revision ID: 0022_tags_novelty
-Revises: 0018_error_codes
+Revises: 0024_validation
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0022_tags_novelty"
-down_revision = "0018_error_codes"
+down_revision = "0024_validation"
 branch_labels = None
 depends_on = None
 
