@@ -94,9 +94,10 @@ def decode(data: bytes, spec: ModelSpec | None, max_pixels: int = DEFAULT_MAX_PI
     """Everything ccvec stores about one image, from its bytes, with a single decode."""
     image = _open(data, max_pixels)
     fmt = image.format
-    quantization = getattr(image, "quantization", None)  # EXIF transposing drops it
+    quantization = getattr(image, "quantization", None)  # EXIF transposing may drop it
     with contextlib.suppress(Exception):  # a malformed EXIF block must not cost us the image
-        image = ImageOps.exif_transpose(image)
+        # in place: without an orientation tag (most images) nothing is copied
+        ImageOps.exif_transpose(image, in_place=True)
     try:
         grey = image.convert("L")
         grid = hash_pixels(grey)
