@@ -106,6 +106,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--models",
+        type=Path,
+        help="a CCVEC_HOME/models folder whose built models to reuse (int8 takes minutes)",
+    )
     args = parser.parse_args()
     originals = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not originals:
@@ -123,6 +128,8 @@ def main() -> None:
             for i, f in enumerate(originals):
                 (images / f"r{r}").mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, images / f"r{r}" / f"{i:05d}{f.suffix.lower()}")
+        if args.models:
+            shutil.copytree(args.models, work / "home" / "models")
         embedders = {m: Embedder(model_of(m)) for m in {m for _, m in runs}}
         spec = next(iter(embedders.values())).spec
         pixels = np.stack([decode(f.read_bytes(), spec).pixels for f in originals])
