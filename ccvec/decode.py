@@ -94,17 +94,19 @@ def decode(data: bytes, spec: ModelSpec | None, max_pixels: int = DEFAULT_MAX_PI
     """Everything ccvec stores about one image, from its bytes, with a single decode."""
     image = _open(data, max_pixels)
     fmt = image.format
-    quantization = getattr(image, "quantization", None)  # EXIF transposing drops it
+    quantization = getattr(image, "quantization", None)  # EXIF transposing may drop it
     with contextlib.suppress(Exception):  # a malformed EXIF block must not cost us the image
-        image = ImageOps.exif_transpose(image)
+        # in place: without an orientation tag (most images) nothing is copied
+        ImageOps.exif_transpose(image, in_place=True)
     try:
-        grid = hash_pixels(image.convert("L"))
+        grey = image.convert("L")
+        grid = hash_pixels(grey)
         pixels = crop_pixels(to_rgb(image), spec) if spec is not None else None
     except (OSError, ValueError) as exc:
         raise DecodeError(f"cannot convert {image.mode} image: {exc}") from None
     cues = None
     with contextlib.suppress(Exception):  # optional: an odd mode must not cost us the image
-        cues = image_cues(image, quantization)
+        cues = image_cues(image, quantization, grey)
     return DecodedImage(
         sha256=hashlib.sha256(data).digest(),
         width=image.width,

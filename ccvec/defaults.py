@@ -14,6 +14,9 @@ MODEL = "efficientnet-lite0"
 # Loading (docs/loading.md).
 BATCH_SIZE = 32  # images per inference batch and per transaction
 WORKERS = max(1, os.cpu_count() or 1)  # decode processes; 0 decodes in threads
+# Batches in inference at once, each on cores / streams onnxruntime threads; 0: one per core, capped
+# at 4 (docs/loading.md, bench/ingest_ab.py).
+INFERENCE_STREAMS = min(4, max(1, os.cpu_count() or 1))
 CONCURRENCY = 8  # fetches in flight
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (~ 0.25 GiB of RGBA)
 MAX_BYTES = 50 * 1024 * 1024  # largest file or download

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -66,6 +67,7 @@ class LoadOptions:
     model: str = registry.DEFAULT_MODEL
     batch_size: int = defaults.BATCH_SIZE
     workers: int = defaults.WORKERS  # decode processes; 0 = decode in threads
+    inference_streams: int = defaults.INFERENCE_STREAMS  # batches embedded at once; 0 = one per core
     concurrency: int = defaults.CONCURRENCY  # fetches in flight
     max_pixels: int = DEFAULT_MAX_PIXELS
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
@@ -404,20 +406,35 @@ def load(
             on_start(len(todo) + len(failures))
         rebuild_index = _drop_index_for_bulk_load(conn, model.name, len(todo), summary.run_id)
         rebuild_index = rebuild_index or model.name in missing_indexes(conn)
-        embedder = Embedder(model)
+        streams, threads = inference_streams(options.inference_streams)
+        embedder = Embedder(model, threads=threads)
+        inference = ThreadPoolExecutor(streams, thread_name_prefix="ccvec-embed")
         writer = _Writer(url, model.name, summary.run_id, options.write_catalog)
         batch: list[Prepared] = []
+        embedding: deque[tuple[Future[npt.NDArray[np.float32]], list[Prepared], list[Failed]]] = deque()
 
         def count(done: tuple[int, int]) -> None:
             summary.loaded += done[0]
             summary.failed += done[1]
 
-        def flush() -> None:
-            vectors = embedder.embed(_model_pixels(batch)) if batch else np.empty((0, 0), dtype=np.float32)
-            count(writer.submit(list(batch), vectors, list(failures)))
-            summary.failed += len(failures)
+        def write_oldest() -> None:
+            vectors, written, failed = embedding.popleft()
+            count(writer.submit(written, vectors.result(), failed))
+            summary.failed += len(failed)
             if on_progress:
-                on_progress(len(batch) + len(failures))
+                on_progress(len(written) + len(failed))
+
+        def flush() -> None:
+            pixels = _model_pixels(batch) if batch else None
+            embedding.append(
+                (
+                    inference.submit(_embed, embedder, pixels),
+                    list(batch),
+                    list(failures),
+                )
+            )
+            while len(embedding) >= streams:  # at most `streams` batches in inference
+                write_oldest()
             batch.clear()
             failures.clear()
 
@@ -430,8 +447,11 @@ def load(
                 if len(batch) >= options.batch_size or len(failures) >= options.batch_size:
                     flush()
             flush()
+            while embedding:
+                write_oldest()
             count(writer.wait())
         finally:
+            inference.shutdown(wait=True, cancel_futures=True)
             writer.close()
         if rebuild_index:
             from ccvec.graph import ensure_index
@@ -440,6 +460,21 @@ def load(
         summary.seconds = time.perf_counter() - started
         _finish_run(conn, summary)
     return summary
+
+
+def inference_streams(streams: int) -> tuple[int, int]:
+    """(batches embedded at once, onnxruntime threads for each). Separate batches on single-threaded
+    runs beat one batch split over the cores when decode workers share those cores: a split op
+    waits for its slowest thread, and on a busy core that thread is late (bench/ingest_ab.py)."""
+    cores = os.cpu_count() or 1
+    streams = max(1, min(streams or cores, cores))
+    return streams, max(1, cores // streams)
+
+
+def _embed(embedder: Embedder, pixels: npt.NDArray[np.uint8] | None) -> npt.NDArray[np.float32]:
+    if pixels is None:
+        return np.empty((0, 0), dtype=np.float32)
+    return embedder.embed(pixels)
 
 
 def _model_pixels(batch: list[Prepared]) -> npt.NDArray[np.uint8]:

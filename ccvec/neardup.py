@@ -28,7 +28,10 @@ DEFAULT_PREFER = defaults.DEDUP_PREFER
 PREFER_KEYS = {"original", "largest", "provider", "oldest", "newest"}
 PREFER_ALIASES = {"pixels": "largest"}
 MAX_MASKS = 100_000
-PROBE_COST = 4.0  # one btree descent, relative to verifying one candidate row
+# One index probe (a btree descent into a chunk index, ~2 us) relative to checking one candidate
+# (~0.12 us): fitted to bench/hamming_chunks.py at 1M hashes, where chunks 3, 4 and 5 trade
+# probes for candidates (docs/benchmarks.md). It makes 4 chunks the layout at 1M.
+PROBE_COST = 16.0
 
 # (radius, cosine, model, prefer, link, k, dihedral) of a dedup run
 Settings = tuple[int, float | None, str | None, list[str], float, int, bool]
@@ -46,13 +49,29 @@ class ChunkPlan:
         return self.probes * PROBE_COST + self.candidates
 
 
+def widths(chunks: int) -> list[int]:
+    """Chunk widths in bits, the wider first (as ccvec.configure_mih lays them out)."""
+    return [64 // chunks + (1 if i < 64 % chunks else 0) for i in range(chunks)]
+
+
+def thresholds(chunk_widths: list[int], radius: int) -> list[int]:
+    """Probe weight per chunk, as ccvec.mih_thresholds: the weights plus one sum to radius + 1
+    (generalised pigeonhole), so a hash within `radius` is within its weight on some chunk; the
+    one-higher weights go to the narrowest chunks; -1 leaves a chunk out."""
+    m = len(chunk_widths)
+    base, extra = divmod(radius + 1, m)
+    return [base - 1 + (1 if i >= m - extra else 0) for i in range(m)]
+
+
 def plan(rows: int, chunks: int, radius: int = DEFAULT_RADIUS) -> ChunkPlan:
     """Expected work of one query at `radius` with `chunks` chunks over `rows` uniform hashes."""
-    bits = -(-64 // chunks)
-    s = radius // chunks
-    per_chunk = sum(math.comb(bits, k) for k in range(s + 1))
-    probes = chunks * per_chunk
-    return ChunkPlan(chunks, bits, probes, probes * rows / 2**bits)
+    chunk_widths = widths(chunks)
+    per_chunk = [
+        sum(math.comb(w, k) for k in range(t + 1))
+        for w, t in zip(chunk_widths, thresholds(chunk_widths, radius), strict=True)
+    ]
+    candidates = sum(p * rows / 2**w for p, w in zip(per_chunk, chunk_widths, strict=True))
+    return ChunkPlan(chunks, chunk_widths[0], sum(per_chunk), candidates)
 
 
 def choose_chunks(rows: int, radius: int = DEFAULT_RADIUS) -> int:
@@ -60,7 +79,7 @@ def choose_chunks(rows: int, radius: int = DEFAULT_RADIUS) -> int:
     feasible = [
         plan(rows, m, radius)
         for m in range(1, 17)
-        if sum(math.comb(-(-64 // m), k) for k in range(radius // m + 1)) <= MAX_MASKS
+        if sum(math.comb(widths(m)[0], k) for k in range(max(thresholds(widths(m), radius)) + 1)) <= MAX_MASKS
     ]
     return min(feasible, key=lambda p: p.cost).chunks
 

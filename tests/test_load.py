@@ -293,3 +293,40 @@ def test_hnsw_index_is_rebuilt_after_big_loads_and_kept_for_small(
         0
     ]
     assert indexed == 33
+
+
+def test_batches_embedded_side_by_side_keep_each_image_its_own_vector(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Two batches in inference at once (each on its own thread): every stored vector is still the
+    embedding of its own image, and a short last batch and the failures are written too."""
+    from ccvec.decode import decode
+    from ccvec.load import inference_streams
+    from ccvec.models import registry
+    from ccvec.models.runtime import Embedder
+
+    model = registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec("tiny-streams"))
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(11):
+        Image.fromarray(rng.integers(0, 255, (24, 20 + i, 3), np.uint8)).save(folder / f"{i:02d}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    summary = load(
+        str(folder), LoadOptions(model="tiny-streams", workers=0, batch_size=4, inference_streams=2)
+    )
+    assert (summary.loaded, summary.failed) == (11, 1)
+    embedder = Embedder(model, threads=1)
+    rows = conn.execute(
+        "SELECT i.url, e.embedding FROM ccvec.image i JOIN ccvec.image_embedding e USING (identifier) "
+        "WHERE e.model = 'tiny-streams'"
+    ).fetchall()
+    assert len(rows) == 11
+    for url, vector in rows:
+        pixels = decode(Path(url.removeprefix("file://")).read_bytes(), model.spec).pixels
+        assert pixels is not None
+        expected = embedder.embed(pixels[None])[0]
+        assert np.allclose(vector.to_numpy().astype(np.float32), expected, atol=2e-3), url
+    assert inference_streams(1) == (1, max(1, os.cpu_count() or 1))
+    streams, threads = inference_streams(0)
+    assert 1 <= streams <= (os.cpu_count() or 1) and streams * threads <= max(os.cpu_count() or 1, 1)

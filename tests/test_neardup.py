@@ -61,7 +61,7 @@ def hash_table(conn: psycopg.Connection):
     return conn, hashes, ids
 
 
-@pytest.mark.parametrize("chunks", [2, 3, 4])
+@pytest.mark.parametrize("chunks", [2, 3, 4, 5])
 def test_mih_equals_brute_force_for_every_radius(hash_table, chunks: int) -> None:
     conn, hashes, ids = hash_table
     conn.execute("SELECT ccvec.configure_mih(%s)", [chunks])
@@ -90,6 +90,39 @@ def test_mih_property_random_queries(hash_table, query: int, radius: int, base: 
     assert set(neardup.neighbours(conn, near, radius)) == brute_force(hashes, ids, near, radius)
 
 
+def test_probe_weights_follow_the_generalised_pigeonhole(conn: psycopg.Connection) -> None:
+    """Weights plus one sum to radius + 1 (so any hash within the radius is within its weight on
+    some chunk), SQL and Python agree, and they probe fewer values than floor(radius / chunks)."""
+    for chunks in range(1, 17):
+        widths = neardup.widths(chunks)
+        for radius in range(17):
+            weights = neardup.thresholds(widths, radius)
+            assert sum(t + 1 for t in weights) == radius + 1 and max(weights) - min(weights) <= 1
+            sql = conn.execute("SELECT ccvec.mih_thresholds(%s, %s)", [widths, radius]).fetchone()
+            assert sql is not None and sql[0] == weights, (chunks, radius)
+    probes = conn.execute(
+        "SELECT ccvec.mih_probe_count(ARRAY[16, 16, 16, 16], ccvec.mih_thresholds(ARRAY[16, 16, 16, 16], 4))"
+    ).fetchone()
+    assert probes is not None and probes[0] == 3 + 17 < 4 * 17  # was floor(4 / 4) = 1 on every chunk
+
+
+def test_weighted_candidates_skip_chunks_at_weight_minus_one(hash_table) -> None:
+    conn, hashes, _ = hash_table
+    conn.execute("SELECT ccvec.configure_mih(4)")
+    query = int(hashes[0])
+    rows = conn.execute(
+        "SELECT phash FROM ccvec.mih_candidates(%s, ARRAY[-1, -1, -1, -1])", [to_signed(query)]
+    ).fetchall()
+    assert rows == []
+    last = {
+        r[0]
+        for r in conn.execute(
+            "SELECT phash FROM ccvec.mih_candidates(%s, ARRAY[-1, -1, -1, 0])", [to_signed(query)]
+        )
+    }
+    assert to_signed(query) in last and all((h - to_signed(query)) & 0xFFFF == 0 for h in last)
+
+
 def test_unconfigured_search_is_exact_too(hash_table) -> None:
     conn, hashes, ids = hash_table
     conn.execute("DELETE FROM ccvec.mih_config")
@@ -111,8 +144,10 @@ def test_pairs_batch_form_equals_brute_force(conn: psycopg.Connection) -> None:
 
 
 def test_chunk_choice_follows_catalog_size() -> None:
-    assert neardup.choose_chunks(10**6, 8) == 3
-    assert neardup.plan(10**6, 3, 8).probes == 3 * (1 + 22 + 231)
+    assert neardup.choose_chunks(10**6, 8) == 4
+    assert [neardup.choose_chunks(10**6, r) for r in (4, 6, 8)] == [4, 4, 4]  # one layout for r <= 8
+    assert neardup.plan(10**6, 3, 8).probes == (1 + 22 + 231) + 2 * (1 + 21 + 210)
+    assert neardup.plan(10**6, 4, 8).probes == 3 * (1 + 16) + (1 + 16 + 120)
     assert neardup.plan(10**8, 2, 8).probes > neardup.plan(10**8, 3, 8).probes
     assert neardup.choose_chunks(10**3, 8) > neardup.choose_chunks(10**9, 8)
 
