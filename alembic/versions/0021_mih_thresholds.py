@@ -1,13 +1,13 @@
 """Hamming search with one probe weight per chunk (generalised pigeonhole): one layout for r <= 8.
 
 Revision ID: 0021_mih_thresholds
-Revises: 0018_error_codes
+Revises: 0022_tags_novelty
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0021_mih_thresholds"
-down_revision = "0018_error_codes"
+down_revision = "0022_tags_novelty"
 branch_labels = None
 depends_on = None
 
