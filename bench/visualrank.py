@@ -202,7 +202,7 @@ def main() -> None:
         vec = vectors.get(label, reference)
         print(f"{label:34s} {seconds:8.1f} {seconds / base:8.1f}x   {diffs(vec, reference)}")
     print(
-        f"{'warm, integer node ids':34s} {warm:8.1f} {warm / base:8.1f}x   {diffs(warm_ranks, reference)}"
+        f"{'warm (default, UUID ids)':34s} {warm:8.1f} {warm / base:8.1f}x   {diffs(warm_ranks, reference)}"
         f"   ({warm_it} iterations from the previous ranks)"
     )
     print("iterations: " + ", ".join(f"{k} {v}" for k, v in iterations.items()) + f", scipy {base_it}")

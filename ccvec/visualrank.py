@@ -49,8 +49,17 @@ def _uuid_words(column: np.ndarray) -> np.ndarray:
 
 
 def _hash(words: np.ndarray) -> np.ndarray:
-    hashed: np.ndarray = words[:, 0] * _MIX ^ words[:, 1]
-    return hashed
+    """64-bit hash of (n, 2) UUID words: first word times an odd constant xor the second, then the
+    splitmix64 finaliser, so sequential UUIDs spread over the whole range (_lookup buckets on the
+    top bits). Every step is a bijection, so for a fixed second word the hash is injective."""
+    with np.errstate(over="ignore"):
+        h: np.ndarray = words[:, 0] * _MIX ^ words[:, 1]
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h
 
 
 def _lookup(keys: np.ndarray, needles: np.ndarray) -> np.ndarray:

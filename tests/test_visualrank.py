@@ -139,7 +139,12 @@ def test_uuid_indexing_matches_an_exact_sort() -> None:
     with np.errstate(over="ignore"):  # the hash multiplies modulo 2^64
         collide[1, 1] = collide[0, 0] * visualrank._MIX ^ collide[0, 1] ^ (collide[1, 0] * visualrank._MIX)
     assert visualrank._hash(collide[:1])[0] == visualrank._hash(collide[1:])[0]  # same hash, other UUID
-    for s, d in ((src, dst), (np.concatenate([src, collide[:1]]), np.concatenate([dst, collide[1:]]))):
+    sequential = np.zeros((3000, 2), np.uint64)  # uuid.UUID(int=i): one bucket without the finaliser
+    sequential[:, 1] = np.arange(1, 3001)
+    assert len(np.unique(visualrank._hash(sequential) >> np.uint64(52))) > 2000  # spread over buckets
+    seq_src, seq_dst = np.repeat(sequential, 4, axis=0), sequential[rng.integers(0, 3000, 12000)]
+    cases = [(src, dst), (np.concatenate([src, collide[:1]]), np.concatenate([dst, collide[1:]]))]
+    for s, d in [*cases, (seq_src, seq_dst)]:
         distinct, s_at, d_at = visualrank._index(s, d)
         assert (distinct[s_at] == s).all() and (distinct[d_at] == d).all()
         assert len(distinct) == len(np.unique(np.concatenate([s, d]), axis=0))
