@@ -497,8 +497,14 @@ def run_batches(
     try:
         with ThreadPoolExecutor(jobs) as pool:
             futures = [pool.submit(worker, c) for c in [conn, *others]]
-            for future in futures:
-                future.result()
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # Ctrl-C or a failed batch: the others stop after their current one
+                failed.set()
+                for other in others:
+                    other.cancel_safe()
+                raise
     finally:
         for other in others:
             other.close()

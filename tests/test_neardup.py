@@ -323,7 +323,7 @@ def test_incremental_equals_rebuild(conn: psycopg.Connection) -> None:
 def test_embedding_candidates_keep_every_hash_match_and_jobs_do_not_change_groups(
     conn: psycopg.Connection,
 ) -> None:
-    # every image embedded: pHash edges come from the embedding neighbours (k = 24 >= the catalog here)
+    # every image embedded: pHash edges come from the embedding neighbours (k = DEDUP_K >= the catalog here)
     rng = np.random.default_rng(11)
     images = star("p", A, (1, 0, 0)) + star("q", B, (0, 1, 0))
     images.append(Img("p-mirror", A ^ 0x5555_5555_5555_5555 ^ bits(9), (0.2, 0.2, 1)))  # by hash only
