@@ -31,7 +31,8 @@ $$;
 COMMENT ON FUNCTION ccvec.unembedded_count(text) IS
     'Images with a pHash and no embedding of model p_model: when any, dedup finds pHash edges by exact probes for every image.';
 
--- Edges of the given images. With embeddings: each image's k nearest (HNSW, the batched search of
+-- Edges of the given images. With embeddings: each image's k nearest (HNSW at ef_search max(k, 64):
+-- near-duplicates are the easiest neighbours to find; measured in docs/neardup.md; the batched search of
 -- the graph build), kept when the pHash rule (within the radius under a dihedral transform,
 -- evaluated from the lower identifier's side so that both directions agree) or the cosine rule
 -- holds. With p_probe (the catalog has images without an embedding) or a run without embeddings:
@@ -56,7 +57,7 @@ BEGIN
                CASE WHEN p.similarity >= run.cosine THEN p.similarity END
         FROM (SELECT least(c.identifier, c.neighbour) AS a, greatest(c.identifier, c.neighbour) AS b,
                      (1 - c.distance)::real AS similarity
-              FROM ccvec.knn_candidates(run.model, p_ids, run.k, greatest(2 * run.k, 64)) c) p
+              FROM ccvec.knn_candidates(run.model, p_ids, run.k, greatest(run.k, 64)) c) p
         JOIN ccvec.image_feature fa ON fa.identifier = p.a
         JOIN ccvec.image_feature fb ON fb.identifier = p.b
         CROSS JOIN LATERAL ccvec.phash_match(fa.phash, fb.phash, run.dihedral) m
