@@ -1,6 +1,7 @@
 """The kNN graph and clusters: quality on labelled photos, and time/memory at scale, in one run.
 
-    python bench/graph.py [STAMPS_DIR] [--sizes 5000,20000,100000] [--skip-scale]
+    python bench/graph.py [STAMPS_DIR] [--sizes 5000,20000,100000] [--skip-scale] [--scale-only]
+                          [--jobs N] [--clusters]
 
 1. Quality (STAMPS_DIR, default ../shared/data/stamps, labels in its manifest.csv): the photos are
    loaded with their labels as tags; `ccvec graph build` + `ccvec cluster --sim S` for several S,
@@ -9,10 +10,14 @@
 2. Tag inference: labels hidden for half the images (2-fold), inferred from neighbours by the
    `ccvec.inferred_tags` view; precision@1 and @3 and coverage for several (min_support, min_score).
 3. Scale: synthetic variants of the real embeddings (noise around each, renormalised) at each size:
-   HNSW build, graph build (k=10, recall@10 on a sample), clustering; FAISS IndexHNSWFlat on the
-   same vectors (build + search, recall@10); scipy average linkage where the distance matrix fits.
-   At the middle size also: loading with the HNSW index in place vs building it afterwards, and the
-   recall of incremental additions (90 % built, 10 % added).
+   ccvec's HNSW build and graph build at its defaults (k=10, `--jobs` connections, default the
+   number of CPUs; its own recall check timed apart), recall@10 against numpy exact search on 200
+   images; FAISS IndexHNSWFlat on the same vectors (build + search, recall@10) and the ratio. At the
+   largest size, an ef_search sweep (ms per query and recall@10). With --clusters: mutual-kNN
+   clustering and scipy average linkage where the distance matrix fits. Unless --scale-only, at the
+   middle size also: loading with the HNSW index in place vs building it afterwards, and the recall
+   of incremental additions (90 % built, 10 % added). --scale-only skips parts 1 and 2 (the stamps
+   are still loaded: their embeddings are the base of the synthetic vectors).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pgvector import HalfVector
 
-from ccvec import db, graph, migrate
+from ccvec import db, defaults, graph, migrate
 from ccvec.load import LoadOptions, load
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -75,7 +80,8 @@ def imagecluster_labels(vectors: np.ndarray, sim: float) -> np.ndarray:
 # ---------------------------------------------------------------- 1 + 2: quality on stamps
 
 
-def quality(stamps: Path, work: Path) -> None:
+def load_stamps(stamps: Path, work: Path) -> list[dict]:
+    """Load the stamps with their labels as tags (their embeddings are the base of the scale part)."""
     stamps = stamps.resolve()  # manifest paths resolve against the manifest's folder: make them absolute
     with open(stamps / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -92,9 +98,14 @@ def quality(stamps: Path, work: Path) -> None:
                 )
                 + "\n"
             )
-    url = os.environ["DATABASE_URL"]
     summary = load(str(manifest), LoadOptions())
     print(f"loaded {summary.loaded} stamps", flush=True)
+    return rows
+
+
+def quality(stamps: Path, work: Path) -> None:
+    rows = load_stamps(stamps, work)
+    url = os.environ["DATABASE_URL"]
     with db.connection(url) as conn:
         run = graph.build(conn, k=10)
         fine = {r["path"]: r["fine"] or r["coarse"] for r in rows}  # 30 stamps have only a coarse label
@@ -238,7 +249,10 @@ def faiss_hnsw(
     return build, search, float(recall)
 
 
-def scale(base: np.ndarray, sizes: list[int]) -> None:
+def scale(base: np.ndarray, sizes: list[int], jobs: int, clusters: bool) -> None:
+    """ccvec's HNSW index + graph build (defaults, `jobs` connections) vs FAISS IndexHNSWFlat on
+    the same vectors, same M / efConstruction / efSearch, in one run; recall@10 of both against
+    exact search (numpy) on the same 200 images."""
     url = os.environ["DATABASE_URL"]
     rng = np.random.default_rng(1)
     rows = []
@@ -250,9 +264,18 @@ def scale(base: np.ndarray, sizes: list[int]) -> None:
             start = time.perf_counter()
             graph.ensure_index(conn, model)
             t_index = time.perf_counter() - start
+            marks: list[float] = []
             start = time.perf_counter()
-            run = graph.build(conn, k=10, model=model, recall_sample=0)
-            t_graph = time.perf_counter() - start
+            run = graph.build(
+                conn,
+                k=10,
+                model=model,
+                jobs=jobs,
+                on_progress=lambda d, t, m=marks: m.append(time.perf_counter()),
+            )
+            t_total = time.perf_counter() - start
+            t_graph = marks[-1] - start
+            t_recall = t_total - t_graph  # ccvec's own recall check (defaults.RECALL_SAMPLE images)
             sample = rng.choice(n, min(200, n), replace=False)
             truth = exact_top(vectors, sample, 10)
             got = {}
@@ -264,49 +287,81 @@ def scale(base: np.ndarray, sizes: list[int]) -> None:
             recall = np.mean(
                 [len(got.get(ids[q], set()) & {ids[j] for j in truth[i]}) / 10 for i, q in enumerate(sample)]
             )
-            start = time.perf_counter()
-            graph.cluster(conn, graph.DEFAULT_SIM, "mutual")
-            t_cluster = time.perf_counter() - start
-            t_average = None
-            if n <= 20_000:  # average linkage by rounds is too slow beyond this here
+            t_cluster = t_average = None
+            if clusters:
                 start = time.perf_counter()
-                graph.cluster(conn, 0.3, "average")
-                t_average = time.perf_counter() - start
-            sizes_db = conn.execute(
-                "SELECT pg_relation_size(%s), (SELECT pg_total_relation_size('ccvec.knn_edge'))",
-                [f"ccvec.{conn.execute('SELECT ccvec.embedding_index_name(%s)', [model]).fetchone()[0]}"],
-            ).fetchone()
+                graph.cluster(conn, graph.DEFAULT_SIM, "mutual")
+                t_cluster = time.perf_counter() - start
+                if n <= 20_000:  # average linkage by rounds is too slow beyond this here
+                    start = time.perf_counter()
+                    graph.cluster(conn, 0.3, "average")
+                    t_average = time.perf_counter() - start
+            if n == sizes[-1]:
+                ef_sweep(conn, model, ids, vectors, rng)
+            conn.execute(
+                "SELECT ccvec.drop_embedding_index(%s)", [model]
+            )  # the next size's index gets the cache
+            conn.commit()
         f_build, f_search, f_recall = faiss_hnsw(vectors, 10, sample, truth)
-        scipy_cell = scipy_linkage(vectors)
+        scipy_cell = scipy_linkage(vectors) if clusters else "not run"
         rows.append(
             (
                 n,
                 t_index,
                 t_graph,
-                t_cluster,
-                t_average,
+                t_recall,
+                run.recall,
                 recall,
-                sizes_db[0] / 2**20,
                 f_build,
                 f_search,
                 f_recall,
+                t_cluster,
+                t_average,
                 scipy_cell,
             )
         )
         print(f"size {n:,} done", flush=True)
-    print("\nscale (synthetic variants of real embeddings, 1280-d; k=10)")
+    print(f"\ngraph build: ccvec (defaults, --jobs {jobs}) vs FAISS IndexHNSWFlat, synthetic 1280-d, k=10")
     print(
-        f"{'images':>8s} {'HNSW s':>7s} {'graph s':>8s} {'mutual s':>9s} {'total s':>8s} {'recall@10':>9s} "
-        f"{'index MiB':>9s} | {'FAISS build+search s':>20s} {'recall@10':>9s} {'ccvec/FAISS time':>16s} | "
-        "scipy average linkage | ccvec average s"
+        "| images | ccvec HNSW index s | graph searches s | index + graph s | recall@10 | FAISS build s | "
+        "FAISS search s | FAISS total s | FAISS recall@10 | ccvec / FAISS | ccvec recall check s (own) |"
     )
-    for n, ti, tg, tc, ta, rec, mib, fb, fs, fr, sc in rows:
-        total = ti + tg + tc
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, ti, tg, tr, own, rec, fb, fs, fr, *_ in rows:
         print(
-            f"{n:8,d} {ti:7.1f} {tg:8.1f} {tc:9.1f} {total:8.1f} {rec:9.3f} {mib:9.0f} | "
-            f"{fb + fs:20.1f} {fr:9.3f} "
-            f"{total / (fb + fs):15.1f}x | {sc} | {'not run' if ta is None else f'{ta:.1f}'}"
+            f"| {n:,} | {ti:.1f} | {tg:.1f} | {ti + tg:.1f} | {rec:.3f} | {fb:.1f} | {fs:.1f} | "
+            f"{fb + fs:.1f} | {fr:.3f} | {(ti + tg) / (fb + fs):.2f}x | {tr:.1f} (recall {own:.3f}) |"
         )
+    if clusters:
+        print("\n| images | mutual s | scipy average linkage | ccvec average s |\n|---|---|---|---|")
+        for n, *_, tc, ta, sc in rows:
+            print(f"| {n:,} | {tc:.1f} | {sc} | {'not run' if ta is None else f'{ta:.1f}'} |")
+
+
+def ef_sweep(conn, model: str, ids: list[uuid.UUID], vectors: np.ndarray, rng: np.random.Generator) -> None:
+    """Time per query (one connection) and recall@10 of the batched search at several ef_search."""
+    sample = rng.choice(len(ids), min(2000, len(ids)), replace=False)
+    truth = exact_top(vectors, sample, 10)
+    print(
+        f"\nef_search sweep ({len(sample):,} queries over {len(ids):,} images, one connection, "
+        "batches of 500)"
+    )
+    print("| ef_search | ms / query | recall@10 |\n|---|---|---|")
+    for ef in (16, 24, 32, 40, 64, 100):
+        got: dict = {}
+        start = time.perf_counter()
+        for s in range(0, len(sample), 500):
+            batch = [ids[i] for i in sample[s : s + 500]]
+            for ident, nb, _ in conn.execute(
+                "SELECT * FROM ccvec.knn_candidates(%s, %s, 10, %s)", [model, batch, ef]
+            ).fetchall():
+                got.setdefault(ident, set()).add(nb)
+            conn.commit()
+        ms = (time.perf_counter() - start) / len(sample) * 1000
+        recall = np.mean(
+            [len(got.get(ids[q], set()) & {ids[j] for j in truth[i]}) / 10 for i, q in enumerate(sample)]
+        )
+        print(f"| {ef} | {ms:.2f} | {recall:.3f} |", flush=True)
 
 
 def scipy_linkage(vectors: np.ndarray) -> str:
@@ -383,6 +438,9 @@ def main() -> None:
     parser.add_argument("stamps", nargs="?", type=Path, default=SHARED / "stamps")
     parser.add_argument("--sizes", default="5000,20000,100000")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--scale-only", action="store_true", help="skip the quality and tag sections")
+    parser.add_argument("--clusters", action="store_true", help="also time clustering and scipy at scale")
+    parser.add_argument("--jobs", type=int, default=defaults.SEARCH_JOBS)
     args = parser.parse_args()
     if not (args.stamps / "manifest.csv").is_file():
         parser.error(f"{args.stamps} needs a manifest.csv with fine labels")
@@ -392,7 +450,10 @@ def main() -> None:
         url = db.start_embedded(work / "home" / "pgdata")
         migrate.upgrade(url)
         os.environ["DATABASE_URL"] = url
-        quality(args.stamps, work)
+        if args.scale_only:
+            load_stamps(args.stamps, work)
+        else:
+            quality(args.stamps, work)
         if not args.skip_scale:
             with db.connection(url) as conn:
                 base = np.stack(
@@ -404,8 +465,9 @@ def main() -> None:
                     ]
                 )
             sizes = [int(s) for s in args.sizes.split(",")]
-            scale(base, sizes)
-            index_maintenance(base, sizes[min(1, len(sizes) - 1)])
+            scale(base, sizes, args.jobs, args.clusters)
+            if not args.scale_only:
+                index_maintenance(base, sizes[min(1, len(sizes) - 1)])
         print(
             f"\npeak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
         )

@@ -31,7 +31,7 @@ LOAD_JOBS = 2  # parallel COPY connections for a Spark features dataset (docs/sc
 HAMMING_RADIUS = 8  # pHash bits, for the image and (DIHEDRAL) its mirrored / rotated hashes
 DIHEDRAL = True  # probe flipped and rotated pHashes: rot90 recall 0.21-0.25 -> 0.97-0.99
 DEDUP_COSINE = 0.85  # embedding cosine for a direct match
-DEDUP_K = 24  # embedding neighbours examined per image (more than a group's size)
+DEDUP_K = 64  # embedding neighbours per image, on which both rules are checked (24 lost thumbnails)
 DEDUP_LINK = 0.55  # groups merge while > half their member pairs match directly (chains split)
 DEDUP_PREFER = ("original", "largest", "provider", "oldest")  # canonical, after grouping
 CONFIRM_REBUILD_ABOVE = 100_000  # `dedup --rebuild` asks (or needs --yes) when more images are grouped
@@ -40,6 +40,15 @@ CONFIRM_REBUILD_ABOVE = 100_000  # `dedup --rebuild` asks (or needs --yes) when 
 GRAPH_K = 10
 EF_SEARCH = 64
 RECALL_SAMPLE = 200
+# Neighbour searches (graph build, dedup edges) run in batches over this many connections at once;
+# each batch is one SQL call (docs/graph.md, bench/graph.py).
+SEARCH_JOBS = max(1, os.cpu_count() or 1)
+SEARCH_BATCH = 500  # query images per SQL call
+
+# The embedded server's buffer cache: a share of RAM, capped (ccvec.db.shared_buffers). With the
+# HNSW index in shared buffers a search costs 1.0 ms instead of 5.3 ms at 100k images (docs/graph.md).
+SHARED_BUFFERS_SHARE = 0.25
+SHARED_BUFFERS_MAX = 8 * 2**30
 
 # Clusters (docs/graph.md): imagecluster's similarity index.
 CLUSTER_SIM = 0.35

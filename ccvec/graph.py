@@ -10,6 +10,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import LiteralString
 
 import psycopg
 
@@ -24,7 +25,7 @@ EF_SEARCH = defaults.EF_SEARCH
 DEFAULT_K = defaults.GRAPH_K
 MAINTENANCE_WORK_MEM = "1GB"
 MAINTENANCE_WORKERS = 2
-BATCH = 500
+BATCH = defaults.SEARCH_BATCH
 
 Progress = Callable[[int, int], None]
 
@@ -80,9 +81,13 @@ def build(
     ef_search: int = EF_SEARCH,
     recall_sample: int = defaults.RECALL_SAMPLE,
     on_progress: Progress | None = None,
+    jobs: int = defaults.SEARCH_JOBS,
 ) -> GraphRun:
-    """A new graph over every embedded image; it becomes the current one when complete."""
-    total = require_embeddings(conn, model)
+    """A new graph over every embedded image; it becomes the current one when complete.
+
+    The searches run in batches of BATCH images, one SQL call each (a LATERAL HNSW query per
+    image), over `jobs` connections at once; the edges do not depend on `jobs` or the batch size."""
+    require_embeddings(conn, model)
     ensure_index(conn, model)
     run_id: int = db.fetch_row(
         conn.execute(
@@ -93,11 +98,7 @@ def build(
     )[0]
     conn.commit()
     ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [model])]
-    for start in range(0, len(ids), BATCH):
-        conn.execute("SELECT ccvec.knn_insert(%s, %s)", [run_id, ids[start : start + BATCH]])
-        conn.commit()
-        if on_progress:
-            on_progress(min(start + BATCH, total), total)
+    search(conn, "SELECT ccvec.knn_insert(%s, %s)", run_id, ids, jobs, on_progress)
     recall = measure_recall(conn, run_id, recall_sample)
     conn.execute(
         "SELECT ccvec.knn_run_finish(%s, %s, %s, %s)",
@@ -107,27 +108,44 @@ def build(
     return GraphRun(run_id, model, k, len(ids), recall)
 
 
+def search(
+    conn: psycopg.Connection,
+    sql: LiteralString,
+    run_id: int,
+    ids: list[uuid.UUID],
+    jobs: int,
+    on_progress: Progress | None = None,
+    batch: int | None = None,
+) -> None:
+    """`sql` (run id, batch of identifiers) over `ids` in committed batches on `jobs` connections."""
+    batch = batch or BATCH
+    starts = range(0, len(ids), batch)
+    batches: list[list[object]] = [[run_id, ids[start : start + batch]] for start in starts]
+    done = [0]
+
+    def progress(i: int) -> None:
+        done[0] += min(batch, len(ids) - starts[i])
+        if on_progress:
+            on_progress(done[0], len(ids))
+
+    db.run_batches(conn, sql, batches, jobs, progress)
+
+
 def make_current(conn: psycopg.Connection, run_id: int) -> None:
     conn.execute("SELECT ccvec.knn_make_current(%s)", [run_id])
     conn.commit()
 
 
 def measure_recall(conn: psycopg.Connection, run_id: int, sample: int) -> float | None:
-    """Share of the exact k nearest (sequential scan) that the graph holds, over a random sample."""
-    model, k = db.fetch_row(
-        conn.execute("SELECT * FROM ccvec.knn_run_settings(%s)", [run_id]), f"kNN run {run_id}"
-    )
+    """Share of the exact k nearest that the graph holds, over a random sample of its images: one
+    exact pass over the vectors for the whole sample (ccvec.knn_recall)."""
     ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.knn_run_images(%s)", [run_id])]
     if not ids or sample <= 0:
         return None
-    found = expected = 0
-    for ident in random.Random(run_id).sample(ids, min(sample, len(ids))):
-        exact = {
-            r[0] for r in conn.execute("SELECT * FROM ccvec.exact_nearest(%s, %s, %s)", [model, ident, k])
-        }
-        graph = {r[0] for r in conn.execute("SELECT * FROM ccvec.knn_neighbours(%s, %s)", [run_id, ident])}
-        found += len(exact & graph)
-        expected += len(exact)
+    picked = random.Random(run_id).sample(sorted(ids), min(sample, len(ids)))
+    found, expected = db.fetch_row(
+        conn.execute("SELECT * FROM ccvec.knn_recall(%s, %s)", [run_id, picked]), "measuring recall"
+    )
     conn.commit()
     return found / expected if expected else None
 

@@ -167,8 +167,9 @@ def dedup(
     link: float = DEFAULT_LINK,
     dihedral: bool = DEFAULT_DIHEDRAL,
     k: int = DEFAULT_K,
-    step: int = 2000,
+    step: int = defaults.SEARCH_BATCH,
     on_progress: Callable[[int, int], None] | None = None,
+    jobs: int = defaults.SEARCH_JOBS,
 ) -> int:
     """Group images without a group yet (all of them after a rebuild). Returns the run id.
 
@@ -177,8 +178,11 @@ def dedup(
     Groups: average linkage over the edges, merging while the share of member pairs that match
     directly is >= `link`; membership depends only on the set of images. The canonical is chosen
     afterwards by `prefer`. New images regroup only the components they touch, which gives the same
-    groups as a rebuild. Other settings than the last run's rebuild. Edge search commits every
-    `step` images, so an interrupted run resumes.
+    groups as a rebuild. Other settings than the last run's rebuild. Edge search runs in batches of
+    `step` images over `jobs` connections, each batch committed, so an interrupted run resumes.
+    With embeddings, an image's candidates are its k nearest (HNSW), on which both rules are
+    evaluated; while some images have no embedding of `model`, every image also probes the pHash
+    index (exact), so that newcomers still find them.
     """
     prefer_list = _parse_prefer(prefer)
     _check(radius, cosine, link, k)
@@ -211,11 +215,19 @@ def dedup(
     conn.commit()
     grouped = db.fetch_row(conn.execute("SELECT ccvec.duplicates_grouped()"), "checking for groups")[0]
     todo = [r[0] for r in conn.execute("SELECT * FROM ccvec.duplicate_ungrouped()")]
-    for start in range(0, len(todo), step):
-        conn.execute("SELECT ccvec.duplicate_edges(%s, %s)", [run_id, todo[start : start + step]])
-        conn.commit()
+    probe = cosine is None or bool(
+        db.fetch_row(conn.execute("SELECT ccvec.unembedded_count(%s)", [model]), "counting unembedded")[0]
+    )
+    starts = range(0, len(todo), step)
+    batches: list[list[object]] = [[run_id, todo[start : start + step], probe] for start in starts]
+    done = [0]
+
+    def progress(i: int) -> None:
+        done[0] += min(step, len(todo) - starts[i])
         if on_progress:
-            on_progress(min(start + step, len(todo)), len(todo))
+            on_progress(done[0], len(todo))
+
+    db.run_batches(conn, "SELECT ccvec.duplicate_edges_batch(%s, %s, %s)", batches, jobs, progress)
     if todo:
         conn.execute("SELECT ccvec.duplicate_regroup(%s, %s)", [run_id, todo if grouped else None])
     conn.execute("SELECT ccvec.duplicate_run_finish(%s)", [run_id])

@@ -121,6 +121,35 @@ def test_incremental_addition_matches_a_rebuild(conn: psycopg.Connection) -> Non
     assert any(set(expected[i]) & set(ids_later) for i in ids_first)  # the update did something
 
 
+def test_jobs_and_batch_size_do_not_change_the_graph(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors = three_groups(np.random.default_rng(5), per_group=12)
+    ids = add_vectors(conn, vectors)
+    one = graph.build(conn, k=5, model=MODEL, jobs=1)
+    monkeypatch.setattr(graph, "BATCH", 7)  # 6 batches over 2 connections
+    two = graph.build(conn, k=5, model=MODEL, jobs=2)
+    assert one.id != two.id and one.recall == two.recall
+    got = edges(conn, two.id)
+    assert got == edges(conn, one.id)
+    assert set(got) == set(ids) and all(len(v) == 5 for v in got.values())
+
+
+def test_recall_counts_missing_edges(conn: psycopg.Connection) -> None:
+    vectors = three_groups(np.random.default_rng(6), per_group=5)
+    ids = add_vectors(conn, vectors)
+    run = graph.build(conn, k=3, model=MODEL)
+    before = graph.measure_recall(conn, run.id, len(ids))
+    assert before == run.recall and before is not None and before > 0.9
+    truth = exact_knn(vectors, 3)
+    conn.execute(  # drop the true nearest neighbour of one image: its list now has 2 of 3
+        "DELETE FROM ccvec.knn_edge WHERE run_id = %s AND identifier = %s AND neighbour = %s",
+        [run.id, ids[0], ids[truth[0][0]]],
+    )
+    conn.commit()
+    assert graph.measure_recall(conn, run.id, len(ids)) == pytest.approx(before - 1 / (3 * len(ids)))
+
+
 @pytest.mark.parametrize("method", ["average", "mutual"])
 def test_clusters_at_the_ends_and_in_between(conn: psycopg.Connection, method: str) -> None:
     vectors = three_groups(np.random.default_rng(3))

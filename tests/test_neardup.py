@@ -357,6 +357,39 @@ def test_incremental_equals_rebuild(conn: psycopg.Connection) -> None:
     assert any(len(g) > 2 for g in incremental)
 
 
+def test_embedding_candidates_keep_every_hash_match_and_jobs_do_not_change_groups(
+    conn: psycopg.Connection,
+) -> None:
+    # every image embedded: pHash edges come from the embedding neighbours (k = DEDUP_K >= the catalog here)
+    rng = np.random.default_rng(11)
+    images = star("p", A, (1, 0, 0)) + star("q", B, (0, 1, 0))
+    images.append(Img("p-mirror", A ^ 0x5555_5555_5555_5555 ^ bits(9), (0.2, 0.2, 1)))  # by hash only
+    images += [Img(f"r{i}", int(rng.integers(0, 2**63)), tuple(rng.normal(size=3))) for i in range(10)]
+    ids = add_images(conn, images)
+    name = {v: k for k, v in ids.items()}
+    dedup(conn, dihedral=True, jobs=1)
+    one = groups(conn)
+    found = {
+        (name[a], name[b]): (d, t)
+        for a, b, d, t in conn.execute("SELECT a, b, distance, transform FROM ccvec.duplicate_edge")
+    }
+    dedup(conn, dihedral=True, jobs=2, step=5, rebuild=True)
+    assert groups(conn) == one
+    again = conn.execute("SELECT a, b FROM ccvec.duplicate_edge").fetchall()
+    assert {(name[a], name[b]) for a, b in again} == set(found)
+    # the exact probes (multi-index hashing) find the same pHash matches, with the same distances
+    exact = {}
+    for im in images:
+        for other, d, _ in conn.execute(
+            "SELECT * FROM ccvec.hamming_neighbours_dihedral(%s, 8)", [to_signed(im.phash)]
+        ):
+            if other != ids[im.name]:
+                exact[tuple(sorted((im.name, name[other]), key=lambda n: ids[n]))] = d
+    by_hash = {pair: d for pair, (d, _) in found.items() if d is not None}
+    assert by_hash == exact
+    assert found[tuple(sorted(("p-original", "p-mirror"), key=lambda n: ids[n]))] == (1, "mirror")
+
+
 def test_load_order_does_not_change_groups(fresh_database_url: str, tmp_path, monkeypatch) -> None:
     from PIL import ImageOps
 

@@ -57,6 +57,12 @@ FormatOption = Annotated[
 ModelOption = Annotated[str, typer.Option(metavar="NAME", help="Registered embedding model.")]
 RadiusOption = Annotated[int, typer.Option(min=0, max=64, help="Largest pHash Hamming distance.")]
 LimitOption = Annotated[int, typer.Option(min=1, metavar="N", help="Rows to show.")]
+JobsOption = Annotated[
+    int,
+    typer.Option(
+        min=1, metavar="N", help="Connections searching neighbours at once (default: the number of CPUs)."
+    ),
+]
 DEFAULT_MODEL = defaults.MODEL
 
 

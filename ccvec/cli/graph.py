@@ -11,6 +11,7 @@ from rich.table import Table
 from ccvec import defaults
 from ccvec.cli.common import (
     DEFAULT_MODEL,
+    JobsOption,
     ModelOption,
     app,
     console,
@@ -37,6 +38,7 @@ def graph_build(
     recall_sample: Annotated[
         int, typer.Option(min=0, help="Images checked against exact search.")
     ] = defaults.RECALL_SAMPLE,
+    jobs: JobsOption = defaults.SEARCH_JOBS,
 ) -> None:
     """Build a new kNN graph over every embedded image (HNSW index built first if missing)."""
     from ccvec import graph
@@ -49,6 +51,7 @@ def graph_build(
             ef_search,
             recall_sample,
             on_progress=update,
+            jobs=jobs,
         )
     recall = f"{run.recall:.3f}" if run.recall is not None else "n/a"
     console.print(

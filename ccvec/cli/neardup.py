@@ -13,6 +13,7 @@ from ccvec.cli.common import (
     DEFAULT_MODEL,
     Format,
     FormatOption,
+    JobsOption,
     LimitOption,
     ModelOption,
     RadiusOption,
@@ -152,6 +153,7 @@ def dedup_command(
     fmt: Annotated[
         Format, typer.Option("--format", help="table: a summary; csv or json: every group (for programs).")
     ] = Format.table,
+    jobs: JobsOption = defaults.SEARCH_JOBS,
 ) -> None:
     """Group near-duplicate images; each group keeps one canonical image (new images join incrementally)."""
 
@@ -177,6 +179,7 @@ def dedup_command(
                     link=link,
                     dihedral=dihedral,
                     on_progress=update,
+                    jobs=jobs,
                 )
         summary = neardup.report(conn, top=None if fmt != Format.table else 10)
     if fmt != Format.table:
