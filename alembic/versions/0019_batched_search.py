@@ -1,13 +1,13 @@
 """One batched, parallel neighbour search for the kNN graph and near-duplicate edges.
 
 Revision ID: 0019_batched_search
-Revises: 0018_error_codes
+Revises: 0021_mih_thresholds
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0019_batched_search"
-down_revision = "0018_error_codes"
+down_revision = "0021_mih_thresholds"
 branch_labels = None
 depends_on = None
 
