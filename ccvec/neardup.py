@@ -25,7 +25,6 @@ DEFAULT_LINK = defaults.DEDUP_LINK
 DEFAULT_K = defaults.DEDUP_K
 DEFAULT_DIHEDRAL = defaults.DIHEDRAL
 DEFAULT_PREFER = defaults.DEDUP_PREFER
-PREFER_KEYS = {"original", "largest", "provider", "oldest", "newest"}
 PREFER_ALIASES = {"pixels": "largest"}
 MAX_MASKS = 100_000
 # One index probe (a btree descent into a chunk index, ~2 us) relative to checking one candidate
@@ -107,10 +106,10 @@ def ensure_configured(conn: psycopg.Connection) -> None:
 
 
 def neighbours(conn: psycopg.Connection, phash: int, radius: int) -> list[tuple[uuid.UUID, int]]:
-    """(identifier, distance) of every image within `radius` of `phash` (unsigned 64-bit)."""
-    if not 0 <= radius <= 64:
-        raise CcvecError(f"radius must be between 0 and 64, not {radius}")
-    return conn.execute(
+    """(identifier, distance) of every image within `radius` of `phash` (unsigned 64-bit); SQL
+    checks the radius (ccvec.check_radius)."""
+    return db.execute_checked(
+        conn,
         "SELECT * FROM ccvec.neardup_neighbours(%s, %s)",
         [to_signed(phash), radius],
     ).fetchall()
@@ -120,9 +119,8 @@ def neighbours_dihedral(
     conn: psycopg.Connection, phash: int, radius: int = DEFAULT_RADIUS
 ) -> list[tuple[uuid.UUID, int, str]]:
     """(identifier, distance, transform) within `radius` of `phash` or of its flipped / rotated hashes."""
-    if not 0 <= radius <= 64:
-        raise CcvecError(f"radius must be between 0 and 64, not {radius}")
-    return conn.execute(
+    return db.execute_checked(
+        conn,
         "SELECT * FROM ccvec.neardup_neighbours_dihedral(%s, %s)",
         [to_signed(phash), radius],
     ).fetchall()
@@ -138,23 +136,9 @@ def phash_of(conn: psycopg.Connection, identifier: uuid.UUID) -> int:
 # ---------------------------------------------------------------- groups
 
 
-def _parse_prefer(prefer: tuple[str, ...] | list[str]) -> list[str]:
-    keys = [PREFER_ALIASES.get(p, p) for p in prefer]
-    unknown = set(keys) - PREFER_KEYS
-    if unknown or not keys:
-        raise CcvecError(f"unknown canonical preference {sorted(unknown)}: use {sorted(PREFER_KEYS)}")
-    return keys
-
-
-def _check(radius: int, cosine: float | None, link: float, k: int) -> None:
-    if not 0 <= radius <= 64:
-        raise CcvecError(f"radius must be between 0 and 64, not {radius}")
-    if cosine is not None and not 0 < cosine <= 1:
-        raise CcvecError(f"cosine threshold must be in (0, 1], not {cosine}")
-    if not 0 < link <= 1:
-        raise CcvecError(f"link must be in (0, 1], not {link}")
-    if k < 1:
-        raise CcvecError(f"k must be at least 1, not {k}")
+def _prefer_keys(prefer: tuple[str, ...] | list[str]) -> list[str]:
+    """Preference keys with aliases resolved (ccvec.duplicate_settings_check validates them)."""
+    return [PREFER_ALIASES.get(p, p) for p in prefer]
 
 
 def dedup(
@@ -184,8 +168,12 @@ def dedup(
     evaluated; while some images have no embedding of `model`, every image also probes the pHash
     index (exact), so that newcomers still find them.
     """
-    prefer_list = _parse_prefer(prefer)
-    _check(radius, cosine, link, k)
+    prefer_list = _prefer_keys(prefer)
+    db.execute_checked(  # every setting checked once, in SQL, before anything is cleared
+        conn,
+        "SELECT ccvec.duplicate_settings_check(%s, %s, %s, %s, %s)",
+        [radius, cosine, link, k, prefer_list],
+    )
     ensure_configured(conn)
     if cosine is not None:
         embedded = db.fetch_row(

@@ -114,6 +114,11 @@ def run(
     for source in empty:
         say(f"{source}: no images here (files ending in .jpg, .png, .webp, ...)")
     migrate.upgrade(db.resolve_url())
+    if options.sim is not None:  # a bad --sim fails now, not after the load
+        from ccvec import graph
+
+        with db.connection() as conn:
+            graph.check_sim(conn, options.sim)
     for source in sources:
         summary.loads.append(loader(source, options.load))
     with db.connection() as conn:

@@ -59,7 +59,7 @@ COVERED: dict[str, tuple[str, str]] = {
     "novelty score": ("test_novelty_fit_and_score", "test_novelty_score_unknown"),
     "refresh": ("test_refresh_and_scores", "test_refresh_without_schema"),
     "report": ("test_report", "test_report_into_foreign_folder"),
-    "run": ("test_run", "test_run_missing_source"),
+    "run": ("test_run", "test_run_missing_source", "test_run_bad_sim_fails_before_loading"),
     "scores": ("test_refresh_and_scores", "test_scores_not_a_uuid"),
     "similar": ("test_similar", "test_similar_bad_phash"),
     "spark features": (SPARK_HAPPY, "test_spark_features_onnx_without_spec"),
@@ -203,8 +203,20 @@ def test_dedup(cli: Cli, loaded: Path, tmp_path: Path) -> None:
     assert [len(g["members"]) if "members" in g else g.get("size") for g in groups] == [2], groups
 
 
-def test_dedup_radius_out_of_range(cli: Cli) -> None:
-    usage_error(cli("dedup", "--radius", "99"), "--radius")
+def test_dedup_radius_out_of_range(cli: Cli, conn: psycopg.Connection) -> None:
+    """Settings are checked once, in SQL, before a run clears anything: one line, groups kept."""
+    usage_error(cli("dedup", "--radius", "99"), "radius must be between 0 and 64, not 99")
+    usage_error(cli("dedup", "--link", "0"), "link must be in (0, 1], not 0")
+    usage_error(cli("dedup", "--cosine", "1.5"), "cosine threshold must be in (0, 1], not 1.5")
+    usage_error(cli("dedup", "--prefer", "prettiest"), "unknown canonical preference prettiest")
+    usage_error(cli("similar", "--phash", "0" * 16, "--radius", "-1"), "radius must be between 0 and 64")
+    assert conn.execute("SELECT count(*) FROM ccvec.duplicate_run").fetchone() == (0,)  # nothing started
+
+
+def test_run_bad_sim_fails_before_loading(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
+    folder = images(tmp_path / "photos")
+    usage_error(cli("run", folder, "--model", MODEL, "--sim", "1.5"), "sim must be between 0 and 1, not 1.5")
+    assert conn.execute("SELECT count(*) FROM ccvec.image_feature").fetchone() == (0,)  # nothing loaded
 
 
 # --- graph, cluster, clusters, export, tags, novelty ------------------------------------------------

@@ -249,8 +249,8 @@ def test_similar_in_sql_and_errors(conn: psycopg.Connection) -> None:
     assert [i for i, _ in found] == [ids[j] for j in exact_knn(vectors, 3)[0]]
     with pytest.raises(CcvecError, match="has no hand embedding"):
         graph.similar(conn, uuid.uuid4(), 3, MODEL)
-    with pytest.raises(CcvecError, match="between 0 and 1"):
-        graph.cluster(conn, 1.5)
+    with pytest.raises(CcvecError, match=r"sim must be between 0 and 1, not 1\.5"):
+        graph.check_sim(conn, 1.5)
 
 
 def test_export_clusters_folders_and_contact_sheets(conn: psycopg.Connection, tmp_path) -> None:

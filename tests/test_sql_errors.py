@@ -16,7 +16,32 @@ from ccvec.errors import CcvecError, from_database
 # dimension trigger (tests/test_database.py) and visualrank (below, it needs a graph).
 RAISES = [
     ("SELECT ccvec.configure_mih(17)", "VC001", "number of chunks must be between 1 and 16, not 17"),
-    ("SELECT * FROM ccvec.hamming_neighbours(0, -1)", "VC001", "radius must be >= 0, not -1"),
+    ("SELECT * FROM ccvec.hamming_neighbours(0, -1)", "VC001", "radius must be between 0 and 64, not -1"),
+    ("SELECT ccvec.check_radius(65)", "VC001", "radius must be between 0 and 64, not 65"),
+    ("SELECT ccvec.check_sim(1.5)", "VC001", "sim must be between 0 and 1, not 1.5"),
+    ("SELECT ccvec.cluster_threshold(1, -0.5)", "VC001", "sim must be between 0 and 1, not -0.5"),
+    (
+        "SELECT ccvec.duplicate_settings_check(8, 0, 0.5, 24, '{original}')",
+        "VC001",
+        "cosine threshold must be",
+    ),
+    (
+        "SELECT ccvec.duplicate_settings_check(8, NULL, 0, 24, '{original}')",
+        "VC001",
+        "link must be in (0, 1]",
+    ),
+    ("SELECT ccvec.duplicate_settings_check(8, NULL, 0.5, 0, '{original}')", "VC001", "k must be at least 1"),
+    ("SELECT ccvec.duplicate_settings_check(8, NULL, 0.5, 2, '{}')", "VC001", "give at least one canonical"),
+    (
+        "SELECT ccvec.duplicate_settings_check(8, NULL, 0.5, 2, '{best}')",
+        "VC001",
+        "unknown canonical preference",
+    ),
+    (
+        "SELECT ccvec.duplicate_run_start(99, NULL, NULL, '{original}', 0.5, 2, true)",
+        "VC001",
+        "radius must be",
+    ),
     (
         "SELECT ccvec.create_experiment('e', 's', 1.5, 0.2, 'default')",
         "VC001",

@@ -55,7 +55,7 @@ FormatOption = Annotated[
 
 # Option types shared by several commands, so each is spelled (and defaulted) once.
 ModelOption = Annotated[str, typer.Option(metavar="NAME", help="Registered embedding model.")]
-RadiusOption = Annotated[int, typer.Option(min=0, max=64, help="Largest pHash Hamming distance.")]
+RadiusOption = Annotated[int, typer.Option(help="Largest pHash Hamming distance, 0 to 64.")]
 LimitOption = Annotated[int, typer.Option(min=1, metavar="N", help="Rows to show.")]
 JobsOption = Annotated[
     int,

@@ -130,12 +130,12 @@ def dedup_command(
         ),
     ] = ",".join(defaults.DEDUP_PREFER),
     cosine: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Also match by embedding cosine >= this (0: pHash only).")
+        float, typer.Option(help="Also match by embedding cosine >= this, up to 1 (0: pHash only).")
     ] = defaults.DEDUP_COSINE,
     link: Annotated[
         float,
         typer.Option(
-            min=0.01, max=1.0, help="Groups merge while this share of their member pairs match directly."
+            help="Groups merge while this share (above 0, up to 1) of their member pairs match directly."
         ),
     ] = defaults.DEDUP_LINK,
     dihedral: Annotated[

@@ -34,9 +34,7 @@ def run_command(
     k: Annotated[int, typer.Option(min=1, help="Neighbours per image in the graph.")] = defaults.GRAPH_K,
     sim: Annotated[
         float | None,
-        typer.Option(
-            min=0.0, max=1.0, help="imagecluster's similarity index (default: Louvain, no threshold)."
-        ),
+        typer.Option(help="imagecluster's similarity index, 0 to 1 (default: Louvain, no threshold)."),
     ] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Cluster folders hold copies, not symlinks.")] = False,
 ) -> None:
