@@ -108,7 +108,10 @@ def tags_command(
 def novelty_fit(
     name: Annotated[str, typer.Argument(help="A name for this reference set.")],
     reference: Annotated[
-        str | None, typer.Option(help="Images loaded from this source (catalog source).")
+        str | None,
+        typer.Option(
+            help="Images whose catalog `source` column is this (from a manifest; folder loads set none)."
+        ),
     ] = None,
     provider: Annotated[str | None, typer.Option(help="Images of this provider.")] = None,
     tag: Annotated[str | None, typer.Option(help="Images carrying this tag.")] = None,
