@@ -33,6 +33,11 @@ DEDUP_LINK = 0.55  # groups merge while > half their member pairs match directly
 DEDUP_PREFER = ("original", "largest", "provider", "oldest")  # canonical, after grouping
 CONFIRM_REBUILD_ABOVE = 100_000  # `dedup --rebuild` asks (or needs --yes) when more images are grouped
 
+# Storage layout (docs/scale.md): hash partitions on identifier of image_feature, image_embedding
+# and knn_edge (1 = plain tables), and connections that build one partition's HNSW index each.
+PARTITIONS = 1
+INDEX_JOBS = 2
+
 # kNN graph (docs/graph.md, bench/graph.py).
 GRAPH_K = 10
 EF_SEARCH = 64
