@@ -18,6 +18,7 @@ from ccvec import db, defaults, graph
 from ccvec.errors import CcvecError, from_database
 
 TABLES = ("image_feature", "image_embedding", "knn_edge")
+INDEX_KINDS = ("halfvec", "binary")
 MAX_PARTITIONS = 1024
 
 
@@ -28,10 +29,9 @@ def layout(conn: psycopg.Connection) -> dict[str, int]:
     return counts
 
 
-def indexed_models(conn: psycopg.Connection) -> list[str]:
-    """Models whose HNSW index exists: what a repartition must rebuild."""
-    rows = conn.execute("SELECT name FROM ccvec.model WHERE ccvec.has_embedding_index(name) ORDER BY name")
-    models = [str(r[0]) for r in rows]
+def indexed_models(conn: psycopg.Connection, kind: str = "halfvec") -> list[str]:
+    """Models whose HNSW index of `kind` exists: what a repartition must rebuild."""
+    models = [str(r[0]) for r in conn.execute("SELECT ccvec.indexed_models(%s)", [kind])]
     conn.commit()
     return models
 
@@ -45,6 +45,7 @@ def repartition(conn: psycopg.Connection, partitions: int, jobs: int = defaults.
             f"partition count {partitions} is out of range: use 1 (plain tables) to {MAX_PARTITIONS}"
         )
     models = indexed_models(conn)
+    lean = indexed_models(conn, "binary")
     changed = []
     for table in TABLES:
         try:
@@ -60,6 +61,8 @@ def repartition(conn: psycopg.Connection, partitions: int, jobs: int = defaults.
             changed.append(table)
     for model in models:
         build_index(conn, model, jobs)
+    for model in lean:
+        build_index(conn, model, jobs, kind="binary")
     return changed
 
 
@@ -68,12 +71,13 @@ def _same_server(conn: psycopg.Connection) -> str:
     return make_conninfo("", **conn.info.get_parameters(), password=conn.info.password or "")
 
 
-def _build_one(conninfo: str, model: str, partition: str, m: int, ef_construction: int, memory: str) -> None:
+def _build_one(conninfo: str, kind: str, model: str, partition: str, settings: tuple[int, int, str]) -> None:
+    m, ef_construction, memory = settings
     with psycopg.connect(conninfo) as other:
         other.execute("SELECT ccvec.index_build_settings(%s, 0)", [memory])
         other.execute(
-            "SELECT ccvec.create_embedding_partition_index(%s, %s::regclass, %s, %s)",
-            [model, partition, m, ef_construction],
+            "SELECT ccvec.create_vector_index_partition(%s, %s, %s::regclass, %s, %s)",
+            [kind, model, partition, m, ef_construction],
         )
 
 
@@ -81,25 +85,49 @@ def build_index(
     conn: psycopg.Connection,
     model: str,
     jobs: int = defaults.INDEX_JOBS,
+    kind: str = "halfvec",
     m: int = graph.HNSW_M,
     ef_construction: int = graph.HNSW_EF_CONSTRUCTION,
     maintenance_work_mem: str = graph.MAINTENANCE_WORK_MEM,
     workers: int = graph.MAINTENANCE_WORKERS,
 ) -> None:
-    """The model's HNSW index. Plain table: one build with `workers` parallel maintenance workers.
-    Partitioned: each partition's index on one of `jobs` connections at once, then all attached to
-    the parent's index (a killed build keeps the finished partitions; the next one skips them)."""
+    """The model's HNSW index of `kind` (halfvec: ccvec's index; binary: the lean one). Plain
+    table: one build with `workers` parallel maintenance workers. Partitioned: each partition's
+    index on one of `jobs` connections at once, then all attached to the parent's index (a killed
+    build keeps the finished partitions; the next one skips them)."""
+    if kind not in INDEX_KINDS:
+        raise CcvecError(f"unknown index kind {kind!r}: use {' or '.join(INDEX_KINDS)}")
     parts = [str(r[0]) for r in conn.execute("SELECT ccvec.table_partitions('image_embedding')::text")]
     conn.commit()
     if len(parts) > 1 and jobs > 1:
         conninfo = _same_server(conn)
+        settings = (m, ef_construction, maintenance_work_mem)
         with ThreadPoolExecutor(min(jobs, len(parts))) as pool:
-            futures = [
-                pool.submit(_build_one, conninfo, model, p, m, ef_construction, maintenance_work_mem)
-                for p in parts
-            ]
+            futures = [pool.submit(_build_one, conninfo, kind, model, p, settings) for p in parts]
             for future in futures:
                 future.result()
     conn.execute("SELECT ccvec.index_build_settings(%s, %s)", [maintenance_work_mem, workers])
-    sql = "SELECT ccvec.create_embedding_index(%s, %s, %s), ccvec.index_rebuilt(%s)"
-    db.run_ddl(conn, sql, [model, m, ef_construction, model], f"building the index of {model}")
+    if kind == "halfvec":
+        sql = "SELECT ccvec.create_embedding_index(%s, %s, %s), ccvec.index_rebuilt(%s)"
+        db.run_ddl(conn, sql, [model, m, ef_construction, model], f"building the index of {model}")
+    else:
+        sql = "SELECT ccvec.create_vector_index('binary', %s, %s, %s)"
+        db.run_ddl(conn, sql, [model, m, ef_construction], f"building the lean index of {model}")
+
+
+def drop_lean_index(conn: psycopg.Connection, model: str) -> None:
+    db.run_ddl(
+        conn, "SELECT ccvec.drop_vector_index('binary', %s)", [model], f"dropping the lean index of {model}"
+    )
+
+
+def nearest_lean(
+    conn: psycopg.Connection, model: str, query: object, k: int, candidates: int = defaults.LEAN_CANDIDATES
+) -> list[tuple[object, float]]:
+    """(identifier, cosine similarity) of the k nearest by the lean search: Hamming candidates
+    through the binary index, reranked by cosine on the full vectors."""
+    rows = conn.execute(
+        "SELECT * FROM ccvec.nearest_lean(%s, %s, %s, %s)", [model, query, k, candidates]
+    ).fetchall()
+    conn.commit()
+    return [(r[0], float(r[1])) for r in rows]

@@ -6,6 +6,9 @@ DECLARE
     m text;
 BEGIN
     SELECT array_agg(name) INTO models FROM ccvec.model WHERE ccvec.has_embedding_index(name);
+    FOR m IN SELECT name FROM ccvec.model LOOP
+        PERFORM ccvec.drop_vector_index('binary', m);
+    END LOOP;
     FOR t IN SELECT ccvec.partitionable_tables() LOOP
         PERFORM ccvec.repartition(t, 1);
     END LOOP;
@@ -45,8 +48,15 @@ $$;
 COMMENT ON FUNCTION ccvec.has_embedding_index(text) IS
     'Whether the model''s HNSW index exists.';
 
-DROP FUNCTION ccvec.create_embedding_partition_index(text, regclass, integer, integer);
-DROP FUNCTION ccvec.embedding_partition_index_name(text, regclass);
+DROP FUNCTION ccvec.indexed_models(text);
+DROP FUNCTION ccvec.nearest_lean(text, halfvec, integer, integer, uuid);
+DROP FUNCTION ccvec.has_vector_index(text, text);
+DROP FUNCTION ccvec.drop_vector_index(text, text);
+DROP FUNCTION ccvec.create_vector_index(text, text, integer, integer);
+DROP FUNCTION ccvec.create_vector_index_partition(text, text, regclass, integer, integer);
+DROP FUNCTION ccvec.vector_index_body(text, text, integer, integer);
+DROP FUNCTION ccvec.vector_index_partition_name(text, text, regclass);
+DROP FUNCTION ccvec.vector_index_name(text, text);
 DROP FUNCTION ccvec.repartition(text, integer);
 DROP FUNCTION ccvec.table_partitions(text);
 DROP FUNCTION ccvec.partition_count(text);

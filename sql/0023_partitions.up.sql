@@ -168,82 +168,160 @@ COMMENT ON FUNCTION ccvec.repartition(text, integer) IS
     'Re-create table ccvec.p_table (image_feature, image_embedding or knn_edge) as p_partitions hash partitions on identifier (1: a plain table), moving every row, in the caller''s transaction (all or nothing). Constraints, indexes, triggers, comment and grants are kept; dependent views are dropped and re-created with their comments, grants and indexes; HNSW indexes are not rebuilt (ccvec db partition rebuilds them per partition, in parallel). Returns false when the table already has that layout. Raises VC001 for another table or a count outside 1..1024.';
 
 -- HNSW per model on a partitioned image_embedding: one index per partition, attached to an index
--- on the parent, so each partition builds on its own connection and a build can resume.
-CREATE FUNCTION ccvec.embedding_partition_index_name(p_model text, p_partition regclass) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT ccvec.embedding_index_name(p_model) || '_' || (SELECT relname FROM pg_class WHERE oid = p_partition)
-$$;
-COMMENT ON FUNCTION ccvec.embedding_partition_index_name(text, regclass) IS
-    'Name of a model''s HNSW index on one partition of image_embedding: the model''s index name and the partition''s name.';
+-- on the parent, so each partition builds on its own connection and a build can resume. Two kinds:
+-- 'halfvec' (ccvec's index: cosine on the full halfvec) and 'binary' (the memory-lean option:
+-- Hamming on binary_quantize(embedding), one bit per dimension, searched by ccvec.nearest_lean).
 
-CREATE FUNCTION ccvec.create_embedding_partition_index(p_model text, p_partition regclass,
-                                                       p_m integer DEFAULT 16, p_ef_construction integer DEFAULT 64)
+CREATE FUNCTION ccvec.vector_index_name(p_kind text, p_model text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    CASE p_kind
+        WHEN 'halfvec' THEN RETURN ccvec.embedding_index_name(p_model);
+        WHEN 'binary' THEN RETURN 'image_embedding_bq_' || substr(md5(p_model), 1, 12);
+        ELSE RAISE EXCEPTION 'unknown index kind %: use halfvec or binary', p_kind USING ERRCODE = 'VC001';
+    END CASE;
+END $$;
+COMMENT ON FUNCTION ccvec.vector_index_name(text, text) IS
+    'Name of a model''s HNSW index of kind halfvec (ccvec.embedding_index_name) or binary (image_embedding_bq_ and 12 hex digits of md5(model)). Raises VC001 for another kind.';
+
+CREATE FUNCTION ccvec.vector_index_partition_name(p_kind text, p_model text, p_partition regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT ccvec.vector_index_name(p_kind, p_model) || '_' || (SELECT relname FROM pg_class WHERE oid = p_partition)
+$$;
+COMMENT ON FUNCTION ccvec.vector_index_partition_name(text, text, regclass) IS
+    'Name of a model''s HNSW index of kind halfvec or binary on one partition of image_embedding: the index name and the partition''s name.';
+
+-- The USING … WITH … WHERE … part of an index of either kind, for CREATE INDEX on any target.
+CREATE FUNCTION ccvec.vector_index_body(p_kind text, p_model text, p_m integer, p_ef_construction integer)
+RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE d integer := ccvec.model_dim(p_model);
+BEGIN
+    RETURN format('USING hnsw (%s) WITH (m = %s, ef_construction = %s) WHERE model = %L',
+                  CASE p_kind WHEN 'halfvec' THEN format('(embedding::halfvec(%s)) halfvec_cosine_ops', d)
+                              WHEN 'binary' THEN format('(binary_quantize(embedding::halfvec(%1$s))::bit(%1$s)) bit_hamming_ops', d)
+                  END,
+                  p_m, p_ef_construction, p_model);
+END $$;
+COMMENT ON FUNCTION ccvec.vector_index_body(text, text, integer, integer) IS
+    'The USING hnsw (…) WITH (m, ef_construction) WHERE model = … clause of a model''s index of kind halfvec (cosine on embedding::halfvec(dim)) or binary (Hamming on binary_quantize(embedding::halfvec(dim))::bit(dim)). Raises when the model is not registered.';
+
+CREATE FUNCTION ccvec.create_vector_index_partition(p_kind text, p_model text, p_partition regclass,
+                                                    p_m integer DEFAULT 16, p_ef_construction integer DEFAULT 64)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-DECLARE name text := ccvec.embedding_partition_index_name(p_model, p_partition);
+DECLARE name text := ccvec.vector_index_partition_name(p_kind, p_model, p_partition);
 BEGIN
     IF p_partition NOT IN (SELECT ccvec.table_partitions('image_embedding')) THEN
         RAISE EXCEPTION '% is not a partition of ccvec.image_embedding', p_partition USING ERRCODE = 'VC001';
     END IF;
-    EXECUTE format(
-        'CREATE INDEX IF NOT EXISTS %I ON %s USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops)
-         WITH (m = %s, ef_construction = %s) WHERE model = %L',
-        name, p_partition, ccvec.model_dim(p_model), p_m, p_ef_construction, p_model);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s %s', name, p_partition,
+                   ccvec.vector_index_body(p_kind, p_model, p_m, p_ef_construction));
     RETURN name;
 END $$;
-REVOKE EXECUTE ON FUNCTION ccvec.create_embedding_partition_index(text, regclass, integer, integer) FROM PUBLIC;
-COMMENT ON FUNCTION ccvec.create_embedding_partition_index(text, regclass, integer, integer) IS
-    'Create, when missing, the model''s HNSW index on one partition of image_embedding (same definition as ccvec.create_embedding_index), for builds that run one partition per connection; ccvec.create_embedding_index then attaches them. Raises VC001 when p_partition is not a partition of image_embedding.';
+REVOKE EXECUTE ON FUNCTION ccvec.create_vector_index_partition(text, text, regclass, integer, integer) FROM PUBLIC;
+COMMENT ON FUNCTION ccvec.create_vector_index_partition(text, text, regclass, integer, integer) IS
+    'Create, when missing, the model''s HNSW index of kind halfvec or binary on one partition of image_embedding, for builds that run one partition per connection; ccvec.create_vector_index then attaches them. Raises VC001 when p_partition is not a partition of image_embedding.';
 
-CREATE OR REPLACE FUNCTION ccvec.create_embedding_index(p_model text, p_m integer DEFAULT 16,
-                                                        p_ef_construction integer DEFAULT 64)
+CREATE FUNCTION ccvec.create_vector_index(p_kind text, p_model text, p_m integer DEFAULT 16,
+                                          p_ef_construction integer DEFAULT 64)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
-    name text := ccvec.embedding_index_name(p_model);
+    name text := ccvec.vector_index_name(p_kind, p_model);
+    body text := ccvec.vector_index_body(p_kind, p_model, p_m, p_ef_construction);
     part regclass;
     child text;
 BEGIN
-    IF ccvec.partition_count('image_embedding') = 1
-       AND (SELECT relkind FROM pg_class WHERE oid = 'ccvec.image_embedding'::regclass) = 'r' THEN
-        EXECUTE format(
-            'CREATE INDEX IF NOT EXISTS %I ON ccvec.image_embedding USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops)
-             WITH (m = %s, ef_construction = %s) WHERE model = %L',
-            name, ccvec.model_dim(p_model), p_m, p_ef_construction, p_model);
+    IF (SELECT relkind FROM pg_class WHERE oid = 'ccvec.image_embedding'::regclass) = 'r' THEN
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON ccvec.image_embedding %s', name, body);
         RETURN name;
     END IF;
-    EXECUTE format(
-        'CREATE INDEX IF NOT EXISTS %I ON ONLY ccvec.image_embedding USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops)
-         WITH (m = %s, ef_construction = %s) WHERE model = %L',
-        name, ccvec.model_dim(p_model), p_m, p_ef_construction, p_model);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON ONLY ccvec.image_embedding %s', name, body);
     FOR part IN SELECT ccvec.table_partitions('image_embedding') LOOP
-        child := ccvec.create_embedding_partition_index(p_model, part, p_m, p_ef_construction);
+        child := ccvec.create_vector_index_partition(p_kind, p_model, part, p_m, p_ef_construction);
         IF NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = format('ccvec.%I', child)::regclass) THEN
             EXECUTE format('ALTER INDEX ccvec.%I ATTACH PARTITION ccvec.%I', name, child);
         END IF;
     END LOOP;
     RETURN name;
 END $$;
-COMMENT ON FUNCTION ccvec.create_embedding_index(text, integer, integer) IS
-    'Create, when missing, the model''s partial HNSW index (cosine, on embedding::halfvec(dim) where model = p_model) with HNSW parameters m and ef_construction; returns its name. On a partitioned image_embedding: an index on the parent with one per partition (built here when missing, serially; ccvec.create_embedding_partition_index builds them in parallel first) attached to it. Reads every vector of the model: slow on large tables. Raises when the model is not registered.';
+REVOKE EXECUTE ON FUNCTION ccvec.create_vector_index(text, text, integer, integer) FROM PUBLIC;
+COMMENT ON FUNCTION ccvec.create_vector_index(text, text, integer, integer) IS
+    'Create, when missing, the model''s HNSW index of kind halfvec or binary; returns its name. On a partitioned image_embedding: an index on the parent with one per partition attached (built here, serially, when missing: ccvec.create_vector_index_partition builds them in parallel first). Raises when the model is not registered.';
 
-CREATE OR REPLACE FUNCTION ccvec.drop_embedding_index(p_model text) RETURNS void
+CREATE FUNCTION ccvec.drop_vector_index(p_kind text, p_model text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE part regclass;
 BEGIN
-    EXECUTE format('DROP INDEX IF EXISTS ccvec.%I', ccvec.embedding_index_name(p_model));
+    EXECUTE format('DROP INDEX IF EXISTS ccvec.%I', ccvec.vector_index_name(p_kind, p_model));
     -- Per-partition indexes of a build that never attached them.
     FOR part IN SELECT ccvec.table_partitions('image_embedding') LOOP
-        EXECUTE format('DROP INDEX IF EXISTS ccvec.%I', ccvec.embedding_partition_index_name(p_model, part));
+        EXECUTE format('DROP INDEX IF EXISTS ccvec.%I', ccvec.vector_index_partition_name(p_kind, p_model, part));
     END LOOP;
 END $$;
+REVOKE EXECUTE ON FUNCTION ccvec.drop_vector_index(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION ccvec.drop_vector_index(text, text) IS
+    'Drop the model''s HNSW index of kind halfvec or binary if there is one, with its per-partition indexes.';
+
+CREATE FUNCTION ccvec.has_vector_index(p_kind text, p_model text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT ix.indisvalid FROM pg_index ix
+                     WHERE ix.indexrelid = to_regclass('ccvec.' || ccvec.vector_index_name(p_kind, p_model))), false)
+$$;
+COMMENT ON FUNCTION ccvec.has_vector_index(text, text) IS
+    'Whether the model''s HNSW index of kind halfvec or binary exists and is usable (partitioned: every partition''s index attached).';
+
+CREATE OR REPLACE FUNCTION ccvec.create_embedding_index(p_model text, p_m integer DEFAULT 16,
+                                                        p_ef_construction integer DEFAULT 64)
+RETURNS text
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT ccvec.create_vector_index('halfvec', p_model, p_m, p_ef_construction)
+$$;
+COMMENT ON FUNCTION ccvec.create_embedding_index(text, integer, integer) IS
+    'Create, when missing, the model''s partial HNSW index (cosine, on embedding::halfvec(dim) where model = p_model) with HNSW parameters m and ef_construction; returns its name. On a partitioned image_embedding, one index per partition attached to the parent''s (ccvec.create_vector_index). Reads every vector of the model: slow on large tables. Raises when the model is not registered.';
+
+CREATE OR REPLACE FUNCTION ccvec.drop_embedding_index(p_model text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT ccvec.drop_vector_index('halfvec', p_model)
+$$;
 COMMENT ON FUNCTION ccvec.drop_embedding_index(text) IS
     'Drop the model''s HNSW index if there is one (before a bulk load, say), with its per-partition indexes.';
 
 CREATE OR REPLACE FUNCTION ccvec.has_embedding_index(p_model text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT ix.indisvalid FROM pg_index ix
-                     WHERE ix.indexrelid = to_regclass('ccvec.' || ccvec.embedding_index_name(p_model))), false)
-$$;
+LANGUAGE sql STABLE AS $$ SELECT ccvec.has_vector_index('halfvec', p_model) $$;
 COMMENT ON FUNCTION ccvec.has_embedding_index(text) IS
     'Whether the model''s HNSW index exists and is usable (on a partitioned table: every partition''s index attached).';
+
+-- The lean search: p_candidates nearest by Hamming distance between sign bits (through the binary
+-- index when it exists), then the p_k nearest of those by cosine on the full halfvec.
+CREATE FUNCTION ccvec.nearest_lean(p_model text, p_query halfvec, p_k integer, p_candidates integer DEFAULT 200,
+                                   p_exclude uuid DEFAULT NULL)
+RETURNS TABLE (identifier uuid, similarity real)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE d integer := ccvec.model_dim(p_model);
+BEGIN
+    IF p_k < 1 OR p_candidates < p_k THEN
+        RAISE EXCEPTION 'need 1 <= k <= candidates, got k % and candidates %', p_k, p_candidates
+            USING ERRCODE = 'VC001';
+    END IF;
+    PERFORM set_config('hnsw.ef_search', greatest(p_candidates, current_setting('hnsw.ef_search')::integer)::text, true);
+    RETURN QUERY EXECUTE format(
+        'SELECT c.identifier, (1 - (c.embedding::halfvec(%1$s) <=> $1::halfvec(%1$s)))::real
+         FROM (SELECT e.identifier, e.embedding FROM ccvec.image_embedding e
+               WHERE e.model = %2$L AND e.identifier IS DISTINCT FROM $3
+               ORDER BY binary_quantize(e.embedding::halfvec(%1$s))::bit(%1$s) <~> binary_quantize($1::halfvec(%1$s))::bit(%1$s)
+               LIMIT $4) c
+         ORDER BY c.embedding::halfvec(%1$s) <=> $1::halfvec(%1$s)
+         LIMIT $2', d, p_model)
+    USING p_query, p_k, p_exclude, p_candidates;
+END $$;
+COMMENT ON FUNCTION ccvec.nearest_lean(text, halfvec, integer, integer, uuid) IS
+    'The memory-lean search (issue 15; recall in docs/scale.md): the p_candidates images of model p_model nearest to p_query by Hamming distance between sign bits (binary_quantize; through the binary HNSW index of ccvec.create_vector_index(''binary'', …) when it exists), reranked by cosine on the full halfvec, the p_k best returned with similarity = 1 - cosine distance; p_exclude is left out. Exact when p_candidates covers every image. Raises VC001 unless 1 <= p_k <= p_candidates.';
+
+CREATE FUNCTION ccvec.indexed_models(p_kind text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+    SELECT name FROM ccvec.model WHERE ccvec.has_vector_index(p_kind, name) ORDER BY name
+$$;
+COMMENT ON FUNCTION ccvec.indexed_models(text) IS
+    'Models whose HNSW index of kind halfvec or binary exists and is usable, by name: what a repartition rebuilds.';

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from PIL import ImageOps
@@ -146,3 +147,62 @@ def test_repartition_is_per_table_and_resumable(conn: psycopg.Connection) -> Non
     assert partitions.layout(conn) == dict.fromkeys(partitions.TABLES, 1)
     assert conn.execute("SELECT count(*) FROM ccvec.image_feature").fetchone()[0] == 50
     assert uuid.UUID(str(conn.execute("SELECT identifier FROM ccvec.image_feature LIMIT 1").fetchone()[0]))
+
+
+def test_lean_search_reranks_hamming_candidates(conn: psycopg.Connection) -> None:
+    from pgvector import HalfVector
+
+    model, dim = "lean-test", 64
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(400, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES (%s, '1', 'hand', %s, '{}')",
+        [model, dim],
+    )
+    ids = [uuid.uuid4() for _ in vectors]
+    with conn.cursor().copy("COPY ccvec.image_embedding (model, identifier, embedding) FROM STDIN") as copy:
+        for ident, v in zip(ids, vectors, strict=True):
+            copy.write_row([model, ident, HalfVector(v).to_text()])
+    conn.commit()
+    stored = vectors.astype(np.float16).astype(np.float32)
+    stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+    queries = rng.choice(len(ids), 20, replace=False)
+    truth = np.argsort(-(stored[queries] @ stored.T), axis=1)[:, :10]
+
+    def found(candidates: int) -> list[list[int]]:
+        return [
+            [
+                ids.index(i)
+                for i, _ in partitions.nearest_lean(conn, model, HalfVector(vectors[q]), 10, candidates)
+            ]
+            for q in queries
+        ]
+
+    # Without the index the candidates are exact; covering every image, the rerank is exact search.
+    assert found(len(ids)) == truth.tolist()
+    try:
+        partitions.build_index(conn, model, kind="binary")
+        assert partitions.indexed_models(conn, "binary") == [model]
+        assert partitions.indexed_models(conn, "halfvec") == []
+        hits = [len(set(f) & set(t)) / 10 for f, t in zip(found(100), truth.tolist(), strict=True)]
+        assert 0.8 <= float(np.mean(hits)) <= 1.0
+        # The lean index survives a repartition: rebuilt per partition and attached.
+        partitions.repartition(conn, 2)
+        assert partitions.indexed_models(conn, "binary") == [model]
+        assert (
+            found(len(ids)) == truth.tolist()
+            or np.mean(
+                [len(set(f) & set(t)) / 10 for f, t in zip(found(len(ids)), truth.tolist(), strict=True)]
+            )
+            >= 0.95
+        )
+        with pytest.raises(psycopg.Error, match="candidates") as caught:
+            conn.execute("SELECT * FROM ccvec.nearest_lean(%s, %s, 10, 5)", [model, HalfVector(vectors[0])])
+        assert caught.value.sqlstate == "VC001"
+        conn.rollback()
+    finally:
+        conn.rollback()
+        partitions.repartition(conn, 1)
+        partitions.drop_lean_index(conn, model)
+    assert partitions.indexed_models(conn, "binary") == []

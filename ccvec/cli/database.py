@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ccvec import config, db, defaults, migrate
-from ccvec.cli.common import app, confirm_destructive, console, safe, schema_connection
+from ccvec.cli.common import ModelOption, app, confirm_destructive, console, safe, schema_connection
 from ccvec.errors import CcvecError
 
 db_app = typer.Typer(help="Manage the database: embedded server, schema, status.", no_args_is_help=True)
@@ -53,6 +53,26 @@ def db_partition(
     moving their rows (one transaction per table: rerun to finish an interrupted run), then
     rebuild the HNSW indexes, one partition per connection (docs/scale.md)."""
     _partition(count, jobs)
+
+
+@db_app.command("lean-index")
+def db_lean_index(
+    model: ModelOption = defaults.MODEL,
+    drop: Annotated[bool, typer.Option("--drop", help="Remove the lean index instead.")] = False,
+    jobs: PartitionJobsOption = defaults.INDEX_JOBS,
+) -> None:
+    """Build the memory-lean index of MODEL: a binary-quantised HNSW (one bit per dimension,
+    Hamming distance), 0.11x the size of the halfvec HNSW, searched by ccvec.nearest_lean (Hamming
+    candidates reranked by cosine). An option beside ccvec's index, not the default (docs/scale.md)."""
+    from ccvec import partitions
+
+    with schema_connection() as conn:
+        if drop:
+            partitions.drop_lean_index(conn, model)
+            console.print(f"lean index of {safe(model)} dropped")
+            return
+        partitions.build_index(conn, model, jobs, kind="binary")
+    console.print(f"lean index of {safe(model)} built: query it with ccvec.nearest_lean(model, vector, k)")
 
 
 def _partition(count: int, jobs: int) -> None:
