@@ -298,7 +298,7 @@ COMMENT ON FUNCTION ccvec.has_embedding_index(text) IS
 CREATE FUNCTION ccvec.nearest_lean(p_model text, p_query halfvec, p_k integer, p_candidates integer DEFAULT 200,
                                    p_exclude uuid DEFAULT NULL)
 RETURNS TABLE (identifier uuid, similarity real)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql AS $$
 DECLARE d integer := ccvec.model_dim(p_model);
 BEGIN
     IF p_k < 1 OR p_candidates < p_k THEN
@@ -306,6 +306,10 @@ BEGIN
             USING ERRCODE = 'VC001';
     END IF;
     PERFORM set_config('hnsw.ef_search', greatest(p_candidates, current_setting('hnsw.ef_search')::integer)::text, true);
+    -- With hundreds of candidates the planner would rather scan and sort every sign vector of the
+    -- model (1 s per query at 100k, bench/scale.py): make the candidates come from the index.
+    PERFORM set_config('enable_seqscan', 'off', true);
+    PERFORM set_config('enable_sort', 'off', true);
     RETURN QUERY EXECUTE format(
         'SELECT c.identifier, (1 - (c.embedding::halfvec(%1$s) <=> $1::halfvec(%1$s)))::real
          FROM (SELECT e.identifier, e.embedding FROM ccvec.image_embedding e
