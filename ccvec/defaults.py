@@ -36,6 +36,14 @@ DEDUP_LINK = 0.55  # groups merge while > half their member pairs match directly
 DEDUP_PREFER = ("original", "largest", "provider", "oldest")  # canonical, after grouping
 CONFIRM_REBUILD_ABOVE = 100_000  # `dedup --rebuild` asks (or needs --yes) when more images are grouped
 
+# Storage layout (docs/scale.md): hash partitions on identifier of image_feature, image_embedding
+# and knn_edge (1 = plain tables), and connections that build one partition's HNSW index each.
+PARTITIONS = 1
+INDEX_JOBS = 2
+# The memory-lean index (binary-quantised HNSW + cosine rerank; docs/scale.md, bench/scale.py):
+# Hamming candidates reranked per query. An option, not the default (recall measured there).
+LEAN_CANDIDATES = 200
+
 # kNN graph (docs/graph.md, bench/graph.py).
 GRAPH_K = 10
 EF_SEARCH = 64

@@ -54,9 +54,9 @@ def ensure_index(conn: psycopg.Connection, model: str) -> bool:
     if db.fetch_row(conn.execute("SELECT ccvec.has_embedding_index(%s)", [model]), "checking the index")[0]:
         conn.commit()
         return False
-    conn.execute("SELECT ccvec.index_build_settings(%s, %s)", [MAINTENANCE_WORK_MEM, MAINTENANCE_WORKERS])
-    sql = "SELECT ccvec.create_embedding_index(%s, %s, %s), ccvec.index_rebuilt(%s)"
-    db.run_ddl(conn, sql, [model, HNSW_M, HNSW_EF_CONSTRUCTION, model], f"building the index of {model}")
+    from ccvec import partitions  # per partition, in parallel, when the table is partitioned
+
+    partitions.build_index(conn, model)
     return True
 
 

@@ -35,6 +35,8 @@ COVERED: dict[str, tuple[str, str]] = {
     "clusters": ("test_clusters", "test_clusters_limit_zero"),
     "db downgrade": ("test_db_upgrade_and_downgrade", "test_db_downgrade_unknown_revision"),
     "db grant": ("test_db_grant", "test_db_grant_two_levels"),
+    "db lean-index": ("test_db_lean_index", "test_db_lean_index_unknown_model"),
+    "db partition": ("test_db_partition_and_upgrade_partitions", "test_db_partition_out_of_range"),
     "db start": ("test_db_start_when_running", "test_db_start_with_database_url"),
     "db status": ("test_db_status", "test_db_status_unreachable"),
     "db stop": ("test_db_stop_when_not_running", "test_db_stop_extra_argument"),
@@ -515,6 +517,43 @@ def test_db_upgrade_and_downgrade(cli: Cli, fresh_database_url: str, monkeypatch
     assert "(up to date)" in ok(cli("db", "status")).stdout
     assert "schema at base" in ok(cli("db", "downgrade", "base", "--yes")).stdout
     assert "schema      none" in ok(cli("db", "status")).stdout
+
+
+def test_db_partition_and_upgrade_partitions(
+    cli: Cli, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    assert (
+        "image_feature 2, image_embedding 2, knn_edge 2"
+        in ok(cli("db", "upgrade", "--partitions", "2")).stdout
+    )
+    assert "partitions  image_feature 2" in ok(cli("db", "status")).stdout
+    assert "nothing to move" in ok(cli("db", "partition", "2", "--jobs", "1")).stdout
+    assert "image_feature 1, image_embedding 1, knn_edge 1" in ok(cli("db", "partition", "1")).stdout
+    ok(cli("db", "partition", "3"))
+    assert "schema at base" in ok(cli("db", "downgrade", "base", "--yes")).stdout  # from partitioned
+
+
+def test_db_lean_index(cli: Cli, loaded: Path, conn: psycopg.Connection) -> None:
+    assert "lean index of tiny-cmd built" in ok(cli("db", "lean-index", "--model", MODEL)).stdout
+    query = conn.execute("SELECT embedding FROM ccvec.image_embedding LIMIT 1").fetchone()[0]
+    found = conn.execute("SELECT * FROM ccvec.nearest_lean(%s, %s, 2, 4)", [MODEL, query]).fetchall()
+    conn.commit()  # the drop below waits for readers of the table
+    assert len(found) == 2 and found[0][1] == pytest.approx(1.0, abs=1e-3)
+    assert "dropped" in ok(cli("db", "lean-index", "--model", MODEL, "--drop")).stdout
+    assert conn.execute("SELECT ccvec.indexed_models('binary')").fetchall() == []
+
+
+def test_db_lean_index_unknown_model(cli: Cli) -> None:
+    usage_error(cli("db", "lean-index", "--model", "nosuch"), "no model named nosuch")
+
+
+def test_db_partition_out_of_range(
+    cli: Cli, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    ok(cli("db", "upgrade"))
+    usage_error(cli("db", "partition", "5000"), "out of range")
 
 
 def test_db_upgrade_unknown_revision(cli: Cli, no_schema: str) -> None:

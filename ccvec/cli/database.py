@@ -8,21 +8,84 @@ import psycopg
 import typer
 from rich.table import Table
 
-from ccvec import config, db, migrate
-from ccvec.cli.common import app, confirm_destructive, console, safe, schema_connection
+from ccvec import config, db, defaults, migrate
+from ccvec.cli.common import ModelOption, app, confirm_destructive, console, safe, schema_connection
 from ccvec.errors import CcvecError
 
 db_app = typer.Typer(help="Manage the database: embedded server, schema, status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
+PartitionJobsOption = Annotated[
+    int,
+    typer.Option("--jobs", min=1, help="Connections building HNSW indexes at once, one partition each."),
+]
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions",
+            min=1,
+            help="Hash partitions of image_feature, image_embedding and knn_edge (1: plain tables, "
+            "what a new database gets). Default: keep the current layout.",
+        ),
+    ] = None,
+    jobs: PartitionJobsOption = defaults.INDEX_JOBS,
 ) -> None:
-    """Create or update ccvec's schema (alembic migrations applying sql/)."""
+    """Create or update ccvec's schema (alembic migrations applying sql/); with --partitions,
+    then give the growing tables that many hash partitions (as `ccvec db partition`)."""
     migrate.upgrade(db.resolve_url(), revision)
     console.print(f"schema at {revision if revision != 'head' else migrate.head_revision()}")
+    if partitions is not None:
+        _partition(partitions, jobs)
+
+
+@db_app.command("partition")
+def db_partition(
+    count: Annotated[int, typer.Argument(help="Partitions per table; 1 turns them back into plain tables.")],
+    jobs: PartitionJobsOption = defaults.INDEX_JOBS,
+) -> None:
+    """Re-create image_feature, image_embedding and knn_edge as COUNT hash partitions on identifier,
+    moving their rows (one transaction per table: rerun to finish an interrupted run), then
+    rebuild the HNSW indexes, one partition per connection (docs/scale.md)."""
+    _partition(count, jobs)
+
+
+@db_app.command("lean-index")
+def db_lean_index(
+    model: ModelOption = defaults.MODEL,
+    drop: Annotated[bool, typer.Option("--drop", help="Remove the lean index instead.")] = False,
+    jobs: PartitionJobsOption = defaults.INDEX_JOBS,
+) -> None:
+    """Build the memory-lean index of MODEL: a binary-quantised HNSW (one bit per dimension,
+    Hamming distance), 0.11x the size of the halfvec HNSW, searched by ccvec.nearest_lean (Hamming
+    candidates reranked by cosine). An option beside ccvec's index, not the default (docs/scale.md)."""
+    from ccvec import partitions
+
+    with schema_connection() as conn:
+        if drop:
+            partitions.drop_lean_index(conn, model)
+            console.print(f"lean index of {safe(model)} dropped")
+            return
+        partitions.build_index(conn, model, jobs, kind="binary")
+    console.print(f"lean index of {safe(model)} built: query it with ccvec.nearest_lean(model, vector, k)")
+
+
+def _partition(count: int, jobs: int) -> None:
+    from ccvec import partitions
+
+    with schema_connection() as conn:
+        changed = partitions.repartition(conn, count, jobs)
+        layout = partitions.layout(conn)
+    moved = ", ".join(changed) if changed else "nothing to move"
+    console.print(
+        f"{count} partition(s) per table ({moved}): "
+        + ", ".join(f"{table} {n}" for table, n in layout.items())
+    )
 
 
 @db_app.command("downgrade")
@@ -93,10 +156,13 @@ def db_status() -> None:
                 if _table_exists(conn, table):
                     counts[table] = _row_count(conn, table)
         missing: list[str] = []
+        layout: dict[str, int] = {}
         if revision == migrate.head_revision():
             from ccvec.load import missing_indexes
+            from ccvec.partitions import layout as partition_layout
 
             missing = missing_indexes(conn)
+            layout = partition_layout(conn)
     head = migrate.head_revision()
     where = "embedded" if not config.database_url() else "DATABASE_URL"
     console.print(f"database    {db.redact(url)} ({where})")
@@ -104,6 +170,8 @@ def db_status() -> None:
     console.print(f"pgvector    {pgvector}")
     state = "up to date" if revision == head else f"behind: run `ccvec db upgrade` (head {head})"
     console.print(f"schema      {revision or 'none'} ({state})")
+    if layout:
+        console.print("partitions  " + ", ".join(f"{table} {n}" for table, n in layout.items()))
     for model in missing:
         console.print(
             f"index       [yellow]missing[/yellow]: the HNSW index of {safe(model)} was dropped by a load "
