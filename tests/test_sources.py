@@ -77,7 +77,7 @@ def test_jsonl_manifest_and_its_bad_rows(tmp_path: Path) -> None:
         "5": "column meta_data must be a JSON object, got [1, 2]",
         "6": "column width is not an integer: 'wide'",
         "7": "each tag needs a name: {'accuracy': 1}",
-        "9": "not valid JSON: Expecting property name enclosed in double quotes",
+        "9": "not valid JSON: Expecting property name enclosed in double quotes at column 2",
         "10": "a JSON Lines row must be an object",
     }
 
