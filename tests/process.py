@@ -4,6 +4,7 @@ runs it in-process; these are for what needs a process of its own: exit codes, s
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -32,7 +33,10 @@ def run_ccvec(
 
 
 def start_ccvec(*args: str, database_url: str) -> subprocess.Popen[str]:
-    """Start `ccvec ARGS` in its own session (so a test can signal or kill its whole group)."""
+    """Start `ccvec ARGS` in its own session (so a test can signal or kill its whole group), with
+    Ctrl-C at its default even when the tests themselves run in the background of a script (a shell
+    starts background jobs with SIGINT ignored, children inherit that, and Python then installs no
+    KeyboardInterrupt handler: the Ctrl-C tests would test nothing)."""
     return subprocess.Popen(
         [*COMMAND, *args],
         env=environment(database_url),
@@ -41,4 +45,9 @@ def start_ccvec(*args: str, database_url: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
