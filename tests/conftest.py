@@ -120,3 +120,14 @@ def cli(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> Callable[.
         return runner.invoke(app, [str(a) for a in args])
 
     return invoke
+
+
+@pytest.fixture()
+def tiny(conn: psycopg.Connection, tmp_path: Path) -> str:
+    """The tiny test model, registered under a name of its own; returns the name (tests that need a
+    fixed name or the ONNX file define their own `tiny` with `register_tiny`)."""
+    from .tiny_model import register_tiny
+
+    name = f"tiny-{uuid.uuid4().hex[:6]}"
+    register_tiny(conn, tmp_path, name)
+    return name

@@ -20,10 +20,9 @@ from typer.testing import Result
 
 from ccvec import scores
 from ccvec.cli import app
-from ccvec.models import registry
 
 from .images import photo
-from .tiny_model import TINY_DIM, TINY_SIZE, build_tiny_model, tiny_spec
+from .tiny_model import TINY_DIM, TINY_SIZE, build_tiny_model, register_tiny
 
 Cli = Callable[..., Result]
 MODEL = "tiny-cmd"
@@ -128,10 +127,7 @@ def images(folder: Path, names: tuple[str, ...] = ("chelsea", "coffee", "astrona
 @pytest.fixture()
 def tiny(conn: psycopg.Connection, tmp_path: Path) -> Path:
     """The tiny model, registered; returns its ONNX file."""
-    onnx = build_tiny_model(tmp_path / "tiny.onnx")
-    registry.add_model(conn, onnx, tiny_spec(MODEL))
-    conn.commit()
-    return onnx
+    return register_tiny(conn, tmp_path, MODEL)
 
 
 @pytest.fixture()

@@ -35,16 +35,6 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.fixture()
-def tiny(conn: psycopg.Connection, tmp_path: Path) -> str:
-    from ccvec.models import registry
-
-    name = f"tiny-{uuid.uuid4().hex[:6]}"
-    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec(name))
-    conn.commit()
-    return name
-
-
 def images(folder: Path, n: int, seed: int) -> str:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)

@@ -28,19 +28,8 @@ from ccvec.load import LoadOptions, Prepared, _write_batch, load
 from ccvec.sources import CATALOG_COLUMNS
 
 from .images import broken_files, encode, photo
-from .tiny_model import build_tiny_model, tiny_spec
 
 PNG = encode(Image.fromarray(np.random.default_rng(5).integers(0, 255, (24, 24, 3), np.uint8)), "PNG")
-
-
-@pytest.fixture()
-def tiny(conn: psycopg.Connection, tmp_path: Path) -> str:
-    from ccvec.models import registry
-
-    name = f"tiny-{uuid.uuid4().hex[:6]}"
-    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec(name))
-    conn.commit()
-    return name
 
 
 def options(model: str, **policy) -> LoadOptions:

@@ -11,12 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ccvec.models import registry
 from ccvec.outdir import MANIFEST
 from ccvec.sources import file_location, identity
 
 from .images import photo, write_photos
-from .tiny_model import build_tiny_model, tiny_spec
+from .tiny_model import register_tiny
 
 MODEL = "tiny-run"
 
@@ -51,8 +50,7 @@ def image_pages(out: Path) -> set[str]:
 
 @pytest.fixture()
 def tiny(conn: psycopg.Connection, tmp_path: Path) -> str:
-    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec(MODEL))
-    conn.commit()
+    register_tiny(conn, tmp_path, MODEL)
     return MODEL
 
 

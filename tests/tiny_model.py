@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import psycopg
 from onnx import TensorProto, helper, numpy_helper
 
 from ccvec.models.spec import ModelSpec
@@ -50,3 +51,13 @@ def tiny_spec(name: str = "tiny") -> ModelSpec:
         input_name="pixels",
         output_name="embedding",
     )
+
+
+def register_tiny(conn: psycopg.Connection, folder: Path, name: str) -> Path:
+    """Build the tiny model in `folder`, register it as `name` and commit; returns its ONNX file."""
+    from ccvec.models import registry
+
+    onnx_file = build_tiny_model(folder / "tiny.onnx")
+    registry.add_model(conn, onnx_file, tiny_spec(name))
+    conn.commit()
+    return onnx_file
