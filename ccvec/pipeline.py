@@ -242,7 +242,7 @@ def scores_step(
     if not changed and populated:
         summary.steps["scores"] = "up to date"
         return False
-    stages = 7
+    stages = scores.REFRESH_STAGES
     done = 0
 
     def stage(name: str, seconds: float) -> None:

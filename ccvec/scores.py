@@ -125,6 +125,8 @@ def _check(fields: list[str], width: int) -> str | None:
 
 # ---------------------------------------------------------------- the refresh
 
+REFRESH_STAGES = 7  # stage() calls in refresh() when a graph exists (VisualRank): a progress bar's total
+
 
 def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool = False) -> dict[str, float]:
     """Recompute everything, in dependency order; idempotent. Returns seconds per stage.
