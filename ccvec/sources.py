@@ -276,13 +276,7 @@ def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
         if problem:
             yield BadRow(display_path(path), problem)
             continue
-        try:
-            location = file_location(path)
-        except ValueError as exc:
-            yield BadRow(display_path(path), str(exc))
-            continue
-        metadata, notes = _file_metadata(path, location)
-        yield SourceItem(identity(location), location, metadata, warnings=tuple(notes))
+        yield from single_file(path)
 
 
 def not_a_regular_file(path: Path) -> str | None:
