@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ccvec.errors import CcvecError
 from ccvec.fetch import FetchError, read_file
+from ccvec.outdir import check_writable
 from ccvec.sources import local_path, not_a_regular_file
 
 THUMB = 160
@@ -69,6 +70,13 @@ def folder_of(cluster: int, size: int) -> Path:
     return Path("unclustered") if size == 1 else Path(f"cluster_with_{size}") / f"cluster_{cluster}"
 
 
+def check_target(target: Path) -> None:
+    """An export goes to a new or empty folder that can be created: never over existing files."""
+    check_writable(target, "TARGET")
+    if target.is_dir() and any(target.iterdir()):
+        raise CcvecError(f"{target} is not empty: choose a new folder")
+
+
 def export_folders(
     clusters: dict[int, list[tuple[Path, str]]],
     target: Path,
@@ -78,8 +86,7 @@ def export_folders(
     """Write cluster_with_N/cluster_i/ and unclustered/ folders, READMEs and labels.csv; returns
     the number of image files written. Names are made unique within a folder and never overwrite
     anything."""
-    if target.exists() and any(target.iterdir()):
-        raise CcvecError(f"{target} is not empty: choose a new folder")
+    check_target(target)
     labels = labels or {}
     target.mkdir(parents=True, exist_ok=True)
     written = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,24 @@ def _files_under(root: Path) -> list[str]:
     return found
 
 
+def check_writable(root: Path, option: str) -> None:
+    """Refuse, before any work, a folder ccvec could not create or write: a file in its place, a
+    parent that is a file or does not resolve, or one without write permission."""
+    if root.exists() and not root.is_dir():
+        raise CcvecError(f"{root} is a file: {option} needs a folder")
+    existing = root
+    while not existing.exists():
+        if existing.is_symlink():  # a dangling link would be followed by mkdir
+            raise CcvecError(f"cannot create {root}: {existing} is a dangling symlink")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CcvecError(f"cannot create {root}: {existing} is not a folder")
+    try:  # os.access says yes to root even where the kernel refuses (/proc, read-only mounts)
+        os.rmdir(tempfile.mkdtemp(prefix=".ccvec-probe-", dir=existing))
+    except OSError as exc:
+        raise CcvecError(f"cannot write {root}: {exc.strerror or exc} in {existing}") from exc
+
+
 class OutDir:
     """Collects the files of one refresh of OUT, then commits them (see the module docstring)."""
 
@@ -47,11 +66,10 @@ class OutDir:
         self.meta: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, root: Path) -> OutDir:
-        """Check that OUT is new, empty or ccvec's own; refuse otherwise."""
+    def open(cls, root: Path, option: str = "--out") -> OutDir:
+        """Check that OUT is new, empty or ccvec's own, and writable; refuse otherwise."""
         root = root.expanduser()
-        if root.exists() and not root.is_dir():
-            raise CcvecError(f"{root} is a file: --out needs a folder")
+        check_writable(root, option)
         out = cls(root)
         if root.exists():
             ours = out.previous_files | {MANIFEST, MANIFEST + ".tmp"}

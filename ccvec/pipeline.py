@@ -320,7 +320,7 @@ def report_only(
 ) -> RunSummary:
     """`ccvec report OUT`: rewrite the report from the database, for the sources OUT was made
     from (or those given; the whole database for a new OUT without sources)."""
-    outdir = OutDir.open(out)
+    outdir = OutDir.open(out, "OUT")
     sources = normalise_sources(sources) if sources else outdir.previous.get("sources")
     summary = RunSummary(sources or [])
     with db.connection() as conn:

@@ -48,7 +48,11 @@ COVERED: dict[str, tuple[str, str]] = {
     "experiment power": ("test_experiment_power", "test_experiment_power_impossible"),
     "experiment report": ("test_experiment_lifecycle", "test_experiment_report_unknown"),
     "experiment stop": ("test_experiment_lifecycle", "test_experiment_stop_unknown"),
-    "export-clusters": ("test_export_clusters", "test_export_clusters_without_clusters"),
+    "export-clusters": (
+        "test_export_clusters",
+        "test_export_clusters_without_clusters",
+        "test_export_clusters_unwritable_target",
+    ),
     "graph add": ("test_graph_add", "test_graph_add_without_graph"),
     "graph build": ("test_graph_build_and_status", "test_graph_build_k_zero"),
     "graph status": ("test_graph_build_and_status", "test_graph_status_without_schema"),
@@ -59,8 +63,13 @@ COVERED: dict[str, tuple[str, str]] = {
     "novelty fit": ("test_novelty_fit_and_score", "test_novelty_fit_without_selector"),
     "novelty score": ("test_novelty_fit_and_score", "test_novelty_score_unknown"),
     "refresh": ("test_refresh_and_scores", "test_refresh_without_schema"),
-    "report": ("test_report", "test_report_into_foreign_folder"),
-    "run": ("test_run", "test_run_missing_source", "test_run_bad_sim_fails_before_loading"),
+    "report": ("test_report", "test_report_into_foreign_folder", "test_report_unwritable_out"),
+    "run": (
+        "test_run",
+        "test_run_missing_source",
+        "test_run_bad_sim_fails_before_loading",
+        "test_run_unwritable_out_fails_before_loading",
+    ),
     "scores": ("test_refresh_and_scores", "test_scores_not_a_uuid"),
     "similar": ("test_similar", "test_similar_bad_phash"),
     "spark features": (SPARK_HAPPY, "test_spark_features_onnx_without_spec"),
@@ -272,6 +281,14 @@ def test_export_clusters_without_clusters(cli: Cli, tmp_path: Path) -> None:
     usage_error(cli("export-clusters", tmp_path / "export"), "no clusters yet")
 
 
+def test_export_clusters_unwritable_target(cli: Cli, tmp_path: Path) -> None:
+    """Checked before the clusters are read (this database has none): one line, nothing written."""
+    (tmp_path / "notes.txt").write_text("a file")
+    usage_error(cli("export-clusters", tmp_path / "notes.txt"), "notes.txt is a file: TARGET needs a folder")
+    usage_error(cli("export-clusters", tmp_path / "notes.txt" / "x"), "notes.txt is not a folder")
+    usage_error(cli("export-clusters", "/proc/ccvec-nowhere/x"), "cannot write /proc/ccvec-nowhere/x")
+
+
 def test_tags(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
     ok(cli("refresh"))  # computes the inferred tags
     ident = identifiers(conn)[0]
@@ -366,6 +383,23 @@ def test_run(cli: Cli, tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     ok(cli("run", folder, "--model", MODEL, "--k", "2", "--out", out))
     assert (out / "index.html").is_file()
+
+
+def test_report_unwritable_out(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file")
+    usage_error(cli("report", tmp_path / "notes.txt"), "notes.txt is a file: OUT needs a folder")
+    usage_error(cli("report", "/proc/ccvec-nowhere/x"), "cannot write /proc/ccvec-nowhere/x")
+
+
+def test_run_unwritable_out_fails_before_loading(
+    cli: Cli, tiny: Path, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    folder = images(tmp_path / "photos")
+    (tmp_path / "notes.txt").write_text("a file")
+    usage_error(
+        cli("run", folder, "--model", MODEL, "--out", tmp_path / "notes.txt" / "report"), "is not a folder"
+    )
+    assert conn.execute("SELECT count(*) FROM ccvec.image_feature").fetchone() == (0,)  # nothing loaded
 
 
 def test_run_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:

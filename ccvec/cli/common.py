@@ -295,10 +295,22 @@ def main() -> None:
         _fail(str(error))
     except KeyboardInterrupt:
         _interrupted()
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:  # the machine's file system refused: a full disk, a folder gone, permissions
+        _fail(_os_error(exc))
     except SystemExit as exc:
         if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
             _interrupted()
         raise
+
+
+def _os_error(exc: OSError) -> str:
+    """One line naming the file and the system's reason, e.g. "cannot write /x/y: No space left on
+    device"."""
+    where = f" {exc.filename}" if exc.filename is not None else ""
+    return f"the file system refused{where}: {exc.strerror or exc}"
 
 
 def _operational(exc: psycopg.Error) -> str:

@@ -151,6 +151,7 @@ def export_clusters_command(
     each folder's label in labels.csv and a README, and contact sheets captioned with the labels."""
     from ccvec import clusters, export
 
+    export.check_target(target)  # before any work
     with schema_connection() as conn, stages() as bar:
         if run is None:
             row = conn.execute("SELECT ccvec.newest_cluster_run()").fetchone()
