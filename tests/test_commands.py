@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +72,7 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_run_unwritable_out_fails_before_loading",
     ),
     "scores": ("test_refresh_and_scores", "test_scores_not_a_uuid"),
-    "similar": ("test_similar", "test_similar_bad_phash"),
+    "similar": ("test_similar", "test_similar_bad_phash", "test_similar_image_not_a_file"),
     "spark features": (SPARK_HAPPY, "test_spark_features_onnx_without_spec"),
     "tags": ("test_tags", "test_tags_id_and_all"),
 }
@@ -201,6 +202,18 @@ def test_similar(cli: Cli, loaded: Path) -> None:
 
 def test_similar_bad_phash(cli: Cli) -> None:
     usage_error(cli("similar", "--phash", "not-hex"), "not-hex")
+
+
+def test_similar_image_not_a_file(cli: Cli, tmp_path: Path) -> None:
+    """--image reads as `ccvec load` does, and says why a path is not an image file."""
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    usage_error(cli("similar", "--image", fifo), "pipe.jpg: is a FIFO (named pipe), not a regular file")
+    usage_error(cli("similar", "--image", tmp_path), "is a directory, not a regular file")
+    usage_error(cli("similar", "--image", loop), "loop.jpg: symlink loop")
+    usage_error(cli("similar", "--image", tmp_path / "none.jpg"), "none.jpg: file not found")
 
 
 def test_dedup(cli: Cli, loaded: Path, tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ def similar_command(
         return
     from ccvec import neardup, phash
     from ccvec.decode import DecodeError, decode
+    from ccvec.fetch import FetchError, read_file
+    from ccvec.sources import display_path
 
     if sum(x is not None for x in (phash_hex, image, identifier)) != 1:
         raise CcvecError("give exactly one of --phash, --image or --identifier")
@@ -66,12 +68,10 @@ def similar_command(
             except ValueError as exc:
                 raise CcvecError(str(exc)) from exc
         elif image is not None:
-            if not image.is_file():
-                raise CcvecError(f"{image}: no such file")
-            try:
-                grid = decode(image.read_bytes(), None).hash_grid
-            except (OSError, DecodeError) as exc:
-                raise CcvecError(f"{image}: {exc}") from exc
+            try:  # the loader's reading: a FIFO, a folder or a symlink loop is named as such
+                grid = decode(read_file(image, defaults.MAX_BYTES), None).hash_grid
+            except (FetchError, DecodeError) as exc:
+                raise CcvecError(f"{display_path(image)}: {exc}") from exc
             query = int(phash.phash_from_pixels(grid[None])[0])
         else:
             if identifier is None:  # unreachable: exactly one of the three was given
