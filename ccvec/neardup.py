@@ -248,6 +248,25 @@ class GroupReport:
     largest: list[tuple[uuid.UUID, int, int]]  # (group id, size, max distance)
 
 
+MEMBER_COLUMNS = (
+    "group",
+    "size",
+    "identifier",
+    "canonical",
+    "distance",
+    "similarity",
+    "matched_by",
+    "location",
+    "title",
+)
+
+
+def members(conn: psycopg.Connection) -> list[tuple[object, ...]]:
+    """Every member of every group of two or more, largest groups first, canonical first in each
+    (MEMBER_COLUMNS): what a script needs to decide which copies to keep."""
+    return conn.execute("SELECT * FROM ccvec.duplicate_listing()").fetchall()
+
+
 def report(conn: psycopg.Connection, top: int | None = 10) -> GroupReport:
     (images,) = db.fetch_row(conn.execute("SELECT ccvec.duplicate_member_count()"), "counting grouped images")
     groups, dupes = db.fetch_row(

@@ -219,8 +219,15 @@ def test_similar_image_not_a_file(cli: Cli, tmp_path: Path) -> None:
 def test_dedup(cli: Cli, loaded: Path, tmp_path: Path) -> None:
     copy = images(tmp_path / "copy", ("coffee",))
     ok(cli("load", copy, "--model", MODEL, "--workers", "0"))
-    groups = json.loads(ok(cli("dedup", "--model", MODEL, "--format", "json")).stdout)
-    assert [len(g["members"]) if "members" in g else g.get("size") for g in groups] == [2], groups
+    members = json.loads(ok(cli("dedup", "--model", MODEL, "--format", "json")).stdout)
+    assert [(m["size"], Path(m["location"]).name) for m in members] == [(2, "coffee.png")] * 2, members
+    assert [m["canonical"] for m in members] == [True, False]  # canonical first
+    assert len({m["group"] for m in members}) == 1 and members[1]["distance"] == 0
+    listing = ok(cli("dedup", "--report", "--format", "csv")).stdout.splitlines()
+    assert listing[0] == "group,size,identifier,canonical,distance,similarity,matched_by,location,title"
+    assert len(listing) == 3
+    summary = ok(cli("dedup", "--report")).stdout
+    assert "1 duplicate groups" in summary and "coffee" in summary  # the canonical image's title
 
 
 def test_dedup_radius_out_of_range(cli: Cli, conn: psycopg.Connection) -> None:

@@ -23,6 +23,7 @@ from ccvec.cli.common import (
     emit,
     parse_uuid,
     progress,
+    safe,
     schema_connection,
 )
 from ccvec.errors import CcvecError
@@ -151,7 +152,10 @@ def dedup_command(
         typer.Option("--yes", help="Do not ask before --rebuild of a large run (needed off a terminal)."),
     ] = False,
     fmt: Annotated[
-        Format, typer.Option("--format", help="table: a summary; csv or json: every group (for programs).")
+        Format,
+        typer.Option(
+            "--format", help="table: a summary; csv or json: every member of every group, canonical first."
+        ),
     ] = Format.table,
     jobs: JobsOption = defaults.SEARCH_JOBS,
 ) -> None:
@@ -181,9 +185,17 @@ def dedup_command(
                     on_progress=update,
                     jobs=jobs,
                 )
-        summary = neardup.report(conn, top=None if fmt != Format.table else 10)
+        if fmt != Format.table:
+            members = neardup.members(conn)
+        else:
+            summary = neardup.report(conn)
+            titles = dict(
+                conn.execute(
+                    "SELECT * FROM ccvec.catalog_titles(%s)", [[g for g, _, _ in summary.largest]]
+                ).fetchall()
+            )
     if fmt != Format.table:
-        emit(["group", "size", "max_distance"], summary.largest, fmt)
+        emit(list(neardup.MEMBER_COLUMNS), members, fmt)
         return
     console.print(
         f"{summary.images:,} images, {summary.groups:,} duplicate groups, "
@@ -195,8 +207,14 @@ def dedup_command(
             table.add_row(bucket, f"{n:,}")
         console.print(table)
         largest = Table(
-            "group (canonical identifier)", "size", "max distance", title="largest groups", box=None
+            "group (canonical identifier)",
+            "size",
+            "max distance",
+            "canonical image",
+            title="largest groups",
+            box=None,
         )
         for group_id, size, max_distance in summary.largest:
-            largest.add_row(str(group_id), str(size), str(max_distance))
+            largest.add_row(str(group_id), str(size), str(max_distance), safe(titles.get(group_id) or ""))
         console.print(largest)
+        console.print("every member, its location and the canonical one: --report --format csv (or json)")

@@ -1,0 +1,1 @@
+DROP FUNCTION ccvec.duplicate_listing();
