@@ -331,7 +331,7 @@ def _split(
     items, bad, warnings = [], [], []
     for entry in entries:
         if isinstance(entry, BadRow):
-            bad.append(Failed(entry.source, "manifest", entry.reason))
+            bad.append(Failed(entry.source, entry.stage, entry.reason))
         else:
             items.append(entry)
             if entry.warnings:

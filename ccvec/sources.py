@@ -99,6 +99,7 @@ class SourceItem:
 class BadRow:
     source: str  # "manifest.csv:12"
     reason: str
+    stage: str = "manifest"  # "fetch" for a file that cannot be read (a FIFO in a folder, a loop)
 
 
 def identity(location: str) -> uuid.UUID:
@@ -274,7 +275,7 @@ def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
             continue
         problem = not_a_regular_file(path)
         if problem:
-            yield BadRow(display_path(path), problem)
+            yield BadRow(display_path(path), problem, "fetch")
             continue
         yield from single_file(path)
 
@@ -547,7 +548,7 @@ def single_file(path: Path) -> Iterator[SourceItem | BadRow]:
     try:
         location = file_location(path)
     except ValueError as exc:
-        yield BadRow(display_path(path), str(exc))
+        yield BadRow(display_path(path), str(exc), "fetch")
         return
     metadata, notes = _file_metadata(path, location)
     yield SourceItem(identity(location), location, metadata, warnings=tuple(notes))

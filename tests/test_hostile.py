@@ -487,9 +487,9 @@ def test_hostile_files_through_the_cli(
     assert f"skipped 1 (already loaded), failed {len(expected)}" in result.stdout
     stored = {r[0] for r in conn.execute("SELECT url FROM ccvec.image")}
     assert len(stored) == len(good), (sorted(stored), result.stdout, result.stderr)
-    errors = {}
-    for source, reason in conn.execute(
-        "SELECT source, reason FROM ccvec.load_error WHERE stage <> 'warning'"
+    errors, stages = {}, {}
+    for source, stage, reason in conn.execute(
+        "SELECT source, stage, reason FROM ccvec.load_error WHERE stage <> 'warning'"
     ):
         path = (
             os.fsdecode(unquote_to_bytes(source[len("file://") :]))
@@ -497,9 +497,13 @@ def test_hostile_files_through_the_cli(
             else source
         )
         errors[os.path.basename(path)] = reason
+        stages[os.path.basename(path)] = stage
     assert len(errors) == len(expected), sorted(set(errors) ^ set(expected))
     for name, fragment in expected.items():
         assert fragment in errors[name], (name, errors[name])
+    # the stages docs/loading.md gives: a file that cannot be read is `fetch`, bad bytes `decode`
+    assert {stages[n] for n in ("dir.jpg", "fifo.jpg", "loop.jpg", "dangling.png", "sock.png")} == {"fetch"}
+    assert stages["html.webp"] == "decode"
 
 
 def test_export_only_copies_the_loaded_images_and_never_overwrites(tmp_path: Path) -> None:
