@@ -143,7 +143,7 @@ def resolve(host: str, port: int, allow_private: bool, allowed: frozenset[str] =
             problem = None if address in allowed else address_problem(address)
             if problem:
                 raise FetchError(
-                    f"refused: host {host!r} resolves to {problem}; "
+                    f"refused: host {host!r} resolves to an address that is not public ({problem}); "
                     "--allow-private-urls allows such addresses"
                 )
     return addresses

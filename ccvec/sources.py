@@ -535,7 +535,7 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, JSONObject | str]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield number, f"not valid JSON: {exc.msg} at column {exc.colno}"
+                yield number, f"not valid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
                 continue
             except (ValueError, RecursionError) as exc:  # int too long, nesting too deep
                 yield number, f"not usable JSON: {str(exc)[:120] or type(exc).__name__}"

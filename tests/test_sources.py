@@ -65,7 +65,8 @@ def test_jsonl_manifest_and_its_bad_rows(tmp_path: Path) -> None:
         {"path": "a.jpg", "tags": [{"accuracy": 1}]},
         {"path": "b.jpg", "tags": ["", {"name": " "}, "kept"]},
     ]
-    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken json\n[1,2]\n")
+    broken = "{broken json\n[1,2]\n" + '{"path": "tab\tin.jpg"}\n'  # the last: a raw tab in a string
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n" + broken)
     items, bad = items_and_bad(manifest)
     assert len(items) == 2 and items[0].metadata["tags"][0]["provider"] == "clarifai"
     assert items[1].metadata["tags"] == [{"name": "kept"}]  # empty labels dropped, the image kept
@@ -79,6 +80,7 @@ def test_jsonl_manifest_and_its_bad_rows(tmp_path: Path) -> None:
         "7": "each tag needs a name: {'accuracy': 1}",
         "9": "not valid JSON: Expecting property name enclosed in double quotes at column 2",
         "10": "a JSON Lines row must be an object",
+        "11": "not valid JSON: Invalid control character at column 14",  # json's "… at" not doubled
     }
 
 
