@@ -556,6 +556,8 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true", help="only the --scale part")
     parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.data.is_dir():
+        parser.error(f"{args.data}: no such folder")
     if args.scale_one:
         scale_one(args.scale_one)
         return

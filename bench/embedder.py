@@ -180,6 +180,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=4, help="copies of the first folder loaded end to end")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N originals per folder")
     args = parser.parse_args()
+    for folder in args.folders:
+        if not folder.is_dir():
+            parser.error(f"{folder}: no such folder")
     work = Path(tempfile.mkdtemp(prefix="ccvec-embedder-"))
     os.environ["CCVEC_HOME"] = str(work / "home")
     os.environ.pop("DATABASE_URL", None)

@@ -121,7 +121,7 @@ def quality(stamps: Path, work: Path) -> None:
             f"(graph k=10, recall@10 {run.recall:.3f})"
         )
         print(
-            f"{'sim':>4s} | {'ccvec mutual-kNN (default)':^33s} | {'ccvec average linkage':^33s} | "
+            f"{'sim':>4s} | {'ccvec mutual-kNN (--sim)':^33s} | {'ccvec average linkage':^33s} | "
             f"{'imagecluster (scipy average)':^33s}"
         )
         print(
@@ -442,6 +442,8 @@ def main() -> None:
     parser.add_argument("--clusters", action="store_true", help="also time clustering and scipy at scale")
     parser.add_argument("--jobs", type=int, default=defaults.SEARCH_JOBS)
     args = parser.parse_args()
+    if not args.stamps.is_dir():
+        parser.error(f"{args.stamps}: no such folder (give the stamps folder, e.g. ../shared/data/stamps)")
     if not (args.stamps / "manifest.csv").is_file():
         parser.error(f"{args.stamps} needs a manifest.csv with fine labels")
     work = Path(tempfile.mkdtemp(prefix="ccvec-graph-"))

@@ -116,6 +116,9 @@ def main() -> None:
     )
     parser.add_argument("--hnsw-rows", type=int, default=100_000)
     args = parser.parse_args()
+    for folder in args.folders:
+        if not folder.is_dir():
+            parser.error(f"{folder}: no such folder")
     folders = args.folders or [p for p in (SHARED / "photos", SHARED / "stamps") if p.is_dir()]
     if not folders:
         parser.error("give a folder of images")

@@ -68,6 +68,9 @@ def main() -> None:
     parser.add_argument("--brute-queries", type=int, default=10)
     parser.add_argument("--passes", type=int, default=3)
     args = parser.parse_args()
+    for folder in args.folders:
+        if not folder.is_dir():
+            parser.error(f"{folder}: no such folder")
     folders = args.folders or [p for p in (hb.SHARED / "photos", hb.SHARED / "stamps") if p.is_dir()]
     if not folders:
         parser.error("give a folder of images")

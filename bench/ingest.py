@@ -169,6 +169,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     if not args.folder.is_dir():
+        parser.error(f"{args.folder}: no such folder")
+    if not args.folder.is_dir():
         parser.error(f"{args.folder} is not a folder of images")
     originals = list_images(args.folder)
     if not originals:

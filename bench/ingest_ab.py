@@ -112,6 +112,8 @@ def main() -> None:
         help="a CCVEC_HOME/models folder whose built models to reuse (int8 takes minutes)",
     )
     args = parser.parse_args()
+    if not args.folder.is_dir():
+        parser.error(f"{args.folder}: no such folder")
     originals = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not originals:
         parser.error(f"no images in {args.folder}")

@@ -451,6 +451,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep edited images and databases here (reused)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N originals per folder")
     args = parser.parse_args()
+    for folder in args.folders:
+        if not folder.is_dir():
+            parser.error(f"{folder}: no such folder")
     work = args.work or Path(tempfile.mkdtemp(prefix="ccvec-neardup-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["CCVEC_HOME"] = str(work / "home")

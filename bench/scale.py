@@ -647,6 +647,9 @@ def main() -> None:
     parser.add_argument("--sim-built", type=int, default=2, help="partitions really built in the simulation")
     parser.add_argument("--maintenance-work-mem", default=graph.MAINTENANCE_WORK_MEM)
     args = parser.parse_args()
+    for folder in args.folders:
+        if not folder.is_dir():
+            parser.error(f"{folder}: no such folder")
     global MAINTENANCE_WORK_MEM
     MAINTENANCE_WORK_MEM = args.maintenance_work_mem
     work = Path(tempfile.mkdtemp(prefix="ccvec-scale-"))
