@@ -11,7 +11,7 @@ labels, medoids, inferred tags and novelty are SQL (sql/0009_clusters.up.sql, 00
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -306,18 +306,24 @@ def novelty_fit(
     where: str,
     value: str,
     model: str = defaults.MODEL,
+    images: Sequence[uuid.UUID] = (),
 ) -> int:
-    """Record the reference set (images of a load source, a provider, or carrying a tag), each
-    member's leave-one-out distance to the rest and its density-relative score; returns its size."""
-    if where not in ("source", "provider", "tag"):
-        raise CcvecError(f"unknown reference kind {where!r}: use source, provider or tag")
-    ids = [
-        r[0]
-        for r in conn.execute(
+    """Record the reference set (images of a load source, a provider, carrying a tag, or given as
+    `images` with where="images"), each member's leave-one-out distance to the rest and its
+    density-relative score; returns its size."""
+    if where == "images":
+        found = conn.execute(
+            "SELECT * FROM ccvec.novelty_reference_images(%s, %s, %s, %s)",
+            [name, model, reference, list(images)],
+        )
+    elif where in ("source", "provider", "tag"):
+        found = conn.execute(
             "SELECT * FROM ccvec.novelty_reference_set(%s, %s, %s, %s, %s)",
             [name, model, reference, where, value],
         )
-    ]
+    else:
+        raise CcvecError(f"unknown reference kind {where!r}: use source, provider, tag or images")
+    ids = [r[0] for r in found]
     if len(ids) < 2:
         conn.rollback()
         raise CcvecError(f"reference {reference!r} matches {len(ids)} embedded image(s): need at least 2")

@@ -61,7 +61,11 @@ COVERED: dict[str, tuple[str, str]] = {
     "model add": ("test_model_add_and_list", "test_model_add_bad_mean"),
     "model build": ("test_model_build", "test_model_build_unknown_option"),
     "model list": ("test_model_add_and_list", "test_model_list_without_schema"),
-    "novelty fit": ("test_novelty_fit_and_score", "test_novelty_fit_without_selector"),
+    "novelty fit": (
+        "test_novelty_fit_and_score",
+        "test_novelty_fit_on_a_folder",
+        "test_novelty_fit_without_selector",
+    ),
     "novelty score": ("test_novelty_fit_and_score", "test_novelty_score_unknown"),
     "refresh": ("test_refresh_and_scores", "test_refresh_without_schema"),
     "report": ("test_report", "test_report_into_foreign_folder", "test_report_unwritable_out"),
@@ -327,6 +331,22 @@ def test_novelty_fit_and_score(cli: Cli, loaded: Path, conn: psycopg.Connection)
     fitted = ok(cli("novelty", "fit", "ref", "--provider", "museum", "--model", MODEL)).stdout
     assert "3 reference images" in fitted
     assert "scored 1 images against 'ref'" in ok(cli("novelty", "score", "ref")).stdout
+
+
+def test_novelty_fit_on_a_folder(cli: Cli, loaded: Path, tmp_path: Path, conn: psycopg.Connection) -> None:
+    """--reference FOLDER: the images that folder holds, for collections without catalog columns."""
+    extra = images(tmp_path / "extra", ("camera", "moon"))
+    ok(cli("load", extra, "--model", MODEL, "--workers", "0"))
+    fitted = ok(cli("novelty", "fit", "ref", "--reference", loaded, "--model", MODEL)).stdout
+    assert "4 reference images" in fitted and "images = " in fitted
+    assert "scored 2 images against 'ref'" in ok(cli("novelty", "score", "ref")).stdout
+    members = conn.execute("SELECT count(*) FROM ccvec.novelty_reference WHERE name = 'ref'").fetchone()
+    assert members == (4,)
+    usage_error(cli("novelty", "fit", "none", "--reference", "no-such-source"), "no model named efficientnet")
+    usage_error(
+        cli("novelty", "fit", "none", "--reference", "no-such-source", "--model", MODEL),
+        "matches 0 embedded image(s)",
+    )
 
 
 def test_novelty_fit_without_selector(cli: Cli) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -110,7 +112,9 @@ def novelty_fit(
     reference: Annotated[
         str | None,
         typer.Option(
-            help="Images whose catalog `source` column is this (from a manifest; folder loads set none)."
+            metavar="SOURCE",
+            help="The images of a folder or manifest ccvec loaded; else the images whose catalog "
+            "`source` column is SOURCE.",
         ),
     ] = None,
     provider: Annotated[str | None, typer.Option(help="Images of this provider.")] = None,
@@ -124,8 +128,13 @@ def novelty_fit(
     if len(given) != 1:
         raise CcvecError("give exactly one of --reference, --provider, --tag")
     where, value = given[0]
+    images: list[uuid.UUID] = []
+    if where == "source" and Path(value).expanduser().exists():  # a folder or manifest: its images
+        from ccvec.pipeline import source_identifiers
+
+        where, (images, _) = "images", source_identifiers(value)
     with schema_connection() as conn:
-        n = clusters.novelty_fit(conn, name, f"{where}={value}", where, value, model)
+        n = clusters.novelty_fit(conn, name, f"{where}={value}", where, value, model, images)
     console.print(
         f"novelty model {name!r}: {n:,} reference images ({where} = {value}); "
         f"now `ccvec novelty score {name}`"
