@@ -202,6 +202,8 @@ def test_errors_bad_run(cli: Cli) -> None:
 def test_similar(cli: Cli, loaded: Path) -> None:
     rows = json.loads(ok(cli("similar", "--image", loaded / "coffee.png", "--format", "json")).stdout)
     assert rows[0]["distance"] == 0 and rows[0]["title"] == "coffee"
+    cut = ok(cli("similar", "--image", loaded / "coffee.png", "--radius", "64", "--limit", "1"))
+    assert "3 more within 64: --limit N shows them" in cut.stderr  # all 4 are within 64 bits
 
 
 def test_similar_bad_phash(cli: Cli) -> None:

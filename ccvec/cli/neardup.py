@@ -21,6 +21,7 @@ from ccvec.cli.common import (
     confirm_destructive,
     console,
     emit,
+    err_console,
     parse_uuid,
     progress,
     safe,
@@ -96,6 +97,8 @@ def similar_command(
         title=f"within {radius} of {phash.to_hex(query)}",
         empty=f"nothing within {radius} of {phash.to_hex(query)}",
     )
+    if len(found) > limit:
+        err_console.print(f"{len(found) - limit} more within {radius}: --limit N shows them", highlight=False)
 
 
 def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -> None:
