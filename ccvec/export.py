@@ -28,16 +28,21 @@ COLUMNS = 6
 MAX_EXPORT_BYTES = 1 << 30  # files are re-read to check they are still the loaded image
 
 
-def cluster_files(conn: psycopg.Connection, run_id: int, min_size: int) -> dict[int, list[tuple[Path, str]]]:
+def cluster_files(
+    conn: psycopg.Connection, run_id: int, min_size: int, left_out: list[str] | None = None
+) -> dict[int, list[tuple[Path, str]]]:
     """cluster -> [(local file, caption)] for clusters of at least min_size members. Only regular
     files whose bytes are still the image that was loaded (same sha256) are exported: a catalog
-    URL naming some other local file (`file:///etc/passwd`) exports nothing."""
+    URL naming some other local file (`file:///etc/passwd`) exports nothing. The locations of the
+    members left out (URLs, files moved or changed since loading) go to `left_out` when given."""
     rows = conn.execute("SELECT * FROM ccvec.export_cluster_files(%s, %s)", [run_id, min_size]).fetchall()
     out: dict[int, list[tuple[Path, str]]] = {}
     for cluster, url, title, sha256 in rows:
         path = _loaded_file(url, sha256)
         if path is not None:
             out.setdefault(cluster, []).append((path, title))
+        elif left_out is not None:
+            left_out.append(url or "")
     return out
 
 

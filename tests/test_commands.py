@@ -233,7 +233,7 @@ def test_dedup(cli: Cli, loaded: Path, tmp_path: Path) -> None:
     assert listing[0] == "group,size,identifier,canonical,distance,similarity,matched_by,location,title"
     assert len(listing) == 3
     summary = ok(cli("dedup", "--report")).stdout
-    assert "1 duplicate groups" in summary and "coffee" in summary  # the canonical image's title
+    assert "1 duplicate group," in summary and "coffee" in summary  # the canonical image's title
 
 
 def test_dedup_radius_out_of_range(cli: Cli, conn: psycopg.Connection) -> None:
@@ -298,9 +298,14 @@ def test_clusters_limit_zero(cli: Cli) -> None:
 
 def test_export_clusters(cli: Cli, clustered: Path, tmp_path: Path) -> None:
     target = tmp_path / "export"
-    assert "labels.csv" in ok(cli("export-clusters", target, "--sheets", "0")).stdout
+    result = ok(cli("export-clusters", target, "--sheets", "0"))
+    assert "labels.csv" in result.stdout and "not exported" not in result.stderr
     assert (target / "labels.csv").is_file()
     assert len([p for p in target.rglob("*.png") if p.is_symlink()]) == 4
+    (clustered / "rocket.png").write_bytes((clustered / "coffee.png").read_bytes())  # changed since loading
+    again = ok(cli("export-clusters", tmp_path / "again", "--sheets", "0"))
+    assert "1 clustered image not exported" in again.stderr and "rocket.png" in again.stderr
+    assert len([p for p in (tmp_path / "again").rglob("*.png") if p.is_symlink()]) == 3
 
 
 def test_export_clusters_without_clusters(cli: Cli, tmp_path: Path) -> None:

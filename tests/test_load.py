@@ -79,7 +79,7 @@ def test_broken_files_are_recorded_and_the_rest_loads(
     result = cli("load", str(folder), "--workers", "2", "--batch-size", "4", database_url=database_url)
     assert result.returncode == 1
     assert "loaded 3, skipped 0 (already loaded), failed 20" in result.stdout
-    assert "20 input(s) failed: see `ccvec errors --run" in result.stderr
+    assert "20 inputs failed: see `ccvec errors --run" in result.stderr
     errors = conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchall()
     assert len(errors) == 20
     by_name = {Path(src).name: (stage, reason) for src, stage, reason in errors}

@@ -452,7 +452,7 @@ def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str,
     assert "chelsea_small" in plain.stdout and "chelsea_mirror" not in plain.stdout
     grouped = cli("dedup")
     assert grouped.returncode == 0, grouped.stderr
-    assert "4 images, 1 duplicate groups, 2 duplicates of a canonical image" in grouped.stdout
+    assert "4 images, 1 duplicate group, 2 duplicates of a canonical image" in grouped.stdout
     bad = cli("similar", "--phash", "xyz")
     assert bad.returncode == 2 and "16 hex characters" in bad.stderr
     both = cli("similar", "--phash", "0" * 16, "--image", "x.jpg")

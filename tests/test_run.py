@@ -193,7 +193,7 @@ def test_failed_inputs_exit_1_and_show_in_the_report(
     out = tmp_path / "out"
     result = cli("run", str(tmp_path / "p"), "--out", str(out), "--model", tiny, database_url=database_url)
     assert result.returncode == 1
-    assert "1 input(s) failed" in result.stderr
+    assert "1 input failed" in result.stderr
     errors = (out / "errors-1.html").read_text()
     assert "broken.jpg" in errors and "not an image" in errors
     listed = cli("errors", "--format", "json", database_url=database_url)

@@ -15,6 +15,8 @@ from ccvec.cli.common import (
     ModelOption,
     app,
     console,
+    counted,
+    err_console,
     progress,
     safe,
     schema_connection,
@@ -162,7 +164,8 @@ def export_clusters_command(
         labelled = conn.execute("SELECT ccvec.cluster_run_labelled(%s)", [run]).fetchone()
         if not (labelled and labelled[0]):
             clusters.label(conn, run)
-        members = export.cluster_files(conn, run, 1)
+        left_out: list[str] = []
+        members = export.cluster_files(conn, run, 1, left_out)
         labels = export.cluster_labels(conn, run)
         bar.update("writing folders", 1, 3)
         written = export.export_folders(members, target, copy, labels)
@@ -171,6 +174,13 @@ def export_clusters_command(
     grouped = sum(1 for m in members.values() if len(m) > 1)
     alone = sum(1 for m in members.values() if len(m) == 1)
     console.print(
-        f"{grouped:,} clusters and {alone:,} unclustered images, {written:,} files under {target} "
+        f"{counted(grouped, 'cluster')} and {counted(alone, 'unclustered image')}, "
+        f"{counted(written, 'file')} under {target} "
         f"(labels.csv beside them); {len(made)} contact sheets"
     )
+    if left_out:
+        err_console.print(
+            f"{counted(len(left_out), 'clustered image')} not exported: not local files, or moved or changed "
+            f"since loading (e.g. {safe(left_out[0])})",
+            highlight=False,
+        )

@@ -16,6 +16,7 @@ from ccvec.cli.common import (
     ModelOption,
     app,
     console,
+    counted,
     emit,
     err_console,
     explain_model_build,
@@ -158,7 +159,9 @@ def load_command(
     if summary.loaded == 0 and summary.failed == 0:
         console.print("nothing new to load")
     if summary.failed:
-        err_console.print(f"{summary.failed} input(s) failed: see `ccvec errors --run {summary.run_id}`")
+        err_console.print(
+            f"{counted(summary.failed, 'input')} failed: see `ccvec errors --run {summary.run_id}`"
+        )
         raise typer.Exit(1)
 
 

@@ -20,6 +20,7 @@ from ccvec.cli.common import (
     app,
     confirm_destructive,
     console,
+    counted,
     emit,
     err_console,
     parse_uuid,
@@ -201,8 +202,8 @@ def dedup_command(
         emit(list(neardup.MEMBER_COLUMNS), members, fmt)
         return
     console.print(
-        f"{summary.images:,} images, {summary.groups:,} duplicate groups, "
-        f"{summary.duplicates:,} duplicates of a canonical image"
+        f"{counted(summary.images, 'image')}, {counted(summary.groups, 'duplicate group')}, "
+        f"{counted(summary.duplicates, 'duplicate')} of a canonical image"
     )
     if summary.size_histogram:
         table = Table("group size", "groups", box=None)

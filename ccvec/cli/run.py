@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ccvec import defaults
-from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, err_console, stages
+from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, counted, err_console, stages
 from ccvec.cli.loading import load_with_progress
 
 OutOption = Annotated[
@@ -68,5 +68,7 @@ def run_command(
         console.print(f"{step}: {what}", highlight=False)
     if summary.failed:
         runs = ", ".join(str(s.run_id) for s in summary.loads if s.failed)
-        err_console.print(f"{summary.failed} input(s) failed to load: see `ccvec errors --run {runs}`")
+        err_console.print(
+            f"{counted(summary.failed, 'input')} failed to load: see `ccvec errors --run {runs}`"
+        )
         raise typer.Exit(1)
