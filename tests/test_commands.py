@@ -172,6 +172,11 @@ def test_load_and_errors(cli: Cli, tiny: Path, tmp_path: Path) -> None:
     assert "loaded 2," in result.stdout
     errors = json.loads(ok(cli("errors", "--format", "json")).stdout)
     assert len(errors) == 1 and "broken.png" in json.dumps(errors)
+    run = errors[0]["run"]
+    assert json.loads(ok(cli("errors", "--run", str(run), "--format", "json")).stdout) == errors
+    # a run that does not exist is an error (exit 2, one line), not "no load errors"
+    missing = f"load run {run + 1} does not exist (the newest is run {run})"
+    usage_error(cli("errors", "--run", str(run + 1)), missing)
 
 
 def test_load_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:
@@ -180,6 +185,8 @@ def test_load_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:
 
 def test_errors_bad_run(cli: Cli) -> None:
     usage_error(cli("errors", "--run", "abc"), "--run")
+    usage_error(cli("errors", "--run", "99"), "load run 99 does not exist (nothing has been loaded yet)")
+    assert ok(cli("errors")).stdout.strip() == "no load errors"  # no run given: nothing failed yet
 
 
 # --- similar, dedup --------------------------------------------------------------------------------

@@ -1,0 +1,20 @@
+"""Small fixes: `ccvec errors --run N` for a run that does not exist says so (VC002).
+
+Revision ID: 0027_small_fixes
+Revises: 0026_nearest_order
+"""
+
+from ccvec.migrate import run_sql_file
+
+revision = "0027_small_fixes"
+down_revision = "0026_nearest_order"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql_file("0027_small_fixes.up.sql")
+
+
+def downgrade() -> None:
+    run_sql_file("0027_small_fixes.down.sql")
