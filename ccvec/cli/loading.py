@@ -166,7 +166,10 @@ def load_command(
 def errors_command(
     run: Annotated[
         int | None,
-        typer.Option(metavar="N", help="Only this load run, the number `ccvec load` prints (default: the latest run with errors)."),
+        typer.Option(
+            metavar="N",
+            help="Only this load run, the number `ccvec load` prints (default: the latest run with errors).",
+        ),
     ] = None,
     limit: Annotated[
         int | None,
