@@ -211,8 +211,7 @@ def cluster_step(conn: psycopg.Connection, options: RunOptions, summary: RunSumm
     else:
         run_id = graph.cluster(conn, options.sim, options.method)
         how = f"sim {options.sim:g}"
-    count, singletons, _, _ = graph.cluster_summary(conn, run_id)
-    summary.steps["cluster"] = f"{count:,} clusters in the database ({singletons:,} singletons), {how}"
+    summary.steps["cluster"] = f"{clusters.shape(conn, run_id).describe()}, {how}"
     return True
 
 

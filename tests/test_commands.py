@@ -255,6 +255,29 @@ def test_cluster(cli: Cli, graphed: Path) -> None:
     assert "cluster run" in ok(cli("cluster")).stdout
 
 
+@pytest.mark.parametrize("sim", [None, "0.999"], ids=["louvain", "all-singletons"])
+def test_cluster_and_clusters_count_alike(cli: Cli, graphed: Path, sim: str | None) -> None:
+    """`cluster` and `clusters` give the same numbers in the same words: clusters of 2 or more
+    images, and singletons apart (the listing shows only the former)."""
+    made = ok(cli("cluster", *(["--sim", sim] if sim else []))).stdout
+    sizes = [r["size"] for r in json.loads(ok(cli("clusters", "--format", "json")).stdout)]
+    grouped, alone = sum(1 for n in sizes if n > 1), sizes.count(1)
+    plural = {1: ""}
+    words = (
+        f"{grouped} cluster{plural.get(grouped, 's')} of 2 or more images, "
+        f"{alone} singleton{plural.get(alone, 's')} (4 images"
+    )
+    assert words in made.splitlines()[0], made
+    listed = ok(cli("clusters")).stdout
+    assert listed.splitlines()[-1].split(": ", 1)[1] == made.splitlines()[0].split(": ", 1)[1], listed
+    assert len(made.splitlines()) == 1 + grouped  # the top clusters `cluster` names: no singletons
+    if sim:  # every image alone
+        assert (grouped, alone) == (0, 4)
+        assert "no cluster has 2 or more images" in listed and "singletons (images alone): 4," in listed
+    else:
+        assert grouped >= 1
+
+
 def test_cluster_without_graph(cli: Cli, loaded: Path) -> None:
     usage_error(cli("cluster"), "no kNN graph yet")
 

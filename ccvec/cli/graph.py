@@ -131,7 +131,8 @@ def cluster_command(
         bar.pause()
         for run_id, how in runs:
             console.print(f"cluster run {run_id} ({how}): {clusters.shape(conn, run_id).describe()}")
-            for cluster, label, size, _, _ in clusters.summary(conn, run_id)[:8]:
+            grouped = [row for row in clusters.summary(conn, run_id) if row[2] > 1]
+            for cluster, label, size, _, _ in grouped[:8]:
                 console.print(f"  {cluster:5d}  {size:6,d}  {safe(label)}")
 
 
