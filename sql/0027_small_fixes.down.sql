@@ -7,3 +7,16 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION ccvec.load_errors(bigint) IS
     'The inputs load run p_run could not load, in the order they failed, with the stage and reason: `ccvec load-errors`.';
+
+-- Back to 0020's ccvec.ab_outcome (clusters from ccvec.cluster_mate) and its comment.
+CREATE OR REPLACE VIEW ccvec.ab_outcome AS
+SELECT s.experiment, s.session, s.query, s.rank, s.shown, s.original, s.arm, s.substituted,
+       EXISTS (SELECT 1 FROM ccvec.ab_event c
+               WHERE c.experiment = s.experiment AND c.event_type = 'click' AND c.session = s.session
+                 AND c.query = s.query AND c.result_uuid = s.shown) AS clicked,
+       m.cluster
+FROM ccvec.ab_served s
+JOIN ccvec.experiment e ON e.name = s.experiment
+LEFT JOIN ccvec.cluster_mate m ON m.identifier = s.original AND m.level = e.cluster_level;
+COMMENT ON VIEW ccvec.ab_outcome IS
+    'One row per served position with whether its shown image was clicked in that session and query, and the original''s cluster at the experiment''s level: the unit of analysis.';

@@ -479,7 +479,6 @@ def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path
     )
     imported = ok(cli("experiment", "import", "exp", events))
     assert "imported 1, already there 0, rejected 1" in imported.stdout
-    ok(cli("refresh"))  # the report reads cluster mates: computed here, not left by an earlier test
     report = json.loads(ok(cli("experiment", "report", "exp", "--json")).stdout)
     assert report["strata"][0]["substituted_clicks"] == 1, report
     assert "experiment exp stopped" in ok(cli("experiment", "stop", "exp")).stdout
