@@ -20,3 +20,11 @@ JOIN ccvec.experiment e ON e.name = s.experiment
 LEFT JOIN ccvec.cluster_mate m ON m.identifier = s.original AND m.level = e.cluster_level;
 COMMENT ON VIEW ccvec.ab_outcome IS
     'One row per served position with whether its shown image was clicked in that session and query, and the original''s cluster at the experiment''s level: the unit of analysis.';
+
+-- 0017's ccvec.matview_populated, back with its comment.
+CREATE OR REPLACE FUNCTION ccvec.matview_populated(p_name text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT ispopulated FROM pg_matviews WHERE schemaname = 'ccvec' AND matviewname = p_name
+$$;
+COMMENT ON FUNCTION ccvec.matview_populated(text) IS
+    'Whether materialized view ccvec.<p_name> has been refreshed (NULL: no such view), so a refresh is CONCURRENTLY once it can be.';

@@ -34,3 +34,7 @@ JOIN ccvec.experiment e ON e.name = s.experiment
 LEFT JOIN ccvec.image_cluster m ON m.identifier = s.original AND m.level = e.cluster_level;
 COMMENT ON VIEW ccvec.ab_outcome IS
     'One row per served position with whether its shown image was clicked in that session and query, and the original''s current cluster at the experiment''s level (ccvec.image_cluster: no refresh needed): the unit of analysis.';
+
+-- ccvec.matview_populated (0017) did what ccvec.view_populated (0010) does, but NULL for a view that
+-- does not exist; its one caller (ccvec.db.refresh_view) uses view_populated now.
+DROP FUNCTION IF EXISTS ccvec.matview_populated(text);

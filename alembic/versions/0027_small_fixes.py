@@ -1,4 +1,4 @@
-"""Small fixes: `ccvec errors --run N` for a run that does not exist says so (VC002).
+"""Small fixes: `ccvec errors --run N` for a missing run, report without refresh, one populated check.
 
 Revision ID: 0027_small_fixes
 Revises: 0026_nearest_order
