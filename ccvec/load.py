@@ -376,8 +376,10 @@ def load(
     options: LoadOptions = LoadOptions(),
     on_start: Callable[[int], None] | None = None,
     on_progress: ProgressHook | None = None,
+    entries: Iterable[SourceItem | BadRow] | None = None,
 ) -> LoadSummary:
-    """Load every image of `source` (folder or manifest) that this model has not embedded yet.
+    """Load every image of `source` (folder or manifest) that this model has not embedded yet;
+    `entries`, when given, is the source's listing already read (`ccvec run` reads it once).
 
     The main connection never sits in an open transaction while images are processed (another
     load's DDL would wait on it); index DDL waits for locks with a timeout and retries."""
@@ -394,7 +396,9 @@ def load(
         migrate.require_current(conn)
         model = registry.get_model(conn, options.model)
         conn.commit()  # no transaction stays open while the manifest is read
-        items, failures, warnings = _split(open_source(source, options.fetch_policy.remote_only))
+        if entries is None:
+            entries = open_source(source, options.fetch_policy.remote_only)
+        items, failures, warnings = _split(entries)
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
         with conn.transaction():
             _record(conn, summary.run_id, warnings)

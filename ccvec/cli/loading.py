@@ -24,11 +24,20 @@ from ccvec.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ccvec.load import LoadOptions, LoadSummary
+    from ccvec.sources import BadRow, SourceItem
 
 
-def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.LOAD_JOBS) -> LoadSummary:
-    """`ccvec.load.load` (or the Parquet bulk load of a Spark features dataset) with a progress bar."""
+def load_with_progress(
+    source: str,
+    options: LoadOptions,
+    jobs: int = defaults.LOAD_JOBS,
+    entries: Sequence[SourceItem | BadRow] | None = None,
+) -> LoadSummary:
+    """`ccvec.load.load` (or the Parquet bulk load of a Spark features dataset) with a progress bar;
+    `entries`: the source's listing when the caller read it already."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ccvec.load import load
@@ -64,7 +73,7 @@ def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.L
                 source, jobs, options.write_catalog, on_start=start, on_progress=advance
             )
             return summary
-        return load(source, options, on_start=start, on_progress=advance)
+        return load(source, options, on_start=start, on_progress=advance, entries=entries)
 
 
 @app.command("load")

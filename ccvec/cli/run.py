@@ -47,9 +47,9 @@ def run_command(
     options = pipeline.RunOptions(model=model, k=k, sim=sim, load=LoadOptions(model=model), copy=copy)
     with stages() as bar:
 
-        def loader(source: str, opts: LoadOptions) -> LoadSummary:
+        def loader(source: str, opts: LoadOptions, entries: pipeline.Entries) -> LoadSummary:
             bar.pause()  # the load has its own bar
-            return load_with_progress(source, opts)
+            return load_with_progress(source, opts, entries=entries)
 
         summary = pipeline.run(
             sources,
