@@ -28,3 +28,5 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION ccvec.matview_populated(text) IS
     'Whether materialized view ccvec.<p_name> has been refreshed (NULL: no such view), so a refresh is CONCURRENTLY once it can be.';
+
+DROP FUNCTION IF EXISTS ccvec.update_catalog(uuid[], jsonb[]);

@@ -159,6 +159,10 @@ def load_command(
         f"loaded {summary.loaded:,}, skipped {summary.skipped:,} (already loaded), failed {summary.failed:,} "
         f"in {summary.seconds:.1f}s ({summary.rate:.1f} img/s) — run {summary.run_id}"
     )
+    if summary.updated:
+        console.print(
+            f"{summary.updated:,} catalog row(s) loaded before updated from the manifest (not re-embedded)"
+        )
     if summary.warnings:
         console.print(
             f"{summary.warnings:,} row(s) stored with changes (text cut, invalid characters replaced): "
