@@ -396,6 +396,10 @@ def test_run(cli: Cli, tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     ok(cli("run", folder, "--model", MODEL, "--k", "2", "--out", out))
     assert (out / "index.html").is_file()
+    manifest = tmp_path / "titles.csv"  # the same files with titles: the catalog rows take them
+    manifest.write_text("path,title\nphotos/coffee.png,Morning coffee\n")
+    again = ok(cli("run", manifest, "--model", MODEL, "--k", "2")).stdout
+    assert "load: 0 new, 1 already loaded, 0 failed, 1 catalog row(s) updated from a manifest" in again
 
 
 def test_run_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:

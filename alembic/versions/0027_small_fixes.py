@@ -1,4 +1,6 @@
-"""Small fixes: `ccvec errors --run N` for a missing run, report without refresh, one populated check.
+"""Small fixes: `ccvec errors --run N` for a missing run (VC002), an experiment report without a refresh
+(ab_outcome reads image_cluster), one populated check (matview_populated dropped), and manifests that
+update the catalog rows of images loaded before (ccvec.update_catalog).
 
 Revision ID: 0027_small_fixes
 Revises: 0026_nearest_order

@@ -60,8 +60,10 @@ def run_command(
             say=lambda text: err_console.print(text, highlight=False),
         )
     skipped = sum(s.skipped for s in summary.loads)
+    updated = sum(s.updated for s in summary.loads)
     console.print(
-        f"load: {summary.loaded:,} new, {skipped:,} already loaded, {summary.failed:,} failed",
+        f"load: {summary.loaded:,} new, {skipped:,} already loaded, {summary.failed:,} failed"
+        + (f", {updated:,} catalog row(s) updated from a manifest" if updated else ""),
         highlight=False,
     )
     for step, what in summary.steps.items():
