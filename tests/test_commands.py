@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -293,7 +294,11 @@ def test_clusters_limit_zero(cli: Cli) -> None:
 
 def test_export_clusters(cli: Cli, clustered: Path, tmp_path: Path) -> None:
     target = tmp_path / "export"
-    assert "labels.csv" in ok(cli("export-clusters", target, "--sheets", "0")).stdout
+    said = ok(cli("export-clusters", target, "--sheets", "0")).stdout
+    assert "labels.csv" in said
+    shape = ok(cli("clusters")).stdout.splitlines()[-1]  # the same counts in the same words
+    counts = r"(\d+) clusters? of 2 or more images, (\d+) singletons?"
+    assert re.search(counts, said).groups() == re.search(counts, shape).groups(), (said, shape)
     assert (target / "labels.csv").is_file()
     assert len([p for p in target.rglob("*.png") if p.is_symlink()]) == 4
 

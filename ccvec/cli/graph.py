@@ -171,6 +171,7 @@ def export_clusters_command(
     grouped = sum(1 for m in members.values() if len(m) > 1)
     alone = sum(1 for m in members.values() if len(m) == 1)
     console.print(
-        f"{grouped:,} clusters and {alone:,} unclustered images, {written:,} files under {target} "
+        f"{grouped:,} clusters of 2 or more images, {alone:,} singletons (in unclustered/), "
+        f"{written:,} files under {target} "
         f"(labels.csv beside them); {len(made)} contact sheets"
     )
