@@ -235,10 +235,18 @@ def label(conn: psycopg.Connection, run_id: int) -> int:
 
 @dataclass(frozen=True)
 class RunShape:
+    """A cluster run's counts, as every command words them: `clusters` counts every cluster, a
+    singleton (a cluster of one image) too; people are told clusters of 2 or more and singletons."""
+
     clusters: int
     singletons: int
     images: int
     largest: int
+
+    @property
+    def grouped(self) -> int:
+        """Clusters of two or more images (what the listing, the report and the folders show)."""
+        return self.clusters - self.singletons
 
     @property
     def largest_share(self) -> float:
@@ -249,11 +257,17 @@ class RunShape:
         return self.singletons / self.images if self.images else 0.0
 
     def describe(self) -> str:
-        return (
-            f"{self.clusters:,} clusters over {self.images:,} images; largest {self.largest:,} "
-            f"({self.largest_share:.0%}); {self.singletons:,} unclustered singletons "
-            f"({self.singleton_share:.0%})"
+        largest = (
+            f"; the largest has {self.largest:,} ({self.largest_share:.0%})" if self.grouped else ""
         )
+        return (
+            f"{_count(self.grouped, 'cluster')} of 2 or more images, {_count(self.singletons, 'singleton')} "
+            f"({_count(self.images, 'image')}{largest})"
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def shape(conn: psycopg.Connection, run_id: int) -> RunShape:

@@ -454,10 +454,10 @@ def fetch_row(cursor: psycopg.Cursor[TupleRow], what: str) -> TupleRow:
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:
     """Refresh a materialized view of schema ccvec; CONCURRENTLY (readers not blocked) once populated."""
-    populated = fetch_row(conn.execute("SELECT ccvec.matview_populated(%s)", [name]), f"view {name}")
-    if populated[0] is None:
+    populated = fetch_row(conn.execute("SELECT ccvec.view_populated(%s)", [name]), f"view {name}")[0]
+    if not populated and not table_exists(conn, f"ccvec.{name}"):
         raise CcvecError(f"no materialized view ccvec.{name}: run `ccvec db upgrade`")
-    conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if populated[0] else ''}ccvec.{name}")
+    conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if populated else ''}ccvec.{name}")
     conn.commit()
 
 

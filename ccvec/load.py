@@ -82,6 +82,7 @@ class LoadSummary:
     skipped: int = 0
     failed: int = 0
     warnings: int = 0  # rows stored with something changed (text cut, NULs removed); in load_error
+    updated: int = 0  # catalog rows loaded before whose columns a manifest changed (not re-embedded)
     seconds: float = 0.0
 
     @property
@@ -223,6 +224,26 @@ def _missing(conn: psycopg.Connection, model: str, items: list[SourceItem]) -> l
         ids = [item.identifier for item in unique[start : start + 10_000]]
         keep.update(r[0] for r in conn.execute("SELECT ccvec.missing_embeddings(%s, %s)", [model, ids]))
     return [item for item in unique if item.identifier in keep]
+
+
+def _update_catalog(conn: psycopg.Connection, items: list[SourceItem]) -> int:
+    """The catalog columns manifest rows give, onto the rows of images loaded before (a folder
+    first, then its manifest: the same identifiers); what ccvec derived itself (a title from the
+    file name) and what a row leaves empty are not written. Returns the rows changed."""
+    given: dict[uuid.UUID, Jsonb] = {}
+    for item in items:
+        if item.origin is None or item.identifier in given:  # folder items carry no catalog
+            continue
+        columns = {k: v for k, v in item.metadata.items() if v is not None and k not in item.derived}
+        given[item.identifier] = Jsonb(columns)
+    ids, changed = list(given), 0
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        with conn.transaction():
+            changed += db.one_row(
+                conn, "SELECT ccvec.update_catalog(%s, %s)", [chunk, [given[i] for i in chunk]]
+            )[0]
+    return changed
 
 
 def _write_batch(
@@ -376,8 +397,10 @@ def load(
     options: LoadOptions = LoadOptions(),
     on_start: Callable[[int], None] | None = None,
     on_progress: ProgressHook | None = None,
+    entries: Iterable[SourceItem | BadRow] | None = None,
 ) -> LoadSummary:
-    """Load every image of `source` (folder or manifest) that this model has not embedded yet.
+    """Load every image of `source` (folder or manifest) that this model has not embedded yet;
+    `entries`, when given, is the source's listing already read (`ccvec run` reads it once).
 
     The main connection never sits in an open transaction while images are processed (another
     load's DDL would wait on it); index DDL waits for locks with a timeout and retries."""
@@ -394,11 +417,15 @@ def load(
         migrate.require_current(conn)
         model = registry.get_model(conn, options.model)
         conn.commit()  # no transaction stays open while the manifest is read
-        items, failures, warnings = _split(open_source(source, options.fetch_policy.remote_only))
+        if entries is None:
+            entries = open_source(source, options.fetch_policy.remote_only)
+        items, failures, warnings = _split(entries)
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
         with conn.transaction():
             _record(conn, summary.run_id, warnings)
         summary.warnings = len(warnings)
+        if options.write_catalog:
+            summary.updated = _update_catalog(conn, items)
         todo = _missing(conn, model.name, items)
         conn.commit()
         summary.skipped = len(items) - len(todo)

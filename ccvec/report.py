@@ -221,7 +221,9 @@ def size_chart(sizes: list[int]) -> Row:
     for lo, hi in buckets:
         label = str(lo) if lo == hi else f"{lo}-{hi}"
         # each bar is marked with its smallest size (1, 2, 3, 5, 9, ...); the tooltip gives the range
-        bars.append({"label": f"size {label}", "count": sum(1 for s in sizes if lo <= s <= hi), "tick": str(lo)})
+        bars.append(
+            {"label": f"size {label}", "count": sum(1 for s in sizes if lo <= s <= hi), "tick": str(lo)}
+        )
     return {
         "title": "cluster sizes",
         "bars": bars,

@@ -88,6 +88,7 @@ class SourceItem:
     metadata: JSONObject = field(default_factory=dict, compare=False)
     origin: str | None = field(default=None, compare=False)  # "manifest.csv:12" for manifest rows
     warnings: tuple[str, ...] = field(default=(), compare=False)  # what sanitising changed
+    derived: frozenset[str] = field(default=frozenset(), compare=False)  # metadata ccvec made up
 
     @property
     def source(self) -> str:
@@ -442,10 +443,12 @@ def row_to_item(
     for key in JSON_COLUMNS:
         if metadata.get(key) is not None:
             metadata[key] = clean_json(metadata[key], key, notes)
+    derived: frozenset[str] = frozenset()
     if not metadata.get("title"):
         stem = Path(unquote(urlsplit(location).path)).stem
         metadata["title"] = clean_json(stem, "title", [])[: CATALOG_COLUMNS["title"]] or None
-    return SourceItem(ident, location, metadata, origin=origin, warnings=tuple(notes))
+        derived = frozenset({"title"})
+    return SourceItem(ident, location, metadata, origin=origin, warnings=tuple(notes), derived=derived)
 
 
 def _capped(name: str, text: str, notes: list[str]) -> str | None:

@@ -186,3 +186,52 @@ def test_power_calculator_round_trips() -> None:
     assert abtest.power_of(n, 0.05, -0.1) == pytest.approx(0.8, abs=0.01)
     with pytest.raises(CcvecError):
         abtest.sample_size(0.05, 0)
+
+
+def test_report_needs_no_refresh(conn: psycopg.Connection, cli) -> None:
+    """`ccvec experiment report` reads the served positions, the imported clicks and the current
+    clusters: with ccvec.cluster_mate never refreshed (as after `ccvec db upgrade`) it still reports,
+    per-cluster validity included (it failed with "cluster_mate has not been populated")."""
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES ('m', '1', 'x', 3, '{}')"
+    )
+    knn = conn.execute(
+        "INSERT INTO ccvec.knn_run (model, k, ef_search, is_current) VALUES ('m', 2, 40, true) RETURNING id"
+    ).fetchone()[0]
+    run = conn.execute(
+        "INSERT INTO ccvec.cluster_run (knn_run, method, sim, threshold) "
+        "VALUES (%s, 'hand', 0.5, 0.5) RETURNING id",
+        [knn],
+    ).fetchone()[0]
+    members = [uuid.uuid4() for _ in range(4)]
+    for ident in members:
+        conn.execute("INSERT INTO ccvec.cluster_member VALUES (%s, %s, 7)", [run, ident])
+    abtest.create(conn, "fresh", 0.5, 0.5)
+    # rank 1: a substituted position (mate members[1] shown for members[0]), clicked; two control
+    # positions, one clicked
+    served = [
+        ("s1", members[1], members[0], "treatment", True),
+        ("s2", members[2], members[2], "control", False),
+        ("s3", members[3], members[3], "control", False),
+    ]
+    for session, shown, original, arm, substituted in served:
+        conn.execute(
+            "INSERT INTO ccvec.ab_served VALUES ('fresh', %s, 'q', 1, %s, %s, %s, %s, now())",
+            [session, shown, original, arm, substituted],
+        )
+    for session, shown in (("s1", members[1]), ("s2", members[2])):
+        conn.execute(
+            "INSERT INTO ccvec.ab_event (experiment, event_type, session, query, result_uuid, result_rank, "
+            "occurred_at) VALUES ('fresh', 'click', %s, 'q', %s, 1, now())",
+            [session, shown],
+        )
+    conn.execute("REFRESH MATERIALIZED VIEW ccvec.cluster_mate WITH NO DATA")
+    conn.commit()
+    r = abtest.report(conn, "fresh")
+    strata = [(s.substituted, s.substituted_clicks, s.control, s.control_clicks) for s in r.strata]
+    assert strata == [(1, 1, 2, 1)]
+    validity = [(c["cluster"], c["impressions"], c["clicks"], c["validity"]) for c in r.clusters]
+    assert validity == [(7, 1, 1, 2.0)]  # 1 click observed, 1 x control CTR 0.5 expected
+    shown = cli("experiment", "report", "fresh")
+    assert shown.exit_code == 0, shown.stderr
+    assert "cluster 7: 2.00 (1 shown)" in shown.stdout

@@ -198,7 +198,10 @@ def test_clusters_command_and_export_with_unclustered(conn: psycopg.Connection, 
     runner = CliRunner()
     listing = runner.invoke(app, ["clusters"])
     assert listing.exit_code == 0, listing.output
-    assert "red" in listing.output and "blue" in listing.output and "largest 4 (50%)" in listing.output
+    assert "red" in listing.output and "blue" in listing.output
+    assert "2 clusters of 2 or more images, 0 singletons (8 images; the largest has 4 (50%))" in (
+        listing.output
+    )
     # one image alone: a singleton run is made by splitting a cluster by hand
     lone = conn.execute(
         "SELECT identifier FROM ccvec.cluster_member WHERE run_id = %s LIMIT 1", [run_id]
@@ -209,6 +212,9 @@ def test_clusters_command_and_export_with_unclustered(conn: psycopg.Connection, 
     )
     conn.commit()
     clusters.label(conn, run_id)
+    listing = runner.invoke(app, ["clusters"])
+    assert "2 clusters of 2 or more images, 1 singleton (8 images" in listing.output, listing.output
+    assert "singletons (images alone): 1," in listing.output
     out = tmp_path / "out"
     members = export.cluster_files(conn, run_id, 1)
     labels = export.cluster_labels(conn, run_id)

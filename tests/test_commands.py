@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -186,6 +187,11 @@ def test_load_and_errors(cli: Cli, tiny: Path, tmp_path: Path) -> None:
     assert "loaded 2," in result.stdout
     errors = json.loads(ok(cli("errors", "--format", "json")).stdout)
     assert len(errors) == 1 and "broken.png" in json.dumps(errors)
+    run = errors[0]["run"]
+    assert json.loads(ok(cli("errors", "--run", str(run), "--format", "json")).stdout) == errors
+    # a run that does not exist is an error (exit 2, one line), not "no load errors"
+    missing = f"load run {run + 1} does not exist (the newest is run {run})"
+    usage_error(cli("errors", "--run", str(run + 1)), missing)
 
 
 def test_load_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:
@@ -194,6 +200,8 @@ def test_load_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:
 
 def test_errors_bad_run(cli: Cli) -> None:
     usage_error(cli("errors", "--run", "abc"), "--run")
+    usage_error(cli("errors", "--run", "99"), "load run 99 does not exist (nothing has been loaded yet)")
+    assert ok(cli("errors")).stdout.strip() == "no load errors"  # no run given: nothing failed yet
 
 
 # --- similar, dedup --------------------------------------------------------------------------------
@@ -283,6 +291,29 @@ def test_cluster(cli: Cli, graphed: Path) -> None:
     assert "cluster run" in ok(cli("cluster")).stdout
 
 
+@pytest.mark.parametrize("sim", [None, "0.999"], ids=["louvain", "all-singletons"])
+def test_cluster_and_clusters_count_alike(cli: Cli, graphed: Path, sim: str | None) -> None:
+    """`cluster` and `clusters` give the same numbers in the same words: clusters of 2 or more
+    images, and singletons apart (the listing shows only the former)."""
+    made = ok(cli("cluster", *(["--sim", sim] if sim else []))).stdout
+    sizes = [r["size"] for r in json.loads(ok(cli("clusters", "--format", "json")).stdout)]
+    grouped, alone = sum(1 for n in sizes if n > 1), sizes.count(1)
+    plural = {1: ""}
+    words = (
+        f"{grouped} cluster{plural.get(grouped, 's')} of 2 or more images, "
+        f"{alone} singleton{plural.get(alone, 's')} (4 images"
+    )
+    assert words in made.splitlines()[0], made
+    listed = ok(cli("clusters")).stdout
+    assert listed.splitlines()[-1].split(": ", 1)[1] == made.splitlines()[0].split(": ", 1)[1], listed
+    assert len(made.splitlines()) == 1 + grouped  # the top clusters `cluster` names: no singletons
+    if sim:  # every image alone
+        assert (grouped, alone) == (0, 4)
+        assert "no cluster has 2 or more images" in listed and "singletons (images alone): 4," in listed
+    else:
+        assert grouped >= 1
+
+
 def test_cluster_without_graph(cli: Cli, loaded: Path) -> None:
     usage_error(cli("cluster"), "no kNN graph yet")
 
@@ -299,7 +330,11 @@ def test_clusters_limit_zero(cli: Cli) -> None:
 def test_export_clusters(cli: Cli, clustered: Path, tmp_path: Path) -> None:
     target = tmp_path / "export"
     result = ok(cli("export-clusters", target, "--sheets", "0"))
-    assert "labels.csv" in result.stdout and "not exported" not in result.stderr
+    said = result.stdout
+    assert "labels.csv" in said and "not exported" not in result.stderr
+    shape = ok(cli("clusters")).stdout.splitlines()[-1]  # the same counts in the same words
+    counts = r"(\d+) clusters? of 2 or more images, (\d+) singletons?"
+    assert re.search(counts, said).groups() == re.search(counts, shape).groups(), (said, shape)
     assert (target / "labels.csv").is_file()
     assert len([p for p in target.rglob("*.png") if p.is_symlink()]) == 4
     (clustered / "rocket.png").write_bytes((clustered / "coffee.png").read_bytes())  # changed since loading
@@ -430,6 +465,10 @@ def test_run(cli: Cli, tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     ok(cli("run", folder, "--model", MODEL, "--k", "2", "--out", out))
     assert (out / "index.html").is_file()
+    manifest = tmp_path / "titles.csv"  # the same files with titles: the catalog rows take them
+    manifest.write_text("path,title\nphotos/coffee.png,Morning coffee\n")
+    again = ok(cli("run", manifest, "--model", MODEL, "--k", "2")).stdout
+    assert "load: 0 new, 1 already loaded, 0 failed, 1 catalog row(s) updated from a manifest" in again
 
 
 def test_report_unwritable_out(cli: Cli, tmp_path: Path) -> None:
@@ -530,7 +569,6 @@ def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path
     )
     imported = ok(cli("experiment", "import", "exp", events))
     assert "imported 1, already there 0, rejected 1" in imported.stdout
-    ok(cli("refresh"))  # the report reads cluster mates: computed here, not left by an earlier test
     report = json.loads(ok(cli("experiment", "report", "exp", "--json")).stdout)
     assert report["strata"][0]["substituted_clicks"] == 1, report
     assert "experiment exp stopped" in ok(cli("experiment", "stop", "exp")).stdout

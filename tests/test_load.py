@@ -330,3 +330,48 @@ def test_batches_embedded_side_by_side_keep_each_image_its_own_vector(
     assert inference_streams(1) == (1, max(1, os.cpu_count() or 1))
     streams, threads = inference_streams(0)
     assert 1 <= streams <= (os.cpu_count() or 1) and streams * threads <= max(os.cpu_count() or 1, 1)
+
+
+def test_manifest_after_folder_updates_the_catalog_without_reembedding(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """The same files as a folder, then as a manifest: the manifest's titles, providers, tags and
+    other columns fill in the catalog rows (no image is read again); what a row leaves empty, and
+    the title ccvec derives from a file name, do not overwrite; a folder load never does."""
+    options = LoadOptions(model=tiny, workers=0)
+    write_photos(tmp_path / "photos", ("chelsea", "coffee", "rocket"))
+    assert load(str(tmp_path / "photos"), options).loaded == 3
+    before = dict(conn.execute("SELECT title, url FROM ccvec.image").fetchall())
+    embeddings = "SELECT identifier, computed_at FROM ccvec.image_embedding ORDER BY 1"
+    embedded = conn.execute(embeddings).fetchall()
+    conn.commit()
+    manifest = tmp_path / "photos.csv"
+    manifest.write_text(
+        "path,title,provider,tags,license,width\n"
+        "photos/chelsea.jpeg,A cat,flickr,cat; animal,by,1\n"
+        "photos/coffee.jpeg,,wikimedia,,,\n"  # no title, tags or license: those stay as they are
+    )
+    summary = load(str(manifest), options)
+    assert (summary.loaded, summary.skipped, summary.failed, summary.updated) == (0, 2, 0, 2)
+    rows = {
+        title: (provider, [t["name"] for t in tags or []], license_, width, url)
+        for title, provider, tags, license_, width, url in conn.execute(
+            "SELECT title, provider, tags, license, width, url FROM ccvec.image"
+        )
+    }
+    assert set(rows) == {"A cat", "coffee", "rocket"}
+    assert rows["A cat"][:3] == ("flickr", ["cat", "animal"], "by")
+    assert rows["A cat"][3] > 1 and rows["A cat"][4] == before["chelsea"]  # decoded size and location kept
+    assert rows["coffee"][:3] == ("wikimedia", [], None)
+    assert rows["rocket"][:3] == (None, [], None)
+    assert conn.execute(embeddings).fetchall() == embedded  # nothing re-embedded
+    conn.commit()
+    # the same manifest again changes nothing; the folder again does not undo it
+    assert load(str(manifest), options).updated == 0
+    assert load(str(tmp_path / "photos"), options).updated == 0
+    assert conn.execute("SELECT provider FROM ccvec.image WHERE title = 'A cat'").fetchone() == ("flickr",)
+    conn.commit()
+    manifest.write_text("path,title\nphotos/rocket.jpeg,A rocket\n")
+    said = cli("load", str(manifest), "--model", tiny, "--workers", "0", database_url=database_url)
+    assert said.returncode == 0, said.stderr
+    assert "1 catalog row(s) loaded before updated from the manifest (not re-embedded)" in said.stdout

@@ -62,6 +62,7 @@ RAISES = [
         "image 00000000-0000-0000-0000-000000000001 has no nope embedding",
     ),
     ("SELECT * FROM ccvec.substitute('nope', 's', 'q', '{}')", "VC002", "no experiment named nope"),
+    ("SELECT * FROM ccvec.load_errors(99)", "VC002", "load run 99 does not exist"),
     ("SELECT ccvec.use_catalog('pg_catalog.pg_am')", "VC003", "catalog table pg_am needs at least"),
 ]
 

@@ -380,3 +380,22 @@ def test_assign_arm_follows_the_hash_and_the_window(conn: psycopg.Connection) ->
         conn.execute("ROLLBACK TO SAVEPOINT arm_window")
     assert one(conn, "SELECT ccvec.assign_arm('arm', %s)", [treated]) == "treatment"
     assert one(conn, "SELECT ccvec.assign_arm('no-such-experiment', 's')") is None
+
+
+def test_one_populated_check_serves_refresh_view(conn: psycopg.Connection) -> None:
+    """ccvec.view_populated is the one check (matview_populated, its duplicate, is gone): false
+    before the first refresh, which then runs plainly, true after (refreshes run CONCURRENTLY);
+    a view that does not exist is named in the error, as before."""
+    from ccvec import db
+    from ccvec.errors import CcvecError
+
+    assert one(conn, "SELECT to_regprocedure('ccvec.matview_populated(text)')") is None
+    conn.execute("REFRESH MATERIALIZED VIEW ccvec.image_novelty WITH NO DATA")
+    conn.commit()
+    assert one(conn, "SELECT ccvec.view_populated('image_novelty')") is False
+    db.refresh_view(conn, "image_novelty")
+    assert one(conn, "SELECT ccvec.view_populated('image_novelty')") is True
+    db.refresh_view(conn, "image_novelty")  # CONCURRENTLY now: needs its unique index, which it has
+    assert one(conn, "SELECT ccvec.view_populated('no_such_view')") is False
+    with pytest.raises(CcvecError, match=r"no materialized view ccvec\.no_such_view: run `ccvec db upgrade`"):
+        db.refresh_view(conn, "no_such_view")

@@ -56,11 +56,12 @@ def clusters_command(
         ["cluster", "size", "label", "from", "medoid"],
         [(c, f"{n:,}", lb, src, m) for c, lb, n, m, src in grouped],
         fmt,
+        empty="no cluster has 2 or more images",
     )
     alone = [r for r in rows if r[2] == 1]
     if alone:
         shown = ", ".join(f"{safe(r[1])} ({r[3]})" for r in alone[:5])
-        console.print(f"unclustered: {len(alone):,} images, e.g. {shown}")
+        console.print(f"singletons (images alone): {len(alone):,}, e.g. {shown}")
     console.print(f"run {run_id}: {shape.describe()}")
 
 

@@ -133,7 +133,8 @@ def cluster_command(
         bar.pause()
         for run_id, how in runs:
             console.print(f"cluster run {run_id} ({how}): {clusters.shape(conn, run_id).describe()}")
-            for cluster, label, size, _, _ in clusters.summary(conn, run_id)[:8]:
+            grouped = [row for row in clusters.summary(conn, run_id) if row[2] > 1]
+            for cluster, label, size, _, _ in grouped[:8]:
                 console.print(f"  {cluster:5d}  {size:6,d}  {safe(label)}")
 
 
@@ -174,8 +175,8 @@ def export_clusters_command(
     grouped = sum(1 for m in members.values() if len(m) > 1)
     alone = sum(1 for m in members.values() if len(m) == 1)
     console.print(
-        f"{counted(grouped, 'cluster')} and {counted(alone, 'unclustered image')}, "
-        f"{counted(written, 'file')} under {target} "
+        f"{counted(grouped, 'cluster')} of 2 or more images, "
+        f"{counted(alone, 'singleton')} (in unclustered/), {counted(written, 'file')} under {target} "
         f"(labels.csv beside them); {len(made)} contact sheets"
     )
     if left_out:

@@ -25,11 +25,20 @@ from ccvec.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ccvec.load import LoadOptions, LoadSummary
+    from ccvec.sources import BadRow, SourceItem
 
 
-def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.LOAD_JOBS) -> LoadSummary:
-    """`ccvec.load.load` (or the Parquet bulk load of a Spark features dataset) with a progress bar."""
+def load_with_progress(
+    source: str,
+    options: LoadOptions,
+    jobs: int = defaults.LOAD_JOBS,
+    entries: Sequence[SourceItem | BadRow] | None = None,
+) -> LoadSummary:
+    """`ccvec.load.load` (or the Parquet bulk load of a Spark features dataset) with a progress bar;
+    `entries`: the source's listing when the caller read it already."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ccvec.load import load
@@ -65,7 +74,7 @@ def load_with_progress(source: str, options: LoadOptions, jobs: int = defaults.L
                 source, jobs, options.write_catalog, on_start=start, on_progress=advance
             )
             return summary
-        return load(source, options, on_start=start, on_progress=advance)
+        return load(source, options, on_start=start, on_progress=advance, entries=entries)
 
 
 @app.command("load")
@@ -151,6 +160,10 @@ def load_command(
         f"loaded {summary.loaded:,}, skipped {summary.skipped:,} (already loaded), failed {summary.failed:,} "
         f"in {summary.seconds:.1f}s ({summary.rate:.1f} img/s) — run {summary.run_id}"
     )
+    if summary.updated:
+        console.print(
+            f"{summary.updated:,} catalog row(s) loaded before updated from the manifest (not re-embedded)"
+        )
     if summary.warnings:
         console.print(
             f"{summary.warnings:,} row(s) stored with changes (text cut, invalid characters replaced): "
@@ -169,7 +182,10 @@ def load_command(
 def errors_command(
     run: Annotated[
         int | None,
-        typer.Option(metavar="N", help="Only this load run (default: the latest run with errors)."),
+        typer.Option(
+            metavar="N",
+            help="Only this load run, the number `ccvec load` prints (default: the latest run with errors).",
+        ),
     ] = None,
     limit: Annotated[
         int | None,

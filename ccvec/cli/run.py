@@ -47,9 +47,9 @@ def run_command(
     options = pipeline.RunOptions(model=model, k=k, sim=sim, load=LoadOptions(model=model), copy=copy)
     with stages() as bar:
 
-        def loader(source: str, opts: LoadOptions) -> LoadSummary:
+        def loader(source: str, opts: LoadOptions, entries: pipeline.Entries) -> LoadSummary:
             bar.pause()  # the load has its own bar
-            return load_with_progress(source, opts)
+            return load_with_progress(source, opts, entries=entries)
 
         summary = pipeline.run(
             sources,
@@ -60,8 +60,10 @@ def run_command(
             say=lambda text: err_console.print(text, highlight=False),
         )
     skipped = sum(s.skipped for s in summary.loads)
+    updated = sum(s.updated for s in summary.loads)
     console.print(
-        f"load: {summary.loaded:,} new, {skipped:,} already loaded, {summary.failed:,} failed",
+        f"load: {summary.loaded:,} new, {skipped:,} already loaded, {summary.failed:,} failed"
+        + (f", {updated:,} catalog row(s) updated from a manifest" if updated else ""),
         highlight=False,
     )
     for step, what in summary.steps.items():
