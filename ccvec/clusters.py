@@ -278,11 +278,18 @@ def shape(conn: psycopg.Connection, run_id: int) -> RunShape:
     return RunShape(*[int(x) for x in row])
 
 
+def require_run(conn: psycopg.Connection, run_id: int) -> None:
+    """One line (CcvecError) unless the cluster run exists."""
+    db.execute_checked(conn, "SELECT ccvec.require_cluster_run(%s)", [run_id])
+
+
 def summary(
     conn: psycopg.Connection, run_id: int | None = None
 ) -> list[tuple[int, str | None, int, uuid.UUID | None, str | None]]:
     """(cluster, label, size, medoid, label source) of a run (default: the newest current one)."""
-    if run_id is None:
+    if run_id is not None:
+        require_run(conn, run_id)
+    else:
         row = db.fetch_row(conn.execute("SELECT ccvec.newest_labelled_cluster_run()"), "newest cluster run")
         if row[0] is None:
             raise CcvecError("no labelled clusters yet: run `ccvec cluster`")

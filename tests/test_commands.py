@@ -33,7 +33,12 @@ SPARK_HAPPY = "tests/test_spark.py::test_spark_features_equal_ccvec_load"  # Spa
 COVERED: dict[str, tuple[str, str]] = {
     "authority load-hosts": ("test_load_hosts", "test_load_hosts_wrong_header"),
     "cluster": ("test_cluster", "test_cluster_without_graph"),
-    "clusters": ("test_clusters", "test_clusters_limit_zero"),
+    "clusters": (
+        "test_clusters",
+        "test_clusters_limit_zero",
+        "test_clusters_run_that_does_not_exist",
+        "test_clusters_run_before_any_clustering",
+    ),
     "db downgrade": ("test_db_upgrade_and_downgrade", "test_db_downgrade_unknown_revision"),
     "db grant": ("test_db_grant", "test_db_grant_two_levels"),
     "db lean-index": ("test_db_lean_index", "test_db_lean_index_unknown_model"),
@@ -325,6 +330,16 @@ def test_clusters(cli: Cli, clustered: Path) -> None:
 
 def test_clusters_limit_zero(cli: Cli) -> None:
     usage_error(cli("clusters", "--limit", "0"), "--limit")
+
+
+def test_clusters_run_that_does_not_exist(cli: Cli, clustered: Path, tmp_path: Path) -> None:
+    usage_error(cli("clusters", "--run", "999"), "cluster run 999 does not exist (the newest is run ")
+    usage_error(cli("export-clusters", tmp_path / "x", "--run", "999"), "cluster run 999 does not exist")
+    assert not (tmp_path / "x").exists()
+
+
+def test_clusters_run_before_any_clustering(cli: Cli) -> None:
+    usage_error(cli("clusters", "--run", "1"), "nothing has been clustered yet: run `ccvec cluster`")
 
 
 def test_export_clusters(cli: Cli, clustered: Path, tmp_path: Path) -> None:

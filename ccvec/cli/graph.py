@@ -161,6 +161,8 @@ def export_clusters_command(
             run = row[0] if row else None
             if run is None:
                 raise CcvecError("no clusters yet: run `ccvec cluster`")
+        else:
+            clusters.require_run(conn, run)
         bar.update("reading clusters", 0, 3)
         labelled = conn.execute("SELECT ccvec.cluster_run_labelled(%s)", [run]).fetchone()
         if not (labelled and labelled[0]):

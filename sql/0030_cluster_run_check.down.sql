@@ -1,0 +1,1 @@
+DROP FUNCTION ccvec.require_cluster_run(bigint);
