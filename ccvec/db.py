@@ -59,9 +59,13 @@ def shared_buffers() -> str:
     the index in shared buffers (docs/graph.md)."""
     from ccvec import defaults
 
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    mib = int(min(ram * defaults.SHARED_BUFFERS_SHARE, defaults.SHARED_BUFFERS_MAX) // 2**20)
+    mib = int(min(ram_bytes() * defaults.SHARED_BUFFERS_SHARE, defaults.SHARED_BUFFERS_MAX) // 2**20)
     return f"{max(mib, 128)}MB"
+
+
+def ram_bytes() -> int:
+    """This machine's physical memory (the embedded server shares it: buffers and index builds)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def embedded_pgdata() -> Path:

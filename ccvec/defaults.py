@@ -57,6 +57,13 @@ SEARCH_BATCH = 500  # query images per SQL call
 # HNSW index in shared buffers a search costs 1.0 ms instead of 5.3 ms at 100k images (docs/graph.md).
 SHARED_BUFFERS_SHARE = 0.25
 SHARED_BUFFERS_MAX = 8 * 2**30
+# maintenance_work_mem of an HNSW build: room for the whole graph (pgvector builds it far faster
+# while it fits; bench/index_memory.py), at least the floor, at most this share of RAM (split between
+# builds that run at once). Graph bytes per row: the vector plus INDEX_LINK_BYTES of neighbour lists
+# (4,096 B/row measured for 1280-d halfvec at m 16: docs/scale.md).
+INDEX_BUILD_MEMORY_MIN = 2**30
+INDEX_BUILD_MEMORY_SHARE = 0.25
+INDEX_LINK_BYTES = 1536
 
 # Clusters (docs/graph.md): imagecluster's similarity index.
 CLUSTER_SIM = 0.35

@@ -23,7 +23,6 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = defaults.EF_SEARCH
 DEFAULT_K = defaults.GRAPH_K
-MAINTENANCE_WORK_MEM = "1GB"
 MAINTENANCE_WORKERS = 2
 BATCH = defaults.SEARCH_BATCH
 
@@ -47,6 +46,16 @@ def require_embeddings(conn: psycopg.Connection, model: str) -> int:
     if count < 2:
         raise CcvecError(f"model {model!r} has {count} embedding(s): run `ccvec load` first")
     return count
+
+
+def build_memory(rows: int, vector_bytes: int, concurrent: int = 1) -> str:
+    """maintenance_work_mem for an HNSW build of `rows` vectors of `vector_bytes` each: the whole
+    graph if the machine allows (defaults.INDEX_BUILD_*). Past it pgvector goes on building on disk,
+    much slower: 1 GB for every 1M-row build made its HNSW take 43 min (docs/benchmarks.md)."""
+    graph_bytes = rows * (vector_bytes + defaults.INDEX_LINK_BYTES) * 5 // 4  # and a quarter to spare
+    cap = db.ram_bytes() * defaults.INDEX_BUILD_MEMORY_SHARE / max(concurrent, 1)
+    chosen = max(min(graph_bytes, cap), defaults.INDEX_BUILD_MEMORY_MIN)
+    return f"{int(chosen) // 2**20}MB"
 
 
 def ensure_index(conn: psycopg.Connection, model: str) -> bool:

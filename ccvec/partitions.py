@@ -81,6 +81,15 @@ def _build_one(conninfo: str, kind: str, model: str, partition: str, settings: t
         )
 
 
+def _build_memory(conn: psycopg.Connection, model: str, kind: str, parts: int, concurrent: int) -> str:
+    """graph.build_memory for one partition's build (the whole table's when it is not partitioned)."""
+    rows = db.fetch_row(conn.execute("SELECT ccvec.embedding_count(%s)", [model]), "counting embeddings")[0]
+    dim = db.fetch_row(db.execute_checked(conn, "SELECT ccvec.model_dim(%s)", [model]), "the model's size")[0]
+    vector_bytes = 2 * dim if kind == "halfvec" else (dim + 7) // 8
+    conn.commit()
+    return graph.build_memory(-(-rows // max(parts, 1)), vector_bytes, concurrent)
+
+
 def build_index(
     conn: psycopg.Connection,
     model: str,
@@ -88,7 +97,7 @@ def build_index(
     kind: str = "halfvec",
     m: int = graph.HNSW_M,
     ef_construction: int = graph.HNSW_EF_CONSTRUCTION,
-    maintenance_work_mem: str = graph.MAINTENANCE_WORK_MEM,
+    maintenance_work_mem: str | None = None,
     workers: int = graph.MAINTENANCE_WORKERS,
 ) -> None:
     """The model's HNSW index of `kind` (halfvec: ccvec's index; binary: the lean one). Plain
@@ -99,14 +108,16 @@ def build_index(
         raise CcvecError(f"unknown index kind {kind!r}: use {' or '.join(INDEX_KINDS)}")
     parts = [str(r[0]) for r in conn.execute("SELECT ccvec.table_partitions('image_embedding')::text")]
     conn.commit()
-    if len(parts) > 1 and jobs > 1:
+    concurrent = min(jobs, len(parts)) if len(parts) > 1 and jobs > 1 else 1
+    memory = maintenance_work_mem or _build_memory(conn, model, kind, len(parts), concurrent)
+    if concurrent > 1:
         conninfo = _same_server(conn)
-        settings = (m, ef_construction, maintenance_work_mem)
+        settings = (m, ef_construction, memory)
         with ThreadPoolExecutor(min(jobs, len(parts))) as pool:
             futures = [pool.submit(_build_one, conninfo, kind, model, p, settings) for p in parts]
             for future in futures:
                 future.result()
-    conn.execute("SELECT ccvec.index_build_settings(%s, %s)", [maintenance_work_mem, workers])
+    conn.execute("SELECT ccvec.index_build_settings(%s, %s)", [memory, workers])
     if kind == "halfvec":
         sql = "SELECT ccvec.create_embedding_index(%s, %s, %s), ccvec.index_rebuilt(%s)"
         db.run_ddl(conn, sql, [model, m, ef_construction, model], f"building the index of {model}")

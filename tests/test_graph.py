@@ -292,3 +292,24 @@ def test_export_clusters_folders_and_contact_sheets(conn: psycopg.Connection, tm
     assert len(sheets) == 2 and Image.open(sheets[0]).size[0] == export.COLUMNS * export.THUMB
     with pytest.raises(CcvecError, match="is not empty"):
         export.export_folders(clusters, out)
+
+
+def test_index_build_memory_holds_the_graph_within_a_share_of_ram() -> None:
+    """maintenance_work_mem for an HNSW build: the whole graph when RAM allows, never below the
+    old fixed 1 GB, never above a quarter of RAM (split between builds that run at once)."""
+    from ccvec import db, defaults
+
+    def mib(setting: str) -> int:
+        assert setting.endswith("MB")
+        return int(setting[:-2])
+
+    cap = db.ram_bytes() * defaults.INDEX_BUILD_MEMORY_SHARE // 2**20
+    assert mib(graph.build_memory(1_000, 2 * 1280)) == 1024  # small: the floor
+    rows = 200_000  # 200k x (2,560 + 1,536) bytes x 1.25 = 977 MiB: below the floor
+    assert mib(graph.build_memory(rows, 2 * 1280)) == 1024
+    rows = 1_000_000  # 4.8 GiB of graph
+    need = rows * (2 * 1280 + defaults.INDEX_LINK_BYTES) * 5 // 4 // 2**20
+    assert abs(mib(graph.build_memory(rows, 2 * 1280)) - max(1024, min(need, cap))) <= 1  # MiB rounding
+    assert abs(mib(graph.build_memory(rows, 2 * 1280, concurrent=2)) - max(1024, min(need, cap // 2))) <= 1
+    assert abs(mib(graph.build_memory(10**9, 2 * 1280)) - max(1024, cap)) <= 1  # never more than the share
+    assert mib(graph.build_memory(rows, 1280 // 8)) < mib(graph.build_memory(rows, 2 * 1280))  # binary
