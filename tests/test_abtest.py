@@ -14,9 +14,8 @@ from ccvec import abtest, scores
 from ccvec.errors import CcvecError
 
 
-@pytest.fixture()
-def clustered(conn: psycopg.Connection) -> list[list[uuid.UUID]]:
-    """30 images in 5 clusters of 6, labelled as a current cluster run, scored."""
+def current_cluster_run(conn: psycopg.Connection) -> tuple[int, int]:
+    """(kNN run, cluster run): an empty cluster run on a current kNN run of a hand-made model."""
     conn.execute(
         "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES ('m', '1', 'x', 3, '{}')"
     )
@@ -28,6 +27,13 @@ def clustered(conn: psycopg.Connection) -> list[list[uuid.UUID]]:
         "VALUES (%s, 'hand', 0.5, 0.5) RETURNING id",
         [knn],
     ).fetchone()[0]
+    return knn, run
+
+
+@pytest.fixture()
+def clustered(conn: psycopg.Connection) -> list[list[uuid.UUID]]:
+    """30 images in 5 clusters of 6, labelled as a current cluster run, scored."""
+    knn, run = current_cluster_run(conn)
     clusters = [[uuid.uuid4() for _ in range(6)] for _ in range(5)]
     for c, members in enumerate(clusters):
         for i, ident in enumerate(members):
@@ -192,17 +198,7 @@ def test_report_needs_no_refresh(conn: psycopg.Connection, cli) -> None:
     """`ccvec experiment report` reads the served positions, the imported clicks and the current
     clusters: with ccvec.cluster_mate never refreshed (as after `ccvec db upgrade`) it still reports,
     per-cluster validity included (it failed with "cluster_mate has not been populated")."""
-    conn.execute(
-        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES ('m', '1', 'x', 3, '{}')"
-    )
-    knn = conn.execute(
-        "INSERT INTO ccvec.knn_run (model, k, ef_search, is_current) VALUES ('m', 2, 40, true) RETURNING id"
-    ).fetchone()[0]
-    run = conn.execute(
-        "INSERT INTO ccvec.cluster_run (knn_run, method, sim, threshold) "
-        "VALUES (%s, 'hand', 0.5, 0.5) RETURNING id",
-        [knn],
-    ).fetchone()[0]
+    _, run = current_cluster_run(conn)
     members = [uuid.uuid4() for _ in range(4)]
     for ident in members:
         conn.execute("INSERT INTO ccvec.cluster_member VALUES (%s, %s, 7)", [run, ident])
