@@ -63,6 +63,13 @@ def shared_buffers() -> str:
     return f"{max(mib, 128)}MB"
 
 
+def server_is_local(conn: psycopg.Connection) -> bool:
+    """Whether the server runs on this machine (a Unix socket or a loopback name): then this
+    machine's RAM is the server's, which sizing its index builds needs."""
+    host = conn.info.host or ""
+    return host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+
+
 def ram_bytes() -> int:
     """This machine's physical memory (the embedded server shares it: buffers and index builds)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -52,8 +52,8 @@ def build_memory(rows: int, vector_bytes: int, concurrent: int = 1) -> str:
     """maintenance_work_mem for an HNSW build of `rows` vectors of `vector_bytes` each: the whole
     graph if the machine allows (defaults.INDEX_BUILD_*). Past it pgvector goes on building on disk,
     much slower: 1 GB for every 1M-row build made its HNSW take 43 min (docs/benchmarks.md).
-    RAM is this machine's: the embedded server's. For a server elsewhere, pass
-    partitions.build_index a maintenance_work_mem of your own."""
+    RAM is this machine's: used only for a server on it (partitions._build_memory); for one elsewhere
+    builds get the floor unless partitions.build_index is given a maintenance_work_mem."""
     graph_bytes = rows * (vector_bytes + defaults.INDEX_LINK_BYTES) * 5 // 4  # and a quarter to spare
     cap = db.ram_bytes() * defaults.INDEX_BUILD_MEMORY_SHARE / max(concurrent, 1)
     chosen = max(min(graph_bytes, cap), defaults.INDEX_BUILD_MEMORY_MIN)

@@ -82,7 +82,10 @@ def _build_one(conninfo: str, kind: str, model: str, partition: str, settings: t
 
 
 def _build_memory(conn: psycopg.Connection, model: str, kind: str, parts: int, concurrent: int) -> str:
-    """graph.build_memory for one partition's build (the whole table's when it is not partitioned)."""
+    """graph.build_memory for one partition's build (the whole table's when it is not partitioned);
+    the floor for a server on another machine, whose RAM ccvec cannot see."""
+    if not db.server_is_local(conn):
+        return f"{defaults.INDEX_BUILD_MEMORY_MIN // 2**20}MB"
     rows = db.fetch_row(conn.execute("SELECT ccvec.embedding_count(%s)", [model]), "counting embeddings")[0]
     dim = db.fetch_row(db.execute_checked(conn, "SELECT ccvec.model_dim(%s)", [model]), "the model's size")[0]
     vector_bytes = 2 * dim if kind == "halfvec" else (dim + 7) // 8

@@ -313,3 +313,10 @@ def test_index_build_memory_holds_the_graph_within_a_share_of_ram() -> None:
     assert abs(mib(graph.build_memory(rows, 2 * 1280, concurrent=2)) - max(1024, min(need, cap // 2))) <= 1
     assert abs(mib(graph.build_memory(10**9, 2 * 1280)) - max(1024, cap)) <= 1  # never more than the share
     assert mib(graph.build_memory(rows, 1280 // 8)) < mib(graph.build_memory(rows, 2 * 1280))  # binary
+
+
+def test_the_embedded_server_is_local(conn: psycopg.Connection) -> None:
+    """Build memory is sized from this machine's RAM only for a server on it: the embedded one is."""
+    from ccvec import db
+
+    assert conn.info.host.startswith("/") and db.server_is_local(conn)
