@@ -250,6 +250,11 @@ def _fail(message: str) -> NoReturn:
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def catalog_titles(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Title (else URL) of each image, for the label column of a listing."""
+    return dict(conn.execute("SELECT * FROM ccvec.catalog_titles(%s)", [list(ids)]).fetchall())
+
+
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """ "1 cluster", "2 clusters", "1,024 images": a count with its noun in the right number."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

@@ -18,6 +18,7 @@ from ccvec.cli.common import (
     ModelOption,
     RadiusOption,
     app,
+    catalog_titles,
     confirm_destructive,
     console,
     counted,
@@ -85,12 +86,7 @@ def similar_command(
             found = neardup.neighbours_dihedral(conn, query, radius)
         else:
             found = [(i, d, "identity") for i, d in neardup.neighbours(conn, query, radius)]
-        titles = dict(
-            conn.execute(
-                "SELECT * FROM ccvec.catalog_titles(%s)",
-                [[i for i, _, _ in found[:limit]]],
-            ).fetchall()
-        )
+        titles = catalog_titles(conn, [i for i, _, _ in found[:limit]])
     emit(
         ["distance", "as", "identifier", "title"],
         [(distance, transform, ident, titles.get(ident, "")) for ident, distance, transform in found[:limit]],
@@ -110,12 +106,7 @@ def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -
     ident = parse_uuid(identifier)
     with schema_connection() as conn:
         found = graph.similar(conn, ident, k, model)
-        titles = dict(
-            conn.execute(
-                "SELECT * FROM ccvec.catalog_titles(%s)",
-                [[i for i, _ in found]],
-            ).fetchall()
-        )
+        titles = catalog_titles(conn, [i for i, _ in found])
     emit(
         ["similarity", "identifier", "title"],
         [(round(similarity, 4), ident2, titles.get(ident2, "")) for ident2, similarity in found],
@@ -193,11 +184,7 @@ def dedup_command(
             members = neardup.members(conn)
         else:
             summary = neardup.report(conn)
-            titles = dict(
-                conn.execute(
-                    "SELECT * FROM ccvec.catalog_titles(%s)", [[g for g, _, _ in summary.largest]]
-                ).fetchall()
-            )
+            titles = catalog_titles(conn, [g for g, _, _ in summary.largest])
     if fmt != Format.table:
         emit(list(neardup.MEMBER_COLUMNS), members, fmt)
         return
