@@ -22,7 +22,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ccvec import db, defaults
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, counted
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -261,13 +261,9 @@ class RunShape:
             f"; the largest has {self.largest:,} ({self.largest_share:.0%})" if self.grouped else ""
         )
         return (
-            f"{_count(self.grouped, 'cluster')} of 2 or more images, {_count(self.singletons, 'singleton')} "
-            f"({_count(self.images, 'image')}{largest})"
+            f"{counted(self.grouped, 'cluster')} of 2 or more images, "
+            f"{counted(self.singletons, 'singleton')} ({counted(self.images, 'image')}{largest})"
         )
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def shape(conn: psycopg.Connection, run_id: int) -> RunShape:

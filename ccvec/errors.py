@@ -17,6 +17,12 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the right number ("1 cluster", "2 clusters", "1,024 images"), for every
+    line ccvec prints (errors and summaries alike)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def from_database(exc: BaseException) -> CcvecError | None:
     """The CcvecError for an error raised by ccvec's SQL (SQLSTATE class VC), else None."""
     sqlstate = getattr(exc, "sqlstate", None)

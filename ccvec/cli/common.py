@@ -255,11 +255,6 @@ def catalog_titles(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[u
     return dict(conn.execute("SELECT * FROM ccvec.catalog_titles(%s)", [list(ids)]).fetchall())
 
 
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """ "1 cluster", "2 clusters", "1,024 images": a count with its noun in the right number."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
-
-
 def safe(text: object) -> str:
     """Text from data, fit for the terminal: control characters shown as escapes (no terminal
     sequences get through), rich markup escaped (a '[/x]' in a URL prints as itself)."""

@@ -15,14 +15,13 @@ from ccvec.cli.common import (
     ModelOption,
     app,
     console,
-    counted,
     err_console,
     progress,
     safe,
     schema_connection,
     stages,
 )
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, counted
 
 graph_app = typer.Typer(
     help="The kNN graph over the embeddings (HNSW): build, extend, inspect.", no_args_is_help=True

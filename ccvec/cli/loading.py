@@ -16,13 +16,13 @@ from ccvec.cli.common import (
     ModelOption,
     app,
     console,
-    counted,
     emit,
     err_console,
     explain_model_build,
     quiet,
     schema_connection,
 )
+from ccvec.errors import counted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

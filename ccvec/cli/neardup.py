@@ -21,7 +21,6 @@ from ccvec.cli.common import (
     catalog_titles,
     confirm_destructive,
     console,
-    counted,
     emit,
     err_console,
     parse_uuid,
@@ -29,7 +28,7 @@ from ccvec.cli.common import (
     safe,
     schema_connection,
 )
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, counted
 
 
 @app.command("similar")

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from ccvec import defaults
-from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, counted, err_console, stages
+from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, err_console, stages
 from ccvec.cli.loading import load_with_progress
+from ccvec.errors import counted
 
 OutOption = Annotated[
     Path | None,
