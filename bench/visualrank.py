@@ -6,10 +6,11 @@ A catalog of `--size` images and a kNN run with k distinct random neighbours eac
 [0.5, 1]), written with binary COPY. Then, cold (no previous ranks) each time:
 
 * `SELECT ccvec.visualrank(run)`: the power iteration in SQL (sql/0005_scores.up.sql);
-* `ccvec.visualrank.visualrank(ids="uuid")`: edges out as UUID pairs in one packed value, mapped
-  to integers in the client, scipy.sparse power iteration, ranks back with binary COPY (before);
-* `ccvec.visualrank.visualrank()` (ids="node", what `ccvec refresh` runs): the same with edges out
-  as pairs of ccvec.image_node integer ids (after);
+* `ccvec.visualrank.visualrank()` (ids="uuid", what `ccvec refresh` runs): edges out as UUID
+  pairs in one packed value, mapped to integers in the client, scipy.sparse power iteration, ranks
+  back with binary COPY;
+* `ccvec.visualrank.visualrank(ids="node")`: the same with edges out as pairs of
+  ccvec.image_node integer ids (measured, not adopted: docs/benchmarks.md);
 * scipy.sparse power iteration alone on the same edges already in memory as integer arrays
   (what a user with the edges in hand would run);
 
@@ -33,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.refresh import iterations as latest_iterations
 from ccvec import db, migrate, visualrank
 
 CHUNK = 1_000_000
@@ -171,9 +173,7 @@ def main() -> None:
                     if seconds < best.get(label, float("inf")):
                         best[label], steps[label] = seconds, timings
                     streamed[label] = stored_ranks(conn, n)
-                    iterations[label] = conn.execute(
-                        "SELECT iterations FROM ccvec.visualrank_run ORDER BY id DESC"
-                    ).fetchone()[0]
+                    iterations[label] = latest_iterations(conn)
             for label in ways:
                 results[f"streamed, {label}"] = best[label]
             timings = {}
@@ -181,9 +181,7 @@ def main() -> None:
             visualrank.visualrank(conn, run, timings=timings)  # previous ranks present
             conn.commit()
             warm = time.perf_counter() - start
-            warm_it = conn.execute("SELECT iterations FROM ccvec.visualrank_run ORDER BY id DESC").fetchone()[
-                0
-            ]
+            warm_it = latest_iterations(conn)
             warm_ranks = stored_ranks(conn, n)
         base, reference, base_it = scipy_alone(n, src, dst, sim)
         results["scipy.sparse alone (in memory)"] = base

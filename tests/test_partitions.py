@@ -190,13 +190,8 @@ def test_lean_search_reranks_hamming_candidates(conn: psycopg.Connection) -> Non
         # The lean index survives a repartition: rebuilt per partition and attached.
         partitions.repartition(conn, 2)
         assert partitions.indexed_models(conn, "binary") == [model]
-        assert (
-            found(len(ids)) == truth.tolist()
-            or np.mean(
-                [len(set(f) & set(t)) / 10 for f, t in zip(found(len(ids)), truth.tolist(), strict=True)]
-            )
-            >= 0.95
-        )
+        overlap = [len(set(f) & set(t)) / 10 for f, t in zip(found(len(ids)), truth.tolist(), strict=True)]
+        assert np.mean(overlap) >= 0.95  # equal lists give 1.0
         with pytest.raises(psycopg.Error, match="candidates") as caught:
             conn.execute("SELECT * FROM ccvec.nearest_lean(%s, %s, 10, 5)", [model, HalfVector(vectors[0])])
         assert caught.value.sqlstate == "VC001"
