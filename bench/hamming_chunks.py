@@ -9,7 +9,7 @@ stamps, edited variants, then fill). For each chunk count the MIH indexes are re
 * `ccvec.hamming_neighbours` (what `ccvec similar` and dedup call: one probe weight per chunk,
   `ccvec.mih_thresholds`);
 * "uniform": the same candidates-and-verify query with every chunk probed at floor(r / chunks),
-  the rule before migration 0021 (`ccvec.mih_candidates(bigint, integer)`);
+  the rule before migration 0021, run with a generic plan as hamming_neighbours is since 0032;
 * the SQL scan and numpy's popcount scan over an in-memory array.
 
 MIH, uniform and numpy times are the mean over queries of each query's best of `--passes` runs
@@ -40,7 +40,7 @@ from ccvec.phash import to_signed
 
 # the candidates-and-verify query of hamming_neighbours with one weight on every chunk (before 0021)
 UNIFORM = (
-    "SELECT c.identifier FROM ccvec.mih_candidates(%s, %s::integer) c "
+    "SELECT c.identifier FROM ccvec.mih_candidates(%s, %s::integer[]) c "
     "WHERE ccvec.hamming(c.phash, %s) <= %s GROUP BY c.identifier, c.phash"
 )
 
@@ -88,10 +88,12 @@ def main() -> None:
         migrate.upgrade(url)
         hb.load_table(url, hashes)
         conn = db.connect(url, autocommit=True)
+        # the uniform query with a generic plan, as hamming_neighbours runs (sql/0032_mih_plan.up.sql)
+        conn.execute("SET plan_cache_mode = force_generic_plan")
         for m in (int(c) for c in args.chunks.split(",")):
             conn.execute("SELECT ccvec.configure_mih(%s, %s)", [m, neardup.MAX_MASKS])
             conn.execute("VACUUM ANALYZE ccvec.image_feature")
-            conn.execute("VACUUM ANALYZE ccvec.mih_mask")
+            conn.execute("VACUUM ANALYZE ccvec.mih_mask_set")
             for r in radii:
                 sql = "SELECT identifier FROM ccvec.hamming_neighbours(%s, %s)"
                 exact = all(
@@ -106,7 +108,7 @@ def main() -> None:
                 )
                 uniform = best_ms(
                     lambda q, r=r, m=m: conn.execute(
-                        UNIFORM, [to_signed(q), r // m, to_signed(q), r], prepare=True
+                        UNIFORM, [to_signed(q), [r // m] * m, to_signed(q), r], prepare=True
                     ).fetchall(),
                     queries,
                     args.passes,

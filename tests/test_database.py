@@ -21,7 +21,7 @@ from .process import run_ccvec
 
 EXPECTED_TABLES = set(
     """catalog image model image_feature image_embedding load_run load_error
-    mih_config mih_mask provider_class duplicate_run duplicate_member duplicate_group
+    mih_config mih_mask_set mih_plan provider_class duplicate_run duplicate_member duplicate_group
     duplicate_edge image_cue
     setting knn_run knn_edge knn_current cluster_run cluster_member image_cluster
     inferred_tags neighbourhood_popularity popularity_source

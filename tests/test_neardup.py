@@ -123,6 +123,34 @@ def test_weighted_candidates_skip_chunks_at_weight_minus_one(hash_table) -> None
     assert to_signed(query) in last and all((h - to_signed(query)) & 0xFFFF == 0 for h in last)
 
 
+def test_configure_writes_the_probe_plan_of_every_radius(hash_table) -> None:
+    """ccvec.mih_plan holds, per radius, the weights of neardup.thresholds and their probe count;
+    radii whose weights exceed the precomputed masks have no row and are searched by a scan."""
+    conn, hashes, ids = hash_table
+    conn.execute("SELECT ccvec.configure_mih(4, 20)")  # 16-bit chunks: masks of weight <= 1 only
+    plan = {r: (w, p) for r, w, p in conn.execute("SELECT radius, weights, probes FROM ccvec.mih_plan")}
+    widths = neardup.widths(4)
+    assert sorted(plan) == [r for r in range(65) if max(neardup.thresholds(widths, r)) <= 1]
+    assert plan[7] == (neardup.thresholds(widths, 7), 4 * 17) and 8 not in plan
+    query = int(hashes[0])
+    for radius in (7, 8):
+        assert set(neardup.neighbours(conn, query, radius)) == brute_force(hashes, ids, query, radius)
+
+
+def test_search_stays_exact_after_rows_arrive_in_the_same_session(hash_table) -> None:
+    """The search runs a generic plan cached for the session; hashes added after the first call
+    are found by the next one."""
+    conn, hashes, ids = hash_table
+    conn.execute("SELECT ccvec.configure_mih(4)")
+    query = int(hashes[0])
+    for _ in range(6):  # past the plan cache's five custom plans
+        assert set(neardup.neighbours(conn, query, 3)) == brute_force(hashes, ids, query, 3)
+    near = np.array([query ^ 0b1, query ^ 0b110], dtype=np.uint64)
+    more = insert_hashes(conn, near)
+    expected = brute_force(np.concatenate([hashes, near]), ids + more, query, 3)
+    assert set(neardup.neighbours(conn, query, 3)) == expected and len(expected) >= 3
+
+
 def test_unconfigured_search_is_exact_too(hash_table) -> None:
     conn, hashes, ids = hash_table
     conn.execute("DELETE FROM ccvec.mih_config")

@@ -96,7 +96,7 @@ def test_one_chunk_layout_probes_only_matching_hashes(conn: psycopg.Connection) 
         )
     conn.execute("SELECT ccvec.configure_mih(1)")
     query = hashes[0] ^ 0b101  # two bits from hashes[0]
-    candidates = {r[0] for r in conn.execute("SELECT phash FROM ccvec.mih_candidates(%s, 2)", [query])}
+    candidates = {r[0] for r in conn.execute("SELECT phash FROM ccvec.mih_candidates(%s, ARRAY[2])", [query])}
     expected = {h for h in hashes if bin((h ^ query) & (2**64 - 1)).count("1") <= 2}
     assert candidates == expected == {hashes[0]}
 
