@@ -25,14 +25,14 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _fetch_packed(conn: psycopg.Connection, sql: LiteralString, params: list[object]) -> bytes:
-    """Rows packed server-side into one bytea by a ccvec.*_packed function (`sql` calls it).
+    """Rows packed server-side by a ccvec.*_packed function (`sql` calls it), concatenated.
 
     COPY TO STDOUT sends one message per row, and the client pays a Python round per message
-    (4 s per million edges); one aggregated bytea arrives as a single value at network speed.
+    (4 s per million edges); aggregated bytea values arrive at network speed. The functions
+    return up to 256 of them, each a whole number of rows, so none reaches the 1 GB bytea limit.
     """
     cursor = conn.cursor(binary=True)
-    row = cursor.execute(sql, params).fetchone()
-    return bytes(row[0]) if row and row[0] is not None else b""
+    return b"".join(bytes(row[0]) for row in cursor.execute(sql, params) if row[0] is not None)
 
 
 def _rows(data: bytes, fields: list[tuple[str, str]]) -> np.ndarray:

@@ -72,6 +72,8 @@ def test_streamed_visualrank_on_a_random_graph_with_ties_and_negative_weights(
         for j in rng.choice(np.delete(np.arange(n), i), 5, replace=False)
     ]
     run, ids = hand_graph(conn, n, edges)
+    chunks = conn.execute("SELECT count(*) FROM ccvec.knn_edges_packed(%s)", [run]).fetchone()
+    assert chunks is not None and chunks[0] > 100  # the edges arrive in many packed values
     visualrank.visualrank(conn, run, 0.85, 1e-13)
     got = stored(conn)
     ranks = np.array([got[i] for i in ids])
