@@ -72,8 +72,6 @@ def test_streamed_visualrank_on_a_random_graph_with_ties_and_negative_weights(
         for j in rng.choice(np.delete(np.arange(n), i), 5, replace=False)
     ]
     run, ids = hand_graph(conn, n, edges)
-    chunks = conn.execute("SELECT count(*) FROM ccvec.knn_edges_packed(%s)", [run]).fetchone()
-    assert chunks is not None and chunks[0] > 100  # the edges arrive in many packed values
     visualrank.visualrank(conn, run, 0.85, 1e-13)
     got = stored(conn)
     ranks = np.array([got[i] for i in ids])
@@ -83,6 +81,33 @@ def test_streamed_visualrank_on_a_random_graph_with_ties_and_negative_weights(
     conn.execute("SELECT ccvec.visualrank(%s, 0.85, 1e-13)", [run])
     assert max(abs(stored(conn)[i] - got[i]) for i in ids) < 1e-12
     assert stored(conn, "score") == pytest.approx(scores, abs=1e-7)
+
+
+def test_packed_edges_split_into_block_ranges_lose_and_repeat_nothing(conn: psycopg.Connection) -> None:
+    """The packed input comes in one value per range of heap blocks (so none nears the 1 GB bytea
+    limit); with ranges of 50 rows the values are many and hold exactly the run's edges."""
+    rng = np.random.default_rng(4)
+    edges = [
+        (i, int(j), float(rng.uniform(0, 1))) for i in range(400) for j in rng.choice(400, 3, replace=False)
+    ]
+    run, _ = hand_graph(conn, 400, [e for e in edges if e[0] != e[1]])
+    record = np.dtype([("a", "V16"), ("b", "V16"), ("w", ">f4")])
+
+    def packed(rows: int) -> list[bytes]:
+        query = "SELECT packed FROM ccvec.knn_edges_packed(%s, %s) WHERE packed IS NOT NULL"
+        return [bytes(r[0]) for r in conn.cursor(binary=True).execute(query, [run, rows])]
+
+    def as_set(values: list[bytes]) -> list[bytes]:
+        return sorted(r.tobytes() for v in values for r in np.frombuffer(v, record))
+
+    many, one = packed(50), packed(4_000_000)
+    assert len(many) > 5 and len(one) == 1
+    stored_edges = conn.execute(
+        "SELECT uuid_send(identifier) || uuid_send(neighbour) || float4send(similarity) "
+        "FROM ccvec.knn_edge WHERE run_id = %s",
+        [run],
+    ).fetchall()
+    assert as_set(many) == as_set(one) == sorted(bytes(r[0]) for r in stored_edges)
 
 
 def test_streamed_warm_start_takes_fewer_iterations_to_the_same_ranks(conn: psycopg.Connection) -> None:

@@ -1,4 +1,4 @@
-"""VisualRank input in chunks under the 1 GB bytea limit; no per-row foreign key check on its output.
+"""VisualRank input in block-range chunks (each under the 1 GB bytea limit); no per-row key check on output.
 
 Revision ID: 0035_visualrank_io
 Revises: 0032_mih_plan
