@@ -171,6 +171,8 @@ def test_uuid_indexing_matches_an_exact_sort() -> None:
     assert len(np.unique(visualrank._hash(sequential) >> np.uint64(52))) > 2000  # spread over buckets
     seq_src, seq_dst = np.repeat(sequential, 4, axis=0), sequential[rng.integers(0, 3000, 12000)]
     cases = [(src, dst), (np.concatenate([src, collide[:1]]), np.concatenate([dst, collide[1:]]))]
+    split = np.concatenate([src, np.repeat(ids[:50], 2, axis=0)])  # an image's edges in two runs
+    cases.append((split, ids[rng.integers(0, 5000, len(split))]))
     for s, d in [*cases, (seq_src, seq_dst)]:
         distinct, s_at, d_at = visualrank._index(s, d)
         assert (distinct[s_at] == s).all() and (distinct[d_at] == d).all()
