@@ -108,7 +108,7 @@ def latency(images: int, calls: int = 300) -> tuple[float, float, float]:
                 ).fetchall()
                 conn.commit()
                 times.append((time.perf_counter() - start) * 1000)
-        db.stop_embedded(work / "pgdata")
+        db.discard_embedded(work / "pgdata")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     times.sort()

@@ -206,7 +206,7 @@ def main() -> None:
                 x = bench.embeddings(conn, [r["identifier"] for r in rows]).astype(np.float64)
             sets[name] = (x, np.array([r["coarse"] for r in rows]), np.array([r["fine"] for r in rows]))
     finally:  # a failed run leaves no server behind
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
     for name, (x, coarse, _) in sets.items():
         cluster_candidates(name, x, coarse)

@@ -277,7 +277,7 @@ def main() -> None:
             rows.append((n, ours, theirs))
             print(f"size {n:,} done", flush=True)
     finally:
-        db.stop_embedded(work / "pgdata")
+        db.discard_embedded(work / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nccvec dedup at its defaults, --jobs {args.jobs}")
     print(

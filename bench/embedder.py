@@ -234,7 +234,7 @@ def main() -> None:
         for i, label in enumerate(("onnxruntime alone (pre-decoded)", "ccvec load end to end")):
             a, b = rates[FP32][i], rates[INT8][i]
             print(f"{label:34s} {a:8.1f} {b:8.1f} {b / a:8.2f}x")
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

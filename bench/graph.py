@@ -473,7 +473,7 @@ def main() -> None:
         print(
             f"\npeak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
         )
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

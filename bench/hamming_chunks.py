@@ -126,7 +126,7 @@ def main() -> None:
                 rows.append((m, r, plan.probes, plan.candidates, mih, uniform, scan, numpy_ms, exact))
                 print(f"chunks {m} radius {r} done", flush=True)
         conn.close()
-        db.stop_embedded(work / "pgdata")
+        db.discard_embedded(work / "pgdata")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{len(hashes):,} hashes, {len(queries)} queries (SQL scan: {args.brute_queries})")

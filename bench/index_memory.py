@@ -108,7 +108,7 @@ def main() -> None:
             print(f"{name:48s} {seconds:8.1f} {seconds / reference:8.2f}x {size / 2**20:10.0f}")
         print(f"{'FAISS IndexHNSWFlat (float32, in memory)':48s} {reference:8.1f} {1.0:8.2f}x")
     finally:
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
 
 

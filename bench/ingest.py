@@ -206,7 +206,7 @@ def main() -> None:
         os.environ["DATABASE_URL"] = fresh_database(server, "bench_e2e")
         summary = load(str(work / "images"), LoadOptions(batch_size=args.batch_size, workers=args.workers))
         assert summary.loaded == len(files), summary
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ccvec import db
 from ccvec.decode import decode
 from ccvec.models import registry
 from ccvec.models.runtime import Embedder
@@ -154,6 +155,7 @@ def main() -> None:
                     flush=True,
                 )
     finally:
+        db.discard_embedded(work / "home" / "pgdata")  # stopped by the children; as root, data is elsewhere
         shutil.rmtree(work, ignore_errors=True)
     print()
     print(f"median of {args.rounds} rounds")

@@ -244,7 +244,7 @@ def main() -> None:
             print(f"  reference: {json.dumps({k: round(v, 1) for k, v in ref.items()})}", flush=True)
             rows.append((stage, got, ref))
     finally:
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
     print(f"\npeak memory per stage, {args.size:,} images x {args.dim}-d, k = {args.k} (MiB; seconds beside)")
     print(f"server: shared_buffers {shared}, work_mem {work_mem}, maintenance_work_mem {maintenance}")

@@ -465,9 +465,11 @@ def main() -> None:
             results[folder.name] = run_set(folder, work, url, args.limit)
         print_summary(results)
     finally:
-        db.stop_embedded(pgdata)
         if args.work is None:
+            db.discard_embedded(pgdata)
             shutil.rmtree(work, ignore_errors=True)
+        else:  # kept for inspection
+            db.stop_embedded(pgdata)
 
 
 if __name__ == "__main__":

@@ -287,7 +287,7 @@ def main() -> None:
                  loaded.seconds, same, rss_backend, rss_client)
             )  # fmt: skip
     finally:
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
     print(
         "\nrefresh, seconds per stage: cold (first), incremental (after the change), "

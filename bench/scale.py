@@ -687,7 +687,7 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\ntotal {time.perf_counter() - started:.0f}s; peak RSS of this process {peak:.0f} MiB")
     finally:
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -186,7 +186,7 @@ def main() -> None:
         base, reference, base_it = scipy_alone(n, src, dst, sim)
         results["scipy.sparse alone (in memory)"] = base
     finally:
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
 
     def diffs(a: np.ndarray, b: np.ndarray) -> str:

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import stat
 import sys
 import time
@@ -220,6 +221,16 @@ def stop_embedded(pgdata: Path | None = None) -> bool:
     user = SERVER_ACCOUNT if _as_root() else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     return True
+
+
+def discard_embedded(pgdata: Path) -> None:
+    """Stop the embedded server of `pgdata` and delete its data, wherever it lives: as root the data
+    may sit under /var/lib/ccvec (server_location), which deleting `pgdata`'s folder would leave
+    behind. For throwaway servers (tests, benchmarks), never for a user's database."""
+    stop_embedded(pgdata)
+    location = server_location(pgdata)
+    relocated = location != pgdata.expanduser().resolve()
+    shutil.rmtree(location.parent if relocated else location, ignore_errors=True)
 
 
 def _ensure_database(admin_url: str, name: str) -> None:

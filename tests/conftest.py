@@ -38,10 +38,7 @@ def server_url(ccvec_home: Path) -> Iterator[str]:
     """URL of ccvec's database on the session's embedded server (schema not yet applied)."""
     url = db.start_embedded(ccvec_home / "pgdata")
     yield url
-    db.stop_embedded(ccvec_home / "pgdata")
-    location = db.server_location(ccvec_home / "pgdata")
-    if location != (ccvec_home / "pgdata").resolve():  # as root: data kept where the server can reach it
-        shutil.rmtree(location.parent, ignore_errors=True)
+    db.discard_embedded(ccvec_home / "pgdata")  # as root the data may live outside ccvec_home
 
 
 def _admin_url(url: str) -> str:

@@ -65,6 +65,25 @@ def test_start_embedded_reuses_running_server(server_url: str, ccvec_home: Path)
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_discard_embedded_leaves_no_data_behind() -> None:
+    """A throwaway server (tests, benchmarks) is stopped and its data deleted, also where root's
+    server account keeps it outside the home (/var/lib/ccvec/...), which deleting the home misses."""
+    home = Path(tempfile.mkdtemp(prefix="ccvec-discard-"))  # 0700: as root, the data is relocated
+    pgdata = home / "pgdata"
+    try:
+        with psycopg.connect(db.start_embedded(pgdata)) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        location = db.server_location(pgdata)
+        assert (location / "PG_VERSION").exists()
+        db.discard_embedded(pgdata)
+        assert not location.exists() and not db.stop_embedded(pgdata)
+        if location != pgdata.resolve():
+            assert not location.parent.exists()
+    finally:
+        db.discard_embedded(pgdata)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def test_upgrade_downgrade_upgrade(fresh_database_url: str) -> None:
     migrate.upgrade(fresh_database_url)
     assert ccvec_tables(fresh_database_url) == EXPECTED_TABLES

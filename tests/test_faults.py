@@ -386,7 +386,7 @@ def test_embedded_server_is_private_with_a_long_home(tmp_path_factory: pytest.Te
         assert mine.returncode == 0, mine.stderr
         assert {p: p.stat().st_mode for p in (parent, *parent.parents)} == before
     finally:
-        db.stop_embedded(pgdata)
+        db.discard_embedded(pgdata)
         shutil.rmtree(parent, ignore_errors=True)
 
 
@@ -427,10 +427,7 @@ def test_server_gone_mid_load_is_one_line_and_the_rerun_recovers(tmp_path: Path)
             ).fetchone()
         assert total == distinct == 300
     finally:
-        db.stop_embedded(pgdata)
+        db.discard_embedded(pgdata)
         import shutil
 
         shutil.rmtree(home, ignore_errors=True)
-        location = db.server_location(pgdata)
-        if location != pgdata:
-            shutil.rmtree(location.parent, ignore_errors=True)
