@@ -47,6 +47,10 @@ LEAN_CANDIDATES = 200
 # kNN graph (docs/graph.md, bench/graph.py).
 GRAPH_K = 10
 EF_SEARCH = 64
+# The graph build measures recall@k on RECALL_SAMPLE images at EF_SEARCH, doubling up to
+# EF_SEARCH_MAX, and builds with the first breadth that reaches RECALL_TARGET (graph.choose_ef_search).
+EF_SEARCH_MAX = 512
+RECALL_TARGET = 0.95
 RECALL_SAMPLE = 200
 # Neighbour searches (graph build, dedup edges) run in batches over this many connections at once;
 # each batch is one SQL call (docs/graph.md, bench/graph.py).

@@ -36,6 +36,18 @@ class GraphRun:
     k: int
     images: int
     recall: float | None
+    ef_search: int = EF_SEARCH
+
+
+@dataclass(frozen=True)
+class EfChoice:
+    """The breadth chosen for a build, and the sample it was measured on (reused for the build's
+    own recall, so the exact pass runs once)."""
+
+    ef_search: int
+    recall: float
+    exact: frozenset[tuple[uuid.UUID, uuid.UUID]]  # (image, one of its exact k nearest)
+    tried: tuple[tuple[int, float], ...]  # (breadth, recall) in the order measured
 
 
 def require_embeddings(conn: psycopg.Connection, model: str) -> int:
@@ -84,34 +96,96 @@ def build(
     conn: psycopg.Connection,
     k: int = DEFAULT_K,
     model: str = DEFAULT_MODEL,
-    ef_search: int = EF_SEARCH,
+    ef_search: int | None = None,
     recall_sample: int = defaults.RECALL_SAMPLE,
     on_progress: Progress | None = None,
     jobs: int = defaults.SEARCH_JOBS,
 ) -> GraphRun:
     """A new graph over every embedded image; it becomes the current one when complete.
 
-    The searches run in batches of BATCH images, one SQL call each (a LATERAL HNSW query per
-    image), over `jobs` connections at once; the edges do not depend on `jobs` or the batch size."""
+    Without `ef_search`, the breadth is the smallest that reaches RECALL_TARGET on `recall_sample`
+    images (choose_ef_search; EF_SEARCH when the sample is 0). The searches run in batches of BATCH
+    images, one SQL call each (a LATERAL HNSW query per image), over `jobs` connections at once;
+    the edges do not depend on `jobs` or the batch size."""
     require_embeddings(conn, model)
     ensure_index(conn, model)
+    ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [model])]
+    choice = None
+    if ef_search is None and recall_sample > 0:
+        choice = choose_ef_search(conn, model, k, random.Random(0).sample(ids, min(recall_sample, len(ids))))
+    breadth = ef_search or (choice.ef_search if choice else EF_SEARCH)
     run_id: int = db.fetch_row(
-        conn.execute(
-            "SELECT ccvec.knn_run_start(%s, %s, %s)",
-            [model, k, ef_search],
-        ),
+        conn.execute("SELECT ccvec.knn_run_start(%s, %s, %s)", [model, k, breadth]),
         "creating the kNN run",
     )[0]
     conn.commit()
-    ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [model])]
     search(conn, "SELECT ccvec.knn_insert(%s, %s)", run_id, ids, jobs, on_progress)
-    recall = measure_recall(conn, run_id, recall_sample)
+    recall = (
+        graph_recall(conn, run_id, choice.exact) if choice else measure_recall(conn, run_id, recall_sample)
+    )
     conn.execute(
         "SELECT ccvec.knn_run_finish(%s, %s, %s, %s)",
         [run_id, len(ids), recall, min(recall_sample, len(ids))],
     )
     make_current(conn, run_id)
-    return GraphRun(run_id, model, k, len(ids), recall)
+    return GraphRun(run_id, model, k, len(ids), recall, breadth)
+
+
+def _nearest(
+    conn: psycopg.Connection, model: str, ids: list[uuid.UUID], k: int, ef_search: int
+) -> dict[uuid.UUID, list[tuple[uuid.UUID, float]]]:
+    """Each image's k nearest through the HNSW index at this breadth, nearest first."""
+    found: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {i: [] for i in ids}
+    rows = conn.execute("SELECT * FROM ccvec.knn_candidates(%s, %s, %s, %s)", [model, ids, k, ef_search])
+    for image, neighbour, distance in rows:
+        found[image].append((neighbour, distance))
+    conn.commit()  # knn_candidates' planner settings last until the end of the transaction
+    return found
+
+
+def choose_ef_search(
+    conn: psycopg.Connection,
+    model: str,
+    k: int,
+    sample: list[uuid.UUID],
+    target: float = defaults.RECALL_TARGET,
+    most: int = defaults.EF_SEARCH_MAX,
+) -> EfChoice:
+    """The smallest hnsw.ef_search, from EF_SEARCH doubling up to `most`, whose recall@k on `sample`
+    reaches `target` (`most` when none does).
+
+    The recall a breadth buys depends on the catalog: 0.97-0.99 at 64 on real photos at 100k, 0.79
+    on a synthetic 1M (docs/benchmarks.md). The exact neighbours come from one pass over the
+    vectors, each image's bounded by the k-th distance of its first search (ccvec.knn_exact_within)."""
+    found = _nearest(conn, model, sample, k, EF_SEARCH)
+    reach = [max((d for _, d in found[i]), default=2.0) + 1e-4 if len(found[i]) >= k else 2.0 for i in sample]
+    exact = frozenset(
+        (i, j)
+        for i, j in conn.execute(
+            "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, %s)", [model, sample, reach, k]
+        )
+    )
+    conn.commit()
+    breadth, tried = EF_SEARCH, []
+    while True:
+        hits = sum((i, j) in exact for i, near in found.items() for j, _ in near)
+        recall = hits / len(exact) if exact else 1.0
+        tried.append((breadth, recall))
+        if recall >= target or breadth >= most:
+            return EfChoice(breadth, recall, exact, tuple(tried))
+        breadth = min(breadth * 2, most)
+        found = _nearest(conn, model, sample, k, breadth)
+
+
+def graph_recall(
+    conn: psycopg.Connection, run_id: int, exact: frozenset[tuple[uuid.UUID, uuid.UUID]]
+) -> float | None:
+    """Share of the exact pairs (image, one of its exact k nearest) that are edges of the run."""
+    if not exact:
+        return None
+    images = sorted({i for i, _ in exact})
+    edges = set(conn.execute("SELECT * FROM ccvec.knn_run_edges(%s, %s)", [run_id, images]).fetchall())
+    return sum(pair in edges for pair in exact) / len(exact)
 
 
 def search(

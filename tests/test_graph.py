@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections import defaultdict
 
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 from pgvector import HalfVector
 
-from ccvec import graph
+from ccvec import defaults, graph
 from ccvec.errors import CcvecError
 
 MODEL = "hand"
@@ -148,6 +149,28 @@ def test_recall_counts_missing_edges(conn: psycopg.Connection) -> None:
     )
     conn.commit()
     assert graph.measure_recall(conn, run.id, len(ids)) == pytest.approx(before - 1 / (3 * len(ids)))
+
+
+def test_search_breadth_is_chosen_by_the_recall_it_buys(conn: psycopg.Connection) -> None:
+    """Without --ef-search the build measures recall on a sample, from 64 up, and keeps the first
+    breadth reaching the target; the sample's exact neighbours (one bounded pass) are numpy's, and
+    the build's recall on that sample is what ccvec.knn_recall says."""
+    vectors = three_groups(np.random.default_rng(7), per_group=8)
+    ids = add_vectors(conn, vectors)
+    run = graph.build(conn, k=4, model=MODEL, recall_sample=10)
+    embedded = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [MODEL])]
+    found, expected = conn.execute(
+        "SELECT * FROM ccvec.knn_recall(%s, %s)", [run.id, random.Random(0).sample(embedded, 10)]
+    ).fetchone()
+    assert run.ef_search == defaults.EF_SEARCH and expected == 40 and run.recall == found / expected >= 0.95
+    truth = exact_knn(vectors, 4)
+    choice = graph.choose_ef_search(conn, MODEL, 4, ids[::3], target=1.01)  # never reached
+    assert [ef for ef, _ in choice.tried] == [64, 128, 256, 512]
+    assert choice.ef_search == defaults.EF_SEARCH_MAX
+    assert choice.exact == {(ids[i], ids[j]) for i in range(0, len(ids), 3) for j in truth[i]}
+    fixed = graph.build(conn, k=4, model=MODEL, ef_search=100)
+    row = conn.execute("SELECT ef_search FROM ccvec.knn_run WHERE id = %s", [fixed.id]).fetchone()
+    assert fixed.ef_search == 100 and row == (100,)
 
 
 @pytest.mark.parametrize("method", ["average", "mutual"])

@@ -34,10 +34,17 @@ def graph_build(
     k: Annotated[int, typer.Option(min=1, max=1000, help="Neighbours per image.")] = defaults.GRAPH_K,
     model: ModelOption = DEFAULT_MODEL,
     ef_search: Annotated[
-        int, typer.Option(min=1, help="HNSW search breadth (recall vs speed).")
-    ] = defaults.EF_SEARCH,
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"HNSW search breadth (recall vs speed). Default: the first of {defaults.EF_SEARCH}, "
+            f"{defaults.EF_SEARCH * 2}, ... {defaults.EF_SEARCH_MAX} whose recall on the sample reaches "
+            f"{defaults.RECALL_TARGET} ({defaults.EF_SEARCH} when --recall-sample is 0).",
+            show_default=False,
+        ),
+    ] = None,
     recall_sample: Annotated[
-        int, typer.Option(min=0, help="Images checked against exact search.")
+        int, typer.Option(min=0, help="Images checked against exact search (for --ef-search, then recall).")
     ] = defaults.RECALL_SAMPLE,
     jobs: JobsOption = defaults.SEARCH_JOBS,
 ) -> None:
@@ -56,7 +63,8 @@ def graph_build(
         )
     recall = f"{run.recall:.3f}" if run.recall is not None else "n/a"
     console.print(
-        f"graph run {run.id}: {run.images:,} images, k={run.k}, recall@{run.k} {recall} (now current)"
+        f"graph run {run.id}: {run.images:,} images, k={run.k}, ef_search {run.ef_search}, "
+        f"recall@{run.k} {recall} (now current)"
     )
 
 
