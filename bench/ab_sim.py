@@ -108,8 +108,8 @@ def latency(images: int, calls: int = 300) -> tuple[float, float, float]:
                 ).fetchall()
                 conn.commit()
                 times.append((time.perf_counter() - start) * 1000)
-        db.discard_embedded(work / "pgdata")
     finally:
+        db.discard_embedded(work / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
     times.sort()
     return statistics.mean(times), times[len(times) // 2], times[int(0.95 * (len(times) - 1))]

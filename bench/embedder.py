@@ -234,8 +234,8 @@ def main() -> None:
         for i, label in enumerate(("onnxruntime alone (pre-decoded)", "ccvec load end to end")):
             a, b = rates[FP32][i], rates[INT8][i]
             print(f"{label:34s} {a:8.1f} {b:8.1f} {b / a:8.2f}x")
-        db.discard_embedded(work / "home" / "pgdata")
     finally:
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -174,8 +174,8 @@ def main() -> None:
         faiss_results(hashes, queries, results)
         hnsw_build = hnsw_results(conn, hashes[: args.hnsw_rows], queries, results)
         conn.close()
-        db.discard_embedded(work / "pgdata")
     finally:
+        db.discard_embedded(work / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
     print_table(results, len(hashes), args.hnsw_rows, mih_build, hnsw_build)
 

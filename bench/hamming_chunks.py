@@ -126,8 +126,8 @@ def main() -> None:
                 rows.append((m, r, plan.probes, plan.candidates, mih, uniform, scan, numpy_ms, exact))
                 print(f"chunks {m} radius {r} done", flush=True)
         conn.close()
-        db.discard_embedded(work / "pgdata")
     finally:
+        db.discard_embedded(work / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{len(hashes):,} hashes, {len(queries)} queries (SQL scan: {args.brute_queries})")
     print(

@@ -206,8 +206,8 @@ def main() -> None:
         os.environ["DATABASE_URL"] = fresh_database(server, "bench_e2e")
         summary = load(str(work / "images"), LoadOptions(batch_size=args.batch_size, workers=args.workers))
         assert summary.loaded == len(files), summary
-        db.discard_embedded(work / "home" / "pgdata")
     finally:
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
 
     n = len(originals)

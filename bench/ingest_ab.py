@@ -155,7 +155,8 @@ def main() -> None:
                     flush=True,
                 )
     finally:
-        db.discard_embedded(work / "home" / "pgdata")  # stopped by the children; as root, data is elsewhere
+        for home in ["home", *(f"home{i}" for i in range(len(runs)))]:  # as root, data is elsewhere
+            db.discard_embedded(work / home / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
     print()
     print(f"median of {args.rounds} rounds")

@@ -29,7 +29,8 @@ def _fetch_packed(conn: psycopg.Connection, sql: LiteralString, params: list[obj
 
     COPY TO STDOUT sends one message per row, and the client pays a Python round per message
     (4 s per million edges); aggregated bytea values arrive at network speed. The functions
-    return up to 256 of them, each a whole number of rows, so none reaches the 1 GB bytea limit.
+    return one value per few million rows, each a whole number of rows, so none nears the 1 GB
+    bytea limit.
     """
     cursor = conn.cursor(binary=True)
     return b"".join(bytes(row[0]) for row in cursor.execute(sql, params) if row[0] is not None)
@@ -66,15 +67,16 @@ def _lookup(keys: np.ndarray, needles: np.ndarray) -> np.ndarray:
     """np.searchsorted(keys, needles) for sorted, distinct 64-bit hashes (uniform over the range),
     for needles that are mostly keys.
 
-    Bucketed on the top bits, about four buckets per key, so a needle that is a key is nearly
+    Bucketed on the top bits, four to eight buckets per key, so a needle that is a key is nearly
     always its bucket's first key: one gather finds it, and only the others (about one in eight)
-    step forward within their bucket. 0.35 s for 10M needles into 1M keys, where
-    np.searchsorted's random binary searches, missing the cache at every level, took several
-    seconds, and a search that stepped every needle 1.7 s.
+    step forward within their bucket. 0.35 s for 10M needles into 1M keys, where a search that
+    stepped every needle took 1.7 s and np.searchsorted's random binary searches, missing the cache
+    at every level, several seconds (docs/benchmarks.md, VisualRank round 4).
     """
     bits = int(np.ceil(np.log2(max(len(keys), 2)))) + 2
     shift = np.uint64(64 - bits)
-    starts = np.searchsorted(keys >> shift, np.arange(2**bits + 1, dtype=np.uint64)).astype(np.int64)
+    edges = np.arange(2**bits + 1, dtype=np.uint64)
+    starts = np.searchsorted(keys >> shift, edges).astype(np.int64, copy=False)
     bucket = (needles >> shift).astype(np.int64)
     pos: np.ndarray = starts[bucket]
     last = len(keys) - 1

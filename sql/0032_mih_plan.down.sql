@@ -39,6 +39,7 @@ CREATE TABLE ccvec.mih_mask (
 );
 COMMENT ON TABLE ccvec.mih_mask IS
     'Every mask of `bits` bits with `weight` bits set, for each chunk width in use and weight up to mih_config.max_weight: XORed with a query''s chunk value, they list the values to probe.';
+SELECT ccvec.copy_grants('ccvec.mih_mask_set', 'ccvec.mih_mask');
 INSERT INTO ccvec.mih_mask (bits, weight, mask)
 SELECT s.bits, bit_count(m::bit(64)), m
 FROM ccvec.mih_mask_set s CROSS JOIN unnest(s.masks) m
@@ -140,8 +141,6 @@ END $$;
 COMMENT ON FUNCTION ccvec.mih_make_candidates(integer[]) IS
     'Generate ccvec.mih_candidates(bigint, integer) and ccvec.mih_candidates(bigint, integer[]) for the chunk layout of widths p_widths (its indexes must exist: ccvec.configure_mih() builds them, then calls this).';
 
-COMMENT ON FUNCTION ccvec.mih_make_candidates(integer[]) IS
-    'Generate ccvec.mih_candidates(bigint, integer) and ccvec.mih_candidates(bigint, integer[]) for the chunk layout of widths p_widths (its indexes must exist: ccvec.configure_mih() builds them, then calls this).';
 
 -- the one-weight search function again: 0013's placeholder, replaced for a layout in place
 CREATE FUNCTION ccvec.mih_candidates(p_phash bigint, p_weight integer)
@@ -154,3 +153,5 @@ SELECT ccvec.mih_make_candidates(widths) FROM ccvec.mih_config;
 DROP FUNCTION ccvec.mih_make_plan();
 DROP TABLE ccvec.mih_plan;
 DROP TABLE ccvec.mih_mask_set;
+DROP FUNCTION ccvec.copy_grants(regclass, regclass);
+ANALYZE ccvec.mih_mask;

@@ -8,13 +8,31 @@
 --
 -- * ccvec.configure_mih() writes each radius's weights and probe count once, into ccvec.mih_plan;
 -- * hamming_neighbours is one SQL statement that reads them and always runs its generic plan
---   (the plan's shape does not depend on the query's hash or radius);
+--   (the plan's shape does not depend on the query's hash or radius; PostgreSQL 18 caches the plans
+--   of SQL functions, 15-17 plan them per call);
 -- * so that the generic plan finds each chunk's masks by key, whatever the table's size, the masks
 --   are stored as one array per (chunk width, weight) in ccvec.mih_mask_set, which replaces
 --   ccvec.mih_mask (one row per mask, looked up by `weight <= w`: a generic plan guesses a third
 --   of the table for that and scanned it, 2.5 ms per query with 13-bit chunks);
 -- * the one-weight ccvec.mih_candidates(bigint, integer), unused since 0021 but by a benchmark,
 --   is dropped, and so is mih_config.probes (per uniform weight, unused since 0021).
+
+-- Roles granted access before this migration (ccvec.grant_access grants the tables that exist
+-- then) keep it: the new tables get the grants of the ones they stand beside or replace.
+CREATE FUNCTION ccvec.copy_grants(p_from regclass, p_to regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT a.privilege_type,
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END AS grantee
+             FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+             WHERE c.oid = p_from AND a.grantee <> c.relowner LOOP
+        EXECUTE format('GRANT %s ON %s TO %s', r.privilege_type, p_to, r.grantee);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION ccvec.copy_grants(regclass, regclass) IS
+    'Grant on table p_to every privilege that roles other than the owner hold on p_from: a migration that adds or replaces a table keeps the access ccvec.grant_access gave before it.';
 
 CREATE TABLE ccvec.mih_plan (
     radius  integer PRIMARY KEY CHECK (radius BETWEEN 0 AND 64),
@@ -32,6 +50,8 @@ CREATE TABLE ccvec.mih_mask_set (
 );
 COMMENT ON TABLE ccvec.mih_mask_set IS
     'For each chunk width in use (`bits`) and each weight up to mih_config.max_weight, every mask of `bits` bits with at most `weight` bits set: XORed with a query''s chunk value, they list the values a probe at that weight looks up. Written by ccvec.configure_mih().';
+SELECT ccvec.copy_grants('ccvec.mih_config', 'ccvec.mih_plan');
+SELECT ccvec.copy_grants('ccvec.mih_mask', 'ccvec.mih_mask_set');
 INSERT INTO ccvec.mih_mask_set (bits, weight, masks)
 SELECT m.bits, t.weight, array_agg(m.mask ORDER BY m.weight, m.mask)
 FROM ccvec.mih_config c

@@ -97,6 +97,32 @@ def test_upgrade_downgrade_upgrade(fresh_database_url: str) -> None:
     assert ccvec_tables(fresh_database_url) == EXPECTED_TABLES
 
 
+def test_a_role_granted_before_an_upgrade_keeps_its_access(fresh_database_url: str) -> None:
+    """Grants cover the tables that exist when given; tables a later migration adds or replaces
+    (0032's probe plan and mask sets) get the grants of those they stand beside."""
+    migrate.upgrade(fresh_database_url, "0031_dead_sql")
+    role = f"r_old_{os.getpid()}"
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute("SELECT ccvec.grant_access(%s, 'reader')", [role])
+        conn.execute(
+            "INSERT INTO ccvec.image_feature (identifier, phash, content_sha256, width, height) "
+            "SELECT gen_random_uuid(), g * 7919, sha256(int8send(g)), 1, 1 FROM generate_series(1, 200) g"
+        )
+        conn.execute("SELECT ccvec.configure_mih(4)")
+    try:
+        migrate.upgrade(fresh_database_url)
+        with psycopg.connect(fresh_database_url.replace("postgres:@", f"{role}:@")) as reader:
+            for radius in (1, 8):  # a probe of the chunk indexes, then a scan: both read the plan
+                found = reader.execute("SELECT count(*) FROM ccvec.hamming_neighbours(7919, %s)", [radius])
+                assert found.fetchone()[0] >= 1
+    finally:
+        with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+            conn.execute("SELECT ccvec.revoke_access(%s)", [role])
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
 def test_plain_alembic_command_works(fresh_database_url: str) -> None:
     repo = Path(__file__).resolve().parent.parent
     result = subprocess.run(

@@ -186,6 +186,7 @@ def test_roles_reader_searcher_writer(conn: psycopg.Connection, database_url: st
             "SELECT * FROM ccvec.nearest('m', '[1,0]'::halfvec, 3)",
             {"reader", "searcher", "writer"},
         ),
+        "hamming search": ("SELECT * FROM ccvec.hamming_neighbours(0, 4)", {"reader", "searcher", "writer"}),
         "substitute": (
             "SELECT * FROM ccvec.substitute('e', 's1', 'q', ARRAY[gen_random_uuid()])",
             {"searcher", "writer"},
