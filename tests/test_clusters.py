@@ -255,6 +255,47 @@ def test_a_large_cluster_splits_only_where_it_has_structure() -> None:
     assert len(set(under_cap)) == 1  # not above the cap: not examined
 
 
+def test_tied_inferred_tags_rank_the_broader_tag_first(conn: psycopg.Connection) -> None:
+    """An untagged image whose three neighbours all carry "vehicles" and "construction" scores both
+    1.0; "vehicles", carried by more images of the collection (the farming ones too), ranks first,
+    where the alphabetical order put the narrower "construction" first."""
+    rng = np.random.default_rng(7)
+    vectors = groups(rng, per_group=4)
+    tags = [[], *[["vehicles", "construction"]] * 3, *[["vehicles", "farming"]] * 4]
+    ids = add_vectors(conn, vectors, tags)
+    graph.build(conn, k=3, model=MODEL)
+    graph.refresh_inferred(conn)
+    got = conn.execute(
+        "SELECT tag, score, rank FROM ccvec.inferred_tags WHERE identifier = %s ORDER BY rank", [ids[0]]
+    ).fetchall()
+    assert [(t, r) for t, _, r in got] == [("vehicles", 1), ("construction", 2)]
+    assert got[0][1] == pytest.approx(1.0) and got[1][1] == pytest.approx(1.0)  # a tie in score
+    assert [t for t, _, _ in conn.execute("SELECT * FROM ccvec.inferred_tags_of(%s)", [ids[0]])] == [
+        "vehicles",
+        "construction",
+    ]
+    one = CliRunner().invoke(app, ["tags", str(ids[0])])
+    assert one.exit_code == 0, one.output
+    assert one.output.index("inferred: vehicles") < one.output.index("inferred: construction")
+    # every image's ranks run 1, 2, ... without gaps
+    for (ranks,) in conn.execute(
+        "SELECT array_agg(rank ORDER BY rank) FROM ccvec.inferred_tags GROUP BY identifier"
+    ):
+        assert ranks == list(range(1, len(ranks) + 1))
+
+
+def test_a_collection_without_tags_infers_none(conn: psycopg.Connection) -> None:
+    ids = add_vectors(conn, groups(np.random.default_rng(8), per_group=4))
+    graph.build(conn, k=3, model=MODEL)
+    graph.refresh_inferred(conn)
+    graph.refresh_inferred(conn)  # the second refresh runs concurrently: still fine with no rows
+    assert conn.execute("SELECT count(*) FROM ccvec.inferred_tags").fetchone()[0] == 0
+    one = CliRunner().invoke(app, ["tags", str(ids[0])])
+    assert one.exit_code == 0 and "inferred: (none" in one.output
+    every = CliRunner().invoke(app, ["tags", "--all", "--format", "csv"])
+    assert every.exit_code == 0, every.output
+
+
 def test_inferred_tags_weigh_the_nearest_neighbours_most(conn: psycopg.Connection) -> None:
     """Two very near neighbours say cat (similarity 0.99), three farther ones dog (0.8). Weighted by
     similarity^8 (the default) cat wins clearly; by plain similarity dog would edge ahead."""
