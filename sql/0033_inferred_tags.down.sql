@@ -1,10 +1,6 @@
--- Inferred tags get a rank: 1 = the image's top tag. Ties in score are common (a fine tag such as
--- "construction" is carried by exactly the neighbours that carry its coarse tag "vehicles"); they
--- were broken alphabetically, so the narrower tag often came first and was wrong where the broader
--- one was right. Now, at equal score, the tag carried by more images of the collection comes first.
--- On the stamps (bench/clusters.py) this lifts the largest coverage at precision@1 >= 0.88 from
--- 0.816 to 0.835 (same scores, same floors; precision per band: docs/graph.md).
+-- Back to 0022's inferred tags (untagged neighbours no evidence; no rank, ties broken alphabetically).
 
+DELETE FROM ccvec.setting WHERE name = 'inferred_tags.untagged_power';
 DROP MATERIALIZED VIEW ccvec.inferred_tags;
 CREATE MATERIALIZED VIEW ccvec.inferred_tags AS
 WITH own AS (
@@ -15,7 +11,6 @@ WITH own AS (
     WHERE coalesce(btrim(t.tag ->> 'name'), '') <> ''
 ),
 tagged AS (SELECT DISTINCT identifier FROM own),
-frequency AS (SELECT tag, count(DISTINCT identifier) AS images FROM own GROUP BY tag),
 neighbourhood AS (
     SELECT e.identifier, sum(power(greatest(e.similarity, 0), ccvec.setting('inferred_tags.weight_power'))) AS total
     FROM ccvec.knn_current e JOIN tagged t ON t.identifier = e.neighbour
@@ -32,9 +27,8 @@ scored AS (
     GROUP BY c.identifier, c.tag, n.total
 )
 SELECT s.identifier, s.tag, s.score, s.support,
-       EXISTS (SELECT 1 FROM tagged t WHERE t.identifier = s.identifier) AS already_tagged,
-       row_number() OVER (PARTITION BY s.identifier ORDER BY s.score DESC, f.images DESC, s.tag)::integer AS rank
-FROM scored s JOIN frequency f USING (tag)
+       EXISTS (SELECT 1 FROM tagged t WHERE t.identifier = s.identifier) AS already_tagged
+FROM scored s
 WHERE s.support >= ccvec.setting('inferred_tags.min_support')
   AND s.score >= CASE WHEN EXISTS (SELECT 1 FROM tagged t WHERE t.identifier = s.identifier)
                       THEN ccvec.setting('inferred_tags.min_score_tagged')
@@ -43,22 +37,22 @@ WHERE s.support >= ccvec.setting('inferred_tags.min_support')
 WITH NO DATA;
 CREATE UNIQUE INDEX inferred_tags_key ON ccvec.inferred_tags (identifier, tag);
 COMMENT ON MATERIALIZED VIEW ccvec.inferred_tags IS
-    'Tags inferred from the kNN neighbours: score = share of the tagged neighbours carrying the tag, each neighbour weighted by similarity^inferred_tags.weight_power (8), so the nearest dominate; support = neighbours carrying it; rank = 1 for the image''s top tag (by score, then the tag carried by more images of the collection, then name). Kept at score >= inferred_tags.min_score (untagged images) or inferred_tags.min_score_tagged (tagged ones), support >= inferred_tags.min_support. Precision per score band: docs/graph.md. Refreshed by ccvec refresh.';
+    'Tags inferred from the kNN neighbours: score = share of the tagged neighbours carrying the tag, each neighbour weighted by similarity^inferred_tags.weight_power (8), so the nearest dominate; support = neighbours carrying it. Kept at score >= inferred_tags.min_score (untagged images) or inferred_tags.min_score_tagged (tagged ones), support >= inferred_tags.min_support. Precision per score band: docs/graph.md. Refreshed by ccvec refresh.';
 
 CREATE OR REPLACE FUNCTION ccvec.inferred_tags_of(p_identifier uuid)
 RETURNS TABLE (tag text, score real, support integer)
 LANGUAGE sql STABLE AS $$
     SELECT t.tag, t.score, t.support FROM ccvec.inferred_tags t WHERE t.identifier = p_identifier
-    ORDER BY t.rank
+    ORDER BY t.score DESC, t.tag
 $$;
 COMMENT ON FUNCTION ccvec.inferred_tags_of(uuid) IS
-    'The tags inferred for one image, best first (by rank): tag, score, support (needs `ccvec refresh`).';
+    'The tags inferred for one image, best first: tag, score, support (needs `ccvec refresh`).';
 
 CREATE OR REPLACE FUNCTION ccvec.inferred_tags_all()
 RETURNS TABLE (identifier uuid, tag text, score real, support integer, already_tagged boolean)
 LANGUAGE sql STABLE AS $$
     SELECT t.identifier, t.tag, t.score, t.support, t.already_tagged FROM ccvec.inferred_tags t
-    ORDER BY t.identifier, t.rank
+    ORDER BY t.identifier, t.score DESC, t.tag
 $$;
 COMMENT ON FUNCTION ccvec.inferred_tags_all() IS
-    'Every inferred tag, by image then best first (by rank): the export of `ccvec tags --all` (needs `ccvec refresh`).';
+    'Every inferred tag, by image then best first: the export of `ccvec tags --all` (needs `ccvec refresh`).';
