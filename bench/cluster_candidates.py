@@ -174,6 +174,21 @@ def tag_candidates(x: np.ndarray, coarse: np.ndarray, fine: np.ndarray, photos: 
         e = np.exp((c - c.max()) / 0.05)
         return e / e.sum()
 
+    fitted: dict[bytes, object] = {}
+
+    def classifier(i: int, known: np.ndarray) -> np.ndarray:
+        """scikit-learn's logistic regression trained on the known images' coarse labels: a trained
+        reference, not a candidate (ccvec has no training step)."""
+        from sklearn.linear_model import LogisticRegression
+
+        key = known.tobytes()
+        if key not in fitted:
+            fitted[key] = LogisticRegression(C=100, max_iter=2000).fit(x[known], coarse[known])
+        m = fitted[key]
+        out = np.zeros(len(vocab))
+        out[[vocab.index(c) for c in m.classes_]] = m.predict_proba(x[i : i + 1])[0]
+        return out
+
     candidates = {
         "similarity^8, ties by name (ccvec before 0033)": (graph(8), False),
         "similarity^8, ties to the commoner tag (ccvec)": (graph(8), True),
@@ -185,6 +200,7 @@ def tag_candidates(x: np.ndarray, coarse: np.ndarray, fine: np.ndarray, photos: 
         "vote/2 + prototypes/2": (lambda i, k: (graph(8)(i, k) + prototype(i, k)) / 2, True),
         "graph edges re-weighted by centred cosine^8": (graph(8, sims=s_centred), True),
         **{rule: (graph(8, UNTAGGED[rule]), True) for rule in list(UNTAGGED)[1:]},
+        "(trained) logistic regression on the coarse labels": (classifier, True),
     }
     print("\nstamps: inferred-tag scorers, 20 % hidden, 5-fold; support >= 2 as in ccvec")
     print(
