@@ -17,7 +17,7 @@ from ccvec.cli import app
 from ccvec.errors import CcvecError
 
 from .images import encode, photo
-from .test_graph import MODEL, add_vectors, unit
+from .test_graph import MODEL, add_vectors, edges, unit
 
 
 def groups(rng: np.random.Generator, per_group: int = 8, dims: int = 3) -> np.ndarray:
@@ -253,6 +253,89 @@ def test_a_large_cluster_splits_only_where_it_has_structure() -> None:
     assert len(set(kept)) == 1
     under_cap = clusters.split_large(cliques([6, 6]), one_cluster, max_share=1.0, resolution=1.0, seed=0)
     assert len(set(under_cap)) == 1  # not above the cap: not examined
+
+
+def test_tied_inferred_tags_rank_the_broader_tag_first(conn: psycopg.Connection) -> None:
+    """An untagged image whose three neighbours all carry "vehicles" and "construction" scores both
+    1.0; "vehicles", carried by more images of the collection (the farming ones too), ranks first,
+    where the alphabetical order put the narrower "construction" first."""
+    rng = np.random.default_rng(7)
+    vectors = groups(rng, per_group=4)
+    tags = [[], *[["vehicles", "construction"]] * 3, *[["vehicles", "farming"]] * 4]
+    ids = add_vectors(conn, vectors, tags)
+    graph.build(conn, k=3, model=MODEL)
+    graph.refresh_inferred(conn)
+    got = conn.execute(
+        "SELECT tag, score, rank FROM ccvec.inferred_tags WHERE identifier = %s ORDER BY rank", [ids[0]]
+    ).fetchall()
+    assert [(t, r) for t, _, r in got] == [("vehicles", 1), ("construction", 2)]
+    assert got[0][1] == pytest.approx(1.0) and got[1][1] == pytest.approx(1.0)  # a tie in score
+    assert [t for t, _, _ in conn.execute("SELECT * FROM ccvec.inferred_tags_of(%s)", [ids[0]])] == [
+        "vehicles",
+        "construction",
+    ]
+    one = CliRunner().invoke(app, ["tags", str(ids[0])])
+    assert one.exit_code == 0, one.output
+    assert one.output.index("inferred: vehicles") < one.output.index("inferred: construction")
+    # every image's ranks run 1, 2, ... without gaps
+    for (ranks,) in conn.execute(
+        "SELECT array_agg(rank ORDER BY rank) FROM ccvec.inferred_tags GROUP BY identifier"
+    ):
+        assert ranks == list(range(1, len(ranks) + 1))
+
+
+def test_untagged_neighbours_count_against_a_tag_where_few_images_have_tags(conn: psycopg.Connection) -> None:
+    """2 of 12 images tagged "interior": an untagged image whose five neighbours are those two and
+    three untagged ones scored 1.0 when only the tagged neighbours counted. Now every untagged
+    neighbour enters the denominator with weight u^2, u = 10/12 untagged: score ~0.49, below 0.55."""
+    vectors = groups(np.random.default_rng(9), per_group=6)
+    ids = add_vectors(conn, vectors, [[], ["interior"], ["interior"]] + [[]] * 9)
+    run = graph.build(conn, k=5, model=MODEL)
+    graph.refresh_inferred(conn)
+    assert (
+        conn.execute("SELECT count(*) FROM ccvec.inferred_tags WHERE identifier = %s", [ids[0]]).fetchone()[0]
+        == 0
+    )
+    saved = conn.execute(
+        "SELECT name, value FROM ccvec.setting WHERE name IN "
+        "('inferred_tags.untagged_power', 'inferred_tags.min_score')"
+    ).fetchall()
+
+    def score_of_q() -> float:
+        graph.refresh_inferred(conn)
+        return conn.execute(
+            "SELECT score FROM ccvec.inferred_tags WHERE identifier = %s AND tag = 'interior'", [ids[0]]
+        ).fetchone()[0]
+
+    try:
+        conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name = 'inferred_tags.min_score'")
+        conn.commit()
+        nbs = edges(conn, run.id)[ids[0]]
+        assert {nb for nb, _, _ in nbs} == set(ids[1:6])  # its own group
+        w = {nb: s**8 for nb, _, s in nbs}
+        carried = w[ids[1]] + w[ids[2]]
+        untagged = sum(w[nb] for nb in ids[3:6])
+        assert score_of_q() == pytest.approx(carried / (carried + (10 / 12) ** 2 * untagged), abs=1e-4)
+        conn.execute("UPDATE ccvec.setting SET value = 1000 WHERE name = 'inferred_tags.untagged_power'")
+        conn.commit()
+        assert score_of_q() == pytest.approx(1.0)  # untagged neighbours ignored: the former score
+    finally:  # settings are shared by the session's tests
+        conn.rollback()
+        for name, value in saved:
+            conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = %s", [value, name])
+        conn.commit()
+
+
+def test_a_collection_without_tags_infers_none(conn: psycopg.Connection) -> None:
+    ids = add_vectors(conn, groups(np.random.default_rng(8), per_group=4))
+    graph.build(conn, k=3, model=MODEL)
+    graph.refresh_inferred(conn)
+    graph.refresh_inferred(conn)  # the second refresh runs concurrently: still fine with no rows
+    assert conn.execute("SELECT count(*) FROM ccvec.inferred_tags").fetchone()[0] == 0
+    one = CliRunner().invoke(app, ["tags", str(ids[0])])
+    assert one.exit_code == 0 and "inferred: (none" in one.output
+    every = CliRunner().invoke(app, ["tags", "--all", "--format", "csv"])
+    assert every.exit_code == 0, every.output
 
 
 def test_inferred_tags_weigh_the_nearest_neighbours_most(conn: psycopg.Connection) -> None:
