@@ -51,6 +51,7 @@ EF_SEARCH = 64
 # EF_SEARCH_MAX, and builds with the first breadth that reaches RECALL_TARGET (graph.choose_ef_search).
 EF_SEARCH_MAX = 512
 RECALL_TARGET = 0.95
+EF_SEARCH_MIN_GAIN = 0.01  # a doubling that buys less recall than this ends the search
 RECALL_SAMPLE = 200
 # Neighbour searches (graph build, dedup edges) run in batches over this many connections at once;
 # each batch is one SQL call (docs/graph.md, bench/graph.py).

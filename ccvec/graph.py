@@ -36,18 +36,16 @@ class GraphRun:
     k: int
     images: int
     recall: float | None
-    ef_search: int = EF_SEARCH
+    ef_search: int | None = None
+    tried: tuple[tuple[int, float], ...] = ()  # (breadth, sampled recall) when the build chose it
 
 
 @dataclass(frozen=True)
 class EfChoice:
-    """The breadth chosen for a build, and the sample it was measured on (reused for the build's
-    own recall, so the exact pass runs once)."""
+    """The breadth chosen for a build, and every breadth measured on the way, in order."""
 
     ef_search: int
-    recall: float
-    exact: frozenset[tuple[uuid.UUID, uuid.UUID]]  # (image, one of its exact k nearest)
-    tried: tuple[tuple[int, float], ...]  # (breadth, recall) in the order measured
+    tried: tuple[tuple[int, float], ...]  # (breadth, recall@k on the sample)
 
 
 def require_embeddings(conn: psycopg.Connection, model: str) -> int:
@@ -103,16 +101,19 @@ def build(
 ) -> GraphRun:
     """A new graph over every embedded image; it becomes the current one when complete.
 
-    Without `ef_search`, the breadth is the smallest that reaches RECALL_TARGET on `recall_sample`
-    images (choose_ef_search; EF_SEARCH when the sample is 0). The searches run in batches of BATCH
-    images, one SQL call each (a LATERAL HNSW query per image), over `jobs` connections at once;
-    the edges do not depend on `jobs` or the batch size."""
+    Without `ef_search`, the breadth is chosen on half of a random sample of `recall_sample` images
+    (choose_ef_search; EF_SEARCH when the sample is under 2), and the run's recall is measured on the
+    other half, so the figure stored is not the one the choice was made on. The searches run in
+    batches of BATCH images, one SQL call each (a LATERAL HNSW query per image), over `jobs`
+    connections at once; the edges do not depend on `jobs` or the batch size."""
     require_embeddings(conn, model)
     ensure_index(conn, model)
     ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [model])]
+    sample = random.Random(0).sample(sorted(ids), min(recall_sample, len(ids)))
     choice = None
-    if ef_search is None and recall_sample > 0:
-        choice = choose_ef_search(conn, model, k, random.Random(0).sample(ids, min(recall_sample, len(ids))))
+    if ef_search is None and len(sample) >= 2:
+        choice = choose_ef_search(conn, model, k, sample[::2])
+        sample = sample[1::2]
     breadth = ef_search or (choice.ef_search if choice else EF_SEARCH)
     run_id: int = db.fetch_row(
         conn.execute("SELECT ccvec.knn_run_start(%s, %s, %s)", [model, k, breadth]),
@@ -120,27 +121,30 @@ def build(
     )[0]
     conn.commit()
     search(conn, "SELECT ccvec.knn_insert(%s, %s)", run_id, ids, jobs, on_progress)
-    recall = (
-        graph_recall(conn, run_id, choice.exact) if choice else measure_recall(conn, run_id, recall_sample)
-    )
-    conn.execute(
-        "SELECT ccvec.knn_run_finish(%s, %s, %s, %s)",
-        [run_id, len(ids), recall, min(recall_sample, len(ids))],
-    )
+    recall = sample_recall(conn, run_id, sample)
+    conn.execute("SELECT ccvec.knn_run_finish(%s, %s, %s, %s)", [run_id, len(ids), recall, len(sample)])
     make_current(conn, run_id)
-    return GraphRun(run_id, model, k, len(ids), recall, breadth)
+    return GraphRun(run_id, model, k, len(ids), recall, breadth, choice.tried if choice else ())
 
 
 def _nearest(
     conn: psycopg.Connection, model: str, ids: list[uuid.UUID], k: int, ef_search: int
-) -> dict[uuid.UUID, list[tuple[uuid.UUID, float]]]:
-    """Each image's k nearest through the HNSW index at this breadth, nearest first."""
-    found: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {i: [] for i in ids}
+) -> dict[uuid.UUID, list[float]]:
+    """The distances of each image's k nearest through the HNSW index at this breadth."""
+    found: dict[uuid.UUID, list[float]] = {i: [] for i in ids}
     rows = conn.execute("SELECT * FROM ccvec.knn_candidates(%s, %s, %s, %s)", [model, ids, k, ef_search])
-    for image, neighbour, distance in rows:
-        found[image].append((neighbour, distance))
+    for image, _, distance in rows:
+        found[image].append(distance)
     conn.commit()  # knn_candidates' planner settings last until the end of the transaction
     return found
+
+
+def _recall(found: dict[uuid.UUID, list[float]], exact: dict[uuid.UUID, list[float]]) -> float:
+    """Share of the exact k nearest matched, a neighbour found counting as right when it is as near
+    as the exact k-th (so equally near copies do not count as misses)."""
+    hits = sum(min(len(e), sum(d <= max(e) + 1e-6 for d in found[i])) for i, e in exact.items() if e)
+    total = sum(len(e) for e in exact.values())
+    return hits / total if total else 1.0
 
 
 def choose_ef_search(
@@ -151,41 +155,41 @@ def choose_ef_search(
     target: float = defaults.RECALL_TARGET,
     most: int = defaults.EF_SEARCH_MAX,
 ) -> EfChoice:
-    """The smallest hnsw.ef_search, from EF_SEARCH doubling up to `most`, whose recall@k on `sample`
-    reaches `target` (`most` when none does).
+    """The smallest hnsw.ef_search, from EF_SEARCH (at least k + 1) doubling up to `most`, whose
+    recall@k on `sample` reaches `target`; when a doubling gains less than EF_SEARCH_MIN_GAIN, the
+    breadth before it (more breadth buys next to nothing); `most` when neither happens.
 
-    The recall a breadth buys depends on the catalog: 0.97-0.99 at 64 on real photos at 100k, 0.79
-    on a synthetic 1M (docs/benchmarks.md). The exact neighbours come from one pass over the
-    vectors, each image's bounded by the k-th distance of its first search (ccvec.knn_exact_within)."""
-    found = _nearest(conn, model, sample, k, EF_SEARCH)
-    reach = [max((d for _, d in found[i]), default=2.0) + 1e-4 if len(found[i]) >= k else 2.0 for i in sample]
-    exact = frozenset(
-        (i, j)
-        for i, j in conn.execute(
-            "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, %s)", [model, sample, reach, k]
-        )
+    The recall a breadth buys depends on the catalog: 0.97-0.99 at 64 on synthetic variants of the
+    shared photos at 100k, 0.79 on a synthetic 1M (docs/benchmarks.md). The exact neighbours come
+    from one pass over the vectors, each image's bounded by the k-th distance of its first search
+    (ccvec.knn_exact_within)."""
+    breadth = max(EF_SEARCH, k + 1)  # knn_candidates searches at least k + 1 wide
+    found = _nearest(conn, model, sample, k, breadth)
+    reach = [max(found[i], default=2.0) + 1e-4 if len(found[i]) >= k else 2.0 for i in sample]
+    exact: dict[uuid.UUID, list[float]] = {i: [] for i in sample}
+    for image, _, distance in conn.execute(
+        "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, %s)", [model, sample, reach, k]
+    ):
+        exact[image].append(distance)
+    conn.commit()
+    tried = [(breadth, _recall(found, exact))]
+    while tried[-1][1] < target and breadth < most:
+        breadth = min(breadth * 2, most)
+        tried.append((breadth, _recall(_nearest(conn, model, sample, k, breadth), exact)))
+        if tried[-1][1] - tried[-2][1] < defaults.EF_SEARCH_MIN_GAIN:
+            return EfChoice(tried[-2][0], tuple(tried))
+    return EfChoice(breadth, tuple(tried))
+
+
+def sample_recall(conn: psycopg.Connection, run_id: int, sample: list[uuid.UUID]) -> float | None:
+    """Recall@k of the run on these images (ccvec.knn_recall: one exact pass over the vectors)."""
+    if not sample:
+        return None
+    found, expected = db.fetch_row(
+        conn.execute("SELECT * FROM ccvec.knn_recall(%s, %s)", [run_id, sample]), "measuring recall"
     )
     conn.commit()
-    breadth, tried = EF_SEARCH, []
-    while True:
-        hits = sum((i, j) in exact for i, near in found.items() for j, _ in near)
-        recall = hits / len(exact) if exact else 1.0
-        tried.append((breadth, recall))
-        if recall >= target or breadth >= most:
-            return EfChoice(breadth, recall, exact, tuple(tried))
-        breadth = min(breadth * 2, most)
-        found = _nearest(conn, model, sample, k, breadth)
-
-
-def graph_recall(
-    conn: psycopg.Connection, run_id: int, exact: frozenset[tuple[uuid.UUID, uuid.UUID]]
-) -> float | None:
-    """Share of the exact pairs (image, one of its exact k nearest) that are edges of the run."""
-    if not exact:
-        return None
-    images = sorted({i for i, _ in exact})
-    edges = set(conn.execute("SELECT * FROM ccvec.knn_run_edges(%s, %s)", [run_id, images]).fetchall())
-    return sum(pair in edges for pair in exact) / len(exact)
+    return found / expected if expected else None
 
 
 def search(
@@ -222,12 +226,7 @@ def measure_recall(conn: psycopg.Connection, run_id: int, sample: int) -> float 
     ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.knn_run_images(%s)", [run_id])]
     if not ids or sample <= 0:
         return None
-    picked = random.Random(run_id).sample(sorted(ids), min(sample, len(ids)))
-    found, expected = db.fetch_row(
-        conn.execute("SELECT * FROM ccvec.knn_recall(%s, %s)", [run_id, picked]), "measuring recall"
-    )
-    conn.commit()
-    return found / expected if expected else None
+    return sample_recall(conn, run_id, random.Random(run_id).sample(sorted(ids), min(sample, len(ids))))
 
 
 def current(conn: psycopg.Connection) -> GraphRun | None:

@@ -25,10 +25,12 @@ DECLARE
     r record;
 BEGIN
     FOR r IN SELECT a.privilege_type,
-                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END AS grantee
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee,
+                    CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END AS grantable
              FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
              WHERE c.oid = p_from AND a.grantee <> c.relowner LOOP
-        EXECUTE format('GRANT %s ON %s TO %s', r.privilege_type, p_to, r.grantee);
+        -- regrole prints a name quoted where it needs quoting
+        EXECUTE format('GRANT %s ON %s TO %s%s', r.privilege_type, p_to, r.grantee, r.grantable);
     END LOOP;
 END $$;
 COMMENT ON FUNCTION ccvec.copy_grants(regclass, regclass) IS

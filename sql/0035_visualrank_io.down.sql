@@ -17,11 +17,11 @@ $$;
 COMMENT ON FUNCTION ccvec.visual_ranks_packed() IS
     'Every stored VisualRank as one bytea of 24-byte rows (identifier uuid, rank float8; big-endian), NULL when empty: the warm start of the next computation.';
 
-DROP FUNCTION ccvec.uuid_range_start(integer, integer);
 DROP FUNCTION ccvec.block_ranges(regclass, integer);
 DROP FUNCTION ccvec.leaf_tables(regclass);
 DROP FUNCTION ccvec.block_tid(bigint);
 
+DELETE FROM ccvec.visual_rank v WHERE NOT EXISTS (SELECT FROM ccvec.visualrank_run r WHERE r.id = v.run_id);
 ALTER TABLE ccvec.visual_rank ADD CONSTRAINT visual_rank_run_id_fkey
     FOREIGN KEY (run_id) REFERENCES ccvec.visualrank_run (id) ON DELETE CASCADE;
 COMMENT ON TABLE ccvec.visual_rank IS

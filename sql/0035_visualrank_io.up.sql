@@ -7,8 +7,8 @@
 --   call, so in one snapshot and one pass over the table, in heap order (an image's edges stay
 --   together, as the client's indexing expects). Measured on 10M edges (psql, `SELECT
 --   count(*), sum(length(packed)) FROM ccvec.knn_edges_packed(1)` and the single string_agg it
---   replaced): 2.3-2.8 s, against 2.5 s. When other runs (every graph build keeps its own) hold
---   most of the table, the run is read through its key instead, by ranges of identifiers.
+--   replaced): 2.3-2.8 s, against 2.5 s. The pass reads the rows of the runs earlier graph
+--   builds kept, too (filtered out).
 -- * visual_rank.run_id's foreign key made the write-back cost 2.5-4 s more per million ranks
 --   (one referential check per row; 1.3 s without it, measured with the same binary COPY). Every
 --   row is written in the transaction that creates its run (ccvec.visualrank_run_start, then one
@@ -40,37 +40,14 @@ $$;
 COMMENT ON FUNCTION ccvec.block_ranges(regclass, integer) IS
     'Consecutive ranges [from_block, to_block) of heap blocks covering p_table, or each leaf partition of a partitioned one (relation says which), each holding at most p_rows rows of 40 bytes or more (a heap row''s header and line pointer alone take 28; at least one block per range). Rows appended after the call lie past the last range.';
 
--- The lowest UUID of part p_part of p_parts equal ranges of the UUID space (by its first 32 bits).
-CREATE FUNCTION ccvec.uuid_range_start(p_part integer, p_parts integer) RETURNS uuid
-LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
-    SELECT (lpad(to_hex((p_part::bigint << 32) / p_parts), 8, '0') || '-0000-0000-0000-000000000000')::uuid
-$$;
-COMMENT ON FUNCTION ccvec.uuid_range_start(integer, integer) IS
-    'The lowest UUID of part p_part (0 to p_parts - 1) when the UUID space is cut into p_parts equal ranges by its first 32 bits.';
-
--- Edges read in one pass over the table when the run is most of it; through the run's key, by
--- ranges of identifiers, when other runs (kept by every graph build) are most of it.
+-- Edges read in one pass over the table, partition by partition: a graph build keeps the runs
+-- before it, so the pass also reads their rows (filtered out).
 DROP FUNCTION ccvec.knn_edges_packed(bigint);
 CREATE FUNCTION ccvec.knn_edges_packed(p_run bigint, p_rows integer DEFAULT 4000000) RETURNS TABLE (packed bytea)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     r record;
-    run_rows double precision := (SELECT images::float8 * k FROM ccvec.knn_run WHERE id = p_run);
-    all_rows double precision := (SELECT sum(greatest(c.reltuples, 0))
-                                  FROM ccvec.leaf_tables('ccvec.knn_edge') t JOIN pg_class c ON c.oid = t);
-    parts integer;
 BEGIN
-    IF coalesce(run_rows, 0) < coalesce(all_rows, 0) / 2 THEN
-        parts := greatest(1, ceil(run_rows / p_rows)::integer);
-        FOR part IN 0 .. parts - 1 LOOP
-            RETURN QUERY
-                SELECT string_agg(uuid_send(e.identifier) || uuid_send(e.neighbour) || float4send(e.similarity), ''::bytea)
-                FROM ccvec.knn_edge e
-                WHERE e.run_id = p_run AND e.identifier >= ccvec.uuid_range_start(part, parts)
-                  AND (part = parts - 1 OR e.identifier < ccvec.uuid_range_start(part + 1, parts));
-        END LOOP;
-        RETURN;
-    END IF;
     FOR r IN SELECT * FROM ccvec.block_ranges('ccvec.knn_edge', p_rows) LOOP
         RETURN QUERY EXECUTE format(
             'SELECT string_agg(uuid_send(e.identifier) || uuid_send(e.neighbour) || float4send(e.similarity), %L::bytea)
@@ -80,7 +57,7 @@ BEGIN
     END LOOP;
 END $$;
 COMMENT ON FUNCTION ccvec.knn_edges_packed(bigint, integer) IS
-    'Every edge of kNN run p_run as 36-byte rows (identifier uuid, neighbour uuid, similarity float4; big-endian), packed into values of at most about p_rows rows (NULL for a part without edges of the run), so none nears the 1 GB bytea limit: VisualRank''s input. One pass over ccvec.knn_edge by ccvec.block_ranges (partition by partition) when the run holds at least half its rows, else the run''s rows through its key, by ranges of identifiers.';
+    'Every edge of kNN run p_run as 36-byte rows (identifier uuid, neighbour uuid, similarity float4; big-endian), one bytea per ccvec.block_ranges range of ccvec.knn_edge (partition by partition) of at most p_rows rows, NULL for a range without edges of the run, so none nears the 1 GB limit: VisualRank''s input, read in one pass (the rows of other runs included, and filtered out).';
 
 DROP FUNCTION ccvec.visual_ranks_packed();
 CREATE FUNCTION ccvec.visual_ranks_packed(p_rows integer DEFAULT 4000000) RETURNS TABLE (packed bytea)

@@ -9,20 +9,21 @@
 -- pass by the run's edges.
 
 CREATE FUNCTION ccvec.knn_exact_within(p_model text, p_ids uuid[], p_reach double precision[], p_k integer)
-RETURNS TABLE (identifier uuid, neighbour uuid)
+RETURNS TABLE (identifier uuid, neighbour uuid, distance double precision)
 LANGUAGE plpgsql AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
         'WITH s AS MATERIALIZED (
              SELECT q.identifier, q.embedding::halfvec(%1$s) AS v, r.reach
-             FROM unnest($1, $2) AS r(identifier, reach)
+             FROM (SELECT DISTINCT ON (u.identifier) u.identifier, u.reach
+                   FROM unnest($1, $2) AS u(identifier, reach) ORDER BY u.identifier, u.reach DESC) r
              JOIN ccvec.image_embedding q ON q.model = %2$L AND q.identifier = r.identifier),
          near AS (
              SELECT s.identifier, e.identifier AS neighbour, e.v <=> s.v AS distance
              FROM (SELECT identifier, embedding::halfvec(%1$s) AS v FROM ccvec.image_embedding
                    WHERE model = %2$L) e
              JOIN s ON (e.v <=> s.v) <= s.reach AND e.identifier <> s.identifier)
-         SELECT identifier, neighbour FROM (
+         SELECT identifier, neighbour, distance FROM (
              SELECT near.*, row_number() OVER (PARTITION BY identifier ORDER BY distance, neighbour) AS rk
              FROM near) r
          WHERE rk <= $3',
@@ -30,14 +31,7 @@ BEGIN
     USING p_ids, p_reach, p_k;
 END $$;
 COMMENT ON FUNCTION ccvec.knn_exact_within(text, uuid[], double precision[], integer) IS
-    'The exact p_k nearest images (cosine, ties by identifier, itself excluded) of each image of p_ids under model p_model, looking only within its p_reach cosine distance (which must hold p_k images: the k-th distance an approximate search found will do), in one pass over the model''s vectors. Used to choose the graph build''s hnsw.ef_search.';
-
-CREATE FUNCTION ccvec.knn_run_edges(p_run bigint, p_ids uuid[]) RETURNS TABLE (identifier uuid, neighbour uuid)
-LANGUAGE sql STABLE AS $$
-    SELECT e.identifier, e.neighbour FROM ccvec.knn_edge e WHERE e.run_id = p_run AND e.identifier = ANY (p_ids)
-$$;
-COMMENT ON FUNCTION ccvec.knn_run_edges(bigint, uuid[]) IS
-    'The edges (image, neighbour) of the given images in kNN run p_run: the graph build''s recall on the sample it chose its breadth with.';
+    'The exact p_k nearest images (cosine distance, ties by identifier, itself excluded) of each image of p_ids (each once) under model p_model, looking only within its p_reach cosine distance (which must hold p_k images: the k-th distance an approximate search found will do), in one pass over the model''s vectors. Used to choose the graph build''s hnsw.ef_search and by ccvec.knn_recall.';
 
 -- ccvec.knn_recall on the same exact pass, each image bounded by its own k-th edge in the run.
 CREATE OR REPLACE FUNCTION ccvec.knn_recall(p_run bigint, p_sample uuid[])

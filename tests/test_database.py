@@ -101,7 +101,7 @@ def test_a_role_granted_before_an_upgrade_keeps_its_access(fresh_database_url: s
     """Grants cover the tables that exist when given; tables a later migration adds or replaces
     (0032's probe plan and mask sets) get the grants of those they stand beside."""
     migrate.upgrade(fresh_database_url, "0031_dead_sql")
-    role = f"r_old_{os.getpid()}"
+    role = f"Old-Reader_{os.getpid()}"  # a name that needs quoting
     with psycopg.connect(fresh_database_url, autocommit=True) as conn:
         conn.execute(f'CREATE ROLE "{role}" LOGIN')
         conn.execute("SELECT ccvec.grant_access(%s, 'reader')", [role])

@@ -141,7 +141,7 @@ def test_recall_counts_missing_edges(conn: psycopg.Connection) -> None:
     ids = add_vectors(conn, vectors)
     run = graph.build(conn, k=3, model=MODEL)
     before = graph.measure_recall(conn, run.id, len(ids))
-    assert before == run.recall and before is not None and before > 0.9
+    assert before is not None and before > 0.9 and run.recall is not None and run.recall > 0.9
     truth = exact_knn(vectors, 3)
     conn.execute(  # drop the true nearest neighbour of one image: its list now has 2 of 3
         "DELETE FROM ccvec.knn_edge WHERE run_id = %s AND identifier = %s AND neighbour = %s",
@@ -151,26 +151,49 @@ def test_recall_counts_missing_edges(conn: psycopg.Connection) -> None:
     assert graph.measure_recall(conn, run.id, len(ids)) == pytest.approx(before - 1 / (3 * len(ids)))
 
 
-def test_search_breadth_is_chosen_by_the_recall_it_buys(conn: psycopg.Connection) -> None:
-    """Without --ef-search the build measures recall on a sample, from 64 up, and keeps the first
-    breadth reaching the target; the sample's exact neighbours (one bounded pass) are numpy's, and
-    the build's recall on that sample is what ccvec.knn_recall says."""
+def test_search_breadth_is_chosen_by_the_recall_it_buys(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --ef-search the build measures recall on half a sample, from 64 up, keeps the first
+    breadth reaching the target (or the one before a doubling that buys nothing), and stores the
+    recall measured on the other half."""
     vectors = three_groups(np.random.default_rng(7), per_group=8)
     ids = add_vectors(conn, vectors)
     run = graph.build(conn, k=4, model=MODEL, recall_sample=10)
+    assert run.ef_search == defaults.EF_SEARCH and [ef for ef, _ in run.tried] == [defaults.EF_SEARCH]
+    assert run.tried[0][1] >= defaults.RECALL_TARGET
     embedded = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [MODEL])]
-    found, expected = conn.execute(
-        "SELECT * FROM ccvec.knn_recall(%s, %s)", [run.id, random.Random(0).sample(embedded, 10)]
-    ).fetchone()
-    assert run.ef_search == defaults.EF_SEARCH and expected == 40 and run.recall == found / expected >= 0.95
+    other_half = random.Random(0).sample(sorted(embedded), 10)[1::2]
+    found, expected = conn.execute("SELECT * FROM ccvec.knn_recall(%s, %s)", [run.id, other_half]).fetchone()
+    assert expected == 20 and run.recall == found / expected
     truth = exact_knn(vectors, 4)
-    choice = graph.choose_ef_search(conn, MODEL, 4, ids[::3], target=1.01)  # never reached
-    assert [ef for ef, _ in choice.tried] == [64, 128, 256, 512]
-    assert choice.ef_search == defaults.EF_SEARCH_MAX
-    assert choice.exact == {(ids[i], ids[j]) for i in range(0, len(ids), 3) for j in truth[i]}
+    exact = conn.execute(
+        "SELECT identifier, neighbour FROM ccvec.knn_exact_within(%s, %s, %s, 4)",
+        [MODEL, ids[::3], [2.0] * 8],
+    ).fetchall()
+    assert set(exact) == {(ids[i], ids[j]) for i in range(0, len(ids), 3) for j in truth[i]}
+
+    nearest: dict[uuid.UUID, list[float]] = {}
+    for image, _, distance in conn.execute(
+        "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, 4) ORDER BY 1, 3", [MODEL, ids[::3], [2.0] * 8]
+    ):
+        nearest.setdefault(image, []).append(distance)
+
+    def missing(drop: dict[int, int]):  # a search that misses the farthest `drop[ef]` of k at breadth ef
+        def search(conn, model, sample, k, ef):
+            return {i: nearest[i][: k - drop.get(ef, 0)] for i in sample}
+
+        return search
+
+    monkeypatch.setattr(graph, "_nearest", missing({64: 2, 128: 1}))
+    assert graph.choose_ef_search(conn, MODEL, 4, ids[::3]).tried == ((64, 0.5), (128, 0.75), (256, 1.0))
+    monkeypatch.setattr(graph, "_nearest", missing({64: 3, 128: 2, 256: 1, 512: 1}))
+    choice = graph.choose_ef_search(conn, MODEL, 4, ids[::3])  # 512 buys nothing over 256: 256
+    assert [ef for ef, _ in choice.tried] == [64, 128, 256, 512] and choice.ef_search == 256
+    monkeypatch.undo()
     fixed = graph.build(conn, k=4, model=MODEL, ef_search=100)
     row = conn.execute("SELECT ef_search FROM ccvec.knn_run WHERE id = %s", [fixed.id]).fetchone()
-    assert fixed.ef_search == 100 and row == (100,)
+    assert fixed.ef_search == 100 and fixed.tried == () and row == (100,)
 
 
 @pytest.mark.parametrize("method", ["average", "mutual"])

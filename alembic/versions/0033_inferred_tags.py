@@ -1,13 +1,13 @@
 """Inferred tags: untagged neighbours count against a tag in sparsely tagged collections; a rank per image.
 
 Revision ID: 0033_inferred_tags
-Revises: 0031_dead_sql
+Revises: 0036_ef_search_choice
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0033_inferred_tags"
-down_revision = "0031_dead_sql"
+down_revision = "0036_ef_search_choice"
 branch_labels = None
 depends_on = None
 

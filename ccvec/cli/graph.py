@@ -62,9 +62,11 @@ def graph_build(
             jobs=jobs,
         )
     recall = f"{run.recall:.3f}" if run.recall is not None else "n/a"
+    chosen = ", ".join(f"{ef} -> {r:.3f}" for ef, r in run.tried)
     console.print(
-        f"graph run {run.id}: {run.images:,} images, k={run.k}, ef_search {run.ef_search}, "
-        f"recall@{run.k} {recall} (now current)"
+        f"graph run {run.id}: {run.images:,} images, k={run.k}, ef_search {run.ef_search}"
+        + (f" (sampled recall by ef_search: {chosen})" if chosen else "")
+        + f", recall@{run.k} {recall} (now current)"
     )
 
 
