@@ -7,7 +7,8 @@ numpy on an exact kNN graph (k = 10), so each candidate is compared on the same 
 prints, per collection: clustering candidates (Louvain / Leiden, edge weights, resolutions, node
 orders, a consensus over orders, Louvain communities merged by centroid average linkage); the
 inferred-tag scorers (neighbour weight similarity^p) on the stamps; and novelty candidates
-(mean kNN distance, k-th distance, density-relative forms) over 8 random draws. bench/clusters.py
+(mean kNN distance, k-th distance, density-relative forms, the spread distance at several floors,
+PCA residuals, a rank sum) over 8 random draws. bench/clusters.py
 measures what was adopted, through ccvec itself.
 """
 
@@ -131,7 +132,25 @@ def tag_candidates(x: np.ndarray, coarse: np.ndarray, fine: np.ndarray) -> None:
         print(f"  similarity^{p:<3d} max coverage at precision@1 >= 0.88: {cov:.3f}")
 
 
+CCVEC = " (ccvec)"  # marks ccvec's default among the novelty candidates
+
+
+def spread(fit: np.ndarray, x: np.ndarray, floor: float) -> np.ndarray:
+    """Distance to fit's centre in units of each dimension's standard deviation + floor x their mean
+    (ccvec's novelty score has floor 1, setting novelty.spread_floor)."""
+    sd = fit.std(0)
+    return np.linalg.norm((x - fit.mean(0)) / (sd + floor * sd.mean() + 1e-12), axis=1)
+
+
+def pca_residual(fit: np.ndarray, x: np.ndarray, rank: int) -> np.ndarray:
+    """Squared distance from x to fit's top-`rank` principal subspace."""
+    vt = np.linalg.svd(fit - fit.mean(0), full_matrices=False)[2][:rank]
+    xc = x - fit.mean(0)
+    return (xc**2).sum(1) - ((xc @ vt.T) ** 2).sum(1)
+
+
 def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
+    from scipy.stats import rankdata
     from sklearn.metrics import roc_auc_score
 
     def within(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -140,11 +159,15 @@ def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
         rel = d / d[nb].mean(1)
         c = x.mean(0) / np.linalg.norm(x.mean(0))
         return {
-            "mean kNN distance (ccvec)": d,
+            "mean kNN distance (before 0034)": d,
             "k-th distance": 1 - sim[:, -1],
             "d / neighbours' d (LOF-like)": rel,
             "d * sqrt(d / neighbours' d)": d * np.sqrt(rel),
             "distance to the centroid": 1 - x @ c,
+            **{f"spread distance, floor {f:g}{CCVEC * (f == 1)}": spread(x, x, f) for f in (0, 0.3, 1, 3)},
+            "ranks: kNN distance + spread (floor 1)": rankdata(d) + rankdata(spread(x, x, 1)),
+            "PCA residual, rank 2": pca_residual(x, x, 2),
+            "PCA residual, rank 10": pca_residual(x, x, 10),
         }
 
     def reference(ref: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
@@ -158,8 +181,15 @@ def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
             "mean kNN distance": d,
             "1st distance": 1 - s.max(1),
             "d / neighbours' d": d / own[nb].mean(1),
-            "d * sqrt(d / neighbours' d) (ccvec)": d * np.sqrt(d / own[nb].mean(1)),
+            "d * sqrt(d / neighbours' d) (before 0034)": d * np.sqrt(d / own[nb].mean(1)),
             "distance to the centroid": 1 - test @ c,
+            **{
+                f"spread distance, floor {f:g}{CCVEC * (f == 1)}": spread(ref, test, f)
+                for f in (0, 0.3, 1, 3)
+            },
+            "ranks: d*sqrt(d/n) + spread (floor 1)": rankdata(d * np.sqrt(d / own[nb].mean(1)))
+            + rankdata(spread(ref, test, 1)),
+            "PCA residual, rank 10": pca_residual(ref, test, 10),
         }
 
     print("\nnovelty candidates, AUROC: mean / min over 8 random draws")
@@ -177,7 +207,7 @@ def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
             for m, v in within(np.vstack([base, out[pick]])).items():
                 res.setdefault(m, []).append(roc_auc_score(y, v))
         for m, v in res.items():
-            print(f"  (a) {label:20s} {m:36s} {np.mean(v):.3f} / {np.min(v):.3f}")
+            print(f"  (a) {label:20s} {m:40s} {np.mean(v):.3f} / {np.min(v):.3f}")
     for label, ref_set, other in (("photos reference", photos, stamps), ("stamps reference", stamps, photos)):
         res = {}
         for draw in range(8):
@@ -188,7 +218,7 @@ def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
             for m, v in reference(ref_set[order[:half]], test).items():
                 res.setdefault(m, []).append(roc_auc_score(y, v))
         for m, v in res.items():
-            print(f"  (b) {label:20s} {m:36s} {np.mean(v):.3f} / {np.min(v):.3f}")
+            print(f"  (b) {label:20s} {m:40s} {np.mean(v):.3f} / {np.min(v):.3f}")
 
 
 def main() -> None:

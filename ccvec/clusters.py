@@ -326,8 +326,9 @@ def novelty_fit(
     images: Sequence[uuid.UUID] = (),
 ) -> int:
     """Record the reference set (images of a load source, a provider, carrying a tag, or given as
-    `images` with where="images"), each member's leave-one-out distance to the rest and its
-    density-relative score; returns its size."""
+    `images` with where="images"), each member's leave-one-out kNN distance to the rest, the set's
+    centre and per-dimension spreads, and each member's leave-one-out spread distance (the scores
+    unseen images are ranked against); returns its size."""
     if where == "images":
         found = conn.execute(
             "SELECT * FROM ccvec.novelty_reference_images(%s, %s, %s, %s)",
@@ -346,7 +347,8 @@ def novelty_fit(
         raise CcvecError(f"reference {reference!r} matches {len(ids)} embedded image(s): need at least 2")
     for start in range(0, len(ids), 500):
         conn.execute("SELECT ccvec.novelty_reference_distances(%s, %s)", [name, ids[start : start + 500]])
-    for start in range(0, len(ids), 500):  # scores need every member's distance first
+    conn.execute("SELECT ccvec.novelty_reference_fit(%s)", [name])
+    for start in range(0, len(ids), 500):  # scores need the fitted centre and spreads first
         conn.execute("SELECT ccvec.novelty_reference_scores(%s, %s)", [name, ids[start : start + 500]])
     conn.commit()
     return len(ids)
@@ -367,7 +369,10 @@ def novelty_score(conn: psycopg.Connection, name: str, batch: int = 500) -> int:
 
 
 def refresh_scored(conn: psycopg.Connection) -> None:
-    """`ccvec refresh`: the novelty view, and every fitted reference set's scores."""
+    """`ccvec refresh`: the collection's centre and spreads, the novelty view, and every fitted
+    reference set's scores."""
+    conn.execute("SELECT ccvec.novelty_centre_fit()")
+    conn.commit()
     db.refresh_view(conn, "image_novelty")
     for (name,) in conn.execute("SELECT * FROM ccvec.novelty_model_names()").fetchall():
         novelty_score(conn, name)

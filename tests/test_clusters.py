@@ -124,13 +124,23 @@ def test_novelty_of_an_obvious_outlier(conn: psycopg.Connection) -> None:
     assert set(scored) == set(ids[5:])
     assert scored[ids[5]] <= 0.8  # like the reference's own members
     assert all(scored[i] == 1.0 for i in ids[6:])  # farther than every reference member
-    # the score is relative to local density: d * sqrt(d / n), n = the mean own distance of the k
-    # nearest members (k = 10 > 5 members here: all five)
-    own = [r[0] for r in conn.execute("SELECT distance FROM ccvec.novelty_reference WHERE name = 'group-a'")]
-    d, score = conn.execute(
-        "SELECT distance, score FROM ccvec.reference_novelty WHERE identifier = %s", [ids[6]]
-    ).fetchone()
-    assert score == pytest.approx(d * np.sqrt(d / np.mean(own)), rel=1e-3) and score > d
+    # the score is the distance to the members' centre in units of each dimension's spread, floored
+    # by novelty.spread_floor (1) x the mean spread; members are scored leave-one-out
+    stored = np.vstack([vectors, outlier[None]]).astype(np.float16).astype(np.float64)  # halfvec
+    ref = stored[:5]
+
+    def spread(x: np.ndarray, fit: np.ndarray) -> float:
+        sd = fit.std(0)
+        return float(np.linalg.norm((x - fit.mean(0)) / (sd + ref.std(0).mean())))
+
+    sql = "SELECT score FROM ccvec.{} WHERE identifier = %s"
+    score = conn.execute(sql.format("reference_novelty"), [ids[12]]).fetchone()
+    assert score is not None and score[0] == pytest.approx(spread(stored[12], ref), rel=1e-3)
+    own = conn.execute(sql.format("novelty_reference"), [ids[0]]).fetchone()
+    assert own is not None and own[0] == pytest.approx(spread(ref[0], ref[1:]), rel=1e-3)
+    # within the collection too: the outlier is the farthest from the centre in spreads
+    spreads = dict(conn.execute("SELECT identifier, score FROM ccvec.image_novelty").fetchall())
+    assert max(spreads, key=spreads.__getitem__) == ids[12]
     with pytest.raises(CcvecError, match="need at least 2"):
         clusters.novelty_fit(conn, "none", "provider=x", "provider", "x", MODEL)
 
