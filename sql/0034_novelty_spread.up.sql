@@ -32,11 +32,12 @@ $$;
 COMMENT ON FUNCTION ccvec.spread_weights(vector, vector, double precision) IS
     'Per-dimension weights 1 / (standard deviation + p_floor), from the per-dimension mean and mean square.';
 
--- Its own search_path: REFRESH MATERIALIZED VIEW (ccvec.image_novelty) runs with pg_catalog only,
--- where pgvector's operators are not found.
+-- pgvector's operators are schema-qualified: REFRESH MATERIALIZED VIEW (ccvec.image_novelty) runs
+-- with search_path pg_catalog only, and a SET search_path clause would stop the planner inlining
+-- the function (a call per image: twice the refresh time on bench/novelty_cost.py at 10k images).
 CREATE FUNCTION ccvec.spread_distance(p_x vector, p_centre vector, p_weight vector) RETURNS real
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
-    SELECT vector_norm((p_x - p_centre) * p_weight)::real
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT public.vector_norm((p_x OPERATOR(public.-) p_centre) OPERATOR(public.*) p_weight)::real
 $$;
 COMMENT ON FUNCTION ccvec.spread_distance(vector, vector, vector) IS
     'Distance from p_x to p_centre in units of each dimension''s (floored) spread: || (x - centre) * weight ||, a diagonal Mahalanobis distance.';
