@@ -424,6 +424,8 @@ def novelty_reference(conn, ref_set: list[dict], other: list[dict], name: str) -
         conn.commit()
         clusters.novelty_fit(conn, "bench", "provider=reference", "provider", "reference")
         clusters.novelty_score(conn, "bench")
+        # the score before migration 0034 needs the members' own kNN distances, no longer computed
+        conn.execute("SELECT ccvec.novelty_reference_distances('bench', %s)", [ref_ids])
         got = {
             i: (score, distance, novelty)
             for i, score, distance, novelty in conn.execute(

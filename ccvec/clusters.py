@@ -326,9 +326,10 @@ def novelty_fit(
     images: Sequence[uuid.UUID] = (),
 ) -> int:
     """Record the reference set (images of a load source, a provider, carrying a tag, or given as
-    `images` with where="images"), each member's leave-one-out kNN distance to the rest, the set's
-    centre and per-dimension spreads, and each member's leave-one-out spread distance (the scores
-    unseen images are ranked against); returns its size."""
+    `images` with where="images"), the set's centre and per-dimension spreads, and each member's
+    leave-one-out spread distance (the scores unseen images are ranked against); returns its size.
+    Linear in the set's size: the members' kNN distances (ccvec.novelty_reference_distances, the
+    score before migration 0034) are no longer computed."""
     if where == "images":
         found = conn.execute(
             "SELECT * FROM ccvec.novelty_reference_images(%s, %s, %s, %s)",
@@ -345,8 +346,6 @@ def novelty_fit(
     if len(ids) < 2:
         conn.rollback()
         raise CcvecError(f"reference {reference!r} matches {len(ids)} embedded image(s): need at least 2")
-    for start in range(0, len(ids), 500):
-        conn.execute("SELECT ccvec.novelty_reference_distances(%s, %s)", [name, ids[start : start + 500]])
     conn.execute("SELECT ccvec.novelty_reference_fit(%s)", [name])
     for start in range(0, len(ids), 500):  # scores need the fitted centre and spreads first
         conn.execute("SELECT ccvec.novelty_reference_scores(%s, %s)", [name, ids[start : start + 500]])
