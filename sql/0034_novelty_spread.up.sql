@@ -32,13 +32,20 @@ $$;
 COMMENT ON FUNCTION ccvec.spread_weights(vector, vector, double precision) IS
     'Per-dimension weights 1 / (standard deviation + p_floor), from the per-dimension mean and mean square.';
 
--- pgvector's operators are schema-qualified: REFRESH MATERIALIZED VIEW (ccvec.image_novelty) runs
--- with search_path pg_catalog only, and a SET search_path clause would stop the planner inlining
--- the function (a call per image: twice the refresh time on bench/novelty_cost.py at 10k images).
-CREATE FUNCTION ccvec.spread_distance(p_x vector, p_centre vector, p_weight vector) RETURNS real
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT public.vector_norm((p_x OPERATOR(public.-) p_centre) OPERATOR(public.*) p_weight)::real
-$$;
+-- pgvector's operators are schema-qualified (with the schema the extension is installed in):
+-- REFRESH MATERIALIZED VIEW (ccvec.image_novelty) runs with search_path pg_catalog only, and a SET
+-- search_path clause would stop the planner inlining the function (a call per image: twice the
+-- refresh time on bench/novelty_cost.py at 10k images).
+DO $do$
+BEGIN
+    EXECUTE format($f$
+        CREATE FUNCTION ccvec.spread_distance(p_x vector, p_centre vector, p_weight vector) RETURNS real
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $b$
+            SELECT %1$I.vector_norm((p_x OPERATOR(%1$I.-) p_centre) OPERATOR(%1$I.*) p_weight)::real
+        $b$$f$,
+        (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'vector'));
+END $do$;
 COMMENT ON FUNCTION ccvec.spread_distance(vector, vector, vector) IS
     'Distance from p_x to p_centre in units of each dimension''s (floored) spread: || (x - centre) * weight ||, a diagonal Mahalanobis distance.';
 
