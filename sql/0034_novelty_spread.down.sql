@@ -65,5 +65,9 @@ DROP FUNCTION ccvec.spread_weights(vector, vector, double precision);
 DROP FUNCTION ccvec.spread_floor(vector, vector);
 DELETE FROM ccvec.setting WHERE name IN ('novelty.spread_floor', 'novelty.fit_sample');
 
+-- Sets fitted after 0034 have no members' kNN distances (the old score needs them): compute them,
+-- then the old scores.
+SELECT ccvec.novelty_reference_distances(name, array_agg(identifier))
+FROM ccvec.novelty_reference GROUP BY name;
 SELECT ccvec.novelty_reference_scores(name, array_agg(identifier))
 FROM ccvec.novelty_reference GROUP BY name;

@@ -305,3 +305,27 @@ def test_inferred_tags_weigh_the_nearest_neighbours_most(conn: psycopg.Connectio
         for name, value in saved:
             conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = %s", [value, name])
         conn.commit()
+
+
+def test_novelty_migration_down_and_up_rescores_a_fitted_set(fresh_database_url: str) -> None:
+    """Migration 0034 down puts back the kNN score d * sqrt(d / n) (computing the members' kNN
+    distances the new fit skips); up again, the members get their leave-one-out spread distances."""
+    from ccvec import db, migrate
+
+    migrate.upgrade(fresh_database_url)
+    rng = np.random.default_rng(5)
+    with db.connect(fresh_database_url) as conn:
+        ids = add_vectors(conn, groups(rng, per_group=4))
+        clusters.novelty_fit(conn, "a", "images", "images", "", MODEL, ids[:4])
+        spread = dict(conn.execute("SELECT identifier, score FROM ccvec.novelty_reference").fetchall())
+    migrate.downgrade(fresh_database_url, "-1")
+    with db.connect(fresh_database_url) as conn:
+        rows = conn.execute("SELECT identifier, distance, score FROM ccvec.novelty_reference").fetchall()
+        own = {i: d for i, d, _ in rows}
+        for i, d, score in rows:  # k = 10 > 3 other members: all of them are the neighbours
+            n = np.mean([own[j] for j in own if j != i])
+            assert score == pytest.approx(d * np.sqrt(d / n), rel=1e-3)
+    migrate.upgrade(fresh_database_url)
+    with db.connect(fresh_database_url) as conn:
+        again = dict(conn.execute("SELECT identifier, score FROM ccvec.novelty_reference").fetchall())
+    assert again == pytest.approx(spread, rel=1e-4) and len(again) == 4
