@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 
 import numpy as np
@@ -141,6 +142,18 @@ def test_novelty_of_an_obvious_outlier(conn: psycopg.Connection) -> None:
     # within the collection too: the outlier is the farthest from the centre in spreads
     spreads = dict(conn.execute("SELECT identifier, score FROM ccvec.image_novelty").fetchall())
     assert max(spreads, key=spreads.__getitem__) == ids[12]
+    # what `ccvec scores --identifier` shows: both novelties, with what they were measured from
+    shown = conn.execute("SELECT * FROM ccvec.explain_novelty(%s)", [ids[12]]).fetchall()
+    assert [(label, novelty) for label, novelty, _ in shown] == [
+        ("within the collection", 1.0),
+        ("against group-a", 1.0),
+    ]
+    knn = conn.execute("SELECT distance FROM ccvec.image_novelty WHERE identifier = %s", [ids[12]]).fetchone()
+    shape = r"distance to the centre in spreads ([\d.]+), mean kNN distance ([\d.]+)"
+    detail = re.fullmatch(shape, shown[0][2])
+    assert detail is not None and knn is not None
+    assert float(detail[1]) == pytest.approx(spreads[ids[12]], abs=0.006)
+    assert float(detail[2]) == pytest.approx(knn[0], abs=6e-4)
     with pytest.raises(CcvecError, match="need at least 2"):
         clusters.novelty_fit(conn, "none", "provider=x", "provider", "x", MODEL)
 
