@@ -9,9 +9,9 @@ measured here). Then, timed: within the collection, ccvec.novelty_centre_fit() a
 ccvec.image_novelty, next to the view it replaced (percentile of the mean kNN distance) refreshed
 the same way; against a reference set of `--reference` images, what fitting it costs now (the
 set's centre and spreads, its members' leave-one-out spread distances) and before (their exact
-leave-one-out kNN distances, quadratic in the set's size); then 500 other images scored, and the
-two parts of that score (the kNN distance kept for the `distance` column, the spread distance)
-timed on their own.
+leave-one-out kNN distances, quadratic in the set's size); then 500 other images scored, the two
+parts of that score (the kNN distance kept for the `distance` column, the spread distance) timed
+on their own, and the same 500 scored again as a set fitted with novelty.k = 0 (no kNN distance).
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ def main() -> None:
                     conn.execute("SELECT ccvec.novelty_reference_scores('bench', %s)", [b]) for b in batches
                 ],
             )
+            conn.execute("SELECT ccvec.novelty_reference_calibrate('bench')")
             conn.commit()
             print(f"  fit now / before: {loo / knn:.2f}x")
             others = [
@@ -164,6 +165,12 @@ def main() -> None:
                 ),
             )
             print(f"  spread distance / whole scoring: {spread / both:.3f}")
+            conn.execute("UPDATE ccvec.novelty_model SET k = 0 WHERE name = 'bench'")  # as fitted at k = 0
+            linear = timed(
+                "score the same 500 with novelty.k = 0 (no distance column)",
+                lambda: conn.execute("SELECT ccvec.novelty_score_batch('bench', %s)", [others]),
+            )
+            print(f"  novelty.k = 0 / default: {linear / both:.3f}")
             conn.rollback()
     finally:
         db.stop_embedded(work / "home" / "pgdata")

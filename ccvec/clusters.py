@@ -329,7 +329,8 @@ def novelty_fit(
     `images` with where="images"), the set's centre and per-dimension spreads, and each member's
     leave-one-out spread distance (the scores unseen images are ranked against); returns its size.
     Linear in the set's size: the members' kNN distances (ccvec.novelty_reference_distances, the
-    score before migration 0034) are no longer computed."""
+    score before migration 0034) are no longer computed, and at most novelty.fit_sample members
+    are scored."""
     if where == "images":
         found = conn.execute(
             "SELECT * FROM ccvec.novelty_reference_images(%s, %s, %s, %s)",
@@ -347,8 +348,13 @@ def novelty_fit(
         conn.rollback()
         raise CcvecError(f"reference {reference!r} matches {len(ids)} embedded image(s): need at least 2")
     conn.execute("SELECT ccvec.novelty_reference_fit(%s)", [name])
-    for start in range(0, len(ids), 500):  # scores need the fitted centre and spreads first
-        conn.execute("SELECT ccvec.novelty_reference_scores(%s, %s)", [name, ids[start : start + 500]])
+    # the percentile's scale: members scored leave-one-out, at most novelty.fit_sample of them
+    # (the first by identifier: a random sample for random UUIDs), after the centre and spreads
+    sample = int(db.fetch_row(conn.execute("SELECT ccvec.setting(%s)", ["novelty.fit_sample"]), "setting")[0])
+    scored = sorted(ids)[:sample]
+    for start in range(0, len(scored), 500):
+        conn.execute("SELECT ccvec.novelty_reference_scores(%s, %s)", [name, scored[start : start + 500]])
+    conn.execute("SELECT ccvec.novelty_reference_calibrate(%s)", [name])
     conn.commit()
     return len(ids)
 

@@ -56,8 +56,15 @@ COMMENT ON VIEW ccvec.reference_novelty IS
 
 
 DROP FUNCTION ccvec.novelty_reference_fit(text);
+DROP FUNCTION ccvec.novelty_reference_calibrate(text);
 ALTER TABLE ccvec.novelty_model
-    DROP COLUMN members, DROP COLUMN centre, DROP COLUMN square, DROP COLUMN spread_floor, DROP COLUMN weight;
+    DROP COLUMN members, DROP COLUMN centre, DROP COLUMN square, DROP COLUMN spread_floor, DROP COLUMN weight,
+    DROP COLUMN member_scores;
+-- Images scored without a kNN distance (novelty.k = 0) are dropped; the next scoring redoes them.
+DELETE FROM ccvec.novelty_score WHERE distance IS NULL;
+ALTER TABLE ccvec.novelty_score ALTER COLUMN distance SET NOT NULL;
+UPDATE ccvec.setting SET note = 'reference images averaged over by the reference-set novelty score'
+WHERE name = 'novelty.k';
 DROP FUNCTION ccvec.novelty_centre_fit();
 DROP TABLE ccvec.novelty_centre;
 DROP FUNCTION ccvec.spread_distance(vector, vector, vector);

@@ -342,3 +342,34 @@ def test_novelty_migration_down_and_up_rescores_a_fitted_set(fresh_database_url:
     with db.connect(fresh_database_url) as conn:
         again = dict(conn.execute("SELECT identifier, score FROM ccvec.novelty_reference").fetchall())
     assert again == pytest.approx(spread, rel=1e-4) and len(again) == 4
+
+
+def test_reference_novelty_without_knn_distance_and_with_a_member_sample(conn: psycopg.Connection) -> None:
+    """novelty.k = 0 skips the exact kNN search (distance NULL) and leaves the novelty as it was;
+    novelty.fit_sample caps the members scored leave-one-out (the percentile's scale)."""
+    rng = np.random.default_rng(6)
+    ids = add_vectors(conn, groups(rng, per_group=6))
+    conn.execute("UPDATE ccvec.image SET provider = 'ref' WHERE identifier = ANY(%s)", [ids[:5]])
+    conn.commit()
+    try:
+        novelty_sql = "SELECT identifier, novelty, distance FROM ccvec.reference_novelty ORDER BY identifier"
+        clusters.novelty_fit(conn, "a", "provider=ref", "provider", "ref", MODEL)
+        clusters.novelty_score(conn, "a")
+        with_knn = conn.execute(novelty_sql).fetchall()
+        assert len(with_knn) == 7 and all(d is not None for _, _, d in with_knn)
+        conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name = 'novelty.k'")
+        clusters.novelty_fit(conn, "a", "provider=ref", "provider", "ref", MODEL)
+        clusters.novelty_score(conn, "a")
+        without = conn.execute(novelty_sql).fetchall()
+        assert [(i, n) for i, n, _ in without] == [(i, n) for i, n, _ in with_knn]
+        assert all(d is None for _, _, d in without)
+        conn.execute("UPDATE ccvec.setting SET value = 3 WHERE name = 'novelty.fit_sample'")
+        clusters.novelty_fit(conn, "a", "provider=ref", "provider", "ref", MODEL)
+        scale = conn.execute("SELECT member_scores FROM ccvec.novelty_model WHERE name = 'a'").fetchone()
+        members = conn.execute("SELECT count(score) FROM ccvec.novelty_reference WHERE name = 'a'").fetchone()
+        assert scale is not None and len(scale[0]) == 3 and scale[0] == sorted(scale[0]) and members == (3,)
+    finally:  # the settings are the shared database's (novelty_fit commits)
+        conn.rollback()
+        conn.execute("UPDATE ccvec.setting SET value = 10 WHERE name = 'novelty.k'")
+        conn.execute("UPDATE ccvec.setting SET value = 100000 WHERE name = 'novelty.fit_sample'")
+        conn.commit()
