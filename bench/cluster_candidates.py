@@ -7,8 +7,9 @@ numpy on an exact kNN graph (k = 10), so each candidate is compared on the same 
 prints, per collection: clustering candidates (Louvain / Leiden, edge weights, resolutions, node
 orders, a consensus over orders, Louvain communities merged by centroid average linkage); the
 inferred-tag scorers on the stamps (neighbour weights, tie-breaks, more neighbours, tag prototypes,
-centred cosine, untagged neighbours as evidence against: those also on the photos); and novelty candidates
-(mean kNN distance, k-th distance, density-relative forms) over 8 random draws. bench/clusters.py
+centred cosine, untagged neighbours as evidence against: those also on the photos); and novelty
+candidates (mean kNN distance, k-th distance, density-relative forms, the spread distance at
+several floors, PCA residuals, a rank sum) over 8 random draws. bench/clusters.py
 measures what was adopted, through ccvec itself.
 """
 
@@ -249,7 +250,34 @@ def tag_candidates(x: np.ndarray, coarse: np.ndarray, fine: np.ndarray, photos: 
         print(f"  {name:50s} half 0: {found[0, 0]} / {found[0, 1]}, half 1: {found[1, 0]} / {found[1, 1]}")
 
 
+CCVEC = " (ccvec)"  # marks ccvec's default among the novelty candidates
+
+
+def spread(fit: np.ndarray, x: np.ndarray, floor: float) -> np.ndarray:
+    """Distance to fit's centre in units of each dimension's standard deviation + floor x their mean
+    (ccvec's novelty score has floor 1, setting novelty.spread_floor)."""
+    sd = fit.std(0)
+    return np.linalg.norm((x - fit.mean(0)) / (sd + floor * sd.mean() + 1e-12), axis=1)
+
+
+def pca_residual(fit: np.ndarray, x: np.ndarray, rank: int) -> np.ndarray:
+    """Squared distance from x to fit's top-`rank` principal subspace."""
+    vt = np.linalg.svd(fit - fit.mean(0), full_matrices=False)[2][:rank]
+    xc = x - fit.mean(0)
+    return (xc**2).sum(1) - ((xc @ vt.T) ** 2).sum(1)
+
+
+def two_centres(fit: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Spread distance (floor 1) to the nearer of two k-means centres of fit, spreads pooled within them."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(2, n_init=4, random_state=0).fit(fit)
+    sd = (fit - km.cluster_centers_[km.labels_]).std(0)
+    return np.min([np.linalg.norm((x - c) / (sd + sd.mean()), axis=1) for c in km.cluster_centers_], 0)
+
+
 def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
+    from scipy.stats import rankdata
     from sklearn.metrics import roc_auc_score
 
     def within(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -258,11 +286,16 @@ def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
         rel = d / d[nb].mean(1)
         c = x.mean(0) / np.linalg.norm(x.mean(0))
         return {
-            "mean kNN distance (ccvec)": d,
+            "mean kNN distance (before 0034)": d,
             "k-th distance": 1 - sim[:, -1],
             "d / neighbours' d (LOF-like)": rel,
             "d * sqrt(d / neighbours' d)": d * np.sqrt(rel),
             "distance to the centroid": 1 - x @ c,
+            **{f"spread distance, floor {f:g}{CCVEC * (f == 1)}": spread(x, x, f) for f in (0, 0.3, 1, 3)},
+            "ranks: kNN distance + spread (floor 1)": rankdata(d) + rankdata(spread(x, x, 1)),
+            "PCA residual, rank 2": pca_residual(x, x, 2),
+            "PCA residual, rank 10": pca_residual(x, x, 10),
+            "spread distance to 2 k-means centres": two_centres(x, x),
         }
 
     def reference(ref: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
@@ -276,8 +309,16 @@ def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
             "mean kNN distance": d,
             "1st distance": 1 - s.max(1),
             "d / neighbours' d": d / own[nb].mean(1),
-            "d * sqrt(d / neighbours' d) (ccvec)": d * np.sqrt(d / own[nb].mean(1)),
+            "d * sqrt(d / neighbours' d) (before 0034)": d * np.sqrt(d / own[nb].mean(1)),
             "distance to the centroid": 1 - test @ c,
+            **{
+                f"spread distance, floor {f:g}{CCVEC * (f == 1)}": spread(ref, test, f)
+                for f in (0, 0.3, 1, 3)
+            },
+            "ranks: d*sqrt(d/n) + spread (floor 1)": rankdata(d * np.sqrt(d / own[nb].mean(1)))
+            + rankdata(spread(ref, test, 1)),
+            "PCA residual, rank 10": pca_residual(ref, test, 10),
+            "spread distance to 2 k-means centres": two_centres(ref, test),
         }
 
     print("\nnovelty candidates, AUROC: mean / min over 8 random draws")
@@ -287,26 +328,41 @@ def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
     ):
         res: dict[str, list[float]] = {}
         n_out = max(1, round(0.05 * len(base) / 0.95))
+        overlap = []  # inliers whose nearest neighbour is less similar than the median outlier's
         for draw in range(8):
             pick = np.random.default_rng(3 if draw == 0 else 100 + draw).choice(
                 len(out), n_out, replace=False
             )
             y = np.r_[np.zeros(len(base)), np.ones(n_out)]
-            for m, v in within(np.vstack([base, out[pick]])).items():
+            mixed = np.vstack([base, out[pick]])
+            for m, v in within(mixed).items():
                 res.setdefault(m, []).append(roc_auc_score(y, v))
+            first = knn(mixed, 1)[1][:, 0]
+            overlap.append((first[: len(base)] < np.median(first[len(base) :])).mean())
         for m, v in res.items():
-            print(f"  (a) {label:20s} {m:36s} {np.mean(v):.3f} / {np.min(v):.3f}")
+            print(f"  (a) {label:20s} {m:42s} {np.mean(v):.3f} / {np.min(v):.3f}")
+        print(
+            f"  (a) {label:20s} inliers whose nearest neighbour is farther than the median outlier's: "
+            f"{np.mean(overlap):.1%} (min {np.min(overlap):.1%}, max {np.max(overlap):.1%})"
+        )
     for label, ref_set, other in (("photos reference", photos, stamps), ("stamps reference", stamps, photos)):
         res = {}
+        overlap = []  # held-out members less similar to the reference than the median other image
         for draw in range(8):
             order = np.random.default_rng(4 if draw == 0 else 200 + draw).permutation(len(ref_set))
             half = len(order) // 2
-            test = np.vstack([ref_set[order[half:]], other])
+            ref, held = ref_set[order[:half]], ref_set[order[half:]]
+            test = np.vstack([held, other])
             y = np.r_[np.zeros(len(order) - half), np.ones(len(other))]
-            for m, v in reference(ref_set[order[:half]], test).items():
+            for m, v in reference(ref, test).items():
                 res.setdefault(m, []).append(roc_auc_score(y, v))
+            overlap.append(((held @ ref.T).max(1) < np.median((other @ ref.T).max(1))).mean())
         for m, v in res.items():
-            print(f"  (b) {label:20s} {m:36s} {np.mean(v):.3f} / {np.min(v):.3f}")
+            print(f"  (b) {label:20s} {m:42s} {np.mean(v):.3f} / {np.min(v):.3f}")
+        print(
+            f"  (b) {label:20s} held-out members farther from the reference than the median other image: "
+            f"{np.mean(overlap):.1%} (min {np.min(overlap):.1%}, max {np.max(overlap):.1%})"
+        )
 
 
 def main() -> None:

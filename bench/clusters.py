@@ -25,10 +25,14 @@ reads ccvec's outputs (cluster_member, inferred_tags, image_novelty, reference_n
    baseline; extra tags on images that keep theirs at several floors (and which ones at the
    default); the photos ("interior" on 39 of 153) and a collection with no tags.
 3. Novelty, over 8 random draws: (a) 5 % of one set mixed into the other, the per-image score of
-   ccvec.image_novelty vs scikit-learn's LocalOutlierFactor and GaussianMixture on the same
-   embeddings (AUROC); (b) reference set = half of one set, scored: the other half + the other
-   set; ccvec's reference score (and its plain kNN distance) vs GaussianMixture and
-   LocalOutlierFactor(novelty=True) fitted on the same half.
+   ccvec.image_novelty (distance to the collection's centre in spreads) and the mean kNN distance
+   it replaced (its distance column) vs scikit-learn's LocalOutlierFactor and GaussianMixture on
+   the same embeddings (AUROC); (b) reference set = half of one set, scored: the other half + the
+   other set; ccvec's reference score (spread distance to the set's centre), the kNN score it
+   replaced (d * sqrt(d / n), still computed by ccvec.reference_neighbourhood and
+   ccvec.density_score) and the plain kNN distance vs GaussianMixture and
+   LocalOutlierFactor(novelty=True) fitted on the same half; and how many held-out members of the
+   reference get novelty > 0.9 (about 10 % when the percentile is calibrated).
 4. Scale (--scale): Louvain clustering time and peak RSS on synthetic kNN graphs of that size.
 """
 
@@ -491,7 +495,7 @@ def novelty_within(conn, base: list[dict], outliers: list[dict], name: str) -> N
     from sklearn.neighbors import LocalOutlierFactor
 
     n_out = max(1, round(0.05 * len(base) / 0.95))
-    results: dict[str, list[float]] = {"ccvec": [], "LOF": [], "GMM": []}
+    results: dict[str, list[float]] = {"ccvec": [], "ccvec kNN (old)": [], "LOF": [], "GMM": []}
     for draw in range(DRAWS):
         rng = np.random.default_rng(3 if draw == 0 else 100 + draw)
         picked = [outliers[i] for i in rng.choice(len(outliers), n_out, replace=False)]
@@ -499,11 +503,17 @@ def novelty_within(conn, base: list[dict], outliers: list[dict], name: str) -> N
         is_out = np.array([0] * len(base) + [1] * len(picked))
         subset_graph(conn, f"bench-nov-{name.replace(' ', '-')}-{draw}", ids)
         graph.refresh_inferred(conn)
-        got = dict(conn.execute("SELECT identifier, novelty FROM ccvec.image_novelty").fetchall())
+        got = {
+            i: (novelty, distance)
+            for i, novelty, distance in conn.execute(
+                "SELECT identifier, novelty, distance FROM ccvec.image_novelty"
+            )
+        }
         vectors = embeddings(conn, ids)
         lof = -LocalOutlierFactor(n_neighbors=10).fit(vectors).negative_outlier_factor_
         gmm = -GaussianMixture(4, covariance_type="diag", random_state=0).fit(vectors).score_samples(vectors)
-        results["ccvec"].append(auroc(is_out, np.array([got[i] for i in ids])))
+        results["ccvec"].append(auroc(is_out, np.array([got[i][0] for i in ids])))
+        results["ccvec kNN (old)"].append(auroc(is_out, np.array([got[i][1] for i in ids])))
         results["LOF"].append(auroc(is_out, lof))
         results["GMM"].append(auroc(is_out, gmm))
     novelty_row(name, f"{len(base)} + {n_out}", results)
@@ -513,7 +523,14 @@ def novelty_reference(conn, ref_set: list[dict], other: list[dict], name: str) -
     from sklearn.mixture import GaussianMixture
     from sklearn.neighbors import LocalOutlierFactor
 
-    results: dict[str, list[float]] = {"ccvec": [], "ccvec plain kNN": [], "LOF": [], "GMM": []}
+    results: dict[str, list[float]] = {
+        "ccvec": [],
+        "ccvec d*sqrt(d/n) (old)": [],
+        "ccvec plain kNN": [],
+        "LOF": [],
+        "GMM": [],
+    }
+    above = []  # share of held-out members with novelty > 0.9, per draw
     for draw in range(DRAWS):
         order = np.random.default_rng(4 if draw == 0 else 200 + draw).permutation(len(ref_set))
         ref = [ref_set[i] for i in order[: len(order) // 2]]
@@ -529,20 +546,33 @@ def novelty_reference(conn, ref_set: list[dict], other: list[dict], name: str) -
         conn.commit()
         clusters.novelty_fit(conn, "bench", "provider=reference", "provider", "reference")
         clusters.novelty_score(conn, "bench")
+        # the score before migration 0034 needs the members' own kNN distances, no longer computed
+        conn.execute("SELECT ccvec.novelty_reference_distances('bench', %s)", [ref_ids])
         got = {
-            i: (score, distance)
-            for i, score, distance in conn.execute(
-                "SELECT identifier, score, distance FROM ccvec.reference_novelty WHERE name = 'bench'"
+            i: (score, distance, novelty)
+            for i, score, distance, novelty in conn.execute(
+                "SELECT identifier, score, distance, novelty FROM ccvec.reference_novelty "
+                "WHERE name = 'bench'"
             )
         }
+        old = dict(
+            conn.execute(
+                "SELECT identifier, ccvec.density_score(distance, neighbour_distance) "
+                "FROM ccvec.reference_neighbourhood('bench', %s)",
+                [test_ids],
+            ).fetchall()
+        )
         fit, vectors = embeddings(conn, ref_ids), embeddings(conn, test_ids)
         lof = -LocalOutlierFactor(n_neighbors=10, novelty=True).fit(fit).score_samples(vectors)
         gmm = -GaussianMixture(4, covariance_type="diag", random_state=0).fit(fit).score_samples(vectors)
         results["ccvec"].append(auroc(is_out, np.array([got[i][0] for i in test_ids])))
+        results["ccvec d*sqrt(d/n) (old)"].append(auroc(is_out, np.array([old[i] for i in test_ids])))
         results["ccvec plain kNN"].append(auroc(is_out, np.array([got[i][1] for i in test_ids])))
         results["LOF"].append(auroc(is_out, lof))
         results["GMM"].append(auroc(is_out, gmm))
+        above.append(np.mean([got[r["identifier"]][2] > 0.9 for r in held]))
     novelty_row(name, sizes, results)
+    print(f"{'':22s} held-out members with novelty > 0.9: {np.mean(above):.1%} (mean over the draws)")
 
 
 # ---------------------------------------------------------------- 4. scale
@@ -658,7 +688,7 @@ def quality_tables(data: Path, work: Path, url: str) -> None:
         set_tags(conn, {r["identifier"]: [] for rows in sets.values() for r in rows})
         print(
             "\nnovelty (a) within a collection: 5 % of the other set mixed in; "
-            f"AUROC of draw 0 (mean / min over {DRAWS} random draws)"
+            f"AUROC of draw 0 (mean / min over {DRAWS} random draws); ccvec kNN (old) = the distance column"
         )
         novelty_within(conn, sets["photos"], sets["stamps"], "stamps among photos")
         novelty_within(conn, sets["stamps"], sets["photos"], "photos among stamps")

@@ -326,8 +326,11 @@ def novelty_fit(
     images: Sequence[uuid.UUID] = (),
 ) -> int:
     """Record the reference set (images of a load source, a provider, carrying a tag, or given as
-    `images` with where="images"), each member's leave-one-out distance to the rest and its
-    density-relative score; returns its size."""
+    `images` with where="images"), the set's centre and per-dimension spreads, and each member's
+    leave-one-out spread distance (the scores unseen images are ranked against); returns its size.
+    Linear in the set's size: the members' kNN distances (ccvec.novelty_reference_distances, the
+    score before migration 0034) are no longer computed, and at most novelty.fit_sample members
+    are scored."""
     if where == "images":
         found = conn.execute(
             "SELECT * FROM ccvec.novelty_reference_images(%s, %s, %s, %s)",
@@ -344,10 +347,14 @@ def novelty_fit(
     if len(ids) < 2:
         conn.rollback()
         raise CcvecError(f"reference {reference!r} matches {len(ids)} embedded image(s): need at least 2")
-    for start in range(0, len(ids), 500):
-        conn.execute("SELECT ccvec.novelty_reference_distances(%s, %s)", [name, ids[start : start + 500]])
-    for start in range(0, len(ids), 500):  # scores need every member's distance first
-        conn.execute("SELECT ccvec.novelty_reference_scores(%s, %s)", [name, ids[start : start + 500]])
+    conn.execute("SELECT ccvec.novelty_reference_fit(%s)", [name])
+    # the percentile's scale: members scored leave-one-out, at most novelty.fit_sample of them
+    # (the first by identifier: a random sample for random UUIDs), after the centre and spreads
+    sample = int(db.fetch_row(conn.execute("SELECT ccvec.setting(%s)", ["novelty.fit_sample"]), "setting")[0])
+    scored = sorted(ids)[:sample]
+    for start in range(0, len(scored), 500):
+        conn.execute("SELECT ccvec.novelty_reference_scores(%s, %s)", [name, scored[start : start + 500]])
+    conn.execute("SELECT ccvec.novelty_reference_calibrate(%s)", [name])
     conn.commit()
     return len(ids)
 
@@ -367,7 +374,10 @@ def novelty_score(conn: psycopg.Connection, name: str, batch: int = 500) -> int:
 
 
 def refresh_scored(conn: psycopg.Connection) -> None:
-    """`ccvec refresh`: the novelty view, and every fitted reference set's scores."""
+    """`ccvec refresh`: the collection's centre and spreads, the novelty view, and every fitted
+    reference set's scores."""
+    conn.execute("SELECT ccvec.novelty_centre_fit()")
+    conn.commit()
     db.refresh_view(conn, "image_novelty")
     for (name,) in conn.execute("SELECT * FROM ccvec.novelty_model_names()").fetchall():
         novelty_score(conn, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 
 import numpy as np
@@ -124,13 +125,35 @@ def test_novelty_of_an_obvious_outlier(conn: psycopg.Connection) -> None:
     assert set(scored) == set(ids[5:])
     assert scored[ids[5]] <= 0.8  # like the reference's own members
     assert all(scored[i] == 1.0 for i in ids[6:])  # farther than every reference member
-    # the score is relative to local density: d * sqrt(d / n), n = the mean own distance of the k
-    # nearest members (k = 10 > 5 members here: all five)
-    own = [r[0] for r in conn.execute("SELECT distance FROM ccvec.novelty_reference WHERE name = 'group-a'")]
-    d, score = conn.execute(
-        "SELECT distance, score FROM ccvec.reference_novelty WHERE identifier = %s", [ids[6]]
-    ).fetchone()
-    assert score == pytest.approx(d * np.sqrt(d / np.mean(own)), rel=1e-3) and score > d
+    # the score is the distance to the members' centre in units of each dimension's spread, floored
+    # by novelty.spread_floor (1) x the mean spread; members are scored leave-one-out
+    stored = np.vstack([vectors, outlier[None]]).astype(np.float16).astype(np.float64)  # halfvec
+    ref = stored[:5]
+
+    def spread(x: np.ndarray, fit: np.ndarray) -> float:
+        sd = fit.std(0)
+        return float(np.linalg.norm((x - fit.mean(0)) / (sd + ref.std(0).mean())))
+
+    sql = "SELECT score FROM ccvec.{} WHERE identifier = %s"
+    score = conn.execute(sql.format("reference_novelty"), [ids[12]]).fetchone()
+    assert score is not None and score[0] == pytest.approx(spread(stored[12], ref), rel=1e-3)
+    own = conn.execute(sql.format("novelty_reference"), [ids[0]]).fetchone()
+    assert own is not None and own[0] == pytest.approx(spread(ref[0], ref[1:]), rel=1e-3)
+    # within the collection too: the outlier is the farthest from the centre in spreads
+    spreads = dict(conn.execute("SELECT identifier, score FROM ccvec.image_novelty").fetchall())
+    assert max(spreads, key=spreads.__getitem__) == ids[12]
+    # what `ccvec scores --identifier` shows: both novelties, with what they were measured from
+    shown = conn.execute("SELECT * FROM ccvec.explain_novelty(%s)", [ids[12]]).fetchall()
+    assert [(label, novelty) for label, novelty, _ in shown] == [
+        ("within the collection", 1.0),
+        ("against group-a", 1.0),
+    ]
+    knn = conn.execute("SELECT distance FROM ccvec.image_novelty WHERE identifier = %s", [ids[12]]).fetchone()
+    shape = r"distance to the centre in spreads ([\d.]+), mean kNN distance ([\d.]+)"
+    detail = re.fullmatch(shape, shown[0][2])
+    assert detail is not None and knn is not None
+    assert float(detail[1]) == pytest.approx(spreads[ids[12]], abs=0.006)
+    assert float(detail[2]) == pytest.approx(knn[0], abs=6e-4)
     with pytest.raises(CcvecError, match="need at least 2"):
         clusters.novelty_fit(conn, "none", "provider=x", "provider", "x", MODEL)
 
@@ -377,4 +400,59 @@ def test_inferred_tags_weigh_the_nearest_neighbours_most(conn: psycopg.Connectio
         conn.rollback()
         for name, value in saved:
             conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = %s", [value, name])
+        conn.commit()
+
+
+def test_novelty_migration_down_and_up_rescores_a_fitted_set(fresh_database_url: str) -> None:
+    """Migration 0034 down puts back the kNN score d * sqrt(d / n) (computing the members' kNN
+    distances the new fit skips); up again, the members get their leave-one-out spread distances."""
+    from ccvec import db, migrate
+
+    migrate.upgrade(fresh_database_url)
+    rng = np.random.default_rng(5)
+    with db.connect(fresh_database_url) as conn:
+        ids = add_vectors(conn, groups(rng, per_group=4))
+        clusters.novelty_fit(conn, "a", "images", "images", "", MODEL, ids[:4])
+        spread = dict(conn.execute("SELECT identifier, score FROM ccvec.novelty_reference").fetchall())
+    migrate.downgrade(fresh_database_url, "-1")
+    with db.connect(fresh_database_url) as conn:
+        rows = conn.execute("SELECT identifier, distance, score FROM ccvec.novelty_reference").fetchall()
+        own = {i: d for i, d, _ in rows}
+        for i, d, score in rows:  # k = 10 > 3 other members: all of them are the neighbours
+            n = np.mean([own[j] for j in own if j != i])
+            assert score == pytest.approx(d * np.sqrt(d / n), rel=1e-3)
+    migrate.upgrade(fresh_database_url)
+    with db.connect(fresh_database_url) as conn:
+        again = dict(conn.execute("SELECT identifier, score FROM ccvec.novelty_reference").fetchall())
+    assert again == pytest.approx(spread, rel=1e-4) and len(again) == 4
+
+
+def test_reference_novelty_without_knn_distance_and_with_a_member_sample(conn: psycopg.Connection) -> None:
+    """novelty.k = 0 skips the exact kNN search (distance NULL) and leaves the novelty as it was;
+    novelty.fit_sample caps the members scored leave-one-out (the percentile's scale)."""
+    rng = np.random.default_rng(6)
+    ids = add_vectors(conn, groups(rng, per_group=6))
+    conn.execute("UPDATE ccvec.image SET provider = 'ref' WHERE identifier = ANY(%s)", [ids[:5]])
+    conn.commit()
+    try:
+        novelty_sql = "SELECT identifier, novelty, distance FROM ccvec.reference_novelty ORDER BY identifier"
+        clusters.novelty_fit(conn, "a", "provider=ref", "provider", "ref", MODEL)
+        clusters.novelty_score(conn, "a")
+        with_knn = conn.execute(novelty_sql).fetchall()
+        assert len(with_knn) == 7 and all(d is not None for _, _, d in with_knn)
+        conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name = 'novelty.k'")
+        clusters.novelty_fit(conn, "a", "provider=ref", "provider", "ref", MODEL)
+        clusters.novelty_score(conn, "a")
+        without = conn.execute(novelty_sql).fetchall()
+        assert [(i, n) for i, n, _ in without] == [(i, n) for i, n, _ in with_knn]
+        assert all(d is None for _, _, d in without)
+        conn.execute("UPDATE ccvec.setting SET value = 3 WHERE name = 'novelty.fit_sample'")
+        clusters.novelty_fit(conn, "a", "provider=ref", "provider", "ref", MODEL)
+        scale = conn.execute("SELECT member_scores FROM ccvec.novelty_model WHERE name = 'a'").fetchone()
+        members = conn.execute("SELECT count(score) FROM ccvec.novelty_reference WHERE name = 'a'").fetchone()
+        assert scale is not None and len(scale[0]) == 3 and scale[0] == sorted(scale[0]) and members == (3,)
+    finally:  # the settings are the shared database's (novelty_fit commits)
+        conn.rollback()
+        conn.execute("UPDATE ccvec.setting SET value = 10 WHERE name = 'novelty.k'")
+        conn.execute("UPDATE ccvec.setting SET value = 100000 WHERE name = 'novelty.fit_sample'")
         conn.commit()

@@ -399,3 +399,49 @@ def test_one_populated_check_serves_refresh_view(conn: psycopg.Connection) -> No
     assert one(conn, "SELECT ccvec.view_populated('no_such_view')") is False
     with pytest.raises(CcvecError, match=r"no materialized view ccvec\.no_such_view: run `ccvec db upgrade`"):
         db.refresh_view(conn, "no_such_view")
+
+
+def test_spread_distance_and_its_floor(conn: psycopg.Connection) -> None:
+    """The novelty score: distance to a centre in units of each dimension's standard deviation +
+    floor, the floor being novelty.spread_floor (1) x the mean deviation. Without it a dimension
+    that hardly varies makes a tiny offset count as much as a large one."""
+    mean, square = "[0, 0]", "[4, 0.0001]"  # standard deviations 2 and 0.01
+    floor = one(conn, "SELECT ccvec.spread_floor(%s, %s)", [mean, square])
+    assert floor == pytest.approx(1.005, rel=1e-5)
+
+    def distance(x: str, floor: float) -> float:
+        return one(
+            conn,
+            "SELECT ccvec.spread_distance(%s, %s, ccvec.spread_weights(%s, %s, %s))",
+            [x, mean, mean, square, floor],
+        )
+
+    far, tiny = "[2, 0]", "[0, 0.01]"
+    assert distance(far, floor) == pytest.approx(2 / 3.005, rel=1e-4)
+    assert distance(tiny, floor) == pytest.approx(0.01 / 1.015, rel=1e-4)
+    assert distance(far, 0) == pytest.approx(distance(tiny, 0), rel=1e-4) == pytest.approx(1, rel=1e-4)
+    conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name = 'novelty.spread_floor'")
+    assert one(conn, "SELECT ccvec.spread_floor(%s, %s)", [mean, square]) == 0
+    conn.rollback()
+
+
+def test_collection_novelty_fits_the_current_graph(conn: psycopg.Connection) -> None:
+    """ccvec refresh fits the current graph's model's centre and spreads, then ranks every image of
+    the graph by its spread distance: the one far from the rest is the most novel."""
+    from ccvec import clusters, graph
+
+    assert one(conn, "SELECT ccvec.novelty_centre_fit()") == 0  # no graph yet
+    add_model(conn, "spread", 3)
+    rng = np.random.default_rng(0)
+    vectors = np.abs(np.array([1.0, 0.2, 0.2]) + rng.normal(0, 0.05, (12, 3)))
+    vectors = np.vstack([vectors, [[0.2, 0.2, 1.0]]])
+    ids = add_embeddings(conn, "spread", vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    conn.commit()
+    graph.build(conn, k=3, model="spread", recall_sample=0)
+    clusters.refresh_scored(conn)
+    assert one(conn, "SELECT images FROM ccvec.novelty_centre WHERE model = 'spread'") == 13
+    rows = dict(conn.execute("SELECT identifier, novelty FROM ccvec.image_novelty").fetchall())
+    assert len(rows) == 13 and rows[ids[12]] == 1.0 and max(rows[i] for i in ids[:12]) < 1.0
+    conn.execute("UPDATE ccvec.setting SET value = 5 WHERE name = 'novelty.fit_sample'")
+    assert one(conn, "SELECT ccvec.novelty_centre_fit()") == 5
+    conn.rollback()

@@ -122,7 +122,7 @@ def novelty_fit(
     tag: Annotated[str | None, typer.Option(help="Images carrying this tag.")] = None,
     model: ModelOption = DEFAULT_MODEL,
 ) -> None:
-    """Learn what "images like these" look like (their embeddings' k-nearest-neighbour distances)."""
+    """Learn what "images like these" look like (their embeddings' centre and per-dimension spreads)."""
     from ccvec import clusters
 
     given = [(w, v) for w, v in (("source", reference), ("provider", provider), ("tag", tag)) if v]
