@@ -195,7 +195,9 @@ def graph_step(
         return added > 0
     built = graph.build(conn, options.k, options.model, on_progress=_stage(on_progress, "graph"))
     recall = f"{built.recall:.3f}" if built.recall is not None else "n/a"
-    summary.steps["graph"] = f"run {built.id}, {built.images:,} images, recall@{options.k} {recall}"
+    summary.steps["graph"] = (
+        f"run {built.id}, {built.images:,} images, ef_search {built.ef_search}, recall@{options.k} {recall}"
+    )
     return True
 
 

@@ -270,7 +270,11 @@ def test_run_bad_sim_fails_before_loading(cli: Cli, conn: psycopg.Connection, tm
 
 def test_graph_build_and_status(cli: Cli, loaded: Path) -> None:
     built = ok(cli("graph", "build", "--model", MODEL, "--k", "2", "--recall-sample", "0")).stdout
-    assert "4 images, k=2" in built and "(now current)" in built
+    assert "4 images, k=2, ef_search 64, recall@2 n/a" in built and "(now current)" in built
+    chosen = ok(cli("graph", "build", "--model", MODEL, "--k", "2")).stdout  # the breadth by sampled recall
+    assert "ef_search 64 (sampled recall by ef_search: 64 -> 1.000), recall@2 1.000" in chosen
+    fixed = ok(cli("graph", "build", "--model", MODEL, "--k", "2", "--ef-search", "80")).stdout
+    assert "ef_search 80, recall@2 1.000" in fixed
     status = ok(cli("graph", "status")).stdout
     assert MODEL in status and "yes" in status
 
