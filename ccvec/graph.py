@@ -40,12 +40,17 @@ class GraphRun:
     tried: tuple[tuple[int, float], ...] = ()  # (breadth, sampled recall) when the build chose it
 
 
+Exact = dict[uuid.UUID, list[tuple[uuid.UUID, float]]]  # image -> its exact k nearest (id, distance)
+
+
 @dataclass(frozen=True)
 class EfChoice:
-    """The breadth chosen for a build, and every breadth measured on the way, in order."""
+    """The breadth chosen for a build, every breadth measured on the way (in order), and the exact
+    neighbours of the whole sample (one pass), for the run's recall on the half not chosen on."""
 
     ef_search: int
-    tried: tuple[tuple[int, float], ...]  # (breadth, recall@k on the sample)
+    tried: tuple[tuple[int, float], ...]  # (breadth, recall@k on the half chosen on)
+    exact: Exact
 
 
 def require_embeddings(conn: psycopg.Connection, model: str) -> int:
@@ -110,10 +115,7 @@ def build(
     ensure_index(conn, model)
     ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [model])]
     sample = random.Random(0).sample(sorted(ids), min(recall_sample, len(ids)))
-    choice = None
-    if ef_search is None and len(sample) >= 2:
-        choice = choose_ef_search(conn, model, k, sample[::2])
-        sample = sample[1::2]
+    choice = choose_ef_search(conn, model, k, sample) if ef_search is None and len(sample) >= 2 else None
     breadth = ef_search or (choice.ef_search if choice else EF_SEARCH)
     run_id: int = db.fetch_row(
         conn.execute("SELECT ccvec.knn_run_start(%s, %s, %s)", [model, k, breadth]),
@@ -121,8 +123,12 @@ def build(
     )[0]
     conn.commit()
     search(conn, "SELECT ccvec.knn_insert(%s, %s)", run_id, ids, jobs, on_progress)
-    recall = sample_recall(conn, run_id, sample)
-    conn.execute("SELECT ccvec.knn_run_finish(%s, %s, %s, %s)", [run_id, len(ids), recall, len(sample)])
+    if choice:  # the half of the sample the breadth was not chosen on, against the same exact pass
+        checked = {i: choice.exact[i] for i in sample[1::2]}
+        recall, measured = edge_recall(conn, run_id, checked), len(checked)
+    else:
+        recall, measured = sample_recall(conn, run_id, sample), len(sample)
+    conn.execute("SELECT ccvec.knn_run_finish(%s, %s, %s, %s)", [run_id, len(ids), recall, measured])
     make_current(conn, run_id)
     return GraphRun(run_id, model, k, len(ids), recall, breadth, choice.tried if choice else ())
 
@@ -139,12 +145,25 @@ def _nearest(
     return found
 
 
-def _recall(found: dict[uuid.UUID, list[float]], exact: dict[uuid.UUID, list[float]]) -> float:
+def _recall(found: dict[uuid.UUID, list[float]], exact: Exact) -> float:
     """Share of the exact k nearest matched, a neighbour found counting as right when it is as near
     as the exact k-th (so equally near copies do not count as misses)."""
-    hits = sum(min(len(e), sum(d <= max(e) + 1e-6 for d in found[i])) for i, e in exact.items() if e)
-    total = sum(len(e) for e in exact.values())
+    hits = 0
+    for image, near in exact.items():
+        if near:
+            kth = max(d for _, d in near) + 1e-6
+            hits += min(len(near), sum(d <= kth for d in found[image]))
+    total = sum(len(near) for near in exact.values())
     return hits / total if total else 1.0
+
+
+def edge_recall(conn: psycopg.Connection, run_id: int, exact: Exact) -> float | None:
+    """Share of these images' exact k nearest that are edges of the run (as ccvec.knn_recall counts)."""
+    total = sum(len(near) for near in exact.values())
+    if not total:
+        return None
+    edges = set(conn.execute("SELECT * FROM ccvec.knn_run_edges(%s, %s)", [run_id, list(exact)]).fetchall())
+    return sum((image, j) in edges for image, near in exact.items() for j, _ in near) / total
 
 
 def choose_ef_search(
@@ -156,29 +175,31 @@ def choose_ef_search(
     most: int = defaults.EF_SEARCH_MAX,
 ) -> EfChoice:
     """The smallest hnsw.ef_search, from EF_SEARCH (at least k + 1) doubling up to `most`, whose
-    recall@k on `sample` reaches `target`; when a doubling gains less than EF_SEARCH_MIN_GAIN, the
-    breadth before it (more breadth buys next to nothing); `most` when neither happens.
+    recall@k on every other image of `sample` (sample[::2]) reaches `target`; when a doubling gains
+    less than EF_SEARCH_MIN_GAIN, the breadth before it (more breadth buys next to nothing); `most`
+    when neither happens.
 
     The recall a breadth buys depends on the catalog: 0.97-0.99 at 64 on synthetic variants of the
-    shared photos at 100k, 0.79 on a synthetic 1M (docs/benchmarks.md). The exact neighbours come
-    from one pass over the vectors, each image's bounded by the k-th distance of its first search
-    (ccvec.knn_exact_within)."""
+    shared photos at 100k, 0.79 on a synthetic 1M (docs/benchmarks.md). The exact neighbours of the
+    whole sample come from one pass over the vectors, each image's bounded by the k-th distance of
+    its first search (ccvec.knn_exact_within); the other half is left for the run's own recall."""
     breadth = max(EF_SEARCH, k + 1)  # knn_candidates searches at least k + 1 wide
     found = _nearest(conn, model, sample, k, breadth)
     reach = [max(found[i], default=2.0) + 1e-4 if len(found[i]) >= k else 2.0 for i in sample]
-    exact: dict[uuid.UUID, list[float]] = {i: [] for i in sample}
-    for image, _, distance in conn.execute(
+    exact: Exact = {i: [] for i in sample}
+    for image, neighbour, distance in conn.execute(
         "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, %s)", [model, sample, reach, k]
     ):
-        exact[image].append(distance)
+        exact[image].append((neighbour, distance))
     conn.commit()
-    tried = [(breadth, _recall(found, exact))]
+    half = {i: exact[i] for i in sample[::2]}
+    tried = [(breadth, _recall(found, half))]
     while tried[-1][1] < target and breadth < most:
         breadth = min(breadth * 2, most)
-        tried.append((breadth, _recall(_nearest(conn, model, sample, k, breadth), exact)))
+        tried.append((breadth, _recall(_nearest(conn, model, sample[::2], k, breadth), half)))
         if tried[-1][1] - tried[-2][1] < defaults.EF_SEARCH_MIN_GAIN:
-            return EfChoice(tried[-2][0], tuple(tried))
-    return EfChoice(breadth, tuple(tried))
+            return EfChoice(tried[-2][0], tuple(tried), exact)
+    return EfChoice(breadth, tuple(tried), exact)
 
 
 def sample_recall(conn: psycopg.Connection, run_id: int, sample: list[uuid.UUID]) -> float | None:

@@ -31,4 +31,5 @@ BEGIN
     USING p_run, p_sample, run.k;
 END $$;
 
+DROP FUNCTION ccvec.knn_run_edges(bigint, uuid[]);
 DROP FUNCTION ccvec.knn_exact_within(text, uuid[], double precision[], integer);

@@ -33,6 +33,13 @@ END $$;
 COMMENT ON FUNCTION ccvec.knn_exact_within(text, uuid[], double precision[], integer) IS
     'The exact p_k nearest images (cosine distance, ties by identifier, itself excluded) of each image of p_ids (each once) under model p_model, looking only within its p_reach cosine distance (which must hold p_k images: the k-th distance an approximate search found will do), in one pass over the model''s vectors. Used to choose the graph build''s hnsw.ef_search and by ccvec.knn_recall.';
 
+CREATE FUNCTION ccvec.knn_run_edges(p_run bigint, p_ids uuid[]) RETURNS TABLE (identifier uuid, neighbour uuid)
+LANGUAGE sql STABLE AS $$
+    SELECT e.identifier, e.neighbour FROM ccvec.knn_edge e WHERE e.run_id = p_run AND e.identifier = ANY (p_ids)
+$$;
+COMMENT ON FUNCTION ccvec.knn_run_edges(bigint, uuid[]) IS
+    'The edges (image, neighbour) of the given images in kNN run p_run: the graph build counts them against the exact neighbours it found for the half of its sample it did not choose the breadth on.';
+
 -- ccvec.knn_recall on the same exact pass, each image bounded by its own k-th edge in the run.
 CREATE OR REPLACE FUNCTION ccvec.knn_recall(p_run bigint, p_sample uuid[])
 RETURNS TABLE (found bigint, expected bigint)
