@@ -47,8 +47,9 @@ LEAN_CANDIDATES = 200
 # kNN graph (docs/graph.md, bench/graph.py).
 GRAPH_K = 10
 EF_SEARCH = 64
-# The graph build measures recall@k on RECALL_SAMPLE images at EF_SEARCH, doubling up to
-# EF_SEARCH_MAX, and builds with the first breadth that reaches RECALL_TARGET (graph.choose_ef_search).
+# The graph build measures recall@k on half of RECALL_SAMPLE images at EF_SEARCH, doubling up to
+# EF_SEARCH_MAX, and builds with the first breadth that reaches RECALL_TARGET with 95 % confidence
+# (graph.choose_ef_search); the other half measures the run.
 EF_SEARCH_MAX = 512
 RECALL_TARGET = 0.95
 EF_SEARCH_MIN_GAIN = 0.01  # a doubling that buys less recall than this ends the search

@@ -38,8 +38,9 @@ def graph_build(
         typer.Option(
             min=1,
             help=f"HNSW search breadth (recall vs speed). Default: the first of {defaults.EF_SEARCH}, "
-            f"{defaults.EF_SEARCH * 2}, ... {defaults.EF_SEARCH_MAX} whose recall on the sample reaches "
-            f"{defaults.RECALL_TARGET} ({defaults.EF_SEARCH} when --recall-sample is 0).",
+            f"{defaults.EF_SEARCH * 2}, ... {defaults.EF_SEARCH_MAX} whose recall on half the sample "
+            f"reaches {defaults.RECALL_TARGET} with 95% confidence ({defaults.EF_SEARCH} when "
+            "--recall-sample is under 2).",
             show_default=False,
         ),
     ] = None,
