@@ -249,15 +249,6 @@ def make_current(conn: psycopg.Connection, run_id: int) -> None:
     conn.commit()
 
 
-def measure_recall(conn: psycopg.Connection, run_id: int, sample: int) -> float | None:
-    """Share of the exact k nearest that the graph holds, over a random sample of its images: one
-    exact pass over the vectors for the whole sample (ccvec.knn_recall)."""
-    ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.knn_run_images(%s)", [run_id])]
-    if not ids or sample <= 0:
-        return None
-    return sample_recall(conn, run_id, random.Random(run_id).sample(sorted(ids), min(sample, len(ids))))
-
-
 def current(conn: psycopg.Connection) -> GraphRun | None:
     row = conn.execute("SELECT * FROM ccvec.current_knn_run()").fetchone()
     return GraphRun(*row) if row else None
