@@ -414,7 +414,7 @@ def test_novelty_migration_down_and_up_rescores_a_fitted_set(fresh_database_url:
         ids = add_vectors(conn, groups(rng, per_group=4))
         clusters.novelty_fit(conn, "a", "images", "images", "", MODEL, ids[:4])
         spread = dict(conn.execute("SELECT identifier, score FROM ccvec.novelty_reference").fetchall())
-    migrate.downgrade(fresh_database_url, "-1")
+    migrate.downgrade(fresh_database_url, "0033_inferred_tags")  # the revision before 0034
     with db.connect(fresh_database_url) as conn:
         rows = conn.execute("SELECT identifier, distance, score FROM ccvec.novelty_reference").fetchall()
         own = {i: d for i, d, _ in rows}
