@@ -7,6 +7,7 @@ import io
 import json
 import re
 import uuid
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -456,3 +457,35 @@ def test_reference_novelty_without_knn_distance_and_with_a_member_sample(conn: p
         conn.execute("UPDATE ccvec.setting SET value = 10 WHERE name = 'novelty.k'")
         conn.execute("UPDATE ccvec.setting SET value = 100000 WHERE name = 'novelty.fit_sample'")
         conn.commit()
+
+
+def former_inferred_tags() -> str:
+    """ccvec.inferred_tags's query as migration 0033 defined it (before 0038 restructured it)."""
+    text = (Path(__file__).resolve().parent.parent / "sql" / "0033_inferred_tags.up.sql").read_text()
+    start = text.index("CREATE MATERIALIZED VIEW ccvec.inferred_tags AS") + len(
+        "CREATE MATERIALIZED VIEW ccvec.inferred_tags AS"
+    )
+    return text[start : text.index("WITH NO DATA;", start)]
+
+
+def test_inferred_tags_equal_the_former_definition(conn: psycopg.Connection) -> None:
+    """Migration 0038 reads the settings once and sums the carried tags before joining them with the
+    neighbourhood: the rows must be exactly those of 0033's query, here on tags written twice or in
+    other case, tagged and untagged images, and tags inferred for images that have tags already."""
+    rng = np.random.default_rng(11)
+    vectors = groups(rng, per_group=10)
+    tags = (
+        [["Cat", "cat ", "animal"], ["cat", "animal"], ["animal"], [], ["cat"], ["CAT"]]
+        + [["cat", "animal"]] * 4
+        + [["car", "vehicle"], ["Vehicle"], [], ["car"], ["car", "vehicle", "red"]]
+        + [["vehicle", "car"]] * 5
+    )
+    ids = add_vectors(conn, vectors, tags)
+    graph.build(conn, k=6, model=MODEL)
+    graph.refresh_inferred(conn)
+    conn.execute(f"CREATE TEMP VIEW former_inferred_tags AS {former_inferred_tags()}")
+    now = conn.execute("SELECT * FROM ccvec.inferred_tags ORDER BY identifier, tag").fetchall()
+    before = conn.execute("SELECT * FROM former_inferred_tags ORDER BY identifier, tag").fetchall()
+    assert now == before
+    assert {ids.index(row[0]) for row in now} >= {3, 12}  # the untagged images got tags
+    assert (ids[2], "cat", True) in {(row[0], row[1], row[4]) for row in now}  # "animal" only: cat too

@@ -99,7 +99,8 @@ def test_upgrade_downgrade_upgrade(fresh_database_url: str) -> None:
 
 def test_a_role_granted_before_an_upgrade_keeps_its_access(fresh_database_url: str) -> None:
     """Grants cover the tables that exist when given; tables a later migration adds or replaces
-    (0032's probe plan and mask sets) get the grants of those they stand beside."""
+    (0032's probe plan and mask sets, the views 0033, 0034 and 0038 re-create) get the grants of
+    those they stand beside."""
     migrate.upgrade(fresh_database_url, "0031_dead_sql")
     role = f"Old-Reader_{os.getpid()}"  # a name that needs quoting
     with psycopg.connect(fresh_database_url, autocommit=True) as conn:
@@ -116,9 +117,53 @@ def test_a_role_granted_before_an_upgrade_keeps_its_access(fresh_database_url: s
             for radius in (1, 8):  # a probe of the chunk indexes, then a scan: both read the plan
                 found = reader.execute("SELECT count(*) FROM ccvec.hamming_neighbours(7919, %s)", [radius])
                 assert found.fetchone()[0] >= 1
+            for view in (*REPLACED_VIEWS, "image_novelty"):  # replaced by 0033, 0034, 0038
+                readable = reader.execute("SELECT has_table_privilege(%s, 'SELECT')", [f"ccvec.{view}"])
+                assert readable.fetchone()[0], view
     finally:
         with psycopg.connect(fresh_database_url, autocommit=True) as conn:
             conn.execute("SELECT ccvec.revoke_access(%s)", [role])
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+REPLACED_VIEWS = ("inferred_tags", "neighbourhood_popularity", "image_score", "cluster_mate")
+
+
+def test_matview_replace_keeps_indexes_grants_comment_and_data(fresh_database_url: str) -> None:
+    """ccvec.matview_replace (migration 0038): the new query, with the old view's indexes (by name),
+    grants and comment; refreshed when the old one had data, left empty when it had none."""
+    migrate.upgrade(fresh_database_url)
+    role = f"probe_reader_{os.getpid()}"
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}"')
+        try:
+            for populated in (True, False):
+                conn.execute(
+                    "CREATE MATERIALIZED VIEW ccvec.probe AS SELECT g FROM generate_series(1, 3) g "
+                    f"WITH {'' if populated else 'NO '}DATA"
+                )
+                conn.execute("CREATE UNIQUE INDEX probe_key ON ccvec.probe (g)")
+                conn.execute("COMMENT ON MATERIALIZED VIEW ccvec.probe IS 'a probe'")
+                conn.execute(f'GRANT SELECT ON ccvec.probe TO "{role}"')
+                query = "SELECT g, 2 * g AS twice FROM generate_series(1, 5) g"
+                conn.execute("SELECT ccvec.matview_replace('probe', %s)", [query])
+                shape = conn.execute(
+                    "SELECT c.relispopulated, obj_description(c.oid, 'pg_class'), "
+                    "has_table_privilege(%s, c.oid, 'SELECT'), "
+                    "(SELECT array_agg(i.indexrelid::regclass::text) FROM pg_index i "
+                    " WHERE i.indrelid = c.oid) "
+                    "FROM pg_class c WHERE c.oid = 'ccvec.probe'::regclass",
+                    [role],
+                ).fetchone()
+                assert shape == (populated, "a probe", True, ["ccvec.probe_key"])
+                if populated:
+                    assert conn.execute("SELECT sum(twice) FROM ccvec.probe").fetchone()[0] == 30
+                    assert conn.execute("SELECT count(*) FROM ccvec.probe_retired").fetchone()[0] == 3
+                conn.execute("DROP MATERIALIZED VIEW ccvec.probe, ccvec.probe_retired")
+            with pytest.raises(psycopg.errors.RaiseException, match="not a materialized view"):
+                conn.execute("SELECT ccvec.matview_replace('image', 'SELECT 1')")
+        finally:
             conn.execute(f'DROP OWNED BY "{role}"')
             conn.execute(f'DROP ROLE "{role}"')
 
