@@ -318,10 +318,17 @@ def cluster_summary(conn: psycopg.Connection, run_id: int) -> tuple[int, int, fl
 
 def refresh_inferred(conn: psycopg.Connection) -> None:
     """Recompute the materialized views that read the graph (concurrently once populated)."""
+    db.refresh_view(conn, "neighbourhood_popularity")
+    refresh_tags_novelty_labels(conn)
+
+
+def refresh_tags_novelty_labels(conn: psycopg.Connection) -> None:
+    """Inferred tags, novelty (within the collection and against each reference set) and cluster
+    names: what the graph gives besides popularity. Reads no score, so `ccvec refresh` runs it
+    beside the popularity and authority stages."""
     from ccvec import clusters
 
-    for view in ("inferred_tags", "neighbourhood_popularity"):
-        db.refresh_view(conn, view)
+    db.refresh_view(conn, "inferred_tags")
     clusters.refresh_scored(conn)
     for (run_id,) in conn.execute("SELECT * FROM ccvec.clustered_runs()").fetchall():
         clusters.label(conn, run_id)  # labels read the inferred tags

@@ -6,9 +6,11 @@ docs/scores.md for what each number means.
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -125,7 +127,10 @@ def _check(fields: list[str], width: int) -> str | None:
 
 # ---------------------------------------------------------------- the refresh
 
-REFRESH_STAGES = 7  # stage() calls in refresh() when a graph exists (VisualRank): a progress bar's total
+Work = Callable[[psycopg.Connection], object]  # one refresh stage, on the connection given
+Chain = list[tuple[str, Work]]  # stages that must run in this order
+
+REFRESH_STAGES = 8  # stages in refresh() when a graph exists (VisualRank): a progress bar's total
 
 
 def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool = False) -> dict[str, float]:
@@ -135,33 +140,76 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     and VisualRank starts from the previous ranks. The global steps (constants, percentiles, the
     views) are recomputed whole, so the result is the same as a cold refresh (docs/scores.md).
     `cold` forgets the cached inputs and the previous ranks first.
+
+    Between the constants and the image scores, three chains that read nothing of one another run
+    at once, each on a connection of its own: popularity; the authority inputs (VisualRank, web
+    authority); tags, novelty and cluster names. Stages overlap, so the refresh takes about its
+    longest chain, not the sum of its stages (docs/benchmarks.md, "Score refresh").
     """
     from ccvec import graph, visualrank
 
     timings: dict[str, float] = {}
+    reporting = threading.Lock()  # on_stage is called from every chain, one call at a time
 
-    def stage(name: str, work: Callable[[], object]) -> None:
+    def stage(on: psycopg.Connection, name: str, work: Work) -> None:
         start = time.perf_counter()
-        work()
-        conn.commit()
-        timings[name] = time.perf_counter() - start
-        if on_stage:
-            on_stage(name, timings[name])
+        work(on)
+        on.commit()
+        with reporting:
+            timings[name] = time.perf_counter() - start
+            if on_stage:
+                on_stage(name, timings[name])
 
     if cold:
         conn.execute("SELECT ccvec.score_inputs_forget()")
     # the constants first bring ccvec.score_input up to date: only new or changed rows are parsed
-    stage("changed images, constants", lambda: conn.execute("SELECT ccvec.refresh_popularity_constants()"))
-    stage("observed popularity", lambda: db.refresh_view(conn, "observed_popularity"))
-    stage("neighbourhood estimates", lambda: graph.refresh_inferred(conn))
+    stage(
+        conn, "changed images, constants", lambda c: c.execute("SELECT ccvec.refresh_popularity_constants()")
+    )
     current = graph.current(conn)
+    authority: Chain = [("web authority", lambda c: db.refresh_view(c, "web_authority"))]
     if current is not None:
         # streamed out (UUID pairs, mapped in numpy) and back by COPY: bench/visualrank.py
-        stage("visualrank", lambda: visualrank.visualrank(conn, current.id))
-    stage("web authority", lambda: db.refresh_view(conn, "web_authority"))
-    stage("image scores", lambda: db.refresh_view(conn, "image_score"))
-    stage("cluster mates (A/B)", lambda: db.refresh_view(conn, "cluster_mate"))
+        authority.insert(0, ("visualrank", lambda c: visualrank.visualrank(c, current.id)))
+    _run_chains(
+        conn,
+        [
+            [
+                ("observed popularity", lambda c: db.refresh_view(c, "observed_popularity")),
+                ("neighbourhood popularity", lambda c: db.refresh_view(c, "neighbourhood_popularity")),
+            ],
+            authority,
+            [("tags, novelty, labels", graph.refresh_tags_novelty_labels)],
+        ],
+        stage,
+    )
+    stage(conn, "image scores", lambda c: db.refresh_view(c, "image_score"))
+    stage(conn, "cluster mates (A/B)", lambda c: db.refresh_view(c, "cluster_mate"))
     return timings
+
+
+def _run_chains(
+    conn: psycopg.Connection,
+    chains: list[Chain],
+    stage: Callable[[psycopg.Connection, str, Work], None],
+) -> None:
+    """Run the chains at once, the first on `conn` and each other on a connection of its own;
+    the stages of a chain in order. Returns when all are done; raises the first chain's error."""
+
+    def run(on: psycopg.Connection, chain: Chain) -> None:
+        for name, work in chain:
+            stage(on, name, work)
+
+    others = [db.sibling(conn) for _ in chains[1:]]
+    try:
+        with ThreadPoolExecutor(max_workers=max(len(others), 1)) as pool:
+            beside = [pool.submit(run, other, chain) for other, chain in zip(others, chains[1:], strict=True)]
+            run(conn, chains[0])
+            for future in beside:
+                future.result()
+    finally:
+        for other in others:
+            other.close()
 
 
 # ---------------------------------------------------------------- explaining one image
