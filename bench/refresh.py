@@ -17,7 +17,8 @@ fine, one of 8 coarse), which the inferred tags read. Then:
 5. the scores of 3 and 4 compared image by image.
 
 The baseline is PageRank by power iteration with scipy.sparse over the same edges in memory, to
-the same tolerance. Peak RSS: the server backend's VmHWM and this process's ru_maxrss.
+the same tolerance. Peak memory: the server's backends sampled every 0.2 s (bench/memory.py's
+sampler: their private memory summed, and the largest VmHWM) and this process's ru_maxrss.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ccvec import db, migrate, scores
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import Sampler  # bench/memory.py
 
 HOSTS = 20_000
 
@@ -141,12 +145,14 @@ def write_host_ranks(path: Path, rng: np.random.Generator) -> Path:
     return path
 
 
-def peak_rss(pid: int) -> float:
-    """VmHWM of a server backend, MiB (the embedded server runs on this machine)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def server_sampler(conn) -> Sampler:
+    """bench/memory.py's sampler of the server's processes (children of the postmaster, read from
+    postmaster.pid: the embedded server runs on this machine), started."""
+    data = Path(conn.execute("SHOW data_directory").fetchone()[0])
+    sampler = Sampler(int((data / "postmaster.pid").read_text().split()[0]))
+    sampler.client = os.getpid()
+    sampler.start()
+    return sampler
 
 
 def scipy_pagerank(n: int, src, dst, sim, d: float = 0.85, tol: float = 1e-6) -> tuple[float, int]:
@@ -273,7 +279,7 @@ def main() -> None:
             with db.connection(url) as conn:
                 src, dst, sim = make_catalog(conn, n, args.k, rng, args.tagged)
                 loaded = scores.load_ranks(conn, ranks)
-                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+                sampler = server_sampler(conn)  # the refresh's three chains each have a backend
                 cold = timed_refresh(conn, "cold (first refresh)")
                 it_cold = iterations(conn)
                 start = time.perf_counter()
@@ -289,7 +295,9 @@ def main() -> None:
                     "SELECT min(popularity), max(popularity), min(authority), max(authority), "
                     "count(*) FROM ccvec.image_score"
                 ).fetchone()
-                rss_backend = peak_rss(backend)
+                sampler.done.set()
+                sampler.join()
+                rss_backend = (sampler.private / 1024, sampler.largest / 1024)
             with psycopg.connect(admin, autocommit=True) as c:
                 c.execute(f'CREATE DATABASE "{name}_cold" TEMPLATE "{name}"')
             cold_url = server.replace("/ccvec?", f"/{name}_cold?")
@@ -343,8 +351,9 @@ def main() -> None:
             f"for {bounds[4]:,} images; 15,000 host ranks loaded in {ranks_s:.1f}s"
         )
         print(
-            f"    peak RSS: server backend {rss_b:.0f} MiB (first cold + incremental), "
-            f"this process {rss_c:.0f} MiB"
+            f"    peak memory, first cold + incremental: server private {rss_b[0]:.0f} MiB (all backends "
+            f"at once, RssAnon), largest backend VmHWM {rss_b[1]:.0f} MiB (with the shared buffers it "
+            f"touched); this process {rss_c:.0f} MiB"
         )
 
 

@@ -194,7 +194,8 @@ def _run_chains(
     stage: Callable[[psycopg.Connection, str, Work], None],
 ) -> None:
     """Run the chains at once, the first on `conn` and each other on a connection of its own;
-    the stages of a chain in order. Returns when all are done; raises the first chain's error."""
+    the stages of a chain in order. Returns when all are done; raises the first error found (of
+    this connection's chain, else of the others in order)."""
 
     def run(on: psycopg.Connection, chain: Chain) -> None:
         for name, work in chain:
