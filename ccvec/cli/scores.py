@@ -34,10 +34,11 @@ def refresh_command(
         typer.Option("--cold", help="Derive every image's inputs again and start VisualRank from scratch."),
     ] = False,
 ) -> None:
-    """Recompute, in order: changed images and popularity constants, observed popularity, neighbourhood
-    estimates and inferred tags, VisualRank, web authority, image scores. Incremental (only new or
-    changed images are parsed again, VisualRank starts from the previous ranks) with the same result
-    as --cold. Safe to rerun."""
+    """Recompute the scores: changed images and popularity constants; then at once, each on its own
+    connection, popularity (observed, then from neighbours), VisualRank and web authority, and
+    inferred tags, novelty and cluster labels; then image scores. Incremental (only new or changed
+    images are parsed again, VisualRank starts from the previous ranks) with the same result as
+    --cold. Safe to rerun."""
     from ccvec import scores
 
     with schema_connection() as conn, stages() as bar:
