@@ -9,8 +9,9 @@ import gzip
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -129,6 +130,7 @@ def _check(fields: list[str], width: int) -> str | None:
 
 Work = Callable[[psycopg.Connection], object]  # one refresh stage, on the connection given
 Chain = list[tuple[str, Work]]  # stages that must run in this order
+StageRunner = Callable[[psycopg.Connection, str, Work], None]
 
 REFRESH_STAGES = 8  # stages in refresh() when a graph exists (VisualRank): a progress bar's total
 
@@ -141,10 +143,12 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     views) are recomputed whole, so the result is the same as a cold refresh (docs/scores.md).
     `cold` forgets the cached inputs and the previous ranks first.
 
-    Between the constants and the image scores, three chains that read nothing of one another run
-    at once, each on a connection of its own: popularity; the authority inputs (VisualRank, web
-    authority); tags, novelty and cluster names. Stages overlap, so the refresh takes about its
-    longest chain, not the sum of its stages (docs/benchmarks.md, "Score refresh").
+    After the constants, three chains that read nothing of one another run at once: popularity on
+    `conn`, then the image scores once the authority inputs (VisualRank, web authority) are done;
+    the authority inputs, and the tags, novelty and cluster labels, each on a new connection to the
+    same database (same parameters; session settings made on `conn`, such as SET ROLE, are not
+    carried over). Stages overlap, so the refresh takes about its longest chain, not the sum of
+    its stages (docs/benchmarks.md, "Score refresh").
     """
     from ccvec import graph, visualrank
 
@@ -171,43 +175,50 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     if current is not None:
         # streamed out (UUID pairs, mapped in numpy) and back by COPY: bench/visualrank.py
         authority.insert(0, ("visualrank", lambda c: visualrank.visualrank(c, current.id)))
-    _run_chains(
-        conn,
-        [
-            [
-                ("observed popularity", lambda c: db.refresh_view(c, "observed_popularity")),
-                ("neighbourhood popularity", lambda c: db.refresh_view(c, "neighbourhood_popularity")),
-            ],
-            authority,
-            [("tags, novelty, labels", graph.refresh_tags_novelty_labels)],
-        ],
-        stage,
-    )
-    stage(conn, "image scores", lambda c: db.refresh_view(c, "image_score"))
-    stage(conn, "cluster mates (A/B)", lambda c: db.refresh_view(c, "cluster_mate"))
+    tags: Chain = [("tags, novelty, labels", graph.refresh_tags_novelty_labels)]
+    with _beside(conn, [authority, tags], stage) as (authority_done, _):
+        stage(conn, "observed popularity", lambda c: db.refresh_view(c, "observed_popularity"))
+        stage(conn, "neighbourhood popularity", lambda c: db.refresh_view(c, "neighbourhood_popularity"))
+        authority_done.result()
+        stage(conn, "image scores", lambda c: db.refresh_view(c, "image_score"))
+        stage(conn, "cluster mates (A/B)", lambda c: db.refresh_view(c, "cluster_mate"))
     return timings
 
 
-def _run_chains(
-    conn: psycopg.Connection,
-    chains: list[Chain],
-    stage: Callable[[psycopg.Connection, str, Work], None],
-) -> None:
-    """Run the chains at once, the first on `conn` and each other on a connection of its own;
-    the stages of a chain in order. Returns when all are done; raises the first error found (of
-    this connection's chain, else of the others in order)."""
+@contextmanager
+def _beside(
+    conn: psycopg.Connection, chains: list[Chain], stage: StageRunner
+) -> Iterator[list[Future[None]]]:
+    """Run each chain, its stages in order, on a connection of its own while the body runs on
+    `conn`; yields one future per chain. On leaving, every chain has ended, its connection is
+    closed and its error, if any, raised. A chain that fails stops the others at their next stage;
+    an error in the body (Ctrl-C too) also cancels the statements they are running."""
+    stop = threading.Event()
+    others: list[psycopg.Connection] = []
 
     def run(on: psycopg.Connection, chain: Chain) -> None:
         for name, work in chain:
-            stage(on, name, work)
+            if stop.is_set():
+                return
+            try:
+                stage(on, name, work)
+            except BaseException:
+                stop.set()
+                raise
 
-    others = [db.sibling(conn) for _ in chains[1:]]
     try:
-        with ThreadPoolExecutor(max_workers=max(len(others), 1)) as pool:
-            beside = [pool.submit(run, other, chain) for other, chain in zip(others, chains[1:], strict=True)]
-            run(conn, chains[0])
-            for future in beside:
-                future.result()
+        others.extend(db.sibling(conn) for _ in chains)
+        with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+            futures = [pool.submit(run, other, chain) for other, chain in zip(others, chains, strict=True)]
+            try:
+                yield futures
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop.set()
+                for other in others:
+                    other.cancel_safe()
+                raise
     finally:
         for other in others:
             other.close()

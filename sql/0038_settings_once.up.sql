@@ -27,13 +27,19 @@ BEGIN
     IF v_populated IS NULL THEN
         RAISE EXCEPTION 'ccvec.% is not a materialized view', p_name;
     END IF;
+    IF octet_length(p_name || '_retired') > 63 THEN  -- PostgreSQL would cut the name silently
+        RAISE EXCEPTION 'ccvec.%: name too long to keep the old view beside the new one', p_name;
+    END IF;
     SELECT array_agg(pg_get_indexdef(i.indexrelid)) INTO v_indexes FROM pg_index i WHERE i.indrelid = v_old;
     EXECUTE format('ALTER MATERIALIZED VIEW %s RENAME TO %I', v_old, p_name || '_retired');
     FOR v_index IN SELECT i.indexrelid::regclass AS index, c.relname FROM pg_index i
                    JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = v_old LOOP
         EXECUTE format('ALTER INDEX %s RENAME TO %I', v_index.index, v_index.relname || '_retired');
     END LOOP;
-    EXECUTE format('CREATE MATERIALIZED VIEW ccvec.%I AS %s WITH NO DATA', p_name, p_query);
+    -- WITH NO DATA on a line of its own, in case p_query ends in a -- comment
+    EXECUTE format(E'CREATE MATERIALIZED VIEW ccvec.%I AS %s\nWITH NO DATA', p_name, p_query);
+    EXECUTE format('ALTER MATERIALIZED VIEW ccvec.%I OWNER TO %s', p_name,
+                   (SELECT c.relowner::regrole FROM pg_class c WHERE c.oid = v_old));
     -- the definitions were taken before the renames: they name the new view and the old indexes' names
     IF v_indexes IS NOT NULL THEN
         EXECUTE (SELECT string_agg(d, '; ') FROM unnest(v_indexes) d);
@@ -45,7 +51,7 @@ BEGIN
     END IF;
 END $$;
 COMMENT ON FUNCTION ccvec.matview_replace(text, text) IS
-    'Give materialized view ccvec.p_name a new query (p_query), keeping its indexes, grants and comment, and its data (refreshed) if it had any. The old view stays, renamed p_name_retired (its indexes _retired too), so that views reading it can be replaced in turn; the caller drops the retired ones. For migrations.';
+    'Give materialized view ccvec.p_name a new query (p_query), keeping its owner, indexes, grants and comment, and its data (refreshed) if it had any. The old view stays, renamed p_name_retired (its indexes _retired too), so that views reading it can be replaced in turn; the caller drops the retired ones. For migrations.';
 
 SELECT ccvec.matview_replace('inferred_tags', $view$
 WITH knobs AS (
@@ -143,7 +149,8 @@ $view$);
 
 -- Migrations 0033 and 0034 dropped and re-created inferred_tags and image_novelty without their
 -- grants: a role given access before them (ccvec.grant_access) could no longer read either. Every
--- level grants SELECT on every view alike, so they get image_score's grants back.
+-- level grants SELECT on every view alike, so they get image_score's grants back (a role granted
+-- image_score by hand, not through grant_access, can now read these two views as well).
 SELECT ccvec.copy_grants('ccvec.image_score', 'ccvec.inferred_tags');
 SELECT ccvec.copy_grants('ccvec.image_score', 'ccvec.image_novelty');
 

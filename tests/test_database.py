@@ -131,8 +131,8 @@ REPLACED_VIEWS = ("inferred_tags", "neighbourhood_popularity", "image_score", "c
 
 
 def test_matview_replace_keeps_indexes_grants_comment_and_data(fresh_database_url: str) -> None:
-    """ccvec.matview_replace (migration 0038): the new query, with the old view's indexes (by name),
-    grants and comment; refreshed when the old one had data, left empty when it had none."""
+    """ccvec.matview_replace (migration 0038): the new query, with the old view's owner, indexes
+    (by name), grants and comment; refreshed when the old one had data, left empty when it had none."""
     migrate.upgrade(fresh_database_url)
     role = f"probe_reader_{os.getpid()}"
     with psycopg.connect(fresh_database_url, autocommit=True) as conn:
@@ -146,17 +146,18 @@ def test_matview_replace_keeps_indexes_grants_comment_and_data(fresh_database_ur
                 conn.execute("CREATE UNIQUE INDEX probe_key ON ccvec.probe (g)")
                 conn.execute("COMMENT ON MATERIALIZED VIEW ccvec.probe IS 'a probe'")
                 conn.execute(f'GRANT SELECT ON ccvec.probe TO "{role}"')
-                query = "SELECT g, 2 * g AS twice FROM generate_series(1, 5) g"
+                conn.execute(f'ALTER MATERIALIZED VIEW ccvec.probe OWNER TO "{role}"')
+                query = "SELECT g, 2 * g AS twice FROM generate_series(1, 5) g -- ends in a comment"
                 conn.execute("SELECT ccvec.matview_replace('probe', %s)", [query])
                 shape = conn.execute(
                     "SELECT c.relispopulated, obj_description(c.oid, 'pg_class'), "
-                    "has_table_privilege(%s, c.oid, 'SELECT'), "
+                    "has_table_privilege(%s, c.oid, 'SELECT'), c.relowner::regrole::text, "
                     "(SELECT array_agg(i.indexrelid::regclass::text) FROM pg_index i "
                     " WHERE i.indrelid = c.oid) "
                     "FROM pg_class c WHERE c.oid = 'ccvec.probe'::regclass",
                     [role],
                 ).fetchone()
-                assert shape == (populated, "a probe", True, ["ccvec.probe_key"])
+                assert shape == (populated, "a probe", True, role, ["ccvec.probe_key"])
                 if populated:
                     assert conn.execute("SELECT sum(twice) FROM ccvec.probe").fetchone()[0] == 30
                     assert conn.execute("SELECT count(*) FROM ccvec.probe_retired").fetchone()[0] == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 from pgvector import HalfVector
 
-from ccvec import graph, scores
+from ccvec import db, graph, scores
 from ccvec.errors import CcvecError
 
 
@@ -301,3 +302,53 @@ def test_run_refresh_and_scores_commands(conn: psycopg.Connection, database_url:
     assert "visual" in explained.stdout and "source-class prior" in explained.stdout
     missing = cli("scores", "--identifier", str(uuid.uuid4()))
     assert missing.returncode == 2 and "no scores for" in missing.stderr
+
+
+def sessions(conn: psycopg.Connection, expected: int | None = None) -> int:
+    """Connections to this database; with `expected`, waited for (up to 5 s), since a backend
+    leaves pg_stat_activity a moment after its client closed."""
+    deadline = time.monotonic() + 5
+    while True:
+        count = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchone()[0]
+        conn.commit()  # a new snapshot of the statistics next time
+        if expected is None or count == expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+def test_a_failing_refresh_chain_is_raised_and_leaves_no_connection_behind(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh runs three chains at once (scores.refresh). When the tags chain fails, the scores
+    are still written and its error is raised at the end; when this connection's chain fails, the
+    others stop. Either way the connections the refresh opened are closed."""
+    ids = [add_image(conn, "flickr", {"views": v}) for v in (3, 30, 300)]
+    conn.commit()
+    before = sessions(conn)
+
+    def tags_break(on: psycopg.Connection) -> None:
+        raise CcvecError("the tags chain broke")
+
+    monkeypatch.setattr(graph, "refresh_tags_novelty_labels", tags_break)
+    with pytest.raises(CcvecError, match="the tags chain broke"):
+        scores.refresh(conn)
+    scored = conn.execute("SELECT count(*) FROM ccvec.image_score WHERE identifier = ANY(%s)", [ids])
+    assert scored.fetchone()[0] == 3  # the popularity chain and the image scores went on
+    assert sessions(conn, before) == before
+    monkeypatch.undo()
+
+    refresh_view = db.refresh_view
+
+    def popularity_breaks(on: psycopg.Connection, name: str) -> None:
+        if name == "observed_popularity":
+            raise CcvecError("the popularity chain broke")
+        refresh_view(on, name)
+
+    monkeypatch.setattr(db, "refresh_view", popularity_breaks)
+    with pytest.raises(CcvecError, match="the popularity chain broke"):
+        scores.refresh(conn)
+    conn.rollback()
+    assert sessions(conn, before) == before
+    assert conn.execute("SELECT count(*) FROM ccvec.catalog").fetchone()[0] == 3  # still usable
