@@ -14,9 +14,11 @@ import re
 import shutil
 import stat
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, LiteralString
@@ -493,6 +495,42 @@ def sibling(conn: psycopg.Connection) -> psycopg.Connection:
     return other
 
 
+@contextmanager
+def alongside(
+    conn: psycopg.Connection, works: Sequence[Callable[[psycopg.Connection], None]], stop: threading.Event
+) -> Iterator[list[Future[None]]]:
+    """Run each of `works` on a new sibling connection, in a thread of its own, while the body runs
+    on `conn`; yields their futures. A work that fails sets `stop` (the others check it between
+    steps); so does an error in the body (Ctrl-C too), which also cancels the statements the others
+    are running. On leaving, every work has ended, its connection is closed and the first error,
+    the body's or else a work's, is raised."""
+
+    def guarded(work: Callable[[psycopg.Connection], None], on: psycopg.Connection) -> None:
+        try:
+            work(on)
+        except BaseException:
+            stop.set()
+            raise
+
+    others: list[psycopg.Connection] = []
+    try:
+        others.extend(sibling(conn) for _ in works)
+        with ThreadPoolExecutor(max(len(works), 1)) as pool:
+            futures = [pool.submit(guarded, w, c) for w, c in zip(works, others, strict=True)]
+            try:
+                yield futures
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop.set()
+                for other in others:
+                    other.cancel_safe()
+                raise
+    finally:
+        for other in others:
+            other.close()
+
+
 def run_batches(
     conn: psycopg.Connection,
     sql: LiteralString,
@@ -505,9 +543,6 @@ def run_batches(
     SQL call per batch of query images, and each backend uses one core, so the batches spread over
     the cores. `on_progress(i)` is called (from one thread at a time) after batch i commits. The
     first error stops the remaining batches and is raised."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     conn.commit()
     jobs = max(1, min(jobs, len(batches)))
     pending = iter(range(len(batches)))
@@ -524,25 +559,11 @@ def run_batches(
                 c.execute(sql, batches[i])
                 c.commit()
             except BaseException:
-                failed.set()
                 c.rollback()
                 raise
             if on_progress:
                 with lock:
                     on_progress(i)
 
-    others = [sibling(conn) for _ in range(jobs - 1)]
-    try:
-        with ThreadPoolExecutor(jobs) as pool:
-            futures = [pool.submit(worker, c) for c in [conn, *others]]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:  # Ctrl-C or a failed batch: the others stop after their current one
-                failed.set()
-                for other in others:
-                    other.cancel_safe()
-                raise
-    finally:
-        for other in others:
-            other.close()
+    with alongside(conn, [worker] * (jobs - 1), failed):  # Ctrl-C or a failed batch: the others stop
+        worker(conn)

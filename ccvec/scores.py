@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,38 +190,21 @@ def _beside(
     conn: psycopg.Connection, chains: list[Chain], stage: StageRunner
 ) -> Iterator[list[Future[None]]]:
     """Run each chain, its stages in order, on a connection of its own while the body runs on
-    `conn`; yields one future per chain. On leaving, every chain has ended, its connection is
-    closed and its error, if any, raised. A chain that fails stops the others at their next stage;
-    an error in the body (Ctrl-C too) also cancels the statements they are running."""
+    `conn` (db.alongside); yields one future per chain. A chain that fails stops the others at
+    their next stage; an error in the body (Ctrl-C too) also cancels the statements they run."""
     stop = threading.Event()
-    others: list[psycopg.Connection] = []
 
-    def run(on: psycopg.Connection, chain: Chain) -> None:
-        for name, work in chain:
-            if stop.is_set():
-                return
-            try:
+    def runner(chain: Chain) -> Callable[[psycopg.Connection], None]:
+        def run(on: psycopg.Connection) -> None:
+            for name, work in chain:
+                if stop.is_set():
+                    return
                 stage(on, name, work)
-            except BaseException:
-                stop.set()
-                raise
 
-    try:
-        others.extend(db.sibling(conn) for _ in chains)
-        with ThreadPoolExecutor(max_workers=len(chains)) as pool:
-            futures = [pool.submit(run, other, chain) for other, chain in zip(others, chains, strict=True)]
-            try:
-                yield futures
-                for future in futures:
-                    future.result()
-            except BaseException:
-                stop.set()
-                for other in others:
-                    other.cancel_safe()
-                raise
-    finally:
-        for other in others:
-            other.close()
+        return run
+
+    with db.alongside(conn, [runner(chain) for chain in chains], stop) as futures:
+        yield futures
 
 
 # ---------------------------------------------------------------- explaining one image
