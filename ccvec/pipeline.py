@@ -253,7 +253,7 @@ def scores_step(
     if not changed and populated:
         summary.steps["scores"] = "up to date"
         return False
-    stages = scores.REFRESH_STAGES
+    stages = scores.refresh_stage_count(conn)
     done = 0
 
     def stage(name: str, seconds: float) -> None:

@@ -132,7 +132,12 @@ Work = Callable[[psycopg.Connection], object]  # one refresh stage, on the conne
 Chain = list[tuple[str, Work]]  # stages that must run in this order
 StageRunner = Callable[[psycopg.Connection, str, Work], None]
 
-REFRESH_STAGES = 8  # stages in refresh() when a graph exists (VisualRank): a progress bar's total
+
+def refresh_stage_count(conn: psycopg.Connection) -> int:
+    """How many stages refresh() will report: a progress bar's total (VisualRank needs a graph)."""
+    from ccvec import graph
+
+    return 8 if graph.current(conn) is not None else 7
 
 
 def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool = False) -> dict[str, float]:

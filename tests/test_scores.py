@@ -141,7 +141,8 @@ def test_85th_percentile_maps_to_085(conn: psycopg.Connection) -> None:
     ).fetchone()
     assert (vp, n) == (85, 100) and constant == pytest.approx(0.15 / 0.85 * 85)
     conn.commit()
-    scores.refresh(conn)
+    timings = scores.refresh(conn)
+    assert len(timings) == scores.refresh_stage_count(conn) == 7  # no graph: no VisualRank stage
     pop = dict(conn.execute("SELECT o.raw_value, o.popularity FROM ccvec.observed_popularity o").fetchall())
     assert pop[85] == pytest.approx(0.85, abs=1e-12)
     values = [pop[v] for v in range(1, 101)]

@@ -43,10 +43,11 @@ def refresh_command(
 
     with schema_connection() as conn, stages() as bar:
         done = []
+        total = scores.refresh_stage_count(conn)
 
         def stage(name: str, seconds: float) -> None:
             done.append(name)
-            bar.update(f"refresh: {name}", len(done), len(done) + 1)
+            bar.update(f"refresh: {name}", len(done), total)
             err_console.print(f"{name:26s} {seconds:7.1f}s", highlight=False)
 
         started = time.perf_counter()
