@@ -12,6 +12,10 @@ set's centre and spreads, its members' leave-one-out spread distances) and befor
 leave-one-out kNN distances, quadratic in the set's size); then 500 other images scored, the two
 parts of that score (the kNN distance kept for the `distance` column, the spread distance) timed
 on their own, and the same 500 scored again as a set fitted with novelty.k = 0 (no kNN distance).
+Last, what `ccvec novelty score` and `ccvec refresh` run since migration 0039: every other image
+scored with the kNN distances searched in numpy over the members' vectors (against the SQL
+scoring's rate, extrapolated from its 500), then `--new` (1 %) more images embedded and the
+refresh's scoring of what changed, against a full rescore.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ccvec import db, migrate
+from ccvec import clusters, db, migrate
 
 OLD_VIEW = """CREATE MATERIALIZED VIEW bench_old_novelty AS
 SELECT identifier, distance, (percent_rank() OVER (ORDER BY distance))::real AS novelty
@@ -45,22 +49,12 @@ def timed(label: str, run) -> float:
 
 
 def fill(conn, n: int, dim: int, k: int = 10) -> None:
-    rng = np.random.default_rng(0)
     conn.execute(
         "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
         "VALUES ('bench', '1', 'x', %s, '{}')",
         [dim],
     )
-    with conn.cursor().copy("COPY ccvec.image_embedding (model, identifier, embedding) FROM STDIN") as copy:
-        for start in range(0, n, 2000):
-            x = np.abs(rng.normal(0, 1, (min(2000, n - start), dim))) ** 2
-            x /= np.linalg.norm(x, axis=1, keepdims=True)
-            copy.write(
-                "".join(
-                    f"bench\t{start + i:032x}\t[{','.join(f'{v:.4f}' for v in row)}]\n"
-                    for i, row in enumerate(x.tolist())
-                )
-            )
+    embed(conn, 0, n, dim, np.random.default_rng(0))
     run = conn.execute(
         "INSERT INTO ccvec.knn_run (model, k, ef_search, is_current, images, finished_at) "
         "VALUES ('bench', %s, 64, true, %s, now()) RETURNING id",
@@ -77,6 +71,44 @@ def fill(conn, n: int, dim: int, k: int = 10) -> None:
     conn.commit()
 
 
+def embed(conn, first: int, n: int, dim: int, rng: np.random.Generator) -> None:
+    """Random non-negative unit embeddings for images first .. first + n - 1 (hex identifiers)."""
+    with conn.cursor().copy("COPY ccvec.image_embedding (model, identifier, embedding) FROM STDIN") as copy:
+        for start in range(first, first + n, 2000):
+            x = np.abs(rng.normal(0, 1, (min(2000, first + n - start), dim))) ** 2
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            copy.write(
+                "".join(
+                    f"bench\t{start + i:032x}\t[{','.join(f'{v:.4f}' for v in row)}]\n"
+                    for i, row in enumerate(x.tolist())
+                )
+            )
+
+
+def scoring_since_0039(conn, args: argparse.Namespace, sql_per_image: float) -> None:
+    """Every other image scored with numpy distances (`ccvec novelty score`), then a share more
+    embedded and scored as `ccvec refresh` does (only what changed), against a full rescore."""
+    others = args.images - args.reference
+    print("scoring every other image, since migration 0039 (distances searched in numpy)")
+    first = timed(
+        f"ccvec novelty score: {others:,} images", lambda: clusters.novelty_score(conn, "bench")
+    )
+    sql = sql_per_image * others
+    print(f"  SQL scoring (before), from its 500: {sql:.0f} s extrapolated; now {sql / first:.0f}x faster")
+    added = int(args.images * args.new)
+    embed(conn, args.images, added, args.dim, np.random.default_rng(1))
+    conn.commit()
+    print(f"  {added:,} new images embedded ({args.new:.0%})")
+    changed = timed(
+        "ccvec refresh's scoring: only what changed",
+        lambda: clusters.novelty_score(conn, "bench", changed_only=True),
+    )
+    full = timed("a full rescore (ccvec novelty score)", lambda: clusters.novelty_score(conn, "bench"))
+    before = sql_per_image * (others + added)
+    print(f"  only what changed / full: {changed / full:.3f}", flush=True)
+    print(f"  before 0039 a refresh rescored every image in SQL: {before:.0f} s extrapolated")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -84,6 +116,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--reference", type=int, default=5000)
+    parser.add_argument("--new", type=float, default=0.01, help="share of images added before the refresh")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ccvec-novelty-cost-"))
     os.environ["CCVEC_HOME"] = str(work / "home")
@@ -172,8 +205,9 @@ def main() -> None:
             )
             print(f"  novelty.k = 0 / default: {linear / both:.3f}")
             conn.rollback()
+            scoring_since_0039(conn, args, both / len(others))
     finally:
-        db.stop_embedded(work / "home" / "pgdata")
+        db.discard_embedded(work / "home" / "pgdata")
         shutil.rmtree(work, ignore_errors=True)
 
 

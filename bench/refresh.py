@@ -2,12 +2,18 @@
 refresh of the same changed catalog, stage by stage, next to PageRank in memory.
 
     python bench/refresh.py [--sizes 100000,1000000] [--k 10] [--changed 0.01] [--tagged 0.5]
+                            [--reference 5000] [--no-embeddings]
 
 Synthetic catalog per size (no images needed): providers with and without metrics (flickr views,
 wikimedia global_usage_count, log-normal), landing pages spread over 20,000 hosts, a kNN graph of
 k random neighbours per image with similarities in [0.5, 1], and a host-ranks file in Common
 Crawl's format for 15,000 of the hosts; `--tagged` (half) of the images carry two tags (one of 64
-fine, one of 8 coarse), which the inferred tags read. Then:
+fine, one of 8 coarse), which the inferred tags read. Unless `--no-embeddings` (the catalog of
+runs before round 6): every image has a random non-negative unit embedding (halfvec(1280), as
+ccvec stores them), the graph is clustered (ccvec's Louvain, then labels and medoids), and
+`--reference` images form a reference set, fitted and scored (`ccvec novelty fit` / `score`),
+so that novelty, cluster labels and cluster mates do the work a real catalog's refresh does.
+Then:
 
 1. `ccvec refresh` on the new catalog (cold: nothing cached, views never filled);
 2. the change: `--changed` x size new images (catalog rows and their k edges in the current kNN
@@ -39,12 +45,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ccvec import db, migrate, scores
+from ccvec import clusters, db, migrate, scores
+from ccvec.load_parquet import halfvec_binary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory import Sampler  # bench/memory.py
 
 HOSTS = 20_000
+DIM = 1280
+MODEL = "efficientnet-lite0"
 
 
 def write_images(conn, first: int, n: int, rng: np.random.Generator, tagged: float = 0.0) -> None:
@@ -79,6 +88,19 @@ def write_images(conn, first: int, n: int, rng: np.random.Generator, tagged: flo
             )
 
 
+def write_embeddings(conn, first: int, n: int, rng: np.random.Generator) -> None:
+    """Random non-negative unit embeddings (halfvec) for images first .. first + n - 1, binary COPY."""
+    sql = "COPY ccvec.image_embedding (model, identifier, embedding) FROM STDIN (FORMAT BINARY)"
+    with conn.cursor().copy(sql) as copy:
+        copy.set_types(["text", "uuid", "bytea"])
+        for start in range(first, first + n, 20_000):
+            x = np.abs(rng.normal(size=(min(20_000, first + n - start), DIM))).astype(np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            blobs = halfvec_binary([row.tobytes() for row in x.astype("<f2")], DIM)
+            for i, blob in enumerate(blobs):
+                copy.write_row([MODEL, uuid.UUID(int=start + i + 1), blob])
+
+
 def random_edges(sources: np.ndarray, n: int, k: int, rng: np.random.Generator):
     """k distinct neighbours among images 0 .. n - 1 per source, never itself, similarity in [0.5, 1]."""
     m_count = len(sources)
@@ -92,7 +114,7 @@ def random_edges(sources: np.ndarray, n: int, k: int, rng: np.random.Generator):
 
 
 def make_catalog(
-    conn, n: int, k: int, rng: np.random.Generator, tagged: float = 0.0
+    conn, n: int, k: int, rng: np.random.Generator, tagged: float = 0.0, embedded: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     start = time.perf_counter()
     write_images(conn, 0, n, rng, tagged)
@@ -107,9 +129,37 @@ def make_catalog(
     ).fetchone()[0]
     src, dst, sim = random_edges(np.arange(n), n, k, rng)
     write_edges(conn, run, src, dst, sim, k)
+    if embedded:
+        write_embeddings(conn, 0, n, rng)
     conn.commit()
-    print(f"  {n:,} images and {n * k:,} edges written in {time.perf_counter() - start:.0f}s", flush=True)
+    what = f"{n:,} images, {n * k:,} edges" + (f" and {n:,} embeddings" if embedded else "")
+    print(f"  {what} written in {time.perf_counter() - start:.0f}s", flush=True)
     return src, dst, sim
+
+
+def clusters_and_reference(conn, reference: int) -> None:
+    """What a catalog with embeddings has before a refresh: the graph's clusters (named, with
+    medoids) and a fitted, scored reference set of `reference` images (not timed as the refresh)."""
+    start = time.perf_counter()
+    run_id = clusters.cluster_louvain(conn)
+    clustered = time.perf_counter()
+    clusters.label(conn, run_id)
+    labelled = time.perf_counter()
+    print(
+        f"  clustered (Louvain) in {clustered - start:.0f}s: {clusters.shape(conn, run_id).describe()}; "
+        f"named in {labelled - clustered:.0f}s",
+        flush=True,
+    )
+    if reference:
+        ids = [uuid.UUID(int=i + 1) for i in range(reference)]
+        clusters.novelty_fit(conn, "bench", "images", "images", "", MODEL, ids)
+        fitted = time.perf_counter()
+        scored = clusters.novelty_score(conn, "bench")
+        print(
+            f"  reference set of {reference:,} fitted in {fitted - labelled:.0f}s; {scored:,} other images "
+            f"scored in {time.perf_counter() - fitted:.0f}s",
+            flush=True,
+        )
 
 
 def write_edges(conn, run: int, src: np.ndarray, dst: np.ndarray, sim: np.ndarray, k: int) -> None:
@@ -172,10 +222,13 @@ def scipy_pagerank(n: int, src, dst, sim, d: float = 0.85, tol: float = 1e-6) ->
     return time.perf_counter() - start, iterations
 
 
-def change(conn, n: int, k: int, share: float, rng: np.random.Generator, tagged: float):
-    """share x n new images (rows and edges) and new metric values for share x n existing ones."""
+def change(conn, n: int, k: int, share: float, rng: np.random.Generator, tagged: float, embedded: bool):
+    """share x n new images (rows, edges, embeddings when `embedded`) and new metric values for
+    share x n existing ones."""
     added = max(1, int(n * share))
     write_images(conn, n, added, rng, tagged)
+    if embedded:
+        write_embeddings(conn, n, added, rng)
     run = conn.execute("SELECT id FROM ccvec.knn_run WHERE is_current").fetchone()[0]
     src, dst, sim = random_edges(np.arange(n, n + added), n + added, k, rng)
     write_edges(conn, run, src, dst, sim, k)
@@ -202,15 +255,22 @@ def rows(url: str) -> tuple[dict, np.ndarray]:
             )
         }
         ranks = conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall()
+        novelty = {
+            (r[0], r[1]): r[2:]
+            for r in conn.execute(
+                "SELECT 'collection', identifier, novelty, score FROM ccvec.image_novelty UNION ALL "
+                "SELECT name, identifier, novelty, score FROM ccvec.reference_novelty"
+            )
+        }
     vector = np.zeros(max(i.int for i, _ in ranks))
     for ident, rank in ranks:
         vector[ident.int - 1] = rank
-    return score, vector
+    return score, vector, novelty
 
 
 def compare(incremental: str, cold: str) -> str:
-    a, ra = rows(incremental)
-    b, rb = rows(cold)
+    a, ra, na = rows(incremental)
+    b, rb, nb = rows(cold)
     same = sum(a[i] == b.get(i) for i in a)
 
     def gap(col: int) -> float:
@@ -225,10 +285,18 @@ def compare(incremental: str, cold: str) -> str:
 
     kinds = sum(a[i][1] != b[i][1] or a[i][7] != b[i][7] for i in a if i in b)
     scaled = np.abs(ra / ra.max() - rb / rb.max()).max()
+    novelty = (
+        f"; novelty rows (collection and reference set) {len(na):,} / {len(nb):,}, "
+        f"{sum(na[key] == nb.get(key) for key in na):,} identical, max |diff| "
+        f"{max((abs(na[key][0] - nb[key][0]) for key in na if key in nb), default=0.0):.1e}"
+        if na or nb
+        else ""
+    )
     return (
         f"incremental vs cold: {len(a):,} / {len(b):,} images, {same:,} rows identical; "
         f"max |diff| popularity {gap(0):.1e}, authority {gap(3):.1e}, visual {gap(4):.1e}; "
         f"provenance or web source differ for {kinds}; VisualRank max |diff| scaled to max 1 {scaled:.1e}"
+        f"{novelty}"
     )
 
 
@@ -258,6 +326,13 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--changed", type=float, default=0.01, help="share of images new and changed")
     parser.add_argument("--tagged", type=float, default=0.5, help="share of images with two tags")
+    parser.add_argument("--reference", type=int, default=5000, help="images in the reference set (0: none)")
+    parser.add_argument(
+        "--no-embeddings",
+        dest="embedded",
+        action="store_false",
+        help="no embeddings, clusters or reference set (the catalog of earlier rounds)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     work = Path(tempfile.mkdtemp(prefix="ccvec-refresh-"))
@@ -277,13 +352,17 @@ def main() -> None:
             url = server.replace("/ccvec?", f"/{name}?")
             migrate.upgrade(url)
             with db.connection(url) as conn:
-                src, dst, sim = make_catalog(conn, n, args.k, rng, args.tagged)
+                src, dst, sim = make_catalog(conn, n, args.k, rng, args.tagged, args.embedded)
+                if args.embedded:
+                    clusters_and_reference(conn, min(args.reference, n // 2))
                 loaded = scores.load_ranks(conn, ranks)
                 sampler = server_sampler(conn)  # the refresh's three chains each have a backend
                 cold = timed_refresh(conn, "cold (first refresh)")
                 it_cold = iterations(conn)
                 start = time.perf_counter()
-                new_src, new_dst, new_sim, added = change(conn, n, args.k, args.changed, rng, args.tagged)
+                new_src, new_dst, new_sim, added = change(
+                    conn, n, args.k, args.changed, rng, args.tagged, args.embedded
+                )
                 print(
                     f"  changed: {added:,} new images and {added:,} new metric values in "
                     f"{time.perf_counter() - start:.0f}s",

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -359,25 +359,78 @@ def novelty_fit(
     return len(ids)
 
 
-def novelty_score(conn: psycopg.Connection, name: str, batch: int = 500) -> int:
-    """Score every embedded image outside the reference set; returns how many."""
+def novelty_score(conn: psycopg.Connection, name: str, batch: int = 2000, changed_only: bool = False) -> int:
+    """Score the embedded images outside the reference set; returns how many.
+
+    `changed_only` (what `ccvec refresh` asks for) scores only images without a score or embedded
+    since the last scoring: a score depends on nothing else (the fit is fixed, a refit drops the
+    scores), so the result equals a full rescore. The kNN distance column is searched here, over
+    the members' vectors read once (reference_distances), not per image in SQL.
+    """
     row = conn.execute("SELECT * FROM ccvec.novelty_model_of(%s)", [name]).fetchone()
     if row is None:
         raise CcvecError(f"no novelty model {name!r}: run `ccvec novelty fit {name} ...` first")
-    ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.novelty_candidates(%s, %s)", [row[0], name])]
+    as_of = db.fetch_row(conn.execute("SELECT now()"), "the time")[0]  # before the images are picked
+    if changed_only:
+        picked = conn.execute("SELECT * FROM ccvec.novelty_unscored(%s)", [name])
+    else:
+        picked = conn.execute("SELECT * FROM ccvec.novelty_candidates(%s, %s)", [row[0], name])
+    ids = [r[0] for r in picked]
+    k = int(db.fetch_row(conn.execute("SELECT ccvec.novelty_k(%s)", [name]), name)[0])
+    members = None
+    if k:  # the members' vectors, read once for every batch's exact search
+        members = _vectors(conn.execute("SELECT * FROM ccvec.novelty_member_vectors(%s)", [name]))[1]
     for start in range(0, len(ids), batch):
-        conn.execute("SELECT ccvec.novelty_score_batch(%s, %s)", [name, ids[start : start + batch]])
+        found, vectors = _vectors(
+            conn.execute("SELECT * FROM ccvec.novelty_vectors(%s, %s)", [name, ids[start : start + batch]])
+        )
+        distances = reference_distances(vectors, members, k) if members is not None else None
+        listed = None if distances is None else [float(d) for d in distances]
+        conn.execute("SELECT ccvec.novelty_score_batch(%s, %s, %s::real[])", [name, found, listed])
         conn.commit()
-    conn.execute("SELECT ccvec.novelty_scored(%s)", [name])
+    conn.execute("SELECT ccvec.novelty_scored(%s, %s)", [name, as_of])
     conn.commit()
     return len(ids)
 
 
-def refresh_scored(conn: psycopg.Connection) -> None:
+def _vectors(cursor: psycopg.Cursor[Any]) -> tuple[list[uuid.UUID], np.ndarray]:
+    """(identifiers, float16 matrix: 2 bytes a dimension, as stored) of (identifier, halfvec) rows."""
+    rows = cursor.fetchall()
+    if not rows:
+        return [], np.zeros((0, 0), np.float16)
+    return [r[0] for r in rows], np.stack([r[1].to_numpy() for r in rows]).astype(np.float16)
+
+
+def reference_distances(queries: np.ndarray, members: np.ndarray, k: int, chunk: int = 16384) -> np.ndarray:
+    """Mean cosine distance from each query row to its k nearest member rows, exact (as
+    ccvec.reference_distance computes it in SQL; queries are never members, so none is skipped).
+    Members are compared a chunk at a time in float32 and the k best kept, so the working memory
+    stays bounded; the cost is queries x members x dimensions (novelty.k = 0 skips it)."""
+    if not len(queries):
+        return np.zeros(0, np.float32)
+    k = min(k, len(members))
+    q = _unit(queries)
+    best = np.full((len(q), 0), np.inf, np.float32)
+    for start in range(0, len(members), chunk):
+        m = _unit(members[start : start + chunk])
+        both = np.hstack([best, (1 - q @ m.T).astype(np.float32)])
+        best = np.partition(both, k - 1, axis=1)[:, :k] if both.shape[1] > k else both
+    mean: np.ndarray = best.mean(axis=1, dtype=np.float64).astype(np.float32)
+    return mean
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """Rows as float32 of length 1 (zero rows stay zero)."""
+    x = rows.astype(np.float32)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+    return unit
+
+
+def refresh_scored(conn: psycopg.Connection, changed_only: bool = True) -> None:
     """`ccvec refresh`: the collection's centre and spreads, the novelty view, and every fitted
-    reference set's scores."""
+    reference set's scores (of the images not scored yet, or of all unless `changed_only`)."""
     conn.execute("SELECT ccvec.novelty_centre_fit()")
     conn.commit()
     db.refresh_view(conn, "image_novelty")
     for (name,) in conn.execute("SELECT * FROM ccvec.novelty_model_names()").fetchall():
-        novelty_score(conn, name)
+        novelty_score(conn, name, changed_only=changed_only)

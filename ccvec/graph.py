@@ -322,13 +322,14 @@ def refresh_inferred(conn: psycopg.Connection) -> None:
     refresh_tags_novelty_labels(conn)
 
 
-def refresh_tags_novelty_labels(conn: psycopg.Connection) -> None:
-    """Inferred tags, novelty (within the collection and against each reference set) and cluster
-    names: what the graph gives besides popularity. Reads no score, so `ccvec refresh` runs it
-    beside the popularity and authority stages."""
+def refresh_tags_novelty_labels(conn: psycopg.Connection, changed_only: bool = True) -> None:
+    """Inferred tags, novelty (within the collection and against each reference set: only images
+    not scored yet unless `changed_only` is false) and cluster names: what the graph gives besides
+    popularity. Reads no score, so `ccvec refresh` runs it beside the popularity and authority
+    stages."""
     from ccvec import clusters
 
     db.refresh_view(conn, "inferred_tags")
-    clusters.refresh_scored(conn)
+    clusters.refresh_scored(conn, changed_only)
     for (run_id,) in conn.execute("SELECT * FROM ccvec.clustered_runs()").fetchall():
         clusters.label(conn, run_id)  # labels read the inferred tags

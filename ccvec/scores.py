@@ -144,9 +144,10 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     """Recompute everything, in dependency order; idempotent. Returns seconds per stage.
 
     Incremental by default: only new or changed catalog rows are parsed again (ccvec.score_input),
-    and VisualRank starts from the previous ranks. The global steps (constants, percentiles, the
-    views) are recomputed whole, so the result is the same as a cold refresh (docs/scores.md).
-    `cold` forgets the cached inputs and the previous ranks first.
+    VisualRank starts from the previous ranks, and reference sets score only images not scored
+    yet. The global steps (constants, percentiles, the views) are recomputed whole, so the result
+    is the same as a cold refresh (docs/scores.md). `cold` forgets the cached inputs and the
+    previous ranks first, and rescores every image against every reference set.
 
     After the constants, three chains that read nothing of one another run at once: popularity on
     `conn`, then the image scores once the authority inputs (VisualRank, web authority) are done;
@@ -180,7 +181,7 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     if current is not None:
         # streamed out (UUID pairs, mapped in numpy) and back by COPY: bench/visualrank.py
         authority.insert(0, ("visualrank", lambda c: visualrank.visualrank(c, current.id)))
-    tags: Chain = [("tags, novelty, labels", graph.refresh_tags_novelty_labels)]
+    tags: Chain = [("tags, novelty, labels", lambda c: graph.refresh_tags_novelty_labels(c, not cold))]
     with _beside(conn, [authority, tags], stage) as (authority_done, _):
         stage(conn, "observed popularity", lambda c: db.refresh_view(c, "observed_popularity"))
         stage(conn, "neighbourhood popularity", lambda c: db.refresh_view(c, "neighbourhood_popularity"))

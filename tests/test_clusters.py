@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from pgvector import HalfVector
 from typer.testing import CliRunner
 
 from ccvec import clusters, graph
@@ -457,6 +458,45 @@ def test_reference_novelty_without_knn_distance_and_with_a_member_sample(conn: p
         conn.execute("UPDATE ccvec.setting SET value = 10 WHERE name = 'novelty.k'")
         conn.execute("UPDATE ccvec.setting SET value = 100000 WHERE name = 'novelty.fit_sample'")
         conn.commit()
+
+
+def test_reference_scores_by_what_changed_equal_a_full_rescore(conn: psycopg.Connection) -> None:
+    """`ccvec refresh` scores only images new since the last scoring (changed_only), drops the
+    scores of images no longer embedded, and rescores one embedded again; the kNN distance, searched
+    in numpy over the members' vectors, equals ccvec.reference_distance's exact search in SQL."""
+    rng = np.random.default_rng(7)
+    ids = add_vectors(conn, np.abs(rng.normal(size=(30, 3))).astype(np.float32))
+    conn.execute("UPDATE ccvec.image SET provider = 'ref' WHERE identifier = ANY(%s)", [ids[:12]])
+    conn.commit()
+    clusters.novelty_fit(conn, "a", "provider=ref", "provider", "ref", MODEL)
+    assert clusters.novelty_score(conn, "a", changed_only=True) == 18
+    assert clusters.novelty_score(conn, "a", changed_only=True) == 0  # nothing new
+    more = add_vectors(conn, np.abs(rng.normal(size=(5, 3))).astype(np.float32))
+    assert clusters.novelty_score(conn, "a", changed_only=True) == 5
+    sql = "SELECT identifier, distance, novelty, score FROM ccvec.novelty_score WHERE name = 'a' ORDER BY 1"
+    incremental = conn.execute(sql).fetchall()
+    assert [r[0] for r in incremental] == sorted(ids[12:] + more)
+    searched = conn.execute("SELECT * FROM ccvec.reference_distance('a', %s)", [ids[12:] + more])
+    exact = dict(searched.fetchall())
+    assert [r[1] for r in incremental] == pytest.approx([exact[r[0]] for r in incremental], abs=2e-6)
+    assert clusters.novelty_score(conn, "a") == 23  # a full rescore: the same rows
+    full = conn.execute(sql).fetchall()
+    assert [r[0] for r in full] == [r[0] for r in incremental]
+    assert np.array([r[1:] for r in full]) == pytest.approx(np.array([r[1:] for r in incremental]), abs=1e-6)
+    # an image no longer embedded loses its score; one embedded again is scored again
+    conn.execute("DELETE FROM ccvec.image_embedding WHERE identifier = %s", [more[0]])
+    far = HalfVector(np.array([0.0, 0.0, 1.0], np.float32))
+    conn.execute(
+        "UPDATE ccvec.image_embedding SET embedding = %s, computed_at = now() WHERE identifier = %s",
+        [far, more[1]],
+    )
+    conn.commit()
+    before = dict((r[0], r[3]) for r in full)
+    assert clusters.novelty_score(conn, "a", changed_only=True) == 1
+    after = dict((r[0], r[3]) for r in conn.execute(sql).fetchall())
+    assert more[0] not in after and len(after) == 22
+    assert after[more[1]] != pytest.approx(before[more[1]])
+    assert all(after[i] == before[i] for i in after if i != more[1])
 
 
 def former_inferred_tags() -> str:

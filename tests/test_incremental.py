@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from ccvec import scores
+from ccvec import clusters, scores
 
 from .test_scores import add_image, write_ranks
 
@@ -59,6 +59,17 @@ def add_edges(conn: psycopg.Connection, run: int, ids: list[uuid.UUID], sources:
                 copy.write_row([run, a, others[int(j)], rank + 1, float(rng.uniform(0.3, 1.0))])
 
 
+def embed(conn: psycopg.Connection, ids: list[uuid.UUID], rng: np.random.Generator) -> None:
+    with conn.cursor().copy("COPY ccvec.image_embedding (model, identifier, embedding) FROM STDIN") as copy:
+        for ident in ids:
+            copy.write_row(["hand", ident, str(np.abs(rng.normal(size=3)).round(4).tolist())])
+
+
+def reference_scores(conn: psycopg.Connection) -> dict[uuid.UUID, tuple]:
+    rows = conn.execute("SELECT identifier, novelty, score, distance FROM ccvec.reference_novelty").fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
 def snapshot(conn: psycopg.Connection) -> dict[uuid.UUID, tuple]:
     rows = conn.execute(f"SELECT identifier, {SCORE_COLUMNS} FROM ccvec.image_score").fetchall()
     return {r[0]: r[1:] for r in rows}
@@ -77,7 +88,9 @@ def test_incremental_refresh_equals_cold_refresh(
         "VALUES ('hand', 5, 40, true) RETURNING id"
     ).fetchone()[0]
     add_edges(conn, run, ids, ids, rng)
+    embed(conn, ids, rng)
     conn.commit()
+    clusters.novelty_fit(conn, "ref", "images", "images", "", "hand", ids[:40])  # scored by the refresh
     hosts = enumerate(range(0, 30, 2), start=1)  # half the sites have a host rank
     ranks = [[pos, 1e6 / pos, pos, 1 / pos, f"org.example.site{h}"] for pos, h in hosts]
     scores.load_ranks(conn, write_ranks(tmp_path / "host-ranks.txt.gz", scores.HOST_HEADER, ranks))
@@ -87,6 +100,7 @@ def test_incremental_refresh_equals_cold_refresh(
     # about 2 % changed: new images (in the graph too), new metric values, a moved landing page, one gone
     new = catalog(conn, rng, 4)
     add_edges(conn, run, ids + new, new, rng)
+    embed(conn, new, rng)
     query = "SELECT identifier FROM ccvec.image WHERE provider = 'flickr' LIMIT 3"
     flickr = [r[0] for r in conn.execute(query)]
     for ident in flickr:
@@ -111,12 +125,14 @@ def test_incremental_refresh_equals_cold_refresh(
         "FROM ccvec.visualrank_run ORDER BY id DESC LIMIT 1"
     ).fetchone()
     warm_ranks = dict(conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall())
+    warm_reference = reference_scores(conn)
 
     cold = scores.refresh(conn, cold=True)
     assert "changed images, constants" in incremental and set(incremental) == set(cold)
     assert len(incremental) == scores.refresh_stage_count(conn) == 8  # every chain ran; the progress total
     after = snapshot(conn)
     cold_ranks = dict(conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall())
+    cold_reference = reference_scores(conn)  # --cold rescored every image against the set
 
     assert set(warm) == set(after) == (set(ids) | set(new)) - {ids[2]}
     assert warm == after  # every column of every image, exactly
@@ -125,3 +141,7 @@ def test_incremental_refresh_equals_cold_refresh(
     # the changes did change scores: the test compares something that moved
     assert sum(before[i] != after[i] for i in after if i in before) > 100
     assert after[new[0]][0] is not None
+    # reference-set novelty: the incremental refresh scored only the new images, with the same rows
+    assert set(warm_reference) == set(cold_reference) == set(ids[40:] + new)
+    assert all(warm_reference[i][:2] == cold_reference[i][:2] for i in cold_reference)
+    assert all(warm_reference[i][2] == pytest.approx(cold_reference[i][2], abs=1e-6) for i in cold_reference)

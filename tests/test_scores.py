@@ -329,7 +329,7 @@ def test_a_failing_refresh_chain_is_raised_and_leaves_no_connection_behind(
     conn.commit()
     before = sessions(conn)
 
-    def tags_break(on: psycopg.Connection) -> None:
+    def tags_break(on: psycopg.Connection, changed_only: bool = True) -> None:
         raise CcvecError("the tags chain broke")
 
     monkeypatch.setattr(graph, "refresh_tags_novelty_labels", tags_break)

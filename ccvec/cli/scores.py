@@ -31,14 +31,18 @@ app.add_typer(authority_app, name="authority")
 def refresh_command(
     cold: Annotated[
         bool,
-        typer.Option("--cold", help="Derive every image's inputs again and start VisualRank from scratch."),
+        typer.Option(
+            "--cold",
+            help="Derive every image's inputs again, start VisualRank from scratch and rescore every "
+            "image against every reference set.",
+        ),
     ] = False,
 ) -> None:
     """Recompute the scores: changed images and popularity constants; then at once, each on its own
     connection, popularity (observed, then from neighbours), VisualRank and web authority, and
     inferred tags, novelty and cluster labels; then image scores. Incremental (only new or changed
-    images are parsed again, VisualRank starts from the previous ranks) with the same result as
-    --cold. Safe to rerun."""
+    images are parsed again, VisualRank starts from the previous ranks, reference sets score only
+    images not scored yet) with the same result as --cold. Safe to rerun."""
     from ccvec import scores
 
     with schema_connection() as conn, stages() as bar:
