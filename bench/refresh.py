@@ -134,6 +134,8 @@ def make_catalog(
     conn.commit()
     what = f"{n:,} images, {n * k:,} edges" + (f" and {n:,} embeddings" if embedded else "")
     print(f"  {what} written in {time.perf_counter() - start:.0f}s", flush=True)
+    edge_bytes = conn.execute("SELECT pg_total_relation_size('ccvec.knn_edge')").fetchone()[0]
+    print(f"  knn_edge with its indexes: {edge_bytes / (n * k):.0f} bytes per edge", flush=True)
     return src, dst, sim
 
 

@@ -11,6 +11,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import LiteralString
 
 import psycopg
@@ -252,6 +253,18 @@ def make_current(conn: psycopg.Connection, run_id: int) -> None:
 def current(conn: psycopg.Connection) -> GraphRun | None:
     row = conn.execute("SELECT * FROM ccvec.current_knn_run()").fetchone()
     return GraphRun(*row) if row else None
+
+
+def prunable(conn: psycopg.Connection) -> list[tuple[str, int, datetime, int]]:
+    """(kind, run id, started, rows held) of the runs prune() would delete (ccvec.prunable_runs)."""
+    return conn.execute("SELECT * FROM ccvec.prunable_runs()").fetchall()
+
+
+def prune(conn: psycopg.Connection) -> list[tuple[str, int, int]]:
+    """Delete the graph and cluster runs nothing shows; (kind, runs, rows) per kind. Committed."""
+    deleted = conn.execute("SELECT * FROM ccvec.prune_runs()").fetchall()
+    conn.commit()
+    return deleted
 
 
 def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> int:

@@ -62,6 +62,7 @@ COVERED: dict[str, tuple[str, str]] = {
     ),
     "graph add": ("test_graph_add", "test_graph_add_without_graph"),
     "graph build": ("test_graph_build_and_status", "test_graph_build_k_zero"),
+    "graph prune": ("test_graph_prune", "test_graph_prune_without_schema"),
     "graph status": ("test_graph_build_and_status", "test_graph_status_without_schema"),
     "load": ("test_load_and_errors", "test_load_missing_source"),
     "model add": ("test_model_add_and_list", "test_model_add_bad_mean"),
@@ -277,6 +278,23 @@ def test_graph_build_and_status(cli: Cli, loaded: Path) -> None:
     assert "ef_search 80, recall@2 1.000" in fixed
     status = ok(cli("graph", "status")).stdout
     assert MODEL in status and "yes" in status
+
+
+def test_graph_prune(cli: Cli, loaded: Path, conn: psycopg.Connection) -> None:
+    assert "nothing to prune" in ok(cli("graph", "prune")).stdout
+    for _ in range(2):
+        ok(cli("graph", "build", "--model", MODEL, "--k", "2", "--recall-sample", "0"))
+    first = conn.execute("SELECT min(id) FROM ccvec.knn_run").fetchone()
+    conn.commit()
+    listed = ok(cli("graph", "prune", "--dry-run")).stdout
+    assert re.search(rf"graph\s+{first[0]}\s+\S+ \S+\s+8\b", listed) and "nothing deleted" in listed
+    assert "deleted 1 graph run and 8 edges" in ok(cli("graph", "prune")).stdout
+    assert conn.execute("SELECT count(*) FROM ccvec.knn_run").fetchone() == (1,)
+    assert "nothing to prune" in ok(cli("graph", "prune")).stdout
+
+
+def test_graph_prune_without_schema(cli: Cli, no_schema: str) -> None:
+    usage_error(cli("graph", "prune"), "ccvec db upgrade")
 
 
 def test_graph_build_k_zero(cli: Cli) -> None:

@@ -367,3 +367,36 @@ def test_the_embedded_server_is_local(conn: psycopg.Connection) -> None:
     from ccvec import db
 
     assert conn.info.host.startswith("/") and db.server_is_local(conn)
+
+
+def test_prune_deletes_old_runs_and_keeps_what_is_shown(conn: psycopg.Connection) -> None:
+    """Every build and clustering keeps its rows; `ccvec graph prune` deletes the runs nothing reads
+    (older graphs, cluster runs that are not the newest of their level on the current graph) and
+    keeps the graph the newest VisualRank ran on and a build that may still be running."""
+    from ccvec import clusters, visualrank
+
+    add_vectors(conn, three_groups(np.random.default_rng(8)))
+    first = graph.build(conn, k=3, model=MODEL)
+    clusters.cluster_louvain(conn)  # on the first graph
+    abandoned = conn.execute("SELECT ccvec.knn_run_start(%s, 3, 40)", [MODEL]).fetchone()[0]
+    current = graph.build(conn, k=3, model=MODEL)
+    clusters.cluster_louvain(conn)
+    shown = clusters.cluster_louvain(conn)  # the newest default-level run: what image_cluster shows
+    running = conn.execute("SELECT ccvec.knn_run_start(%s, 3, 40)", [MODEL]).fetchone()[0]
+    visualrank.visualrank(conn, first.id)  # the newest VisualRank is on the first graph
+    conn.commit()
+    view = "SELECT identifier, cluster, run_id FROM ccvec.image_cluster ORDER BY 1"
+    before = conn.execute(view).fetchall()
+    listed = {(kind, run) for kind, run, _, _ in graph.prunable(conn)}
+    assert listed == {("graph", abandoned), ("clusters", shown - 2), ("clusters", shown - 1)}
+    assert sorted(graph.prune(conn)) == [("clusters", 2, 30), ("graph", 1, 0)]
+    assert conn.execute(view).fetchall() == before and {r[2] for r in before} == {shown}
+    assert graph.prunable(conn) == []
+    visualrank.visualrank(conn, current.id)  # now the first graph is read by nothing
+    conn.commit()
+    assert graph.prune(conn) == [("graph", 1, 15 * 3)]
+    assert (now := graph.current(conn)) is not None and now.id == current.id
+    kept = {r[0] for r in conn.execute("SELECT id FROM ccvec.knn_run")}
+    assert kept == {current.id, running}
+    left = conn.execute("SELECT count(*) FROM ccvec.knn_edge WHERE run_id = %s", [first.id]).fetchone()
+    assert left == (0,)

@@ -101,6 +101,32 @@ def graph_status() -> None:
     console.print(table if rows else "no graph yet: run `ccvec graph build`")
 
 
+@graph_app.command("prune")
+def graph_prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go; delete nothing.")] = False,
+) -> None:
+    """Delete old graph runs (their edges) and cluster runs that nothing shows any more: every build
+    and clustering keeps its rows. Kept: the current graph, the newest cluster run of each level on
+    it, the graph of the newest VisualRank, and a build still running."""
+    from ccvec import graph
+
+    with schema_connection() as conn:
+        runs = graph.prunable(conn)
+        if not runs:
+            console.print("nothing to prune")
+            return
+        table = Table("kind", "run", "started", "rows", box=None)
+        for kind, run_id, started, held in runs:
+            table.add_row(kind, str(run_id), f"{started:%Y-%m-%d %H:%M}", f"{held:,}")
+        console.print(table)
+        if dry_run:
+            console.print("(dry run: nothing deleted)")
+            return
+        for kind, count, rows in graph.prune(conn):
+            noun = "edges" if kind == "graph" else "cluster members"
+            console.print(f"deleted {counted(count, kind + ' run')} and {rows:,} {noun}")
+
+
 @app.command("cluster")
 def cluster_command(
     sim: Annotated[

@@ -1,0 +1,2 @@
+DROP FUNCTION ccvec.prune_runs();
+DROP FUNCTION ccvec.prunable_runs();
