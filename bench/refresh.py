@@ -12,8 +12,9 @@ fine, one of 8 coarse), which the inferred tags read. Unless `--no-embeddings` (
 runs before round 6): every image has a random non-negative unit embedding (halfvec(1280), as
 ccvec stores them), the graph is clustered (ccvec's Louvain, then labels and medoids), and
 `--reference` images form a reference set, fitted and scored (`ccvec novelty fit` / `score`),
-so that novelty, cluster labels and cluster mates do the work a real catalog's refresh does.
-Then:
+so that novelty, cluster labels and cluster mates do the work a real catalog's refresh does (the
+set's first scoring is timed there, so the first refresh below finds it scored, as a daily one
+would; step 4's --cold rescores it whole). Then:
 
 1. `ccvec refresh` on the new catalog (cold: nothing cached, views never filled);
 2. the change: `--changed` x size new images (catalog rows and their k edges in the current kNN
@@ -260,14 +261,20 @@ def rows(url: str) -> tuple[dict, np.ndarray]:
         novelty = {
             (r[0], r[1]): r[2:]
             for r in conn.execute(
-                "SELECT 'collection', identifier, novelty, score FROM ccvec.image_novelty UNION ALL "
-                "SELECT name, identifier, novelty, score FROM ccvec.reference_novelty"
+                "SELECT 'collection', identifier, novelty, score, distance FROM ccvec.image_novelty "
+                "UNION ALL SELECT name, identifier, novelty, score, distance FROM ccvec.reference_novelty"
             )
         }
     vector = np.zeros(max(i.int for i, _ in ranks))
     for ident, rank in ranks:
         vector[ident.int - 1] = rank
     return score, vector, novelty
+
+
+def novelty_gap(a: dict, b: dict) -> float:
+    """Largest difference between two runs' (novelty, score, distance) of the same rows."""
+    pairs = (pair for key in a if key in b for pair in zip(a[key], b[key], strict=True))
+    return max((abs(x - y) for x, y in pairs if x is not None and y is not None), default=0.0)
 
 
 def compare(incremental: str, cold: str) -> str:
@@ -290,7 +297,7 @@ def compare(incremental: str, cold: str) -> str:
     novelty = (
         f"; novelty rows (collection and reference set) {len(na):,} / {len(nb):,}, "
         f"{sum(na[key] == nb.get(key) for key in na):,} identical, max |diff| "
-        f"{max((abs(na[key][0] - nb[key][0]) for key in na if key in nb), default=0.0):.1e}"
+        f"{novelty_gap(na, nb):.1e} (novelty, score, kNN distance)"
         if na or nb
         else ""
     )
@@ -328,7 +335,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--changed", type=float, default=0.01, help="share of images new and changed")
     parser.add_argument("--tagged", type=float, default=0.5, help="share of images with two tags")
-    parser.add_argument("--reference", type=int, default=5000, help="images in the reference set (0: none)")
+    parser.add_argument("--reference", type=int, default=5000, help="reference set size (under 2: none)")
     parser.add_argument(
         "--no-embeddings",
         dest="embedded",
@@ -356,7 +363,7 @@ def main() -> None:
             with db.connection(url) as conn:
                 src, dst, sim = make_catalog(conn, n, args.k, rng, args.tagged, args.embedded)
                 if args.embedded:
-                    clusters_and_reference(conn, min(args.reference, n // 2))
+                    clusters_and_reference(conn, min(args.reference, n // 2) if args.reference > 1 else 0)
                 loaded = scores.load_ranks(conn, ranks)
                 sampler = server_sampler(conn)  # the refresh's three chains each have a backend
                 cold = timed_refresh(conn, "cold (first refresh)")

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import numpy as np
 import numpy.typing as npt
@@ -257,9 +257,7 @@ class RunShape:
         return self.singletons / self.images if self.images else 0.0
 
     def describe(self) -> str:
-        largest = (
-            f"; the largest has {self.largest:,} ({self.largest_share:.0%})" if self.grouped else ""
-        )
+        largest = f"; the largest has {self.largest:,} ({self.largest_share:.0%})" if self.grouped else ""
         return (
             f"{counted(self.grouped, 'cluster')} of 2 or more images, "
             f"{counted(self.singletons, 'singleton')} ({counted(self.images, 'image')}{largest})"
@@ -362,67 +360,88 @@ def novelty_fit(
 def novelty_score(conn: psycopg.Connection, name: str, batch: int = 2000, changed_only: bool = False) -> int:
     """Score the embedded images outside the reference set; returns how many.
 
-    `changed_only` (what `ccvec refresh` asks for) scores only images without a score or embedded
-    since the last scoring: a score depends on nothing else (the fit is fixed, a refit drops the
-    scores), so the result equals a full rescore. The kNN distance column is searched here, over
-    the members' vectors read once (reference_distances), not per image in SQL.
+    `changed_only` (what `ccvec refresh` asks for) scores only images with no score for the set:
+    a score depends on nothing but the image's embedding and the fit, and a refit or a changed
+    embedding deletes the scores it invalidates (migration 0039), so the result equals a full
+    rescore. The kNN distance column is searched here, over the members' vectors read once
+    (reference_distances), not per image in SQL. A refit while this runs stops it (its batches
+    would write nothing): an error, or for `changed_only` 0 scored, and the next refresh scores
+    the new fit whole.
     """
-    row = conn.execute("SELECT * FROM ccvec.novelty_model_of(%s)", [name]).fetchone()
-    if row is None:
+    state = conn.execute("SELECT * FROM ccvec.novelty_fit_state(%s)", [name]).fetchone()
+    if state is None:
         raise CcvecError(f"no novelty model {name!r}: run `ccvec novelty fit {name} ...` first")
-    as_of = db.fetch_row(conn.execute("SELECT now()"), "the time")[0]  # before the images are picked
+    model, k, fitted_at = state
     if changed_only:
         picked = conn.execute("SELECT * FROM ccvec.novelty_unscored(%s)", [name])
     else:
-        picked = conn.execute("SELECT * FROM ccvec.novelty_candidates(%s, %s)", [row[0], name])
+        picked = conn.execute("SELECT * FROM ccvec.novelty_candidates(%s, %s)", [model, name])
     ids = [r[0] for r in picked]
-    k = int(db.fetch_row(conn.execute("SELECT ccvec.novelty_k(%s)", [name]), name)[0])
     members = None
-    if k:  # the members' vectors, read once for every batch's exact search
-        members = _vectors(conn.execute("SELECT * FROM ccvec.novelty_member_vectors(%s)", [name]))[1]
+    if k and ids:  # the members' vectors, read once for every batch's exact search
+        members = _vectors(conn, "SELECT * FROM ccvec.novelty_member_vectors(%s)", [name])[1]
     for start in range(0, len(ids), batch):
         found, vectors = _vectors(
-            conn.execute("SELECT * FROM ccvec.novelty_vectors(%s, %s)", [name, ids[start : start + batch]])
+            conn, "SELECT * FROM ccvec.novelty_vectors(%s, %s)", [name, ids[start : start + batch]]
         )
-        distances = reference_distances(vectors, members, k) if members is not None else None
-        listed = None if distances is None else [float(d) for d in distances]
-        conn.execute("SELECT ccvec.novelty_score_batch(%s, %s, %s::real[])", [name, found, listed])
+        distances = None
+        if members is not None and len(members):
+            distances = [float(d) for d in reference_distances(vectors, members, k)]
+        written = db.fetch_row(
+            conn.execute(
+                "SELECT ccvec.novelty_score_batch(%s, %s, %s::real[], %s)",
+                [name, found, distances, fitted_at],
+            ),
+            f"scoring against {name}",
+        )[0]
         conn.commit()
-    conn.execute("SELECT ccvec.novelty_scored(%s, %s)", [name, as_of])
+        if found and not written:  # fitted again meanwhile: its scores were dropped with the old fit
+            if changed_only:
+                return 0  # the refresh goes on; the next one scores the new fit whole
+            raise CcvecError(f"reference set {name!r} was fitted again while it was scored: score it again")
+    conn.execute("SELECT ccvec.novelty_scored(%s, %s)", [name, fitted_at])
     conn.commit()
     return len(ids)
 
 
-def _vectors(cursor: psycopg.Cursor[Any]) -> tuple[list[uuid.UUID], np.ndarray]:
-    """(identifiers, float16 matrix: 2 bytes a dimension, as stored) of (identifier, halfvec) rows."""
-    rows = cursor.fetchall()
+def _vectors(
+    conn: psycopg.Connection, sql: LiteralString, params: list[Any]
+) -> tuple[list[uuid.UUID], np.ndarray]:
+    """(identifiers, float16 matrix: 2 bytes a dimension, as stored) of a query's (identifier,
+    halfvec) rows, read in binary (parsing the text form costs more than the search)."""
+    rows = conn.cursor(binary=True).execute(sql, params).fetchall()
     if not rows:
         return [], np.zeros((0, 0), np.float16)
     return [r[0] for r in rows], np.stack([r[1].to_numpy() for r in rows]).astype(np.float16)
 
 
-def reference_distances(queries: np.ndarray, members: np.ndarray, k: int, chunk: int = 16384) -> np.ndarray:
-    """Mean cosine distance from each query row to its k nearest member rows, exact (as
-    ccvec.reference_distance computes it in SQL; queries are never members, so none is skipped).
-    Members are compared a chunk at a time in float32 and the k best kept, so the working memory
-    stays bounded; the cost is queries x members x dimensions (novelty.k = 0 skips it)."""
+def reference_distances(queries: np.ndarray, members: np.ndarray, k: int, chunk: int = 8192) -> np.ndarray:
+    """Mean cosine distance from each query row to its k nearest member rows, exact, as
+    ccvec.reference_distance computes it in SQL (queries are never members, so none is skipped; a
+    zero vector gets NaN, as pgvector gives). Members are compared a chunk at a time in float32 and
+    only the k best kept, so the working memory stays bounded (a batch x chunk block); the cost is
+    queries x members x dimensions (novelty.k = 0 skips it)."""
     if not len(queries):
         return np.zeros(0, np.float32)
     k = min(k, len(members))
     q = _unit(queries)
     best = np.full((len(q), 0), np.inf, np.float32)
     for start in range(0, len(members), chunk):
-        m = _unit(members[start : start + chunk])
-        both = np.hstack([best, (1 - q @ m.T).astype(np.float32)])
-        best = np.partition(both, k - 1, axis=1)[:, :k] if both.shape[1] > k else both
+        block = q @ _unit(members[start : start + chunk]).T
+        np.subtract(1, block, out=block)  # cosine distance, in place
+        if block.shape[1] > k:
+            block = np.partition(block, k - 1, axis=1)[:, :k].copy()
+        both = np.hstack([best, block])
+        best = np.partition(both, k - 1, axis=1)[:, :k].copy() if both.shape[1] > k else both
     mean: np.ndarray = best.mean(axis=1, dtype=np.float64).astype(np.float32)
     return mean
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
-    """Rows as float32 of length 1 (zero rows stay zero)."""
+    """Rows as float32 of length 1; a zero row becomes NaN (pgvector's cosine distance to it)."""
     x = rows.astype(np.float32)
-    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
     return unit
 
 

@@ -1,13 +1,35 @@
 -- Reference-set scores by what changed, with their kNN distances computed by the client.
 --
--- An image's score against a reference set depends only on its embedding (never rewritten: the
--- loader keeps existing vectors) and on the fit (a refit deletes the set's scores), so `ccvec
--- refresh` scores only the images that have no score yet or were embedded again since the last
--- scoring; `ccvec novelty score` still rescores every image. The exact kNN distance to the members
--- (the `distance` column) was the costly part in SQL: each scored image read every member's
--- vector through the index (11 s per 500 images against 5,000 members, bench/novelty_cost.py).
--- ccvec now reads the members' vectors once and computes the distances in numpy
--- (ccvec/clusters.py, reference_distances), then stores them with the scores computed here.
+-- An image's score against a reference set depends only on its embedding and on the fit, so
+-- `ccvec refresh` scores only the images that have no score for the set yet; `ccvec novelty score`
+-- and `ccvec refresh --cold` still rescore every image. What keeps "no score yet" equal to "needs a
+-- score": a refit deletes the set's scores (novelty_model ON DELETE CASCADE), a changed or deleted
+-- embedding deletes that image's scores (the trigger below), and a batch scored for a fit that was
+-- replaced meanwhile writes nothing (novelty_score_batch checks the fit's created_at). Scores from
+-- before this migration are dropped: 0034 left them to the next refresh, which may not have run,
+-- so the next refresh scores every image again, as every refresh did before.
+--
+-- The exact kNN distance to the members (the `distance` column) was the costly part in SQL: each
+-- scored image read every member's vector through the index (11 s per 500 images against 5,000
+-- members, bench/novelty_cost.py). ccvec now reads the members' vectors once and computes the
+-- distances in numpy (ccvec/clusters.py, reference_distances), then stores them with the scores
+-- computed here; ccvec.reference_distance stays for SQL users.
+
+DELETE FROM ccvec.novelty_score;
+CREATE INDEX novelty_score_identifier ON ccvec.novelty_score (identifier);
+
+CREATE FUNCTION ccvec.novelty_score_forget() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM ccvec.novelty_score s USING ccvec.novelty_model m
+    WHERE s.identifier = OLD.identifier AND m.name = s.name AND m.model = OLD.model;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION ccvec.novelty_score_forget() IS
+    'Trigger function on ccvec.image_embedding (after delete, or update of the vector): deletes the image''s reference-set scores under that model, so the next refresh scores it again.';
+CREATE TRIGGER image_embedding_novelty_forget
+AFTER DELETE OR UPDATE OF embedding ON ccvec.image_embedding
+FOR EACH ROW EXECUTE FUNCTION ccvec.novelty_score_forget();
 
 CREATE FUNCTION ccvec.novelty_unscored(p_name text) RETURNS SETOF uuid
 LANGUAGE sql STABLE AS $$
@@ -16,18 +38,18 @@ LANGUAGE sql STABLE AS $$
     JOIN ccvec.image_embedding e ON e.model = m.model
     WHERE m.name = p_name
       AND NOT EXISTS (SELECT 1 FROM ccvec.novelty_reference r WHERE r.name = m.name AND r.identifier = e.identifier)
-      AND (m.scored_at IS NULL OR e.computed_at >= m.scored_at
-           OR NOT EXISTS (SELECT 1 FROM ccvec.novelty_score s WHERE s.name = m.name AND s.identifier = e.identifier))
+      AND NOT EXISTS (SELECT 1 FROM ccvec.novelty_score s WHERE s.name = m.name AND s.identifier = e.identifier)
 $$;
 COMMENT ON FUNCTION ccvec.novelty_unscored(text) IS
-    'The images of reference set p_name''s model outside the set with no score yet, or embedded since the set was last scored (novelty_model.scored_at): what `ccvec refresh` scores.';
+    'The images of reference set p_name''s model outside the set with no score for it yet (new since the last scoring, or embedded again): what `ccvec refresh` scores.';
 
-CREATE FUNCTION ccvec.novelty_k(p_name text) RETURNS integer
+CREATE FUNCTION ccvec.novelty_fit_state(p_name text)
+RETURNS TABLE (model text, k integer, fitted_at timestamptz)
 LANGUAGE sql STABLE AS $$
-    SELECT k FROM ccvec.novelty_model WHERE name = p_name
+    SELECT m.model, m.k, m.created_at FROM ccvec.novelty_model m WHERE m.name = p_name
 $$;
-COMMENT ON FUNCTION ccvec.novelty_k(text) IS
-    'How many nearest members reference set p_name''s distance column averages over (novelty.k at its fit; 0: no distance column); NULL when there is no such set.';
+COMMENT ON FUNCTION ccvec.novelty_fit_state(text) IS
+    'Reference set p_name''s model, k (members the distance column averages over; 0: no distance column) and the time of its fit, which identifies the fit for novelty_score_batch; no row when there is no such set.';
 
 CREATE FUNCTION ccvec.novelty_member_vectors(p_name text)
 RETURNS TABLE (identifier uuid, embedding halfvec)
@@ -53,7 +75,8 @@ $$;
 COMMENT ON FUNCTION ccvec.novelty_vectors(text, uuid[]) IS
     'The embeddings of images p_ids under reference set p_name''s model (a batch to score).';
 
-CREATE FUNCTION ccvec.novelty_score_batch(p_name text, p_ids uuid[], p_distances real[]) RETURNS integer
+CREATE FUNCTION ccvec.novelty_score_batch(p_name text, p_ids uuid[], p_distances real[], p_fitted_at timestamptz)
+RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE n integer;
 BEGIN
@@ -67,23 +90,20 @@ BEGIN
           FROM ccvec.novelty_model m
           JOIN unnest(p_ids, p_distances) AS g(identifier, distance) ON true
           JOIN ccvec.image_embedding q ON q.model = m.model AND q.identifier = g.identifier
-          WHERE m.name = p_name) d
+          WHERE m.name = p_name AND m.created_at = p_fitted_at) d
     ON CONFLICT (name, identifier) DO UPDATE
         SET distance = excluded.distance, novelty = excluded.novelty, score = excluded.score;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION ccvec.novelty_score_batch(text, uuid[], real[]) IS
-    'Score images against a fitted reference set as ccvec.novelty_score_batch(text, uuid[]) does, with the kNN distance column given (p_distances[i] for p_ids[i], NULL for none) instead of searched here; returns how many rows were written.';
+COMMENT ON FUNCTION ccvec.novelty_score_batch(text, uuid[], real[], timestamptz) IS
+    'Score images against reference set p_name as ccvec.novelty_score_batch(text, uuid[]) does, with the kNN distance column given (p_distances[i] for p_ids[i]; NULL for none) instead of searched here, and only while the set is still the fit of p_fitted_at (ccvec.novelty_fit_state): returns how many rows were written, 0 once the set was fitted again.';
 
 DROP FUNCTION ccvec.novelty_scored(text);
-CREATE FUNCTION ccvec.novelty_scored(p_name text, p_as_of timestamptz DEFAULT NULL) RETURNS void
+CREATE FUNCTION ccvec.novelty_scored(p_name text, p_fitted_at timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE sql AS $$
-    DELETE FROM ccvec.novelty_score s
-    WHERE s.name = p_name AND NOT EXISTS (
-        SELECT 1 FROM ccvec.novelty_model m JOIN ccvec.image_embedding e ON e.model = m.model
-        WHERE m.name = s.name AND e.identifier = s.identifier);
-    UPDATE ccvec.novelty_model SET scored_at = coalesce(p_as_of, now()) WHERE name = p_name;
+    UPDATE ccvec.novelty_model SET scored_at = now()
+    WHERE name = p_name AND (p_fitted_at IS NULL OR created_at = p_fitted_at)
 $$;
 COMMENT ON FUNCTION ccvec.novelty_scored(text, timestamptz) IS
-    'Record that reference set p_name has been scored as of p_as_of (default now(); novelty_model.scored_at: images embedded later are scored by the next refresh), and drop the scores of images no longer embedded; returns nothing.';
+    'Record that reference set p_name has just been scored (novelty_model.scored_at), unless it was fitted again since p_fitted_at; returns nothing.';

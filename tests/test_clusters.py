@@ -499,6 +499,59 @@ def test_reference_scores_by_what_changed_equal_a_full_rescore(conn: psycopg.Con
     assert all(after[i] == before[i] for i in after if i != more[1])
 
 
+def test_reference_distances_merge_chunks_exactly() -> None:
+    """The numpy search keeps the k best across member chunks: the same means as one brute-force
+    pass, also with fewer members than k; a zero vector gets NaN as in pgvector."""
+    rng = np.random.default_rng(9)
+    queries = np.abs(rng.normal(size=(40, 1280))).astype(np.float16)
+    members = np.abs(rng.normal(size=(57, 1280))).astype(np.float16)
+    q = queries.astype(np.float64) / np.linalg.norm(queries.astype(np.float64), axis=1, keepdims=True)
+    m = members.astype(np.float64) / np.linalg.norm(members.astype(np.float64), axis=1, keepdims=True)
+    brute = np.sort(1 - q @ m.T, axis=1)
+    for k, chunk in ((5, 7), (5, 8192), (10, 3), (80, 11)):
+        found = clusters.reference_distances(queries, members, k, chunk)
+        assert found == pytest.approx(brute[:, :k].mean(axis=1), abs=1e-6)
+    zero = clusters.reference_distances(np.zeros((1, 1280), np.float16), members, 5)
+    assert np.isnan(zero).all()
+
+
+def test_a_refit_while_scoring_writes_nothing_for_the_old_fit(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """Scoring reads the members once and commits per batch; when the set is fitted again in
+    between, the later batches write nothing (the fit is checked), the refresh's scoring stops
+    with the set unscored, and the next one scores the new fit whole."""
+    from ccvec import db
+
+    rng = np.random.default_rng(10)
+    ids = add_vectors(conn, np.abs(rng.normal(size=(20, 3))).astype(np.float32))
+    conn.execute("UPDATE ccvec.image SET provider = 'ref' WHERE identifier = ANY(%s)", [ids[:6]])
+    conn.commit()
+    clusters.novelty_fit(conn, "a", "provider=ref", "provider", "ref", MODEL)
+    search = clusters.reference_distances
+
+    def refit_first(queries: np.ndarray, members: np.ndarray, k: int) -> np.ndarray:
+        monkeypatch.setattr(clusters, "reference_distances", search)
+        with db.connect(database_url) as other:  # another session fits the set again, on fewer members
+            other.execute("UPDATE ccvec.image SET provider = 'x' WHERE identifier = %s", [ids[0]])
+            clusters.novelty_fit(other, "a", "provider=ref", "provider", "ref", MODEL)
+        return search(queries, members, k)
+
+    monkeypatch.setattr(clusters, "reference_distances", refit_first)
+    assert clusters.novelty_score(conn, "a", batch=4, changed_only=True) == 0
+    sql = "SELECT identifier, distance, novelty, score FROM ccvec.novelty_score WHERE name = 'a' ORDER BY 1"
+    assert conn.execute(sql).fetchall() == []  # the first batch went with the old fit; none after
+    with pytest.raises(CcvecError, match="fitted again while it was scored"):
+        monkeypatch.setattr(clusters, "reference_distances", refit_first)
+        clusters.novelty_score(conn, "a", batch=4)
+    assert clusters.novelty_score(conn, "a", changed_only=True) == 15
+    incremental = conn.execute(sql).fetchall()
+    assert clusters.novelty_score(conn, "a") == 15
+    full = conn.execute(sql).fetchall()
+    assert [r[0] for r in full] == [r[0] for r in incremental] and len(full) == 15
+    assert np.array([r[1:] for r in full]) == pytest.approx(np.array([r[1:] for r in incremental]), abs=1e-6)
+
+
 def former_inferred_tags() -> str:
     """ccvec.inferred_tags's query as migration 0033 defined it (before 0038 restructured it)."""
     text = (Path(__file__).resolve().parent.parent / "sql" / "0033_inferred_tags.up.sql").read_text()

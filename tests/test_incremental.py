@@ -126,6 +126,12 @@ def test_incremental_refresh_equals_cold_refresh(
     ).fetchone()
     warm_ranks = dict(conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall())
     warm_reference = reference_scores(conn)
+    # a refresh scores only images with no score: a row changed by hand survives it, --cold repairs it
+    damaged = new[0]
+    conn.execute("UPDATE ccvec.novelty_score SET score = 42 WHERE identifier = %s", [damaged])
+    conn.commit()
+    scores.refresh(conn)
+    assert reference_scores(conn)[damaged][1] == 42
 
     cold = scores.refresh(conn, cold=True)
     assert "changed images, constants" in incremental and set(incremental) == set(cold)
