@@ -82,11 +82,13 @@ def predict_classes(conn: psycopg.Connection, model: str, batch: int = 5000) -> 
         return 0
     w, b = head
     conn.execute("SELECT ccvec.class_names_add(%s, %s)", [model, class_names()])
-    done = 0
+    done, after = 0, None
     while True:
-        rows = conn.execute("SELECT * FROM ccvec.unclassified_embeddings(%s, %s)", [model, batch]).fetchall()
+        sql = "SELECT * FROM ccvec.unclassified_embeddings(%s, %s, %s)"
+        rows = conn.cursor(binary=True).execute(sql, [model, after, batch]).fetchall()
         if not rows:
             break
+        after = rows[-1][0]
         vectors = np.stack([r[1].to_numpy().astype(np.float32) for r in rows])
         top, probs = top_classes(vectors, w, b)
         with conn.cursor().copy(

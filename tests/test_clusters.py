@@ -15,7 +15,7 @@ import pytest
 from pgvector import HalfVector
 from typer.testing import CliRunner
 
-from ccvec import clusters, graph
+from ccvec import clusters, defaults, graph
 from ccvec.cli import app
 from ccvec.errors import CcvecError
 
@@ -97,6 +97,8 @@ def test_labels_from_class_predictions_of_the_default_model(conn: psycopg.Connec
     load(str(folder), LoadOptions(workers=0))
     graph.build(conn, k=2)
     run_id = clusters.cluster_louvain(conn)
+    assert clusters.predict_classes(conn, defaults.MODEL, batch=4) == 6  # batches resume in key order
+    assert clusters.predict_classes(conn, defaults.MODEL, batch=4) == 0
     clusters.label(conn, run_id)
     rows = clusters.summary(conn, run_id)
     assert sorted(r[2] for r in rows) == [3, 3] and all(r[4] == "classes" for r in rows)

@@ -1,0 +1,1 @@
+DROP FUNCTION ccvec.unclassified_embeddings(text, uuid, bigint);
