@@ -225,12 +225,22 @@ def cluster_louvain(
 
 def label(conn: psycopg.Connection, run_id: int) -> int:
     """Class predictions for images without them, then labels and medoids for the run's clusters."""
+    return _name(conn, run_id, "SELECT ccvec.label_clusters(%s)")
+
+
+def relabel(conn: psycopg.Connection, run_id: int) -> int:
+    """As label(), keeping sizes and medoids (they change only with the members): `ccvec refresh`
+    names the clusters again because names read the inferred tags."""
+    return _name(conn, run_id, "SELECT ccvec.relabel_clusters(%s)")
+
+
+def _name(conn: psycopg.Connection, run_id: int, sql: LiteralString) -> int:
     model: str = db.fetch_row(
         conn.execute("SELECT * FROM ccvec.cluster_run_model(%s)", [run_id]),
         f"cluster run {run_id}",
     )[0]
     predict_classes(conn, model)
-    n: int = db.fetch_row(conn.execute("SELECT ccvec.label_clusters(%s)", [run_id]), "labelling clusters")[0]
+    n: int = db.fetch_row(conn.execute(sql, [run_id]), "naming clusters")[0]
     conn.commit()
     return n
 

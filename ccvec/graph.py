@@ -332,17 +332,23 @@ def cluster_summary(conn: psycopg.Connection, run_id: int) -> tuple[int, int, fl
 def refresh_inferred(conn: psycopg.Connection) -> None:
     """Recompute the materialized views that read the graph (concurrently once populated)."""
     db.refresh_view(conn, "neighbourhood_popularity")
-    refresh_tags_novelty_labels(conn)
+    for _, work in tags_novelty_names():
+        work(conn)
 
 
-def refresh_tags_novelty_labels(conn: psycopg.Connection, changed_only: bool = True) -> None:
-    """Inferred tags, novelty (within the collection and against each reference set: only images
-    not scored yet unless `changed_only` is false) and cluster names: what the graph gives besides
-    popularity. Reads no score, so `ccvec refresh` runs it beside the popularity and authority
-    stages."""
+def tags_novelty_names(changed_only: bool = True) -> list[tuple[str, Callable[[psycopg.Connection], object]]]:
+    """What the graph gives besides popularity, as named steps in order: inferred tags, novelty
+    (within the collection and against each reference set: only images not scored yet unless
+    `changed_only` is false), cluster names (they read the inferred tags). They read no score, so
+    `ccvec refresh` runs them as one chain beside the popularity and authority stages."""
     from ccvec import clusters
 
-    db.refresh_view(conn, "inferred_tags")
-    clusters.refresh_scored(conn, changed_only)
-    for (run_id,) in conn.execute("SELECT * FROM ccvec.clustered_runs()").fetchall():
-        clusters.label(conn, run_id)  # labels read the inferred tags
+    def names(conn: psycopg.Connection) -> None:
+        for (run_id,) in conn.execute("SELECT * FROM ccvec.clustered_runs()").fetchall():
+            clusters.relabel(conn, run_id)
+
+    return [
+        ("inferred tags", lambda c: db.refresh_view(c, "inferred_tags")),
+        ("novelty", lambda c: clusters.refresh_scored(c, changed_only)),
+        ("cluster names", names),
+    ]

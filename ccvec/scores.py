@@ -137,7 +137,7 @@ def refresh_stage_count(conn: psycopg.Connection) -> int:
     """How many stages refresh() will report: a progress bar's total (VisualRank needs a graph)."""
     from ccvec import graph
 
-    return 8 if graph.current(conn) is not None else 7
+    return 10 if graph.current(conn) is not None else 9
 
 
 def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool = False) -> dict[str, float]:
@@ -181,7 +181,7 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     if current is not None:
         # streamed out (UUID pairs, mapped in numpy) and back by COPY: bench/visualrank.py
         authority.insert(0, ("visualrank", lambda c: visualrank.visualrank(c, current.id)))
-    tags: Chain = [("tags, novelty, labels", lambda c: graph.refresh_tags_novelty_labels(c, not cold))]
+    tags: Chain = graph.tags_novelty_names(changed_only=not cold)
     with _beside(conn, [authority, tags], stage) as (authority_done, _):
         stage(conn, "observed popularity", lambda c: db.refresh_view(c, "observed_popularity"))
         stage(conn, "neighbourhood popularity", lambda c: db.refresh_view(c, "neighbourhood_popularity"))

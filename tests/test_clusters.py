@@ -79,6 +79,24 @@ def test_labels_from_tags_and_medoid(conn: psycopg.Connection) -> None:
     assert rows["windmill · sky"][3] == max(ids[:5], key=lambda i: (inner[i], -i.int))
     view = conn.execute("SELECT label, size, singleton FROM ccvec.cluster_summary ORDER BY label").fetchall()
     assert view == [("lighthouse", 5, False), ("windmill · sky", 5, False)]
+    # the refresh names the clusters again from the tags of now, keeping sizes and medoids
+    mill = json.dumps([{"name": "mill"}])
+    conn.execute("UPDATE ccvec.image SET tags = %s WHERE identifier = ANY(%s)", [mill, ids[:5]])
+    conn.commit()
+    assert clusters.relabel(conn, run_id) == 1 and clusters.relabel(conn, run_id) == 0
+    again = {r[1]: r for r in clusters.summary(conn, run_id)}
+    assert set(again) == {"mill", "lighthouse"}
+    assert again["mill"][2:4] == rows["windmill · sky"][2:4] and again["lighthouse"] == rows["lighthouse"]
+    # labelled in full again (0042's label_clusters), the same rows as the former function of 0009
+    table = (
+        "SELECT cluster, size, label, source, medoid FROM ccvec.cluster_label WHERE run_id = %s ORDER BY 1"
+    )
+    assert clusters.label(conn, run_id) == 2
+    now = conn.execute(table, [run_id]).fetchall()
+    conn.execute(former_label_clusters())
+    conn.execute("SELECT pg_temp.label_clusters_0009(%s)", [run_id])
+    assert conn.execute(table, [run_id]).fetchall() == now
+    conn.rollback()
 
 
 def test_labels_from_class_predictions_of_the_default_model(conn: psycopg.Connection, tmp_path) -> None:
@@ -552,6 +570,14 @@ def test_a_refit_while_scoring_writes_nothing_for_the_old_fit(
     full = conn.execute(sql).fetchall()
     assert [r[0] for r in full] == [r[0] for r in incremental] and len(full) == 15
     assert np.array([r[1:] for r in full]) == pytest.approx(np.array([r[1:] for r in incremental]), abs=1e-6)
+
+
+def former_label_clusters() -> str:
+    """ccvec.label_clusters as migration 0009 defined it, as a temporary function."""
+    text = (Path(__file__).resolve().parent.parent / "sql" / "0009_clusters.up.sql").read_text()
+    start = text.index("CREATE FUNCTION ccvec.label_clusters(p_run bigint)")
+    body = text[start : text.index("END $$;", start) + len("END $$;")]
+    return body.replace("CREATE FUNCTION ccvec.label_clusters", "CREATE FUNCTION pg_temp.label_clusters_0009")
 
 
 def former_inferred_tags() -> str:

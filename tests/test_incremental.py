@@ -135,7 +135,7 @@ def test_incremental_refresh_equals_cold_refresh(
 
     cold = scores.refresh(conn, cold=True)
     assert "changed images, constants" in incremental and set(incremental) == set(cold)
-    assert len(incremental) == scores.refresh_stage_count(conn) == 8  # every chain ran; the progress total
+    assert len(incremental) == scores.refresh_stage_count(conn) == 10  # every chain ran; the progress total
     after = snapshot(conn)
     cold_ranks = dict(conn.execute("SELECT identifier, rank FROM ccvec.visual_rank").fetchall())
     cold_reference = reference_scores(conn)  # --cold rescored every image against the set

@@ -142,7 +142,7 @@ def test_85th_percentile_maps_to_085(conn: psycopg.Connection) -> None:
     assert (vp, n) == (85, 100) and constant == pytest.approx(0.15 / 0.85 * 85)
     conn.commit()
     timings = scores.refresh(conn)
-    assert len(timings) == scores.refresh_stage_count(conn) == 7  # no graph: no VisualRank stage
+    assert len(timings) == scores.refresh_stage_count(conn) == 9  # no graph: no VisualRank stage
     pop = dict(conn.execute("SELECT o.raw_value, o.popularity FROM ccvec.observed_popularity o").fetchall())
     assert pop[85] == pytest.approx(0.85, abs=1e-12)
     values = [pop[v] for v in range(1, 101)]
@@ -329,10 +329,10 @@ def test_a_failing_refresh_chain_is_raised_and_leaves_no_connection_behind(
     conn.commit()
     before = sessions(conn)
 
-    def tags_break(on: psycopg.Connection, changed_only: bool = True) -> None:
+    def tags_break(on: psycopg.Connection) -> None:
         raise CcvecError("the tags chain broke")
 
-    monkeypatch.setattr(graph, "refresh_tags_novelty_labels", tags_break)
+    monkeypatch.setattr(graph, "tags_novelty_names", lambda changed_only: [("inferred tags", tags_break)])
     with pytest.raises(CcvecError, match="the tags chain broke"):
         scores.refresh(conn)
     scored = conn.execute("SELECT count(*) FROM ccvec.image_score WHERE identifier = ANY(%s)", [ids])
