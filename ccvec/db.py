@@ -477,11 +477,12 @@ def fetch_row(cursor: psycopg.Cursor[TupleRow], what: str) -> TupleRow:
 
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:
-    """Refresh a materialized view of schema ccvec; CONCURRENTLY (readers not blocked) once populated."""
-    populated = fetch_row(conn.execute("SELECT ccvec.view_populated(%s)", [name]), f"view {name}")[0]
-    if not populated and not table_exists(conn, f"ccvec.{name}"):
+    """Refresh a materialized view of schema ccvec: CONCURRENTLY (readers not blocked) once it has
+    data, unless setting refresh.concurrently is 0 (ccvec.refresh_concurrently)."""
+    concurrently = fetch_row(conn.execute("SELECT ccvec.refresh_concurrently(%s)", [name]), f"view {name}")[0]
+    if not concurrently and not table_exists(conn, f"ccvec.{name}"):
         raise CcvecError(f"no materialized view ccvec.{name}: run `ccvec db upgrade`")
-    conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if populated else ''}ccvec.{name}")
+    conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY ' if concurrently else ''}ccvec.{name}")
     conn.commit()
 
 

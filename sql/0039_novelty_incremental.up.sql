@@ -97,7 +97,21 @@ BEGIN
     RETURN n;
 END $$;
 COMMENT ON FUNCTION ccvec.novelty_score_batch(text, uuid[], real[], timestamptz) IS
-    'Score images against reference set p_name as ccvec.novelty_score_batch(text, uuid[]) does, with the kNN distance column given (p_distances[i] for p_ids[i]; NULL for none) instead of searched here, and only while the set is still the fit of p_fitted_at (ccvec.novelty_fit_state): returns how many rows were written, 0 once the set was fitted again.';
+    'Score images p_ids against reference set p_name: score = spread distance to the set''s centre, novelty = share of the members whose own (leave-one-out) score is at most that, distance = p_distances[i] for p_ids[i] as given (the mean distance to the k nearest members, searched by the caller; NULL for none). Only while the set is still the fit of p_fitted_at (ccvec.novelty_fit_state): returns how many rows were written, 0 once the set was fitted again. ccvec.novelty_score_batch(text, uuid[]) is the same with the distances searched in SQL.';
+
+-- The SQL form keeps its signature and searches the distances here; the scores come from the
+-- function above, so the novelty is defined once.
+CREATE OR REPLACE FUNCTION ccvec.novelty_score_batch(p_name text, p_ids uuid[]) RETURNS integer
+LANGUAGE sql AS $$
+    SELECT coalesce((
+        SELECT ccvec.novelty_score_batch(p_name, d.ids, d.distances, m.created_at)
+        FROM ccvec.novelty_model m,
+             LATERAL (SELECT array_agg(i.id ORDER BY i.ord) AS ids,
+                             array_agg(nb.distance ORDER BY i.ord) AS distances
+                      FROM unnest(p_ids) WITH ORDINALITY AS i(id, ord)
+                      LEFT JOIN ccvec.reference_distance(p_name, p_ids) nb ON nb.identifier = i.id) d
+        WHERE m.name = p_name), 0)
+$$;
 
 DROP FUNCTION ccvec.novelty_scored(text);
 CREATE FUNCTION ccvec.novelty_scored(p_name text, p_fitted_at timestamptz DEFAULT NULL) RETURNS void

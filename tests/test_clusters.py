@@ -503,6 +503,11 @@ def test_reference_scores_by_what_changed_equal_a_full_rescore(conn: psycopg.Con
     full = conn.execute(sql).fetchall()
     assert [r[0] for r in full] == [r[0] for r in incremental]
     assert np.array([r[1:] for r in full]) == pytest.approx(np.array([r[1:] for r in incremental]), abs=1e-6)
+    # the SQL form (distances searched in SQL) writes the same rows
+    assert conn.execute("SELECT ccvec.novelty_score_batch('a', %s)", [ids[12:] + more]).fetchone() == (23,)
+    in_sql = conn.execute(sql).fetchall()
+    assert np.array([r[1:] for r in in_sql]) == pytest.approx(np.array([r[1:] for r in full]), abs=2e-6)
+    conn.commit()
     # an image no longer embedded loses its score; one embedded again is scored again
     conn.execute("DELETE FROM ccvec.image_embedding WHERE identifier = %s", [more[0]])
     far = HalfVector(np.array([0.0, 0.0, 1.0], np.float32))

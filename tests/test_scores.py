@@ -353,3 +353,26 @@ def test_a_failing_refresh_chain_is_raised_and_leaves_no_connection_behind(
     conn.rollback()
     assert sessions(conn, before) == before
     assert conn.execute("SELECT count(*) FROM ccvec.catalog").fetchone()[0] == 3  # still usable
+
+
+def test_views_rebuilt_in_place_when_refresh_concurrently_is_0(conn: psycopg.Connection) -> None:
+    """refresh.concurrently = 0 rebuilds the views in place (faster when most rows change; readers
+    wait): the same rows as a concurrent refresh."""
+    for v in (3, 30, 300, 3000):
+        add_image(conn, "flickr", {"views": v})
+    conn.commit()
+    concurrently = "SELECT ccvec.refresh_concurrently('image_score')"
+    scores.refresh(conn)
+    assert conn.execute(concurrently).fetchone() == (True,)
+    rows = "SELECT identifier, popularity, authority FROM ccvec.image_score ORDER BY 1"
+    before = conn.execute(rows).fetchall()
+    try:
+        conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name = 'refresh.concurrently'")
+        conn.commit()
+        assert conn.execute(concurrently).fetchone() == (False,)
+        scores.refresh(conn)
+        assert conn.execute(rows).fetchall() == before and len(before) == 4
+    finally:
+        conn.rollback()
+        conn.execute("UPDATE ccvec.setting SET value = 1 WHERE name = 'refresh.concurrently'")
+        conn.commit()

@@ -1,0 +1,2 @@
+DROP FUNCTION ccvec.refresh_concurrently(text);
+DELETE FROM ccvec.setting WHERE name = 'refresh.concurrently';
