@@ -2,7 +2,7 @@
 refresh of the same changed catalog, stage by stage, next to PageRank in memory.
 
     python bench/refresh.py [--sizes 100000,1000000] [--k 10] [--changed 0.01] [--tagged 0.5]
-                            [--reference 5000] [--in-place] [--no-embeddings]
+                            [--reference 5000] [--concurrently 0|1|2] [--no-embeddings]
 
 Synthetic catalog per size (no images needed): providers with and without metrics (flickr views,
 wikimedia global_usage_count, log-normal), landing pages spread over 20,000 hosts, a kNN graph of
@@ -337,9 +337,11 @@ def main() -> None:
     parser.add_argument("--tagged", type=float, default=0.5, help="share of images with two tags")
     parser.add_argument("--reference", type=int, default=5000, help="reference set size (under 2: none)")
     parser.add_argument(
-        "--in-place",
-        action="store_true",
-        help="setting refresh.concurrently = 0: views rebuilt in place, not CONCURRENTLY",
+        "--concurrently",
+        type=int,
+        choices=(0, 1, 2),
+        help="setting refresh.concurrently: 0 every view in place, 1 (ccvec's default) the served ones "
+        "CONCURRENTLY, 2 every view CONCURRENTLY (ccvec before migration 0043)",
     )
     parser.add_argument(
         "--no-embeddings",
@@ -366,8 +368,9 @@ def main() -> None:
             url = server.replace("/ccvec?", f"/{name}?")
             migrate.upgrade(url)
             with db.connection(url) as conn:
-                if args.in_place:
-                    conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name = 'refresh.concurrently'")
+                if args.concurrently is not None:
+                    sql = "UPDATE ccvec.setting SET value = %s WHERE name = 'refresh.concurrently'"
+                    conn.execute(sql, [args.concurrently])
                 src, dst, sim = make_catalog(conn, n, args.k, rng, args.tagged, args.embedded)
                 if args.embedded:
                     clusters_and_reference(conn, min(args.reference, n // 2) if args.reference > 1 else 0)

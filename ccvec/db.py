@@ -477,8 +477,9 @@ def fetch_row(cursor: psycopg.Cursor[TupleRow], what: str) -> TupleRow:
 
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:
-    """Refresh a materialized view of schema ccvec: CONCURRENTLY (readers not blocked) once it has
-    data, unless setting refresh.concurrently is 0 (ccvec.refresh_concurrently)."""
+    """Refresh a materialized view of schema ccvec, CONCURRENTLY (readers not blocked) or in place as
+    ccvec.refresh_concurrently says: by default the views that serve readers concurrently once they
+    have data, the others in place (about half the work where most rows change)."""
     concurrently = fetch_row(conn.execute("SELECT ccvec.refresh_concurrently(%s)", [name]), f"view {name}")[0]
     if not concurrently and not table_exists(conn, f"ccvec.{name}"):
         raise CcvecError(f"no materialized view ccvec.{name}: run `ccvec db upgrade`")

@@ -355,23 +355,24 @@ def test_a_failing_refresh_chain_is_raised_and_leaves_no_connection_behind(
     assert conn.execute("SELECT count(*) FROM ccvec.catalog").fetchone()[0] == 3  # still usable
 
 
-def test_views_rebuilt_in_place_when_refresh_concurrently_is_0(conn: psycopg.Connection) -> None:
-    """refresh.concurrently = 0 rebuilds the views in place (faster when most rows change; readers
-    wait): the same rows as a concurrent refresh."""
+def test_which_views_are_refreshed_concurrently(conn: psycopg.Connection) -> None:
+    """refresh.concurrently: 1 (default) rebuilds the views that serve readers CONCURRENTLY and the
+    inputs in place, 0 every view in place, 2 every view concurrently; the rows are the same."""
     for v in (3, 30, 300, 3000):
         add_image(conn, "flickr", {"views": v})
     conn.commit()
-    concurrently = "SELECT ccvec.refresh_concurrently('image_score')"
     scores.refresh(conn)
-    assert conn.execute(concurrently).fetchone() == (True,)
+    views = ["image_score", "cluster_mate", "observed_popularity", "neighbourhood_popularity"]
+    check = "SELECT ccvec.refresh_concurrently(%s)"
     rows = "SELECT identifier, popularity, authority FROM ccvec.image_score ORDER BY 1"
     before = conn.execute(rows).fetchall()
     try:
-        conn.execute("UPDATE ccvec.setting SET value = 0 WHERE name = 'refresh.concurrently'")
-        conn.commit()
-        assert conn.execute(concurrently).fetchone() == (False,)
-        scores.refresh(conn)
-        assert conn.execute(rows).fetchall() == before and len(before) == 4
+        for value, expected in ((1, [True, True, False, False]), (0, [False] * 4), (2, [True] * 4)):
+            conn.execute("UPDATE ccvec.setting SET value = %s WHERE name = 'refresh.concurrently'", [value])
+            conn.commit()
+            assert [conn.execute(check, [v]).fetchone()[0] for v in views] == expected
+            scores.refresh(conn)
+            assert conn.execute(rows).fetchall() == before and len(before) == 4
     finally:
         conn.rollback()
         conn.execute("UPDATE ccvec.setting SET value = 1 WHERE name = 'refresh.concurrently'")

@@ -1,4 +1,4 @@
-"""Setting refresh.concurrently: materialized views rebuilt CONCURRENTLY (default) or in place.
+"""Only the views that serve readers are refreshed CONCURRENTLY; setting refresh.concurrently.
 
 Revision ID: 0043_refresh_concurrently
 Revises: 0042_relabel
