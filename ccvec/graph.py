@@ -330,7 +330,8 @@ def cluster_summary(conn: psycopg.Connection, run_id: int) -> tuple[int, int, fl
 
 
 def refresh_inferred(conn: psycopg.Connection) -> None:
-    """Recompute the materialized views that read the graph (concurrently once populated)."""
+    """Recompute what reads the graph besides scores: neighbourhood popularity, inferred tags,
+    novelty and cluster names (each view concurrently or in place as db.refresh_view decides)."""
     db.refresh_view(conn, "neighbourhood_popularity")
     for _, work in tags_novelty_names():
         work(conn)
