@@ -30,8 +30,16 @@ from refresh import MODEL, write_embeddings  # bench/refresh.py
 
 from ccvec import db, migrate
 
-BEFORE = "SELECT identifier FROM ccvec.unclassified_embeddings(%s, %s)"  # (model, limit), 0014
+BEFORE = "SELECT identifier FROM pg_temp.unclassified_embeddings_0014(%s, %s)"  # (model, limit)
 NOW = "SELECT identifier FROM ccvec.unclassified_embeddings(%s, %s, %s)"  # (model, after, limit), 0041
+
+
+def former_query(conn) -> None:
+    """The batch query as migration 0014 defined it (0041 dropped it), as a temporary function."""
+    text = (Path(__file__).resolve().parent.parent / "sql" / "0014_cluster_functions.up.sql").read_text()
+    start = text.index("CREATE FUNCTION ccvec.unclassified_embeddings(p_model text, p_limit bigint)")
+    body = text[start : text.index("$$;", start) + 3]
+    conn.execute(body.replace("ccvec.unclassified_embeddings", "pg_temp.unclassified_embeddings_0014"))
 
 
 def classify_all(conn, batch: int, resume: bool) -> float:
@@ -82,6 +90,7 @@ def main() -> None:
                 write_embeddings(conn, 0, n, np.random.default_rng(n))
                 conn.commit()
                 conn.execute("ANALYZE ccvec.image_embedding")
+                former_query(conn)
                 conn.commit()
                 before = classify_all(conn, args.batch, resume=False)
                 conn.execute("TRUNCATE ccvec.image_class")

@@ -229,8 +229,8 @@ def label(conn: psycopg.Connection, run_id: int) -> int:
 
 
 def relabel(conn: psycopg.Connection, run_id: int) -> int:
-    """As label(), keeping sizes and medoids (they change only with the members): `ccvec refresh`
-    names the clusters again because names read the inferred tags."""
+    """As label(), keeping sizes and the medoids computed at clustering (a join of every member's
+    edges): `ccvec refresh` names the clusters again because names read the inferred tags."""
     return _name(conn, run_id, "SELECT ccvec.relabel_clusters(%s)")
 
 

@@ -255,14 +255,15 @@ def current(conn: psycopg.Connection) -> GraphRun | None:
     return GraphRun(*row) if row else None
 
 
-def prunable(conn: psycopg.Connection) -> list[tuple[str, int, datetime, int]]:
+def prunable(conn: psycopg.Connection, unfinished: bool = False) -> list[tuple[str, int, datetime, int]]:
     """(kind, run id, started, rows held) of the runs prune() would delete (ccvec.prunable_runs)."""
-    return conn.execute("SELECT * FROM ccvec.prunable_runs()").fetchall()
+    return conn.execute("SELECT * FROM ccvec.prunable_runs(%s)", [unfinished]).fetchall()
 
 
-def prune(conn: psycopg.Connection) -> list[tuple[str, int, int]]:
-    """Delete the graph and cluster runs nothing shows; (kind, runs, rows) per kind. Committed."""
-    deleted = conn.execute("SELECT * FROM ccvec.prune_runs()").fetchall()
+def prune(conn: psycopg.Connection, unfinished: bool = False) -> list[tuple[str, int, int]]:
+    """Delete the graph and cluster runs nothing shows (unfinished builds too when asked: one may
+    still be running); (kind, runs, rows) per kind. Committed."""
+    deleted = conn.execute("SELECT * FROM ccvec.prune_runs(%s)", [unfinished]).fetchall()
     conn.commit()
     return deleted
 

@@ -18,8 +18,10 @@
 DELETE FROM ccvec.novelty_score;
 CREATE INDEX novelty_score_identifier ON ccvec.novelty_score (identifier);
 
+-- SECURITY DEFINER: a role that may update embeddings (grant_access 'writer') need not be allowed to
+-- delete scores for its change to drop the ones it invalidates.
 CREATE FUNCTION ccvec.novelty_score_forget() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
     DELETE FROM ccvec.novelty_score s USING ccvec.novelty_model m
     WHERE s.identifier = OLD.identifier AND m.name = s.name AND m.model = OLD.model;
@@ -80,6 +82,12 @@ RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE n integer;
 BEGIN
+    -- the fit stays while this batch is written: a refit's DELETE waits for it (and then drops these
+    -- rows with the old fit); a refit already made means this batch is for a fit that is gone
+    PERFORM 1 FROM ccvec.novelty_model m WHERE m.name = p_name AND m.created_at = p_fitted_at FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
     INSERT INTO ccvec.novelty_score (name, identifier, distance, novelty, score)
     SELECT p_name, d.identifier, d.distance,
            coalesce(width_bucket(d.score, d.member_scores)::double precision
@@ -108,7 +116,8 @@ LANGUAGE sql AS $$
         FROM ccvec.novelty_model m,
              LATERAL (SELECT array_agg(i.id ORDER BY i.ord) AS ids,
                              array_agg(nb.distance ORDER BY i.ord) AS distances
-                      FROM unnest(p_ids) WITH ORDINALITY AS i(id, ord)
+                      FROM (SELECT u.id, min(u.ord) AS ord FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)
+                            GROUP BY u.id) i  -- each image once, as = ANY (p_ids) read them
                       LEFT JOIN ccvec.reference_distance(p_name, p_ids) nb ON nb.identifier = i.id) d
         WHERE m.name = p_name), 0)
 $$;

@@ -1,2 +1,2 @@
-DROP FUNCTION ccvec.prune_runs();
-DROP FUNCTION ccvec.prunable_runs();
+DROP FUNCTION ccvec.prune_runs(boolean);
+DROP FUNCTION ccvec.prunable_runs(boolean);

@@ -3,7 +3,7 @@
 -- everything ccvec shows reads only the current graph, the newest cluster run of each level on it,
 -- and the newest VisualRank run (`ccvec scores` explains its ranks).
 
-CREATE FUNCTION ccvec.prunable_runs()
+CREATE FUNCTION ccvec.prunable_runs(p_unfinished boolean DEFAULT false)
 RETURNS TABLE (kind text, id bigint, started_at timestamptz, rows_held bigint)
 LANGUAGE sql STABLE AS $$
     WITH current AS (SELECT k.id FROM ccvec.knn_run k WHERE k.is_current),
@@ -15,8 +15,8 @@ LANGUAGE sql STABLE AS $$
         SELECT k.id, k.started_at FROM ccvec.knn_run k
         WHERE NOT k.is_current
           AND NOT EXISTS (SELECT 1 FROM ranked WHERE ranked.knn_run = k.id)
-          -- unfinished: kept while it may still be building (started after the current graph)
-          AND (k.finished_at IS NOT NULL OR k.id < coalesce((SELECT current.id FROM current), 0)))
+          -- an unfinished build may still be running (builds may overlap): only when asked
+          AND (k.finished_at IS NOT NULL OR p_unfinished))
     SELECT 'graph', g.id, g.started_at, (SELECT count(*) FROM ccvec.knn_edge e WHERE e.run_id = g.id)
     FROM graphs g
     UNION ALL
@@ -26,14 +26,14 @@ LANGUAGE sql STABLE AS $$
     WHERE NOT EXISTS (SELECT 1 FROM shown WHERE shown.id = c.id)
     ORDER BY 1 DESC, 2
 $$;
-COMMENT ON FUNCTION ccvec.prunable_runs() IS
-    'The runs ccvec.prune_runs deletes, with the rows each holds (edges, cluster members): graph runs other than the current one and the one the newest VisualRank ran on (unfinished ones only when they started before the current one: a build still running is kept), and cluster runs other than the newest of each level on the current graph.';
+COMMENT ON FUNCTION ccvec.prunable_runs(boolean) IS
+    'The runs ccvec.prune_runs deletes, with the rows each holds (edges, cluster members): finished graph runs other than the current one and the one the newest VisualRank ran on (unfinished ones too when p_unfinished: interrupted builds, or one still running), and cluster runs other than the newest of each level on the current graph.';
 
-CREATE FUNCTION ccvec.prune_runs()
+CREATE FUNCTION ccvec.prune_runs(p_unfinished boolean DEFAULT false)
 RETURNS TABLE (kind text, runs bigint, rows_deleted bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
-    CREATE TEMP TABLE pruned AS SELECT * FROM ccvec.prunable_runs();
+    CREATE TEMP TABLE pruned AS SELECT * FROM ccvec.prunable_runs(p_unfinished);
     DELETE FROM ccvec.cluster_run c USING pruned p WHERE p.kind = 'clusters' AND p.id = c.id;
     -- a graph run's edges, VisualRank runs and cluster runs go with it (ON DELETE CASCADE)
     DELETE FROM ccvec.knn_run k USING pruned p WHERE p.kind = 'graph' AND p.id = k.id;
@@ -41,5 +41,5 @@ BEGIN
                  FROM pruned p GROUP BY p.kind ORDER BY p.kind DESC;
     DROP TABLE pruned;
 END $$;
-COMMENT ON FUNCTION ccvec.prune_runs() IS
+COMMENT ON FUNCTION ccvec.prune_runs(boolean) IS
     'Delete the runs ccvec.prunable_runs lists; returns per kind (graph, clusters) how many runs and rows (edges, cluster members) went. The space is reused by later builds (VACUUM FULL gives it back to the system). `ccvec graph prune`.';

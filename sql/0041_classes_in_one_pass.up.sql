@@ -1,7 +1,10 @@
 -- Class predictions read in one pass over the embeddings. ccvec.unclassified_embeddings(model, limit)
 -- found each batch by scanning from the start of the table past every image already classified,
 -- so classifying n images read about n² / (2 x batch) rows: quadratic in the catalog. The new
--- form resumes after the last identifier of the previous batch (the primary key's order).
+-- form resumes after the last identifier of the previous batch (the primary key's order); the old
+-- one goes (bench/classes.py times it from 0014's text).
+
+DROP FUNCTION ccvec.unclassified_embeddings(text, bigint);
 
 CREATE FUNCTION ccvec.unclassified_embeddings(p_model text, p_after uuid, p_limit bigint)
 RETURNS TABLE (identifier uuid, embedding halfvec)

@@ -1,7 +1,8 @@
 -- Cluster names refreshed without their medoids. `ccvec refresh` named every cluster run again
 -- because names read the inferred tags, and ccvec.label_clusters also recomputed each cluster's
--- medoid: a join of every member's graph edges (10M at 1M images) on every refresh, although
--- members, and so medoids, change only when the graph is clustered again. The names now come
+-- medoid: a join of every member's graph edges (10M at 1M images) on every refresh. Medoids are
+-- now computed when the graph is clustered (ccvec graph add may move older images' edges
+-- meanwhile; ccvec run clusters again whenever images were added). The names now come
 -- from one function, ccvec.cluster_names, which label_clusters (at clustering time: sizes,
 -- medoids, names) and relabel_clusters (at refresh: names only) both use.
 
@@ -114,4 +115,4 @@ BEGIN
     RETURN n;
 END $$;
 COMMENT ON FUNCTION ccvec.relabel_clusters(bigint) IS
-    'Name the clusters of run p_run again (ccvec.cluster_names: tags and classes may have changed), keeping their sizes and medoids, which change only with the members; a run never labelled is labelled in full (ccvec.label_clusters). Returns how many names changed, or how many clusters were labelled. ccvec refresh runs it.';
+    'Name the clusters of run p_run again (ccvec.cluster_names: tags and classes may have changed), keeping their sizes and the medoids computed when the run was labelled; a run never labelled is labelled in full (ccvec.label_clusters). Returns how many names changed, or how many clusters were labelled. ccvec refresh runs it.';

@@ -375,7 +375,7 @@ def test_a_collection_without_tags_infers_none(conn: psycopg.Connection) -> None
     ids = add_vectors(conn, groups(np.random.default_rng(8), per_group=4))
     graph.build(conn, k=3, model=MODEL)
     graph.refresh_inferred(conn)
-    graph.refresh_inferred(conn)  # the second refresh runs concurrently: still fine with no rows
+    graph.refresh_inferred(conn)  # a second refresh (inferred_tags concurrently): still fine with no rows
     assert conn.execute("SELECT count(*) FROM ccvec.inferred_tags").fetchone()[0] == 0
     one = CliRunner().invoke(app, ["tags", str(ids[0])])
     assert one.exit_code == 0 and "inferred: (none" in one.output

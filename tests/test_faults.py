@@ -165,6 +165,16 @@ def test_roles_reader_searcher_writer(conn: psycopg.Connection, database_url: st
         "INSERT INTO ccvec.experiment (name, salt, treatment_share, substitution_share) "
         "VALUES ('e', 's', 0, 0)"
     )
+    model = f"roles-{suffix}"  # an embedding to update: its trigger drops reference scores (0039)
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES (%s, '1', 'x', 2, '{}')",
+        [model],
+    )
+    conn.execute(
+        "INSERT INTO ccvec.image_embedding (model, identifier, embedding) "
+        "VALUES (%s, gen_random_uuid(), '[1,0]')",
+        [model],
+    )
     conn.commit()
     for level in ("reader", "searcher", "writer"):
         result = cli("db", "grant", roles[level], f"--{level}", database_url=database_url)
@@ -201,6 +211,10 @@ def test_roles_reader_searcher_writer(conn: psycopg.Connection, database_url: st
             {"writer"},
         ),
         "drop index": ("SELECT ccvec.drop_embedding_index('nothing')", {"writer"}),
+        "update embedding": (
+            f"UPDATE ccvec.image_embedding SET embedding = '[0,1]' WHERE model = '{model}'",
+            {"writer"},
+        ),
         "delete catalog": ("DELETE FROM ccvec.image", set()),
         "drop table": ("DROP TABLE ccvec.image_feature", set()),
     }
@@ -219,6 +233,7 @@ def test_roles_reader_searcher_writer(conn: psycopg.Connection, database_url: st
         for role in roles.values():
             conn.execute("SELECT ccvec.revoke_access(%s)", [role])
             conn.execute(f'DROP ROLE "{role}"')
+        conn.execute("DELETE FROM ccvec.model WHERE name = %s", [model])
         conn.commit()
 
 

@@ -372,7 +372,8 @@ def test_the_embedded_server_is_local(conn: psycopg.Connection) -> None:
 def test_prune_deletes_old_runs_and_keeps_what_is_shown(conn: psycopg.Connection) -> None:
     """Every build and clustering keeps its rows; `ccvec graph prune` deletes the runs nothing reads
     (older graphs, cluster runs that are not the newest of their level on the current graph) and
-    keeps the graph the newest VisualRank ran on and a build that may still be running."""
+    keeps the graph the newest VisualRank ran on, and unfinished builds unless asked (one may still
+    be running)."""
     from ccvec import clusters, visualrank
 
     add_vectors(conn, three_groups(np.random.default_rng(8)))
@@ -388,15 +389,20 @@ def test_prune_deletes_old_runs_and_keeps_what_is_shown(conn: psycopg.Connection
     view = "SELECT identifier, cluster, run_id FROM ccvec.image_cluster ORDER BY 1"
     before = conn.execute(view).fetchall()
     listed = {(kind, run) for kind, run, _, _ in graph.prunable(conn)}
-    assert listed == {("graph", abandoned), ("clusters", shown - 2), ("clusters", shown - 1)}
-    assert sorted(graph.prune(conn)) == [("clusters", 2, 30), ("graph", 1, 0)]
+    assert listed == {("clusters", shown - 2), ("clusters", shown - 1)}  # unfinished builds are kept
+    assert sorted(graph.prune(conn)) == [("clusters", 2, 30)]
     assert conn.execute(view).fetchall() == before and {r[2] for r in before} == {shown}
     assert graph.prunable(conn) == []
+    assert [(kind, run) for kind, run, _, _ in graph.prunable(conn, unfinished=True)] == [
+        ("graph", abandoned),
+        ("graph", running),
+    ]
+    assert graph.prune(conn, unfinished=True) == [("graph", 2, 0)]
     visualrank.visualrank(conn, current.id)  # now the first graph is read by nothing
     conn.commit()
     assert graph.prune(conn) == [("graph", 1, 15 * 3)]
     assert (now := graph.current(conn)) is not None and now.id == current.id
     kept = {r[0] for r in conn.execute("SELECT id FROM ccvec.knn_run")}
-    assert kept == {current.id, running}
+    assert kept == {current.id}
     left = conn.execute("SELECT count(*) FROM ccvec.knn_edge WHERE run_id = %s", [first.id]).fetchone()
     assert left == (0,)

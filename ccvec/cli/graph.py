@@ -104,14 +104,20 @@ def graph_status() -> None:
 @graph_app.command("prune")
 def graph_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go; delete nothing.")] = False,
+    unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--unfinished", help="Also unfinished builds (interrupted ones): make sure none is running."
+        ),
+    ] = False,
 ) -> None:
     """Delete old graph runs (their edges) and cluster runs that nothing shows any more: every build
     and clustering keeps its rows. Kept: the current graph, the newest cluster run of each level on
-    it, the graph of the newest VisualRank, and a build still running."""
+    it, the graph of the newest VisualRank, and unfinished builds unless --unfinished."""
     from ccvec import graph
 
     with schema_connection() as conn:
-        runs = graph.prunable(conn)
+        runs = graph.prunable(conn, unfinished)
         if not runs:
             console.print("nothing to prune")
             return
@@ -122,7 +128,7 @@ def graph_prune(
         if dry_run:
             console.print("(dry run: nothing deleted)")
             return
-        for kind, count, rows in graph.prune(conn):
+        for kind, count, rows in graph.prune(conn, unfinished):
             noun = "edges" if kind == "graph" else "cluster members"
             console.print(f"deleted {counted(count, kind + ' run')} and {rows:,} {noun}")
 
