@@ -84,20 +84,19 @@ def predict_classes(conn: psycopg.Connection, model: str, batch: int = 5000) -> 
     conn.execute("SELECT ccvec.class_names_add(%s, %s)", [model, class_names()])
     done, after = 0, None
     while True:
-        sql = "SELECT * FROM ccvec.unclassified_embeddings(%s, %s, %s)"
-        rows = conn.cursor(binary=True).execute(sql, [model, after, batch]).fetchall()
-        if not rows:
+        sql: LiteralString = "SELECT * FROM ccvec.unclassified_embeddings(%s, %s, %s)"
+        ids, vectors = _vectors(conn, sql, [model, after, batch])
+        if not ids:
             break
-        after = rows[-1][0]
-        vectors = np.stack([r[1].to_numpy().astype(np.float32) for r in rows])
-        top, probs = top_classes(vectors, w, b)
+        after = ids[-1]
+        top, probs = top_classes(vectors.astype(np.float32), w, b)
         with conn.cursor().copy(
             "COPY ccvec.image_class (model, identifier, classes, probs) FROM STDIN"
         ) as copy:
-            for (ident, _), t, p in zip(rows, top, probs, strict=True):
+            for ident, t, p in zip(ids, top, probs, strict=True):
                 copy.write_row([model, ident, [int(x) for x in t], [float(x) for x in p]])
         conn.commit()
-        done += len(rows)
+        done += len(ids)
     conn.commit()
     return done
 

@@ -133,11 +133,45 @@ Chain = list[tuple[str, Work]]  # stages that must run in this order
 StageRunner = Callable[[psycopg.Connection, str, Work], None]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The refresh's stages after the constants: `popularity` on the caller's connection, then,
+    once `authority` is done, `scores`; `authority` and `tags` each on a connection of its own."""
+
+    popularity: Chain
+    authority: Chain
+    tags: Chain
+    scores: Chain
+
+    def __len__(self) -> int:
+        return 1 + sum(map(len, (self.popularity, self.authority, self.tags, self.scores)))  # 1: constants
+
+
+def _plan(conn: psycopg.Connection, cold: bool) -> _Plan:
+    from ccvec import graph, visualrank
+
+    current = graph.current(conn)
+    authority: Chain = [("web authority", lambda c: db.refresh_view(c, "web_authority"))]
+    if current is not None:
+        # streamed out (UUID pairs, mapped in numpy) and back by COPY: bench/visualrank.py
+        authority.insert(0, ("visualrank", lambda c: visualrank.visualrank(c, current.id)))
+    return _Plan(
+        popularity=[
+            ("observed popularity", lambda c: db.refresh_view(c, "observed_popularity")),
+            ("neighbourhood popularity", lambda c: db.refresh_view(c, "neighbourhood_popularity")),
+        ],
+        authority=authority,
+        tags=graph.tags_novelty_names(changed_only=not cold),
+        scores=[
+            ("image scores", lambda c: db.refresh_view(c, "image_score")),
+            ("cluster mates (A/B)", lambda c: db.refresh_view(c, "cluster_mate")),
+        ],
+    )
+
+
 def refresh_stage_count(conn: psycopg.Connection) -> int:
     """How many stages refresh() will report: a progress bar's total (VisualRank needs a graph)."""
-    from ccvec import graph
-
-    return 10 if graph.current(conn) is not None else 9
+    return len(_plan(conn, cold=False))
 
 
 def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool = False) -> dict[str, float]:
@@ -156,8 +190,6 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     carried over). Stages overlap, so the refresh takes about its longest chain, not the sum of
     its stages (docs/benchmarks.md, "Score refresh").
     """
-    from ccvec import graph, visualrank
-
     timings: dict[str, float] = {}
     reporting = threading.Lock()  # on_stage is called from every chain, one call at a time
 
@@ -176,18 +208,13 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
     stage(
         conn, "changed images, constants", lambda c: c.execute("SELECT ccvec.refresh_popularity_constants()")
     )
-    current = graph.current(conn)
-    authority: Chain = [("web authority", lambda c: db.refresh_view(c, "web_authority"))]
-    if current is not None:
-        # streamed out (UUID pairs, mapped in numpy) and back by COPY: bench/visualrank.py
-        authority.insert(0, ("visualrank", lambda c: visualrank.visualrank(c, current.id)))
-    tags: Chain = graph.tags_novelty_names(changed_only=not cold)
-    with _beside(conn, [authority, tags], stage) as (authority_done, _):
-        stage(conn, "observed popularity", lambda c: db.refresh_view(c, "observed_popularity"))
-        stage(conn, "neighbourhood popularity", lambda c: db.refresh_view(c, "neighbourhood_popularity"))
+    plan = _plan(conn, cold)
+    with _beside(conn, [plan.authority, plan.tags], stage) as (authority_done, _):
+        for name, work in plan.popularity:
+            stage(conn, name, work)
         authority_done.result()
-        stage(conn, "image scores", lambda c: db.refresh_view(c, "image_score"))
-        stage(conn, "cluster mates (A/B)", lambda c: db.refresh_view(c, "cluster_mate"))
+        for name, work in plan.scores:
+            stage(conn, name, work)
     return timings
 
 

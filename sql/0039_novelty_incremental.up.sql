@@ -35,12 +35,11 @@ FOR EACH ROW EXECUTE FUNCTION ccvec.novelty_score_forget();
 
 CREATE FUNCTION ccvec.novelty_unscored(p_name text) RETURNS SETOF uuid
 LANGUAGE sql STABLE AS $$
-    SELECT e.identifier
+    SELECT c.id
     FROM ccvec.novelty_model m
-    JOIN ccvec.image_embedding e ON e.model = m.model
+    CROSS JOIN LATERAL ccvec.novelty_candidates(m.model, m.name) AS c(id)
     WHERE m.name = p_name
-      AND NOT EXISTS (SELECT 1 FROM ccvec.novelty_reference r WHERE r.name = m.name AND r.identifier = e.identifier)
-      AND NOT EXISTS (SELECT 1 FROM ccvec.novelty_score s WHERE s.name = m.name AND s.identifier = e.identifier)
+      AND NOT EXISTS (SELECT 1 FROM ccvec.novelty_score s WHERE s.name = m.name AND s.identifier = c.id)
 $$;
 COMMENT ON FUNCTION ccvec.novelty_unscored(text) IS
     'The images of reference set p_name''s model outside the set with no score for it yet (new since the last scoring, or embedded again): what `ccvec refresh` scores.';
