@@ -13,7 +13,9 @@
    ccvec's HNSW build and graph build at its defaults (k=10, `--jobs` connections, default the
    number of CPUs; ef_search chosen by its sampled recall, shown), recall@10 against numpy exact search on 200
    images; FAISS IndexHNSWFlat on the same vectors (build + search, recall@10) and the ratio. At the
-   largest size, an ef_search sweep (ms per query and recall@10). With --clusters: mutual-kNN
+   largest size, an ef_search sweep (ms per query and recall@10). The run's recall on the same 200
+   images counted by the exact pass in numpy (as the build makes it) and in SQL (ccvec.knn_recall),
+   timed side by side. With --clusters: mutual-kNN
    clustering and scipy average linkage where the distance matrix fits. Unless --scale-only, at the
    middle size also: loading with the HNSW index in place vs building it afterwards, and the recall
    of incremental additions (90 % built, 10 % added). --scale-only skips parts 1 and 2 (the stamps
@@ -288,6 +290,7 @@ def scale(base: np.ndarray, sizes: list[int], jobs: int, clusters: bool) -> None
             recall = np.mean(
                 [len(got.get(ids[q], set()) & {ids[j] for j in truth[i]}) / 10 for i, q in enumerate(sample)]
             )
+            passes = exact_pass_both_ways(conn, run.id, [ids[i] for i in sample])
             t_cluster = t_average = None
             if clusters:
                 start = time.perf_counter()
@@ -320,6 +323,7 @@ def scale(base: np.ndarray, sizes: list[int], jobs: int, clusters: bool) -> None
                 t_cluster,
                 t_average,
                 scipy_cell,
+                passes,
             )
         )
         print(f"size {n:,} done", flush=True)
@@ -335,10 +339,32 @@ def scale(base: np.ndarray, sizes: list[int], jobs: int, clusters: bool) -> None
             f"| {n:,} | {ti:.1f} | {tg:.1f} | {ef} | {ti + tg:.1f} | {rec:.3f} | {fb:.1f} | {fs:.1f} | "
             f"{fb + fs:.1f} | {fr:.3f} | {(ti + tg) / (fb + fs):.2f}x | {tr:.1f} (recall {own:.3f}) |"
         )
+    print("\nthe run's recall on the same 200 images, counted from one exact pass over the vectors")
+    print(
+        "| images | numpy pass s (graph.sample_recall) | SQL pass s (ccvec.knn_recall) | SQL / numpy "
+        "| recall numpy / SQL |"
+    )
+    print("|---|---|---|---|---|")
+    for n, *_, (t_numpy, r_numpy, t_sql, r_sql) in rows:
+        print(
+            f"| {n:,} | {t_numpy:.1f} | {t_sql:.1f} | {t_sql / t_numpy:.1f}x | {r_numpy:.4f} / {r_sql:.4f} |"
+        )
     if clusters:
         print("\n| images | mutual s | scipy average linkage | ccvec average s |\n|---|---|---|---|")
-        for n, *_, tc, ta, sc in rows:
+        for n, *_, tc, ta, sc, _passes in rows:
             print(f"| {n:,} | {tc:.1f} | {sc} | {'not run' if ta is None else f'{ta:.1f}'} |")
+
+
+def exact_pass_both_ways(conn, run_id: int, sample: list[uuid.UUID]) -> tuple[float, float, float, float]:
+    """(seconds, recall) of the run on `sample` with the exact pass in numpy, as the graph build
+    makes it since migration 0045, then in SQL (ccvec.knn_recall), as it was made before."""
+    start = time.perf_counter()
+    r_numpy = graph.sample_recall(conn, run_id, sample)
+    t_numpy = time.perf_counter() - start
+    start = time.perf_counter()
+    found, expected = conn.execute("SELECT * FROM ccvec.knn_recall(%s, %s)", [run_id, sample]).fetchone()
+    conn.commit()
+    return t_numpy, r_numpy, time.perf_counter() - start, found / expected
 
 
 def ef_sweep(conn, model: str, ids: list[uuid.UUID], vectors: np.ndarray, rng: np.random.Generator) -> None:

@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, LiteralString
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ccvec import db, defaults
+from ccvec import db, defaults, vector_pass
 from ccvec.errors import CcvecError, counted
 
 if TYPE_CHECKING:
@@ -85,11 +85,11 @@ def predict_classes(conn: psycopg.Connection, model: str, batch: int = 5000) -> 
     done, after = 0, None
     while True:
         sql: LiteralString = "SELECT * FROM ccvec.unclassified_embeddings(%s, %s, %s)"
-        ids, vectors = _vectors(conn, sql, [model, after, batch])
+        ids, block = vector_pass.read(conn, sql, [model, after, batch])
         if not ids:
             break
         after = ids[-1]
-        top, probs = top_classes(vectors.astype(np.float32), w, b)
+        top, probs = top_classes(block.astype(np.float32), w, b)
         with conn.cursor().copy(
             "COPY ccvec.image_class (model, identifier, classes, probs) FROM STDIN"
         ) as copy:
@@ -390,14 +390,14 @@ def novelty_score(conn: psycopg.Connection, name: str, batch: int = 2000, change
     ids = [r[0] for r in picked]
     members = None
     if k and ids:  # the members' vectors, read once for every batch's exact search
-        members = _vectors(conn, "SELECT * FROM ccvec.novelty_member_vectors(%s)", [name])[1]
+        members = vector_pass.read(conn, "SELECT * FROM ccvec.novelty_member_vectors(%s)", [name])[1]
     for start in range(0, len(ids), batch):
-        found, vectors = _vectors(
+        found, scored = vector_pass.read(
             conn, "SELECT * FROM ccvec.novelty_vectors(%s, %s)", [name, ids[start : start + batch]]
         )
         distances = None
         if members is not None and len(members):
-            distances = [float(d) for d in reference_distances(vectors, members, k)]
+            distances = [float(d) for d in reference_distances(scored, members, k)]
         written = db.fetch_row(
             conn.execute(
                 "SELECT ccvec.novelty_score_batch(%s, %s, %s::real[], %s)",
@@ -415,17 +415,6 @@ def novelty_score(conn: psycopg.Connection, name: str, batch: int = 2000, change
     return len(ids)
 
 
-def _vectors(
-    conn: psycopg.Connection, sql: LiteralString, params: list[Any]
-) -> tuple[list[uuid.UUID], np.ndarray]:
-    """(identifiers, float16 matrix: 2 bytes a dimension, as stored) of a query's (identifier,
-    halfvec) rows, read in binary (parsing the text form costs more than the search)."""
-    rows = conn.cursor(binary=True).execute(sql, params).fetchall()
-    if not rows:
-        return [], np.zeros((0, 0), np.float16)
-    return [r[0] for r in rows], np.stack([r[1].to_numpy() for r in rows]).astype(np.float16)
-
-
 def reference_distances(queries: np.ndarray, members: np.ndarray, k: int, chunk: int = 8192) -> np.ndarray:
     """Mean cosine distance from each query row to its k nearest member rows, exact, as
     ccvec.reference_distance computes it in SQL (queries are never members, so none is skipped; a
@@ -435,10 +424,10 @@ def reference_distances(queries: np.ndarray, members: np.ndarray, k: int, chunk:
     if not len(queries):
         return np.zeros(0, np.float32)
     k = min(k, len(members))
-    q = _unit(queries)
+    q = vector_pass.unit(queries)
     best = np.full((len(q), 0), np.inf, np.float32)
     for start in range(0, len(members), chunk):
-        block = q @ _unit(members[start : start + chunk]).T
+        block = q @ vector_pass.unit(members[start : start + chunk]).T
         np.subtract(1, block, out=block)  # cosine distance, in place
         if block.shape[1] > k:
             block = np.partition(block, k - 1, axis=1)[:, :k].copy()
@@ -446,14 +435,6 @@ def reference_distances(queries: np.ndarray, members: np.ndarray, k: int, chunk:
         best = np.partition(both, k - 1, axis=1)[:, :k].copy() if both.shape[1] > k else both
     mean: np.ndarray = best.mean(axis=1, dtype=np.float64).astype(np.float32)
     return mean
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    """Rows as float32 of length 1; a zero row becomes NaN (pgvector's cosine distance to it)."""
-    x = rows.astype(np.float32)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        unit: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return unit
 
 
 def refresh_scored(conn: psycopg.Connection, changed_only: bool = True) -> None:

@@ -36,11 +36,11 @@ REDIRECT_STATUS = {301, 302, 303, 307, 308}
 CHUNK = 64 * 1024
 
 
-
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process: creating one loads the CA store, too slow to repeat per image."""
     return ssl.create_default_context()
+
 
 class FetchError(Exception):
     """The bytes could not be had; the message says why."""

@@ -16,7 +16,7 @@ from typing import LiteralString
 
 import psycopg
 
-from ccvec import db, defaults
+from ccvec import db, defaults, vector_pass
 from ccvec.errors import CcvecError
 from ccvec.models.registry import DEFAULT_MODEL
 
@@ -42,7 +42,7 @@ class GraphRun:
     tried: tuple[tuple[int, float], ...] = ()  # (breadth, sampled recall) when the build chose it
 
 
-Exact = dict[uuid.UUID, list[tuple[uuid.UUID, float]]]  # image -> its exact k nearest (id, distance)
+Exact = vector_pass.Neighbours  # image -> its exact k nearest (id, distance)
 
 
 @dataclass(frozen=True)
@@ -185,17 +185,11 @@ def choose_ef_search(
 
     The recall a breadth buys depends on the catalog: 0.97-0.99 at 64 on synthetic variants of the
     shared photos at 100k, 0.79 on a synthetic 1M (docs/benchmarks.md). The exact neighbours of the
-    whole sample come from one pass over the vectors, each image's bounded by the k-th distance of
-    its first search (ccvec.knn_exact_within); the other half is left for the run's own recall."""
+    whole sample come from one pass (exact_neighbours); the other half is left for the run's own
+    recall."""
     breadth = max(EF_SEARCH, k + 1)  # knn_candidates searches at least k + 1 wide
     found = _nearest(conn, model, sample, k, breadth)
-    reach = [max(found[i], default=2.0) + 1e-4 if len(found[i]) >= k else 2.0 for i in sample]
-    exact: Exact = {i: [] for i in sample}
-    for image, neighbour, distance in conn.execute(
-        "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, %s)", [model, sample, reach, k]
-    ):
-        exact[image].append((neighbour, distance))
-    conn.commit()
+    exact = exact_neighbours(conn, model, sample, k)
     half = {i: exact[i] for i in sample[::2]}
     pairs = max(1, sum(len(near) for near in half.values()))
 
@@ -211,15 +205,22 @@ def choose_ef_search(
     return EfChoice(breadth, tuple(tried), exact)
 
 
-def sample_recall(conn: psycopg.Connection, run_id: int, sample: list[uuid.UUID]) -> float | None:
-    """Recall@k of the run on these images (ccvec.knn_recall: one exact pass over the vectors)."""
-    if not sample:
-        return None
-    found, expected = db.fetch_row(
-        conn.execute("SELECT * FROM ccvec.knn_recall(%s, %s)", [run_id, sample]), "measuring recall"
-    )
+def exact_neighbours(conn: psycopg.Connection, model: str, sample: list[uuid.UUID], k: int) -> Exact:
+    """The sample's exact k nearest under `model` (as ccvec.knn_exact_within finds them), from one
+    pass over the model's vectors in numpy: in SQL each of the sample x catalog distances is a
+    pgvector call (about 25 s for 200 images at 100k, minutes at 1M; docs/benchmarks.md)."""
+    ids, queries = vector_pass.read(conn, "SELECT * FROM ccvec.embeddings_of(%s, %s)", [model, sample])
+    exact = vector_pass.exact_nearest(ids, queries, vector_pass.every(conn, model), k)
     conn.commit()
-    return found / expected if expected else None
+    return {i: exact.get(i, []) for i in sample}
+
+
+def sample_recall(conn: psycopg.Connection, run_id: int, sample: list[uuid.UUID]) -> float | None:
+    """Recall@k of the run on these images: their exact k nearest (one pass) found as edges."""
+    model, k = db.fetch_row(
+        conn.execute("SELECT * FROM ccvec.knn_run_settings(%s::bigint)", [run_id]), f"kNN run {run_id}"
+    )
+    return edge_recall(conn, run_id, exact_neighbours(conn, model, sample, k)) if sample else None
 
 
 def search(

@@ -74,7 +74,6 @@ def halfvec_binary(embeddings: list[bytes], dim: int) -> list[bytes]:
     return [header + row.tobytes() for row in rows]
 
 
-
 def _metadata(row: Mapping[str, Any]) -> dict[str, Any]:
     meta = {c: row[c] for c in TEXT_COLUMNS if row.get(c) is not None}
     if row.get("watermarked") is not None:
@@ -251,4 +250,3 @@ def load_dataset(
         )
         conn.commit()
     return summary
-

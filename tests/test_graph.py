@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pgvector import HalfVector
 
-from ccvec import defaults, graph
+from ccvec import defaults, graph, vector_pass
 from ccvec.errors import CcvecError
 
 MODEL = "hand"
@@ -149,6 +149,35 @@ def test_recall_counts_missing_edges(conn: psycopg.Connection) -> None:
     )
     conn.commit()
     assert graph.sample_recall(conn, run.id, ids) == pytest.approx(before - 1 / (3 * len(ids)))
+
+
+def test_exact_pass_in_numpy_equals_the_sql_one(conn: psycopg.Connection) -> None:
+    """The build's exact pass (numpy over vectors read in batches) finds what ccvec.knn_exact_within
+    finds in SQL: the same neighbours, ties by identifier (exact copies, cut at the k-th), distances
+    within float rounding, across batch boundaries; an image without an embedding gets none."""
+    rng = np.random.default_rng(11)
+    vectors = np.abs(rng.normal(size=(30, 3))).astype(np.float32)
+    vectors[7] = vectors[19] = vectors[3]  # exact copies tie at one distance from everything
+    vectors[5] = vectors[3] + 0.01  # its 3 nearest are the copies, all at one distance
+    ids = add_vectors(conn, vectors)
+    sample = [*ids[::2], ids[3], ids[5], uuid.uuid4()]
+    for k in (2, 4):
+        sql: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {i: [] for i in sample}
+        for image, neighbour, distance in conn.execute(
+            "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, %s) ORDER BY 1, 3, 2",
+            [MODEL, sample, [2.0] * len(sample), k],
+        ):
+            sql[image].append((neighbour, distance))
+        got, queries = vector_pass.read(conn, "SELECT * FROM ccvec.embeddings_of(%s, %s)", [MODEL, sample])
+        assert got == sorted(sample[:-1])
+        for batch in (4, 7, 1000):
+            found = vector_pass.exact_nearest(got, queries, vector_pass.every(conn, MODEL, batch), k)
+            for image in got:
+                assert [n for n, _ in found[image]] == [n for n, _ in sql[image]], (k, batch)
+                assert np.allclose([d for _, d in found[image]], [d for _, d in sql[image]], atol=1e-6)
+        copies = sorted([ids[3], ids[7], ids[19]])
+        assert [n for n, _ in sql[ids[5]]][: min(k, 3)] == copies[: min(k, 3)]
+        assert graph.exact_neighbours(conn, MODEL, sample, k)[sample[-1]] == []
 
 
 def test_search_breadth_is_chosen_by_the_recall_it_buys(

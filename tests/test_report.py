@@ -114,8 +114,10 @@ class Page:
         # reissued; whether every image finally loads is checked on naturalWidth.
         self.page.on(
             "requestfailed",
-            lambda r: "ERR_ABORTED" not in (r.failure or "")
-            and self.problems.append(f"request failed: {r.url} ({r.failure})"),
+            lambda r: (
+                "ERR_ABORTED" not in (r.failure or "")
+                and self.problems.append(f"request failed: {r.url} ({r.failure})")
+            ),
         )
         self.page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
 
