@@ -1,6 +1,9 @@
 """Clusters, inferred tags and novelty at the level a user sees them, on both shared collections.
 
-    python bench/clusters.py [DATA_DIR] [--scale 20000,100000]
+    python bench/clusters.py [DATA_DIR] [--scale 20000,100000] [--model efficientnet-lite0-int8]
+
+--model (a built-in model; default ccvec's default) embeds both collections with that model;
+everything below reads its embeddings.
 
 DATA_DIR (default ../shared/data) holds photos/ and stamps/, each with a manifest.csv (coarse labels).
 Everything is loaded with `ccvec load` into a fresh embedded server; each experiment copies the
@@ -60,6 +63,7 @@ from ccvec.load import LoadOptions, load
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SIMS = (0.05, 0.1, 0.2, 0.3, 0.4)
 RESOLUTIONS = (0.5, 0.75, 1.0, 1.5, 2.0)
+MODEL = defaults.MODEL  # the model every image is embedded with (--model)
 
 
 # ---------------------------------------------------------------- measures
@@ -137,7 +141,7 @@ def load_set(folder: Path, work: Path) -> list[dict]:
                 json.dumps({"path": str(folder / row["path"]), "title": f"{folder.name}/{row['path']}"})
                 + "\n"
             )
-    summary = load(str(manifest), LoadOptions())
+    summary = load(str(manifest), LoadOptions(model=MODEL))
     print(f"loaded {summary.loaded} of {len(rows)} from {folder}", flush=True)
     with db.connection() as conn:
         ids = dict(conn.execute("SELECT title, identifier FROM ccvec.image").fetchall())
@@ -152,7 +156,7 @@ def embeddings(conn, ids: list[uuid.UUID]) -> np.ndarray:
         conn.execute(
             "SELECT identifier, embedding FROM ccvec.image_embedding "
             "WHERE model = %s AND identifier = ANY(%s)",
-            [defaults.MODEL, ids],
+            [MODEL, ids],
         ).fetchall()
     )
     return np.stack([got[i].to_numpy().astype(np.float32) for i in ids])
@@ -163,12 +167,12 @@ def subset_graph(conn, name: str, ids: list[uuid.UUID]) -> None:
     conn.execute(
         "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
         "SELECT %s, version, onnx_sha256, dim, spec FROM ccvec.model WHERE name = %s ON CONFLICT DO NOTHING",
-        [name, defaults.MODEL],
+        [name, MODEL],
     )
     conn.execute(
         "INSERT INTO ccvec.image_embedding (model, identifier, embedding) SELECT %s, identifier, embedding "
         "FROM ccvec.image_embedding WHERE model = %s AND identifier = ANY(%s)",
-        [name, defaults.MODEL, ids],
+        [name, MODEL, ids],
     )
     conn.commit()
     graph.build(conn, k=defaults.GRAPH_K, model=name, recall_sample=0)
@@ -544,7 +548,7 @@ def novelty_reference(conn, ref_set: list[dict], other: list[dict], name: str) -
         conn.execute("UPDATE ccvec.image SET provider = NULL")
         conn.execute("UPDATE ccvec.image SET provider = 'reference' WHERE identifier = ANY(%s)", [ref_ids])
         conn.commit()
-        clusters.novelty_fit(conn, "bench", "provider=reference", "provider", "reference")
+        clusters.novelty_fit(conn, "bench", "provider=reference", "provider", "reference", model=MODEL)
         clusters.novelty_score(conn, "bench")
         # the score before migration 0034 needs the members' own kNN distances, no longer computed
         conn.execute("SELECT ccvec.novelty_reference_distances('bench', %s)", [ref_ids])
@@ -708,7 +712,11 @@ def main() -> None:
     parser.add_argument("--scale", default="", help="comma-separated sizes for the clustering timing")
     parser.add_argument("--skip-quality", action="store_true", help="only the --scale part")
     parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--model", default=defaults.MODEL, help="the built-in model to embed with")
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
+    print(f"model: {MODEL}", flush=True)
     if not args.data.is_dir():
         parser.error(f"{args.data}: no such folder")
     if args.scale_one:
