@@ -165,6 +165,7 @@ def edge_recall(conn: psycopg.Connection, run_id: int, exact: Exact) -> float | 
     if not total:
         return None
     edges = set(conn.execute("SELECT * FROM ccvec.knn_run_edges(%s, %s)", [run_id, list(exact)]).fetchall())
+    conn.commit()
     return sum((image, j) in edges for image, near in exact.items() for j, _ in near) / total
 
 
@@ -217,10 +218,12 @@ def exact_neighbours(conn: psycopg.Connection, model: str, sample: list[uuid.UUI
 
 def sample_recall(conn: psycopg.Connection, run_id: int, sample: list[uuid.UUID]) -> float | None:
     """Recall@k of the run on these images: their exact k nearest (one pass) found as edges."""
+    if not sample:
+        return None
     model, k = db.fetch_row(
-        conn.execute("SELECT * FROM ccvec.knn_run_settings(%s::bigint)", [run_id]), f"kNN run {run_id}"
+        conn.execute("SELECT * FROM ccvec.knn_run_settings(%s::bigint)", [run_id]), f"no kNN run {run_id}"
     )
-    return edge_recall(conn, run_id, exact_neighbours(conn, model, sample, k)) if sample else None
+    return edge_recall(conn, run_id, exact_neighbours(conn, model, sample, k))
 
 
 def search(

@@ -51,6 +51,10 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return out
 
 
+QUERY_CHUNK = 256  # queries per product: a 256 x PASS_BATCH float32 block is 20 MB
+SLACK = 1e-5  # float32 products pick candidates this far past the k-th; float64 ranks them
+
+
 def exact_nearest(
     query_ids: Sequence[uuid.UUID],
     queries: np.ndarray,
@@ -60,21 +64,42 @@ def exact_nearest(
     """Each query's exact k nearest over every vector of `batches` (cosine distance, itself
     excluded, ties by identifier), as ccvec.knn_exact_within finds them in SQL.
 
-    Per batch only the rows within a query's current k-th distance are kept, so the work is one
-    matrix product per batch and the memory a queries x batch block."""
+    A float32 matrix product per batch (and per QUERY_CHUNK queries, so memory stays bounded)
+    picks the rows within a query's k-th distance plus SLACK; those few are measured again in
+    float64, one row sum each, so copies of a vector get exactly equal distances wherever they sit
+    in a batch and rank by identifier, as pgvector's equal distances do. A zero vector's distance
+    is NaN in pgvector and is never a neighbour here either."""
+    if not len(query_ids):
+        return {}
     q = unit(queries)
+    q64 = q.astype(np.float64)
     position = {image: i for i, image in enumerate(query_ids)}
     best: list[list[tuple[float, uuid.UUID]]] = [[] for _ in query_ids]
     for ids, block in batches:
-        distances = 1.0 - q @ unit(block).T
-        for j, image in enumerate(ids):
-            if image in position:
-                distances[position[image], j] = np.inf
-        cut = min(k, len(ids)) - 1
-        kth = np.partition(distances, cut, axis=1)[:, cut]
-        for i, row in enumerate(distances):
-            limit = kth[i] if len(best[i]) < k else min(kth[i], best[i][-1][0])
-            near = np.nonzero(row <= limit)[0]
-            merged = best[i] + [(float(row[j]), ids[j]) for j in near if np.isfinite(row[j])]
-            best[i] = sorted(merged)[:k]
+        rows = unit(block)
+        own = [(position[image], j) for j, image in enumerate(ids) if image in position]
+        for start in range(0, len(q), QUERY_CHUNK):
+            distances = 1.0 - q[start : start + QUERY_CHUNK] @ rows.T
+            distances[np.isnan(distances)] = np.inf
+            for i, j in own:
+                if start <= i < start + QUERY_CHUNK:
+                    distances[i - start, j] = np.inf
+            cut = min(k, len(ids)) - 1
+            kth = np.partition(distances, cut, axis=1)[:, cut]
+            for offset, row in enumerate(distances):
+                i = start + offset
+                limit = kth[offset] if len(best[i]) < k else min(kth[offset], best[i][-1][0])
+                near = np.nonzero((row <= limit + SLACK) & np.isfinite(row))[0]  # never itself
+                best[i] = sorted(best[i] + _measured(q64[i], rows, near, ids))[:k]
     return {image: [(n, d) for d, n in near] for image, near in zip(query_ids, best, strict=True)}
+
+
+def _measured(
+    query: np.ndarray, rows: np.ndarray, picked: np.ndarray, ids: list[uuid.UUID]
+) -> list[tuple[float, uuid.UUID]]:
+    """(cosine distance in float64, identifier) of the picked rows: one pairwise row sum each, the
+    same arithmetic for equal rows; similarity clamped to [-1, 1] as pgvector does."""
+    if not len(picked):
+        return []
+    similarity = np.clip((rows[picked].astype(np.float64) * query).sum(axis=1), -1.0, 1.0)
+    return [(float(1.0 - s), ids[j]) for s, j in zip(similarity, picked, strict=True) if np.isfinite(s)]

@@ -33,3 +33,6 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION ccvec.knn_run_settings(bigint) IS
     'The model and k of kNN run p_run (no row when there is no such run): what the exact pass must match to count the run''s recall.';
+
+COMMENT ON FUNCTION ccvec.knn_exact_within(text, uuid[], double precision[], integer) IS
+    'The exact p_k nearest images (cosine distance, ties by identifier, itself excluded) of each image of p_ids (each once) under model p_model, looking only within its p_reach cosine distance (which must hold p_k images: the k-th distance an approximate search found will do), in one pass over the model''s vectors. Used by ccvec.knn_recall; the graph build makes the same pass in numpy (graph.exact_neighbours).';

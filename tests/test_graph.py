@@ -16,6 +16,7 @@ from ccvec import defaults, graph, vector_pass
 from ccvec.errors import CcvecError
 
 MODEL = "hand"
+MODEL64 = "hand64"
 
 
 def unit(v) -> np.ndarray:
@@ -35,17 +36,18 @@ def add_vectors(
     vectors: np.ndarray,
     tags: list[list[str]] | None = None,
     popularity: list[float | None] | None = None,
+    model: str = MODEL,
 ) -> list[uuid.UUID]:
     conn.execute(
-        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES (%s, '1', 'hand', 3, '{}') "
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES (%s, '1', 'hand', %s, '{}') "
         "ON CONFLICT DO NOTHING",
-        [MODEL],
+        [model, vectors.shape[1]],
     )
     ids = [uuid.uuid4() for _ in vectors]
     for i, (ident, v) in enumerate(zip(ids, vectors, strict=True)):
         conn.execute(
             "INSERT INTO ccvec.image_embedding (model, identifier, embedding) VALUES (%s, %s, %s)",
-            [MODEL, ident, HalfVector(v)],
+            [model, ident, HalfVector(v)],
         )
         conn.execute(
             "INSERT INTO ccvec.image (identifier, url, tags, standardized_popularity) "
@@ -151,33 +153,49 @@ def test_recall_counts_missing_edges(conn: psycopg.Connection) -> None:
     assert graph.sample_recall(conn, run.id, ids) == pytest.approx(before - 1 / (3 * len(ids)))
 
 
+def _sql_exact(conn: psycopg.Connection, model: str, sample: list[uuid.UUID], k: int):
+    found: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {i: [] for i in sample}
+    for image, neighbour, distance in conn.execute(
+        "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, %s) ORDER BY 1, 3, 2",
+        [model, sample, [2.0] * len(sample), k],
+    ):
+        found[image].append((neighbour, distance))
+    return found
+
+
 def test_exact_pass_in_numpy_equals_the_sql_one(conn: psycopg.Connection) -> None:
     """The build's exact pass (numpy over vectors read in batches) finds what ccvec.knn_exact_within
-    finds in SQL: the same neighbours, ties by identifier (exact copies, cut at the k-th), distances
-    within float rounding, across batch boundaries; an image without an embedding gets none."""
+    finds in SQL at 64-d: the same neighbours, copies of a vector tied and ranked by identifier
+    wherever they fall in a batch (cut at the k-th), distances within float rounding; a zero vector
+    (NaN distance) is nobody's neighbour and hides no one in its batch; an image without an
+    embedding gets none, and so does a sample of such images only."""
     rng = np.random.default_rng(11)
-    vectors = np.abs(rng.normal(size=(30, 3))).astype(np.float32)
-    vectors[7] = vectors[19] = vectors[3]  # exact copies tie at one distance from everything
-    vectors[5] = vectors[3] + 0.01  # its 3 nearest are the copies, all at one distance
-    ids = add_vectors(conn, vectors)
+    vectors = np.abs(rng.normal(size=(40, 64))).astype(np.float32)
+    for copy in (7, 19, 26, 33):  # copies land at different positions of every batch size below
+        vectors[copy] = vectors[3]
+    vectors[5] = vectors[3] + 0.01  # its 5 nearest are the copies, all at one distance
+    vectors[38] = 0.0
+    ids = add_vectors(conn, vectors, model=MODEL64)
     sample = [*ids[::2], ids[3], ids[5], uuid.uuid4()]
-    for k in (2, 4):
-        sql: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {i: [] for i in sample}
-        for image, neighbour, distance in conn.execute(
-            "SELECT * FROM ccvec.knn_exact_within(%s, %s, %s, %s) ORDER BY 1, 3, 2",
-            [MODEL, sample, [2.0] * len(sample), k],
-        ):
-            sql[image].append((neighbour, distance))
-        got, queries = vector_pass.read(conn, "SELECT * FROM ccvec.embeddings_of(%s, %s)", [MODEL, sample])
+    for k in (2, 4, 6):
+        sql = _sql_exact(conn, MODEL64, sample, k)
+        got, queries = vector_pass.read(conn, "SELECT * FROM ccvec.embeddings_of(%s, %s)", [MODEL64, sample])
         assert got == sorted(sample[:-1])
-        for batch in (4, 7, 1000):
-            found = vector_pass.exact_nearest(got, queries, vector_pass.every(conn, MODEL, batch), k)
+        for batch in (3, 4, 7, 1000):
+            found = vector_pass.exact_nearest(got, queries, vector_pass.every(conn, MODEL64, batch), k)
             for image in got:
                 assert [n for n, _ in found[image]] == [n for n, _ in sql[image]], (k, batch)
                 assert np.allclose([d for _, d in found[image]], [d for _, d in sql[image]], atol=1e-6)
-        copies = sorted([ids[3], ids[7], ids[19]])
-        assert [n for n, _ in sql[ids[5]]][: min(k, 3)] == copies[: min(k, 3)]
-        assert graph.exact_neighbours(conn, MODEL, sample, k)[sample[-1]] == []
+                assert ids[38] not in [n for n, _ in found[image]]
+        copies = sorted(ids[i] for i in (3, 7, 19, 26, 33))
+        assert [n for n, _ in sql[ids[5]]][:5] == copies[:k]
+        assert graph.exact_neighbours(conn, MODEL64, sample, k)[sample[-1]] == []
+    nobody = uuid.uuid4()
+    assert graph.exact_neighbours(conn, MODEL64, [nobody], 4) == {nobody: []}
+    run = graph.build(conn, k=4, model=MODEL64, recall_sample=0)
+    found, expected = conn.execute("SELECT * FROM ccvec.knn_recall(%s, %s)", [run.id, ids[:20]]).fetchone()
+    assert graph.sample_recall(conn, run.id, ids[:20]) == found / expected
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 def test_search_breadth_is_chosen_by_the_recall_it_buys(
