@@ -51,7 +51,7 @@ from ccvec.models import registry
 from ccvec.models.runtime import Embedder
 from ccvec.models.spec import ModelSpec
 from ccvec.phash import phash_from_pixels, to_signed
-from ccvec.sources import BadRow, SourceItem, clean_text, open_source
+from ccvec.sources import SKIPPED, WARNING, BadRow, SourceItem, clean_text, open_source
 
 # With an HNSW index in place, loading more than this fraction of the rows already indexed is
 # faster as drop + load + rebuild than as load with the index maintained. Measured by bench/graph.py:
@@ -82,6 +82,7 @@ class LoadSummary:
     skipped: int = 0
     failed: int = 0
     warnings: int = 0  # rows stored with something changed (text cut, NULs removed); in load_error
+    not_images: int = 0  # files of a folder skipped as not images by their name; in load_error
     updated: int = 0  # catalog rows loaded before whose columns a manifest changed (not re-embedded)
     seconds: float = 0.0
 
@@ -348,15 +349,19 @@ def _write_cues(conn: psycopg.Connection, batch: list[Prepared]) -> None:
 def _split(
     entries: Iterable[SourceItem | BadRow],
 ) -> tuple[list[SourceItem], list[Failed], list[Failed]]:
-    """(items to load, rows refused before loading, warnings about rows stored changed)."""
-    items, bad, warnings = [], [], []
+    """(items to load, rows refused before loading, notes: rows stored changed and files skipped)."""
+    items: list[SourceItem] = []
+    bad: list[Failed] = []
+    warnings: list[Failed] = []
     for entry in entries:
         if isinstance(entry, BadRow):
-            bad.append(Failed(entry.source, entry.stage, entry.reason))
+            (warnings if entry.stage == SKIPPED else bad).append(
+                Failed(entry.source, entry.stage, entry.reason)
+            )
         else:
             items.append(entry)
             if entry.warnings:
-                warnings.append(Failed(entry.source, "warning", "; ".join(entry.warnings)))
+                warnings.append(Failed(entry.source, WARNING, "; ".join(entry.warnings)))
     return items, bad, warnings
 
 
@@ -423,7 +428,8 @@ def load(
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
         with conn.transaction():
             _record(conn, summary.run_id, warnings)
-        summary.warnings = len(warnings)
+        summary.not_images = sum(note.stage == SKIPPED for note in warnings)
+        summary.warnings = len(warnings) - summary.not_images
         if options.write_catalog:
             summary.updated = _update_catalog(conn, items)
         todo = _missing(conn, model.name, items)

@@ -20,7 +20,7 @@ from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError
 from ccvec.load import LoadOptions, LoadSummary, load
 from ccvec.outdir import OutDir
-from ccvec.sources import BadRow, SourceItem, local_path, open_source
+from ccvec.sources import SKIPPED, BadRow, SourceItem, local_path, open_source
 
 if TYPE_CHECKING:
     from ccvec.report import ReportData
@@ -82,9 +82,10 @@ def source_identifiers(source: str) -> tuple[list[uuid.UUID], int]:
 
 
 def identifiers_of(entries: Entries) -> tuple[list[uuid.UUID], int]:
-    """(identifiers of the listed items, number of bad manifest rows)."""
+    """(identifiers of the listed items, number of bad rows; a folder's other files are not bad)."""
     ids = [entry.identifier for entry in entries if not isinstance(entry, BadRow)]
-    return ids, len(entries) - len(ids)
+    bad = sum(isinstance(entry, BadRow) and entry.stage != SKIPPED for entry in entries)
+    return ids, bad
 
 
 def load_listed(source: str, options: LoadOptions, entries: Entries) -> LoadSummary:

@@ -36,6 +36,7 @@ from psycopg.rows import dict_row
 
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.outdir import OutDir
+from ccvec.sources import NOTED
 
 THUMB_SIZE = 256
 THUMB_QUALITY = 78
@@ -368,20 +369,23 @@ def write(
     by_cluster = {c["cluster"]: c for c in data.clusters}
     in_cluster = {i: by_cluster.get(r["cluster"]) for i, r in images.items()}
     group_of = {m["identifier"]: g for g in data.duplicates for m in g}
+    failures = [e for e in data.errors if e["stage"] not in NOTED]
+    listed = failures + [e for e in data.errors if e["stage"] in NOTED]  # failures first, then notes
     summary = {
         "images": len(images),
         "clusters": len(clusters),
         "singletons": len(singles),
         "groups": len(data.duplicates),
         "duplicates": sum(len(g) - 1 for g in data.duplicates),
-        "errors": len(data.errors),
+        "errors": len(failures),
+        "noted": len(listed) - len(failures),
         "unclustered": sum(1 for r in images.values() if r["cluster"] is None),
     }
     nav = {
         "clusters": pages(len(clusters), CLUSTERS_PER_PAGE),
         "singletons": pages(len(singles), IMAGES_PER_PAGE),
         "duplicates": pages(len(data.duplicates), GROUPS_PER_PAGE),
-        "errors": pages(len(data.errors), ERRORS_PER_PAGE),
+        "errors": pages(len(listed), ERRORS_PER_PAGE),
     }
     common = {"summary": summary, "nav": nav, "images": images, "members": data.members, "level": data.level}
     written = 0
@@ -398,7 +402,7 @@ def write(
         "index.html.j2",
         charts=[*data.histograms, size_chart([c["size"] for c in data.clusters])],
         preview=clusters[:PREVIEW_CLUSTERS],
-        errors=data.errors[:20],
+        errors=failures[:20],
         sources=data.sources,
     )
     for page in range(1, nav["clusters"] + 1):
@@ -425,7 +429,7 @@ def write(
             paging=_pager("duplicates", page, nav["duplicates"]),
         )
     for page in range(1, nav["errors"] + 1):
-        chunk = data.errors[(page - 1) * ERRORS_PER_PAGE : page * ERRORS_PER_PAGE]
+        chunk = listed[(page - 1) * ERRORS_PER_PAGE : page * ERRORS_PER_PAGE]
         render(
             f"errors-{page}.html",
             "errors.html.j2",
@@ -466,7 +470,7 @@ def write(
         len(clusters),
         len(singles),
         len(data.duplicates),
-        len(data.errors),
+        len(failures),
     )
 
 

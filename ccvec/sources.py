@@ -77,6 +77,9 @@ URL_COLUMNS = {"foreign_landing_url", "thumbnail", "creator_url"}  # cut URLs ar
 INT_RANGE = (0, 2**31 - 1)  # width, height, filesize are Postgres integers
 MAX_JSON_DEPTH = 64  # meta_data / tags nesting kept; deeper rows are refused
 CSV_FIELD_LIMIT = 16 * 1024 * 1024  # one CSV field up to 16 MB (Python's default is 128 kB)
+SKIPPED = "skipped"  # the load_error stage of a folder's file that is not an image by its name
+WARNING = "warning"  # the load_error stage of a row stored with something changed (text cut, ...)
+NOTED = (SKIPPED, WARNING)  # load_error stages that record an input without it having failed
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,14 @@ def local_path(location: str) -> Path | None:
     if parts.scheme.lower() == "file":
         return Path(os.fsdecode(unquote_to_bytes(parts.path)))
     return None
+
+
+_FILE_URI = re.compile(r"file://\S+")
+
+
+def readable_source(source: str) -> str:
+    """An error's source for people: its file URIs as paths ("manifest.csv:12 /photos/a b.jpg")."""
+    return _FILE_URI.sub(lambda m: display_path(local_path(m.group()) or Path(m.group())), source)
 
 
 def display_path(path: Path) -> str:
@@ -268,17 +279,32 @@ def normalise_url(url: str) -> str:
 def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
     """Image files under `root`, recursively, in a stable (sorted) order. Names with an image
     extension that are not regular files (directories, FIFOs, devices, dangling or looping
-    symlinks) are reported, not skipped in silence. Folders that ccvec wrote (a report's thumbnails,
-    cluster folders: they hold OUTPUT_MARKER) are output, not sources."""
+    symlinks) are reported, not skipped in silence; so are other files, as skipped (stage
+    "skipped": recorded, not failed), except hidden ones (.DS_Store, anything under a dot folder).
+    Folders that ccvec wrote (a report's thumbnails, cluster folders: they hold OUTPUT_MARKER) are
+    output, not sources."""
     outputs = {marker.parent for marker in root.rglob(OUTPUT_MARKER)}
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
-        if outputs.intersection(path.parents):
+    for path in sorted(root.rglob("*")):
+        if outputs.intersection(path.parents) or path.name == OUTPUT_MARKER:
+            continue
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            if _is_visible_file(path, root):
+                suffix = f"extension {path.suffix}" if path.suffix else "no extension"
+                yield BadRow(
+                    display_path(path), f"not an image file by its name ({suffix}): skipped", SKIPPED
+                )
             continue
         problem = not_a_regular_file(path)
         if problem:
             yield BadRow(display_path(path), problem, "fetch")
             continue
         yield from single_file(path)
+
+
+def _is_visible_file(path: Path, root: Path) -> bool:
+    """A regular file with no dot-name on its way down from `root` (hidden files are not content)."""
+    hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+    return not hidden and not_a_regular_file(path) is None
 
 
 def not_a_regular_file(path: Path) -> str | None:

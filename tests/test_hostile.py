@@ -448,7 +448,7 @@ def hostile_files(folder: Path) -> tuple[set[str], dict[str, str]]:
     sock.close()
     expected["sock.png"] = "socket"
     (folder / "link-to-ok.jpg").symlink_to(folder / "ok.jpg")  # the same image: loaded once
-    (folder / "notes.txt").write_text("ignored: not an image extension")
+    (folder / "notes.txt").write_text("not an image extension: recorded as skipped, not failed")
     return good, expected
 
 
@@ -485,11 +485,14 @@ def test_hostile_files_through_the_cli(
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.returncode == 1
     assert f"skipped 1 (already loaded), failed {len(expected)}" in result.stdout
+    assert "1 file skipped, not images by their name" in result.stdout
+    skipped = conn.execute("SELECT source FROM ccvec.load_error WHERE stage = 'skipped'").fetchall()
+    assert [Path(source).name for (source,) in skipped] == ["notes.txt"]  # a path, as errors show it
     stored = {r[0] for r in conn.execute("SELECT url FROM ccvec.image")}
     assert len(stored) == len(good), (sorted(stored), result.stdout, result.stderr)
     errors, stages = {}, {}
     for source, stage, reason in conn.execute(
-        "SELECT source, stage, reason FROM ccvec.load_error WHERE stage <> 'warning'"
+        "SELECT source, stage, reason FROM ccvec.load_error WHERE stage NOT IN ('warning', 'skipped')"
     ):
         path = (
             os.fsdecode(unquote_to_bytes(source[len("file://") :]))

@@ -79,7 +79,11 @@ def test_broken_files_are_recorded_and_the_rest_loads(
     result = cli("load", str(folder), "--workers", "2", "--batch-size", "4", database_url=database_url)
     assert result.returncode == 1
     assert "loaded 3, skipped 0 (already loaded), failed 20" in result.stdout
-    assert "20 inputs failed: see `ccvec errors --run" in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("20 inputs failed (10 more not shown): all in `ccvec errors --run")
+    shown = [line for line in lines if line.startswith(f"  {folder / 'bad'}/")]  # paths, not file URIs
+    assert len(shown) == 10 and all(" (decode)" in line for line in shown)
+    assert {Path(line.split(": ")[0].strip()).name for line in shown} <= set(expected)
     errors = conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchall()
     assert len(errors) == 20
     by_name = {Path(src).name: (stage, reason) for src, stage, reason in errors}
@@ -90,6 +94,35 @@ def test_broken_files_are_recorded_and_the_rest_loads(
 
     listed = cli("errors", database_url=database_url)
     assert listed.returncode == 0 and "empty file (0 bytes)" in listed.stdout
+
+
+def test_files_that_are_not_images_are_named_not_failed(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    """A folder's other files (notes, a manifest, a JPEG renamed .txt) are recorded as skipped, so
+    every file ends loaded or in `ccvec errors`; they do not fail the load; hidden files are not
+    content and stay unmentioned."""
+    folder = tmp_path / "mixed"
+    write_photos(folder, ("chelsea",))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "elephant-renamed.txt").write_bytes(encode(photo("coffee").convert("RGB"), "JPEG"))
+    (folder / "README").write_text("no extension")
+    (folder / ".DS_Store").write_bytes(b"\0" * 16)
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("[core]")
+    result = cli("load", str(folder), "--workers", "1", database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "loaded 1, skipped 0 (already loaded), failed 0" in result.stdout
+    assert "3 files skipped, not images by their name" in result.stdout
+    noted = conn.execute("SELECT source, stage, reason FROM ccvec.load_error ORDER BY source").fetchall()
+    assert [(Path(s).name, stage) for s, stage, _ in noted] == [
+        ("README", "skipped"),
+        ("elephant-renamed.txt", "skipped"),
+        ("notes.txt", "skipped"),
+    ]
+    assert "(extension .txt)" in noted[1][2] and "(no extension)" in noted[0][2]
+    listed = cli("errors", database_url=database_url)
+    assert listed.returncode == 0 and "notes.txt" in listed.stdout
 
 
 def test_manifest_metadata_lands_in_the_catalog(conn: psycopg.Connection, tmp_path: Path) -> None:

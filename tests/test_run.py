@@ -136,6 +136,26 @@ def test_out_with_foreign_files_is_refused_and_left_alone(
     assert again.returncode == 2 and "image/stray.html" in again.stderr
 
 
+def test_other_files_of_a_folder_are_noted_not_errors(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """A folder's notes and manifest are skipped by name: the run says so and exits 0, the report
+    counts no error and lists them after "Every input loaded"."""
+    folder = tmp_path / "photos"
+    write_photos(folder, ("chelsea", "coffee"))
+    (folder / "readme.txt").write_text("about these photos")
+    result = cli(
+        "run", str(folder), "--out", str(tmp_path / "out"), "--model", tiny, database_url=database_url
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 file skipped, not images by their name" in result.stdout
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert '<a class="stat" href="errors-1.html"><b>0</b><span>errors</span>' in index
+    errors = (tmp_path / "out" / "errors-1.html").read_text()
+    assert errors.index("Every input loaded.") < errors.index("readme.txt")
+    assert "1 noted but not failed" in errors
+
+
 def test_empty_source_single_file_and_several_sources(
     conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
 ) -> None:

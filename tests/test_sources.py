@@ -23,7 +23,10 @@ def test_directory_scan_is_recursive_sorted_and_filters_extensions(tmp_path: Pat
         (tmp_path / name).write_bytes(b"x")
     items, bad = items_and_bad(tmp_path)
     assert [Path(i.location).name for i in items] == ["a.png", "c.webp", "z.JPG"]
-    assert not bad
+    assert [(Path(b.source).name, b.stage) for b in bad] == [
+        ("notes.txt", "skipped"),
+        ("x.jpeg.bak", "skipped"),
+    ]
     again, _ = items_and_bad(tmp_path)
     assert [i.identifier for i in again] == [i.identifier for i in items]  # deterministic
     assert items[0].identifier == identity((tmp_path / "a.png").resolve().as_uri())

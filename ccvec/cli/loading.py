@@ -23,6 +23,7 @@ from ccvec.cli.common import (
     schema_connection,
 )
 from ccvec.errors import counted
+from ccvec.sources import NOTED, readable_source
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -169,13 +170,46 @@ def load_command(
             f"{summary.warnings:,} row(s) stored with changes (text cut, invalid characters replaced): "
             f"see `ccvec errors --run {summary.run_id}`"
         )
+    if summary.not_images:
+        console.print(not_images_note(summary.not_images, [summary.run_id]))
     if summary.loaded == 0 and summary.failed == 0:
         console.print("nothing new to load")
     if summary.failed:
-        err_console.print(
-            f"{counted(summary.failed, 'input')} failed: see `ccvec errors --run {summary.run_id}`"
-        )
+        print_failures([summary.run_id])
         raise typer.Exit(1)
+
+
+FAILURES_SHOWN = 10  # one line each after a load; the rest wait in `ccvec errors`
+
+
+def not_images_note(count: int, runs: list[int]) -> str:
+    """The line saying a folder held files that were skipped as not images (named in the errors)."""
+    listed = ", ".join(str(run) for run in runs)
+    return (
+        f"{counted(count, 'file')} skipped, not images by their name (a manifest is loaded by passing "
+        f"its path): listed by `ccvec errors --run {listed}`"
+    )
+
+
+def print_failures(runs: list[int]) -> None:
+    """One line per input that failed in these load runs (the first FAILURES_SHOWN), naming it and
+    saying why, then where all of them are kept: a user should not need a second command to learn
+    which file was bad."""
+    with schema_connection() as conn:
+        rows = [
+            row
+            for run in runs
+            for row in conn.execute("SELECT * FROM ccvec.load_errors(%s)", [run])
+            if row[1] not in NOTED  # stored with changes, or not an image: recorded, not failed
+        ]
+    for _, stage, source, reason in rows[:FAILURES_SHOWN]:
+        err_console.print(f"  {readable_source(source)}: {reason} ({stage})", highlight=False, markup=False)
+    more = f" ({len(rows) - FAILURES_SHOWN:,} more not shown)" if len(rows) > FAILURES_SHOWN else ""
+    runs_text = ", ".join(str(run) for run in runs)
+    err_console.print(
+        f"{counted(len(rows), 'input')} failed{more}: all in `ccvec errors --run {runs_text}`",
+        highlight=False,
+    )
 
 
 @app.command("errors")

@@ -9,8 +9,7 @@ import typer
 
 from ccvec import defaults
 from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, err_console, stages
-from ccvec.cli.loading import load_with_progress
-from ccvec.errors import counted
+from ccvec.cli.loading import load_with_progress, not_images_note, print_failures
 
 OutOption = Annotated[
     Path | None,
@@ -67,11 +66,12 @@ def run_command(
         + (f", {updated:,} catalog row(s) updated from a manifest" if updated else ""),
         highlight=False,
     )
+    not_images = [s for s in summary.loads if s.not_images]
+    if not_images:
+        count = sum(s.not_images for s in not_images)
+        console.print(not_images_note(count, [s.run_id for s in not_images]), highlight=False)
     for step, what in summary.steps.items():
         console.print(f"{step}: {what}", highlight=False)
     if summary.failed:
-        runs = ", ".join(str(s.run_id) for s in summary.loads if s.failed)
-        err_console.print(
-            f"{counted(summary.failed, 'input')} failed to load: see `ccvec errors --run {runs}`"
-        )
+        print_failures([s.run_id for s in summary.loads if s.failed])
         raise typer.Exit(1)
