@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 import shutil
 from pathlib import Path
@@ -103,13 +104,10 @@ def export_folders(
         label, medoid = labels.get(cluster, (f"cluster {cluster}", ""))
         rows.append([folder_of(cluster, len(members)).as_posix(), cluster, len(members), label, medoid])
         if len(members) > 1:
-            (folder / "README").write_text(
-                f"cluster {cluster}: {label}\n"
-                f"{len(members)} images; representative image (medoid): {medoid}\n"
-            )
+            (folder / "README").write_text(cluster_readme(cluster, label, len(members), medoid))
         used = used_names.setdefault(folder, {"README"})  # ccvec's own file in each folder
         for path, _ in members:
-            name = _unique_name(path, used)
+            name = unique_name(path, used)
             if copy:
                 with open(path, "rb") as source, open(folder / name, "xb") as out:
                     shutil.copyfileobj(source, out)
@@ -117,17 +115,29 @@ def export_folders(
                 os.symlink(path, folder / name)
             written += 1
     if any(len(m) == 1 for m in clusters.values()):
-        (target / "unclustered" / "README").write_text(
-            "Images that no cluster holds (each alone); labels.csv gives each one's label.\n"
-        )
-    with open(target / "labels.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["folder", "cluster", "size", "label", "medoid"])
-        writer.writerows(rows)
+        (target / "unclustered" / "README").write_text(UNCLUSTERED_README)
+    (target / "labels.csv").write_text(labels_csv(rows), newline="")
     return written
 
 
-def _unique_name(path: Path, used: set[str]) -> str:
+UNCLUSTERED_README = "Images that no cluster holds (each alone); labels.csv gives each one's label.\n"
+
+
+def cluster_readme(cluster: int, label: str, size: int, medoid: str) -> str:
+    """The README of a cluster folder: its label and representative image."""
+    return f"cluster {cluster}: {label}\n{size} images; representative image (medoid): {medoid}\n"
+
+
+def labels_csv(rows: list[list[object]]) -> str:
+    """labels.csv beside the folders: folder, cluster, size, label, medoid (file name)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["folder", "cluster", "size", "label", "medoid"])
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def unique_name(path: Path, used: set[str]) -> str:
     stem = path.stem if path.name not in ("", ".", "..") else "image"
     stem = stem.replace(os.sep, "_") or "image"
     name, n = f"{stem}{path.suffix}", 1

@@ -18,6 +18,7 @@ import psycopg
 
 from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError
+from ccvec.export import UNCLUSTERED_README, cluster_readme, folder_of, labels_csv, unique_name
 from ccvec.load import LoadOptions, LoadSummary, load
 from ccvec.outdir import OutDir
 from ccvec.sources import SKIPPED, BadRow, SourceItem, local_path, open_source
@@ -306,23 +307,48 @@ def write_outputs(
 
 
 def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:
-    """imagecluster's layout, clusters/cluster_with_N/cluster_i/, of clusters of two or more."""
-    written = 0
+    """The clusters as `ccvec export-clusters` lays them out, under clusters/: imagecluster's
+    cluster_with_N/cluster_i/ (N the files in it), images alone or in no cluster in unclustered/,
+    a README naming each cluster and labels.csv listing every folder with its label and medoid.
+    Symlinks (or copies) of the loaded files; returns how many."""
+    files = {i: local_path(r["url"] or "") for i, r in data.images.items()}
+    found = {i: path for i, path in files.items() if path is not None and path.exists()}
+    placed: list[tuple[Path, list[uuid.UUID]]] = []
+    rows: list[list[object]] = []
     for cluster in data.clusters:
-        if cluster["size"] < 2:
+        members = [i for i in data.members.get(cluster["cluster"], []) if i in found]
+        if not members:
             continue
-        folder = f"clusters/cluster_with_{cluster['size']}/cluster_{cluster['cluster']}"
-        used: set[str] = set()
-        for identifier in data.members.get(cluster["cluster"], []):
-            path = local_path(data.images[identifier]["url"] or "")
-            if path is None or not path.exists():
-                continue
-            name = path.name if path.name not in used else f"{path.stem}_{len(used)}{path.suffix}"
-            used.add(name)
+        folder = Path("clusters") / folder_of(cluster["cluster"], len(members))
+        medoid = found[cluster["medoid"]].name if cluster["medoid"] in found else ""
+        rows.append([folder.relative_to("clusters").as_posix(), cluster["cluster"], len(members)])
+        rows[-1] += [cluster["name"], medoid]
+        if len(members) > 1:
+            text = cluster_readme(cluster["cluster"], cluster["name"], len(members), medoid)
+            outdir.write_text(f"{folder}/README", text)
+        placed.append((folder, members))
+    placed.append((Path("clusters/unclustered"), [i for i, r in data.images.items() if r["cluster"] is None]))
+    if any(folder.name == "unclustered" and any(i in found for i in ids) for folder, ids in placed):
+        outdir.write_text("clusters/unclustered/README", UNCLUSTERED_README)
+    if rows:
+        outdir.write_text("clusters/labels.csv", labels_csv(rows))
+    return _place(outdir, placed, found, copy)
+
+
+def _place(
+    outdir: OutDir, placed: list[tuple[Path, list[uuid.UUID]]], found: dict[uuid.UUID, Path], copy: bool
+) -> int:
+    """Each image's symlink (or copy) in its folder, under a name unique in that folder."""
+    used: dict[Path, set[str]] = {}
+    written = 0
+    for folder, ids in placed:
+        names = used.setdefault(folder, {"README"})
+        for identifier in (i for i in ids if i in found):
+            rel = f"{folder}/{unique_name(found[identifier], names)}"
             if copy:
-                outdir.copy(f"{folder}/{name}", path)
+                outdir.copy(rel, found[identifier])
             else:
-                outdir.symlink(f"{folder}/{name}", path.resolve())
+                outdir.symlink(rel, found[identifier].resolve())
             written += 1
     return written
 

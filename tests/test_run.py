@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -71,6 +72,14 @@ def test_rerun_does_nothing_new_and_a_third_adds_exactly_the_new_images(
     expected = {str(identity(file_location(p))) for p in photos.iterdir()}
     assert image_pages(out) == expected  # the other folder's image stays out
     assert str(identity(file_location(other))) not in (out / "index.html").read_text()
+    links = [p for p in (out / "clusters").rglob("*") if p.is_symlink()]  # every photo once, alone or not
+    assert sorted(p.name for p in links) == sorted(p.name for p in photos.iterdir())
+    with open(out / "clusters" / "labels.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert {r["folder"] for r in table} == {p.parent.relative_to(out / "clusters").as_posix() for p in links}
+    assert sum(int(r["size"]) for r in table) == 6 and all(r["label"] for r in table)
+    for r in (r for r in table if int(r["size"]) > 1):
+        assert (out / "clusters" / r["folder"] / "README").read_text().startswith(f"cluster {r['cluster']}: ")
     before, state = snapshot(out), counts(conn)
 
     second = cli(*args, database_url=database_url)
