@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ccvec import db, defaults, migrate
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, counted
 from ccvec.export import UNCLUSTERED_README, cluster_readme, folder_of, labels_csv, unique_name
 from ccvec.load import LoadOptions, LoadSummary, load
 from ccvec.outdir import OutDir
@@ -172,7 +172,8 @@ def dedup_step(
     neardup.dedup(conn, model=options.model, on_progress=_stage(on_progress, "grouping duplicates"))
     report = neardup.report(conn)
     summary.steps["dedup"] = (
-        f"{report.groups:,} near-duplicate groups in the database ({report.duplicates:,} duplicates)"
+        f"{counted(report.groups, 'near-duplicate group')} in the database "
+        f"({counted(report.duplicates, 'duplicate')})"
     )
     return True
 
@@ -192,13 +193,14 @@ def graph_step(
     if current is not None and current.k == options.k and current.model == options.model:
         added = graph.add_new(conn, _stage(on_progress, "graph: adding"))
         summary.steps["graph"] = (
-            f"{added:,} images added to graph run {current.id}" if added else "up to date"
+            f"{counted(added, 'image')} added to graph run {current.id}" if added else "up to date"
         )
         return added > 0
     built = graph.build(conn, options.k, options.model, on_progress=_stage(on_progress, "graph"))
     recall = f"{built.recall:.3f}" if built.recall is not None else "n/a"
     summary.steps["graph"] = (
-        f"run {built.id}, {built.images:,} images, ef_search {built.ef_search}, recall@{options.k} {recall}"
+        f"run {built.id}, {counted(built.images, 'image')}, ef_search {built.ef_search}, "
+        f"recall@{options.k} {recall}"
     )
     return True
 
@@ -241,7 +243,7 @@ def label_step(conn: psycopg.Connection, summary: RunSummary) -> None:
         summary.steps["labels"] = "every cluster named"  # the refresh names them when it runs
         return
     labelled = clusters.label(conn, run_id)
-    summary.steps["labels"] = f"{labelled:,} clusters named"
+    summary.steps["labels"] = f"{counted(labelled, 'cluster')} named"
 
 
 def scores_step(
@@ -298,9 +300,10 @@ def write_outputs(
         result = report.write(data, outdir, options.load.fetch_policy, on_progress)
         folders = write_folders(data, outdir, options.copy)
         summary.steps["report"] = (
-            f"{outdir.root / 'index.html'}: {result.images:,} images, {result.clusters:,} clusters, "
-            f"{result.singletons:,} singletons, {result.groups:,} duplicate groups; "
-            f"{result.thumbnails_made:,} new thumbnails; {folders:,} files in cluster folders"
+            f"{outdir.root / 'index.html'}: {counted(result.images, 'image')}, "
+            f"{counted(result.clusters, 'cluster')}, {counted(result.singletons, 'singleton')}, "
+            f"{counted(result.groups, 'duplicate group')}; {counted(result.thumbnails_made, 'new thumbnail')}"
+            f"; {counted(folders, 'file')} in cluster folders"
         )
     meta = {"sources": sources if scope is not None else None, "fingerprint": fingerprint}
     summary.out_written, summary.out_removed = outdir.commit(meta)

@@ -307,7 +307,7 @@ def test_graph_status_without_schema(cli: Cli, no_schema: str) -> None:
 
 def test_graph_add(cli: Cli, graphed: Path, tmp_path: Path) -> None:
     ok(cli("load", images(tmp_path / "more", ("horse",)), "--model", MODEL, "--workers", "0"))
-    assert "added 1 images" in ok(cli("graph", "add")).stdout
+    assert "added 1 image to the current graph" in ok(cli("graph", "add")).stdout
 
 
 def test_graph_add_without_graph(cli: Cli, loaded: Path) -> None:
@@ -397,6 +397,7 @@ def test_tags(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
     ident = identifiers(conn)[0]
     assert "own tags: (none)" in ok(cli("tags", ident)).stdout
     assert json.loads(ok(cli("tags", "--all", "--format", "json")).stdout) == []
+    assert "a manifest's `tags` column" in ok(cli("tags", "--all")).stderr + ok(cli("tags", "--all")).stdout
 
 
 def test_tags_id_and_all(cli: Cli) -> None:
@@ -409,7 +410,10 @@ def test_novelty_fit_and_score(cli: Cli, loaded: Path, conn: psycopg.Connection)
     conn.commit()
     fitted = ok(cli("novelty", "fit", "ref", "--provider", "museum", "--model", MODEL)).stdout
     assert "3 reference images" in fitted
-    assert "scored 1 images against 'ref'" in ok(cli("novelty", "score", "ref")).stdout
+    assert "scored 1 image against 'ref'" in ok(cli("novelty", "score", "ref")).stdout
+    ok(cli("novelty", "fit", "all", "--reference", loaded, "--model", MODEL))  # every image a member
+    every = ok(cli("novelty", "score", "all")).stdout
+    assert "scored 0 images against 'all'" in every and "none is left to score" in every
 
 
 def test_novelty_fit_on_a_folder(cli: Cli, loaded: Path, tmp_path: Path, conn: psycopg.Connection) -> None:

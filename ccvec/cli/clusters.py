@@ -21,7 +21,7 @@ from ccvec.cli.common import (
     safe,
     schema_connection,
 )
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, counted
 
 novelty_app = typer.Typer(
     help="Novelty against a reference set: fit on images like these, score every other image.",
@@ -88,8 +88,8 @@ def tags_command(
             ("identifier", "tag", "score", "support", "already_tagged"),
             [(str(i), tag, round(score, 4), support, tagged) for i, tag, score, support, tagged in rows],
             fmt,
-            empty="no inferred tags: no tag is shared by enough neighbours (or no image has tags); "
-            "`ccvec refresh` recomputes them",
+            empty="no inferred tags: they come from neighbours that have tags (a manifest's `tags` "
+            "column, or the provider's), and no tag here is carried by enough neighbours of an image",
         )
         return
     if fmt != Format.table:
@@ -150,6 +150,10 @@ def novelty_score(name: Annotated[str, typer.Argument(help="A fitted reference s
     with schema_connection() as conn:
         n = clusters.novelty_score(conn, name)
         top = conn.execute("SELECT * FROM ccvec.reference_novelty_top(%s, 5)", [name]).fetchall()
-    console.print(f"scored {n:,} images against {safe(repr(name))} (ccvec.reference_novelty); closest fits:")
+    scored = f"scored {counted(n, 'image')} against {safe(repr(name))} (ccvec.reference_novelty)"
+    if not top:
+        console.print(f"{scored}: every image is in the reference set, so none is left to score")
+        return
+    console.print(f"{scored}; closest fits:")
     for ident, novelty, title in top:
         console.print(f"  {novelty:.2f}  {ident}  {safe(title or '')}")

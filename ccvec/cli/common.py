@@ -60,7 +60,10 @@ LimitOption = Annotated[int, typer.Option(min=1, metavar="N", help="Rows to show
 JobsOption = Annotated[
     int,
     typer.Option(
-        min=1, metavar="N", help="Connections searching neighbours at once (default: the number of CPUs)."
+        min=1,
+        metavar="N",
+        show_default=False,  # the number of CPUs of the machine it runs on, said in the help
+        help="Connections searching neighbours at once (default: the number of CPUs).",
     ),
 ]
 DEFAULT_MODEL = defaults.MODEL

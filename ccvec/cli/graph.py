@@ -65,7 +65,7 @@ def graph_build(
     recall = f"{run.recall:.3f}" if run.recall is not None else "n/a"
     chosen = ", ".join(f"{ef} -> {r:.3f}" for ef, r in run.tried)
     console.print(
-        f"graph run {run.id}: {run.images:,} images, k={run.k}, ef_search {run.ef_search}"
+        f"graph run {run.id}: {counted(run.images, 'image')}, k={run.k}, ef_search {run.ef_search}"
         + (f" (sampled recall by ef_search: {chosen})" if chosen else "")
         + f", recall@{run.k} {recall} (now current)"
     )
@@ -78,7 +78,7 @@ def graph_add() -> None:
 
     with schema_connection() as conn, progress("adding") as update:
         added = graph.add_new(conn, update)
-    console.print(f"added {added:,} images to the current graph")
+    console.print(f"added {counted(added, 'image')} to the current graph")
 
 
 @graph_app.command("status")
