@@ -108,6 +108,8 @@ def read_clusters(conn: psycopg.Connection, ids: list[uuid.UUID] | None, level: 
     rows = _rows(conn, "SELECT * FROM ccvec.report_clusters(%s, %s)", [ids, level])
     for r in rows:
         r["name"] = r.get("label") or f"cluster {r['cluster']}"
+        # members loaded from sources outside this report (an image alone here is not a singleton)
+        r["elsewhere"] = max(0, (r.get("catalog_size") or r["size"]) - r["size"])
     return rows
 
 
@@ -365,7 +367,8 @@ def write(
     env = environment()
     images = data.images
     clusters = [c for c in data.clusters if c["size"] > 1]
-    singles = [c for c in data.clusters if c["size"] == 1]
+    # alone in this report: true singletons first, then images whose cluster is in other sources
+    singles = sorted((c for c in data.clusters if c["size"] == 1), key=lambda c: c["elsewhere"] > 0)
     by_cluster = {c["cluster"]: c for c in data.clusters}
     in_cluster = {i: by_cluster.get(r["cluster"]) for i, r in images.items()}
     group_of = {m["identifier"]: g for g in data.duplicates for m in g}
@@ -374,7 +377,8 @@ def write(
     summary = {
         "images": len(images),
         "clusters": len(clusters),
-        "singletons": len(singles),
+        "singletons": sum(1 for c in singles if not c["elsewhere"]),
+        "alone_here": sum(1 for c in singles if c["elsewhere"]),
         "groups": len(data.duplicates),
         "duplicates": sum(len(g) - 1 for g in data.duplicates),
         "errors": len(failures),
@@ -400,7 +404,7 @@ def write(
     render(
         "index.html",
         "index.html.j2",
-        charts=[*data.histograms, size_chart([c["size"] for c in data.clusters])],
+        charts=[*data.histograms, size_chart([c["size"] for c in data.clusters if not c["elsewhere"]])],
         preview=clusters[:PREVIEW_CLUSTERS],
         errors=failures[:20],
         sources=data.sources,
@@ -418,7 +422,7 @@ def write(
         render(
             f"singletons-{page}.html",
             "singletons.html.j2",
-            singles=[c["medoid"] for c in chunk],
+            singles=chunk,
             paging=_pager("singletons", page, nav["singletons"]),
         )
     for page in range(1, nav["duplicates"] + 1):
@@ -468,7 +472,7 @@ def write(
         failed,
         len(images),
         len(clusters),
-        len(singles),
+        summary["singletons"],
         len(data.duplicates),
         len(failures),
     )

@@ -165,6 +165,53 @@ def test_other_files_of_a_folder_are_noted_not_errors(
     assert "1 noted but not failed" in errors
 
 
+def test_an_image_alone_in_its_source_is_not_called_a_singleton(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """A report covers its own sources; an image whose cluster mates were loaded from another source
+    is "alone in this report", not a singleton, on its page and in the counts; the other report
+    shows the cluster with one more member in other sources."""
+    first = write_photos(tmp_path / "a", ("chelsea", "coffee", "rocket", "camera"))
+    ok = cli(
+        "run",
+        str(tmp_path / "a"),
+        "--out",
+        str(tmp_path / "out_a"),
+        "--model",
+        tiny,
+        database_url=database_url,
+    )
+    assert ok.returncode == 0, ok.stderr
+    (tmp_path / "b").mkdir()
+    copy = tmp_path / "b" / "chelsea copy.jpg"
+    copy.write_bytes(first[0].read_bytes()[:-2] + b"\xff\xd9")  # another file, the same picture
+    result = cli(
+        "run",
+        str(tmp_path / "b"),
+        "--out",
+        str(tmp_path / "out_b"),
+        "--model",
+        tiny,
+        database_url=database_url,
+    )
+    assert result.returncode == 0, result.stderr
+    mates = conn.execute(
+        "SELECT count(*) FROM ccvec.image_cluster k JOIN ccvec.image_cluster c USING (cluster, level) "
+        "WHERE k.identifier = %s AND c.identifier <> k.identifier AND k.level = 'default'",
+        [identity(file_location(copy))],
+    ).fetchone()[0]
+    assert mates >= 1  # the copy's cluster holds images of folder a
+    assert "0 singletons" in result.stdout
+    page = next((tmp_path / "out_b" / "image").rglob("*.html")).read_text()
+    assert "alone in this report" in page and "a singleton" not in page
+    singles = (tmp_path / "out_b" / "singletons-1.html").read_text()
+    assert "the rest in other sources" in singles and "images alone in this report only" in singles
+    again = cli("report", str(tmp_path / "out_a"), database_url=database_url)
+    assert again.returncode == 0, again.stderr
+    cards = (tmp_path / "out_a" / "clusters-1.html").read_text()
+    assert "more in other sources" in cards
+
+
 def test_empty_source_single_file_and_several_sources(
     conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
 ) -> None:

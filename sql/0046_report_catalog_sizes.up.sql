@@ -1,0 +1,38 @@
+-- A report of one source among several told a user that an image was "a singleton, no other image
+-- close enough" when its cluster mates had been loaded from another source: the report only counts
+-- members in its scope. ccvec.report_clusters now also gives each cluster's size in the whole
+-- catalog (ccvec.cluster_label.size), so the report can say "alone here, N more in other sources".
+
+DROP FUNCTION ccvec.report_clusters(uuid[], text);
+
+-- One row per cluster of the scope: size (in the scope), medoid, cohesion (mean similarity of
+-- in-cluster edges), its label and, new, its size in the whole catalog, both from ccvec.cluster_label.
+CREATE FUNCTION ccvec.report_clusters(p_ids uuid[] DEFAULT NULL, p_level text DEFAULT 'default')
+RETURNS TABLE (cluster integer, size integer, medoid uuid, cohesion real, label text, catalog_size integer)
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
+    WITH members AS MATERIALIZED (
+        SELECT k.identifier, k.cluster
+        FROM ccvec.report_scope(p_ids) s JOIN ccvec.image_cluster k USING (identifier)
+        WHERE k.level = p_level
+    ),
+    cohesion AS (
+        SELECT m.cluster, avg(e.similarity)::real AS cohesion
+        FROM members m
+        JOIN ccvec.knn_current e ON e.identifier = m.identifier
+        JOIN members m2 ON m2.identifier = e.neighbour AND m2.cluster = m.cluster
+        GROUP BY m.cluster
+    )
+    SELECT r.cluster, count(*)::integer, (array_agg(r.identifier ORDER BY r.place))[1],
+           max(c.cohesion), max(l.label), max(l.size)
+    FROM ccvec.report_cluster_members(p_ids, p_level) r
+    LEFT JOIN cohesion c ON c.cluster = r.cluster
+    LEFT JOIN ccvec.cluster_label l
+           ON l.cluster = r.cluster
+          AND l.run_id = (SELECT max(k.run_id) FROM ccvec.image_cluster k WHERE k.level = p_level)
+    GROUP BY r.cluster
+    ORDER BY count(*) DESC, r.cluster
+$$;
+COMMENT ON FUNCTION ccvec.report_clusters(uuid[], text) IS
+    'Clusters of the scope at p_level by size (members in the scope): medoid, cohesion (mean in-cluster edge similarity), label (NULL: unlabelled), and catalog_size, the members in the whole catalog (NULL: unlabelled), so a report of one source can tell an image alone in it from a singleton.';
