@@ -1,14 +1,17 @@
 -- A report of one source among several told a user that an image was "a singleton, no other image
 -- close enough" when its cluster mates had been loaded from another source: the report only counts
 -- members in its scope. ccvec.report_clusters now also gives each cluster's size in the whole
--- catalog (ccvec.cluster_label.size), so the report can say "alone here, N more in other sources".
+-- catalog (ccvec.cluster_label.size), so the report can say "alone here, N more in other sources";
+-- and where each name came from, so a name guessed from ImageNet classes is shown as a guess.
 
 DROP FUNCTION ccvec.report_clusters(uuid[], text);
 
 -- One row per cluster of the scope: size (in the scope), medoid, cohesion (mean similarity of
--- in-cluster edges), its label and, new, its size in the whole catalog, both from ccvec.cluster_label.
+-- in-cluster edges), its label and, new, its size in the whole catalog and where its name came from,
+-- all three from ccvec.cluster_label.
 CREATE FUNCTION ccvec.report_clusters(p_ids uuid[] DEFAULT NULL, p_level text DEFAULT 'default')
-RETURNS TABLE (cluster integer, size integer, medoid uuid, cohesion real, label text, catalog_size integer)
+RETURNS TABLE (cluster integer, size integer, medoid uuid, cohesion real, label text, catalog_size integer,
+               label_source text)
 LANGUAGE sql STABLE
 -- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
 SET enable_nestloop = off AS $$
@@ -25,7 +28,7 @@ SET enable_nestloop = off AS $$
         GROUP BY m.cluster
     )
     SELECT r.cluster, count(*)::integer, (array_agg(r.identifier ORDER BY r.place))[1],
-           max(c.cohesion), max(l.label), max(l.size)
+           max(c.cohesion), max(l.label), max(l.size), max(l.source)
     FROM ccvec.report_cluster_members(p_ids, p_level) r
     LEFT JOIN cohesion c ON c.cluster = r.cluster
     LEFT JOIN ccvec.cluster_label l
@@ -35,4 +38,4 @@ SET enable_nestloop = off AS $$
     ORDER BY count(*) DESC, r.cluster
 $$;
 COMMENT ON FUNCTION ccvec.report_clusters(uuid[], text) IS
-    'Clusters of the scope at p_level by size (members in the scope): medoid, cohesion (mean in-cluster edge similarity), label (NULL: unlabelled), and catalog_size, the members in the whole catalog (NULL: unlabelled), so a report of one source can tell an image alone in it from a singleton.';
+    'Clusters of the scope at p_level by size (members in the scope): medoid, cohesion (mean in-cluster edge similarity), label (NULL: unlabelled), catalog_size, the members in the whole catalog (NULL: unlabelled), so a report of one source can tell an image alone in it from a singleton, and label_source (tags, classes or none: where the name came from, so a name guessed from ImageNet classes can say so).';

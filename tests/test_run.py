@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -206,10 +207,25 @@ def test_an_image_alone_in_its_source_is_not_called_a_singleton(
     assert "alone in this report" in page and "a singleton" not in page
     singles = (tmp_path / "out_b" / "singletons-1.html").read_text()
     assert "the rest in other sources" in singles and "images alone in this report only" in singles
+    run = conn.execute("SELECT max(run_id) FROM ccvec.cluster_label").fetchone()[0]
+    guessed = conn.execute(  # a cluster with two images of folder a, as if named from ImageNet classes
+        "UPDATE ccvec.cluster_label SET source = 'classes' WHERE run_id = %s AND cluster = ("
+        " SELECT cluster FROM ccvec.cluster_member WHERE run_id = %s AND identifier = ANY(%s)"
+        " GROUP BY cluster HAVING count(*) >= 2 ORDER BY cluster LIMIT 1) RETURNING cluster",
+        [run, run, [identity(file_location(p)) for p in first]],
+    ).fetchall()
+    conn.commit()
+    assert len(guessed) == 1
     again = cli("report", str(tmp_path / "out_a"), database_url=database_url)
     assert again.returncode == 0, again.stderr
     cards = (tmp_path / "out_a" / "clusters-1.html").read_text()
     assert "more in other sources" in cards
+    sources = dict(conn.execute("SELECT cluster, source FROM ccvec.cluster_label WHERE run_id = %s", [run]))
+    shown = re.findall(r'<h3><a href="cluster/(\d+)-1.html">[^<]*</a>( <span class="guess")?', cards)
+    assert shown and all(bool(guess) == (sources[int(c)] == "classes") for c, guess in shown), (
+        shown,
+        sources,
+    )
 
 
 def test_empty_source_single_file_and_several_sources(
