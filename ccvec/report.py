@@ -36,7 +36,7 @@ from psycopg.rows import dict_row
 
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.outdir import OutDir
-from ccvec.sources import NOTED
+from ccvec.sources import NOTED, display_path, local_path
 
 THUMB_SIZE = 256
 THUMB_QUALITY = 78
@@ -314,6 +314,13 @@ def http_link(url: str | None) -> str | None:
     return url.strip() if scheme in ("http", "https") else None
 
 
+def file_path(url: str | None) -> str | None:
+    """A local file's path, readable (percent-escapes decoded), when `url` is a file URI, else None:
+    the page links it (a report opened from disk may open files on disk) and shows the path."""
+    path = local_path(url) if url else None
+    return display_path(path) if path is not None else None
+
+
 def image_page(identifier: uuid.UUID) -> str:
     text = str(identifier)
     return f"image/{text[:2]}/{text}.html"
@@ -327,6 +334,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["http_link"] = http_link
+    env.filters["file_path"] = file_path
     env.filters["pct"] = lambda v: "-" if v is None else f"{v:.3f}"
     env.filters["num"] = lambda v: "-" if v is None else f"{v:,}"
     env.globals["image_page"] = image_page

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from ccvec.models import registry
-from ccvec.report import http_link
+from ccvec.report import file_path, http_link
 from ccvec.sources import file_location, identity
 
 from .images import photo
@@ -165,6 +165,9 @@ def test_report_in_a_real_browser(report_dir: Path, browser, tmp_path: Path) -> 
     assert page.locator("h2", has_text="Scores").count() == 1
     novelty = page.locator("li", has_text="novelty").inner_text()  # explains the score it shows
     assert "farther from the collection's centre than" in novelty, novelty
+    original = page.locator("table.meta a.path")  # the local file: a link, its path readable
+    assert original.get_attribute("href").startswith("file:///")
+    assert Path(original.inner_text()).is_file() and "%" not in original.inner_text()
     page.locator(".crumbs a").first.click()  # back up to the cluster
     assert "/cluster/" in page.url
 
@@ -191,6 +194,12 @@ def test_hostile_titles_show_as_text(report_dir: Path, browser) -> None:
         assert page.locator("a[href^='javascript']").count() == 0
         assert "mallory" in page.locator("table.meta").inner_text()  # shown, but not as a link
         assert view.problems == []
+
+
+def test_local_files_show_as_paths() -> None:
+    assert file_path("file:///tmp/a%20b/%E6%97%A5.jpg") == "/tmp/a b/日.jpg"
+    for other in ("https://example.org/a.jpg", "javascript:alert(1)", "", None):
+        assert file_path(other) is None
 
 
 def test_only_http_links_are_links() -> None:
