@@ -83,7 +83,12 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_run_unwritable_out_fails_before_loading",
     ),
     "scores": ("test_refresh_and_scores", "test_scores_not_a_uuid"),
-    "similar": ("test_similar", "test_similar_bad_phash", "test_similar_image_not_a_file"),
+    "similar": (
+        "test_similar",
+        "test_similar_bad_phash",
+        "test_similar_image_not_a_file",
+        "test_similar_semantic_by_a_loaded_file",
+    ),
     "spark features": (SPARK_HAPPY, "test_spark_features_onnx_without_spec"),
     "tags": ("test_tags", "test_tags_id_and_all"),
 }
@@ -218,6 +223,19 @@ def test_similar(cli: Cli, loaded: Path) -> None:
     assert rows[0]["distance"] == 0 and rows[0]["title"] == "coffee"
     cut = ok(cli("similar", "--image", loaded / "coffee.png", "--radius", "64", "--limit", "1"))
     assert "3 more within 64: --limit N shows them" in cut.stderr  # all 4 are within 64 bits
+
+
+def test_similar_semantic_by_a_loaded_file(cli: Cli, loaded: Path, tmp_path: Path) -> None:
+    """--semantic takes --image of a loaded file (its embedding is stored); a file never loaded is
+    named, with what to do."""
+    args = ("similar", "--semantic", "-k", "3", "--model", MODEL, "--format", "json")
+    rows = json.loads(ok(cli(*args, "--image", loaded / "coffee.png")).stdout)
+    assert len(rows) == 3 and "coffee" not in [r["title"] for r in rows]  # its 3 nearest, not itself
+    stranger = images(tmp_path / "new", ("moon",)) / "moon.png"
+    usage_error(
+        cli(*args, "--image", stranger), "moon.png is not loaded with tiny-cmd: `ccvec load` it first"
+    )
+    usage_error(cli("similar", "--semantic"), "--semantic needs --identifier, or --image of a loaded file")
 
 
 def test_similar_bad_phash(cli: Cli) -> None:

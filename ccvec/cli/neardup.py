@@ -44,7 +44,10 @@ def similar_command(
     limit: LimitOption = 50,
     semantic: Annotated[
         bool,
-        typer.Option("--semantic", help="Nearest by embedding (HNSW) instead of pHash; needs --identifier."),
+        typer.Option(
+            "--semantic",
+            help="Nearest by embedding (HNSW) instead of pHash; of --identifier, or of a loaded --image.",
+        ),
     ] = False,
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours for --semantic.")] = 10,
     model: ModelOption = DEFAULT_MODEL,
@@ -55,7 +58,7 @@ def similar_command(
 ) -> None:
     """Near-duplicates by pHash Hamming distance (exact, multi-index hashing), or --semantic neighbours."""
     if semantic:
-        _similar_semantic(identifier, k, model, fmt)
+        _similar_semantic(identifier or (_loaded_identifier(image, model) if image else None), k, model, fmt)
         return
     from ccvec import neardup, phash
     from ccvec.decode import DecodeError, decode
@@ -97,11 +100,29 @@ def similar_command(
         err_console.print(f"{len(found) - limit} more within {radius}: --limit N shows them", highlight=False)
 
 
+def _loaded_identifier(image: Path, model: str) -> str:
+    """The identifier a folder load gave this file: semantic search needs its stored embedding."""
+    from ccvec.sources import display_path, file_location, identity
+
+    try:
+        ident = identity(file_location(image))
+    except ValueError as exc:
+        raise CcvecError(f"{display_path(image)}: {exc}") from exc
+    with schema_connection() as conn:
+        missing = conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]]).fetchall()
+    if missing:
+        raise CcvecError(
+            f"{display_path(image)} is not loaded with {model}: `ccvec load` it first, or search by "
+            "pHash without --semantic (any file will do)"
+        )
+    return str(ident)
+
+
 def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -> None:
     from ccvec import graph
 
     if identifier is None:
-        raise CcvecError("--semantic needs --identifier")
+        raise CcvecError("--semantic needs --identifier, or --image of a loaded file")
     ident = parse_uuid(identifier)
     with schema_connection() as conn:
         found = graph.similar(conn, ident, k, model)
