@@ -163,6 +163,7 @@ def test_report_in_a_real_browser(report_dir: Path, browser, tmp_path: Path) -> 
     assert page.locator("h2", has_text="Nearest neighbours").count() == 1
     assert page.locator(".grid .tile .extra", has_text="similarity").count() >= 1
     assert page.locator("h2", has_text="Scores").count() == 1
+    assert page.locator(".score.none", has_text="popularity: no data").count() == 1  # no metric anywhere
     novelty = page.locator("li", has_text="novelty").inner_text()  # explains the score it shows
     assert "farther from the collection's centre than" in novelty, novelty
     original = page.locator("table.meta a.path")  # the local file: a link, its path readable
