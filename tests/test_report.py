@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from ccvec.models import registry
-from ccvec.report import file_path, http_link
+from ccvec.report import environment, file_path, http_link
 from ccvec.sources import file_location, identity
 
 from .images import photo
@@ -195,6 +195,19 @@ def test_hostile_titles_show_as_text(report_dir: Path, browser) -> None:
         assert page.locator("a[href^='javascript']").count() == 0
         assert "mallory" in page.locator("table.meta").inner_text()  # shown, but not as a link
         assert view.problems == []
+
+
+def test_duplicate_members_say_how_they_matched() -> None:
+    """An embedding match shows its cosine, not a pHash distance that matched nothing."""
+    note = environment().get_template("macros.html.j2").module.match_note  # type: ignore[attr-defined]
+    assert str(note({"matched_by": "embedding", "similarity": 0.854, "distance": 28})) == (
+        "cosine 0.854 · by embedding"
+    )
+    assert str(note({"matched_by": "phash", "distance": 3, "similarity": None})) == "pHash distance 3"
+    assert (
+        str(note({"matched_by": "group", "distance": None, "similarity": 0.9}))
+        == "through the group · cosine 0.900"
+    )
 
 
 def test_local_files_show_as_paths() -> None:
