@@ -240,7 +240,7 @@ def label_step(conn: psycopg.Connection, summary: RunSummary) -> None:
         return
     if _one(conn, "SELECT ccvec.cluster_run_labelled(%s)", [run_id]):
         conn.commit()
-        summary.steps["labels"] = "every cluster named"  # the refresh names them when it runs
+        summary.steps["labels"] = "up to date"  # every cluster named; the refresh renames them when it runs
         return
     labelled = clusters.label(conn, run_id)
     summary.steps["labels"] = f"{counted(labelled, 'cluster')} named"

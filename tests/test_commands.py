@@ -528,6 +528,7 @@ def test_run(cli: Cli, tiny: Path, tmp_path: Path) -> None:
     manifest.write_text("path,title\nphotos/coffee.png,Morning coffee\n")
     again = ok(cli("run", manifest, "--model", MODEL, "--k", "2")).stdout
     assert "load: 0 new, 1 already loaded, 0 failed, 1 catalog row(s) updated from a manifest" in again
+    assert "report: none written (--out FOLDER writes" in again
 
 
 def test_report_unwritable_out(cli: Cli, tmp_path: Path) -> None:

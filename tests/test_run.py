@@ -86,7 +86,7 @@ def test_rerun_does_nothing_new_and_a_third_adds_exactly_the_new_images(
     second = cli(*args, database_url=database_url)
     assert second.returncode == 0, second.stderr
     assert "load: 0 new, 6 already loaded" in second.stdout
-    for step in ("dedup", "graph", "cluster", "scores", "report"):
+    for step in ("dedup", "graph", "cluster", "labels", "scores", "report"):
         assert f"{step}: up to date" in second.stdout, second.stdout
     last_load = conn.execute("SELECT loaded FROM ccvec.load_run ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert last_load == 0

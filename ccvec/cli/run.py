@@ -72,6 +72,8 @@ def run_command(
         console.print(not_images_note(count, [s.run_id for s in not_images]), highlight=False)
     for step, what in summary.steps.items():
         console.print(f"{step}: {what}", highlight=False)
+    if out is None:
+        console.print("report: none written (--out FOLDER writes the HTML report and the cluster folders)")
     if summary.failed:
         print_failures([s.run_id for s in summary.loads if s.failed])
         raise typer.Exit(1)
