@@ -317,7 +317,10 @@ def http_link(url: str | None) -> str | None:
 def file_path(url: str | None) -> str | None:
     """A local file's path, readable (percent-escapes decoded), when `url` is a file URI, else None:
     the page links it (a report opened from disk may open files on disk) and shows the path."""
-    path = local_path(url) if url else None
+    try:
+        path = local_path(url) if url else None
+    except ValueError:  # a catalog URL urlsplit refuses ("file://[" and the like): shown as text
+        return None
     return display_path(path) if path is not None else None
 
 

@@ -136,7 +136,13 @@ _FILE_URI = re.compile(r"file://\S+")
 
 def readable_source(source: str) -> str:
     """An error's source for people: its file URIs as paths ("manifest.csv:12 /photos/a b.jpg")."""
-    return _FILE_URI.sub(lambda m: display_path(local_path(m.group()) or Path(m.group())), source)
+    def path(match: re.Match[str]) -> str:
+        try:
+            return display_path(local_path(match.group()) or Path(match.group()))
+        except ValueError:  # not a URI urlsplit accepts: left as it is
+            return match.group()
+
+    return _FILE_URI.sub(path, source)
 
 
 def display_path(path: Path) -> str:

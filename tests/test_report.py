@@ -212,7 +212,14 @@ def test_duplicate_members_say_how_they_matched() -> None:
 
 def test_local_files_show_as_paths() -> None:
     assert file_path("file:///tmp/a%20b/%E6%97%A5.jpg") == "/tmp/a b/日.jpg"
-    for other in ("https://example.org/a.jpg", "javascript:alert(1)", "", None):
+    for other in (
+        "https://example.org/a.jpg",
+        "javascript:alert(1)",
+        "file://[::1/x.jpg",
+        "http://[x",
+        "",
+        None,
+    ):
         assert file_path(other) is None
 
 
