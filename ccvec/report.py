@@ -317,10 +317,7 @@ def http_link(url: str | None) -> str | None:
 def file_path(url: str | None) -> str | None:
     """A local file's path, readable (percent-escapes decoded), when `url` is a file URI, else None:
     the page links it (a report opened from disk may open files on disk) and shows the path."""
-    try:
-        path = local_path(url) if url else None
-    except ValueError:  # a catalog URL urlsplit refuses ("file://[" and the like): shown as text
-        return None
+    path = local_path(url) if url else None
     return display_path(path) if path is not None else None
 
 

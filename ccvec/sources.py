@@ -124,8 +124,11 @@ def file_location(path: Path) -> str:
 
 
 def local_path(location: str) -> Path | None:
-    """The filesystem path of a file URI, or None for remote URLs."""
-    parts = urlsplit(location)
+    """The filesystem path of a file URI, or None for remote URLs (and text urlsplit refuses)."""
+    try:
+        parts = urlsplit(location)
+    except ValueError:  # "file://[::1/x": an invalid IPv6 host, from a hostile catalog row
+        return None
     if parts.scheme.lower() == "file":
         return Path(os.fsdecode(unquote_to_bytes(parts.path)))
     return None
@@ -137,10 +140,8 @@ _FILE_URI = re.compile(r"file://\S+")
 def readable_source(source: str) -> str:
     """An error's source for people: its file URIs as paths ("manifest.csv:12 /photos/a b.jpg")."""
     def path(match: re.Match[str]) -> str:
-        try:
-            return display_path(local_path(match.group()) or Path(match.group()))
-        except ValueError:  # not a URI urlsplit accepts: left as it is
-            return match.group()
+        local = local_path(match.group())
+        return display_path(local) if local is not None else match.group()
 
     return _FILE_URI.sub(path, source)
 
