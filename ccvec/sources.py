@@ -139,6 +139,7 @@ _FILE_URI = re.compile(r"file://\S+")
 
 def readable_source(source: str) -> str:
     """An error's source for people: its file URIs as paths ("manifest.csv:12 /photos/a b.jpg")."""
+
     def path(match: re.Match[str]) -> str:
         local = local_path(match.group())
         return display_path(local) if local is not None else match.group()

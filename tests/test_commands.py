@@ -22,6 +22,7 @@ from typer.testing import Result
 
 from ccvec import scores
 from ccvec.cli import app
+from ccvec.sources import file_location, identity
 
 from .images import photo
 from .tiny_model import TINY_DIM, TINY_SIZE, build_tiny_model, register_tiny
@@ -82,7 +83,7 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_run_bad_sim_fails_before_loading",
         "test_run_unwritable_out_fails_before_loading",
     ),
-    "scores": ("test_refresh_and_scores", "test_scores_not_a_uuid"),
+    "scores": ("test_refresh_and_scores", "test_scores_not_a_uuid", "test_an_image_by_its_file"),
     "similar": (
         "test_similar",
         "test_similar_bad_phash",
@@ -90,7 +91,7 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_similar_semantic_by_a_loaded_file",
     ),
     "spark features": (SPARK_HAPPY, "test_spark_features_onnx_without_spec"),
-    "tags": ("test_tags", "test_tags_id_and_all"),
+    "tags": ("test_tags", "test_tags_id_and_all", "test_an_image_by_its_file"),
 }
 
 
@@ -418,6 +419,20 @@ def test_tags(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
     assert "a manifest's `tags` column" in ok(cli("tags", "--all")).stderr + ok(cli("tags", "--all")).stdout
 
 
+def test_an_image_by_its_file(cli: Cli, graphed: Path) -> None:
+    """tags, scores and similar take the file a folder load read as well as its identifier."""
+    coffee = graphed / "coffee.png"
+    ident = str(identity(file_location(coffee)))
+    ok(cli("refresh"))
+    assert ok(cli("tags", coffee)).stdout == ok(cli("tags", ident)).stdout
+    by_file = ok(cli("scores", "--identifier", coffee, "--format", "json")).stdout
+    assert json.loads(by_file)[0]["identifier"] == ident
+    assert by_file == ok(cli("scores", "--identifier", ident, "--format", "json")).stdout
+    assert (
+        ok(cli("similar", "--identifier", coffee)).stdout == ok(cli("similar", "--identifier", ident)).stdout
+    )
+
+
 def test_tags_id_and_all(cli: Cli) -> None:
     usage_error(cli("tags", str(uuid.uuid4()), "--all"), "give one IDENTIFIER or --all")
 
@@ -477,7 +492,9 @@ def test_refresh_without_schema(cli: Cli, no_schema: str) -> None:
 
 
 def test_scores_not_a_uuid(cli: Cli) -> None:
-    usage_error(cli("scores", "--identifier", "nope"), "'nope' is not a UUID")
+    usage_error(
+        cli("scores", "--identifier", "nope"), "'nope' is neither an image identifier (a UUID) nor a file"
+    )
 
 
 def ranks_file(path: Path, header: list[str], rows: list[list[object]]) -> Path:

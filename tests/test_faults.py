@@ -72,7 +72,11 @@ def test_user_mistakes_are_one_line_and_passwords_never_shown(
         (database_url, ["load", str(tmp_path / "missing")], "no such folder or manifest file"),
         (database_url, ["load", ""], "no source given"),
         (database_url, ["load", "x" * 5000], "too long"),
-        (database_url, ["similar", "--identifier", "not-a-uuid"], "is not a UUID"),
+        (
+            database_url,
+            ["similar", "--identifier", "not-a-uuid"],
+            "is neither an image identifier (a UUID) nor a file",
+        ),
         (database_url, ["db", "grant", "nobody_at_all", "--reader"], "does not exist"),
         (database_url, ["db", "grant", "x", "--reader", "--writer"], "exactly one of"),
     ]

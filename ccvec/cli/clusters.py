@@ -17,7 +17,7 @@ from ccvec.cli.common import (
     app,
     console,
     emit,
-    parse_uuid,
+    image_identifier,
     safe,
     schema_connection,
 )
@@ -68,7 +68,8 @@ def clusters_command(
 @app.command("tags")
 def tags_command(
     identifier: Annotated[
-        str | None, typer.Argument(metavar="IDENTIFIER", help="An image's identifier.")
+        str | None,
+        typer.Argument(metavar="IDENTIFIER", help="An image's identifier, or its file (a folder load's)."),
     ] = None,
     all_images: Annotated[bool, typer.Option("--all", help="Every inferred tag.")] = False,
     fmt: FormatOption = Format.table,
@@ -80,7 +81,7 @@ def tags_command(
         raise CcvecError("give one IDENTIFIER or --all")
     with schema_connection() as conn:
         if identifier is not None:
-            own, inferred = clusters.tags_of(conn, parse_uuid(identifier))
+            own, inferred = clusters.tags_of(conn, image_identifier(identifier))
         else:
             rows = list(clusters.all_tags(conn))
     if identifier is None:

@@ -238,11 +238,24 @@ def readable_metavars(command: Any) -> None:
             param.metavar = names[annotation]
 
 
-def parse_uuid(text: str) -> uuid.UUID:
+def image_identifier(text: str) -> uuid.UUID:
+    """An image named the way a user knows it: its identifier, or the path of a file a folder load
+    took it from (the identifier is derived from the file's location)."""
+    from pathlib import Path
+
+    from ccvec.sources import file_location, identity
+
     try:
         return uuid.UUID(text)
+    except ValueError:
+        pass
+    path = Path(text)
+    if not path.is_file():
+        raise CcvecError(f"{text!r} is neither an image identifier (a UUID) nor a file")
+    try:
+        return identity(file_location(path))
     except ValueError as exc:
-        raise CcvecError(f"{text!r} is not a UUID") from exc
+        raise CcvecError(f"{text}: {exc}") from exc
 
 
 def _fail(message: str) -> NoReturn:

@@ -23,7 +23,7 @@ from ccvec.cli.common import (
     console,
     emit,
     err_console,
-    parse_uuid,
+    image_identifier,
     progress,
     safe,
     schema_connection,
@@ -38,7 +38,8 @@ def similar_command(
     ] = None,
     image: Annotated[Path | None, typer.Option("--image", help="An image file (need not be loaded).")] = None,
     identifier: Annotated[
-        str | None, typer.Option("--identifier", help="A loaded image's identifier.")
+        str | None,
+        typer.Option("--identifier", help="A loaded image: its identifier, or its file (a folder load's)."),
     ] = None,
     radius: RadiusOption = defaults.HAMMING_RADIUS,
     limit: LimitOption = 50,
@@ -82,7 +83,7 @@ def similar_command(
         else:
             if identifier is None:  # unreachable: exactly one of the three was given
                 raise CcvecError("give exactly one of --phash, --image or --identifier")
-            query = neardup.phash_of(conn, parse_uuid(identifier))
+            query = neardup.phash_of(conn, image_identifier(identifier))
         neardup.ensure_configured(conn)
         if dihedral:
             found = neardup.neighbours_dihedral(conn, query, radius)
@@ -123,7 +124,7 @@ def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -
 
     if identifier is None:
         raise CcvecError("--semantic needs --identifier, or --image of a loaded file")
-    ident = parse_uuid(identifier)
+    ident = image_identifier(identifier)
     with schema_connection() as conn:
         found = graph.similar(conn, ident, k, model)
         titles = catalog_titles(conn, [i for i, _ in found])

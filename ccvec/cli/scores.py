@@ -16,7 +16,7 @@ from ccvec.cli.common import (
     console,
     emit,
     err_console,
-    parse_uuid,
+    image_identifier,
     progress,
     safe,
     schema_connection,
@@ -71,13 +71,20 @@ def refresh_command(
 
 @app.command("scores")
 def scores_command(
-    identifier: Annotated[str, typer.Option("--identifier", metavar="UUID", help="The image to explain.")],
+    identifier: Annotated[
+        str,
+        typer.Option(
+            "--identifier",
+            metavar="ID",
+            help="The image to explain: its identifier, or its file (a folder load's).",
+        ),
+    ],
     fmt: FormatOption = Format.table,
 ) -> None:
     """Explain one image's popularity and authority: every number behind them."""
     from ccvec import scores
 
-    ident = parse_uuid(identifier)
+    ident = image_identifier(identifier)
     with schema_connection() as conn:
         x = scores.explain(conn, ident)
     if fmt != Format.table:
