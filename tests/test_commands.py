@@ -367,6 +367,11 @@ def test_cluster_without_graph(cli: Cli, loaded: Path) -> None:
 def test_clusters(cli: Cli, clustered: Path) -> None:
     rows = json.loads(ok(cli("clusters", "--format", "json")).stdout)
     assert sum(r["size"] for r in rows) == 4
+    table = ok(cli("clusters")).stdout  # the medoid as people know it: its title (here its file's name)
+    titles = {p.stem for p in clustered.iterdir()}
+    for row in (r for r in rows if r["size"] > 1):
+        line = next(line for line in table.splitlines() if line.split()[:1] == [str(row["cluster"])])
+        assert row["medoid"] not in line and line.split()[-1] in titles, table
 
 
 def test_clusters_limit_zero(cli: Cli) -> None:

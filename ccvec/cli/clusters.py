@@ -15,6 +15,7 @@ from ccvec.cli.common import (
     FormatOption,
     ModelOption,
     app,
+    catalog_titles,
     console,
     emit,
     image_identifier,
@@ -22,6 +23,7 @@ from ccvec.cli.common import (
     schema_connection,
 )
 from ccvec.errors import CcvecError, counted
+from ccvec.sources import readable_source
 
 novelty_app = typer.Typer(
     help="Novelty against a reference set: fit on images like these, score every other image.",
@@ -44,6 +46,8 @@ def clusters_command(
         newest = conn.execute("SELECT ccvec.newest_labelled_cluster_run()")
         run_id = run or db.fetch_row(newest, "newest run")[0]
         shape = clusters.shape(conn, run_id)
+        medoids = [r[3] for r in rows if r[2] > 1 and r[3] is not None][:limit]
+        titles = catalog_titles(conn, medoids) if fmt == Format.table else {}
     if fmt != Format.table:  # every cluster, singletons too
         emit(
             ["cluster", "size", "label", "from", "medoid"],
@@ -52,9 +56,12 @@ def clusters_command(
         )
         return
     grouped = [r for r in rows if r[2] > 1][:limit]
-    emit(
+    emit(  # the medoid as people know it: its title, else its file or URL (csv/json: its identifier)
         ["cluster", "size", "label", "from", "medoid"],
-        [(c, f"{n:,}", lb, src, m) for c, lb, n, m, src in grouped],
+        [
+            (c, f"{n:,}", lb, src, readable_source(titles.get(m) or str(m)) if m else "")
+            for c, lb, n, m, src in grouped
+        ],
         fmt,
         empty="no cluster has 2 or more images",
     )
