@@ -137,9 +137,10 @@ def run(
         changed = summary.loaded > 0
         changed |= dedup_step(conn, options, summary, on_progress)
         changed |= graph_step(conn, options, summary, on_progress)
-        changed |= cluster_step(conn, options, summary)
+        clustered = cluster_step(conn, options, summary)
+        changed |= clustered
         scores_step(conn, changed, summary, on_progress)
-        label_step(conn, summary)
+        label_step(conn, summary, clustered)
         if outdir is not None:
             write_outputs(conn, outdir, scope, sources, options, summary, on_progress)
         summary.images = _one(conn, "SELECT ccvec.scope_size(%s)", [list(dict.fromkeys(scope))])
@@ -231,8 +232,9 @@ def cluster_step(conn: psycopg.Connection, options: RunOptions, summary: RunSumm
     return True
 
 
-def label_step(conn: psycopg.Connection, summary: RunSummary) -> None:
-    """Name the clusters of the current default run (after the refresh: labels read inferred tags)."""
+def label_step(conn: psycopg.Connection, summary: RunSummary, clustered: bool) -> None:
+    """Name the clusters of the current default run (after the refresh: labels read inferred tags);
+    `clustered`: this run made that clustering (its names are new, not up to date)."""
     from ccvec import clusters
 
     run_id = _one(conn, "SELECT ccvec.newest_cluster_run(%s)", ["default"])
@@ -240,7 +242,8 @@ def label_step(conn: psycopg.Connection, summary: RunSummary) -> None:
         return
     if _one(conn, "SELECT ccvec.cluster_run_labelled(%s)", [run_id]):
         conn.commit()
-        summary.steps["labels"] = "up to date"  # every cluster named; the refresh renames them when it runs
+        # named when clustered, renamed by the refresh when tags change
+        summary.steps["labels"] = "every cluster named" if clustered else "up to date"
         return
     labelled = clusters.label(conn, run_id)
     summary.steps["labels"] = f"{counted(labelled, 'cluster')} named"

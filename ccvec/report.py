@@ -412,7 +412,11 @@ def write(
     render(
         "index.html",
         "index.html.j2",
-        charts=[*data.histograms, size_chart([c["size"] for c in data.clusters if not c["elsewhere"]])],
+        # sizes in this report; an image alone here whose cluster is elsewhere is not a singleton
+        charts=[
+            *data.histograms,
+            size_chart([c["size"] for c in data.clusters if c["size"] > 1 or not c["elsewhere"]]),
+        ],
         preview=clusters[:PREVIEW_CLUSTERS],
         errors=failures[:20],
         sources=data.sources,

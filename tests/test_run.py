@@ -68,7 +68,7 @@ def test_rerun_does_nothing_new_and_a_third_adds_exactly_the_new_images(
 
     first = cli(*args, database_url=database_url)
     assert first.returncode == 0, first.stderr
-    assert "load: 6 new" in first.stdout
+    assert "load: 6 new" in first.stdout and "labels: every cluster named" in first.stdout
     assert (out / "index.html").is_file() and (out / MANIFEST).is_file()
     expected = {str(identity(file_location(p))) for p in photos.iterdir()}
     assert image_pages(out) == expected  # the other folder's image stays out
@@ -220,6 +220,10 @@ def test_an_image_alone_in_its_source_is_not_called_a_singleton(
     assert again.returncode == 0, again.stderr
     cards = (tmp_path / "out_a" / "clusters-1.html").read_text()
     assert "more in other sources" in cards
+    index = (tmp_path / "out_a" / "index.html").read_text()  # the size chart counts what the tile counts
+    tile = re.search(r'href="clusters-1.html"><b>(\d+)</b><span>clusters', index)
+    chart = re.search(r"· (\d+) clusters? of 2 or more", index)
+    assert tile and chart and tile.group(1) == chart.group(1), (tile, chart)
     sources = dict(conn.execute("SELECT cluster, source FROM ccvec.cluster_label WHERE run_id = %s", [run]))
     shown = re.findall(r'<h3><a href="cluster/(\d+)-1.html">[^<]*</a>( <span class="guess")?', cards)
     assert shown and all(bool(guess) == (sources[int(c)] == "classes") for c, guess in shown), (
