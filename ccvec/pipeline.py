@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ccvec import db, defaults, migrate
+from ccvec import db, defaults, migrate, scores
 from ccvec.errors import CcvecError, counted
 from ccvec.export import UNCLUSTERED_README, cluster_readme, folder_of, labels_csv, unique_name
 from ccvec.load import LoadOptions, LoadSummary, load
@@ -140,6 +140,8 @@ def run(
         clustered = cluster_step(conn, options, summary)
         changed |= clustered
         scores_step(conn, changed, summary, on_progress)
+        for line in scores.unmetered(conn):  # metrics in the catalog that popularity ignores
+            say(line)
         label_step(conn, summary, clustered)
         if outdir is not None:
             write_outputs(conn, outdir, scope, sources, options, summary, on_progress)
@@ -253,8 +255,6 @@ def scores_step(
     conn: psycopg.Connection, changed: bool, summary: RunSummary, on_progress: Progress | None
 ) -> bool:
     """Refresh when anything upstream changed or the scores were never computed."""
-    from ccvec import scores
-
     populated = _one(conn, "SELECT ccvec.view_populated('image_score')")
     conn.commit()
     if not changed and populated:

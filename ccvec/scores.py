@@ -243,6 +243,27 @@ def _beside(
 # ---------------------------------------------------------------- explaining one image
 
 
+UNMETERED_SCAN = 100_000  # catalog rows of providers without a metric looked at for metric-like keys
+
+
+def unmetered(conn: psycopg.Connection) -> list[str]:
+    """One line per provider whose images carry a metric no popularity row counts for it (the
+    refresh would ignore it in silence), saying how to count it."""
+    rows = conn.execute("SELECT * FROM ccvec.unmetered_metrics(%s)", [UNMETERED_SCAN]).fetchall()
+    conn.commit()
+    return [
+        f"provider {provider!r}: {images:,} images carry meta_data {metric!r}, which no popularity metric "
+        f"counts for it: `ccvec popularity metric {provider} {metric}` counts it"
+        for provider, metric, images in rows
+    ]
+
+
+def set_metric(conn: psycopg.Connection, provider: str, metric: str, percentile: float) -> None:
+    """Count `provider`'s meta_data key `metric` as its popularity (ccvec.set_popularity_metric)."""
+    conn.execute("SELECT ccvec.set_popularity_metric(%s, %s, %s)", [provider, metric, percentile])
+    conn.commit()
+
+
 def explain(conn: psycopg.Connection, identifier: uuid.UUID) -> dict[str, Any]:
     """Every number behind one image's popularity and authority, for `ccvec scores`."""
     score = conn.execute("SELECT * FROM ccvec.explain_score(%s)", [identifier]).fetchone()

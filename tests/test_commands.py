@@ -83,6 +83,11 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_run_bad_sim_fails_before_loading",
         "test_run_unwritable_out_fails_before_loading",
     ),
+    "popularity metric": ("test_popularity_metric_for_another_provider", "test_popularity_metric_bad_values"),
+    "popularity metrics": (
+        "test_popularity_metric_for_another_provider",
+        "test_popularity_metric_bad_values",
+    ),
     "scores": ("test_refresh_and_scores", "test_scores_not_a_uuid", "test_an_image_by_its_file"),
     "similar": (
         "test_similar",
@@ -490,6 +495,35 @@ def test_refresh_and_scores(cli: Cli, graphed: Path, conn: psycopg.Connection) -
     assert "scored 4 images" in cold.stdout and "changed images, constants" in cold.stderr
     again = json.loads(ok(cli("scores", "--identifier", ident, "--format", "json")).stdout)
     assert again == row
+
+
+def test_popularity_metric_for_another_provider(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
+    """Views under a provider with no metric are not ignored in silence: the refresh names them and
+    the command that counts them; once set, they score (v / (v + C), the provider's 85th percentile
+    at 0.85)."""
+    ids = identifiers(conn)
+    for i, ident in enumerate(ids):
+        conn.execute(
+            "UPDATE ccvec.image SET provider = 'tuxpaint', meta_data = %s WHERE identifier = %s",
+            [json.dumps({"views": 10 * (i + 1)}), ident],
+        )
+    conn.commit()
+    before = ok(cli("refresh"))
+    assert "popularity observed 0" in before.stdout
+    assert "provider 'tuxpaint': 4 images carry meta_data 'views'" in before.stderr
+    assert "`ccvec popularity metric tuxpaint views` counts it" in before.stderr
+    ok(cli("popularity", "metric", "tuxpaint", "views"))
+    after = ok(cli("refresh"))
+    assert "popularity observed 4" in after.stdout and "tuxpaint" not in after.stderr
+    listed = json.loads(ok(cli("popularity", "metrics", "--format", "json")).stdout)
+    mine = next(r for r in listed if r["provider"] == "tuxpaint")
+    assert (mine["metric"], mine["images"], mine["value_at_percentile"]) == ("views", 4, 40.0)
+    assert {r["provider"] for r in listed} >= {"flickr", "wikimedia", "nappy", "rawpixel", "stocksnap"}
+
+
+def test_popularity_metric_bad_values(cli: Cli) -> None:
+    usage_error(cli("popularity", "metric", "tuxpaint", "views", "--percentile", "1"), "percentile must be")
+    usage_error(cli("popularity", "metric", " ", "views"), "needs a provider and a meta_data key")
 
 
 def test_refresh_without_schema(cli: Cli, no_schema: str) -> None:

@@ -1,4 +1,4 @@
-"""`ccvec refresh`, `ccvec scores`, `ccvec authority …`: popularity and authority."""
+"""`ccvec refresh`, `ccvec scores`, `ccvec popularity …`, `ccvec authority …`: popularity and authority."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ from ccvec.cli.common import (
 
 authority_app = typer.Typer(help="Web authority: load Common Crawl host/domain ranks.", no_args_is_help=True)
 app.add_typer(authority_app, name="authority")
+popularity_app = typer.Typer(
+    help="Popularity: which meta_data key counts for each provider (Openverse's five are set).",
+    no_args_is_help=True,
+)
+app.add_typer(popularity_app, name="popularity")
 
 
 @app.command("refresh")
@@ -61,12 +66,42 @@ def refresh_command(
             conn.execute("SELECT * FROM ccvec.score_summary()"),
             "counting scores",
         )
+        warnings = scores.unmetered(conn)
     images, observed, inferred, visual, tags = summary
     console.print(
         f"scored {images:,} images in {seconds:.1f}s: popularity observed {observed:,}, "
         f"inferred {inferred:,}, none {images - observed - inferred:,}; VisualRank for {visual:,}; "
         f"{tags:,} inferred tags"
     )
+    for line in warnings:
+        err_console.print(safe(line), highlight=False)
+
+
+@popularity_app.command("metric")
+def popularity_metric_command(
+    provider: Annotated[str, typer.Argument(help="The provider, as the catalog's provider column names it.")],
+    key: Annotated[str, typer.Argument(help="The meta_data key holding its count, e.g. views.")],
+    percentile: Annotated[
+        float, typer.Option(help="The provider's percentile that scores it (Openverse: 0.85).")
+    ] = 0.85,
+) -> None:
+    """Count a provider's meta_data key as its popularity metric (then `ccvec refresh`)."""
+    from ccvec import scores
+
+    with schema_connection() as conn:
+        scores.set_metric(conn, provider, key, percentile)
+    console.print(
+        f"{safe(provider)}: popularity from meta_data {safe(repr(key))} at the {percentile:g} "
+        "percentile; `ccvec refresh` scores it"
+    )
+
+
+@popularity_app.command("metrics")
+def popularity_metrics_command(fmt: FormatOption = Format.table) -> None:
+    """Every provider's popularity metric, with the constant of the last refresh."""
+    with schema_connection() as conn:
+        rows = conn.execute("SELECT * FROM ccvec.popularity_metrics()").fetchall()
+    emit(["provider", "metric", "percentile", "value_at_percentile", "constant", "images"], rows, fmt)
 
 
 @app.command("scores")

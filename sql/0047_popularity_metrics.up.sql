@@ -1,0 +1,54 @@
+-- Providers beyond Openverse's five get a popularity metric from the command line, and a catalog
+-- whose rows carry metrics nobody counts is told so. A new user's manifest gave 164 images
+-- meta_data {"views": N} under providers with no row in ccvec.popularity_metric: the refresh
+-- ignored them without a word, and the report said no metric existed.
+
+CREATE FUNCTION ccvec.set_popularity_metric(p_provider text, p_metric text, p_percentile double precision DEFAULT 0.85)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(btrim(p_provider), '') = '' OR coalesce(btrim(p_metric), '') = '' THEN
+        RAISE EXCEPTION 'a popularity metric needs a provider and a meta_data key' USING ERRCODE = 'VC001';
+    END IF;
+    IF p_percentile IS NULL OR NOT (p_percentile > 0 AND p_percentile < 1) THEN
+        RAISE EXCEPTION 'percentile must be between 0 and 1 (exclusive), not %', p_percentile USING ERRCODE = 'VC001';
+    END IF;
+    INSERT INTO ccvec.popularity_metric AS m (provider, metric, percentile)
+    VALUES (p_provider, p_metric, p_percentile)
+    ON CONFLICT (provider) DO UPDATE
+        SET metric = excluded.metric, percentile = excluded.percentile,
+            value_at_percentile = CASE WHEN (m.metric, m.percentile) = (excluded.metric, excluded.percentile)
+                                       THEN m.value_at_percentile END,
+            constant = CASE WHEN (m.metric, m.percentile) = (excluded.metric, excluded.percentile)
+                            THEN m.constant END;
+END $$;
+COMMENT ON FUNCTION ccvec.set_popularity_metric(text, text, double precision) IS
+    'Count provider p_provider''s meta_data key p_metric as its popularity metric, at percentile p_percentile (Openverse: 0.85), adding or replacing its row of ccvec.popularity_metric; the next refresh computes its constant and scores. `ccvec popularity metric`. Raises VC001 for an empty provider or key or a percentile outside (0, 1).';
+
+CREATE FUNCTION ccvec.popularity_metrics()
+RETURNS TABLE (provider text, metric text, percentile double precision, value_at_percentile double precision,
+               constant double precision, images bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT m.provider, m.metric, m.percentile, m.value_at_percentile, m.constant, m.images
+    FROM ccvec.popularity_metric m ORDER BY m.provider
+$$;
+COMMENT ON FUNCTION ccvec.popularity_metrics() IS
+    'Every provider''s popularity metric: its meta_data key, percentile, the value at that percentile and the constant C of the last refresh, and how many images had a value. `ccvec popularity metrics`.';
+
+CREATE FUNCTION ccvec.unmetered_metrics(p_limit bigint DEFAULT 100000)
+RETURNS TABLE (provider text, metric text, images bigint)
+LANGUAGE sql STABLE AS $$
+    WITH keys AS (SELECT DISTINCT m.metric FROM ccvec.popularity_metric m),
+    unmetered AS (
+        SELECT c.provider, c.meta_data FROM ccvec.catalog c
+        WHERE c.provider IS NOT NULL AND jsonb_typeof(c.meta_data) = 'object'
+          AND NOT EXISTS (SELECT 1 FROM ccvec.popularity_metric m WHERE m.provider = c.provider)
+        LIMIT p_limit
+    )
+    SELECT u.provider, k.metric, count(*)
+    FROM unmetered u JOIN keys k ON ccvec.metric_value(u.meta_data, k.metric) IS NOT NULL
+    GROUP BY u.provider, k.metric
+    ORDER BY count(*) DESC, u.provider, k.metric
+$$;
+COMMENT ON FUNCTION ccvec.unmetered_metrics(bigint) IS
+    'Providers with no popularity metric whose images carry a value under a key another provider counts (views, downloads, ...), with how many images do, among at most p_limit catalog rows of such providers (a bound, so the check stays cheap at catalog size): what `ccvec refresh` warns about.';
