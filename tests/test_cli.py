@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from ccvec.models import registry
 
@@ -67,3 +68,18 @@ def test_single_file_formats_and_untruncated_tables(
     assert errors.returncode == 0 and json.loads(errors.stdout) == []
     bad = cli("errors", "--format", "yaml", database_url=database_url)
     assert bad.returncode == 2
+
+
+def test_tables_are_never_cut_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every table ccvec prints (graph status, dedup, db status, ...) goes through print_table: off
+    a terminal it is as wide as its content, one line per row."""
+    from rich.table import Table
+
+    from ccvec.cli.common import print_table
+
+    table = Table("model", "built", box=None)
+    table.add_row("efficientnet-lite0-" + "x" * 150, "2026-11-30 07:44:03.123456+00:00")
+    print_table(table)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].rstrip().endswith("07:44:03.123456+00:00"), lines
+    assert "x" * 150 in lines[1] and "…" not in lines[1]

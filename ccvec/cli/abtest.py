@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ccvec.cli.common import app, console, err_console, safe, schema_connection
+from ccvec.cli.common import app, console, err_console, print_table, safe, schema_connection
 
 experiment_app = typer.Typer(
     help="A/B tests: cluster-mate substitution and click-through analysis.", no_args_is_help=True
@@ -98,7 +98,7 @@ def experiment_report(
             f"{s.control_clicks:,}",
             _rate(s.ctr_control),
         )
-    console.print(table)
+    print_table(table)
     console.print(
         f"CTR difference (Mantel-Haenszel, by rank): {result.difference:+.4f} "
         f"[95% CI {result.ci_low:+.4f}, {result.ci_high:+.4f}], odds ratio {result.odds_ratio:.3f}, "

@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, get_args, get_origin
 
 import psycopg
 import typer
@@ -20,6 +20,9 @@ from rich.markup import escape
 
 from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError, first_line, from_database
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 EXIT_CODES = (
     "Exit status: 0 ok; 1 some inputs failed (see `ccvec errors`); 2 usage or setup error "
@@ -130,6 +133,12 @@ def emit(
     table = Table(*columns, title=title, box=None)
     for row in rows:
         table.add_row(*("" if v is None else safe(v) for v in row))
+    print_table(table)
+
+
+def print_table(table: Table) -> None:
+    """A rich table on stdout, never cut: as wide as its content when stdout is not a terminal
+    (a pipe's 80 columns would wrap or truncate its cells)."""
     out = console if console.is_terminal else Console(width=100_000, soft_wrap=True)
     out.print(table, overflow="ignore", crop=False)
 

@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from ccvec import config, db, defaults, migrate
-from ccvec.cli.common import ModelOption, app, confirm_destructive, console, safe, schema_connection
+from ccvec.cli.common import (
+    ModelOption,
+    app,
+    confirm_destructive,
+    console,
+    print_table,
+    safe,
+    schema_connection,
+)
 from ccvec.errors import CcvecError
 
 db_app = typer.Typer(help="Manage the database: embedded server, schema, status.", no_args_is_help=True)
@@ -181,7 +189,7 @@ def db_status() -> None:
         rows_table = Table("table", "rows", box=None)
         for name, count in counts.items():
             rows_table.add_row(f"{config.SCHEMA}.{name}", f"{count:,}")
-        console.print(rows_table)
+        print_table(rows_table)
 
 
 @db_app.command("url")

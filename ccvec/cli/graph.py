@@ -16,6 +16,7 @@ from ccvec.cli.common import (
     app,
     console,
     err_console,
+    print_table,
     progress,
     safe,
     schema_connection,
@@ -98,7 +99,10 @@ def graph_status() -> None:
             f"{started:%Y-%m-%d %H:%M}" + ("" if finished else " (unfinished)"),
             "yes" if is_current else "",
         )
-    console.print(table if rows else "no graph yet: run `ccvec graph build`")
+    if rows:
+        print_table(table)
+    else:
+        console.print("no graph yet: run `ccvec graph build`")
 
 
 @graph_app.command("prune")
@@ -124,7 +128,7 @@ def graph_prune(
         table = Table("kind", "run", "started", "rows", box=None)
         for kind, run_id, started, held in runs:
             table.add_row(kind, str(run_id), f"{started:%Y-%m-%d %H:%M}", f"{held:,}")
-        console.print(table)
+        print_table(table)
         if dry_run:
             console.print("(dry run: nothing deleted)")
             return

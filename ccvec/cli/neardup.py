@@ -24,6 +24,7 @@ from ccvec.cli.common import (
     emit,
     err_console,
     image_identifier,
+    print_table,
     progress,
     safe,
     schema_connection,
@@ -217,7 +218,7 @@ def dedup_command(
         table = Table("group size", "groups", box=None)
         for bucket, n in summary.size_histogram:
             table.add_row(bucket, f"{n:,}")
-        console.print(table)
+        print_table(table)
         largest = Table(
             "group (canonical identifier)",
             "size",
@@ -228,5 +229,5 @@ def dedup_command(
         )
         for group_id, size, max_distance in summary.largest:
             largest.add_row(str(group_id), str(size), str(max_distance), safe(titles.get(group_id) or ""))
-        console.print(largest)
+        print_table(largest)
         console.print("every member, its location and the canonical one: --report --format csv (or json)")
