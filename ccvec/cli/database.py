@@ -149,8 +149,13 @@ MAIN_TABLES = (
 
 @db_app.command("status")
 def db_status() -> None:
-    """Show the server, pgvector and schema versions, and row counts of ccvec's tables."""
-
+    """Show the server, pgvector and schema versions, and row counts of ccvec's tables (a stopped
+    embedded server is reported as such, not started)."""
+    if not config.database_url() and not db.embedded_running():
+        pgdata = db.server_location(db.embedded_pgdata())
+        state = "stopped" if pgdata.exists() else "not created yet"
+        console.print(f"embedded server: {state} ({pgdata}); any other ccvec command starts it")
+        return
     url = db.resolve_url()
     with db.connection(url) as conn:
         server = db.fetch_row(conn.execute("SHOW server_version"), "server version")[0]
