@@ -429,6 +429,12 @@ def test_tags(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
     ok(cli("refresh"))  # computes the inferred tags
     ident = identifiers(conn)[0]
     assert "own tags: (none)" in ok(cli("tags", ident)).stdout
+    assert "inferred: (none: no tag is shared by enough of its neighbours)" in ok(cli("tags", ident)).stdout
+    conn.execute("UPDATE ccvec.image SET tags = '[{\"name\": \"cat\"}]' WHERE identifier = %s", [ident])
+    conn.commit()
+    ok(cli("refresh"))
+    tagged = ok(cli("tags", ident)).stdout  # its own tag, and nobody's to infer: not "not shared enough"
+    assert "own tags: cat" in tagged and "none beyond its own tags" in tagged
     assert json.loads(ok(cli("tags", "--all", "--format", "json")).stdout) == []
     assert "a manifest's `tags` column" in ok(cli("tags", "--all")).stderr + ok(cli("tags", "--all")).stdout
 

@@ -111,8 +111,15 @@ def tags_command(
     console.print(f"own tags: {', '.join(safe(t) for t in own) if own else '(none)'}")
     for tag, score, support in inferred:
         console.print(f"inferred: {safe(tag)}  score {score:.2f}  ({support} neighbours)")
-    if not inferred:
+    if not inferred and own:
+        console.print(
+            "inferred: (none beyond its own tags: an image that has tags gets another only when its "
+            "neighbours agree on it almost unanimously)"
+        )
+    elif not inferred:
         console.print("inferred: (none: no tag is shared by enough of its neighbours)")
+    else:
+        console.print("score: the similarity-weighted share of its neighbourhood carrying the tag")
 
 
 @novelty_app.command("fit")
