@@ -276,6 +276,7 @@ def test_dedup(cli: Cli, loaded: Path, tmp_path: Path) -> None:
     assert len(listing) == 3
     summary = ok(cli("dedup", "--report")).stdout
     assert "1 duplicate group," in summary and "coffee" in summary  # the canonical image's title
+    assert "max pHash distance" in summary and "by embedding cosine" in summary  # what a distance means
 
 
 def test_dedup_radius_out_of_range(cli: Cli, conn: psycopg.Connection) -> None:

@@ -222,7 +222,7 @@ def dedup_command(
         largest = Table(
             "group (canonical identifier)",
             "size",
-            "max distance",
+            "max pHash distance",
             "canonical image",
             title="largest groups",
             box=None,
@@ -230,4 +230,8 @@ def dedup_command(
         for group_id, size, max_distance in summary.largest:
             largest.add_row(str(group_id), str(size), str(max_distance), safe(titles.get(group_id) or ""))
         print_table(largest)
-        console.print("every member, its location and the canonical one: --report --format csv (or json)")
+        console.print(
+            "members match by pHash within the radius or by embedding cosine, so a pHash distance past "
+            "the radius is an embedding match; every member, how it matched, its location and the "
+            "canonical one: --report --format csv (or json)"
+        )
