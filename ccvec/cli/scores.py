@@ -116,7 +116,7 @@ def scores_command(
     ],
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Explain one image's popularity and authority: every number behind them."""
+    """Explain one image's popularity, authority and novelty: every number behind them."""
     from ccvec import scores
 
     ident = image_identifier(identifier)
@@ -145,12 +145,20 @@ def scores_command(
         console.print(f"  similarity-weighted mean of {len(having)} neighbours' popularity:")
         for nb, sim, pop in having:
             console.print(f"    {nb}  similarity {sim:.3f}  popularity {pop:.3f}")
-    console.print(f"authority   {x['authority']:.3f}")
+    else:
+        console.print(
+            "  no data: no popularity metric counts for its provider (`ccvec popularity metrics`) or for "
+            "any of its neighbours, so it gets the default"
+        )
+    console.print(
+        f"authority   {x['authority']:.3f}  (the mean of visual and web below, when both are known)"
+    )
     if x["visualrank"]:
         rank, score, iterations, residual, nodes = x["visualrank"]
         console.print(
-            f"  visual {score:.3f}: VisualRank {rank:.3e} (percentile among {nodes:,} images; "
-            f"{iterations} iterations, residual {residual:.1e})"
+            f"  visual {score:.3f}: how much similar images point at it, as a percentile among {nodes:,} "
+            f"images (VisualRank, PageRank over the neighbour graph: {rank:.3e} after {iterations} "
+            f"iterations, residual {residual:.1e})"
         )
     host = x["host"]
     if host:
@@ -158,7 +166,11 @@ def scores_command(
         detail = {
             "host": f"host {host_rev} at harmonic position {host_pos:,}" if host_pos else "",
             "domain": f"domain {domain_rev} at harmonic position {domain_pos:,}" if domain_pos else "",
-            "provider": "the provider's source-class prior (no web rank for its host or domain)",
+            "provider": (
+                f"a fixed prior for {provider}'s kind of source (no web rank for its host or domain)"
+                if provider
+                else "a fixed prior: no provider and no web rank for where it comes from (a local file)"
+            ),
         }[source]
         web = x["domain"] if source in ("host", "domain") else x["prior"]
         console.print(f"  web {web:.3f}: {safe(detail)}")
