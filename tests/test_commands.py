@@ -480,6 +480,7 @@ def test_novelty_fit_on_a_folder(cli: Cli, loaded: Path, tmp_path: Path, conn: p
     members = conn.execute("SELECT count(*) FROM ccvec.novelty_reference WHERE name = 'ref'").fetchone()
     assert members == (4,)
     usage_error(cli("novelty", "fit", "none", "--reference", "no-such-source"), "no model named efficientnet")
+    usage_error(cli("novelty", "fit", "none", "--reference", tmp_path / "gone"), "gone: no such folder or file")
     usage_error(
         cli("novelty", "fit", "none", "--reference", "no-such-source", "--model", MODEL),
         "matches 0 embedded image(s)",

@@ -144,6 +144,8 @@ def novelty_fit(
     if len(given) != 1:
         raise CcvecError("give exactly one of --reference, --provider, --tag")
     where, value = given[0]
+    if where == "source" and "/" in value and not Path(value).expanduser().exists():
+        raise CcvecError(f"{value}: no such folder or file (--reference takes a loaded folder or manifest)")
     images: list[uuid.UUID] = []
     if where == "source" and Path(value).expanduser().exists():  # a folder or manifest: its images
         from ccvec.pipeline import source_identifiers
