@@ -431,7 +431,7 @@ def test_tags(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
     ident = identifiers(conn)[0]
     assert "own tags: (none)" in ok(cli("tags", ident)).stdout
     assert "inferred: (none: no tag is shared by enough of its neighbours)" in ok(cli("tags", ident)).stdout
-    conn.execute("UPDATE ccvec.image SET tags = '[{\"name\": \"cat\"}]' WHERE identifier = %s", [ident])
+    conn.execute('UPDATE ccvec.image SET tags = \'[{"name": "cat"}]\' WHERE identifier = %s', [ident])
     conn.commit()
     ok(cli("refresh"))
     tagged = ok(cli("tags", ident)).stdout  # its own tag, and nobody's to infer: not "not shared enough"
@@ -480,7 +480,9 @@ def test_novelty_fit_on_a_folder(cli: Cli, loaded: Path, tmp_path: Path, conn: p
     members = conn.execute("SELECT count(*) FROM ccvec.novelty_reference WHERE name = 'ref'").fetchone()
     assert members == (4,)
     usage_error(cli("novelty", "fit", "none", "--reference", "no-such-source"), "no model named efficientnet")
-    usage_error(cli("novelty", "fit", "none", "--reference", tmp_path / "gone"), "gone: no such folder or file")
+    usage_error(
+        cli("novelty", "fit", "none", "--reference", tmp_path / "gone"), "gone: no such folder or file"
+    )
     usage_error(
         cli("novelty", "fit", "none", "--reference", "no-such-source", "--model", MODEL),
         "matches 0 embedded image(s)",
