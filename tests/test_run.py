@@ -164,6 +164,12 @@ def test_other_files_of_a_folder_are_noted_not_errors(
     errors = (tmp_path / "out" / "errors-1.html").read_text()
     assert errors.index("Every input loaded.") < errors.index("readme.txt")
     assert "1 noted but not failed" in errors
+    before = snapshot(tmp_path / "out")  # a rerun notes readme.txt again, in a new load run: same pages
+    again = cli(
+        "run", str(folder), "--out", str(tmp_path / "out"), "--model", tiny, database_url=database_url
+    )
+    assert again.returncode == 0 and "report: up to date" in again.stdout, again.stdout
+    assert snapshot(tmp_path / "out") == before
 
 
 def test_an_image_alone_in_its_source_is_not_called_a_singleton(
