@@ -316,11 +316,25 @@ def http_link(url: str | None) -> str | None:
     return url.strip() if scheme in ("http", "https") else None
 
 
-def file_path(url: str | None) -> str | None:
-    """A local file's path, readable (percent-escapes decoded), when `url` is a file URI, else None:
-    the page links it (a report opened from disk may open files on disk) and shows the path."""
+def local_file(url: str | None) -> Path | None:
+    """The local file a catalog URL names: a file URI without a host (or localhost), else None. A
+    `file://host/...` URL is not local: linking it would fetch from that host (an SMB share)."""
     path = local_path(url) if url else None
+    if path is None or urlsplit(url or "").netloc.lower() not in ("", "localhost"):
+        return None
+    return path
+
+
+def file_path(url: str | None) -> str | None:
+    """A local file's path, readable (percent-escapes decoded), for the page to show."""
+    path = local_file(url)
     return display_path(path) if path is not None else None
+
+
+def file_href(url: str | None) -> str | None:
+    """A local file's link, rebuilt from its path (never the catalog's text), or None."""
+    path = local_file(url)
+    return path.as_uri() if path is not None and path.is_absolute() else None
 
 
 def image_page(identifier: uuid.UUID) -> str:
@@ -337,6 +351,7 @@ def environment() -> Environment:
     )
     env.filters["http_link"] = http_link
     env.filters["file_path"] = file_path
+    env.filters["file_href"] = file_href
     env.filters["pct"] = lambda v: "-" if v is None else f"{v:.3f}"
     env.filters["num"] = lambda v: "-" if v is None else f"{v:,}"
     env.globals["image_page"] = image_page

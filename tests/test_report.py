@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from ccvec.models import registry
-from ccvec.report import environment, file_path, http_link
+from ccvec.report import environment, file_href, file_path, http_link
 from ccvec.sources import file_location, identity
 
 from .images import photo
@@ -220,7 +220,9 @@ def test_local_files_show_as_paths() -> None:
         "",
         None,
     ):
-        assert file_path(other) is None
+        assert file_path(other) is None and file_href(other) is None
+    assert file_path("file://evil.example/share/x.jpg") is None  # another host: not a local file
+    assert file_href("file://localhost/tmp/a%20b.jpg") == "file:///tmp/a%20b.jpg"  # rebuilt from the path
 
 
 def test_only_http_links_are_links() -> None:

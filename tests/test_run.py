@@ -238,6 +238,30 @@ def test_an_image_alone_in_its_source_is_not_called_a_singleton(
     )
 
 
+def test_catalog_text_in_run_output_is_shown_not_interpreted(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """A provider named like rich markup, and a broken file named with terminal escapes, print as
+    text: the run neither crashes nor lets the name drive the terminal."""
+    folder = tmp_path / "photos"
+    write_photos(folder, ("chelsea", "coffee"))
+    (folder / "\x1b]0;pwned\x07\x1b[2Jbad.jpg").write_bytes(b"not a jpeg")
+    manifest = tmp_path / "m.jsonl"
+    rows = [
+        {"path": str(folder / f"{n}.jpeg"), "provider": "evil[/x]", "meta_data": {"views": 5}}
+        for n in ("chelsea", "coffee")
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = cli(
+        "run", str(manifest), "--out", str(tmp_path / "out"), "--model", tiny, database_url=database_url
+    )
+    assert result.returncode == 0, result.stderr
+    assert "provider 'evil[/x]'" in result.stderr and (tmp_path / "out" / "index.html").is_file()
+    broken = cli("load", str(folder), "--model", tiny, database_url=database_url)
+    assert broken.returncode == 1 and "bad.jpg" in broken.stderr
+    assert "\x1b" not in broken.stderr and "\x07" not in broken.stderr, broken.stderr
+
+
 def test_empty_source_single_file_and_several_sources(
     conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
 ) -> None:

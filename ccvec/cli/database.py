@@ -154,7 +154,7 @@ def db_status() -> None:
     if not config.database_url() and not db.embedded_running():
         pgdata = db.server_location(db.embedded_pgdata())
         state = "stopped" if pgdata.exists() else "not created yet"
-        console.print(f"embedded server: {state} ({pgdata}); any other ccvec command starts it")
+        console.print(f"embedded server: {state} ({safe(str(pgdata))}); any other ccvec command starts it")
         return
     url = db.resolve_url()
     with db.connection(url) as conn:

@@ -20,6 +20,7 @@ from ccvec.cli.common import (
     err_console,
     explain_model_build,
     quiet,
+    safe,
     schema_connection,
 )
 from ccvec.errors import counted
@@ -182,12 +183,16 @@ def load_command(
 FAILURES_SHOWN = 10  # one line each after a load; the rest wait in `ccvec errors`
 
 
+def errors_commands(runs: list[int]) -> str:
+    """`ccvec errors --run N` for each run (the option takes one run)."""
+    return " and ".join(f"`ccvec errors --run {run}`" for run in runs)
+
+
 def not_images_note(count: int, runs: list[int]) -> str:
     """The line saying a folder held files that were skipped as not images (named in the errors)."""
-    listed = ", ".join(str(run) for run in runs)
     return (
         f"{counted(count, 'file')} skipped, not images by their name (a manifest is loaded by passing "
-        f"its path): listed by `ccvec errors --run {listed}`"
+        f"its path): listed by {errors_commands(runs)}"
     )
 
 
@@ -203,13 +208,10 @@ def print_failures(runs: list[int]) -> None:
             if row[1] not in NOTED  # stored with changes, or not an image: recorded, not failed
         ]
     for _, stage, source, reason in rows[:FAILURES_SHOWN]:
-        err_console.print(f"  {readable_source(source)}: {reason} ({stage})", highlight=False, markup=False)
+        err_console.print(f"  {safe(readable_source(source))}: {safe(reason)} ({stage})", highlight=False)
     more = f" ({len(rows) - FAILURES_SHOWN:,} more not shown)" if len(rows) > FAILURES_SHOWN else ""
-    runs_text = ", ".join(str(run) for run in runs)
-    err_console.print(
-        f"{counted(len(rows), 'input')} failed{more}: all in `ccvec errors --run {runs_text}`",
-        highlight=False,
-    )
+    summary = f"{counted(len(rows), 'input')} failed{more}: all in {errors_commands(runs)}"
+    err_console.print(summary, highlight=False)
 
 
 @app.command("errors")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ccvec import defaults
-from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, err_console, stages
+from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, err_console, safe, stages
 from ccvec.cli.loading import load_with_progress, not_images_note, print_failures
 
 OutOption = Annotated[
@@ -57,7 +57,7 @@ def run_command(
             options,
             loader=loader,
             on_progress=bar.update,
-            say=lambda text: err_console.print(text, highlight=False),
+            say=lambda text: err_console.print(safe(text), highlight=False),  # holds catalog values
         )
     skipped = sum(s.skipped for s in summary.loads)
     updated = sum(s.updated for s in summary.loads)

@@ -151,7 +151,8 @@ def scores_command(
             "any of its neighbours, so it gets the default"
         )
     console.print(
-        f"authority   {x['authority']:.3f}  (the mean of visual and web below, when both are known)"
+        f"authority   {x['authority']:.3f}  (visual and web below, weighted by the settings "
+        "authority.weight_visual and authority.weight_web)"
     )
     if x["visualrank"]:
         rank, score, iterations, residual, nodes = x["visualrank"]
