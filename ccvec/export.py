@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from ccvec.errors import CcvecError
 from ccvec.fetch import FetchError, read_file
 from ccvec.outdir import check_writable
-from ccvec.sources import local_path, not_a_regular_file
+from ccvec.sources import display_path, local_path, not_a_regular_file
 
 THUMB = 160
 COLUMNS = 6
@@ -39,7 +39,7 @@ def cluster_files(
     rows = conn.execute("SELECT * FROM ccvec.export_cluster_files(%s, %s)", [run_id, min_size]).fetchall()
     out: dict[int, list[tuple[Path, str]]] = {}
     for cluster, url, title, sha256 in rows:
-        path = _loaded_file(url, sha256)
+        path = loaded_file(url, sha256)
         if path is not None:
             out.setdefault(cluster, []).append((path, title))
         elif left_out is not None:
@@ -47,7 +47,8 @@ def cluster_files(
     return out
 
 
-def _loaded_file(url: str | None, sha256: bytes) -> Path | None:
+def loaded_file(url: str | None, sha256: bytes) -> Path | None:
+    """The local file a catalog URL names, resolved, when its bytes are still the image loaded."""
     path = local_path(url) if url else None
     if path is None or not_a_regular_file(path) is not None:
         return None
@@ -67,7 +68,7 @@ def cluster_labels(conn: psycopg.Connection, run_id: int) -> Labels:
     out: Labels = {}
     for cluster, label, url in conn.execute("SELECT * FROM ccvec.export_cluster_labels(%s)", [run_id]):
         path = local_path(url) if url else None
-        out[cluster] = (label, path.name if path else "")
+        out[cluster] = (label, display_path(Path(path.name)) if path else "")  # text: no raw bytes
     return out
 
 

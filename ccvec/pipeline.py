@@ -18,10 +18,10 @@ import psycopg
 
 from ccvec import db, defaults, migrate, scores
 from ccvec.errors import CcvecError, counted
-from ccvec.export import UNCLUSTERED_README, cluster_readme, folder_of, labels_csv, unique_name
+from ccvec.export import UNCLUSTERED_README, cluster_readme, folder_of, labels_csv, loaded_file, unique_name
 from ccvec.load import LoadOptions, LoadSummary, load
 from ccvec.outdir import OutDir
-from ccvec.sources import SKIPPED, BadRow, SourceItem, local_path, open_source
+from ccvec.sources import SKIPPED, BadRow, SourceItem, display_path, local_path, open_source
 
 if TYPE_CHECKING:
     from ccvec.report import ReportData
@@ -315,48 +315,70 @@ def write_outputs(
 def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:
     """The clusters as `ccvec export-clusters` lays them out, under clusters/: imagecluster's
     cluster_with_N/cluster_i/ (N the files in it), images alone or in no cluster in unclustered/,
-    a README naming each cluster and labels.csv listing every folder with its label and medoid.
-    Symlinks (or copies) of the loaded files; returns how many."""
-    files = {i: local_path(r["url"] or "") for i, r in data.images.items()}
-    found = {i: path for i, path in files.items() if path is not None and path.exists()}
+    a README naming each cluster and labels.csv listing every folder with its label and medoid (by
+    the name it has in its folder). Symlinks, or copies (--copy) of files whose bytes are still
+    the image loaded, as export-clusters checks. Returns how many files."""
+    found = _loaded_files(data, check_bytes=copy)
     placed: list[tuple[Path, list[uuid.UUID]]] = []
+    for cluster in data.clusters:
+        members = [i for i in data.members.get(cluster["cluster"], []) if i in found]
+        if members:
+            placed.append((Path("clusters") / folder_of(cluster["cluster"], len(members)), members))
+    alone = [i for i, r in data.images.items() if r["cluster"] is None and i in found]
+    if alone:
+        placed.append((Path("clusters/unclustered"), alone))
+    names = _file_names(placed, found)
     rows: list[list[object]] = []
     for cluster in data.clusters:
         members = [i for i in data.members.get(cluster["cluster"], []) if i in found]
         if not members:
             continue
         folder = Path("clusters") / folder_of(cluster["cluster"], len(members))
-        medoid = found[cluster["medoid"]].name if cluster["medoid"] in found else ""
+        name = names.get((folder, cluster["medoid"]))
+        medoid = display_path(Path(name)) if name else ""  # text: a file name's raw bytes replaced
         rows.append([folder.relative_to("clusters").as_posix(), cluster["cluster"], len(members)])
         rows[-1] += [cluster["name"], medoid]
         if len(members) > 1:
             text = cluster_readme(cluster["cluster"], cluster["name"], len(members), medoid)
             outdir.write_text(f"{folder}/README", text)
-        placed.append((folder, members))
-    placed.append((Path("clusters/unclustered"), [i for i, r in data.images.items() if r["cluster"] is None]))
-    if any(folder.name == "unclustered" and any(i in found for i in ids) for folder, ids in placed):
+    if any(folder.name == "unclustered" for folder, _ in placed):
         outdir.write_text("clusters/unclustered/README", UNCLUSTERED_README)
     if rows:
         outdir.write_text("clusters/labels.csv", labels_csv(rows))
-    return _place(outdir, placed, found, copy)
+    for (folder, identifier), name in names.items():
+        if copy:
+            outdir.copy(f"{folder}/{name}", found[identifier])
+        else:
+            outdir.symlink(f"{folder}/{name}", found[identifier])
+    return len(names)
 
 
-def _place(
-    outdir: OutDir, placed: list[tuple[Path, list[uuid.UUID]]], found: dict[uuid.UUID, Path], copy: bool
-) -> int:
-    """Each image's symlink (or copy) in its folder, under a name unique in that folder."""
+def _loaded_files(data: ReportData, check_bytes: bool) -> dict[uuid.UUID, Path]:
+    """Each image's local file, resolved; with `check_bytes`, only files still holding the image
+    that was loaded (a copy must not take whatever a catalog URL names now)."""
+    found: dict[uuid.UUID, Path] = {}
+    for identifier, row in data.images.items():
+        if check_bytes:
+            path = loaded_file(row["url"], bytes.fromhex(row["content_sha256"]))
+        else:
+            local = local_path(row["url"] or "")
+            path = local.resolve() if local is not None and local.exists() else None
+        if path is not None:
+            found[identifier] = path
+    return found
+
+
+def _file_names(
+    placed: list[tuple[Path, list[uuid.UUID]]], found: dict[uuid.UUID, Path]
+) -> dict[tuple[Path, uuid.UUID], str]:
+    """(folder, image) -> its file name there, unique in the folder (README is ccvec's own)."""
     used: dict[Path, set[str]] = {}
-    written = 0
+    names: dict[tuple[Path, uuid.UUID], str] = {}
     for folder, ids in placed:
-        names = used.setdefault(folder, {"README"})
-        for identifier in (i for i in ids if i in found):
-            rel = f"{folder}/{unique_name(found[identifier], names)}"
-            if copy:
-                outdir.copy(rel, found[identifier])
-            else:
-                outdir.symlink(rel, found[identifier].resolve())
-            written += 1
-    return written
+        taken = used.setdefault(folder, {"README"})
+        for identifier in ids:
+            names[(folder, identifier)] = unique_name(found[identifier], taken)
+    return names
 
 
 def report_only(

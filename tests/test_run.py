@@ -262,6 +262,33 @@ def test_catalog_text_in_run_output_is_shown_not_interpreted(
     assert "\x1b" not in broken.stderr and "\x07" not in broken.stderr, broken.stderr
 
 
+def test_cluster_folders_name_each_medoid_by_its_link(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """Two files named alike in one cluster get distinct links, and labels.csv names the medoid's
+    own; a file name that is not UTF-8 does not stop the folders (its name is text there)."""
+    folder = tmp_path / "photos"
+    write_photos(folder / "a", ("chelsea", "coffee", "rocket"))
+    write_photos(folder / "b", ("chelsea", "astronaut"))  # b/chelsea.jpeg: a second file of that name
+    os.rename(folder / "b" / "astronaut.jpeg", os.fsencode(folder / "b") + b"/caf\xe9.jpeg")
+    result = cli(
+        "run", str(folder), "--out", str(tmp_path / "out"), "--model", tiny, database_url=database_url
+    )
+    assert result.returncode == 0, result.stderr
+    clusters = tmp_path / "out" / "clusters"
+    with open(clusters / "labels.csv", newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    run = conn.execute("SELECT max(run_id) FROM ccvec.cluster_label").fetchone()[0]
+    medoids = dict(conn.execute("SELECT cluster, medoid FROM ccvec.cluster_label WHERE run_id = %s", [run]))
+    links = [p for p in clusters.rglob("*") if p.is_symlink()]
+    assert len(links) == 5 and sum("chelsea" in p.name for p in links) == 2
+    for row in table:
+        if "\ufffd" in row["medoid"]:
+            continue  # named as text; the link itself keeps the file's bytes
+        link = clusters / row["folder"] / row["medoid"]
+        assert identity(file_location(link.resolve())) == medoids[int(row["cluster"])], row
+
+
 def test_empty_source_single_file_and_several_sources(
     conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
 ) -> None:
