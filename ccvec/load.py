@@ -348,21 +348,24 @@ def _write_cues(conn: psycopg.Connection, batch: list[Prepared]) -> None:
 
 def _split(
     entries: Iterable[SourceItem | BadRow],
-) -> tuple[list[SourceItem], list[Failed], list[Failed]]:
-    """(items to load, rows refused before loading, notes: rows stored changed and files skipped)."""
+) -> tuple[list[SourceItem], list[Failed], list[Failed], int]:
+    """(items to load, rows refused before loading, notes: rows stored changed and files skipped,
+    how many files were skipped: a counted row stands for many)."""
     items: list[SourceItem] = []
     bad: list[Failed] = []
     warnings: list[Failed] = []
+    skipped_files = 0
     for entry in entries:
         if isinstance(entry, BadRow):
             (warnings if entry.stage == SKIPPED else bad).append(
                 Failed(entry.source, entry.stage, entry.reason)
             )
+            skipped_files += entry.files if entry.stage == SKIPPED else 0
         else:
             items.append(entry)
             if entry.warnings:
                 warnings.append(Failed(entry.source, WARNING, "; ".join(entry.warnings)))
-    return items, bad, warnings
+    return items, bad, warnings, skipped_files
 
 
 class _Writer:
@@ -424,12 +427,12 @@ def load(
         conn.commit()  # no transaction stays open while the manifest is read
         if entries is None:
             entries = open_source(source, options.fetch_policy.remote_only)
-        items, failures, warnings = _split(entries)
+        items, failures, warnings, skipped_files = _split(entries)
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
         with conn.transaction():
             _record(conn, summary.run_id, warnings)
-        summary.not_images = sum(note.stage == SKIPPED for note in warnings)
-        summary.warnings = len(warnings) - summary.not_images
+        summary.not_images = skipped_files
+        summary.warnings = sum(note.stage != SKIPPED for note in warnings)
         if options.write_catalog:
             summary.updated = _update_catalog(conn, items)
         todo = _missing(conn, model.name, items)

@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,7 @@ class BadRow:
     source: str  # "manifest.csv:12"
     reason: str
     stage: str = "manifest"  # "fetch" for a file that cannot be read (a FIFO in a folder, a loop)
+    files: int = 1  # inputs this row stands for (a counted row of skipped files stands for many)
 
 
 def identity(location: str) -> uuid.UUID:
@@ -284,29 +286,59 @@ def normalise_url(url: str) -> str:
 # ---------------------------------------------------------------- folders
 
 
+SKIPPED_NAMED = 100  # a folder's other files named one by one; past this they are counted
+
+
+@dataclass
+class _Others:
+    """A folder's files that are not images by their name: the first SKIPPED_NAMED (by path) kept to
+    be named, every one counted by extension (a dataset folder can hold a sidecar per image)."""
+
+    named: list[Path] = field(default_factory=list)
+    by_extension: Counter[str] = field(default_factory=Counter)
+
+    def add(self, path: Path) -> None:
+        self.by_extension[path.suffix.lower() or "(none)"] += 1
+        self.named.append(path)
+        if len(self.named) > 2 * SKIPPED_NAMED:  # keep the first by path, in bounded memory
+            self.named = sorted(self.named)[:SKIPPED_NAMED]
+
+    def rows(self, root: Path) -> Iterator[BadRow]:
+        named = sorted(self.named)[:SKIPPED_NAMED]
+        for path in named:
+            suffix = f"extension {path.suffix}" if path.suffix else "no extension"
+            yield BadRow(display_path(path), f"not an image file by its name ({suffix}): skipped", SKIPPED)
+        rest = sum(self.by_extension.values()) - len(named)
+        if rest:
+            common = sorted(self.by_extension.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+            kinds = ", ".join(f"{ext} {n:,}" for ext, n in common)
+            reason = f"{rest:,} more files not images by their name (of all: {kinds}): skipped, not named"
+            yield BadRow(display_path(root), reason, SKIPPED, files=rest)
+
+
 def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
     """Image files under `root`, recursively, in a stable (sorted) order. Names with an image
     extension that are not regular files (directories, FIFOs, devices, dangling or looping
     symlinks) are reported, not skipped in silence; so are other files, as skipped (stage
-    "skipped": recorded, not failed), except hidden ones (.DS_Store, anything under a dot folder).
-    Folders that ccvec wrote (a report's thumbnails, cluster folders: they hold OUTPUT_MARKER) are
-    output, not sources."""
+    "skipped": recorded, not failed; the first SKIPPED_NAMED by name, the rest in one counted row),
+    except hidden ones (.DS_Store, anything under a dot folder). Folders that ccvec wrote (a
+    report's thumbnails, cluster folders: they hold OUTPUT_MARKER) are output, not sources."""
     outputs = {marker.parent for marker in root.rglob(OUTPUT_MARKER)}
-    for path in sorted(root.rglob("*")):
+    images, others = [], _Others()
+    for path in root.rglob("*"):
         if outputs.intersection(path.parents) or path.name == OUTPUT_MARKER:
             continue
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            if _is_visible_file(path, root):
-                suffix = f"extension {path.suffix}" if path.suffix else "no extension"
-                yield BadRow(
-                    display_path(path), f"not an image file by its name ({suffix}): skipped", SKIPPED
-                )
-            continue
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            images.append(path)
+        elif _is_visible_file(path, root):
+            others.add(path)
+    for path in sorted(images):
         problem = not_a_regular_file(path)
         if problem:
             yield BadRow(display_path(path), problem, "fetch")
             continue
         yield from single_file(path)
+    yield from others.rows(root)
 
 
 def _is_visible_file(path: Path, root: Path) -> bool:

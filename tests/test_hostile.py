@@ -512,7 +512,7 @@ def test_hostile_files_through_the_cli(
 def test_export_only_copies_the_loaded_images_and_never_overwrites(tmp_path: Path) -> None:
     import hashlib
 
-    from ccvec.export import _loaded_file, export_folders
+    from ccvec.export import export_folders, loaded_file
 
     sha = hashlib.sha256(PNG).digest()
     for sub in ("a", "b", "c"):
@@ -522,11 +522,11 @@ def test_export_only_copies_the_loaded_images_and_never_overwrites(tmp_path: Pat
     (tmp_path / "c" / "x_1.png").write_bytes(PNG)
     (tmp_path / "changed.png").write_bytes(PNG[:-1] + b"\x00")
     uri = lambda p: Path(p).as_uri()  # noqa: E731
-    assert _loaded_file("file:///etc/passwd", sha) is None  # not the image that was loaded
-    assert _loaded_file(uri(tmp_path / "changed.png"), sha) is None
-    assert _loaded_file(uri(tmp_path / "a") + "/..", sha) is None
-    assert _loaded_file("file:///dev/zero", sha) is None
-    members = [_loaded_file(uri(tmp_path / p), sha) for p in ("a/x.png", "b/x.png", "c/x_1.png")]
+    assert loaded_file("file:///etc/passwd", sha) is None  # not the image that was loaded
+    assert loaded_file(uri(tmp_path / "changed.png"), sha) is None
+    assert loaded_file(uri(tmp_path / "a") + "/..", sha) is None
+    assert loaded_file("file:///dev/zero", sha) is None
+    members = [loaded_file(uri(tmp_path / p), sha) for p in ("a/x.png", "b/x.png", "c/x_1.png")]
     assert all(members)
     written = export_folders({1: [(m, "") for m in members]}, tmp_path / "out", copy=True)
     folder = tmp_path / "out" / "cluster_with_3" / "cluster_1"

@@ -124,6 +124,13 @@ def test_files_that_are_not_images_are_named_not_failed(
     listed = cli("errors", database_url=database_url)
     assert listed.returncode == 0 and "notes.txt" in listed.stdout
 
+    (folder / "zz-broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")  # sorts after every note
+    failed = cli("load", str(folder), "--workers", "1", database_url=database_url)
+    assert failed.returncode == 1 and "1 input failed: all in `ccvec errors --run" in failed.stderr
+    assert cli("load", str(folder), "--workers", "1", database_url=database_url).returncode == 1
+    rows = cli("errors", "--format", "csv", database_url=database_url).stdout.splitlines()[1:]
+    assert "zz-broken.jpg" in rows[0] and ",skipped," in rows[1]  # the failure first, then the notes
+
 
 def test_manifest_metadata_lands_in_the_catalog(conn: psycopg.Connection, tmp_path: Path) -> None:
     write_photos(tmp_path, ("chelsea", "coffee"))

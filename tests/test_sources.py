@@ -104,3 +104,19 @@ def test_unusable_sources_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "m.xlsx").write_text("x")
     with pytest.raises(CcvecError, match=r"must be \.csv, \.tsv or \.jsonl"):
         list(open_source(str(tmp_path / "m.xlsx")))
+
+
+def test_a_folder_of_sidecars_is_named_in_part_and_counted(tmp_path: Path) -> None:
+    """A dataset folder with a sidecar per image: the first 100 other files are named, the rest
+    counted in one row (by extension) that stands for all of them."""
+    for i in range(150):
+        (tmp_path / f"{i:03d}.json").write_text("{}")
+        (tmp_path / f"{i:03d}.txt").write_text("caption")
+    (tmp_path / "x.png").write_bytes(b"x")
+    items, bad = items_and_bad(tmp_path)
+    assert [Path(i.location).name for i in items] == ["x.png"]
+    named, counted = bad[:-1], bad[-1]
+    assert len(named) == 100 and [Path(b.source).name for b in named[:2]] == ["000.json", "000.txt"]
+    assert all(b.stage == "skipped" and b.files == 1 for b in named)
+    assert counted.stage == "skipped" and counted.files == 200 and counted.source == str(tmp_path)
+    assert "200 more files not images by their name (of all: .json 150, .txt 150)" in counted.reason

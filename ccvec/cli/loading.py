@@ -176,7 +176,7 @@ def load_command(
     if summary.loaded == 0 and summary.failed == 0:
         console.print("nothing new to load")
     if summary.failed:
-        print_failures([summary.run_id])
+        print_failures([summary.run_id], summary.failed)
         raise typer.Exit(1)
 
 
@@ -196,21 +196,21 @@ def not_images_note(count: int, runs: list[int]) -> str:
     )
 
 
-def print_failures(runs: list[int]) -> None:
+def print_failures(runs: list[int], failed: int) -> None:
     """One line per input that failed in these load runs (the first FAILURES_SHOWN), naming it and
-    saying why, then where all of them are kept: a user should not need a second command to learn
-    which file was bad."""
+    saying why, then where all `failed` of them are kept: a user should not need a second command
+    to learn which file was bad. ccvec.load_errors lists a run's failures before its notes."""
     with schema_connection() as conn:
         rows = [
             row
             for run in runs
-            for row in conn.execute("SELECT * FROM ccvec.load_errors(%s)", [run])
+            for row in conn.execute("SELECT * FROM ccvec.load_errors(%s) LIMIT %s", [run, FAILURES_SHOWN])
             if row[1] not in NOTED  # stored with changes, or not an image: recorded, not failed
-        ]
-    for _, stage, source, reason in rows[:FAILURES_SHOWN]:
+        ][:FAILURES_SHOWN]
+    for _, stage, source, reason in rows:
         err_console.print(f"  {safe(readable_source(source))}: {safe(reason)} ({stage})", highlight=False)
-    more = f" ({len(rows) - FAILURES_SHOWN:,} more not shown)" if len(rows) > FAILURES_SHOWN else ""
-    summary = f"{counted(len(rows), 'input')} failed{more}: all in {errors_commands(runs)}"
+    more = f" ({failed - len(rows):,} more not shown)" if failed > len(rows) else ""
+    summary = f"{counted(failed, 'input')} failed{more}: all in {errors_commands(runs)}"
     err_console.print(summary, highlight=False)
 
 

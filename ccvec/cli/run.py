@@ -75,5 +75,5 @@ def run_command(
     if out is None:
         console.print("report: none written (--out FOLDER writes the HTML report and the cluster folders)")
     if summary.failed:
-        print_failures([s.run_id for s in summary.loads if s.failed])
+        print_failures([s.run_id for s in summary.loads if s.failed], summary.failed)
         raise typer.Exit(1)
