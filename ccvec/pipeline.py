@@ -256,8 +256,9 @@ def scores_step(
 ) -> bool:
     """Refresh when anything upstream changed or the scores were never computed."""
     populated = _one(conn, "SELECT ccvec.view_populated('image_score')")
+    stale = _one(conn, "SELECT ccvec.popularity_metrics_stale()")  # a metric set since the refresh
     conn.commit()
-    if not changed and populated:
+    if not changed and populated and not stale:
         summary.steps["scores"] = "up to date"
         return False
     stages = scores.refresh_stage_count(conn)

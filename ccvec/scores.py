@@ -243,18 +243,18 @@ def _beside(
 # ---------------------------------------------------------------- explaining one image
 
 
-UNMETERED_SCAN = 100_000  # catalog rows of providers without a metric looked at for metric-like keys
+UNMETERED_SAMPLE = 1_000  # images looked at per provider without a metric, for metric-like keys
 
 
 def unmetered(conn: psycopg.Connection) -> list[str]:
     """One line per provider whose images carry a metric no popularity row counts for it (the
     refresh would ignore it in silence), saying how to count it."""
-    rows = conn.execute("SELECT * FROM ccvec.unmetered_metrics(%s)", [UNMETERED_SCAN]).fetchall()
+    rows = conn.execute("SELECT * FROM ccvec.unmetered_metrics(%s)", [UNMETERED_SAMPLE]).fetchall()
     conn.commit()
     return [
-        f"provider {provider!r}: {images:,} images carry meta_data {metric!r}, which no popularity metric "
-        f"counts for it: `ccvec popularity metric {provider} {metric}` counts it"
-        for provider, metric, images in rows
+        f"provider {provider!r}: {images:,} of {sampled:,} images looked at carry meta_data {metric!r}, "
+        f"which no popularity metric counts for it: `ccvec popularity metric {provider} {metric}` counts it"
+        for provider, metric, images, sampled in rows
     ]
 
 

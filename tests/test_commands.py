@@ -512,9 +512,9 @@ def test_refresh_and_scores(cli: Cli, graphed: Path, conn: psycopg.Connection) -
 
 
 def test_popularity_metric_for_another_provider(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
-    """Views under a provider with no metric are not ignored in silence: the refresh names them and
-    the command that counts them; once set, they score (v / (v + C), the provider's 85th percentile
-    at 0.85)."""
+    """Views under a provider with no metric are not ignored in silence: refresh and run name them
+    and the command that counts them; once set (the provider's name trimmed), the next run
+    refreshes though no image changed, and they score (the provider's 85th percentile at 0.85)."""
     ids = identifiers(conn)
     for i, ident in enumerate(ids):
         conn.execute(
@@ -524,11 +524,16 @@ def test_popularity_metric_for_another_provider(cli: Cli, graphed: Path, conn: p
     conn.commit()
     before = ok(cli("refresh"))
     assert "popularity observed 0" in before.stdout
-    assert "provider 'tuxpaint': 4 images carry meta_data 'views'" in before.stderr
+    assert "provider 'tuxpaint': 4 of 4 images looked at carry meta_data 'views'" in before.stderr
     assert "`ccvec popularity metric tuxpaint views` counts it" in before.stderr
-    ok(cli("popularity", "metric", "tuxpaint", "views"))
-    after = ok(cli("refresh"))
-    assert "popularity observed 4" in after.stdout and "tuxpaint" not in after.stderr
+    run = ("run", graphed, "--model", MODEL, "--k", "2")
+    assert "provider 'tuxpaint'" in ok(cli(*run)).stderr
+    ok(cli("popularity", "metric", " tuxpaint ", "views"))
+    after = ok(cli(*run))
+    assert "scores: refreshed" in after.stdout and "tuxpaint" not in after.stderr, after.stdout
+    observed = conn.execute("SELECT count(*) FROM ccvec.image_score WHERE popularity_provenance = 'observed'")
+    assert observed.fetchone() == (4,)
+    assert "scores: up to date" in ok(cli(*run)).stdout  # computed now: nothing stale
     listed = json.loads(ok(cli("popularity", "metrics", "--format", "json")).stdout)
     mine = next(r for r in listed if r["provider"] == "tuxpaint")
     assert (mine["metric"], mine["images"], mine["value_at_percentile"]) == ("views", 4, 40.0)
