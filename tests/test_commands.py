@@ -243,7 +243,7 @@ def test_similar_semantic_by_a_loaded_file(cli: Cli, loaded: Path, tmp_path: Pat
     assert len(rows) == 3 and "coffee" not in [r["title"] for r in rows]  # its 3 nearest, not itself
     stranger = images(tmp_path / "new", ("moon",)) / "moon.png"
     usage_error(
-        cli(*args, "--image", stranger), "moon.png is not loaded with tiny-cmd: `ccvec load` it first"
+        cli(*args, "--image", stranger), "moon.png is not loaded: `ccvec load` it (or its folder) first"
     )
     usage_error(cli("similar", "--semantic"), "--semantic needs --identifier, or --image of a loaded file")
 
@@ -452,6 +452,14 @@ def test_an_image_by_its_file(cli: Cli, graphed: Path) -> None:
     assert (
         ok(cli("similar", "--identifier", coffee)).stdout == ok(cli("similar", "--identifier", ident)).stdout
     )
+    stranger = images(graphed.parent / "new", ("moon",)) / "moon.png"  # a file, never loaded: named
+    for args in (
+        ("tags", stranger),
+        ("scores", "--identifier", stranger),
+        ("similar", "--identifier", stranger),
+    ):
+        usage_error(cli(*args), "moon.png is not loaded: `ccvec load` it (or its folder) first")
+    usage_error(cli("similar", "--semantic", "--image", coffee, "--identifier", ident), "takes one of")
 
 
 def test_tags_id_and_all(cli: Cli) -> None:
@@ -481,7 +489,8 @@ def test_novelty_fit_on_a_folder(cli: Cli, loaded: Path, tmp_path: Path, conn: p
     assert members == (4,)
     usage_error(cli("novelty", "fit", "none", "--reference", "no-such-source"), "no model named efficientnet")
     usage_error(
-        cli("novelty", "fit", "none", "--reference", tmp_path / "gone"), "gone: no such folder or file"
+        cli("novelty", "fit", "none", "--reference", tmp_path / "gone", "--model", MODEL),
+        "gone: no such folder or file, and no image has it as its source",
     )
     usage_error(
         cli("novelty", "fit", "none", "--reference", "no-such-source", "--model", MODEL),
@@ -828,7 +837,9 @@ def test_db_status_of_a_stopped_embedded_server(
     monkeypatch.setenv("CCVEC_HOME", str(tmp_path / "home"))
     out = ok(cli("db", "status")).stdout
     assert "embedded server: not created yet" in out and "any other ccvec command starts it" in out
-    assert not (tmp_path / "home" / "pgdata").exists()
+    from ccvec import db
+
+    assert not db.server_location(tmp_path / "home" / "pgdata").exists()  # nothing started or created
 
 
 def test_db_status_unreachable(cli: Cli, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,7 +88,7 @@ def tags_command(
         raise CcvecError("give one IDENTIFIER or --all")
     with schema_connection() as conn:
         if identifier is not None:
-            own, inferred = clusters.tags_of(conn, image_identifier(identifier))
+            own, inferred = clusters.tags_of(conn, image_identifier(identifier, conn))
         else:
             rows = list(clusters.all_tags(conn))
     if identifier is None:
@@ -144,15 +144,20 @@ def novelty_fit(
     if len(given) != 1:
         raise CcvecError("give exactly one of --reference, --provider, --tag")
     where, value = given[0]
-    if where == "source" and "/" in value and not Path(value).expanduser().exists():
-        raise CcvecError(f"{value}: no such folder or file (--reference takes a loaded folder or manifest)")
     images: list[uuid.UUID] = []
     if where == "source" and Path(value).expanduser().exists():  # a folder or manifest: its images
         from ccvec.pipeline import source_identifiers
 
         where, (images, _) = "images", source_identifiers(value)
     with schema_connection() as conn:
-        n = clusters.novelty_fit(conn, name, f"{where}={value}", where, value, model, images)
+        try:
+            n = clusters.novelty_fit(conn, name, f"{where}={value}", where, value, model, images)
+        except CcvecError as exc:  # a path that is not there, and no catalog source of that name
+            if where == "source" and "/" in value and "matches 0" in str(exc):
+                raise CcvecError(
+                    f"{value}: no such folder or file, and no image has it as its source"
+                ) from exc
+            raise
     console.print(
         f"novelty model {name!r}: {n:,} reference images ({where} = {value}); "
         f"now `ccvec novelty score {name}`"

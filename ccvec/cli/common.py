@@ -247,12 +247,13 @@ def readable_metavars(command: Any) -> None:
             param.metavar = names[annotation]
 
 
-def image_identifier(text: str) -> uuid.UUID:
+def image_identifier(text: str, conn: psycopg.Connection | None = None) -> uuid.UUID:
     """An image named the way a user knows it: its identifier, or the path of a file a folder load
-    took it from (the identifier is derived from the file's location)."""
+    took it from (the identifier is derived from the file's location). With `conn`, a file that was
+    never loaded is named as such, not by an identifier the user never typed."""
     from pathlib import Path
 
-    from ccvec.sources import file_location, identity
+    from ccvec.sources import display_path, file_location, identity
 
     try:
         return uuid.UUID(text)
@@ -262,9 +263,12 @@ def image_identifier(text: str) -> uuid.UUID:
     if not path.is_file():
         raise CcvecError(f"{text!r} is neither an image identifier (a UUID) nor a file")
     try:
-        return identity(file_location(path))
+        found = identity(file_location(path))
     except ValueError as exc:
-        raise CcvecError(f"{text}: {exc}") from exc
+        raise CcvecError(f"{display_path(path)}: {exc}") from exc
+    if conn is not None and not catalog_titles(conn, [found]):
+        raise CcvecError(f"{display_path(path)} is not loaded: `ccvec load` it (or its folder) first")
+    return found
 
 
 def _fail(message: str) -> NoReturn:

@@ -60,6 +60,8 @@ def similar_command(
 ) -> None:
     """Near-duplicates by pHash Hamming distance (exact, multi-index hashing), or --semantic neighbours."""
     if semantic:
+        if phash_hex is not None or (image is not None and identifier is not None):
+            raise CcvecError("--semantic takes one of --identifier or --image (not --phash)")
         _similar_semantic(identifier or (_loaded_identifier(image, model) if image else None), k, model, fmt)
         return
     from ccvec import neardup, phash
@@ -84,7 +86,7 @@ def similar_command(
         else:
             if identifier is None:  # unreachable: exactly one of the three was given
                 raise CcvecError("give exactly one of --phash, --image or --identifier")
-            query = neardup.phash_of(conn, image_identifier(identifier))
+            query = neardup.phash_of(conn, image_identifier(identifier, conn))
         neardup.ensure_configured(conn)
         if dihedral:
             found = neardup.neighbours_dihedral(conn, query, radius)
@@ -104,13 +106,10 @@ def similar_command(
 
 def _loaded_identifier(image: Path, model: str) -> str:
     """The identifier a folder load gave this file: semantic search needs its stored embedding."""
-    from ccvec.sources import display_path, file_location, identity
+    from ccvec.sources import display_path
 
-    try:
-        ident = identity(file_location(image))
-    except ValueError as exc:
-        raise CcvecError(f"{display_path(image)}: {exc}") from exc
     with schema_connection() as conn:
+        ident = image_identifier(str(image), conn)
         missing = conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]]).fetchall()
     if missing:
         raise CcvecError(
@@ -125,8 +124,8 @@ def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -
 
     if identifier is None:
         raise CcvecError("--semantic needs --identifier, or --image of a loaded file")
-    ident = image_identifier(identifier)
     with schema_connection() as conn:
+        ident = image_identifier(identifier, conn)
         found = graph.similar(conn, ident, k, model)
         titles = catalog_titles(conn, [i for i, _ in found])
     emit(

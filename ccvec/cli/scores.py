@@ -119,8 +119,8 @@ def scores_command(
     """Explain one image's popularity, authority and novelty: every number behind them."""
     from ccvec import scores
 
-    ident = image_identifier(identifier)
     with schema_connection() as conn:
+        ident = image_identifier(identifier, conn)
         x = scores.explain(conn, ident)
     if fmt != Format.table:
         keys = ("popularity", "provenance", "support", "authority", "visual", "domain", "prior", "web_source")
