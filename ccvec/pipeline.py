@@ -320,21 +320,18 @@ def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:
     the name it has in its folder). Symlinks, or copies (--copy) of files whose bytes are still
     the image loaded, as export-clusters checks. Returns how many files."""
     found = _loaded_files(data, check_bytes=copy)
-    placed: list[tuple[Path, list[uuid.UUID]]] = []
+    groups = []  # (cluster row, its folder, its members with a file here)
     for cluster in data.clusters:
         members = [i for i in data.members.get(cluster["cluster"], []) if i in found]
         if members:
-            placed.append((Path("clusters") / folder_of(cluster["cluster"], len(members)), members))
+            groups.append((cluster, Path("clusters") / folder_of(cluster["cluster"], len(members)), members))
+    placed = [(folder, members) for _, folder, members in groups]
     alone = [i for i, r in data.images.items() if r["cluster"] is None and i in found]
     if alone:
         placed.append((Path("clusters/unclustered"), alone))
     names = _file_names(placed, found)
     rows: list[list[object]] = []
-    for cluster in data.clusters:
-        members = [i for i in data.members.get(cluster["cluster"], []) if i in found]
-        if not members:
-            continue
-        folder = Path("clusters") / folder_of(cluster["cluster"], len(members))
+    for cluster, folder, members in groups:
         name = names.get((folder, cluster["medoid"]))
         medoid = display_path(Path(name)) if name else ""  # text: a file name's raw bytes replaced
         rows.append([folder.relative_to("clusters").as_posix(), cluster["cluster"], len(members)])
