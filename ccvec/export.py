@@ -14,7 +14,9 @@ import hashlib
 import io
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -60,16 +62,111 @@ def loaded_file(url: str | None, sha256: bytes) -> Path | None:
     return path if hashlib.sha256(data).digest() == bytes(sha256) else None
 
 
-Labels = dict[int, tuple[str, str]]  # cluster -> (label, medoid file name)
+Labels = dict[int, tuple[str, Path | None]]  # cluster -> (label, medoid's local file, resolved)
 
 
 def cluster_labels(conn: psycopg.Connection, run_id: int) -> Labels:
-    """cluster -> (label, medoid's file name) from ccvec.cluster_label."""
+    """cluster -> (label, medoid's local file) from ccvec.cluster_label."""
     out: Labels = {}
     for cluster, label, url in conn.execute("SELECT * FROM ccvec.export_cluster_labels(%s)", [run_id]):
         path = local_path(url) if url else None
-        out[cluster] = (label, display_path(Path(path.name)) if path else "")  # text: no raw bytes
+        out[cluster] = (label, path.resolve() if path is not None else None)
     return out
+
+
+class FolderWriter(Protocol):
+    """Where a layout goes: OutDir (a report's, staged and tracked) or a new folder (Directory)."""
+
+    def write_text(self, rel: str, text: str) -> None: ...
+    def symlink(self, rel: str, target: Path) -> None: ...
+    def copy(self, rel: str, source: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A new folder written directly; no file is ever overwritten."""
+
+    root: Path
+
+    def _new(self, rel: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_text(self, rel: str, text: str) -> None:
+        with open(self._new(rel), "x", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+    def symlink(self, rel: str, target: Path) -> None:
+        os.symlink(target, self._new(rel))
+
+    def copy(self, rel: str, source: Path) -> None:
+        with open(source, "rb") as src, open(self._new(rel), "xb") as out:
+            shutil.copyfileobj(src, out)
+
+
+@dataclass(frozen=True)
+class Prefixed:
+    """Another writer's files under a folder of it (a report's clusters/)."""
+
+    inner: FolderWriter
+    prefix: str
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.inner.write_text(f"{self.prefix}/{rel}", text)
+
+    def symlink(self, rel: str, target: Path) -> None:
+        self.inner.symlink(f"{self.prefix}/{rel}", target)
+
+    def copy(self, rel: str, source: Path) -> None:
+        self.inner.copy(f"{self.prefix}/{rel}", source)
+
+
+@dataclass(frozen=True)
+class ClusterFiles:
+    """A cluster's local files for the layout, and its label and medoid (one of `files`, or None)."""
+
+    cluster: int
+    label: str
+    files: list[Path]
+    medoid: Path | None = None
+
+
+def write_layout(clusters: list[ClusterFiles], alone: list[Path], out: FolderWriter, copy: bool) -> int:
+    """imagecluster's cluster_with_N/cluster_i/ (N the files in it), images alone (singletons and
+    `alone`) in unclustered/, a README naming each cluster and labels.csv listing every folder with
+    its label and its medoid by the name the medoid has there; symlinks or copies. Names are
+    unique within a folder (README is ccvec's own). Returns how many files it wrote."""
+    placed = [(folder_of(c.cluster, len(c.files)), c) for c in clusters if c.files]
+    used: dict[Path, set[str]] = {}
+    rows: list[list[object]] = []
+    written = 0
+
+    def place(folder: Path, files: list[Path]) -> list[str]:
+        nonlocal written
+        taken = used.setdefault(folder, {"README"})
+        names = [_unique_name(path, taken) for path in files]
+        for path, name in zip(files, names, strict=True):
+            (out.copy if copy else out.symlink)(f"{folder.as_posix()}/{name}", path)
+        written += len(files)
+        return names
+
+    for folder, c in sorted(placed, key=lambda fc: (-len(fc[1].files), fc[1].cluster)):
+        names = place(folder, c.files)
+        medoid = names[c.files.index(c.medoid)] if c.medoid in c.files else ""
+        medoid = display_path(Path(medoid)) if medoid else ""  # text: a file name's raw bytes replaced
+        rows.append([folder.as_posix(), c.cluster, len(c.files), c.label, medoid])
+        if len(c.files) > 1:
+            out.write_text(
+                f"{folder.as_posix()}/README", _cluster_readme(c.cluster, c.label, len(c.files), medoid)
+            )
+    if alone:
+        place(Path("unclustered"), alone)
+    if any(folder == Path("unclustered") for folder in used):
+        out.write_text("unclustered/README", _UNCLUSTERED_README)
+    if rows:
+        out.write_text("labels.csv", _labels_csv(rows))
+    return written
 
 
 def folder_of(cluster: int, size: int) -> Path:
@@ -90,46 +187,32 @@ def export_folders(
     copy: bool = False,
     labels: Labels | None = None,
 ) -> int:
-    """Write cluster_with_N/cluster_i/ and unclustered/ folders, READMEs and labels.csv; returns
-    the number of image files written. Names are made unique within a folder and never overwrite
-    anything."""
+    """Write the layout (write_layout) into `target`, a new or empty folder; returns the number of
+    image files written. Nothing is ever overwritten."""
     check_target(target)
-    labels = labels or {}
     target.mkdir(parents=True, exist_ok=True)
-    written = 0
-    rows = []
-    used_names: dict[Path, set[str]] = {}  # unclustered/ is shared by every singleton
-    for cluster, members in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        folder = target / folder_of(cluster, len(members))
-        folder.mkdir(parents=True, exist_ok=True)
-        label, medoid = labels.get(cluster, (f"cluster {cluster}", ""))
-        rows.append([folder_of(cluster, len(members)).as_posix(), cluster, len(members), label, medoid])
-        if len(members) > 1:
-            (folder / "README").write_text(cluster_readme(cluster, label, len(members), medoid))
-        used = used_names.setdefault(folder, {"README"})  # ccvec's own file in each folder
-        for path, _ in members:
-            name = unique_name(path, used)
-            if copy:
-                with open(path, "rb") as source, open(folder / name, "xb") as out:
-                    shutil.copyfileobj(source, out)
-            else:
-                os.symlink(path, folder / name)
-            written += 1
-    if any(len(m) == 1 for m in clusters.values()):
-        (target / "unclustered" / "README").write_text(UNCLUSTERED_README)
-    (target / "labels.csv").write_text(labels_csv(rows), newline="")
-    return written
+    labels = labels or {}
+    groups = [
+        ClusterFiles(
+            cluster,
+            labels.get(cluster, (f"cluster {cluster}", None))[0],
+            [path for path, _ in members],
+            labels.get(cluster, ("", None))[1],
+        )
+        for cluster, members in clusters.items()
+    ]
+    return write_layout(groups, [], Directory(target), copy)
 
 
-UNCLUSTERED_README = "Images that no cluster holds (each alone); labels.csv gives each one's label.\n"
+_UNCLUSTERED_README = "Images that no cluster holds (each alone); labels.csv gives each one's label.\n"
 
 
-def cluster_readme(cluster: int, label: str, size: int, medoid: str) -> str:
+def _cluster_readme(cluster: int, label: str, size: int, medoid: str) -> str:
     """The README of a cluster folder: its label and representative image."""
     return f"cluster {cluster}: {label}\n{size} images; representative image (medoid): {medoid}\n"
 
 
-def labels_csv(rows: list[list[object]]) -> str:
+def _labels_csv(rows: list[list[object]]) -> str:
     """labels.csv beside the folders: folder, cluster, size, label, medoid (file name)."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -138,7 +221,7 @@ def labels_csv(rows: list[list[object]]) -> str:
     return out.getvalue()
 
 
-def unique_name(path: Path, used: set[str]) -> str:
+def _unique_name(path: Path, used: set[str]) -> str:
     stem = path.stem if path.name not in ("", ".", "..") else "image"
     stem = stem.replace(os.sep, "_") or "image"
     name, n = f"{stem}{path.suffix}", 1

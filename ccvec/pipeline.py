@@ -18,10 +18,10 @@ import psycopg
 
 from ccvec import db, defaults, migrate, scores
 from ccvec.errors import CcvecError, counted
-from ccvec.export import UNCLUSTERED_README, cluster_readme, folder_of, labels_csv, loaded_file, unique_name
+from ccvec.export import ClusterFiles, Prefixed, loaded_file, write_layout
 from ccvec.load import LoadOptions, LoadSummary, load
 from ccvec.outdir import OutDir
-from ccvec.sources import SKIPPED, BadRow, SourceItem, display_path, local_path, open_source
+from ccvec.sources import SKIPPED, BadRow, SourceItem, local_path, open_source
 
 if TYPE_CHECKING:
     from ccvec.report import ReportData
@@ -314,41 +314,21 @@ def write_outputs(
 
 
 def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:
-    """The clusters as `ccvec export-clusters` lays them out, under clusters/: imagecluster's
-    cluster_with_N/cluster_i/ (N the files in it), images alone or in no cluster in unclustered/,
-    a README naming each cluster and labels.csv listing every folder with its label and medoid (by
-    the name it has in its folder). Symlinks, or copies (--copy) of files whose bytes are still
-    the image loaded, as export-clusters checks. Returns how many files."""
+    """The clusters under clusters/ as `ccvec export-clusters` lays them out (export.write_layout):
+    symlinks, or copies (--copy) of files whose bytes are still the image loaded. Returns how many
+    files."""
     found = _loaded_files(data, check_bytes=copy)
-    groups = []  # (cluster row, its folder, its members with a file here)
-    for cluster in data.clusters:
-        members = [i for i in data.members.get(cluster["cluster"], []) if i in found]
-        if members:
-            groups.append((cluster, Path("clusters") / folder_of(cluster["cluster"], len(members)), members))
-    placed = [(folder, members) for _, folder, members in groups]
-    alone = [i for i, r in data.images.items() if r["cluster"] is None and i in found]
-    if alone:
-        placed.append((Path("clusters/unclustered"), alone))
-    names = _file_names(placed, found)
-    rows: list[list[object]] = []
-    for cluster, folder, members in groups:
-        name = names.get((folder, cluster["medoid"]))
-        medoid = display_path(Path(name)) if name else ""  # text: a file name's raw bytes replaced
-        rows.append([folder.relative_to("clusters").as_posix(), cluster["cluster"], len(members)])
-        rows[-1] += [cluster["name"], medoid]
-        if len(members) > 1:
-            text = cluster_readme(cluster["cluster"], cluster["name"], len(members), medoid)
-            outdir.write_text(f"{folder}/README", text)
-    if any(folder.name == "unclustered" for folder, _ in placed):
-        outdir.write_text("clusters/unclustered/README", UNCLUSTERED_README)
-    if rows:
-        outdir.write_text("clusters/labels.csv", labels_csv(rows))
-    for (folder, identifier), name in names.items():
-        if copy:
-            outdir.copy(f"{folder}/{name}", found[identifier])
-        else:
-            outdir.symlink(f"{folder}/{name}", found[identifier])
-    return len(names)
+    groups = [
+        ClusterFiles(
+            c["cluster"],
+            c["name"],
+            [found[i] for i in data.members.get(c["cluster"], []) if i in found],
+            found.get(c["medoid"]),
+        )
+        for c in data.clusters
+    ]
+    alone = [found[i] for i, r in data.images.items() if r["cluster"] is None and i in found]
+    return write_layout(groups, alone, Prefixed(outdir, "clusters"), copy)
 
 
 def _loaded_files(data: ReportData, check_bytes: bool) -> dict[uuid.UUID, Path]:
@@ -364,19 +344,6 @@ def _loaded_files(data: ReportData, check_bytes: bool) -> dict[uuid.UUID, Path]:
         if path is not None:
             found[identifier] = path
     return found
-
-
-def _file_names(
-    placed: list[tuple[Path, list[uuid.UUID]]], found: dict[uuid.UUID, Path]
-) -> dict[tuple[Path, uuid.UUID], str]:
-    """(folder, image) -> its file name there, unique in the folder (README is ccvec's own)."""
-    used: dict[Path, set[str]] = {}
-    names: dict[tuple[Path, uuid.UUID], str] = {}
-    for folder, ids in placed:
-        taken = used.setdefault(folder, {"README"})
-        for identifier in ids:
-            names[(folder, identifier)] = unique_name(found[identifier], taken)
-    return names
 
 
 def report_only(
