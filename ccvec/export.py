@@ -204,7 +204,10 @@ def export_folders(
     return write_layout(groups, [], Directory(target), copy)
 
 
-_UNCLUSTERED_README = "Images that no cluster holds (each alone); labels.csv gives each one's label.\n"
+_UNCLUSTERED_README = (
+    "Images alone here: in no cluster, or the only one of their cluster among these images (the rest\n"
+    "may have come from other sources); labels.csv gives each one's cluster and label.\n"
+)
 
 
 def _cluster_readme(cluster: int, label: str, size: int, medoid: str) -> str:

@@ -36,7 +36,7 @@ from psycopg.rows import dict_row
 
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.outdir import OutDir
-from ccvec.sources import NOTED, display_path, local_path
+from ccvec.sources import NOTED, display_path, local_path, readable_source
 
 THUMB_SIZE = 256
 THUMB_QUALITY = 78
@@ -352,6 +352,7 @@ def environment() -> Environment:
     env.filters["http_link"] = http_link
     env.filters["file_path"] = file_path
     env.filters["file_href"] = file_href
+    env.filters["readable"] = readable_source
     env.filters["pct"] = lambda v: "-" if v is None else f"{v:.3f}"
     env.filters["num"] = lambda v: "-" if v is None else f"{v:,}"
     env.globals["image_page"] = image_page

@@ -6,6 +6,7 @@ docs/scores.md for what each number means.
 from __future__ import annotations
 
 import gzip
+import shlex
 import threading
 import time
 import uuid
@@ -253,7 +254,8 @@ def unmetered(conn: psycopg.Connection) -> list[str]:
     conn.commit()
     return [
         f"provider {provider!r}: {images:,} of {sampled:,} images looked at carry meta_data {metric!r}, "
-        f"which no popularity metric counts for it: `ccvec popularity metric {provider} {metric}` counts it"
+        f"which no popularity metric counts for it: `ccvec popularity metric {shlex.quote(provider)} "
+        f"{shlex.quote(metric)}` counts it"
         for provider, metric, images, sampled in rows
     ]
 

@@ -320,17 +320,20 @@ def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
     """Image files under `root`, recursively, in a stable (sorted) order. Names with an image
     extension that are not regular files (directories, FIFOs, devices, dangling or looping
     symlinks) are reported, not skipped in silence; so are other files, as skipped (stage
-    "skipped": recorded, not failed; the first SKIPPED_NAMED by name, the rest in one counted row),
-    except hidden ones (.DS_Store, anything under a dot folder). Folders that ccvec wrote (a
+    "skipped": recorded, not failed; the first SKIPPED_NAMED by name, the rest in one counted row).
+    Hidden files, images too, are passed over (.DS_Store, macOS's ._IMG.jpg, anything under a dot
+    folder). Folders that ccvec wrote (a
     report's thumbnails, cluster folders: they hold OUTPUT_MARKER) are output, not sources."""
     outputs = {marker.parent for marker in root.rglob(OUTPUT_MARKER)}
     images, others = [], _Others()
     for path in root.rglob("*"):
         if outputs.intersection(path.parents) or path.name == OUTPUT_MARKER:
             continue
+        if _is_hidden(path, root):  # .DS_Store, macOS ._IMG.jpg sidecars, .thumbnails/, .git/
+            continue
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(path)
-        elif _is_visible_file(path, root):
+        elif not_a_regular_file(path) is None:
             others.add(path)
     for path in sorted(images):
         problem = not_a_regular_file(path)
@@ -341,10 +344,9 @@ def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
     yield from others.rows(root)
 
 
-def _is_visible_file(path: Path, root: Path) -> bool:
-    """A regular file with no dot-name on its way down from `root` (hidden files are not content)."""
-    hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-    return not hidden and not_a_regular_file(path) is None
+def _is_hidden(path: Path, root: Path) -> bool:
+    """A dot-name on the way down from `root`: hidden files are not content."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def not_a_regular_file(path: Path) -> str | None:

@@ -14,7 +14,7 @@ BEGIN
         RAISE EXCEPTION 'percentile must be between 0 and 1 (exclusive), not %', p_percentile USING ERRCODE = 'VC001';
     END IF;
     INSERT INTO ccvec.popularity_metric AS m (provider, metric, percentile)
-    VALUES (btrim(p_provider), btrim(p_metric), p_percentile)
+    VALUES (p_provider, p_metric, p_percentile)  -- as the catalog writes them: ' x ' is not 'x'
     ON CONFLICT (provider) DO UPDATE  -- a changed metric is stale (computed_at NULL) until a refresh
         SET metric = excluded.metric, percentile = excluded.percentile,
             value_at_percentile = CASE WHEN (m.metric, m.percentile) = (excluded.metric, excluded.percentile)

@@ -31,3 +31,19 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION ccvec.load_errors(bigint) IS
     'The inputs load run p_run could not load, in the order they failed, with the stage and reason; then its notes (stage warning: stored with something changed; skipped: not an image by its name). Raises VC002 for a run that does not exist. `ccvec errors`.';
+
+-- The report's errors page in the same order as `ccvec errors` (it sorted by source, so a
+-- counted row of skipped files came before the files it follows).
+-- Inputs of the given sources that failed: the errors of each source's latest load run.
+CREATE OR REPLACE FUNCTION ccvec.report_errors(p_sources text[])
+RETURNS TABLE (source text, stage text, reason text, run_id bigint)
+LANGUAGE sql STABLE AS $$
+    WITH latest AS (
+        SELECT max(r.id) AS id FROM ccvec.load_run r WHERE r.source = ANY (p_sources) GROUP BY r.source
+    )
+    SELECT e.source, e.stage, e.reason, e.run_id
+    FROM ccvec.load_error e JOIN latest l ON l.id = e.run_id
+    ORDER BY e.stage IN ('warning', 'skipped'), e.id
+$$;
+COMMENT ON FUNCTION ccvec.report_errors(text[]) IS
+    'Load errors of the latest load run of each of p_sources, failures first, then the notes (warning, skipped) in the order ccvec.load_errors gives them: the inputs that currently fail, then those noted.';

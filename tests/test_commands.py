@@ -522,7 +522,7 @@ def test_refresh_and_scores(cli: Cli, graphed: Path, conn: psycopg.Connection) -
 
 def test_popularity_metric_for_another_provider(cli: Cli, graphed: Path, conn: psycopg.Connection) -> None:
     """Views under a provider with no metric are not ignored in silence: refresh and run name them
-    and the command that counts them; once set (the provider's name trimmed), the next run
+    and the command that counts them; once set, the next run
     refreshes though no image changed, and they score (the provider's 85th percentile at 0.85)."""
     ids = identifiers(conn)
     for i, ident in enumerate(ids):
@@ -537,7 +537,7 @@ def test_popularity_metric_for_another_provider(cli: Cli, graphed: Path, conn: p
     assert "`ccvec popularity metric tuxpaint views` counts it" in before.stderr
     run = ("run", graphed, "--model", MODEL, "--k", "2")
     assert "provider 'tuxpaint'" in ok(cli(*run)).stderr
-    ok(cli("popularity", "metric", " tuxpaint ", "views"))
+    ok(cli("popularity", "metric", "tuxpaint", "views"))
     after = ok(cli(*run))
     assert "scores: refreshed" in after.stdout and "tuxpaint" not in after.stderr, after.stdout
     observed = conn.execute("SELECT count(*) FROM ccvec.image_score WHERE popularity_provenance = 'observed'")

@@ -163,7 +163,7 @@ def test_other_files_of_a_folder_are_noted_not_errors(
     assert '<a class="stat" href="errors-1.html"><b>0</b><span>errors</span>' in index
     errors = (tmp_path / "out" / "errors-1.html").read_text()
     assert errors.index("Every input loaded.") < errors.index("readme.txt")
-    assert "1 noted but not failed" in errors
+    assert "1 note, not failures" in errors
     before = snapshot(tmp_path / "out")  # a rerun notes readme.txt again, in a new load run: same pages
     again = cli(
         "run", str(folder), "--out", str(tmp_path / "out"), "--model", tiny, database_url=database_url

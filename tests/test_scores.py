@@ -300,7 +300,7 @@ def test_run_refresh_and_scores_commands(conn: psycopg.Connection, database_url:
     assert refreshed.returncode == 0 and "scored 6 images" in refreshed.stdout
     explained = cli("scores", "--identifier", str(rows[0][0]))
     assert explained.returncode == 0, explained.stderr
-    assert "popularity  0.000  (none, support 0)" in explained.stdout
+    assert "popularity  no data" in explained.stdout
     assert "no data: no popularity metric counts for its provider" in explained.stdout
     assert "how much similar images point at it" in explained.stdout
     assert "a fixed prior: no provider and no web rank for where it comes from" in explained.stdout

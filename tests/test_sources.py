@@ -19,8 +19,10 @@ def items_and_bad(source: Path) -> tuple[list[SourceItem], list[BadRow]]:
 
 def test_directory_scan_is_recursive_sorted_and_filters_extensions(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
-    for name in ("b/z.JPG", "a.png", "notes.txt", "b/c.webp", "x.jpeg.bak"):
+    (tmp_path / ".thumbnails").mkdir()
+    for name in ("b/z.JPG", "a.png", "notes.txt", "b/c.webp", "x.jpeg.bak", ".hidden.jpg", "._a.png"):
         (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".thumbnails" / "t.jpg").write_bytes(b"x")  # hidden: passed over, images too
     items, bad = items_and_bad(tmp_path)
     assert [Path(i.location).name for i in items] == ["a.png", "c.webp", "z.JPG"]
     assert [(Path(b.source).name, b.stage) for b in bad] == [

@@ -267,7 +267,10 @@ def image_identifier(text: str, conn: psycopg.Connection | None = None) -> uuid.
     except ValueError as exc:
         raise CcvecError(f"{display_path(path)}: {exc}") from exc
     if conn is not None and not catalog_titles(conn, [found]):
-        raise CcvecError(f"{display_path(path)} is not loaded: `ccvec load` it (or its folder) first")
+        raise CcvecError(
+            f"{display_path(path)} is not loaded: `ccvec load` it (or its folder) first; if it was, "
+            "`ccvec errors` says why it failed"
+        )
     return found
 
 

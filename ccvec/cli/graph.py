@@ -224,7 +224,8 @@ def export_clusters_command(
     alone = sum(1 for m in members.values() if len(m) == 1)
     console.print(
         f"{counted(grouped, 'cluster')} of 2 or more images, "
-        f"{counted(alone, 'singleton')} (in unclustered/), {counted(written, 'file')} under {target} "
+        f"{counted(alone, 'singleton')}{' (in unclustered/)' if alone else ''}, "
+        f"{counted(written, 'file')} under {target} "
         f"(labels.csv beside them); {len(made)} contact sheets"
     )
     if left_out:

@@ -108,6 +108,8 @@ def _loaded_identifier(image: Path, model: str) -> str:
     """The identifier a folder load gave this file: semantic search needs its stored embedding."""
     from ccvec.sources import display_path
 
+    if not image.is_file():
+        raise CcvecError(f"{display_path(image)}: --image takes an image file")
     with schema_connection() as conn:
         ident = image_identifier(str(image), conn)
         missing = conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]]).fetchall()

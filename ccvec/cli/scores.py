@@ -133,7 +133,10 @@ def scores_command(
         return
     provider, landing, _ = x["catalog"]
     console.print(f"[bold]{ident}[/bold]  provider {safe(provider or '-')}  {safe(landing or '')}")
-    console.print(f"popularity  {x['popularity']:.3f}  ({x['provenance']}, support {x['support']})")
+    if x["provenance"] in ("observed", "inferred"):
+        console.print(f"popularity  {x['popularity']:.3f}  ({x['provenance']}, support {x['support']})")
+    else:
+        console.print("popularity  no data")
     if x["metric"]:
         metric, raw, p, vp, constant = x["metric"]
         console.print(
