@@ -406,7 +406,7 @@ def write(
         "singletons": sum(1 for c in singles if not c["elsewhere"]),
         "alone_here": sum(1 for c in singles if c["elsewhere"]),
         "groups": len(data.duplicates),
-        "duplicates": sum(len(g) - 1 for g in data.duplicates),
+        "duplicates": sum(1 for g in data.duplicates for m in g if not m["canonical"]),
         "errors": len(failures),
         "noted": len(listed) - len(failures),
         "unclustered": sum(1 for r in images.values() if r["cluster"] is None),

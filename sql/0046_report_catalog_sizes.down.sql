@@ -33,3 +33,23 @@ SET enable_nestloop = off AS $$
 $$;
 COMMENT ON FUNCTION ccvec.report_clusters(uuid[], text) IS
     'Clusters of the scope at p_level by size: medoid, cohesion (mean in-cluster edge similarity), label (NULL: unlabelled).';
+
+DROP FUNCTION ccvec.report_duplicates(uuid[]);
+
+-- Members of duplicate groups with at least two members in scope, canonical first.
+CREATE FUNCTION ccvec.report_duplicates(p_ids uuid[] DEFAULT NULL)
+RETURNS TABLE (group_id uuid, identifier uuid, canonical boolean, distance integer, similarity real,
+               matched_by text)
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
+    WITH members AS MATERIALIZED (
+        SELECT d.* FROM ccvec.report_scope(p_ids) s JOIN ccvec.duplicate_member d USING (identifier)
+    )
+    SELECT m.group_id, m.identifier, m.canonical, m.distance, m.similarity, m.matched_by
+    FROM members m
+    WHERE m.group_id IN (SELECT g.group_id FROM members g GROUP BY g.group_id HAVING count(*) > 1)
+    ORDER BY m.group_id, m.canonical DESC, m.distance, m.identifier
+$$;
+COMMENT ON FUNCTION ccvec.report_duplicates(uuid[]) IS
+    'Near-duplicate groups with two or more members in the scope: each member''s pHash distance (and embedding similarity) to the canonical.';

@@ -39,3 +39,29 @@ SET enable_nestloop = off AS $$
 $$;
 COMMENT ON FUNCTION ccvec.report_clusters(uuid[], text) IS
     'Clusters of the scope at p_level by size (members in the scope): medoid, cohesion (mean in-cluster edge similarity), label (NULL: unlabelled), catalog_size, the members in the whole catalog (NULL: unlabelled), so a report of one source can tell an image alone in it from a singleton, and label_source (tags, classes or none: where the name came from, so a name guessed from ImageNet classes can say so).';
+
+DROP FUNCTION ccvec.report_duplicates(uuid[]);
+
+-- Members in scope of duplicate groups of two or more, canonical first, with the group's size in
+-- the whole catalog: a group with one member here (a copy of an image loaded from another source)
+-- is shown too, with how many members are elsewhere.
+CREATE FUNCTION ccvec.report_duplicates(p_ids uuid[] DEFAULT NULL)
+RETURNS TABLE (group_id uuid, identifier uuid, canonical boolean, distance integer, similarity real,
+               matched_by text, group_size integer)
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
+    WITH members AS MATERIALIZED (
+        SELECT d.* FROM ccvec.report_scope(p_ids) s JOIN ccvec.duplicate_member d USING (identifier)
+    ),
+    sizes AS (
+        SELECT g.group_id, (SELECT count(*) FROM ccvec.duplicate_member d WHERE d.group_id = g.group_id)::integer AS n
+        FROM (SELECT DISTINCT m.group_id FROM members m) g
+    )
+    SELECT m.group_id, m.identifier, m.canonical, m.distance, m.similarity, m.matched_by, z.n
+    FROM members m JOIN sizes z ON z.group_id = m.group_id
+    WHERE z.n > 1
+    ORDER BY m.group_id, m.canonical DESC, m.distance, m.identifier
+$$;
+COMMENT ON FUNCTION ccvec.report_duplicates(uuid[]) IS
+    'Members in the scope of near-duplicate groups of two or more (a group with one member in the scope too, when the others were loaded from other sources): each member''s pHash distance (and embedding similarity) to the canonical, and group_size, the group''s members in the whole catalog.';
