@@ -320,17 +320,9 @@ def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
     """Image files under `root`, recursively, in a stable (sorted) order. Names with an image
     extension that are not regular files (directories, FIFOs, devices, dangling or looping
     symlinks) are reported, not skipped in silence; so are other files, as skipped (stage
-    "skipped": recorded, not failed; the first SKIPPED_NAMED by name, the rest in one counted row).
-    Hidden files, images too, are passed over (.DS_Store, macOS's ._IMG.jpg, anything under a dot
-    folder). Folders that ccvec wrote (a
-    report's thumbnails, cluster folders: they hold OUTPUT_MARKER) are output, not sources."""
-    outputs = {marker.parent for marker in root.rglob(OUTPUT_MARKER)}
+    "skipped": recorded, not failed; the first SKIPPED_NAMED by name, the rest in one counted row)."""
     images, others = [], _Others()
-    for path in root.rglob("*"):
-        if outputs.intersection(path.parents) or path.name == OUTPUT_MARKER:
-            continue
-        if _is_hidden(path, root):  # .DS_Store, macOS ._IMG.jpg sidecars, .thumbnails/, .git/
-            continue
+    for path in _content(root):
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(path)
         elif not_a_regular_file(path) is None:
@@ -344,9 +336,19 @@ def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
     yield from others.rows(root)
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
-    """A dot-name on the way down from `root`: hidden files are not content."""
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _content(root: Path) -> Iterator[Path]:
+    """Every entry under `root` in one walk (symlinked folders are listed, not entered), except
+    what is not content: hidden names, images too (.DS_Store, macOS's ._IMG.jpg, .thumbnails/,
+    .git/, never entered), and the folders ccvec wrote (a report's thumbnails, cluster folders:
+    they hold OUTPUT_MARKER)."""
+    for folder, dirnames, filenames in os.walk(root):
+        if OUTPUT_MARKER in filenames:
+            dirnames.clear()
+            continue
+        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+        for name in (*dirnames, *filenames):
+            if not name.startswith("."):
+                yield Path(folder, name)
 
 
 def not_a_regular_file(path: Path) -> str | None:
