@@ -153,8 +153,8 @@ def write_layout(clusters: list[ClusterFiles], alone: list[Path], out: FolderWri
 
     for folder, c in sorted(placed, key=lambda fc: (-len(fc[1].files), fc[1].cluster)):
         names = place(folder, c.files)
-        medoid = names[c.files.index(c.medoid)] if c.medoid in c.files else ""
-        medoid = display_path(Path(medoid)) if medoid else ""  # text: a file name's raw bytes replaced
+        # by its name here, as text (a file name's raw bytes replaced)
+        medoid = display_path(Path(names[c.files.index(c.medoid)])) if c.medoid in c.files else ""
         rows.append([folder.as_posix(), c.cluster, len(c.files), c.label, medoid])
         if len(c.files) > 1:
             out.write_text(
@@ -192,15 +192,10 @@ def export_folders(
     check_target(target)
     target.mkdir(parents=True, exist_ok=True)
     labels = labels or {}
-    groups = [
-        ClusterFiles(
-            cluster,
-            labels.get(cluster, (f"cluster {cluster}", None))[0],
-            [path for path, _ in members],
-            labels.get(cluster, ("", None))[1],
-        )
-        for cluster, members in clusters.items()
-    ]
+    groups = []
+    for cluster, members in clusters.items():
+        label, medoid = labels.get(cluster, (f"cluster {cluster}", None))
+        groups.append(ClusterFiles(cluster, label, [path for path, _ in members], medoid))
     return write_layout(groups, [], Directory(target), copy)
 
 

@@ -398,8 +398,8 @@ def write(
     by_cluster = {c["cluster"]: c for c in data.clusters}
     in_cluster = {i: by_cluster.get(r["cluster"]) for i, r in images.items()}
     group_of = {m["identifier"]: g for g in data.duplicates for m in g}
-    failures = [e for e in data.errors if e["stage"] not in NOTED]
-    listed = failures + [e for e in data.errors if e["stage"] in NOTED]  # failures first, then notes
+    listed = data.errors  # failures first, then notes (ccvec.report_errors orders them)
+    failures = [e for e in listed if e["stage"] not in NOTED]
     summary = {
         "images": len(images),
         "clusters": len(clusters),
