@@ -353,19 +353,19 @@ def _split(
     how many files were skipped: a counted row stands for many)."""
     items: list[SourceItem] = []
     bad: list[Failed] = []
-    warnings: list[Failed] = []
+    notes: list[Failed] = []
     skipped_files = 0
     for entry in entries:
-        if isinstance(entry, BadRow):
-            (warnings if entry.stage == SKIPPED else bad).append(
-                Failed(entry.source, entry.stage, entry.reason)
-            )
-            skipped_files += entry.files if entry.stage == SKIPPED else 0
+        if isinstance(entry, BadRow) and entry.stage == SKIPPED:
+            notes.append(Failed(entry.source, entry.stage, entry.reason))
+            skipped_files += entry.files
+        elif isinstance(entry, BadRow):
+            bad.append(Failed(entry.source, entry.stage, entry.reason))
         else:
             items.append(entry)
             if entry.warnings:
-                warnings.append(Failed(entry.source, WARNING, "; ".join(entry.warnings)))
-    return items, bad, warnings, skipped_files
+                notes.append(Failed(entry.source, WARNING, "; ".join(entry.warnings)))
+    return items, bad, notes, skipped_files
 
 
 class _Writer:
@@ -427,12 +427,12 @@ def load(
         conn.commit()  # no transaction stays open while the manifest is read
         if entries is None:
             entries = open_source(source, options.fetch_policy.remote_only)
-        items, failures, warnings, skipped_files = _split(entries)
+        items, failures, notes, skipped_files = _split(entries)
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
         with conn.transaction():
-            _record(conn, summary.run_id, warnings)
+            _record(conn, summary.run_id, notes)
         summary.not_images = skipped_files
-        summary.warnings = sum(note.stage != SKIPPED for note in warnings)
+        summary.warnings = sum(note.stage == WARNING for note in notes)
         if options.write_catalog:
             summary.updated = _update_catalog(conn, items)
         todo = _missing(conn, model.name, items)
