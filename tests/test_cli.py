@@ -37,6 +37,25 @@ def test_version_help_and_metavars() -> None:
     assert "Usage: ccvec tags [OPTIONS] [IDENTIFIER]" in cli("tags", "-h").stdout  # as its error says
 
 
+def test_parser_errors_are_one_line() -> None:
+    """An unknown option or command, a missing argument or a value of the wrong type: one line on
+    stderr naming the command's help, exit status 2, as the README promises for every usage error."""
+    cases = {
+        ("load", "--bogus", "x"): "error: No such option: --bogus (Possible options: --jobs) "
+        "(help: ccvec load -h)",
+        ("lod",): "error: No such command 'lod'. Did you mean 'load'? (help: ccvec -h)",
+        ("load",): "error: Missing argument 'SOURCE' (help: ccvec load -h)",
+        ("cluster", "--sim", "abc"): "error: Invalid value for '--sim'",
+    }
+    for args, expected in cases.items():
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.splitlines() == [result.stderr.strip()], (args, result.stderr)
+        assert result.stderr.startswith(expected), (args, result.stderr)
+    group = cli("db")  # a group without its command: the group's help, as before
+    assert group.returncode == 2 and "Commands:" in group.stderr and "upgrade" in group.stderr
+
+
 def test_single_file_formats_and_untruncated_tables(
     conn: psycopg.Connection, database_url: str, tmp_path: Path
 ) -> None:

@@ -318,9 +318,15 @@ def main() -> None:
     try:
         command = typer.main.get_command(app)
         readable_metavars(command)
-        command(prog_name="ccvec")
+        status = command(prog_name="ccvec", standalone_mode=False)  # usage errors come to us
+        sys.exit(status if isinstance(status, int) else 0)
     except CcvecError as exc:
         _fail(str(exc))
+    except typer.TyperException as exc:  # the parser's: an unknown option, a value of the wrong type
+        _usage_error(exc)
+    except typer.Abort:  # end of input at a prompt
+        err_console.print("aborted: no answer at the prompt", highlight=False)
+        sys.exit(1)
     except CommandError as exc:  # alembic: unknown revision and the like
         _fail(_one_line(exc))
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -341,6 +347,18 @@ def main() -> None:
         if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
             _interrupted()
         raise
+
+
+def _usage_error(exc: typer.TyperException) -> NoReturn:
+    """One line, like ccvec's own errors, naming the command whose help lists the options (the
+    parser's default is four lines); a command group run without a command still shows its help."""
+    message = exc.format_message()
+    if "\n" in message.strip():
+        typer.echo(message, err=True)
+        sys.exit(2)
+    context = getattr(exc, "ctx", None)
+    hint = f" (help: {context.command_path} -h)" if context is not None else ""
+    _fail(f"{message.rstrip('.')}{hint}")
 
 
 def _os_error(exc: OSError) -> str:
