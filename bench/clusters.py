@@ -1,11 +1,14 @@
 """Clusters, inferred tags and novelty at the level a user sees them, on both shared collections.
 
-    python bench/clusters.py [DATA_DIR] [--scale 20000,100000] [--model efficientnet-lite0-int8]
+    python bench/clusters.py [DATA_DIR] [--extra DIR ...] [--scale 20000,100000] [--model NAME]
 
 --model (a built-in model; default ccvec's default) embeds both collections with that model;
 everything below reads its embeddings.
 
 DATA_DIR (default ../shared/data) holds photos/ and stamps/, each with a manifest.csv (coarse labels).
+--extra DIR (repeatable) adds a collection of its own with a manifest.csv (path, coarse, fine), e.g.
+the GCompris pictures bench/gcompris.py writes: its clustering and inferred-tag tables, after the
+shared collections', from the same defaults.
 Everything is loaded with `ccvec load` into a fresh embedded server; each experiment copies the
 embeddings it needs under a model name of its own, builds ccvec's kNN graph (k = 10) over them and
 reads ccvec's outputs (cluster_member, inferred_tags, image_novelty, reference_novelty).
@@ -332,16 +335,18 @@ def restore_settings(conn, saved: dict[str, float]) -> None:
 
 
 def tag_table(conn, rows: list[dict]) -> None:
+    name = rows[0]["set"]
     rows = [r for r in rows if r["coarse"]]
     ids = [r["identifier"] for r in rows]
     labels = {r["identifier"]: [x for x in (r["coarse"], r["fine"]) if x] for r in rows}
-    subset_graph(conn, "bench-tags", ids)
+    subset_graph(conn, f"bench-tags-{name}", ids)  # a model per collection: graphs never mix them
     run = graph.current(conn)
     floors = tag_settings(conn)
     thr, thr_tagged = floors["inferred_tags.min_score"], floors["inferred_tags.min_score_tagged"]
     power, untagged = floors["inferred_tags.weight_power"], floors["inferred_tags.untagged_power"]
     print(
-        f"\ninferred tags: {len(rows)} labelled images (coarse and fine label as tags), 20 % hidden, 5-fold"
+        f"\ninferred tags, {name}: {len(rows)} labelled images (coarse and fine label as tags), "
+        "20 % hidden, 5-fold"
     )
     configs = ((1.0, untagged), (power, IGNORED), (power, untagged))
     results = {c: [tag_scores(conn, ids, labels, run, *c)] for c in configs}
@@ -682,7 +687,7 @@ def scale(sizes: list[int], url: str) -> None:
         )
 
 
-def quality_tables(data: Path, work: Path, url: str) -> None:
+def quality_tables(data: Path, work: Path, url: str, extra: list[Path]) -> None:
     sets = {name: load_set(data / name, work) for name in ("photos", "stamps")}
     with db.connection(url) as conn:
         for name, rows in sets.items():
@@ -702,6 +707,11 @@ def quality_tables(data: Path, work: Path, url: str) -> None:
         )
         novelty_reference(conn, sets["photos"], sets["stamps"], "photos reference")
         novelty_reference(conn, sets["stamps"], sets["photos"], "stamps reference")
+    for folder in extra:  # loaded after the shared tables, which read the whole catalog here and there
+        rows = load_set(folder, work)
+        with db.connection(url) as conn:
+            cluster_table(conn, folder.resolve().name, rows)
+            tag_table(conn, rows)
 
 
 def main() -> None:
@@ -709,6 +719,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("data", nargs="?", type=Path, default=SHARED)
+    parser.add_argument("--extra", type=Path, action="append", default=[], help="another labelled collection")
     parser.add_argument("--scale", default="", help="comma-separated sizes for the clustering timing")
     parser.add_argument("--skip-quality", action="store_true", help="only the --scale part")
     parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
@@ -725,6 +736,9 @@ def main() -> None:
     for name in () if args.skip_quality else ("photos", "stamps"):
         if not (args.data / name / "manifest.csv").is_file():
             parser.error(f"{args.data / name} needs a manifest.csv")
+    for folder in args.extra:
+        if not (folder / "manifest.csv").is_file():
+            parser.error(f"{folder} needs a manifest.csv")
     work = Path(tempfile.mkdtemp(prefix="ccvec-clusters-"))
     os.environ["CCVEC_HOME"] = str(work / "home")
     url = db.start_embedded(work / "home" / "pgdata")
@@ -732,7 +746,7 @@ def main() -> None:
         migrate.upgrade(url)
         os.environ["DATABASE_URL"] = url
         if not args.skip_quality:
-            quality_tables(args.data, work, url)
+            quality_tables(args.data, work, url, args.extra)
         if args.scale:
             scale([int(s) for s in args.scale.split(",")], url)
         print(
