@@ -80,7 +80,7 @@ def extract(deb: Path, out: Path) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as unpacked:
         subprocess.run(["dpkg-deb", "-x", str(deb), unpacked], check=True)
-        resources: dict[str, dict[str, str | bytes]] = {}
+        resources: dict[str, dict[str, bytes]] = {}
         for rcc, folder, coarse, fine in SETS:
             files = resources.setdefault(rcc, rcc_files((Path(unpacked) / RCC / rcc).read_bytes()))
             root = f"{ACTIVITIES}/{folder}/"
@@ -91,7 +91,7 @@ def extract(deb: Path, out: Path) -> list[dict[str, str]]:
                 sub = inner.split("/")[0] if "/" in inner else ""
                 target = f"{coarse or 'others'}/{inner.replace('/', '__')}"
                 (out / target).parent.mkdir(parents=True, exist_ok=True)
-                (out / target).write_bytes(body)  # type: ignore[arg-type]
+                (out / target).write_bytes(body)
                 rows.append({"path": target, "coarse": coarse, "fine": sub if fine == "folder" else fine})
     return rows
 
