@@ -8,14 +8,14 @@ shown at the same rank in the control arm (clicks depend strongly on rank). See 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import LiteralString, NamedTuple, TypedDict
 
@@ -23,8 +23,8 @@ import psycopg
 from scipy import stats
 
 from ccvec import db
-from ccvec.errors import CcvecError
-from ccvec.sources import jsonl_rows
+from ccvec.errors import CcvecError, first_line
+from ccvec.sources import JSON, JSONObject, as_int, as_text, clean_text, csv_rows, jsonl_rows, show_value
 
 EVENT_TYPES = {
     "impression": "impression",
@@ -70,17 +70,29 @@ class ImportResult:
     imported: int = 0
     duplicates: int = 0
     rejected: int = 0
-    reasons: list[str] = field(default_factory=list)
+    unmatched: int = 0  # events of this experiment (this file's and earlier) matching nothing it served
+    reasons: list[str] = field(default_factory=list)  # the first REASONS_SHOWN rejections
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, object] | str]]:
+EVENT_COLUMNS = ("query", "result_uuid", "result_rank", "session_uuid", "timestamp")
+KIND_COLUMNS = ("event_type", "type", "event")  # the event's kind, under any of these names
+RANK_MAX = 2**31 - 1  # ab_event.result_rank is a Postgres integer
+TEXT_MAX = 1000  # characters of a query or session id: ab_event and ab_served index them
+REASONS_SHOWN = 10  # rejections printed one per line; `ccvec errors --stage ab-import` has them all
+
+
+def _event_header(columns: set[str]) -> str | None:
+    missing = [c for c in EVENT_COLUMNS if c not in columns]
+    if not set(KIND_COLUMNS) & columns:
+        missing.append("event_type")
+    return f"the header lacks {', '.join(missing)}" if missing else None
+
+
+def _rows(path: Path) -> Iterator[tuple[int, JSONObject | str]]:
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         yield from jsonl_rows(path)
     elif path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            for row in reader:
-                yield reader.line_num, row
+        yield from csv_rows(path, _event_header)
     else:
         raise CcvecError(f"{path}: analytics exports must be .csv or .jsonl")
 
@@ -96,55 +108,65 @@ class Event(NamedTuple):
     occurred_at: datetime
 
 
-def parse_event(raw: Mapping[str, object]) -> Event:
-    """A CSV or JSON row as an Event; ValueError with a reason."""
+def parse_event(raw: Mapping[str, JSON]) -> Event:
+    """A CSV or JSON row as an Event; ValueError with a reason. Text is cleaned as a manifest's is
+    (NULs dropped, invalid characters to U+FFFD); a value of the wrong type is refused, not coerced."""
     row = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
-    kind = str(row.get("event_type") or row.get("type") or row.get("event") or "").strip().lower()
+    kinds = [row[c] for c in KIND_COLUMNS if row.get(c) is not None]
+    missing = [c for c in EVENT_COLUMNS if row.get(c) is None] + ([] if kinds else ["event_type"])
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    kind = _text("event_type", kinds[0]).lower()
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind!r} (expected impression or click)")
-    session = str(row.get("session_uuid") or "").strip()
+    session = _text("session_uuid", row["session_uuid"])
     if not session:
-        raise ValueError("missing session_uuid")
-    query = row.get("query")
-    if query is None:
-        raise ValueError("missing query")
+        raise ValueError("empty session_uuid")
     try:
-        result = uuid.UUID(str(row.get("result_uuid")).strip())
+        result = uuid.UUID(_text("result_uuid", row["result_uuid"]))
     except ValueError:
-        raise ValueError(f"result_uuid {row.get('result_uuid')!r} is not a UUID") from None
-    try:
-        rank = _whole(row.get("result_rank"))
-    except (TypeError, ValueError):
-        raise ValueError(f"result_rank {row.get('result_rank')!r} is not a whole number") from None
-    if rank < 1:
-        raise ValueError(f"result_rank must be >= 1, not {rank}")
-    stamp = row.get("timestamp")
-    try:
-        when = (
-            datetime.fromtimestamp(float(stamp))
-            if isinstance(stamp, int | float)
-            else datetime.fromisoformat(str(stamp).strip().replace("Z", "+00:00"))
-        )
-    except (TypeError, ValueError, OSError):
-        raise ValueError(f"timestamp {stamp!r} is not ISO 8601 or epoch seconds") from None
-    return Event(EVENT_TYPES[kind], session, str(query), result, rank, when)
+        raise ValueError(f"result_uuid {show_value(row['result_uuid'])} is not a UUID") from None
+    rank = as_int("result_rank", row["result_rank"])
+    if not 1 <= rank <= RANK_MAX:
+        raise ValueError(f"result_rank must be between 1 and {RANK_MAX}, not {rank}")
+    query = _text("query", row["query"])
+    for name, text in (("session_uuid", session), ("query", query)):
+        if len(text) > TEXT_MAX:
+            raise ValueError(f"{name} is {len(text):,} characters long, more than {TEXT_MAX:,}")
+    return Event(EVENT_TYPES[kind], session, query, result, rank, _timestamp(row["timestamp"]))
 
 
-def _whole(value: object) -> int:
-    """int() of a CSV or JSON value; TypeError for what int() does not take (None, lists, objects)."""
-    if not isinstance(value, str | int | float):
-        raise TypeError(f"{type(value).__name__} is not a number")
-    return int(value)
+def _text(name: str, value: JSON) -> str:
+    """A text field, cleaned; numbers become text, anything else (lists, objects, booleans) is refused."""
+    return clean_text(as_text(name, value).strip())[0]
+
+
+def _timestamp(value: JSON) -> datetime:
+    """ISO 8601 (no offset: UTC) or epoch seconds, as a number or as text; aware, in UTC."""
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(float(value), tz=UTC)
+        text = _text("timestamp", value)
+        if _EPOCH.fullmatch(text):
+            return datetime.fromtimestamp(float(text), tz=UTC)
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise ValueError(f"timestamp {show_value(value)} is not ISO 8601 or epoch seconds") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+_EPOCH = re.compile(r"[+-]?\d{1,12}(\.\d*)?")
 
 
 def import_events(conn: psycopg.Connection, experiment: str, path: Path) -> ImportResult:
-    """Load an analytics export; malformed rows are rejected with reasons (in ccvec.load_error),
-    and re-importing never double-counts (one row per distinct event)."""
+    """Load an analytics export; malformed rows are rejected with reasons (in ccvec.load_error,
+    once however often the file is imported), and re-importing never double-counts (one row per
+    distinct event). Every row is checked on its own: a bad row never costs a good one."""
     if not db.fetch_row(conn.execute("SELECT ccvec.experiment_exists(%s)", [experiment]), "experiment")[0]:
         raise CcvecError(f"no experiment named {experiment!r}")
     path = Path(path)
     if not path.is_file():
-        raise CcvecError(f"{path}: no such file")
+        raise CcvecError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
     result = ImportResult()
     with conn.transaction():
         for number, row in _rows(path):
@@ -152,24 +174,28 @@ def import_events(conn: psycopg.Connection, experiment: str, path: Path) -> Impo
             try:
                 if isinstance(row, str):
                     raise ValueError(row)
-                event = parse_event(row)
-            except ValueError as exc:
-                result.rejected += 1
-                reason = f"{path}:{number}: {exc}"
-                if len(result.reasons) < 10:
-                    result.reasons.append(reason)
-                conn.execute(
-                    "SELECT ccvec.add_load_error(NULL, %s, 'ab-import', %s)",
-                    [f"{path}:{number}", str(exc)],
-                )
+                inserted = _add_event(conn, experiment, parse_event(row))
+            except (ValueError, psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as exc:
+                _reject(conn, result, f"{path}:{number}", clean_text(first_line(exc))[0])
                 continue
-            inserted: int = db.fetch_row(
-                conn.execute("SELECT ccvec.add_ab_event(%s, %s, %s, %s, %s, %s, %s)", [experiment, *event]),
-                "importing an event",
-            )[0]
             result.imported += inserted
             result.duplicates += 1 - inserted
+        result.unmatched = _count(conn, "SELECT ccvec.ab_unmatched_events(%s)", experiment)
     return result
+
+
+def _add_event(conn: psycopg.Connection, experiment: str, event: Event) -> int:
+    """1 if stored, 0 if there already. In a savepoint: whatever the checks missed costs one row."""
+    with conn.transaction():
+        row = conn.execute("SELECT ccvec.add_ab_event(%s, %s, %s, %s, %s, %s, %s)", [experiment, *event])
+        return int(db.fetch_row(row, "importing an event")[0])
+
+
+def _reject(conn: psycopg.Connection, result: ImportResult, where: str, reason: str) -> None:
+    result.rejected += 1
+    if len(result.reasons) < REASONS_SHOWN:
+        result.reasons.append(f"{where}: {reason}")
+    conn.execute("SELECT ccvec.add_ab_import_error(%s, %s)", [where, reason])
 
 
 # ---------------------------------------------------------------- analysis
@@ -221,7 +247,18 @@ class Report:
     alternates_clicked: int
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, default=str)
+        """Strict JSON: a figure that does not exist yet (no rank both arms saw) is null, not NaN."""
+        return json.dumps(_finite(asdict(self)), indent=2, default=str, allow_nan=False)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def mantel_haenszel(strata: list[Stratum], alpha: float = 0.05) -> tuple[float, float, float, float, float]:
@@ -283,13 +320,13 @@ def report(conn: psycopg.Connection, experiment: str) -> Report:
         odds,
         p,
         _clusters(conn, experiment, strata),
-        _count(conn, "SELECT ccvec.ab_alternates_clicked()"),
+        _count(conn, "SELECT ccvec.ab_alternates_clicked(%s)", experiment),
     )
 
 
-def _count(conn: psycopg.Connection, query: LiteralString) -> int:
-    """The one number a `SELECT count(*)` returns."""
-    row = conn.execute(query).fetchone()
+def _count(conn: psycopg.Connection, query: LiteralString, experiment: str) -> int:
+    """The one number a counting function of `experiment` returns."""
+    row = conn.execute(query, [experiment]).fetchone()
     if row is None:  # an aggregate without GROUP BY always returns a row
         raise AssertionError(f"no row from {query}")
     return int(row[0])
@@ -323,6 +360,8 @@ def sample_size(ctr: float, lift: float, alpha: float = 0.05, power: float = 0.8
     p1, p2 = ctr, ctr * (1 + lift)
     if not 0 < p1 < 1 or not 0 < p2 < 1 or p1 == p2:
         raise CcvecError("need 0 < ctr < 1, 0 < ctr x (1 + lift) < 1 and lift != 0")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise CcvecError(f"need 0 < alpha < 1 and 0 < power < 1, not alpha {alpha} and power {power}")
     bar = (p1 + p2) / 2
     za, zb = float(stats.norm.ppf(1 - alpha / 2)), float(stats.norm.ppf(power))
     n = (za * math.sqrt(2 * bar * (1 - bar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (

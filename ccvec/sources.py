@@ -16,7 +16,7 @@ import re
 import stat
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias, overload
@@ -198,16 +198,16 @@ def clean_json(value: JSON, name: str, notes: list[str], depth: int = 0) -> JSON
     return value
 
 
-def _as_text(name: str, value: JSON) -> str:
+def as_text(name: str, value: JSON) -> str:
     """Text columns take text; numbers become text (unambiguous); anything else is refused."""
     if isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return str(value)
-    raise ValueError(f"column {name} must be text, got {type(value).__name__} {_show(value)}")
+    raise ValueError(f"column {name} must be text, got {type(value).__name__} {show_value(value)}")
 
 
-def _as_int(name: str, value: JSON) -> int:
+def as_int(name: str, value: JSON) -> int:
     """Integers, integral floats and integer text; anything else is refused."""
     if isinstance(value, bool):
         raise ValueError(f"column {name} must be an integer, got a boolean")
@@ -216,9 +216,9 @@ def _as_int(name: str, value: JSON) -> int:
     ):
         value = int(value)
     if not isinstance(value, int):
-        raise ValueError(f"column {name} is not an integer: {_show(value)}")
+        raise ValueError(f"column {name} is not an integer: {show_value(value)}")
     if not INT_RANGE[0] <= value <= INT_RANGE[1]:
-        raise ValueError(f"column {name} is out of range: {_show(value)}")
+        raise ValueError(f"column {name} is out of range: {show_value(value)}")
     return value
 
 
@@ -230,10 +230,10 @@ def _as_bool(name: str, value: JSON) -> bool:
         return True
     if text in ("0", "false", "f", "no", "n"):
         return False
-    raise ValueError(f"column {name} is not a boolean: {_show(value)}")
+    raise ValueError(f"column {name} is not a boolean: {show_value(value)}")
 
 
-def _show(value: object, limit: int = 60) -> str:
+def show_value(value: object, limit: int = 60) -> str:
     """A short printable repr of a bad value for a reason text."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
@@ -247,28 +247,28 @@ def normalise_url(url: str) -> str:
     """An http(s)/file URL that is safe to request and store: spaces, non-ASCII and stray '%'
     percent-encoded, host IDNA-encoded; raises ValueError when it cannot be made so."""
     if _CONTROL.search(url):
-        raise ValueError(f"URL contains control characters: {_show(url)}")
+        raise ValueError(f"URL contains control characters: {show_value(url)}")
     if _SURROGATES.search(url):
-        raise ValueError(f"URL contains invalid characters: {_show(url)}")
+        raise ValueError(f"URL contains invalid characters: {show_value(url)}")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"malformed URL ({exc}): {_show(url)}") from None
+        raise ValueError(f"malformed URL ({exc}): {show_value(url)}") from None
     scheme = parts.scheme.lower()
     if scheme in ("http", "https") and not parts.hostname:
-        raise ValueError(f"URL has no host: {_show(url)}")
+        raise ValueError(f"URL has no host: {show_value(url)}")
     netloc = parts.netloc
     if parts.hostname and not parts.hostname.isascii():
         try:
             host = parts.hostname.encode("idna").decode("ascii")
         except UnicodeError:
-            raise ValueError(f"URL host is not a valid domain name: {_show(url)}") from None
+            raise ValueError(f"URL host is not a valid domain name: {show_value(url)}") from None
         netloc = host + (f":{port}" if port is not None else "")
         if parts.username:
-            raise ValueError(f"URL with credentials and a non-ASCII host: {_show(url)}")
+            raise ValueError(f"URL with credentials and a non-ASCII host: {show_value(url)}")
     if not netloc.isascii() or " " in netloc:
-        raise ValueError(f"URL host is not valid: {_show(url)}")
+        raise ValueError(f"URL host is not valid: {show_value(url)}")
     path = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", parts.path)
     query = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", parts.query)
     fixed = urlunsplit(
@@ -408,7 +408,7 @@ def _parse_json_field(name: str, value: JSON) -> JSON:
         if name == "tags":  # CSV convenience: "cat; animal" or "cat,animal"
             sep = ";" if ";" in value else ","
             return [{"name": t.strip()} for t in value.split(sep) if t.strip()]
-        raise ValueError(f"column {name} is not valid JSON: {_show(value)}") from None
+        raise ValueError(f"column {name} is not valid JSON: {show_value(value)}") from None
 
 
 def _normalise_tags(tags: JSON) -> list[JSON] | None:
@@ -417,14 +417,14 @@ def _normalise_tags(tags: JSON) -> list[JSON] | None:
     if isinstance(tags, str):  # one bare label
         tags = [tags]
     if not isinstance(tags, list):
-        raise ValueError(f"column tags must be a list, got {type(tags).__name__} {_show(tags)}")
+        raise ValueError(f"column tags must be a list, got {type(tags).__name__} {show_value(tags)}")
     out: list[JSON] = []
     for tag in tags:
         if isinstance(tag, str):
             tag = {"name": tag}
         name = tag.get("name") if isinstance(tag, dict) else None
         if not isinstance(name, str):
-            raise ValueError(f"each tag needs a name: {_show(tag)}")
+            raise ValueError(f"each tag needs a name: {show_value(tag)}")
         if name.strip():  # an empty label is no tag, not a reason to drop the image
             out.append(tag)
     return out
@@ -435,7 +435,7 @@ def _location(row: JSONObject, base_dir: Path, remote_only: bool) -> tuple[str, 
     raw_path, raw_url = row.get("path"), row.get("url")
     for name, value in (("path", raw_path), ("url", raw_url)):
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"column {name} must be text, got {type(value).__name__} {_show(value)}")
+            raise ValueError(f"column {name} must be text, got {type(value).__name__} {show_value(value)}")
     path = (raw_path if isinstance(raw_path, str) else "").strip()  # None -> ""
     url = (raw_url if isinstance(raw_url, str) else "").strip()
     if not path and not url:
@@ -446,16 +446,16 @@ def _location(row: JSONObject, base_dir: Path, remote_only: bool) -> tuple[str, 
     if scheme in ("http", "https"):
         return normalise_url(url), url
     if scheme not in ("", "file"):
-        raise ValueError(f"unsupported URL scheme {scheme!r} in {_show(url)}")
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {show_value(url)}")
     if remote_only:
         raise ValueError("local file refused: --remote-only accepts http(s) URLs only")
     given = path or url
     if "\x00" in given:
-        raise ValueError(f"path contains a NUL character: {_show(given)}")
+        raise ValueError(f"path contains a NUL character: {show_value(given)}")
     if scheme == "file":
         as_file = local_path(normalise_url(given))
         if as_file is None:  # cannot happen: a file: URL stays one when normalised
-            raise ValueError(f"not a file URL: {_show(given)}")
+            raise ValueError(f"not a file URL: {show_value(given)}")
         file_path = as_file
     else:
         file_path = Path(given) if Path(given).is_absolute() else base_dir / given
@@ -482,11 +482,11 @@ def row_to_item(
     if isinstance(raw_id, str):
         raw_id = raw_id.strip()
     if raw_id not in (None, "") and not isinstance(raw_id, str):
-        raise ValueError(f"identifier must be a UUID string, got {_show(raw_id)}")
+        raise ValueError(f"identifier must be a UUID string, got {show_value(raw_id)}")
     try:  # raw_id is now None, "" or a str
         ident = uuid.UUID(raw_id) if isinstance(raw_id, str) and raw_id else identity(location)
     except ValueError:
-        raise ValueError(f"identifier {_show(raw_id)} is not a UUID") from None
+        raise ValueError(f"identifier {show_value(raw_id)} is not a UUID") from None
 
     notes: list[str] = []
     metadata: JSONObject = {"url": location if given_url is None else normalise_url(given_url)}
@@ -495,9 +495,9 @@ def row_to_item(
         if key in IGNORED_COLUMNS or key == "url" or value is None or value == "":
             continue
         if key in CATALOG_COLUMNS:
-            metadata[key] = _capped(key, clean_json(_as_text(key, value), key, notes), notes)
+            metadata[key] = _capped(key, clean_json(as_text(key, value), key, notes), notes)
         elif key in INT_COLUMNS:
-            metadata[key] = _as_int(key, value)
+            metadata[key] = as_int(key, value)
         elif key in BOOL_COLUMNS:
             metadata[key] = _as_bool(key, value)
         elif key in JSON_COLUMNS:
@@ -506,7 +506,7 @@ def row_to_item(
             extra[key] = value  # unknown columns are kept, in meta_data
     meta_data = metadata.get("meta_data")
     if meta_data is not None and not isinstance(meta_data, dict):
-        raise ValueError(f"column meta_data must be a JSON object, got {_show(meta_data)}")
+        raise ValueError(f"column meta_data must be a JSON object, got {show_value(meta_data)}")
     if extra:
         metadata["meta_data"] = {**extra, **(meta_data or {})}
     metadata["tags"] = _normalise_tags(metadata.get("tags"))
@@ -541,7 +541,7 @@ def read_manifest(path: Path, remote_only: bool = False) -> Iterator[SourceItem 
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         rows = jsonl_rows(path)
     elif path.suffix.lower() in (".csv", ".tsv"):
-        rows = _csv_rows(path)
+        rows = csv_rows(path, _manifest_header)
     else:
         raise CcvecError(f"{display_path(path)}: a manifest must be .csv, .tsv or .jsonl")
     seen: dict[uuid.UUID, int] = {}
@@ -565,9 +565,17 @@ def read_manifest(path: Path, remote_only: bool = False) -> Iterator[SourceItem 
         yield item
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, JSONObject | str]]:
+def _manifest_header(columns: set[str]) -> str | None:
+    return None if {"path", "url"} & columns else "the header must name a 'path' or 'url' column"
+
+
+def csv_rows(
+    path: Path, check_header: Callable[[set[str]], str | None]
+) -> Iterator[tuple[int, JSONObject | str]]:
     """(line, row) per CSV record, or (line, reason) for a record that cannot be a row. Invalid
-    UTF-8 is kept as surrogate escapes (a file name's bytes survive; text fields get U+FFFD)."""
+    UTF-8 is kept as surrogate escapes (a file name's bytes survive; text fields get U+FFFD).
+    `check_header` gets the lower-cased column names and returns what is wrong with them, if
+    anything: a header that cannot serve stops the file with one line, not one reason per row."""
     csv.field_size_limit(CSV_FIELD_LIMIT)
     with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
@@ -575,8 +583,9 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, JSONObject | str]]:
             fieldnames = reader.fieldnames
         except csv.Error as exc:
             raise CcvecError(f"{display_path(path)}: unreadable CSV header: {exc}") from exc
-        if not fieldnames or not {"path", "url"} & {h.strip().lower() for h in fieldnames}:
-            raise CcvecError(f"{display_path(path)}: the header must name a 'path' or 'url' column")
+        problem = check_header({h.strip().lower() for h in fieldnames or ()})
+        if problem:
+            raise CcvecError(f"{display_path(path)}: {problem}")
         while True:
             before = reader.reader.line_num  # DictReader's own count stops at errors
             start = before + 1  # a record's first line (quoted fields may span lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -58,6 +59,7 @@ def page(conn, experiment: str, session: str, query: str, results: list[uuid.UUI
 
 
 def test_arm_assignment_is_deterministic_and_proportional(conn: psycopg.Connection) -> None:
+    current_cluster_run(conn)
     abtest.create(conn, "arms", treatment_share=0.3, substitution_share=0.5, salt="s1")
     arms = [
         conn.execute("SELECT ccvec.assign_arm('arms', %s)", [f"session-{i}"]).fetchone()[0]
@@ -108,6 +110,7 @@ def test_best_scored_mate_is_chosen(conn: psycopg.Connection, clustered) -> None
 
 
 def test_import_is_idempotent_and_rejects_bad_rows(conn: psycopg.Connection, tmp_path: Path) -> None:
+    current_cluster_run(conn)
     abtest.create(conn, "imp", 0.5, 0.5)
     good = {
         "query": "cat",
@@ -129,7 +132,7 @@ def test_import_is_idempotent_and_rejects_bad_rows(conn: psycopg.Connection, tmp
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{oops\n")
     first = abtest.import_events(conn, "imp", path)
     assert (first.read, first.imported, first.duplicates, first.rejected) == (7, 2, 0, 5)
-    assert any("result_rank 'x' is not a whole number" in r for r in first.reasons)
+    assert any("column result_rank is not an integer: 'x'" in r for r in first.reasons)
     assert any("unknown event type 'hover'" in r for r in first.reasons)
     second = abtest.import_events(conn, "imp", path)
     assert (second.imported, second.duplicates) == (0, 2)
@@ -144,6 +147,7 @@ def test_import_is_idempotent_and_rejects_bad_rows(conn: psycopg.Connection, tmp
 
 def test_report_matches_hand_computation(conn: psycopg.Connection) -> None:
     """Two ranks. Rank 1: substituted 4 shown / 2 clicked, control 5 / 1. Rank 2: 3 / 0 vs 4 / 2."""
+    current_cluster_run(conn)
     abtest.create(conn, "hand", 0.5, 0.5)
     layout = {
         1: [("treatment", True, 2, 4), ("control", False, 1, 5)],
@@ -231,3 +235,133 @@ def test_report_needs_no_refresh(conn: psycopg.Connection, cli) -> None:
     shown = cli("experiment", "report", "fresh")
     assert shown.exit_code == 0, shown.stderr
     assert "cluster 7: 2.00 (1 shown)" in shown.stdout
+
+
+def test_import_survives_hostile_rows(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """Every row on its own: NULs and bytes that are not UTF-8 are cleaned as in a manifest, wrong
+    types and numbers out of range are refused with a reason, and the good rows all land."""
+    current_cluster_run(conn)
+    abtest.create(conn, "hostile", 0.5, 0.5)
+    ident = uuid.uuid4()
+    head = b"query,result_uuid,result_rank,session_uuid,timestamp,event_type\n"
+    rows = [
+        b"se\x00a,%s,1,s1,2026-11-30T09:21:00Z,click",  # NUL: dropped
+        b"caf\xff\xfe,%s,1,s2,2026-11-30T09:21:00Z,click",  # not UTF-8: U+FFFD
+        b"red cat,%s,2,s3,1764500000,click",  # epoch seconds as text
+        b"big,%s,99999999999999999999,s4,2026-11-30T09:21:00Z,click",
+        b"q" * 2_000_000 + b",%s,1,s5,2026-11-30T09:21:00Z,click",
+        b"naive,%s,1,s6,2026-11-30 09:21:00,click",  # no offset: UTC
+    ]
+    path = tmp_path / "events.csv"
+    path.write_bytes(head + b"\n".join(r.replace(b"%s", str(ident).encode()) for r in rows) + b"\n")
+    result = abtest.import_events(conn, "hostile", path)
+    assert (result.read, result.imported, result.rejected) == (6, 4, 2), result
+    reasons = " | ".join(result.reasons)
+    assert "events.csv:5: column result_rank is not an integer" in reasons
+    assert "events.csv:6: query is 2,000,000 characters long, more than 1,000" in reasons
+    stored = dict(conn.execute("SELECT session, query FROM ccvec.ab_event").fetchall())
+    assert stored["s1"] == "sea" and stored["s2"] == "caf\ufffd\ufffd"
+    when = dict(conn.execute("SELECT session, occurred_at FROM ccvec.ab_event").fetchall())
+    assert when["s3"].timestamp() == 1764500000
+    assert when["s6"] == datetime(2026, 11, 30, 9, 21, tzinfo=UTC)
+    assert result.unmatched == 4  # nothing was served in this experiment
+    jsonl = tmp_path / "events.jsonl"
+    good = {
+        "query": "q",
+        "result_uuid": str(ident),
+        "result_rank": 1,
+        "session_uuid": "s",
+        "timestamp": 1764500000,
+        "event_type": "click",
+    }
+    bad = [
+        {"result_rank": True},
+        {"result_rank": 10**30},
+        {"query": {"a": 1}},
+        {"timestamp": 1e20},
+        {"event_type": None},
+        {"session_uuid": "  "},
+    ]
+    jsonl.write_text("\n".join(json.dumps({**good, **b}) for b in bad) + "\n")
+    again = abtest.import_events(conn, "hostile", jsonl)
+    assert (again.imported, again.rejected) == (0, 6), again
+    reasons = " | ".join(again.reasons)
+    for expected in (
+        "must be an integer, got a boolean",
+        "result_rank is out of range",
+        "column query must be text, got dict",
+        "timestamp 1e+20 is not ISO 8601",
+        "missing event_type",
+        "empty session_uuid",
+    ):
+        assert expected in reasons, (expected, reasons)
+    recorded = "SELECT count(*) FROM ccvec.load_error WHERE stage = 'ab-import'"
+    assert conn.execute(recorded).fetchone()[0] == 8
+    abtest.import_events(conn, "hostile", jsonl)  # the same rejections are not recorded twice
+    assert conn.execute(recorded).fetchone()[0] == 8
+
+
+def test_import_refuses_a_header_without_the_columns(conn: psycopg.Connection, tmp_path: Path) -> None:
+    current_cluster_run(conn)
+    abtest.create(conn, "header", 0.5, 0.5)
+    path = tmp_path / "events.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(CcvecError, match="the header lacks query, result_uuid, result_rank, session_uuid"):
+        abtest.import_events(conn, "header", path)
+
+
+def test_substitute_passes_nulls_through(conn: psycopg.Connection, clustered) -> None:
+    """A NULL among the results stays NULL at its rank, unlogged, and does not stop the other
+    positions from being substituted (it used to fail the whole page)."""
+    abtest.create(conn, "nulls", treatment_share=1.0, substitution_share=1.0, salt="s4")
+    rows = page(conn, "nulls", "s", "q", [clustered[0][5], None, clustered[1][5]])
+    assert [r[0] for r in rows] == [1, 2, 3]
+    assert rows[1][1:3] == (None, None) and not rows[1][4]
+    assert rows[0][4] and rows[2][4]  # both real positions substituted
+    logged = conn.execute("SELECT rank FROM ccvec.ab_served WHERE experiment = 'nulls' ORDER BY rank")
+    assert [r[0] for r in logged] == [1, 3]
+
+
+def test_create_refuses_a_level_without_clusters(conn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.Error, match="no clusters at level 'default': run `ccvec cluster` first"):
+        abtest.create(conn, "early", 0.5, 0.5)
+    conn.rollback()
+    current_cluster_run(conn)
+    with pytest.raises(psycopg.Error, match="no clusters at level 'nosuch': the levels are default"):
+        abtest.create(conn, "typo", 0.5, 0.5, level="nosuch")
+    conn.rollback()
+    current_cluster_run(conn)
+    with pytest.raises(psycopg.Error, match="an experiment needs a name"):
+        abtest.create(conn, " ", 0.5, 0.5)
+
+
+def test_report_counts_this_experiments_alternates_only(conn: psycopg.Connection) -> None:
+    current_cluster_run(conn)
+    for name in ("one", "two"):
+        abtest.create(conn, name, 0.5, 0.5)
+    for name, clicked in (("one", 1), ("two", 3)):
+        for i in range(clicked):
+            ident = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO ccvec.ab_served VALUES (%s, %s, 'q', 1, %s, %s, 'treatment', true, now())",
+                [name, f"s{i}", ident, uuid.uuid4()],
+            )
+            conn.execute(
+                "INSERT INTO ccvec.ab_event (experiment, event_type, session, query, result_uuid, "
+                "result_rank, occurred_at) VALUES (%s, 'click', %s, 'q', %s, 1, now())",
+                [name, f"s{i}", ident],
+            )
+    conn.commit()
+    assert (abtest.report(conn, "one").alternates_clicked, abtest.report(conn, "two").alternates_clicked) == (
+        1,
+        3,
+    )
+    only_treatment = abtest.report(conn, "two")  # no control impressions: nothing to compare yet
+    assert math.isnan(only_treatment.difference)
+    assert json.loads(only_treatment.to_json())["difference"] is None  # strict JSON: null, not NaN
+
+
+def test_power_refuses_impossible_levels() -> None:
+    for alpha, power in ((0, 0.8), (1, 0.8), (-1, 0.8), (0.05, 1), (0.05, 0), (0.05, 1.5)):
+        with pytest.raises(CcvecError, match="need 0 < alpha < 1 and 0 < power < 1"):
+            abtest.sample_size(0.05, -0.1, alpha, power)

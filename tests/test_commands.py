@@ -25,6 +25,7 @@ from ccvec.cli import app
 from ccvec.sources import file_location, identity
 
 from .images import photo
+from .test_abtest import current_cluster_run
 from .tiny_model import TINY_DIM, TINY_SIZE, build_tiny_model, register_tiny
 
 Cli = Callable[..., Result]
@@ -694,6 +695,11 @@ def test_model_build_unknown_option(cli: Cli) -> None:
 
 
 def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
+    usage_error(
+        cli("experiment", "create", "exp"), "no clusters at level 'default': run `ccvec cluster` first"
+    )
+    current_cluster_run(conn)
+    conn.commit()
     assert "experiment exp running: 50% of sessions" in ok(cli("experiment", "create", "exp")).stdout
     served = [("treatment", True, uuid.uuid4()), ("control", False, uuid.uuid4())]
     for n, (arm, substituted, ident) in enumerate(served):
@@ -708,10 +714,13 @@ def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path
         f"q,{served[0][2]},1,s0,2026-11-01T10:00:00+00:00,click\n"
         f"q,{served[1][2]},x,s1,2026-11-01T10:00:00+00:00,click\n"
     )
-    imported = ok(cli("experiment", "import", "exp", events))
+    imported = cli("experiment", "import", "exp", events)
+    assert imported.exit_code == 1, imported.stderr  # a rejected row: some input failed to load
     assert "imported 1, already there 0, rejected 1" in imported.stdout
     report = json.loads(ok(cli("experiment", "report", "exp", "--json")).stdout)
     assert report["strata"][0]["substituted_clicks"] == 1, report
+    verdict = ok(cli("experiment", "report", "exp")).stdout
+    assert "CMH p" in verdict and "no difference shown at 95 %" in verdict, verdict
     assert "experiment exp stopped" in ok(cli("experiment", "stop", "exp")).stdout
 
 
@@ -730,7 +739,9 @@ def test_experiment_create_bad_share(cli: Cli) -> None:
     usage_error(cli("experiment", "create", "exp", "--substitution", "-0.1"), "substitution share must be")
 
 
-def test_experiment_import_wrong_suffix(cli: Cli, tmp_path: Path) -> None:
+def test_experiment_import_wrong_suffix(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
+    current_cluster_run(conn)
+    conn.commit()
     ok(cli("experiment", "create", "exp"))
     events = tmp_path / "events.xlsx"
     events.write_text("x")
@@ -753,6 +764,9 @@ def test_experiment_power(cli: Cli) -> None:
 
 def test_experiment_power_impossible(cli: Cli) -> None:
     usage_error(cli("experiment", "power", "--ctr", "1.5", "--lift", "0.1"), "need 0 < ctr < 1")
+    usage_error(
+        cli("experiment", "power", "--ctr", "0.05", "--lift", "-0.1", "--power", "1"), "need 0 < alpha < 1"
+    )
 
 
 # --- spark --------------------------------------------------------------------------------------------

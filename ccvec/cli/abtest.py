@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from ccvec.cli.common import app, console, err_console, print_table, safe, schema_connection
+from ccvec.errors import counted
+
+if TYPE_CHECKING:
+    from ccvec import abtest
 
 experiment_app = typer.Typer(
     help="A/B tests: cluster-mate substitution and click-through analysis.", no_args_is_help=True
@@ -62,6 +66,21 @@ def experiment_import(
     )
     for reason in result.reasons:
         err_console.print(f"  rejected {safe(reason)}", highlight=False)
+    if result.rejected > len(result.reasons):
+        err_console.print(
+            f"  and {result.rejected - len(result.reasons):,} more: "
+            "SELECT source, reason FROM ccvec.load_error WHERE stage = 'ab-import'",
+            highlight=False,
+        )
+    if result.unmatched:
+        err_console.print(
+            f"{counted(result.unmatched, 'event')} of experiment {safe(name)} match nothing it served "
+            "(another experiment's, from before it started, or of images it never showed): "
+            "the report leaves them out",
+            highlight=False,
+        )
+    if result.rejected:
+        raise typer.Exit(1)
 
 
 @experiment_app.command("report")
@@ -99,19 +118,34 @@ def experiment_report(
             _rate(s.ctr_control),
         )
     print_table(table)
-    console.print(
-        f"CTR difference (Mantel-Haenszel, by rank): {result.difference:+.4f} "
-        f"[95% CI {result.ci_low:+.4f}, {result.ci_high:+.4f}], odds ratio {result.odds_ratio:.3f}, "
-        f"CMH p = {result.p_value:.4f}"
-    )
-    if result.clusters:
-        rated = [(v, c) for c in result.clusters if (v := c["validity"]) is not None]
+    console.print(_verdict(result))
+    rated = [(v, c) for c in result.clusters if (v := c["validity"]) is not None]
+    if rated:
         worst = sorted(rated, key=lambda vc: vc[0])[:5]
         console.print(
             "clusters whose mates draw fewest clicks (observed / expected clicks, substitutes shown): "
             + ", ".join(f"cluster {c['cluster']}: {v:.2f} ({c['impressions']:,} shown)" for v, c in worst)
         )
-    console.print(f"{result.alternates_clicked:,} alternates have clicks: see ccvec.ab_alternate_signal")
+    console.print(
+        f"{counted(result.alternates_clicked, 'alternate')} shown in this experiment drew clicks: "
+        "see ccvec.ab_alternate_signal"
+    )
+
+
+def _verdict(result: abtest.Report) -> str:
+    """The comparison in one sentence: none without a rank both arms saw, else the difference, its
+    interval and p, and what the CMH test says at 95 % (the Wald interval collapses on tiny cells)."""
+    if math.isnan(result.difference):
+        return "no comparison yet: no rank has both substituted and control impressions"
+    p = f"{result.p_value:.4f}" if result.p_value >= 1e-4 else "< 0.0001"
+    figures = (
+        f"CTR difference (Mantel-Haenszel, by rank): {result.difference:+.4f} "
+        f"[95% CI {result.ci_low:+.4f}, {result.ci_high:+.4f}], odds ratio {result.odds_ratio:.3f}, CMH p {p}"
+    )
+    if result.p_value >= 0.05:
+        return f"{figures}: no difference shown at 95 %"
+    more = "more" if result.difference > 0 else "fewer"
+    return f"{figures}: substitutes draw {more} clicks than the originals at the same ranks"
 
 
 def _rate(ctr: float) -> str:
