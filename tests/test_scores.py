@@ -443,3 +443,19 @@ def test_plain_ranks_file_with_invalid_utf8_loads_the_rest(conn: psycopg.Connect
     assert scores.load_ranks(conn, plain).rows == 2
     hosts = conn.execute("SELECT host_rev FROM ccvec.web_rank ORDER BY harmonic_pos").fetchall()
     assert hosts == [("com.good",), ("com.caf\ufffd",)]
+
+
+def test_scores_explains_a_host_at_position_zero(cli, conn: psycopg.Connection) -> None:
+    """A position 0 in ccvec.web_rank (loaded before `load-hosts` refused it) is a position, not a
+    missing one: the explanation names the host instead of printing an empty reason."""
+    conn.execute(
+        "INSERT INTO ccvec.web_rank (kind, host_rev, harmonic_pos, harmonic_val, pr_pos, pr_val) "
+        "VALUES ('host', 'com.zero', 0, 1, 1, 1), ('host', 'com.other', 10, 1, 1, 1)"
+    )
+    conn.execute("SELECT ccvec.web_rank_record_release('host', 'old-release.txt.gz', 2, 10)")
+    ident = add_image(conn, None, landing="https://zero.com/page")
+    conn.commit()
+    scores.refresh(conn)
+    result = cli("scores", "--identifier", ident)
+    assert result.exit_code == 0, result.stderr
+    assert "web 1.000: host com.zero at harmonic position 0" in result.stdout
