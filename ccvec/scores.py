@@ -23,6 +23,7 @@ import psycopg
 
 from ccvec import db
 from ccvec.errors import CcvecError
+from ccvec.sources import display_path, not_a_regular_file
 
 HOST_HEADER = ["#harmonicc_pos", "#harmonicc_val", "#pr_pos", "#pr_val", "#host_rev"]
 DOMAIN_HEADER = [*HOST_HEADER, "#n_hosts"]
@@ -77,8 +78,7 @@ def load_ranks(
     release until the new one is complete. Malformed lines are skipped, counted and reported.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CcvecError(f"{path}: no such ranks file")
+    _check_ranks_file(path)
     started = time.perf_counter()
     total_bytes = path.stat().st_size
     examples: list[str] = []
@@ -115,6 +115,20 @@ def load_ranks(
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise CcvecError(f"{path}: cannot read ({exc}); the release in the database was kept") from exc
     return RanksLoad(kind, rows, bad, examples, time.perf_counter() - started)
+
+
+def _check_ranks_file(path: Path) -> None:
+    """A one-line refusal of what is not a regular file, saying what it is (a folder, not missing)."""
+    problem = not_a_regular_file(path)
+    if problem == "file not found":
+        raise CcvecError(f"{display_path(path)}: no such ranks file")
+    if problem and problem.startswith("is a directory"):
+        raise CcvecError(
+            f"{display_path(path)}: is a folder, not a ranks file: name the file, "
+            "a *-host-ranks.txt.gz or *-domain-ranks.txt.gz"
+        )
+    if problem:
+        raise CcvecError(f"{display_path(path)}: {problem}")
 
 
 def _parse_ranks_line(fields: list[str], width: int) -> list[int | float | str] | str:

@@ -32,7 +32,7 @@ MODEL = "tiny-cmd"
 SPARK_HAPPY = "tests/test_spark.py::test_spark_features_equal_ccvec_load"  # Spark startup is slow
 
 COVERED: dict[str, tuple[str, str]] = {
-    "authority load-hosts": ("test_load_hosts", "test_load_hosts_wrong_header"),
+    "authority load-hosts": ("test_load_hosts", "test_load_hosts_wrong_header", "test_load_hosts_not_a_file"),
     "cluster": ("test_cluster", "test_cluster_without_graph"),
     "clusters": (
         "test_clusters",
@@ -581,6 +581,13 @@ def test_load_hosts(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
 def test_load_hosts_wrong_header(cli: Cli, tmp_path: Path) -> None:
     ranks = ranks_file(tmp_path / "x-ranks.txt.gz", ["rank", "host"], [[1, "org.example"]])
     usage_error(cli("authority", "load-hosts", ranks), "not a Common Crawl ranks file")
+
+
+def test_load_hosts_not_a_file(cli: Cli, tmp_path: Path) -> None:
+    usage_error(cli("authority", "load-hosts", tmp_path), f"{tmp_path}: is a folder, not a ranks file")
+    usage_error(cli("authority", "load-hosts", tmp_path / "gone.gz"), "gone.gz: no such ranks file")
+    os.mkfifo(tmp_path / "fifo.gz")  # refused before it is opened: an open would wait for a writer
+    usage_error(cli("authority", "load-hosts", tmp_path / "fifo.gz"), "is a FIFO (named pipe)")
 
 
 # --- report, run ----------------------------------------------------------------------------------
