@@ -114,7 +114,17 @@ def load_ranks(
                 )
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise CcvecError(f"{path}: cannot read ({exc}); the release in the database was kept") from exc
+    except psycopg.errors.UniqueViolation as exc:
+        raise CcvecError(f"{path}: {_repeated_host(exc)}; the release in the database was kept") from None
     return RanksLoad(kind, rows, bad, examples, time.perf_counter() - started)
+
+
+def _repeated_host(exc: psycopg.errors.UniqueViolation) -> str:
+    """A host listed twice: a release lists each host once, so the file is damaged or two files were
+    joined; finding it needs no memory per host, only the primary key that refused it."""
+    found = re.search(r"=\(\w+, (.*)\) already exists", exc.diag.message_detail or "")
+    name = repr(found.group(1)[:MAX_HOST_NAME]) if found else "a host name"
+    return f"{name} is listed twice (a release lists each host once: a damaged or concatenated file)"
 
 
 def _check_ranks_file(path: Path) -> None:

@@ -459,3 +459,20 @@ def test_scores_explains_a_host_at_position_zero(cli, conn: psycopg.Connection) 
     result = cli("scores", "--identifier", ident)
     assert result.exit_code == 0, result.stderr
     assert "web 1.000: host com.zero at harmonic position 0" in result.stdout
+
+
+def test_ranks_file_listing_a_host_twice_is_refused_in_one_line(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A host on two lines broke the primary key with a traceback; now one line names it."""
+    scores.load_ranks(
+        conn, write_ranks(tmp_path / "g.txt.gz", scores.HOST_HEADER, [[1, 1, 1, 1, "com.kept"]])
+    )
+    twice = write_ranks(
+        tmp_path / "d.txt.gz",
+        scores.HOST_HEADER,
+        [[1, 1, 1, 1, "com.a"], [2, 1, 2, 1, "com.b"], [3, 1, 3, 1, "com.a"]],
+    )
+    with pytest.raises(CcvecError, match=r"'com.a' is listed twice .*; the release in the database was kept"):
+        scores.load_ranks(conn, twice)
+    assert conn.execute("SELECT host_rev FROM ccvec.web_rank").fetchall() == [("com.kept",)]
