@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +55,17 @@ if TYPE_CHECKING:
 FORMAT = "ccvec-features"
 FORMAT_VERSION = 1
 MANIFEST = "_ccvec.json"
+EMBEDDING = "float16 little-endian"  # the manifest's name for how `embedding` is stored
+# The manifest's keys: the JSON types each may hold, and how a message names them.
+MANIFEST_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "model": ((str,), "a string"),
+    "model_sha256": ((str,), "a string"),
+    "weights_sha256": ((str, type(None)), "a string or null"),
+    "dim": ((int,), "a whole number"),
+    "spec": ((dict,), "an object"),
+    "embedding": ((str,), "a string"),
+}
+OPTIONAL_MANIFEST_KEYS = {"model_file": ((str,), "a string")}
 FEATURE_KIND, ERROR_KIND = "feature", "error"
 FETCH_THREADS = 8  # fetches in flight per Python worker (URLs wait on the network, not the CPU)
 ROWS_PER_ARROW_BATCH = 256  # rows handed to one mapInPandas call: bounds a worker's memory
@@ -139,16 +150,59 @@ class ErrorRow(TypedDict):
 
 
 def read_manifest(out: Path) -> FeaturesManifest | None:
+    """The dataset's `_ccvec.json`, None when there is none; refused in one line when this ccvec
+    cannot read it, so no reader of it meets a missing key or a value of the wrong type."""
     path = Path(out) / MANIFEST
     if not path.is_file():
         return None
     try:
-        data: FeaturesManifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # invalid JSON or UTF-8 are ValueErrors
         raise CcvecError(f"{path}: unreadable features manifest ({exc})") from None
+    if problem := _manifest_problem(data):
+        raise CcvecError(f"{path}: {problem}")
+    return cast(FeaturesManifest, data)
+
+
+def _manifest_problem(data: object) -> str | None:
+    """What makes a decoded `_ccvec.json` unusable (None: nothing). The version comes first: a
+    newer format may name its keys differently."""
+    if not isinstance(data, dict):
+        return f"not a features manifest: a JSON {_json_kind(data)}, not an object"
     if data.get("format") != FORMAT:
-        raise CcvecError(f"{path}: not a ccvec features dataset (format {data.get('format')!r})")
-    return data
+        return f"not a ccvec features dataset (format {data.get('format')!r})"
+    if "version" not in data:
+        return "missing key 'version'"
+    if data["version"] != FORMAT_VERSION or isinstance(data["version"], bool):
+        return f"unknown version {data['version']!r}: this ccvec reads version {FORMAT_VERSION} of {FORMAT}"
+    if missing := [key for key in MANIFEST_KEYS if key not in data]:
+        return f"missing key(s) {', '.join(map(repr, missing))}"
+    for key, (kinds, expected) in {**MANIFEST_KEYS, **OPTIONAL_MANIFEST_KEYS}.items():
+        if key in data and (not isinstance(data[key], kinds) or isinstance(data[key], bool)):
+            return f"{key!r} is a JSON {_json_kind(data[key])}, expected {expected}"
+    return _manifest_model_problem(data)
+
+
+def _manifest_model_problem(data: dict[str, Any]) -> str | None:
+    """A spec the loader can build, agreeing with the manifest's own model name, dim and encoding."""
+    if data["embedding"] != EMBEDDING:
+        return f"unknown embedding encoding {data['embedding']!r}: this ccvec reads {EMBEDDING!r}"
+    try:
+        spec = ModelSpec.from_json(data["spec"])
+    except (ValueError, TypeError) as exc:
+        return f"'spec' is not a model spec: {exc}"
+    if (spec.name, spec.dim) != (data["model"], data["dim"]):
+        mine = f"model {data['model']!r} of dim {data['dim']}"
+        return f"'spec' names model {spec.name!r} of dim {spec.dim}, the manifest {mine}"
+    return None
+
+
+def _json_kind(value: object) -> str:
+    """A decoded JSON value's type, in JSON's words."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    kinds = {str: "string", int: "number", float: "number", list: "array", dict: "object"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _write_manifest(out: Path, model: Model) -> None:
@@ -169,7 +223,7 @@ def _write_manifest(out: Path, model: Model) -> None:
         "weights_sha256": model.weights_sha256,
         "dim": model.spec.dim,
         "spec": model.spec.to_json(),
-        "embedding": "float16 little-endian",
+        "embedding": EMBEDDING,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 

@@ -21,6 +21,7 @@ import typer
 from typer.testing import Result
 
 from ccvec import scores
+from ccvec import spark as ccspark
 from ccvec.cli import app
 from ccvec.sources import file_location, identity
 
@@ -69,7 +70,7 @@ COVERED: dict[str, tuple[str, str]] = {
     "graph build": ("test_graph_build_and_status", "test_graph_build_k_zero"),
     "graph prune": ("test_graph_prune", "test_graph_prune_without_schema"),
     "graph status": ("test_graph_build_and_status", "test_graph_status_without_schema"),
-    "load": ("test_load_and_errors", "test_load_missing_source"),
+    "load": ("test_load_and_errors", "test_load_missing_source", "test_load_features_dataset_bad_manifest"),
     "model add": ("test_model_add_and_list", "test_model_add_bad_mean"),
     "model build": ("test_model_build", "test_model_build_unknown_option"),
     "model list": ("test_model_add_and_list", "test_model_list_without_schema"),
@@ -566,6 +567,54 @@ def ranks_file(path: Path, header: list[str], rows: list[list[object]]) -> Path:
         f.write("\t".join(header) + "\n")
         f.writelines("\t".join(str(x) for x in row) + "\n" for row in rows)
     return path
+
+
+GOOD_FEATURES_MANIFEST = {
+    "format": "ccvec-features",
+    "version": 1,
+    "model": "m",
+    "model_sha256": "a" * 64,
+    "weights_sha256": None,
+    "dim": 4,
+    "spec": {"name": "m", "version": "1", "dim": 4},
+    "embedding": "float16 little-endian",
+}
+BAD_FEATURES_MANIFESTS: list[tuple[object, str]] = [
+    ({"format": "ccvec-features", "version": 99}, "unknown version 99: this ccvec reads version 1"),
+    ({"format": "ccvec-features"}, "missing key 'version'"),
+    ({**GOOD_FEATURES_MANIFEST, "version": True}, "unknown version True"),
+    ({k: v for k, v in GOOD_FEATURES_MANIFEST.items() if k != "spec"}, "missing key(s) 'spec'"),
+    ({**GOOD_FEATURES_MANIFEST, "dim": "4"}, "'dim' is a JSON string, expected a whole number"),
+    ({**GOOD_FEATURES_MANIFEST, "spec": []}, "'spec' is a JSON array, expected an object"),
+    ({**GOOD_FEATURES_MANIFEST, "model_sha256": None}, "'model_sha256' is a JSON null, expected a string"),
+    ({**GOOD_FEATURES_MANIFEST, "model_file": 3}, "'model_file' is a JSON number, expected a string"),
+    ({**GOOD_FEATURES_MANIFEST, "embedding": "float32"}, "unknown embedding encoding 'float32'"),
+    ({**GOOD_FEATURES_MANIFEST, "spec": {"name": "m"}}, "'spec' is not a model spec: missing field(s)"),
+    (
+        {**GOOD_FEATURES_MANIFEST, "spec": {"name": "m", "version": "1", "dim": "x"}},
+        "'spec' is not a model spec: dim must be an integer, not 'x'",
+    ),
+    (
+        {**GOOD_FEATURES_MANIFEST, "dim": 8},
+        "'spec' names model 'm' of dim 4, the manifest model 'm' of dim 8",
+    ),
+    ([1, 2], "not a features manifest: a JSON array, not an object"),
+    ({"format": "other"}, "not a ccvec features dataset (format 'other')"),
+]
+
+
+def test_load_features_dataset_bad_manifest(cli: Cli, tmp_path: Path) -> None:
+    """Each wrong `_ccvec.json` is one line naming the file and what is wrong (a KeyError before)."""
+    dataset = tmp_path / "features"
+    dataset.mkdir()
+    manifest = dataset / "_ccvec.json"
+    for data, problem in BAD_FEATURES_MANIFESTS:
+        manifest.write_text(json.dumps(data))
+        usage_error(cli("load", dataset), f"{manifest}: {problem}")
+    manifest.write_bytes(b"{\xff}")
+    usage_error(cli("load", dataset), "unreadable features manifest")
+    manifest.write_text(json.dumps(GOOD_FEATURES_MANIFEST))
+    assert ccspark.read_manifest(dataset) == GOOD_FEATURES_MANIFEST
 
 
 def test_load_hosts(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
