@@ -39,6 +39,7 @@ from ccvec.sources import (
     JSON_COLUMNS,
     BadRow,
     SourceItem,
+    display_path,
     open_source,
     row_to_item,
 )
@@ -295,22 +296,30 @@ def _dump_rows_to_items(base_dir: str, label: str) -> PandasMapFunction:
     return convert
 
 
-def source_items(spark: SparkSession, source: str) -> DataFrame:
-    """A DataFrame of item rows (identifier, location, metadata JSON) and bad rows (where_, reason)."""
-    path = Path(source).expanduser()
-    if _is_catalog_dump(path):
-        if path.suffix.lower() == ".tsv":
-            raw = (
-                spark.read.option("header", True).option("sep", "\t").option("quote", "\u0000").csv(str(path))
-            )
-        else:
-            raw = spark.read.parquet(str(path))
-        base = str((path if path.is_dir() else path.parent).resolve())
-        return raw.mapInPandas(_dump_rows_to_items(base, str(path)), ITEM_SCHEMA)
-    rows = [_item_row(entry) for entry in open_source(source)]  # folders and CSV/JSONL manifests
+def list_source(source: str) -> list[ItemRow] | None:
+    """The item rows of a folder or CSV/JSONL manifest, read on the driver before Spark starts (a
+    missing or empty source costs no JVM start); None for a catalog dump, which Spark reads itself."""
+    if _is_catalog_dump(Path(source).expanduser()):
+        return None
+    rows = [_item_row(entry) for entry in open_source(source)]
     if not rows:
         raise CcvecError(f"{source}: no images or rows found")
-    return spark.createDataFrame(rows, ITEM_SCHEMA)
+    return rows
+
+
+def source_items(spark: SparkSession, source: str, listed: list[ItemRow] | None = None) -> DataFrame:
+    """A DataFrame of item rows (identifier, location, metadata JSON) and bad rows (where_, reason);
+    `listed`: the source's `list_source` rows, when the caller read them already."""
+    listed = listed if listed is not None else list_source(source)
+    if listed is not None:
+        return spark.createDataFrame(listed, ITEM_SCHEMA)
+    path = Path(source).expanduser()
+    if path.suffix.lower() == ".tsv":
+        raw = spark.read.option("header", True).option("sep", "\t").option("quote", "\u0000").csv(str(path))
+    else:
+        raw = spark.read.parquet(str(path))
+    base = str((path if path.is_dir() else path.parent).resolve())
+    return raw.mapInPandas(_dump_rows_to_items(base, str(path)), ITEM_SCHEMA)
 
 
 # ---------------------------------------------------------------- per image, on the executors
@@ -481,14 +490,15 @@ def _done_identifiers(spark: SparkSession, out: Path) -> DataFrame | None:
 def run_features(job: FeatureJob, spark: SparkSession | None = None) -> FeatureSummary:
     """Compute features for every item of `job.source` not yet in `job.out`; append to `job.out`."""
     started = time.perf_counter()
+    out = _output_folder(job.out)
+    listed = list_source(job.source)  # a wrong source is refused before the model or Spark start
     model = job.model or registry.build_default()
-    out = Path(job.out).expanduser().resolve()
     _write_manifest(out, model)
     own_session = spark is None
     spark = spark or session(job.master)
     try:
         spark.sparkContext.addFile(str(model.path))
-        items = source_items(spark, job.source).cache()
+        items = source_items(spark, job.source, listed).cache()
         summary = FeatureSummary(candidates=items.count())
         good, bad = (
             items.filter("reason IS NULL").dropDuplicates(["identifier"]),
@@ -517,6 +527,14 @@ def run_features(job: FeatureJob, spark: SparkSession | None = None) -> FeatureS
             spark.stop()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _output_folder(out: Path) -> Path:
+    """`--out` resolved, refused in one line when it is an existing file (a features dataset is a folder)."""
+    path = Path(out).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise CcvecError(f"--out {display_path(path)}: is a file; --out must be a folder (made when missing)")
+    return path
 
 
 def _count_kinds(spark: SparkSession, out: Path) -> dict[str, int]:

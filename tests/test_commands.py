@@ -100,7 +100,11 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_similar_image_not_a_file",
         "test_similar_semantic_by_a_loaded_file",
     ),
-    "spark features": (SPARK_HAPPY, "test_spark_features_onnx_without_spec"),
+    "spark features": (
+        SPARK_HAPPY,
+        "test_spark_features_onnx_without_spec",
+        "test_spark_features_refuses_before_starting_spark",
+    ),
     "tags": ("test_tags", "test_tags_id_and_all", "test_an_image_by_its_file"),
 }
 
@@ -819,6 +823,27 @@ def test_spark_features_onnx_without_spec(cli: Cli, tmp_path: Path) -> None:
         cli("spark", "features", tmp_path, "--out", tmp_path / "f", "--onnx", tmp_path / "m.onnx"),
         "--onnx and --spec go together",
     )
+
+
+def test_spark_features_refuses_before_starting_spark(cli: Cli, tmp_path: Path) -> None:
+    """A missing source and an --out that is a file are one line each, before Spark (seconds of JVM
+    start and warnings) and before the model is built; nothing is written."""
+    from pyspark import SparkContext
+
+    assert SparkContext._active_spark_context is None
+    out = tmp_path / "features"
+    usage_error(
+        cli("spark", "features", tmp_path / "nowhere", "--out", out),
+        f"{tmp_path / 'nowhere'}: no such folder or manifest file",
+    )
+    assert not out.exists() and SparkContext._active_spark_context is None
+    file = tmp_path / "m.csv"
+    file.write_text("identifier,url\n")
+    usage_error(
+        cli("spark", "features", images(tmp_path / "photos"), "--out", file),
+        f"--out {file}: is a file; --out must be a folder",
+    )
+    assert file.read_text() == "identifier,url\n" and SparkContext._active_spark_context is None
 
 
 # --- db -------------------------------------------------------------------------------------------------
