@@ -37,6 +37,8 @@ from ccvec.sources import (
     CATALOG_COLUMNS,
     IMAGE_EXTENSIONS,
     JSON_COLUMNS,
+    NOTED,
+    SKIPPED,
     BadRow,
     SourceItem,
     display_path,
@@ -90,9 +92,16 @@ OUTPUT_SCHEMA = ", ".join(
         "model_sha256 string",
         "stage string",
         "reason string",
+        "files int",  # inputs an error row stands for: null is 1 (a counted row of skipped files is more)
     ]
 )
-ITEM_SCHEMA = "identifier string, location string, metadata string, where_ string, reason string"
+# A bad row also carries the stage and file count `ccvec load` would record it with.
+ITEM_SCHEMA = ", ".join(
+    [
+        *("identifier string", "location string", "metadata string", "where_ string", "reason string"),
+        *("stage string", "files int"),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class FeatureSummary:
     skipped: int = 0
     features: int = 0
     errors: int = 0
+    not_images: int = 0  # a folder's files skipped as not images by their name (noted, not failed)
     seconds: float = 0.0
 
 
@@ -128,13 +138,16 @@ class FeaturesManifest(TypedDict):
 
 
 class ItemRow(TypedDict):
-    """One row of ITEM_SCHEMA: an item (identifier, location, metadata JSON) or a bad row (where_, reason)."""
+    """One row of ITEM_SCHEMA: an item (identifier, location, metadata JSON) or a bad row (where_,
+    reason, and the stage and file count `ccvec load` would record it with)."""
 
     identifier: str | None
     location: str | None
     metadata: str | None
     where_: str | None
     reason: str | None
+    stage: str | None
+    files: int | None
 
 
 class ErrorRow(TypedDict):
@@ -145,6 +158,7 @@ class ErrorRow(TypedDict):
     location: str | None
     stage: str
     reason: str
+    files: int | None
 
 
 # ---------------------------------------------------------------- the dataset's manifest
@@ -256,6 +270,8 @@ def _item_row(entry: SourceItem | BadRow) -> ItemRow:
             "metadata": None,
             "where_": entry.source,
             "reason": entry.reason,
+            "stage": entry.stage,  # "skipped" for a folder's file that is not an image: a note, not a failure
+            "files": entry.files,
         }
     return {
         "identifier": str(entry.identifier),
@@ -263,6 +279,8 @@ def _item_row(entry: SourceItem | BadRow) -> ItemRow:
         "metadata": json.dumps(entry.metadata),
         "where_": entry.location,
         "reason": None,
+        "stage": None,
+        "files": None,
     }
 
 
@@ -291,7 +309,7 @@ def _dump_rows_to_items(base_dir: str, label: str) -> PandasMapFunction:
                 except ValueError as exc:
                     ident = row.get("identifier") or f"row {i}"
                     out.append(_item_row(BadRow(f"{label}:{ident}", str(exc))))
-            yield _frame(out, ["identifier", "location", "metadata", "where_", "reason"])
+            yield _frame(out, [c.split()[0] for c in ITEM_SCHEMA.split(", ")])
 
     return convert
 
@@ -349,6 +367,7 @@ def _error(row: ItemRow, stage: str, reason: str) -> ErrorRow:
         "location": row.get("where_"),
         "stage": stage,
         "reason": reason,
+        "files": row.get("files"),
     }
 
 
@@ -437,7 +456,7 @@ def _compute_features(model_file: str, sha256: str, spec_json: str, model_name: 
                 good: list[tuple[ItemRow, DecodedImage, int]] = []
                 for row in rows:
                     if row["reason"] is not None:
-                        out.append(_error(row, "manifest", row["reason"]))
+                        out.append(_error(row, row["stage"] or "manifest", row["reason"]))
                 for row, result in zip(
                     items := [r for r in rows if r["reason"] is None],
                     pool.map(lambda r: _prepare(r, spec), items),
@@ -514,13 +533,16 @@ def run_features(job: FeatureJob, spark: SparkSession | None = None) -> FeatureS
         compute = _compute_features(
             model.path.name, model.sha256, json.dumps(model.spec.to_json()), model.name
         )
-        kinds_before = _count_kinds(spark, out)
+        outputs_before = _count_outputs(spark, out)
         result = todo.repartition(partitions).mapInPandas(compute, OUTPUT_SCHEMA)
         # One pass writes both datasets (appending: part-file names carry a fresh job id per run).
         result.write.mode("append").option("compression", "zstd").partitionBy("kind").parquet(str(out))
-        kinds_after = _count_kinds(spark, out)
-        summary.features = kinds_after.get(FEATURE_KIND, 0) - kinds_before.get(FEATURE_KIND, 0)
-        summary.errors = kinds_after.get(ERROR_KIND, 0) - kinds_before.get(ERROR_KIND, 0)
+        outputs = _count_outputs(spark, out)
+        summary.features, summary.errors, summary.not_images = (
+            outputs[0] - outputs_before[0],
+            outputs[1] - outputs_before[1],
+            outputs[2] - outputs_before[2],
+        )
         items.unpersist()
     finally:
         if own_session:
@@ -537,9 +559,19 @@ def _output_folder(out: Path) -> Path:
     return path
 
 
-def _count_kinds(spark: SparkSession, out: Path) -> dict[str, int]:
-    if not any(out.glob("kind=*/*.parquet")):
-        return {}
-    return {
-        row["kind"]: row["count"] for row in spark.read.parquet(str(out)).groupBy("kind").count().collect()
-    }
+def _count_outputs(spark: SparkSession, out: Path) -> tuple[int, int, int]:
+    """(feature rows, failures, files skipped as not images) in `out`: notes are not failures, and a
+    counted row of skipped files stands for `files` of them."""
+    from pyspark.sql import functions as F
+
+    features, errors = (out / f"kind={kind}" for kind in (FEATURE_KIND, ERROR_KIND))
+    done = spark.read.parquet(str(features)).count() if any(features.glob("*.parquet")) else 0
+    if not any(errors.glob("*.parquet")):
+        return done, 0, 0
+    rows = spark.read.option("mergeSchema", "true").parquet(str(errors))  # older parts lack `files`
+    files = F.coalesce(F.col("files"), F.lit(1)) if "files" in rows.columns else F.lit(1)
+    counted = rows.select(
+        F.sum(F.when(~F.col("stage").isin(*NOTED), 1).otherwise(0)).alias("failed"),
+        F.sum(F.when(F.col("stage") == SKIPPED, files).otherwise(0)).alias("skipped"),
+    ).collect()[0]
+    return done, int(counted["failed"] or 0), int(counted["skipped"] or 0)

@@ -138,3 +138,46 @@ def test_halfvec_binary_is_what_postgres_reads(conn: psycopg.Connection) -> None
         got = conn.execute("SELECT v FROM hv").fetchone()[0].to_numpy()
         np.testing.assert_array_equal(got, expected.astype(np.float16))
         conn.execute("TRUNCATE hv")
+
+
+def _noted(url: str) -> set[tuple[str, str, str]]:
+    with db.connection(url) as conn:
+        return set(conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchall())
+
+
+def test_non_image_files_are_skipped_notes_as_in_ccvec_load(
+    spark_session, conn: psycopg.Connection, database_url: str, fresh_database_url: str, tmp_path: Path
+) -> None:
+    """A folder's manifest.csv and other non-images: recorded with stage `skipped` and exit 0 on the
+    Spark path too (they were `manifest` failures, exit 1), named and counted as `ccvec load` does."""
+    folder = tmp_path / "photos"
+    write_photos(folder, ("chelsea", "coffee"))
+    (folder / "manifest.csv").write_text("identifier,url\n")
+    for i in range(101):  # past SKIPPED_NAMED (100): the last two are one counted row
+        (folder / f"note{i:03}.txt").write_text("x")
+    plain = load(str(folder), LoadOptions(workers=0))
+    assert (plain.loaded, plain.failed, plain.not_images) == (2, 0, 102)
+
+    out = tmp_path / "features"
+    job = ccspark.run_features(ccspark.FeatureJob(str(folder), out, partitions=2), spark_session)
+    assert (job.features, job.errors, job.not_images) == (2, 0, 102)
+    migrate.upgrade(fresh_database_url)
+    env = {**os.environ, "DATABASE_URL": fresh_database_url}
+    command = [sys.executable, "-m", "ccvec.cli", "load", str(out), "--jobs", "1"]
+    loaded = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert loaded.returncode == 0, (loaded.stdout, loaded.stderr)
+    assert "loaded 2, skipped 0 (already loaded), failed 0" in loaded.stdout
+    assert "102 files skipped, not images by their name" in loaded.stdout
+    assert _noted(fresh_database_url) == _noted(database_url)
+    assert {stage for _, stage, _ in _noted(fresh_database_url)} == {"skipped"}
+    with db.connection(fresh_database_url) as fresh:
+        assert fresh.execute("SELECT failed FROM ccvec.load_run").fetchall() == [(0,)]
+
+    # A dataset written before error rows had a `files` column still loads; its rows count one each.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = {"identifier": [None], "location": ["/x/old.jpg"], "stage": ["decode"], "reason": ["truncated"]}
+    pq.write_table(pa.table(old), out / "kind=error" / "part-old.parquet")
+    again = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert again.returncode == 1 and "failed 1" in again.stdout and "not images" not in again.stdout
