@@ -15,8 +15,11 @@ bit for bit and the same vector up to float rounding. `ccvec load DIR` then bulk
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -71,6 +74,9 @@ MANIFEST_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
 OPTIONAL_MANIFEST_KEYS = {"model_file": ((str,), "a string")}
 FEATURE_KIND, ERROR_KIND = "feature", "error"
 FETCH_THREADS = 8  # fetches in flight per Python worker (URLs wait on the network, not the CPU)
+LOOPBACK = "127.0.0.1"
+DRIVER_ADDRESS_KEYS = frozenset({"spark.driver.host", "spark.driver.bindAddress"})
+LOCAL_MASTER = re.compile(r"local(\[(\*|[0-9]+)(\s*,\s*[0-9]+)?\])?")
 ROWS_PER_ARROW_BATCH = 256  # rows handed to one mapInPandas call: bounds a worker's memory
 # Catalog columns carried through as columns of their own (JSON ones as JSON text).
 TEXT_COLUMNS = tuple(CATALOG_COLUMNS)
@@ -483,20 +489,73 @@ def session(master: str | None = None, app: str = "ccvec-features") -> SparkSess
         from pyspark.sql import SparkSession
     except ImportError:
         raise CcvecError("the Spark job needs PySpark: pip install 'ccvec[spark]'") from None
-    builder = SparkSession.builder.appName(app)
-    if master:
-        builder = builder.master(master)
-    elif not os.environ.get("SPARK_HOME"):
-        builder = builder.master("local[*]")
     if not master or master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
-    return (
-        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ROWS_PER_ARROW_BATCH))
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "8")
-        .getOrCreate()
-    )
+    builder = SparkSession.builder.appName(app)
+    for key, value in session_config(master, os.environ).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def session_config(master: str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """The settings `session` gives Spark, from the master asked for and the environment: a function
+    of its own so that what the job asks of Spark can be checked without starting it."""
+    conf = {
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(ROWS_PER_ARROW_BATCH),
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "8",
+    }
+    if master or not env.get("SPARK_HOME"):  # with SPARK_HOME, its spark-defaults.conf may name one
+        conf["spark.master"] = master or "local[*]"
+    if not master or master.startswith("local"):
+        conf["spark.pyspark.python"] = env.get("PYSPARK_PYTHON", sys.executable)
+    user = user_spark_conf(env)
+    if is_local_master(conf.get("spark.master") or user.get("spark.master") or "local[*]"):
+        conf.update(_loopback_driver(user, env))
+    return conf
+
+
+def is_local_master(master: str) -> bool:
+    """`local`, `local[*]`, `local[N]` (and `local[N,F]`): the driver and its executors in one JVM."""
+    return LOCAL_MASTER.fullmatch(master.strip()) is not None
+
+
+def _loopback_driver(user: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """The driver on 127.0.0.1: unset, Spark binds it to the machine's first non-loopback address
+    (eth0), open to the network though nothing outside this JVM needs it. Left to the user when they
+    chose an address themselves (SPARK_LOCAL_IP, SPARK_LOCAL_HOSTNAME, either setting)."""
+    if env.get("SPARK_LOCAL_IP") or env.get("SPARK_LOCAL_HOSTNAME") or DRIVER_ADDRESS_KEYS & set(user):
+        return {}
+    return dict.fromkeys(DRIVER_ADDRESS_KEYS, LOOPBACK)
+
+
+def user_spark_conf(env: Mapping[str, str]) -> dict[str, str]:
+    """spark.* settings the user made outside ccvec: `spark-defaults.conf` (in SPARK_CONF_DIR or
+    SPARK_HOME/conf) and `--conf k=v` / `--master` in PYSPARK_SUBMIT_ARGS (the later wins)."""
+    conf: dict[str, str] = {}
+    folder = env.get("SPARK_CONF_DIR") or (env.get("SPARK_HOME") and str(Path(env["SPARK_HOME"]) / "conf"))
+    defaults = Path(folder) / "spark-defaults.conf" if folder else None
+    if defaults and defaults.is_file():
+        for line in defaults.read_text(errors="replace").splitlines():
+            key, _, value = line.strip().replace("=", " ", 1).partition(" ")
+            if key.startswith("spark."):
+                conf[key] = value.strip()
+    for flag, value in itertools.pairwise(_submit_words(env.get("PYSPARK_SUBMIT_ARGS", ""))):
+        if flag in ("--conf", "-c") and "=" in value:
+            key, _, setting = value.partition("=")
+            conf[key.strip()] = setting
+        elif flag == "--master":
+            conf["spark.master"] = value
+    return conf
+
+
+def _submit_words(args: str) -> list[str]:
+    """PYSPARK_SUBMIT_ARGS as words, `--conf=k=v` split like `--conf k=v` (PySpark reports bad quoting)."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        return []
+    return [part for word in words for part in (word.split("=", 1) if word.startswith("--") else [word])]
 
 
 def _done_identifiers(spark: SparkSession, out: Path) -> DataFrame | None:

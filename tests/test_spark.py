@@ -181,3 +181,34 @@ def test_non_image_files_are_skipped_notes_as_in_ccvec_load(
     pq.write_table(pa.table(old), out / "kind=error" / "part-old.parquet")
     again = subprocess.run(command, capture_output=True, text=True, env=env)
     assert again.returncode == 1 and "failed 1" in again.stdout and "not images" not in again.stdout
+
+
+def test_local_masters_bind_the_driver_to_loopback(spark_session, tmp_path: Path) -> None:
+    """Without it the local driver listens on the machine's network address (eth0)."""
+    assert spark_session.conf.get("spark.driver.host") == "127.0.0.1"
+    assert spark_session.conf.get("spark.driver.bindAddress") == "127.0.0.1"
+    loopback = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    for master in (None, "local", "local[*]", "local[4]", "local[4,2]"):
+        conf = ccspark.session_config(master, {})
+        assert loopback.items() <= conf.items(), master
+        assert conf["spark.master"] == (master or "local[*]")
+    for master in (
+        "spark://spark-master:7077",
+        "yarn",
+        "k8s://https://10.0.0.1:6443",
+        "local-cluster[2,1,1024]",
+    ):
+        assert not ccspark.DRIVER_ADDRESS_KEYS & set(ccspark.session_config(master, {})), master
+    # What the user set is theirs: the environment, spark-defaults.conf, PYSPARK_SUBMIT_ARGS.
+    for env in ({"SPARK_LOCAL_IP": "10.1.2.3"}, {"SPARK_LOCAL_HOSTNAME": "me.example"}):
+        assert not ccspark.DRIVER_ADDRESS_KEYS & set(ccspark.session_config("local[2]", env))
+    (tmp_path / "spark-defaults.conf").write_text("# mine\nspark.driver.host   10.1.2.3\n")
+    conf = ccspark.session_config("local[2]", {"SPARK_CONF_DIR": str(tmp_path)})
+    assert not ccspark.DRIVER_ADDRESS_KEYS & set(conf)
+    submit = {"PYSPARK_SUBMIT_ARGS": "--conf spark.driver.bindAddress=0.0.0.0 pyspark-shell"}
+    assert not ccspark.DRIVER_ADDRESS_KEYS & set(ccspark.session_config(None, submit))
+    # With SPARK_HOME and no --master, the master comes from spark-defaults.conf: a cluster's is left alone.
+    (tmp_path / "spark-defaults.conf").write_text("spark.master=spark://head:7077\n")
+    conf = ccspark.session_config(None, {"SPARK_HOME": "/opt/spark", "SPARK_CONF_DIR": str(tmp_path)})
+    assert "spark.master" not in conf and not ccspark.DRIVER_ADDRESS_KEYS & set(conf)
+    assert loopback.items() <= ccspark.session_config(None, {"SPARK_HOME": str(tmp_path / "none")}).items()
