@@ -32,7 +32,7 @@ from ccvec.errors import CcvecError
 from ccvec.models import registry
 from ccvec.models.registry import Model
 from ccvec.models.spec import ModelSpec
-from ccvec.sources import JSON_COLUMNS
+from ccvec.sources import JSON_COLUMNS, NOTED, SKIPPED
 from ccvec.spark import ERROR_KIND, FEATURE_KIND, MANIFEST, TEXT_COLUMNS, FeaturesManifest, read_manifest
 
 if TYPE_CHECKING:
@@ -179,24 +179,34 @@ def _close_connections() -> None:
         conn.close()
 
 
-def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> int:
-    """The job's error rows into ccvec.load_error, each (source, stage, reason) once across reruns."""
+def _error_rows(root: Path) -> dict[tuple[str, str, str], int]:
+    """The job's error rows: (source, stage, reason) -> the inputs the row stands for (more than one
+    for a counted row of skipped files; datasets written before the `files` column have one each)."""
     pq = _pyarrow()
-    rows: list[tuple[str, str, str]] = []
+    rows: dict[tuple[str, str, str], int] = {}
     for path in sorted((root / f"kind={ERROR_KIND}").glob("*.parquet")):
-        table = pq.read_table(path, columns=["identifier", "location", "stage", "reason"])
-        rows += [
-            (r["location"] or r["identifier"] or "?", r["stage"], r["reason"]) for r in table.to_pylist()
-        ]
+        columns = ["identifier", "location", "stage", "reason"]
+        columns += ["files"] if "files" in pq.read_schema(path).names else []
+        for r in pq.read_table(path, columns=columns).to_pylist():
+            rows[(r["location"] or r["identifier"] or "?", r["stage"], r["reason"])] = r.get("files") or 1
+    return rows
+
+
+def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> tuple[int, int]:
+    """The job's error rows into ccvec.load_error, each (source, stage, reason) once across reruns:
+    (inputs that failed, files skipped as not images), counted as `ccvec load` counts them."""
+    rows = _error_rows(root)
     if not rows:
-        return 0
+        return 0, 0
     with conn.transaction():
         conn.execute("SELECT ccvec.create_error_stage()")
         with conn.cursor().copy("COPY ccvec_error_stage FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        added: int = db.one_row(conn, "SELECT ccvec.ingest_load_errors(%s)", [run_id])[0]
-    return added
+        conn.execute("SELECT ccvec.ingest_load_errors(%s)", [run_id])
+    added = conn.execute("SELECT source, stage, reason FROM ccvec.load_errors(%s)", [run_id]).fetchall()
+    failed = sum(stage not in NOTED for _, stage, _ in added)
+    return failed, sum(rows.get(row, 1) for row in added if row[1] == SKIPPED)
 
 
 def load_dataset(
@@ -237,16 +247,16 @@ def load_dataset(
                         on_progress(read)
         finally:
             _close_connections()
-        summary.failed = _load_errors(conn, root, run_id)
+        summary.failed, summary.not_images = _load_errors(conn, root, run_id)
         summary.total += summary.failed
         if rebuild:
             from ccvec.graph import ensure_index
 
             ensure_index(conn, model)
         summary.seconds = time.perf_counter() - started
-        conn.execute(
-            "SELECT ccvec.load_run_finish(%s, NULL, %s, NULL)",
-            [run_id, summary.skipped],
+        conn.execute(  # failed: ccvec.ingest_load_errors counted the notes (skipped files) as failures
+            "SELECT ccvec.load_run_finish(%s, NULL, %s, %s)",
+            [run_id, summary.skipped, summary.failed],
         )
         conn.commit()
     return summary

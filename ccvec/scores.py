@@ -6,6 +6,8 @@ docs/scores.md for what each number means.
 from __future__ import annotations
 
 import gzip
+import math
+import re
 import shlex
 import threading
 import time
@@ -21,10 +23,15 @@ import psycopg
 
 from ccvec import db
 from ccvec.errors import CcvecError
+from ccvec.sources import display_path, not_a_regular_file
 
 HOST_HEADER = ["#harmonicc_pos", "#harmonicc_val", "#pr_pos", "#pr_val", "#host_rev"]
 DOMAIN_HEADER = [*HOST_HEADER, "#n_hosts"]
 MAX_REPORTED_BAD_LINES = 5
+MAX_HOST_NAME = 253  # a DNS name's length limit (RFC 1035); the reversed form is as long
+BIGINT_MAX = 2**63 - 1
+WHOLE_NUMBER = re.compile(r"[0-9]+")
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 Stage = Callable[[str, float], None]  # (stage name, seconds) after each stage
 
@@ -56,7 +63,9 @@ def _open_text(path: Path) -> TextIO:
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     return (
-        gzip.open(path, "rt", encoding="utf-8", errors="replace") if gzipped else open(path, encoding="utf-8")
+        gzip.open(path, "rt", encoding="utf-8", errors="replace")
+        if gzipped
+        else open(path, encoding="utf-8", errors="replace")
     )
 
 
@@ -69,8 +78,7 @@ def load_ranks(
     release until the new one is complete. Malformed lines are skipped, counted and reported.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CcvecError(f"{path}: no such ranks file")
+    _check_ranks_file(path)
     started = time.perf_counter()
     total_bytes = path.stat().st_size
     examples: list[str] = []
@@ -88,17 +96,15 @@ def load_ranks(
                     "n_hosts) FROM STDIN"
                 ) as copy:
                     for number, line in enumerate(text, start=2):
-                        fields = line.rstrip("\n").split("\t")
-                        problem = _check(fields, width)
-                        if problem:
+                        values = _parse_ranks_line(line.rstrip("\n").split("\t"), width)
+                        if isinstance(values, str):
                             bad += 1
                             if len(examples) < MAX_REPORTED_BAD_LINES:
-                                examples.append(f"line {number}: {problem}")
+                                examples.append(f"line {number}: {values}")
                             continue
-                        n_hosts = fields[5] if width == 6 else None
-                        copy.write_row([kind, fields[0], fields[1], fields[2], fields[3], fields[4], n_hosts])
+                        copy.write_row([kind, *values, *([None] if width == 5 else [])])
                         rows += 1
-                        max_pos = max(max_pos, int(fields[0]))
+                        max_pos = max(max_pos, int(values[0]))
                         if on_progress and rows % 100_000 == 0:
                             on_progress(raw.tell(), total_bytes)
                 if rows == 0:
@@ -108,22 +114,79 @@ def load_ranks(
                 )
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise CcvecError(f"{path}: cannot read ({exc}); the release in the database was kept") from exc
+    except psycopg.errors.UniqueViolation as exc:
+        raise CcvecError(f"{path}: {_repeated_host(exc)}; the release in the database was kept") from None
     return RanksLoad(kind, rows, bad, examples, time.perf_counter() - started)
 
 
-def _check(fields: list[str], width: int) -> str | None:
+def _repeated_host(exc: psycopg.errors.UniqueViolation) -> str:
+    """A host listed twice: a release lists each host once, so the file is damaged or two files were
+    joined; finding it needs no memory per host, only the primary key that refused it."""
+    found = re.search(r"=\(\w+, (.*)\) already exists", exc.diag.message_detail or "")
+    name = repr(found.group(1)[:MAX_HOST_NAME]) if found else "a host name"
+    return f"{name} is listed twice (a release lists each host once: a damaged or concatenated file)"
+
+
+def _check_ranks_file(path: Path) -> None:
+    """A one-line refusal of what is not a regular file, saying what it is (a folder, not missing)."""
+    problem = not_a_regular_file(path)
+    if problem == "file not found":
+        raise CcvecError(f"{display_path(path)}: no such ranks file")
+    if problem and problem.startswith("is a directory"):
+        raise CcvecError(
+            f"{display_path(path)}: is a folder, not a ranks file: name the file, "
+            "a *-host-ranks.txt.gz or *-domain-ranks.txt.gz"
+        )
+    if problem:
+        raise CcvecError(f"{display_path(path)}: {problem}")
+
+
+def _parse_ranks_line(fields: list[str], width: int) -> list[int | float | str] | str:
+    """A ranks line's values, or why it cannot be loaded. Everything the database would refuse is
+    caught here, so one bad line is skipped and reported instead of failing the release's COPY."""
     if len(fields) != width:
         return f"{len(fields)} fields, expected {width}"
-    for i in (0, 2) + ((5,) if width == 6 else ()):
-        if not fields[i].isdigit():
-            return f"field {i + 1} is not a whole number: {fields[i][:30]!r}"
-    for i in (1, 3):
-        try:
-            float(fields[i])
-        except ValueError:
-            return f"field {i + 1} is not a number: {fields[i][:30]!r}"
-    if not fields[4] or "\\" in fields[4]:
+    values: list[int | float | str] = []
+    for i, text in enumerate(fields[:4]):
+        value = _position(text, i) if i in (0, 2) else _finite(text, i)
+        if isinstance(value, str):
+            return value
+        values.append(value)
+    if problem := _host_problem(fields[4]):
+        return problem
+    values.append(fields[4])
+    if width == 6:
+        if not WHOLE_NUMBER.fullmatch(fields[5]) or int(fields[5]) > BIGINT_MAX:
+            return f"field 6 is not a whole number up to {BIGINT_MAX}: {fields[5][:30]!r}"
+        values.append(int(fields[5]))
+    return values
+
+
+def _position(text: str, i: int) -> int | str:
+    """A rank position: Common Crawl counts from 1, and the column is a bigint."""
+    if not WHOLE_NUMBER.fullmatch(text):
+        return f"field {i + 1} is not a whole number: {text[:30]!r}"
+    if not 1 <= int(text) <= BIGINT_MAX:
+        return f"field {i + 1} is out of range: a position is a whole number from 1 to {BIGINT_MAX}"
+    return int(text)
+
+
+def _finite(text: str, i: int) -> float | str:
+    """A rank value: an ASCII decimal (float() also takes non-ASCII digits and '1_0'; Postgres does not)."""
+    if not DECIMAL.fullmatch(text):
+        return f"field {i + 1} is not a number: {text[:30]!r}"
+    value = float(text)
+    return value if math.isfinite(value) else f"field {i + 1} is not a finite number: {text[:30]!r}"
+
+
+def _host_problem(host: str) -> str | None:
+    """Why a (reversed) host name is unusable: its index entry must fit, and text cannot hold NUL."""
+    if not host or "\\" in host:
         return "empty or unusable host name"
+    if len(host) > MAX_HOST_NAME:
+        return f"host name of {len(host):,} characters: a DNS name has at most {MAX_HOST_NAME}"
+    if any(c.isspace() or not c.isprintable() for c in host):
+        return "host name with a space or control character"
     return None
 
 

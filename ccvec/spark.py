@@ -15,15 +15,18 @@ bit for bit and the same vector up to float rounding. `ccvec load DIR` then bulk
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -37,8 +40,11 @@ from ccvec.sources import (
     CATALOG_COLUMNS,
     IMAGE_EXTENSIONS,
     JSON_COLUMNS,
+    NOTED,
+    SKIPPED,
     BadRow,
     SourceItem,
+    display_path,
     open_source,
     row_to_item,
 )
@@ -55,8 +61,22 @@ if TYPE_CHECKING:
 FORMAT = "ccvec-features"
 FORMAT_VERSION = 1
 MANIFEST = "_ccvec.json"
+EMBEDDING = "float16 little-endian"  # the manifest's name for how `embedding` is stored
+# The manifest's keys: the JSON types each may hold, and how a message names them.
+MANIFEST_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "model": ((str,), "a string"),
+    "model_sha256": ((str,), "a string"),
+    "weights_sha256": ((str, type(None)), "a string or null"),
+    "dim": ((int,), "a whole number"),
+    "spec": ((dict,), "an object"),
+    "embedding": ((str,), "a string"),
+}
+OPTIONAL_MANIFEST_KEYS = {"model_file": ((str,), "a string")}
 FEATURE_KIND, ERROR_KIND = "feature", "error"
 FETCH_THREADS = 8  # fetches in flight per Python worker (URLs wait on the network, not the CPU)
+LOOPBACK = "127.0.0.1"
+DRIVER_ADDRESS_KEYS = frozenset({"spark.driver.host", "spark.driver.bindAddress"})
+LOCAL_MASTER = re.compile(r"local(\[(\*|[0-9]+)(\s*,\s*[0-9]+)?\])?")
 ROWS_PER_ARROW_BATCH = 256  # rows handed to one mapInPandas call: bounds a worker's memory
 # Catalog columns carried through as columns of their own (JSON ones as JSON text).
 TEXT_COLUMNS = tuple(CATALOG_COLUMNS)
@@ -78,9 +98,16 @@ OUTPUT_SCHEMA = ", ".join(
         "model_sha256 string",
         "stage string",
         "reason string",
+        "files int",  # inputs an error row stands for: null is 1 (a counted row of skipped files is more)
     ]
 )
-ITEM_SCHEMA = "identifier string, location string, metadata string, where_ string, reason string"
+# A bad row also carries the stage and file count `ccvec load` would record it with.
+ITEM_SCHEMA = ", ".join(
+    [
+        *("identifier string", "location string", "metadata string", "where_ string", "reason string"),
+        *("stage string", "files int"),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +125,7 @@ class FeatureSummary:
     skipped: int = 0
     features: int = 0
     errors: int = 0
+    not_images: int = 0  # a folder's files skipped as not images by their name (noted, not failed)
     seconds: float = 0.0
 
 
@@ -116,13 +144,16 @@ class FeaturesManifest(TypedDict):
 
 
 class ItemRow(TypedDict):
-    """One row of ITEM_SCHEMA: an item (identifier, location, metadata JSON) or a bad row (where_, reason)."""
+    """One row of ITEM_SCHEMA: an item (identifier, location, metadata JSON) or a bad row (where_,
+    reason, and the stage and file count `ccvec load` would record it with)."""
 
     identifier: str | None
     location: str | None
     metadata: str | None
     where_: str | None
     reason: str | None
+    stage: str | None
+    files: int | None
 
 
 class ErrorRow(TypedDict):
@@ -133,22 +164,66 @@ class ErrorRow(TypedDict):
     location: str | None
     stage: str
     reason: str
+    files: int | None
 
 
 # ---------------------------------------------------------------- the dataset's manifest
 
 
 def read_manifest(out: Path) -> FeaturesManifest | None:
+    """The dataset's `_ccvec.json`, None when there is none; refused in one line when this ccvec
+    cannot read it, so no reader of it meets a missing key or a value of the wrong type."""
     path = Path(out) / MANIFEST
     if not path.is_file():
         return None
     try:
-        data: FeaturesManifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # invalid JSON or UTF-8 are ValueErrors
         raise CcvecError(f"{path}: unreadable features manifest ({exc})") from None
+    if problem := _manifest_problem(data):
+        raise CcvecError(f"{path}: {problem}")
+    return cast(FeaturesManifest, data)
+
+
+def _manifest_problem(data: object) -> str | None:
+    """What makes a decoded `_ccvec.json` unusable (None: nothing). The version comes first: a
+    newer format may name its keys differently."""
+    if not isinstance(data, dict):
+        return f"not a features manifest: a JSON {_json_kind(data)}, not an object"
     if data.get("format") != FORMAT:
-        raise CcvecError(f"{path}: not a ccvec features dataset (format {data.get('format')!r})")
-    return data
+        return f"not a ccvec features dataset (format {data.get('format')!r})"
+    if "version" not in data:
+        return "missing key 'version'"
+    if data["version"] != FORMAT_VERSION or isinstance(data["version"], bool):
+        return f"unknown version {data['version']!r}: this ccvec reads version {FORMAT_VERSION} of {FORMAT}"
+    if missing := [key for key in MANIFEST_KEYS if key not in data]:
+        return f"missing key(s) {', '.join(map(repr, missing))}"
+    for key, (kinds, expected) in {**MANIFEST_KEYS, **OPTIONAL_MANIFEST_KEYS}.items():
+        if key in data and (not isinstance(data[key], kinds) or isinstance(data[key], bool)):
+            return f"{key!r} is a JSON {_json_kind(data[key])}, expected {expected}"
+    return _manifest_model_problem(data)
+
+
+def _manifest_model_problem(data: dict[str, Any]) -> str | None:
+    """A spec the loader can build, agreeing with the manifest's own model name, dim and encoding."""
+    if data["embedding"] != EMBEDDING:
+        return f"unknown embedding encoding {data['embedding']!r}: this ccvec reads {EMBEDDING!r}"
+    try:
+        spec = ModelSpec.from_json(data["spec"])
+    except (ValueError, TypeError) as exc:
+        return f"'spec' is not a model spec: {exc}"
+    if (spec.name, spec.dim) != (data["model"], data["dim"]):
+        mine = f"model {data['model']!r} of dim {data['dim']}"
+        return f"'spec' names model {spec.name!r} of dim {spec.dim}, the manifest {mine}"
+    return None
+
+
+def _json_kind(value: object) -> str:
+    """A decoded JSON value's type, in JSON's words."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    kinds = {str: "string", int: "number", float: "number", list: "array", dict: "object"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _write_manifest(out: Path, model: Model) -> None:
@@ -169,7 +244,7 @@ def _write_manifest(out: Path, model: Model) -> None:
         "weights_sha256": model.weights_sha256,
         "dim": model.spec.dim,
         "spec": model.spec.to_json(),
-        "embedding": "float16 little-endian",
+        "embedding": EMBEDDING,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -201,6 +276,8 @@ def _item_row(entry: SourceItem | BadRow) -> ItemRow:
             "metadata": None,
             "where_": entry.source,
             "reason": entry.reason,
+            "stage": entry.stage,  # "skipped" for a folder's file that is not an image: a note, not a failure
+            "files": entry.files,
         }
     return {
         "identifier": str(entry.identifier),
@@ -208,6 +285,8 @@ def _item_row(entry: SourceItem | BadRow) -> ItemRow:
         "metadata": json.dumps(entry.metadata),
         "where_": entry.location,
         "reason": None,
+        "stage": None,
+        "files": None,
     }
 
 
@@ -236,27 +315,35 @@ def _dump_rows_to_items(base_dir: str, label: str) -> PandasMapFunction:
                 except ValueError as exc:
                     ident = row.get("identifier") or f"row {i}"
                     out.append(_item_row(BadRow(f"{label}:{ident}", str(exc))))
-            yield _frame(out, ["identifier", "location", "metadata", "where_", "reason"])
+            yield _frame(out, [c.split()[0] for c in ITEM_SCHEMA.split(", ")])
 
     return convert
 
 
-def source_items(spark: SparkSession, source: str) -> DataFrame:
-    """A DataFrame of item rows (identifier, location, metadata JSON) and bad rows (where_, reason)."""
-    path = Path(source).expanduser()
-    if _is_catalog_dump(path):
-        if path.suffix.lower() == ".tsv":
-            raw = (
-                spark.read.option("header", True).option("sep", "\t").option("quote", "\u0000").csv(str(path))
-            )
-        else:
-            raw = spark.read.parquet(str(path))
-        base = str((path if path.is_dir() else path.parent).resolve())
-        return raw.mapInPandas(_dump_rows_to_items(base, str(path)), ITEM_SCHEMA)
-    rows = [_item_row(entry) for entry in open_source(source)]  # folders and CSV/JSONL manifests
+def list_source(source: str) -> list[ItemRow] | None:
+    """The item rows of a folder or CSV/JSONL manifest, read on the driver before Spark starts (a
+    missing or empty source costs no JVM start); None for a catalog dump, which Spark reads itself."""
+    if _is_catalog_dump(Path(source).expanduser()):
+        return None
+    rows = [_item_row(entry) for entry in open_source(source)]
     if not rows:
         raise CcvecError(f"{source}: no images or rows found")
-    return spark.createDataFrame(rows, ITEM_SCHEMA)
+    return rows
+
+
+def source_items(spark: SparkSession, source: str, listed: list[ItemRow] | None = None) -> DataFrame:
+    """A DataFrame of item rows (identifier, location, metadata JSON) and bad rows (where_, reason);
+    `listed`: the source's `list_source` rows, when the caller read them already."""
+    listed = listed if listed is not None else list_source(source)
+    if listed is not None:
+        return spark.createDataFrame(listed, ITEM_SCHEMA)
+    path = Path(source).expanduser()
+    if path.suffix.lower() == ".tsv":
+        raw = spark.read.option("header", True).option("sep", "\t").option("quote", "\u0000").csv(str(path))
+    else:
+        raw = spark.read.parquet(str(path))
+    base = str((path if path.is_dir() else path.parent).resolve())
+    return raw.mapInPandas(_dump_rows_to_items(base, str(path)), ITEM_SCHEMA)
 
 
 # ---------------------------------------------------------------- per image, on the executors
@@ -286,6 +373,7 @@ def _error(row: ItemRow, stage: str, reason: str) -> ErrorRow:
         "location": row.get("where_"),
         "stage": stage,
         "reason": reason,
+        "files": row.get("files"),
     }
 
 
@@ -374,7 +462,7 @@ def _compute_features(model_file: str, sha256: str, spec_json: str, model_name: 
                 good: list[tuple[ItemRow, DecodedImage, int]] = []
                 for row in rows:
                     if row["reason"] is not None:
-                        out.append(_error(row, "manifest", row["reason"]))
+                        out.append(_error(row, row["stage"] or "manifest", row["reason"]))
                 for row, result in zip(
                     items := [r for r in rows if r["reason"] is None],
                     pool.map(lambda r: _prepare(r, spec), items),
@@ -401,20 +489,73 @@ def session(master: str | None = None, app: str = "ccvec-features") -> SparkSess
         from pyspark.sql import SparkSession
     except ImportError:
         raise CcvecError("the Spark job needs PySpark: pip install 'ccvec[spark]'") from None
-    builder = SparkSession.builder.appName(app)
-    if master:
-        builder = builder.master(master)
-    elif not os.environ.get("SPARK_HOME"):
-        builder = builder.master("local[*]")
     if not master or master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
-    return (
-        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ROWS_PER_ARROW_BATCH))
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "8")
-        .getOrCreate()
-    )
+    builder = SparkSession.builder.appName(app)
+    for key, value in session_config(master, os.environ).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def session_config(master: str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """The settings `session` gives Spark, from the master asked for and the environment: a function
+    of its own so that what the job asks of Spark can be checked without starting it."""
+    conf = {
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(ROWS_PER_ARROW_BATCH),
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "8",
+    }
+    if master or not env.get("SPARK_HOME"):  # with SPARK_HOME, its spark-defaults.conf may name one
+        conf["spark.master"] = master or "local[*]"
+    if not master or master.startswith("local"):
+        conf["spark.pyspark.python"] = env.get("PYSPARK_PYTHON", sys.executable)
+    user = user_spark_conf(env)
+    if is_local_master(conf.get("spark.master") or user.get("spark.master") or "local[*]"):
+        conf.update(_loopback_driver(user, env))
+    return conf
+
+
+def is_local_master(master: str) -> bool:
+    """`local`, `local[*]`, `local[N]` (and `local[N,F]`): the driver and its executors in one JVM."""
+    return LOCAL_MASTER.fullmatch(master.strip()) is not None
+
+
+def _loopback_driver(user: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """The driver on 127.0.0.1: unset, Spark binds it to the machine's first non-loopback address
+    (eth0), open to the network though nothing outside this JVM needs it. Left to the user when they
+    chose an address themselves (SPARK_LOCAL_IP, SPARK_LOCAL_HOSTNAME, either setting)."""
+    if env.get("SPARK_LOCAL_IP") or env.get("SPARK_LOCAL_HOSTNAME") or DRIVER_ADDRESS_KEYS & set(user):
+        return {}
+    return dict.fromkeys(DRIVER_ADDRESS_KEYS, LOOPBACK)
+
+
+def user_spark_conf(env: Mapping[str, str]) -> dict[str, str]:
+    """spark.* settings the user made outside ccvec: `spark-defaults.conf` (in SPARK_CONF_DIR or
+    SPARK_HOME/conf) and `--conf k=v` / `--master` in PYSPARK_SUBMIT_ARGS (the later wins)."""
+    conf: dict[str, str] = {}
+    folder = env.get("SPARK_CONF_DIR") or (env.get("SPARK_HOME") and str(Path(env["SPARK_HOME"]) / "conf"))
+    defaults = Path(folder) / "spark-defaults.conf" if folder else None
+    if defaults and defaults.is_file():
+        for line in defaults.read_text(errors="replace").splitlines():
+            key, _, value = line.strip().replace("=", " ", 1).partition(" ")
+            if key.startswith("spark."):
+                conf[key] = value.strip()
+    for flag, value in itertools.pairwise(_submit_words(env.get("PYSPARK_SUBMIT_ARGS", ""))):
+        if flag in ("--conf", "-c") and "=" in value:
+            key, _, setting = value.partition("=")
+            conf[key.strip()] = setting
+        elif flag == "--master":
+            conf["spark.master"] = value
+    return conf
+
+
+def _submit_words(args: str) -> list[str]:
+    """PYSPARK_SUBMIT_ARGS as words, `--conf=k=v` split like `--conf k=v` (PySpark reports bad quoting)."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        return []
+    return [part for word in words for part in (word.split("=", 1) if word.startswith("--") else [word])]
 
 
 def _done_identifiers(spark: SparkSession, out: Path) -> DataFrame | None:
@@ -427,14 +568,15 @@ def _done_identifiers(spark: SparkSession, out: Path) -> DataFrame | None:
 def run_features(job: FeatureJob, spark: SparkSession | None = None) -> FeatureSummary:
     """Compute features for every item of `job.source` not yet in `job.out`; append to `job.out`."""
     started = time.perf_counter()
+    out = _output_folder(job.out)
+    listed = list_source(job.source)  # a wrong source is refused before the model or Spark start
     model = job.model or registry.build_default()
-    out = Path(job.out).expanduser().resolve()
     _write_manifest(out, model)
     own_session = spark is None
     spark = spark or session(job.master)
     try:
         spark.sparkContext.addFile(str(model.path))
-        items = source_items(spark, job.source).cache()
+        items = source_items(spark, job.source, listed).cache()
         summary = FeatureSummary(candidates=items.count())
         good, bad = (
             items.filter("reason IS NULL").dropDuplicates(["identifier"]),
@@ -450,13 +592,16 @@ def run_features(job: FeatureJob, spark: SparkSession | None = None) -> FeatureS
         compute = _compute_features(
             model.path.name, model.sha256, json.dumps(model.spec.to_json()), model.name
         )
-        kinds_before = _count_kinds(spark, out)
+        outputs_before = _count_outputs(spark, out)
         result = todo.repartition(partitions).mapInPandas(compute, OUTPUT_SCHEMA)
         # One pass writes both datasets (appending: part-file names carry a fresh job id per run).
         result.write.mode("append").option("compression", "zstd").partitionBy("kind").parquet(str(out))
-        kinds_after = _count_kinds(spark, out)
-        summary.features = kinds_after.get(FEATURE_KIND, 0) - kinds_before.get(FEATURE_KIND, 0)
-        summary.errors = kinds_after.get(ERROR_KIND, 0) - kinds_before.get(ERROR_KIND, 0)
+        outputs = _count_outputs(spark, out)
+        summary.features, summary.errors, summary.not_images = (
+            outputs[0] - outputs_before[0],
+            outputs[1] - outputs_before[1],
+            outputs[2] - outputs_before[2],
+        )
         items.unpersist()
     finally:
         if own_session:
@@ -465,9 +610,27 @@ def run_features(job: FeatureJob, spark: SparkSession | None = None) -> FeatureS
     return summary
 
 
-def _count_kinds(spark: SparkSession, out: Path) -> dict[str, int]:
-    if not any(out.glob("kind=*/*.parquet")):
-        return {}
-    return {
-        row["kind"]: row["count"] for row in spark.read.parquet(str(out)).groupBy("kind").count().collect()
-    }
+def _output_folder(out: Path) -> Path:
+    """`--out` resolved, refused in one line when it is an existing file (a features dataset is a folder)."""
+    path = Path(out).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise CcvecError(f"--out {display_path(path)}: is a file; --out must be a folder (made when missing)")
+    return path
+
+
+def _count_outputs(spark: SparkSession, out: Path) -> tuple[int, int, int]:
+    """(feature rows, failures, files skipped as not images) in `out`: notes are not failures, and a
+    counted row of skipped files stands for `files` of them."""
+    from pyspark.sql import functions as F
+
+    features, errors = (out / f"kind={kind}" for kind in (FEATURE_KIND, ERROR_KIND))
+    done = spark.read.parquet(str(features)).count() if any(features.glob("*.parquet")) else 0
+    if not any(errors.glob("*.parquet")):
+        return done, 0, 0
+    rows = spark.read.option("mergeSchema", "true").parquet(str(errors))  # older parts lack `files`
+    files = F.coalesce(F.col("files"), F.lit(1)) if "files" in rows.columns else F.lit(1)
+    counted = rows.select(
+        F.sum(F.when(~F.col("stage").isin(*NOTED), 1).otherwise(0)).alias("failed"),
+        F.sum(F.when(F.col("stage") == SKIPPED, files).otherwise(0)).alias("skipped"),
+    ).collect()[0]
+    return done, int(counted["failed"] or 0), int(counted["skipped"] or 0)

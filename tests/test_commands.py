@@ -21,6 +21,7 @@ import typer
 from typer.testing import Result
 
 from ccvec import scores
+from ccvec import spark as ccspark
 from ccvec.cli import app
 from ccvec.sources import file_location, identity
 
@@ -33,7 +34,7 @@ MODEL = "tiny-cmd"
 SPARK_HAPPY = "tests/test_spark.py::test_spark_features_equal_ccvec_load"  # Spark startup is slow
 
 COVERED: dict[str, tuple[str, str]] = {
-    "authority load-hosts": ("test_load_hosts", "test_load_hosts_wrong_header"),
+    "authority load-hosts": ("test_load_hosts", "test_load_hosts_wrong_header", "test_load_hosts_not_a_file"),
     "cluster": ("test_cluster", "test_cluster_without_graph"),
     "clusters": (
         "test_clusters",
@@ -70,7 +71,7 @@ COVERED: dict[str, tuple[str, str]] = {
     "graph build": ("test_graph_build_and_status", "test_graph_build_k_zero"),
     "graph prune": ("test_graph_prune", "test_graph_prune_without_schema"),
     "graph status": ("test_graph_build_and_status", "test_graph_status_without_schema"),
-    "load": ("test_load_and_errors", "test_load_missing_source"),
+    "load": ("test_load_and_errors", "test_load_missing_source", "test_load_features_dataset_bad_manifest"),
     "model add": ("test_model_add_and_list", "test_model_add_bad_mean"),
     "model build": ("test_model_build", "test_model_build_unknown_option"),
     "model list": ("test_model_add_and_list", "test_model_list_without_schema"),
@@ -100,7 +101,11 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_similar_image_not_a_file",
         "test_similar_semantic_by_a_loaded_file",
     ),
-    "spark features": (SPARK_HAPPY, "test_spark_features_onnx_without_spec"),
+    "spark features": (
+        SPARK_HAPPY,
+        "test_spark_features_onnx_without_spec",
+        "test_spark_features_refuses_before_starting_spark",
+    ),
     "tags": ("test_tags", "test_tags_id_and_all", "test_an_image_by_its_file"),
 }
 
@@ -569,6 +574,54 @@ def ranks_file(path: Path, header: list[str], rows: list[list[object]]) -> Path:
     return path
 
 
+GOOD_FEATURES_MANIFEST = {
+    "format": "ccvec-features",
+    "version": 1,
+    "model": "m",
+    "model_sha256": "a" * 64,
+    "weights_sha256": None,
+    "dim": 4,
+    "spec": {"name": "m", "version": "1", "dim": 4},
+    "embedding": "float16 little-endian",
+}
+BAD_FEATURES_MANIFESTS: list[tuple[object, str]] = [
+    ({"format": "ccvec-features", "version": 99}, "unknown version 99: this ccvec reads version 1"),
+    ({"format": "ccvec-features"}, "missing key 'version'"),
+    ({**GOOD_FEATURES_MANIFEST, "version": True}, "unknown version True"),
+    ({k: v for k, v in GOOD_FEATURES_MANIFEST.items() if k != "spec"}, "missing key(s) 'spec'"),
+    ({**GOOD_FEATURES_MANIFEST, "dim": "4"}, "'dim' is a JSON string, expected a whole number"),
+    ({**GOOD_FEATURES_MANIFEST, "spec": []}, "'spec' is a JSON array, expected an object"),
+    ({**GOOD_FEATURES_MANIFEST, "model_sha256": None}, "'model_sha256' is a JSON null, expected a string"),
+    ({**GOOD_FEATURES_MANIFEST, "model_file": 3}, "'model_file' is a JSON number, expected a string"),
+    ({**GOOD_FEATURES_MANIFEST, "embedding": "float32"}, "unknown embedding encoding 'float32'"),
+    ({**GOOD_FEATURES_MANIFEST, "spec": {"name": "m"}}, "'spec' is not a model spec: missing field(s)"),
+    (
+        {**GOOD_FEATURES_MANIFEST, "spec": {"name": "m", "version": "1", "dim": "x"}},
+        "'spec' is not a model spec: dim must be an integer, not 'x'",
+    ),
+    (
+        {**GOOD_FEATURES_MANIFEST, "dim": 8},
+        "'spec' names model 'm' of dim 4, the manifest model 'm' of dim 8",
+    ),
+    ([1, 2], "not a features manifest: a JSON array, not an object"),
+    ({"format": "other"}, "not a ccvec features dataset (format 'other')"),
+]
+
+
+def test_load_features_dataset_bad_manifest(cli: Cli, tmp_path: Path) -> None:
+    """Each wrong `_ccvec.json` is one line naming the file and what is wrong (a KeyError before)."""
+    dataset = tmp_path / "features"
+    dataset.mkdir()
+    manifest = dataset / "_ccvec.json"
+    for data, problem in BAD_FEATURES_MANIFESTS:
+        manifest.write_text(json.dumps(data))
+        usage_error(cli("load", dataset), f"{manifest}: {problem}")
+    manifest.write_bytes(b"{\xff}")
+    usage_error(cli("load", dataset), "unreadable features manifest")
+    manifest.write_text(json.dumps(GOOD_FEATURES_MANIFEST))
+    assert ccspark.read_manifest(dataset) == GOOD_FEATURES_MANIFEST
+
+
 def test_load_hosts(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
     ranks = ranks_file(
         tmp_path / "cc-host-ranks.txt.gz",
@@ -582,6 +635,13 @@ def test_load_hosts(cli: Cli, conn: psycopg.Connection, tmp_path: Path) -> None:
 def test_load_hosts_wrong_header(cli: Cli, tmp_path: Path) -> None:
     ranks = ranks_file(tmp_path / "x-ranks.txt.gz", ["rank", "host"], [[1, "org.example"]])
     usage_error(cli("authority", "load-hosts", ranks), "not a Common Crawl ranks file")
+
+
+def test_load_hosts_not_a_file(cli: Cli, tmp_path: Path) -> None:
+    usage_error(cli("authority", "load-hosts", tmp_path), f"{tmp_path}: is a folder, not a ranks file")
+    usage_error(cli("authority", "load-hosts", tmp_path / "gone.gz"), "gone.gz: no such ranks file")
+    os.mkfifo(tmp_path / "fifo.gz")  # refused before it is opened: an open would wait for a writer
+    usage_error(cli("authority", "load-hosts", tmp_path / "fifo.gz"), "is a FIFO (named pipe)")
 
 
 # --- report, run ----------------------------------------------------------------------------------
@@ -777,6 +837,27 @@ def test_spark_features_onnx_without_spec(cli: Cli, tmp_path: Path) -> None:
         cli("spark", "features", tmp_path, "--out", tmp_path / "f", "--onnx", tmp_path / "m.onnx"),
         "--onnx and --spec go together",
     )
+
+
+def test_spark_features_refuses_before_starting_spark(cli: Cli, tmp_path: Path) -> None:
+    """A missing source and an --out that is a file are one line each, before Spark (seconds of JVM
+    start and warnings) and before the model is built; nothing is written."""
+    from pyspark import SparkContext
+
+    assert SparkContext._active_spark_context is None
+    out = tmp_path / "features"
+    usage_error(
+        cli("spark", "features", tmp_path / "nowhere", "--out", out),
+        f"{tmp_path / 'nowhere'}: no such folder or manifest file",
+    )
+    assert not out.exists() and SparkContext._active_spark_context is None
+    file = tmp_path / "m.csv"
+    file.write_text("identifier,url\n")
+    usage_error(
+        cli("spark", "features", images(tmp_path / "photos"), "--out", file),
+        f"--out {file}: is a file; --out must be a folder",
+    )
+    assert file.read_text() == "identifier,url\n" and SparkContext._active_spark_context is None
 
 
 # --- db -------------------------------------------------------------------------------------------------

@@ -383,3 +383,96 @@ def test_which_views_are_refreshed_concurrently(conn: psycopg.Connection) -> Non
         conn.rollback()
         conn.execute("UPDATE ccvec.setting SET value = 1 WHERE name = 'refresh.concurrently'")
         conn.commit()
+
+
+def test_ranks_lines_the_database_would_refuse_are_skipped_with_their_line(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Each of these lines failed the whole release (a COPY error) or loaded a position that does not
+    exist; now each is skipped and reported by its line number, and the good lines load."""
+    ranks = write_ranks(
+        tmp_path / "h.txt.gz",
+        scores.HOST_HEADER,
+        [
+            [1, 3.2e7, 5, 0.01, "org.wikipedia.en"],
+            ["99999999999999999999999", 1, 1, 1, "com.overflow"],  # line 3: beyond bigint
+            [2, 1, "99999999999999999999999", 1, "com.overflow.pr"],  # line 4
+            [0, 1, 1, 1, "com.zero"],  # line 5: positions start at 1
+            [3, 1, 0, 1, "com.zero.pr"],  # line 6
+            [4, 1, 1, 1, "com.x" + "a" * 5_000_000],  # line 7: larger than an index row
+            [5, 1, 1, 1, "com." + "a" * 250],  # line 8: 254 characters
+            [6, "1e400", 1, 1, "com.infinite"],  # line 9: out of range for double precision
+            [7, 1, 1, 1, "com.nul\x00byte"],  # line 10: text cannot hold NUL
+            ["²", 1, 1, 1, "com.superscript"],  # line 11: a digit to str.isdigit, not to int()
+            [8, 1, 1, 1, "com." + "a" * 249],  # 253 characters: the longest DNS name, loaded
+        ],
+    )
+    result = scores.load_ranks(conn, ranks)
+    assert (result.rows, result.bad_lines) == (2, 9)
+    assert result.examples == [
+        "line 3: field 1 is out of range: a position is a whole number from 1 to 9223372036854775807",
+        "line 4: field 3 is out of range: a position is a whole number from 1 to 9223372036854775807",
+        "line 5: field 1 is out of range: a position is a whole number from 1 to 9223372036854775807",
+        "line 6: field 3 is out of range: a position is a whole number from 1 to 9223372036854775807",
+        "line 7: host name of 5,000,005 characters: a DNS name has at most 253",
+    ]
+    rows = conn.execute("SELECT host_rev, harmonic_pos FROM ccvec.web_rank ORDER BY 2").fetchall()
+    assert rows == [("org.wikipedia.en", 1), ("com." + "a" * 249, 8)]
+    max_pos = conn.execute("SELECT max_pos FROM ccvec.web_rank_release WHERE kind = 'host'").fetchone()
+    assert max_pos == (8,)
+
+
+def test_each_kind_of_bad_ranks_line_has_its_reason() -> None:
+    """The reasons of the lines the first five examples above leave out."""
+    check = scores._parse_ranks_line
+    assert check(["5", "1", "1", "1", "com." + "a" * 250], 5) == (
+        "host name of 254 characters: a DNS name has at most 253"
+    )
+    assert check(["6", "1e400", "1", "1", "com.x"], 5) == "field 2 is not a finite number: '1e400'"
+    assert check(["7", "1", "1", "1", "com.nul\x00"], 5) == "host name with a space or control character"
+    assert check(["²", "1", "1", "1", "com.x"], 5) == "field 1 is not a whole number: '²'"
+    assert check(["-1", "1", "1", "1", "com.x"], 5) == "field 1 is not a whole number: '-1'"
+    assert check(["1", "2.5e-7", "3", "1E3", "com.x", "0"], 6) == [1, 2.5e-7, 3, 1000.0, "com.x", 0]
+
+
+def test_plain_ranks_file_with_invalid_utf8_loads_the_rest(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """An uncompressed file is read like a gzipped one: invalid UTF-8 is replaced, not a traceback."""
+    plain = tmp_path / "host-ranks.txt"
+    header = "\t".join(scores.HOST_HEADER).encode()
+    plain.write_bytes(header + b"\n1\t1\t1\t1\tcom.good\n2\t1\t1\t1\tcom.caf\xe9\n")
+    assert scores.load_ranks(conn, plain).rows == 2
+    hosts = conn.execute("SELECT host_rev FROM ccvec.web_rank ORDER BY harmonic_pos").fetchall()
+    assert hosts == [("com.good",), ("com.caf\ufffd",)]
+
+
+def test_scores_explains_a_host_at_position_zero(cli, conn: psycopg.Connection) -> None:
+    """A position 0 in ccvec.web_rank (loaded before `load-hosts` refused it) is a position, not a
+    missing one: the explanation names the host instead of printing an empty reason."""
+    conn.execute(
+        "INSERT INTO ccvec.web_rank (kind, host_rev, harmonic_pos, harmonic_val, pr_pos, pr_val) "
+        "VALUES ('host', 'com.zero', 0, 1, 1, 1), ('host', 'com.other', 10, 1, 1, 1)"
+    )
+    conn.execute("SELECT ccvec.web_rank_record_release('host', 'old-release.txt.gz', 2, 10)")
+    ident = add_image(conn, None, landing="https://zero.com/page")
+    conn.commit()
+    scores.refresh(conn)
+    result = cli("scores", "--identifier", ident)
+    assert result.exit_code == 0, result.stderr
+    assert "web 1.000: host com.zero at harmonic position 0" in result.stdout
+
+
+def test_ranks_file_listing_a_host_twice_is_refused_in_one_line(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A host on two lines broke the primary key with a traceback; now one line names it."""
+    scores.load_ranks(
+        conn, write_ranks(tmp_path / "g.txt.gz", scores.HOST_HEADER, [[1, 1, 1, 1, "com.kept"]])
+    )
+    twice = write_ranks(
+        tmp_path / "d.txt.gz",
+        scores.HOST_HEADER,
+        [[1, 1, 1, 1, "com.a"], [2, 1, 2, 1, "com.b"], [3, 1, 3, 1, "com.a"]],
+    )
+    with pytest.raises(CcvecError, match=r"'com.a' is listed twice .*; the release in the database was kept"):
+        scores.load_ranks(conn, twice)
+    assert conn.execute("SELECT host_rev FROM ccvec.web_rank").fetchall() == [("com.kept",)]

@@ -138,3 +138,77 @@ def test_halfvec_binary_is_what_postgres_reads(conn: psycopg.Connection) -> None
         got = conn.execute("SELECT v FROM hv").fetchone()[0].to_numpy()
         np.testing.assert_array_equal(got, expected.astype(np.float16))
         conn.execute("TRUNCATE hv")
+
+
+def _noted(url: str) -> set[tuple[str, str, str]]:
+    with db.connection(url) as conn:
+        return set(conn.execute("SELECT source, stage, reason FROM ccvec.load_error").fetchall())
+
+
+def test_non_image_files_are_skipped_notes_as_in_ccvec_load(
+    spark_session, conn: psycopg.Connection, database_url: str, fresh_database_url: str, tmp_path: Path
+) -> None:
+    """A folder's manifest.csv and other non-images: recorded with stage `skipped` and exit 0 on the
+    Spark path too (they were `manifest` failures, exit 1), named and counted as `ccvec load` does."""
+    folder = tmp_path / "photos"
+    write_photos(folder, ("chelsea", "coffee"))
+    (folder / "manifest.csv").write_text("identifier,url\n")
+    for i in range(101):  # past SKIPPED_NAMED (100): the last two are one counted row
+        (folder / f"note{i:03}.txt").write_text("x")
+    plain = load(str(folder), LoadOptions(workers=0))
+    assert (plain.loaded, plain.failed, plain.not_images) == (2, 0, 102)
+
+    out = tmp_path / "features"
+    job = ccspark.run_features(ccspark.FeatureJob(str(folder), out, partitions=2), spark_session)
+    assert (job.features, job.errors, job.not_images) == (2, 0, 102)
+    migrate.upgrade(fresh_database_url)
+    env = {**os.environ, "DATABASE_URL": fresh_database_url}
+    command = [sys.executable, "-m", "ccvec.cli", "load", str(out), "--jobs", "1"]
+    loaded = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert loaded.returncode == 0, (loaded.stdout, loaded.stderr)
+    assert "loaded 2, skipped 0 (already loaded), failed 0" in loaded.stdout
+    assert "102 files skipped, not images by their name" in loaded.stdout
+    assert _noted(fresh_database_url) == _noted(database_url)
+    assert {stage for _, stage, _ in _noted(fresh_database_url)} == {"skipped"}
+    with db.connection(fresh_database_url) as fresh:
+        assert fresh.execute("SELECT failed FROM ccvec.load_run").fetchall() == [(0,)]
+
+    # A dataset written before error rows had a `files` column still loads; its rows count one each.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = {"identifier": [None], "location": ["/x/old.jpg"], "stage": ["decode"], "reason": ["truncated"]}
+    pq.write_table(pa.table(old), out / "kind=error" / "part-old.parquet")
+    again = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert again.returncode == 1 and "failed 1" in again.stdout and "not images" not in again.stdout
+
+
+def test_local_masters_bind_the_driver_to_loopback(spark_session, tmp_path: Path) -> None:
+    """Without it the local driver listens on the machine's network address (eth0)."""
+    assert spark_session.conf.get("spark.driver.host") == "127.0.0.1"
+    assert spark_session.conf.get("spark.driver.bindAddress") == "127.0.0.1"
+    loopback = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    for master in (None, "local", "local[*]", "local[4]", "local[4,2]"):
+        conf = ccspark.session_config(master, {})
+        assert loopback.items() <= conf.items(), master
+        assert conf["spark.master"] == (master or "local[*]")
+    for master in (
+        "spark://spark-master:7077",
+        "yarn",
+        "k8s://https://10.0.0.1:6443",
+        "local-cluster[2,1,1024]",
+    ):
+        assert not ccspark.DRIVER_ADDRESS_KEYS & set(ccspark.session_config(master, {})), master
+    # What the user set is theirs: the environment, spark-defaults.conf, PYSPARK_SUBMIT_ARGS.
+    for env in ({"SPARK_LOCAL_IP": "10.1.2.3"}, {"SPARK_LOCAL_HOSTNAME": "me.example"}):
+        assert not ccspark.DRIVER_ADDRESS_KEYS & set(ccspark.session_config("local[2]", env))
+    (tmp_path / "spark-defaults.conf").write_text("# mine\nspark.driver.host   10.1.2.3\n")
+    conf = ccspark.session_config("local[2]", {"SPARK_CONF_DIR": str(tmp_path)})
+    assert not ccspark.DRIVER_ADDRESS_KEYS & set(conf)
+    submit = {"PYSPARK_SUBMIT_ARGS": "--conf spark.driver.bindAddress=0.0.0.0 pyspark-shell"}
+    assert not ccspark.DRIVER_ADDRESS_KEYS & set(ccspark.session_config(None, submit))
+    # With SPARK_HOME and no --master, the master comes from spark-defaults.conf: a cluster's is left alone.
+    (tmp_path / "spark-defaults.conf").write_text("spark.master=spark://head:7077\n")
+    conf = ccspark.session_config(None, {"SPARK_HOME": "/opt/spark", "SPARK_CONF_DIR": str(tmp_path)})
+    assert "spark.master" not in conf and not ccspark.DRIVER_ADDRESS_KEYS & set(conf)
+    assert loopback.items() <= ccspark.session_config(None, {"SPARK_HOME": str(tmp_path / "none")}).items()

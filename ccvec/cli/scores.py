@@ -168,8 +168,8 @@ def scores_command(
     if host:
         host_rev, source, host_pos, domain_rev, domain_pos = host
         detail = {
-            "host": f"host {host_rev} at harmonic position {host_pos:,}" if host_pos else "",
-            "domain": f"domain {domain_rev} at harmonic position {domain_pos:,}" if domain_pos else "",
+            "host": _ranked("host", host_rev, host_pos),
+            "domain": _ranked("domain", domain_rev, domain_pos),
             "provider": (
                 f"a fixed prior for {provider}'s kind of source (no web rank for its host or domain)"
                 if provider
@@ -180,6 +180,11 @@ def scores_command(
         console.print(f"  web {web:.3f}: {safe(detail)}")
     for label, novelty, detail in x.get("novelty", []):
         console.print(f"novelty     {novelty:.3f}  {safe(label)} ({safe(detail)})")
+
+
+def _ranked(kind: str, name: str, position: int | None) -> str:
+    """'host com.example at harmonic position 12'; position 0 is a position, not a missing one."""
+    return f"{kind} {name} at harmonic position {position:,}" if position is not None else ""
 
 
 def _novelty_key(label: str) -> str:

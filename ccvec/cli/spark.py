@@ -38,14 +38,15 @@ def features_command(
 ) -> None:
     """pHash + embedding of every image of SOURCE not yet in OUT, on Spark; load with `ccvec load OUT`."""
     from ccvec import spark
-    from ccvec.errors import CcvecError
+    from ccvec.errors import CcvecError, counted
 
     if (onnx is None) != (spec is None):
         raise CcvecError("--onnx and --spec go together")
     model = spark.model_from_files(onnx, spec) if onnx and spec else None
     summary = spark.run_features(spark.FeatureJob(source, out, master, partitions, model))
+    not_images = f", {counted(summary.not_images, 'file')} not images" if summary.not_images else ""
     console.print(
         f"features {summary.features:,}, errors {summary.errors:,}, skipped {summary.skipped:,} "
-        f"(already in {out}) of {summary.candidates:,} in {summary.seconds:.1f}s; "
+        f"(already in {out}){not_images} of {summary.candidates:,} in {summary.seconds:.1f}s; "
         f"load with: ccvec load {out}"
     )

@@ -70,6 +70,10 @@ class ModelSpec:
             raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         if missing := [name for name in ("name", "version", "dim") if name not in data]:
             raise ValueError(f"missing field(s) {', '.join(missing)}")
+        # Checked here: a dim of "x" would otherwise be a TypeError from a comparison in __post_init__.
+        # (Only dim: a spec registered with a numeric version must still load.)
+        if not isinstance(data["dim"], int) or isinstance(data["dim"], bool):
+            raise ValueError(f"dim must be an integer, not {data['dim']!r}")
         return cls(**data)
 
     @classmethod
