@@ -78,7 +78,7 @@ EVENT_COLUMNS = ("query", "result_uuid", "result_rank", "session_uuid", "timesta
 KIND_COLUMNS = ("event_type", "type", "event")  # the event's kind, under any of these names
 RANK_MAX = 2**31 - 1  # ab_event.result_rank is a Postgres integer
 TEXT_MAX = 1000  # characters of a query or session id: ab_event and ab_served index them
-REASONS_SHOWN = 10  # rejections printed one per line; `ccvec errors --stage ab-import` has them all
+REASONS_SHOWN = 10  # rejections printed one per line; ccvec.load_error (stage ab-import) has them all
 
 
 def _event_header(columns: set[str]) -> str | None:
