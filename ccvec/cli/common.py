@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import enum
 import json
+import logging
 import os
 import re
 import sys
@@ -314,6 +315,10 @@ def main() -> None:
     from alembic.util import CommandError
 
     from ccvec import cli  # noqa: F401  (registers every command group)
+
+    # psycopg logs "error ignored terminating <Pipeline>" when the server goes away inside an
+    # executemany; the one line below already says the connection failed, so it stays unprinted.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
     try:
         command = typer.main.get_command(app)
