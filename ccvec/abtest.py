@@ -24,7 +24,17 @@ from scipy import stats
 
 from ccvec import db
 from ccvec.errors import CcvecError, first_line
-from ccvec.sources import JSON, JSONObject, as_int, as_text, clean_text, csv_rows, jsonl_rows, show_value
+from ccvec.sources import (
+    JSON,
+    JSONObject,
+    as_int,
+    as_text,
+    clean_text,
+    csv_rows,
+    jsonl_rows,
+    require_file,
+    show_value,
+)
 
 EVENT_TYPES = {
     "impression": "impression",
@@ -165,8 +175,7 @@ def import_events(conn: psycopg.Connection, experiment: str, path: Path) -> Impo
     if not db.fetch_row(conn.execute("SELECT ccvec.experiment_exists(%s)", [experiment]), "experiment")[0]:
         raise CcvecError(f"no experiment named {experiment!r}")
     path = Path(path)
-    if not path.is_file():
-        raise CcvecError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
+    require_file(path, "analytics export")
     result = ImportResult()
     with conn.transaction():
         for number, row in _rows(path):

@@ -23,7 +23,7 @@ import psycopg
 
 from ccvec import db
 from ccvec.errors import CcvecError
-from ccvec.sources import display_path, not_a_regular_file
+from ccvec.sources import require_file
 
 HOST_HEADER = ["#harmonicc_pos", "#harmonicc_val", "#pr_pos", "#pr_val", "#host_rev"]
 DOMAIN_HEADER = [*HOST_HEADER, "#n_hosts"]
@@ -78,7 +78,7 @@ def load_ranks(
     release until the new one is complete. Malformed lines are skipped, counted and reported.
     """
     path = Path(path)
-    _check_ranks_file(path)
+    require_file(path, "ranks file")
     started = time.perf_counter()
     total_bytes = path.stat().st_size
     examples: list[str] = []
@@ -125,20 +125,6 @@ def _repeated_host(exc: psycopg.errors.UniqueViolation) -> str:
     found = re.search(r"=\(\w+, (.*)\) already exists", exc.diag.message_detail or "")
     name = repr(found.group(1)[:MAX_HOST_NAME]) if found else "a host name"
     return f"{name} is listed twice (a release lists each host once: a damaged or concatenated file)"
-
-
-def _check_ranks_file(path: Path) -> None:
-    """A one-line refusal of what is not a regular file, saying what it is (a folder, not missing)."""
-    problem = not_a_regular_file(path)
-    if problem == "file not found":
-        raise CcvecError(f"{display_path(path)}: no such ranks file")
-    if problem and problem.startswith("is a directory"):
-        raise CcvecError(
-            f"{display_path(path)}: is a folder, not a ranks file: name the file, "
-            "a *-host-ranks.txt.gz or *-domain-ranks.txt.gz"
-        )
-    if problem:
-        raise CcvecError(f"{display_path(path)}: {problem}")
 
 
 def _parse_ranks_line(fields: list[str], width: int) -> list[int | float | str] | str:

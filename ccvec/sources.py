@@ -375,6 +375,19 @@ def not_a_regular_file(path: Path) -> str | None:
     return f"is {kind}, not a regular file"
 
 
+def require_file(path: Path, what: str) -> None:
+    """One-line refusal of a named input that is not a regular file, saying what it is instead
+    ("no such ranks file", "is a folder, not a ranks file", "is a FIFO (named pipe), ...")."""
+    problem = not_a_regular_file(path)
+    if problem == "file not found":
+        raise CcvecError(f"{display_path(path)}: no such {what}")
+    if problem is not None and problem.startswith("is a directory"):
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise CcvecError(f"{display_path(path)}: is a folder, not {article} {what}")
+    if problem is not None:
+        raise CcvecError(f"{display_path(path)}: {problem}")
+
+
 def _is_symlink(path: Path) -> bool:
     try:
         return path.is_symlink()

@@ -308,6 +308,10 @@ def test_import_refuses_a_header_without_the_columns(conn: psycopg.Connection, t
     path.write_text("a,b\n1,2\n")
     with pytest.raises(CcvecError, match="the header lacks query, result_uuid, result_rank, session_uuid"):
         abtest.import_events(conn, "header", path)
+    with pytest.raises(CcvecError, match="is a folder, not an analytics export"):
+        abtest.import_events(conn, "header", tmp_path)
+    with pytest.raises(CcvecError, match=r"gone\.csv: no such analytics export"):
+        abtest.import_events(conn, "header", tmp_path / "gone.csv")
 
 
 def test_substitute_passes_nulls_through(conn: psycopg.Connection, clustered) -> None:
