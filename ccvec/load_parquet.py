@@ -32,7 +32,7 @@ from ccvec.errors import CcvecError
 from ccvec.models import registry
 from ccvec.models.registry import Model
 from ccvec.models.spec import ModelSpec
-from ccvec.sources import JSON_COLUMNS, NOTED, SKIPPED
+from ccvec.sources import JSON_COLUMNS, NOTED, SKIPPED, WARNING
 from ccvec.spark import ERROR_KIND, FEATURE_KIND, MANIFEST, TEXT_COLUMNS, FeaturesManifest, read_manifest
 
 if TYPE_CHECKING:
@@ -192,12 +192,13 @@ def _error_rows(root: Path) -> dict[tuple[str, str, str], int]:
     return rows
 
 
-def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> tuple[int, int]:
+def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> tuple[int, int, int]:
     """The job's error rows into ccvec.load_error, each (source, stage, reason) once across reruns:
-    (inputs that failed, files skipped as not images), counted as `ccvec load` counts them."""
+    (inputs that failed, files skipped as not images, rows stored with changes), counted as
+    `ccvec load` counts them."""
     rows = _error_rows(root)
     if not rows:
-        return 0, 0
+        return 0, 0, 0
     with conn.transaction():
         conn.execute("SELECT ccvec.create_error_stage()")
         with conn.cursor().copy("COPY ccvec_error_stage FROM STDIN") as copy:
@@ -206,7 +207,8 @@ def _load_errors(conn: psycopg.Connection, root: Path, run_id: int) -> tuple[int
         conn.execute("SELECT ccvec.ingest_load_errors(%s)", [run_id])
     added = conn.execute("SELECT source, stage, reason FROM ccvec.load_errors(%s)", [run_id]).fetchall()
     failed = sum(stage not in NOTED for _, stage, _ in added)
-    return failed, sum(rows.get(row, 1) for row in added if row[1] == SKIPPED)
+    changed = sum(stage == WARNING for _, stage, _ in added)
+    return failed, sum(rows.get(row, 1) for row in added if row[1] == SKIPPED), changed
 
 
 def load_dataset(
@@ -247,7 +249,7 @@ def load_dataset(
                         on_progress(read)
         finally:
             _close_connections()
-        summary.failed, summary.not_images = _load_errors(conn, root, run_id)
+        summary.failed, summary.not_images, summary.warnings = _load_errors(conn, root, run_id)
         summary.total += summary.failed
         if rebuild:
             from ccvec.graph import ensure_index

@@ -42,6 +42,7 @@ from ccvec.sources import (
     JSON_COLUMNS,
     NOTED,
     SKIPPED,
+    WARNING,
     BadRow,
     SourceItem,
     display_path,
@@ -101,11 +102,12 @@ OUTPUT_SCHEMA = ", ".join(
         "files int",  # inputs an error row stands for: null is 1 (a counted row of skipped files is more)
     ]
 )
-# A bad row also carries the stage and file count `ccvec load` would record it with.
+# A bad row also carries the stage and file count `ccvec load` would record it with; an item, what
+# sanitising changed in its row (`note`: a `warning` row, as `ccvec load` records it).
 ITEM_SCHEMA = ", ".join(
     [
         *("identifier string", "location string", "metadata string", "where_ string", "reason string"),
-        *("stage string", "files int"),
+        *("stage string", "files int", "note string"),
     ]
 )
 
@@ -126,6 +128,7 @@ class FeatureSummary:
     features: int = 0
     errors: int = 0
     not_images: int = 0  # a folder's files skipped as not images by their name (noted, not failed)
+    warnings: int = 0  # rows whose text was changed to be stored (noted, not failed)
     seconds: float = 0.0
 
 
@@ -145,7 +148,9 @@ class FeaturesManifest(TypedDict):
 
 class ItemRow(TypedDict):
     """One row of ITEM_SCHEMA: an item (identifier, location, metadata JSON) or a bad row (where_,
-    reason, and the stage and file count `ccvec load` would record it with)."""
+    reason, and the stage and file count `ccvec load` would record it with). `where_` names the
+    input in error rows as `ccvec load` does (manifest row and location); `note` is what sanitising
+    changed in an item's row (text cut, NULs removed), None when nothing."""
 
     identifier: str | None
     location: str | None
@@ -154,6 +159,7 @@ class ItemRow(TypedDict):
     reason: str | None
     stage: str | None
     files: int | None
+    note: str | None
 
 
 class ErrorRow(TypedDict):
@@ -278,15 +284,17 @@ def _item_row(entry: SourceItem | BadRow) -> ItemRow:
             "reason": entry.reason,
             "stage": entry.stage,  # "skipped" for a folder's file that is not an image: a note, not a failure
             "files": entry.files,
+            "note": None,
         }
     return {
         "identifier": str(entry.identifier),
         "location": entry.location,
         "metadata": json.dumps(entry.metadata),
-        "where_": entry.location,
+        "where_": entry.source,
         "reason": None,
         "stage": None,
         "files": None,
+        "note": "; ".join(entry.warnings) or None,
     }
 
 
@@ -463,6 +471,8 @@ def _compute_features(model_file: str, sha256: str, spec_json: str, model_name: 
                 for row in rows:
                     if row["reason"] is not None:
                         out.append(_error(row, row["stage"] or "manifest", row["reason"]))
+                    elif row["note"] is not None:  # stored with changes: noted, as `ccvec load` does
+                        out.append(_error(row, WARNING, row["note"]))
                 for row, result in zip(
                     items := [r for r in rows if r["reason"] is None],
                     pool.map(lambda r: _prepare(r, spec), items),
@@ -597,10 +607,8 @@ def run_features(job: FeatureJob, spark: SparkSession | None = None) -> FeatureS
         # One pass writes both datasets (appending: part-file names carry a fresh job id per run).
         result.write.mode("append").option("compression", "zstd").partitionBy("kind").parquet(str(out))
         outputs = _count_outputs(spark, out)
-        summary.features, summary.errors, summary.not_images = (
-            outputs[0] - outputs_before[0],
-            outputs[1] - outputs_before[1],
-            outputs[2] - outputs_before[2],
+        summary.features, summary.errors, summary.not_images, summary.warnings = (
+            now - before for now, before in zip(outputs, outputs_before, strict=True)
         )
         items.unpersist()
     finally:
@@ -618,19 +626,21 @@ def _output_folder(out: Path) -> Path:
     return path
 
 
-def _count_outputs(spark: SparkSession, out: Path) -> tuple[int, int, int]:
-    """(feature rows, failures, files skipped as not images) in `out`: notes are not failures, and a
-    counted row of skipped files stands for `files` of them."""
+def _count_outputs(spark: SparkSession, out: Path) -> tuple[int, int, int, int]:
+    """(feature rows, failures, files skipped as not images, rows stored with changes) in `out`:
+    notes are not failures, and a counted row of skipped files stands for `files` of them."""
     from pyspark.sql import functions as F
 
     features, errors = (out / f"kind={kind}" for kind in (FEATURE_KIND, ERROR_KIND))
     done = spark.read.parquet(str(features)).count() if any(features.glob("*.parquet")) else 0
     if not any(errors.glob("*.parquet")):
-        return done, 0, 0
+        return done, 0, 0, 0
     rows = spark.read.option("mergeSchema", "true").parquet(str(errors))  # older parts lack `files`
     files = F.coalesce(F.col("files"), F.lit(1)) if "files" in rows.columns else F.lit(1)
     counted = rows.select(
         F.sum(F.when(~F.col("stage").isin(*NOTED), 1).otherwise(0)).alias("failed"),
         F.sum(F.when(F.col("stage") == SKIPPED, files).otherwise(0)).alias("skipped"),
+        F.sum(F.when(F.col("stage") == WARNING, 1).otherwise(0)).alias("changed"),
     ).collect()[0]
-    return done, int(counted["failed"] or 0), int(counted["skipped"] or 0)
+    failed, skipped, changed = (int(counted[name] or 0) for name in ("failed", "skipped", "changed"))
+    return done, failed, skipped, changed

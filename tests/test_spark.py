@@ -183,6 +183,42 @@ def test_non_image_files_are_skipped_notes_as_in_ccvec_load(
     assert again.returncode == 1 and "failed 1" in again.stdout and "not images" not in again.stdout
 
 
+def test_rows_stored_with_changes_are_noted_as_in_ccvec_load(
+    spark_session, conn: psycopg.Connection, database_url: str, fresh_database_url: str, tmp_path: Path
+) -> None:
+    """A manifest row whose title loses a NUL, or a lone surrogate, is stored and recorded as a
+    `warning` naming its manifest line on the Spark path too (the job dropped the note); a failing
+    row is named by its line as `ccvec load` names it."""
+    images = write_photos(tmp_path / "img", ("chelsea", "coffee", "astronaut"))
+    manifest = tmp_path / "manifest.jsonl"
+    rows = [
+        {"path": str(images[0]), "title": "a\u0000cat"},
+        {"path": str(images[1]), "title": "mug \udc80"},
+        {"path": str(images[2]), "title": "fine"},
+        {"path": str(tmp_path / "missing.jpg"), "title": "gone"},
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = load(str(manifest), LoadOptions(workers=0))
+    assert (plain.loaded, plain.failed, plain.warnings) == (3, 1, 2)
+
+    out = tmp_path / "features"
+    job = ccspark.run_features(ccspark.FeatureJob(str(manifest), out, partitions=2), spark_session)
+    assert (job.features, job.errors, job.warnings) == (3, 1, 2)
+    migrate.upgrade(fresh_database_url)
+    env = {**os.environ, "DATABASE_URL": fresh_database_url}
+    loaded = subprocess.run(
+        [sys.executable, "-m", "ccvec.cli", "load", str(out), "--jobs", "1"], capture_output=True, text=True, env=env
+    )
+    assert loaded.returncode == 1 and "2 row(s) stored with changes" in loaded.stdout, (loaded.stdout, loaded.stderr)
+    noted = _noted(fresh_database_url)
+    assert noted == _noted(database_url)
+    assert {(source.split(" ")[0], stage) for source, stage, _ in noted} == {
+        (f"{manifest}:1", "warning"),
+        (f"{manifest}:2", "warning"),
+        (f"{manifest}:4", "fetch"),
+    }
+
+
 def test_local_masters_bind_the_driver_to_loopback(spark_session, tmp_path: Path) -> None:
     """Without it the local driver listens on the machine's network address (eth0)."""
     assert spark_session.conf.get("spark.driver.host") == "127.0.0.1"

@@ -50,3 +50,8 @@ def features_command(
         f"(already in {out}){not_images} of {summary.candidates:,} in {summary.seconds:.1f}s; "
         f"load with: ccvec load {out}"
     )
+    if summary.warnings:
+        console.print(
+            f"{counted(summary.warnings, 'row')} will be stored with changes (text cut, invalid characters "
+            "replaced): listed by `ccvec errors` after the load"
+        )
