@@ -7,7 +7,9 @@ the typer app, so a new command without tests fails here.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import os
 import re
@@ -777,8 +779,14 @@ def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path
     imported = cli("experiment", "import", "exp", events)
     assert imported.exit_code == 1, imported.stderr  # a rejected row: some input failed to load
     assert "imported 1, already there 0, rejected 1" in imported.stdout
-    report = json.loads(ok(cli("experiment", "report", "exp", "--json")).stdout)
+    report = json.loads(ok(cli("experiment", "report", "exp", "--format", "json")).stdout)
     assert report["strata"][0]["substituted_clicks"] == 1, report
+    assert json.loads(ok(cli("experiment", "report", "exp", "--json")).stdout) == report  # kept for scripts
+    as_csv = ok(cli("experiment", "report", "exp", "--format", "csv")).stdout
+    table = list(csv.DictReader(io.StringIO(as_csv)))
+    assert [{k: int(v) for k, v in row.items()} for row in table] == [
+        {k: v for k, v in stratum.items() if not k.startswith("ctr")} for stratum in report["strata"]
+    ]
     verdict = ok(cli("experiment", "report", "exp")).stdout
     assert "CMH p" in verdict and "no difference shown at 95 %" in verdict, verdict
     assert "experiment exp stopped" in ok(cli("experiment", "stop", "exp")).stdout

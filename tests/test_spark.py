@@ -206,10 +206,10 @@ def test_rows_stored_with_changes_are_noted_as_in_ccvec_load(
     assert (job.features, job.errors, job.warnings) == (3, 1, 2)
     migrate.upgrade(fresh_database_url)
     env = {**os.environ, "DATABASE_URL": fresh_database_url}
-    loaded = subprocess.run(
-        [sys.executable, "-m", "ccvec.cli", "load", str(out), "--jobs", "1"], capture_output=True, text=True, env=env
-    )
-    assert loaded.returncode == 1 and "2 row(s) stored with changes" in loaded.stdout, (loaded.stdout, loaded.stderr)
+    command = [sys.executable, "-m", "ccvec.cli", "load", str(out), "--jobs", "1"]
+    loaded = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert loaded.returncode == 1, (loaded.stdout, loaded.stderr)
+    assert "2 row(s) stored with changes" in loaded.stdout, loaded.stdout
     noted = _noted(fresh_database_url)
     assert noted == _noted(database_url)
     assert {(source.split(" ")[0], stage) for source, stage, _ in noted} == {

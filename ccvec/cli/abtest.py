@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from ccvec.cli.common import app, console, err_console, print_table, safe, schema_connection
+from ccvec.cli.common import (
+    Format,
+    FormatOption,
+    app,
+    console,
+    emit,
+    err_console,
+    print_table,
+    safe,
+    schema_connection,
+)
 from ccvec.errors import counted
 
 if TYPE_CHECKING:
@@ -86,15 +96,22 @@ def experiment_import(
 @experiment_app.command("report")
 def experiment_report(
     name: Annotated[str, typer.Argument(help="Experiment name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    fmt: FormatOption = Format.table,
+    as_json: Annotated[bool, typer.Option("--json", hidden=True, help="The same as --format json.")] = False,
 ) -> None:
-    """CTR of substituted results vs originals at the same rank: difference, CI, p-value, clusters."""
+    """CTR of substituted results vs originals at the same rank: difference, CI, p-value, clusters.
+
+    --format json gives the whole report (strata, test, clusters); csv the rows of the rank table."""
     from ccvec import abtest
 
     with schema_connection() as conn:
         result = abtest.report(conn, name)
-    if as_json:
+    if as_json or fmt == Format.json:
         print(result.to_json())
+        return
+    if fmt == Format.csv:
+        columns = ["rank", "substituted", "substituted_clicks", "control", "control_clicks"]
+        emit(columns, [[getattr(s, c) for c in columns] for s in result.strata], fmt)
         return
     table = Table(
         "rank",
