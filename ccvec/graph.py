@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import LiteralString
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
+from pgvector import HalfVector
 
 from ccvec import db, defaults, vector_pass
 from ccvec.errors import CcvecError
@@ -94,6 +97,16 @@ def similar(
     """(identifier, cosine similarity) of the k nearest images."""
     return db.execute_checked(
         conn, "SELECT * FROM ccvec.similar(%s, %s, %s)", [identifier, k, model]
+    ).fetchall()
+
+
+def nearest_to(
+    conn: psycopg.Connection, vector: npt.NDArray[np.float32], k: int = DEFAULT_K, model: str = DEFAULT_MODEL
+) -> list[tuple[uuid.UUID, float]]:
+    """(identifier, cosine similarity) of the k images nearest to an embedding of `model` that is not
+    stored: a query by example with an image from outside the collection."""
+    return db.execute_checked(
+        conn, "SELECT * FROM ccvec.nearest(%s, %s, %s)", [model, HalfVector(vector), k]
     ).fetchall()
 
 

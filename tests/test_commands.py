@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -240,17 +241,27 @@ def test_similar(cli: Cli, loaded: Path) -> None:
     assert "3 more within 64: --limit N shows them" in cut.stderr  # all 4 are within 64 bits
 
 
-def test_similar_semantic_by_a_loaded_file(cli: Cli, loaded: Path, tmp_path: Path) -> None:
-    """--semantic takes --image of a loaded file (its embedding is stored); a file never loaded is
-    named, with what to do."""
+def test_similar_semantic_by_a_loaded_file(
+    cli: Cli, loaded: Path, tmp_path: Path, conn: psycopg.Connection
+) -> None:
+    """--semantic takes --image of a loaded file (its stored embedding, itself left out), or of any
+    other image file: embedded as the loader would, searched, and not stored."""
     args = ("similar", "--semantic", "-k", "3", "--model", MODEL, "--format", "json")
     rows = json.loads(ok(cli(*args, "--image", loaded / "coffee.png")).stdout)
     assert len(rows) == 3 and "coffee" not in [r["title"] for r in rows]  # its 3 nearest, not itself
-    stranger = images(tmp_path / "new", ("moon",)) / "moon.png"
-    usage_error(
-        cli(*args, "--image", stranger), "moon.png is not loaded: `ccvec load` it (or its folder) first"
-    )
-    usage_error(cli("similar", "--semantic"), "--semantic needs --identifier, or --image of a loaded file")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(loaded / "coffee.png", outside / "my coffee.png")  # the same pixels, never loaded
+    found = json.loads(ok(cli(*args, "--image", outside / "my coffee.png")).stdout)
+    assert found[0]["title"] == "coffee" and found[0]["similarity"] >= 0.999, found
+    assert [r["title"] for r in found[1:]] == [r["title"] for r in rows[:2]]  # the same neighbours
+    assert conn.execute("SELECT count(*) FROM ccvec.image").fetchone() == (4,)  # nothing stored
+    table = ok(cli("similar", "--semantic", "--model", MODEL, "--image", outside / "my coffee.png")).stdout
+    assert "my coffee.png" in table and "not loaded" in table
+    broken = outside / "broken.png"
+    broken.write_bytes((loaded / "coffee.png").read_bytes()[:100])
+    usage_error(cli(*args, "--image", broken), "broken.png: ")
+    usage_error(cli("similar", "--semantic"), "--semantic needs --identifier or --image")
 
 
 def test_similar_bad_phash(cli: Cli) -> None:

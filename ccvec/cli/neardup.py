@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -31,6 +31,11 @@ from ccvec.cli.common import (
 )
 from ccvec.errors import CcvecError, counted
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import psycopg
+
 
 @app.command("similar")
 def similar_command(
@@ -48,7 +53,8 @@ def similar_command(
         bool,
         typer.Option(
             "--semantic",
-            help="Nearest by embedding (HNSW) instead of pHash; of --identifier, or of a loaded --image.",
+            help="Nearest by embedding (HNSW) instead of pHash; of --identifier, or of --image "
+            "(a file not loaded is embedded for the search, and not stored).",
         ),
     ] = False,
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours for --semantic.")] = 10,
@@ -62,7 +68,10 @@ def similar_command(
     if semantic:
         if phash_hex is not None or (image is not None and identifier is not None):
             raise CcvecError("--semantic takes one of --identifier or --image (not --phash)")
-        _similar_semantic(identifier or (_loaded_identifier(image, model) if image else None), k, model, fmt)
+        if image is not None:
+            _similar_to_file(image, k, model, fmt)
+        else:
+            _similar_semantic(identifier, k, model, fmt)
         return
     from ccvec import neardup, phash
     from ccvec.decode import DecodeError, decode
@@ -104,28 +113,52 @@ def similar_command(
         err_console.print(f"{len(found) - limit} more within {radius}: --limit N shows them", highlight=False)
 
 
-def _loaded_identifier(image: Path, model: str) -> str:
-    """The identifier a folder load gave this file: semantic search needs its stored embedding."""
-    from ccvec.sources import display_path
+def _similar_to_file(image: Path, k: int, model: str, fmt: Format) -> None:
+    """--semantic --image: a loaded file by its stored embedding (itself left out); any other image
+    file embedded here with the registered model, as `ccvec load` would, and not stored."""
+    from ccvec import graph
+    from ccvec.sources import display_path, file_location, identity
 
     if not image.is_file():
         raise CcvecError(f"{display_path(image)}: --image takes an image file")
     with schema_connection() as conn:
-        ident = image_identifier(str(image), conn)
-        missing = conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]]).fetchall()
-    if missing:
-        raise CcvecError(
-            f"{display_path(image)} is not loaded with {model}: `ccvec load` it first, or search by "
-            "pHash without --semantic (any file will do)"
-        )
-    return str(ident)
+        ident = identity(file_location(image))
+        if not conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]]).fetchall():
+            _similar_semantic(str(ident), k, model, fmt)
+            return
+        found = graph.nearest_to(conn, _embed_file(conn, image, model), k, model)
+        titles = catalog_titles(conn, [i for i, _ in found])
+    emit(
+        ["similarity", "identifier", "title"],
+        [(round(similarity, 4), ident2, titles.get(ident2, "")) for ident2, similarity in found],
+        fmt,
+        title=f"{k} nearest to {display_path(image)} ({model}; not loaded)",
+    )
+
+
+def _embed_file(conn: psycopg.Connection, image: Path, model: str) -> npt.NDArray[np.float32]:
+    """One image file's embedding with the registered model, read and decoded as the loader does."""
+    from ccvec.decode import DecodeError, decode
+    from ccvec.fetch import FetchError, read_file
+    from ccvec.models.registry import get_model
+    from ccvec.models.runtime import Embedder
+    from ccvec.sources import display_path
+
+    registered = get_model(conn, model)
+    try:
+        pixels = decode(read_file(image, defaults.MAX_BYTES), registered.spec).pixels
+    except (FetchError, DecodeError) as exc:
+        raise CcvecError(f"{display_path(image)}: {exc}") from exc
+    if pixels is None:  # decode returns pixels whenever a spec is given
+        raise CcvecError(f"{display_path(image)}: no model input decoded")
+    return Embedder(registered, threads=1).embed(pixels[None]).reshape(-1)  # its one row
 
 
 def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -> None:
     from ccvec import graph
 
     if identifier is None:
-        raise CcvecError("--semantic needs --identifier, or --image of a loaded file")
+        raise CcvecError("--semantic needs --identifier or --image")
     with schema_connection() as conn:
         ident = image_identifier(identifier, conn)
         found = graph.similar(conn, ident, k, model)
