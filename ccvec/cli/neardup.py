@@ -32,6 +32,8 @@ from ccvec.cli.common import (
 from ccvec.errors import CcvecError, counted
 
 if TYPE_CHECKING:
+    import uuid
+
     import numpy as np
     import numpy.typing as npt
     import psycopg
@@ -123,17 +125,12 @@ def _similar_to_file(image: Path, k: int, model: str, fmt: Format) -> None:
         raise CcvecError(f"{display_path(image)}: --image takes an image file")
     with schema_connection() as conn:
         ident = identity(file_location(image))
-        if not conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]]).fetchall():
-            _similar_semantic(str(ident), k, model, fmt)
-            return
-        found = graph.nearest_to(conn, _embed_file(conn, image, model), k, model)
+        if conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]]).fetchall():
+            found, note = graph.nearest_to(conn, _embed_file(conn, image, model), k, model), "; not loaded"
+        else:
+            found, note = graph.similar(conn, ident, k, model), ""
         titles = catalog_titles(conn, [i for i, _ in found])
-    emit(
-        ["similarity", "identifier", "title"],
-        [(round(similarity, 4), ident2, titles.get(ident2, "")) for ident2, similarity in found],
-        fmt,
-        title=f"{k} nearest to {display_path(image)} ({model}; not loaded)",
-    )
+    _emit_nearest(found, titles, fmt, f"{k} nearest to {display_path(image)} ({model}{note})")
 
 
 def _embed_file(conn: psycopg.Connection, image: Path, model: str) -> npt.NDArray[np.float32]:
@@ -163,11 +160,17 @@ def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -
         ident = image_identifier(identifier, conn)
         found = graph.similar(conn, ident, k, model)
         titles = catalog_titles(conn, [i for i, _ in found])
+    _emit_nearest(found, titles, fmt, f"{k} nearest to {ident} ({model})")
+
+
+def _emit_nearest(
+    found: list[tuple[uuid.UUID, float]], titles: dict[uuid.UUID, str], fmt: Format, title: str
+) -> None:
     emit(
         ["similarity", "identifier", "title"],
-        [(round(similarity, 4), ident2, titles.get(ident2, "")) for ident2, similarity in found],
+        [(round(similarity, 4), ident, titles.get(ident, "")) for ident, similarity in found],
         fmt,
-        title=f"{k} nearest to {ident} ({model})",
+        title=title,
     )
 
 
