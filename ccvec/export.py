@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ccvec.errors import CcvecError
 from ccvec.fetch import FetchError, read_file
-from ccvec.outdir import check_writable
+from ccvec.outdir import OutDir, check_writable
 from ccvec.sources import display_path, local_path, not_a_regular_file
 
 THUMB = 160
@@ -181,6 +182,23 @@ def check_target(target: Path) -> None:
         raise CcvecError(f"{target} is not empty: choose a new folder")
 
 
+EXPORT_KIND = "export-clusters"  # in the manifest of a folder `ccvec export-clusters` wrote
+
+
+def open_export(target: Path) -> OutDir:
+    """The folder of `ccvec export-clusters`: new, empty, or one an earlier export wrote, which is
+    then refreshed in place (outdir: files it wrote replaced, those not written again removed).
+    Refused: a folder with files ccvec did not write, or one of `ccvec run`'s or `ccvec report`'s
+    (a refresh would delete their pages)."""
+    out = OutDir.open(target, "TARGET", "`ccvec export-clusters`")
+    if out.previous and out.previous.get("kind") != EXPORT_KIND:
+        raise CcvecError(
+            f"{target} was written by `ccvec run` or `ccvec report`, not by `ccvec export-clusters`: "
+            "choose a new folder"
+        )
+    return out
+
+
 def export_folders(
     clusters: dict[int, list[tuple[Path, str]]],
     target: Path,
@@ -191,12 +209,17 @@ def export_folders(
     image files written. Nothing is ever overwritten."""
     check_target(target)
     target.mkdir(parents=True, exist_ok=True)
+    return write_layout(cluster_groups(clusters, labels), [], Directory(target), copy)
+
+
+def cluster_groups(clusters: dict[int, list[tuple[Path, str]]], labels: Labels | None) -> list[ClusterFiles]:
+    """The clusters' files with their labels and medoids, as write_layout takes them."""
     labels = labels or {}
     groups = []
     for cluster, members in clusters.items():
         label, medoid = labels.get(cluster, (f"cluster {cluster}", None))
         groups.append(ClusterFiles(cluster, label, [path for path, _ in members], medoid))
-    return write_layout(groups, [], Directory(target), copy)
+    return groups
 
 
 _UNCLUSTERED_README = (
@@ -265,24 +288,44 @@ def _shorten(text: str, width: int) -> str:
     return f"{text[:head]}…{text[-(width - 1 - head) :]}"
 
 
-def export_sheets(
-    clusters: dict[int, list[tuple[Path, str]]], target: Path, count: int, labels: Labels | None = None
-) -> list[Path]:
-    """Contact sheets of the `count` largest clusters, and one of the unclustered images, as PNGs
-    in target/contact_sheets/."""
-    folder = target / "contact_sheets"
-    folder.mkdir(parents=True, exist_ok=True)
+def contact_sheets(
+    clusters: dict[int, list[tuple[Path, str]]], count: int, labels: Labels | None = None
+) -> Iterator[tuple[str, Image.Image]]:
+    """(file name, sheet) for the `count` largest clusters, and one of the unclustered images."""
     labels = labels or {}
     groups = [kv for kv in clusters.items() if len(kv[1]) > 1]
     largest = sorted(groups, key=lambda kv: (-len(kv[1]), kv[0]))[:count]
-    paths = []
     for cluster, members in largest:
-        path = folder / f"cluster_{cluster}_{len(members)}.png"
-        contact_sheet(cluster, members, label=labels.get(cluster, ("", ""))[0]).save(path)
-        paths.append(path)
+        yield (
+            f"cluster_{cluster}_{len(members)}.png",
+            contact_sheet(cluster, members, label=labels.get(cluster, ("", ""))[0]),
+        )
     alone = [m[0] for m in clusters.values() if len(m) == 1]
     if alone and count:
-        path = folder / f"unclustered_{len(alone)}.png"
-        contact_sheet(-1, alone, label="unclustered").save(path)
-        paths.append(path)
+        yield f"unclustered_{len(alone)}.png", contact_sheet(-1, alone, label="unclustered")
+
+
+def export_sheets(
+    clusters: dict[int, list[tuple[Path, str]]], target: Path, count: int, labels: Labels | None = None
+) -> list[Path]:
+    """Contact sheets (contact_sheets()) as PNGs in target/contact_sheets/."""
+    folder = target / "contact_sheets"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, sheet in contact_sheets(clusters, count, labels):
+        sheet.save(folder / name)
+        paths.append(folder / name)
     return paths
+
+
+def write_sheets(
+    clusters: dict[int, list[tuple[Path, str]]], out: OutDir, count: int, labels: Labels | None = None
+) -> list[str]:
+    """Contact sheets (contact_sheets()) as PNGs under contact_sheets/ of an OutDir."""
+    names = []
+    for name, sheet in contact_sheets(clusters, count, labels):
+        data = io.BytesIO()
+        sheet.save(data, format="PNG")
+        out.write_bytes(f"contact_sheets/{name}", data.getvalue())
+        names.append(f"contact_sheets/{name}")
+    return names

@@ -66,8 +66,9 @@ class OutDir:
         self.meta: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, root: Path, option: str = "--out") -> OutDir:
-        """Check that OUT is new, empty or ccvec's own, and writable; refuse otherwise."""
+    def open(cls, root: Path, option: str = "--out", writer: str = "`ccvec run`") -> OutDir:
+        """Check that OUT is new, empty or ccvec's own, and writable; refuse otherwise (`writer`: the
+        command whose earlier output the message offers as the other choice)."""
         root = root.expanduser()
         check_writable(root, option)
         out = cls(root)
@@ -82,7 +83,7 @@ class OutDir:
                 )
                 raise CcvecError(
                     f"{root} holds files ccvec did not write ({shown}): choose a new or empty folder, "
-                    "or one that an earlier `ccvec run` wrote"
+                    f"or one that an earlier {writer} wrote"
                 )
         shutil.rmtree(out.staging, ignore_errors=True)  # a refresh that was interrupted
         return out

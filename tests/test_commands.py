@@ -69,6 +69,7 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_export_clusters",
         "test_export_clusters_without_clusters",
         "test_export_clusters_unwritable_target",
+        "test_export_clusters_again_refreshes_its_own_folder",
     ),
     "graph add": ("test_graph_add", "test_graph_add_without_graph"),
     "graph build": ("test_graph_build_and_status", "test_graph_build_k_zero"),
@@ -428,6 +429,31 @@ def test_export_clusters(cli: Cli, clustered: Path, tmp_path: Path) -> None:
     again = ok(cli("export-clusters", tmp_path / "again", "--sheets", "0"))
     assert "1 clustered image not exported" in again.stderr and "rocket.png" in again.stderr
     assert len([p for p in (tmp_path / "again").rglob("*.png") if p.is_symlink()]) == 3
+
+
+def test_export_clusters_again_refreshes_its_own_folder(cli: Cli, clustered: Path, tmp_path: Path) -> None:
+    """The same command twice (as the README shows it): the second run refreshes the folder the
+    first wrote, dropping what is no longer exported; a folder with files ccvec did not write, or
+    one that `ccvec run` wrote, is still refused."""
+    target = tmp_path / "export"
+    first = ok(cli("export-clusters", target))
+    assert "contact sheets" in first.stdout and (target / "contact_sheets").is_dir()
+    links = sorted(p.relative_to(target) for p in target.rglob("*.png") if p.is_symlink())
+    assert len(links) == 4
+    ok(cli("export-clusters", target))  # again: same files, nothing left over
+    assert sorted(p.relative_to(target) for p in target.rglob("*.png") if p.is_symlink()) == links
+    assert not (target / ".ccvec-staging").exists()
+    (clustered / "rocket.png").write_bytes((clustered / "coffee.png").read_bytes())  # no longer exported
+    ok(cli("export-clusters", target, "--sheets", "0"))
+    assert len([p for p in target.rglob("*.png") if p.is_symlink()]) == 3
+    assert not (target / "contact_sheets").exists()  # not written this time: removed
+    (target / "notes.txt").write_text("mine")
+    usage_error(cli("export-clusters", target), "holds files ccvec did not write (notes.txt)")
+    assert (target / "notes.txt").read_text() == "mine"
+    report = tmp_path / "report"
+    ok(cli("report", report))
+    usage_error(cli("export-clusters", report), "not by `ccvec export-clusters`")
+    assert (report / "index.html").is_file()
 
 
 def test_export_clusters_without_clusters(cli: Cli, tmp_path: Path) -> None:

@@ -188,7 +188,10 @@ def cluster_command(
 def export_clusters_command(
     target: Annotated[
         Path,
-        typer.Argument(help="New folder for cluster_with_N/cluster_i/, unclustered/, labels.csv, sheets."),
+        typer.Argument(
+            help="Folder for cluster_with_N/cluster_i/, unclustered/, labels.csv, sheets: new, or one an "
+            "earlier export-clusters wrote (refreshed in place)."
+        ),
     ],
     copy: Annotated[bool, typer.Option("--copy", help="Copy files instead of symlinking.")] = False,
     sheets: Annotated[int, typer.Option(min=0, help="Contact sheets for this many largest clusters.")] = 10,
@@ -200,7 +203,7 @@ def export_clusters_command(
     each folder's label in labels.csv and a README, and contact sheets captioned with the labels."""
     from ccvec import clusters, export
 
-    export.check_target(target)  # before any work
+    out = export.open_export(target)  # before any work
     with schema_connection() as conn, stages() as bar:
         if run is None:
             row = conn.execute("SELECT ccvec.newest_cluster_run()").fetchone()
@@ -217,9 +220,10 @@ def export_clusters_command(
         members = export.cluster_files(conn, run, 1, left_out)
         labels = export.cluster_labels(conn, run)
         bar.update("writing folders", 1, 3)
-        written = export.export_folders(members, target, copy, labels)
+        written = export.write_layout(export.cluster_groups(members, labels), [], out, copy)
         bar.update("contact sheets", 2, 3)
-        made = export.export_sheets(members, target, sheets, labels)
+        made = export.write_sheets(members, out, sheets, labels)
+        out.commit({"kind": export.EXPORT_KIND})
     grouped = sum(1 for m in members.values() if len(m) > 1)
     alone = sum(1 for m in members.values() if len(m) == 1)
     console.print(
