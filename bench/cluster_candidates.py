@@ -366,7 +366,11 @@ def novelty_candidates(photos: np.ndarray, stamps: np.ndarray) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 2 or sys.argv[1:] in (["-h"], ["--help"]):
+        sys.exit(__doc__)
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else bench.SHARED
+    if not (data / "photos").is_dir() or not (data / "stamps").is_dir():
+        sys.exit(f"{data}: needs the shared data's photos/ and stamps/ folders (see the usage: --help)")
     work = Path(tempfile.mkdtemp(prefix="ccvec-candidates-"))
     os.environ["CCVEC_HOME"] = str(work / "home")
     url = db.start_embedded(work / "home" / "pgdata")

@@ -127,6 +127,8 @@ def main() -> None:
     print(f"hashing real photos and variants from {', '.join(map(str, folders))} ...", flush=True)
     originals, edited = real_hashes(folders)
     real = np.concatenate([originals, edited])
+    if args.rows < len(real):
+        parser.error(f"--rows {args.rows:,} is fewer than the {len(real):,} real hashes; give at least that")
     hashes = np.concatenate([real, fill(real, args.rows - len(real), rng)])
     queries = [int(q) for q in rng.choice(real, args.queries, replace=False)]
     print(

@@ -77,6 +77,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     originals, edited = hb.real_hashes(folders)
     real = np.concatenate([originals, edited])
+    if args.rows < len(real):
+        parser.error(f"--rows {args.rows:,} is fewer than the {len(real):,} real hashes; give at least that")
     hashes = np.concatenate([real, hb.fill(real, args.rows - len(real), rng)])
     queries = [int(q) for q in rng.choice(real, args.queries, replace=False)]
     radii = [int(r) for r in args.radii.split(",")]
