@@ -68,7 +68,11 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_export_clusters_unwritable_target",
     ),
     "graph add": ("test_graph_add", "test_graph_add_without_graph"),
-    "graph build": ("test_graph_build_and_status", "test_graph_build_k_zero"),
+    "graph build": (
+        "test_graph_build_and_status",
+        "test_graph_build_k_zero",
+        "test_graph_build_of_one_image",
+    ),
     "graph prune": ("test_graph_prune", "test_graph_prune_without_schema"),
     "graph status": ("test_graph_build_and_status", "test_graph_status_without_schema"),
     "load": ("test_load_and_errors", "test_load_missing_source", "test_load_features_dataset_bad_manifest"),
@@ -331,6 +335,14 @@ def test_graph_prune_without_schema(cli: Cli, no_schema: str) -> None:
 
 def test_graph_build_k_zero(cli: Cli) -> None:
     usage_error(cli("graph", "build", "--k", "0"), "--k")
+
+
+def test_graph_build_of_one_image(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    """One image loaded: the message says that a graph needs two, not to load what is loaded."""
+    ok(cli("load", images(tmp_path / "one", ("chelsea",)), "--model", MODEL, "--workers", "0"))
+    result = cli("graph", "build", "--model", MODEL, "--k", "2")
+    usage_error(result, f"model '{MODEL}' has one image embedded: a kNN graph needs two or more")
+    assert "first" not in result.stderr
 
 
 def test_graph_status_without_schema(cli: Cli, no_schema: str) -> None:
