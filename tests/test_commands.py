@@ -104,6 +104,7 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_similar_bad_phash",
         "test_similar_image_not_a_file",
         "test_similar_semantic_by_a_loaded_file",
+        "test_similar_semantic_table_shows_four_decimals",
     ),
     "spark features": (
         SPARK_HAPPY,
@@ -253,6 +254,18 @@ def test_similar_semantic_by_a_loaded_file(cli: Cli, loaded: Path, tmp_path: Pat
         cli(*args, "--image", stranger), "moon.png is not loaded: `ccvec load` it (or its folder) first"
     )
     usage_error(cli("similar", "--semantic"), "--semantic needs --identifier, or --image of a loaded file")
+
+
+def test_similar_semantic_table_shows_four_decimals(cli: Cli, loaded: Path, tmp_path: Path) -> None:
+    """An exact copy's similarity reads 1.0000 in line with 0.4300 and 0.3638, not 1.0 and 0.43."""
+    ok(cli("load", images(tmp_path / "copy", ("coffee",)), "--model", MODEL, "--workers", "0"))
+    args = ("similar", "--semantic", "-k", "3", "--model", MODEL, "--image", loaded / "coffee.png")
+    table = ok(cli(*args)).stdout.splitlines()
+    shown = [line.split()[0] for line in table[2:]]  # after the title and the header
+    assert shown[0] == "1.0000", table
+    assert len(shown) == 3 and all(re.fullmatch(r"-?\d\.\d{4}", s) for s in shown), table
+    rows = json.loads(ok(cli(*args, "--format", "json")).stdout)
+    assert rows[0]["similarity"] == 1.0  # csv and json keep numbers
 
 
 def test_similar_bad_phash(cli: Cli) -> None:

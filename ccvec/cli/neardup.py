@@ -132,7 +132,15 @@ def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -
         titles = catalog_titles(conn, [i for i, _ in found])
     emit(
         ["similarity", "identifier", "title"],
-        [(round(similarity, 4), ident2, titles.get(ident2, "")) for ident2, similarity in found],
+        # a table aligns 4 decimals (1.0000, 0.4300, 0.3638); csv and json keep numbers
+        [
+            (
+                f"{similarity:.4f}" if fmt == Format.table else round(similarity, 4),
+                ident2,
+                titles.get(ident2, ""),
+            )
+            for ident2, similarity in found
+        ],
         fmt,
         title=f"{k} nearest to {ident} ({model})",
     )
