@@ -586,10 +586,21 @@ def test_refresh_without_schema(cli: Cli, no_schema: str) -> None:
     usage_error(cli("refresh"), "ccvec db upgrade")
 
 
-def test_scores_not_a_uuid(cli: Cli) -> None:
+def test_scores_not_a_uuid(cli: Cli, tmp_path: Path) -> None:
     usage_error(
         cli("scores", "--identifier", "nope"), "'nope' is neither an image identifier (a UUID) nor a file"
     )
+    # there, but no image file: named with what it is, not called "neither ... nor a file"
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    for name, what in (
+        ("pipe.jpg", "is a FIFO (named pipe)"),
+        ("gone.jpg", "dangling symlink"),
+        ("", "is a directory"),
+    ):
+        result = cli("scores", "--identifier", tmp_path / name)
+        usage_error(result, f"{tmp_path / name}: {what}")
+        assert "neither" not in result.stderr
 
 
 def ranks_file(path: Path, header: list[str], rows: list[list[object]]) -> Path:
