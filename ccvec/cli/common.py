@@ -284,7 +284,7 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # a tab too: it would shift a table's columns
 
 
 def catalog_titles(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
