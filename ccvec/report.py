@@ -216,7 +216,14 @@ def histogram_chart(name: str, values: list[float], bins: int = HISTOGRAM_BINS) 
 def size_chart(sizes: list[int]) -> Row:
     """Clusters per size bucket (1, 2, 3-4, 5-8, ...): how the photos split."""
     if not sizes:
-        return {"title": "cluster sizes", "bars": [], "axis": ("", "", ""), "total": 0, "mean": 0}
+        return {
+            "title": "cluster sizes",
+            "bars": [],
+            "axis": ("", "", ""),
+            "total": 0,
+            "mean": 0,
+            "empty": "No cluster yet: clusters need two or more similar images.",
+        }
     top = max(sizes)
     buckets = [(1, 1), (2, 2)]
     while buckets[-1][1] < top:

@@ -258,6 +258,8 @@ def test_a_report_of_one_image_lists_it(
     view.open((out / "index.html").as_uri())
     assert page.locator("p.lead").first.inner_text().startswith("1 image from")
     assert "1 is not clustered yet" in page.locator("p.lead").first.inner_text()
+    sizes = page.locator("figure.chart", has_text="cluster sizes")  # no empty axes: says why
+    assert sizes.locator("svg").count() == 0 and "No cluster yet" in sizes.inner_text()
     view.open((out / "clusters-1.html").as_uri())
     assert "listed with the singletons" in page.locator("p.empty").inner_text()
     view.open((out / "singletons-1.html").as_uri())
