@@ -139,3 +139,26 @@ UPDATE ccvec.duplicate_member d SET distance = ccvec.hamming(f.phash, g.phash)
 FROM ccvec.image_feature f, ccvec.image_feature g
 WHERE d.matched_by = 'phash' AND f.identifier = d.identifier AND g.identifier = d.group_id
   AND d.distance IS DISTINCT FROM ccvec.hamming(f.phash, g.phash);
+
+-- 0046's report_duplicates, without the transform
+DROP FUNCTION ccvec.report_duplicates(uuid[]);
+CREATE FUNCTION ccvec.report_duplicates(p_ids uuid[] DEFAULT NULL)
+RETURNS TABLE (group_id uuid, identifier uuid, canonical boolean, distance integer, similarity real,
+               matched_by text, group_size integer)
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
+    WITH members AS MATERIALIZED (
+        SELECT d.* FROM ccvec.report_scope(p_ids) s JOIN ccvec.duplicate_member d USING (identifier)
+    ),
+    sizes AS (
+        SELECT g.group_id, (SELECT count(*) FROM ccvec.duplicate_member d WHERE d.group_id = g.group_id)::integer AS n
+        FROM (SELECT DISTINCT m.group_id FROM members m) g
+    )
+    SELECT m.group_id, m.identifier, m.canonical, m.distance, m.similarity, m.matched_by, z.n
+    FROM members m JOIN sizes z ON z.group_id = m.group_id
+    WHERE z.n > 1
+    ORDER BY m.group_id, m.canonical DESC, m.distance, m.identifier
+$$;
+COMMENT ON FUNCTION ccvec.report_duplicates(uuid[]) IS
+    'Members in the scope of near-duplicate groups of two or more (a group with one member in the scope too, when the others were loaded from other sources): each member''s pHash distance (and embedding similarity) to the canonical, and group_size, the group''s members in the whole catalog.';

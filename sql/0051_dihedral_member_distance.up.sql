@@ -146,3 +146,26 @@ FROM ccvec.duplicate_edge e
 WHERE d.matched_by = 'phash' AND e.distance IS NOT NULL
   AND e.a = least(d.identifier, d.group_id) AND e.b = greatest(d.identifier, d.group_id)
   AND d.distance IS DISTINCT FROM e.distance;
+
+-- The report says how such a copy matched: its transform, beside the distance ("mirrored copy").
+DROP FUNCTION ccvec.report_duplicates(uuid[]);
+CREATE FUNCTION ccvec.report_duplicates(p_ids uuid[] DEFAULT NULL)
+RETURNS TABLE (group_id uuid, identifier uuid, canonical boolean, distance integer, similarity real,
+               matched_by text, group_size integer, transform text)
+LANGUAGE sql STABLE
+-- joins of the scope with itself: hash joins (a nested loop over the scope is quadratic)
+SET enable_nestloop = off AS $$
+    WITH members AS MATERIALIZED (
+        SELECT d.* FROM ccvec.report_scope(p_ids) s JOIN ccvec.duplicate_member d USING (identifier)
+    ),
+    sizes AS (
+        SELECT g.group_id, (SELECT count(*) FROM ccvec.duplicate_member d WHERE d.group_id = g.group_id)::integer AS n
+        FROM (SELECT DISTINCT m.group_id FROM members m) g
+    )
+    SELECT m.group_id, m.identifier, m.canonical, m.distance, m.similarity, m.matched_by, z.n, m.transform
+    FROM members m JOIN sizes z ON z.group_id = m.group_id
+    WHERE z.n > 1
+    ORDER BY m.group_id, m.canonical DESC, m.distance, m.identifier
+$$;
+COMMENT ON FUNCTION ccvec.report_duplicates(uuid[]) IS
+    'Members in the scope of near-duplicate groups of two or more (a group with one member in the scope too, when the others were loaded from other sources): each member''s pHash distance (and embedding similarity) to the canonical, group_size, the group''s members in the whole catalog, and transform, the flip or rotation a pHash match was found under (identity: none).';

@@ -506,3 +506,5 @@ def test_a_mirrored_copy_records_its_distance_under_the_mirror(conn: psycopg.Con
     assert row[1] <= 8, row
     listed = conn.execute("SELECT distance FROM ccvec.duplicate_listing() WHERE NOT canonical").fetchall()
     assert listed == [(row[1],)]
+    shown = conn.execute("SELECT transform, distance FROM ccvec.report_duplicates(NULL) WHERE NOT canonical")
+    assert shown.fetchall() == [("mirror", row[1])]  # the report says "mirrored · pHash distance N"

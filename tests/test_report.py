@@ -204,6 +204,13 @@ def test_duplicate_members_say_how_they_matched() -> None:
         "cosine 0.854 · by embedding"
     )
     assert str(note({"matched_by": "phash", "distance": 3, "similarity": None})) == "pHash distance 3"
+    # a copy found under a flip or rotation says which, beside the distance it matched at
+    mirrored = {"matched_by": "phash", "distance": 4, "similarity": None, "transform": "mirror"}
+    assert str(note(mirrored)) == "mirrored · pHash distance 4"
+    rotated = {"matched_by": "phash", "distance": 2, "similarity": None, "transform": "rot180"}
+    assert str(note(rotated)) == "rotated 180° · pHash distance 2"
+    same = {"matched_by": "phash", "distance": 0, "similarity": None, "transform": "identity"}
+    assert str(note(same)) == "pHash distance 0"
     assert (
         str(note({"matched_by": "group", "distance": None, "similarity": 0.9}))
         == "through the group · cosine 0.900"

@@ -1,4 +1,4 @@
-"""A duplicate member matched by pHash under a dihedral transform records the distance it matched at.
+"""A duplicate matched by pHash under a flip or rotation: the distance it matched at; the report says which.
 
 Revision ID: 0051_dihedral_member_distance
 Revises: 0049_ab_hardening
