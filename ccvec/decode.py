@@ -53,17 +53,14 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise DecodeError("not an image Pillow can read (unknown or corrupt header)") from None
-    except Image.DecompressionBombError as exc:
-        raise DecodeError(f"refused as a decompression bomb: {exc}") from None
-    except Image.DecompressionBombWarning as exc:
-        raise DecodeError(f"refused as a decompression bomb: {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's text gives twice the limit past 2x and no way out: say it as ccvec's own check does
+        raise DecodeError(_too_many_pixels(_header_size(data), max_pixels)) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
         raise DecodeError(f"cannot decode image header: {exc}") from None
     w, h = image.size
     if w * h > max_pixels:
-        raise DecodeError(
-            f"refused as a decompression bomb: {w}x{h} = {w * h:,} pixels > limit {max_pixels:,}"
-        )
+        raise DecodeError(_too_many_pixels((w, h), max_pixels))
     if w == 0 or h == 0:
         raise DecodeError(f"image has no pixels ({w}x{h})")
     try:
@@ -72,6 +69,29 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
         raise DecodeError(f"cannot decode {image.format or 'image'} data: {exc}") from None
     return image
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """An image's size from its header alone (no pixels decoded), past Pillow's bomb check."""
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError):
+        return None  # the size only improves the message
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> str:
+    shown = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else "more pixels"
+    return (
+        f"refused as a decompression bomb: {shown} > limit {max_pixels:,} "
+        "(`ccvec load --max-pixels N` loads larger images)"
+    )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -3,8 +3,9 @@
 Folders follow imagecluster's layout, `cluster_with_N/cluster_i/`, where N is the cluster size,
 holding symlinks (or copies) of the member files; images no cluster holds go to `unclustered/`.
 Each folder has a README with the cluster's label, and `labels.csv` beside them lists every folder
-with its label, size and medoid. A contact sheet is one PNG per cluster with thumbnails in a grid,
-captioned with the label, for the largest clusters.
+with its label, size, medoid and where the label came from; a label guessed from ImageNet classes
+says "(guess)" in the README and on the contact sheet, as in the report. A contact sheet is one
+PNG per cluster with thumbnails in a grid, captioned with the label, for the largest clusters.
 """
 
 from __future__ import annotations
@@ -63,15 +64,23 @@ def loaded_file(url: str | None, sha256: bytes) -> Path | None:
     return path if hashlib.sha256(data).digest() == bytes(sha256) else None
 
 
-Labels = dict[int, tuple[str, Path | None]]  # cluster -> (label, medoid's local file, resolved)
+# cluster -> (label, medoid's local file (resolved), where the label came from: tags, classes, none)
+Labels = dict[int, tuple[str, Path | None, str | None]]
+GUESSED = "classes"  # a label from ImageNet classes: often wrong where ImageNet has no classes for it
+
+
+def shown_label(label: str, source: str | None) -> str:
+    """The label as people read it: one guessed from ImageNet classes says so, as in the report."""
+    return f"{label} (guess)" if source == GUESSED else label
 
 
 def cluster_labels(conn: psycopg.Connection, run_id: int) -> Labels:
-    """cluster -> (label, medoid's local file) from ccvec.cluster_label."""
+    """cluster -> (label, medoid's local file, label source) from ccvec.cluster_label."""
+    sources = {row[0]: row[4] for row in conn.execute("SELECT * FROM ccvec.cluster_run_labels(%s)", [run_id])}
     out: Labels = {}
     for cluster, label, url in conn.execute("SELECT * FROM ccvec.export_cluster_labels(%s)", [run_id]):
         path = local_path(url) if url else None
-        out[cluster] = (label, path.resolve() if path is not None else None)
+        out[cluster] = (label, path.resolve() if path is not None else None, sources.get(cluster))
     return out
 
 
@@ -125,12 +134,14 @@ class Prefixed:
 
 @dataclass(frozen=True)
 class ClusterFiles:
-    """A cluster's local files for the layout, and its label and medoid (one of `files`, or None)."""
+    """A cluster's local files for the layout, its label and medoid (one of `files`, or None), and
+    where the label came from (tags, classes or none)."""
 
     cluster: int
     label: str
     files: list[Path]
     medoid: Path | None = None
+    source: str | None = None
 
 
 def write_layout(clusters: list[ClusterFiles], alone: list[Path], out: FolderWriter, copy: bool) -> int:
@@ -156,10 +167,11 @@ def write_layout(clusters: list[ClusterFiles], alone: list[Path], out: FolderWri
         names = place(folder, c.files)
         # by its name here, as text (a file name's raw bytes replaced)
         medoid = display_path(Path(names[c.files.index(c.medoid)])) if c.medoid in c.files else ""
-        rows.append([folder.as_posix(), c.cluster, len(c.files), c.label, medoid])
+        rows.append([folder.as_posix(), c.cluster, len(c.files), c.label, medoid, c.source or ""])
         if len(c.files) > 1:
             out.write_text(
-                f"{folder.as_posix()}/README", _cluster_readme(c.cluster, c.label, len(c.files), medoid)
+                f"{folder.as_posix()}/README",
+                _cluster_readme(c.cluster, c.label, len(c.files), medoid, c.source),
             )
     if alone:
         place(Path("unclustered"), alone)
@@ -217,8 +229,8 @@ def cluster_groups(clusters: dict[int, list[tuple[Path, str]]], labels: Labels |
     labels = labels or {}
     groups = []
     for cluster, members in clusters.items():
-        label, medoid = labels.get(cluster, (f"cluster {cluster}", None))
-        groups.append(ClusterFiles(cluster, label, [path for path, _ in members], medoid))
+        label, medoid, source = labels.get(cluster, (f"cluster {cluster}", None, None))
+        groups.append(ClusterFiles(cluster, label, [path for path, _ in members], medoid, source))
     return groups
 
 
@@ -228,16 +240,27 @@ _UNCLUSTERED_README = (
 )
 
 
-def _cluster_readme(cluster: int, label: str, size: int, medoid: str) -> str:
-    """The README of a cluster folder: its label and representative image."""
-    return f"cluster {cluster}: {label}\n{size} images; representative image (medoid): {medoid}\n"
+def _cluster_readme(cluster: int, label: str, size: int, medoid: str, source: str | None = None) -> str:
+    """The README of a cluster folder: its label (a guess from ImageNet classes says so) and
+    representative image."""
+    guess = (
+        "The name is a guess from ImageNet classes (no tag is shared by enough of the images): often\n"
+        "wrong on pictures ImageNet has no classes for.\n"
+        if source == GUESSED
+        else ""
+    )
+    return (
+        f"cluster {cluster}: {shown_label(label, source)}\n{guess}"
+        f"{size} images; representative image (medoid): {medoid}\n"
+    )
 
 
 def _labels_csv(rows: list[list[object]]) -> str:
-    """labels.csv beside the folders: folder, cluster, size, label, medoid (file name)."""
+    """labels.csv beside the folders: folder, cluster, size, label, medoid (file name), and from
+    (where the label came from: tags, classes (a guess) or none, as `ccvec clusters` says)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["folder", "cluster", "size", "label", "medoid"])
+    writer.writerow(["folder", "cluster", "size", "label", "medoid", "from"])
     writer.writerows(rows)
     return out.getvalue()
 
@@ -296,9 +319,10 @@ def contact_sheets(
     groups = [kv for kv in clusters.items() if len(kv[1]) > 1]
     largest = sorted(groups, key=lambda kv: (-len(kv[1]), kv[0]))[:count]
     for cluster, members in largest:
+        label, _, source = labels.get(cluster, ("", None, None))
         yield (
             f"cluster_{cluster}_{len(members)}.png",
-            contact_sheet(cluster, members, label=labels.get(cluster, ("", ""))[0]),
+            contact_sheet(cluster, members, label=shown_label(label, source)),
         )
     alone = [m[0] for m in clusters.values() if len(m) == 1]
     if alone and count:

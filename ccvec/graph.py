@@ -64,7 +64,11 @@ def require_embeddings(conn: psycopg.Connection, model: str) -> int:
         "counting embeddings",
     )[0]
     if count < 2:
-        raise CcvecError(f"model {model!r} has {count} embedding(s): run `ccvec load` first")
+        held = {0: "no images", 1: "one image"}[count]
+        raise CcvecError(
+            f"model {model!r} has {held} embedded: a kNN graph needs two or more; "
+            f"`ccvec load` more images (with --model {model})"
+        )
     return count
 
 

@@ -324,6 +324,7 @@ def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:
             c["name"],
             [found[i] for i in data.members.get(c["cluster"], []) if i in found],
             found.get(c["medoid"]),
+            c.get("label_source"),
         )
         for c in data.clusters
     ]

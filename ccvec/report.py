@@ -216,7 +216,14 @@ def histogram_chart(name: str, values: list[float], bins: int = HISTOGRAM_BINS) 
 def size_chart(sizes: list[int]) -> Row:
     """Clusters per size bucket (1, 2, 3-4, 5-8, ...): how the photos split."""
     if not sizes:
-        return {"title": "cluster sizes", "bars": [], "axis": ("", "", ""), "total": 0, "mean": 0}
+        return {
+            "title": "cluster sizes",
+            "bars": [],
+            "axis": ("", "", ""),
+            "total": 0,
+            "mean": 0,
+            "empty": "No cluster yet: clusters need two or more similar images.",
+        }
     top = max(sizes)
     buckets = [(1, 1), (2, 2)]
     while buckets[-1][1] < top:
@@ -393,8 +400,14 @@ def write(
     env = environment()
     images = data.images
     clusters = [c for c in data.clusters if c["size"] > 1]
-    # alone in this report: true singletons first, then images whose cluster is in other sources
+    # alone in this report: true singletons first, then images whose cluster is in other sources,
+    # then images with no cluster yet (a graph needs two images), so that no image goes unlisted
     singles = sorted((c for c in data.clusters if c["size"] == 1), key=lambda c: c["elsewhere"] > 0)
+    unclustered = [
+        {"medoid": i, "elsewhere": 0, "unclustered": True}
+        for i, r in sorted(images.items())
+        if r["cluster"] is None
+    ]
     by_cluster = {c["cluster"]: c for c in data.clusters}
     in_cluster = {i: by_cluster.get(r["cluster"]) for i, r in images.items()}
     group_of = {m["identifier"]: g for g in data.duplicates for m in g}
@@ -409,8 +422,9 @@ def write(
         "duplicates": sum(1 for g in data.duplicates for m in g if not m["canonical"]),
         "errors": len(failures),
         "noted": len(listed) - len(failures),
-        "unclustered": sum(1 for r in images.values() if r["cluster"] is None),
+        "unclustered": len(unclustered),
     }
+    singles += unclustered
     nav = {
         "clusters": pages(len(clusters), CLUSTERS_PER_PAGE),
         "singletons": pages(len(singles), IMAGES_PER_PAGE),

@@ -272,6 +272,21 @@ def test_clusters_command_and_export_with_unclustered(conn: psycopg.Connection, 
     assert readme.split(": ")[1].split("\n")[0] in {"red", "blue"} and "medoid" in readme
     sheets = export.export_sheets(members, out, 5, labels)
     assert any(p.name.startswith("unclustered_1") for p in sheets)
+    assert {r["from"] for r in table if r["folder"].startswith("cluster_with_")} == {"tags"}
+    # a name guessed from ImageNet classes says so in the folder's README, as the report does
+    conn.execute(
+        "UPDATE ccvec.cluster_label SET label = 'drum · tank', source = 'classes' "
+        "WHERE run_id = %s AND size > 1 AND label = 'red'",
+        [run_id],
+    )
+    conn.commit()
+    guessed = tmp_path / "guessed"
+    export.export_folders(members, guessed, labels=export.cluster_labels(conn, run_id))
+    table = list(csv.DictReader(io.StringIO((guessed / "labels.csv").read_text())))
+    row = next(r for r in table if r["label"] == "drum · tank")
+    assert row["from"] == "classes"
+    readme = (guessed / row["folder"] / "README").read_text()
+    assert readme.startswith(f"cluster {row['cluster']}: drum · tank (guess)\n") and "ImageNet" in readme
 
 
 def test_a_large_cluster_splits_only_where_it_has_structure() -> None:

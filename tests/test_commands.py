@@ -72,7 +72,11 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_export_clusters_again_refreshes_its_own_folder",
     ),
     "graph add": ("test_graph_add", "test_graph_add_without_graph"),
-    "graph build": ("test_graph_build_and_status", "test_graph_build_k_zero"),
+    "graph build": (
+        "test_graph_build_and_status",
+        "test_graph_build_k_zero",
+        "test_graph_build_of_one_image",
+    ),
     "graph prune": ("test_graph_prune", "test_graph_prune_without_schema"),
     "graph status": ("test_graph_build_and_status", "test_graph_status_without_schema"),
     "load": ("test_load_and_errors", "test_load_missing_source", "test_load_features_dataset_bad_manifest"),
@@ -104,6 +108,7 @@ COVERED: dict[str, tuple[str, str]] = {
         "test_similar_bad_phash",
         "test_similar_image_not_a_file",
         "test_similar_semantic_by_a_loaded_file",
+        "test_similar_semantic_table_shows_four_decimals",
     ),
     "spark features": (
         SPARK_HAPPY,
@@ -265,6 +270,18 @@ def test_similar_semantic_by_a_loaded_file(
     usage_error(cli("similar", "--semantic"), "--semantic needs --identifier or --image")
 
 
+def test_similar_semantic_table_shows_four_decimals(cli: Cli, loaded: Path, tmp_path: Path) -> None:
+    """An exact copy's similarity reads 1.0000 in line with 0.4300 and 0.3638, not 1.0 and 0.43."""
+    ok(cli("load", images(tmp_path / "copy", ("coffee",)), "--model", MODEL, "--workers", "0"))
+    args = ("similar", "--semantic", "-k", "3", "--model", MODEL, "--image", loaded / "coffee.png")
+    table = ok(cli(*args)).stdout.splitlines()
+    shown = [line.split()[0] for line in table[2:]]  # after the title and the header
+    assert shown[0] == "1.0000", table
+    assert len(shown) == 3 and all(re.fullmatch(r"-?\d\.\d{4}", s) for s in shown), table
+    rows = json.loads(ok(cli(*args, "--format", "json")).stdout)
+    assert rows[0]["similarity"] == 1.0  # csv and json keep numbers
+
+
 def test_similar_bad_phash(cli: Cli) -> None:
     usage_error(cli("similar", "--phash", "not-hex"), "not-hex")
 
@@ -345,6 +362,14 @@ def test_graph_prune_without_schema(cli: Cli, no_schema: str) -> None:
 
 def test_graph_build_k_zero(cli: Cli) -> None:
     usage_error(cli("graph", "build", "--k", "0"), "--k")
+
+
+def test_graph_build_of_one_image(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    """One image loaded: the message says that a graph needs two, not to load what is loaded."""
+    ok(cli("load", images(tmp_path / "one", ("chelsea",)), "--model", MODEL, "--workers", "0"))
+    result = cli("graph", "build", "--model", MODEL, "--k", "2")
+    usage_error(result, f"model '{MODEL}' has one image embedded: a kNN graph needs two or more")
+    assert "first" not in result.stderr
 
 
 def test_graph_status_without_schema(cli: Cli, no_schema: str) -> None:
@@ -600,10 +625,21 @@ def test_refresh_without_schema(cli: Cli, no_schema: str) -> None:
     usage_error(cli("refresh"), "ccvec db upgrade")
 
 
-def test_scores_not_a_uuid(cli: Cli) -> None:
+def test_scores_not_a_uuid(cli: Cli, tmp_path: Path) -> None:
     usage_error(
         cli("scores", "--identifier", "nope"), "'nope' is neither an image identifier (a UUID) nor a file"
     )
+    # there, but no image file: named with what it is, not called "neither ... nor a file"
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    for name, what in (
+        ("pipe.jpg", "is a FIFO (named pipe)"),
+        ("gone.jpg", "dangling symlink"),
+        ("", "is a directory"),
+    ):
+        result = cli("scores", "--identifier", tmp_path / name)
+        usage_error(result, f"{tmp_path / name}: {what}")
+        assert "neither" not in result.stderr
 
 
 def ranks_file(path: Path, header: list[str], rows: list[list[object]]) -> Path:

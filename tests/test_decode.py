@@ -53,6 +53,19 @@ def test_decompression_bomb_is_refused() -> None:
     assert decode(big, None, max_pixels=13_000_000).width == 4000  # the limit is configurable
 
 
+@pytest.mark.parametrize("max_pixels", [10_000_000, 8_000_000, 5_000_000])
+def test_a_refused_image_says_its_size_the_limit_and_how_to_load_it(max_pixels: int) -> None:
+    """Past the limit (Pillow's warning), past twice the limit (Pillow's error) and in between: one
+    message with the image's size and the limit asked for (not Pillow's doubled one), and the option."""
+    big = encode(Image.new("L", (4000, 3000)), "PNG")
+    with pytest.raises(DecodeError) as refused:
+        decode(big, SPEC, max_pixels=max_pixels)
+    assert str(refused.value) == (
+        f"refused as a decompression bomb: 4000x3000 = 12,000,000 pixels > limit {max_pixels:,} "
+        "(`ccvec load --max-pixels N` loads larger images)"
+    )
+
+
 def test_model_pixels_shape_and_modes() -> None:
     for mode, image in in_every_mode(photo("chelsea")).items():
         pixels = decode(encode(image, "TIFF" if mode == "CMYK" else "PNG"), SPEC).pixels

@@ -129,7 +129,7 @@ def test_data_is_escaped_in_errors_and_similar(conn: psycopg.Connection, databas
         "VALUES (%s, 'u', %s, %s, %s, %s)",
         [
             ident,
-            "[/x]\x1b]0;pwned\x07",
+            "[/x]\x1b]0;pwned\x07\tcolumn",  # a tab would shift the table's columns
             "[red]prov",
             "http://h/[/y]\x1b[2J",
             json.dumps([{"name": "[/z]\x1b[1mtag", "provider": "p"}]),
@@ -148,6 +148,7 @@ def test_data_is_escaped_in_errors_and_similar(conn: psycopg.Connection, databas
     similar = cli("similar", "--identifier", str(ident), database_url=database_url)
     assert similar.returncode == 0, similar.stderr
     assert "[/x]" in similar.stdout and "\x1b" not in similar.stdout and "\\x07" in similar.stdout
+    assert "\t" not in similar.stdout and "\\tcolumn" in similar.stdout
     assert cli("refresh", database_url=database_url).returncode == 0
     scores = cli("scores", "--identifier", str(ident), database_url=database_url)
     assert scores.returncode == 0, scores.stderr

@@ -485,3 +485,26 @@ def test_similar_and_dedup_commands(conn: psycopg.Connection, database_url: str,
     assert bad.returncode == 2 and "16 hex characters" in bad.stderr
     both = cli("similar", "--phash", "0" * 16, "--image", "x.jpg")
     assert both.returncode == 2 and "exactly one of" in both.stderr
+
+
+def test_a_mirrored_copy_records_its_distance_under_the_mirror(conn: psycopg.Connection) -> None:
+    """A copy matched by pHash under a dihedral transform records the distance it matched at, so
+    that it reads as a near-duplicate ("a pHash distance past the radius is an embedding match"),
+    not the raw distance of the unmirrored hashes (28-32 bits for real photos)."""
+    from PIL import ImageOps
+
+    image = photo("astronaut").convert("RGB")
+    h, mirrored = (int(x) for x in phash_images([image, ImageOps.mirror(image)]))
+    assert hamming(h, mirrored) > 8
+    ids = add_images(conn, [Img("original", h, width=200, height=200), Img("mirrored", mirrored)])
+    dedup(conn, radius=8, cosine=None, dihedral=True)
+    row = conn.execute(
+        "SELECT group_id, distance, transform, matched_by FROM ccvec.duplicate_member WHERE identifier = %s",
+        [ids["mirrored"]],
+    ).fetchone()
+    assert row[0] == ids["original"] and row[2:] == ("mirror", "phash")
+    assert row[1] <= 8, row
+    listed = conn.execute("SELECT distance FROM ccvec.duplicate_listing() WHERE NOT canonical").fetchall()
+    assert listed == [(row[1],)]
+    shown = conn.execute("SELECT transform, distance FROM ccvec.report_duplicates(NULL) WHERE NOT canonical")
+    assert shown.fetchall() == [("mirror", row[1])]  # the report says "mirrored · pHash distance N"

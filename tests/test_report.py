@@ -204,6 +204,13 @@ def test_duplicate_members_say_how_they_matched() -> None:
         "cosine 0.854 · by embedding"
     )
     assert str(note({"matched_by": "phash", "distance": 3, "similarity": None})) == "pHash distance 3"
+    # a copy found under a flip or rotation says which, beside the distance it matched at
+    mirrored = {"matched_by": "phash", "distance": 4, "similarity": None, "transform": "mirror"}
+    assert str(note(mirrored)) == "mirrored · pHash distance 4"
+    rotated = {"matched_by": "phash", "distance": 2, "similarity": None, "transform": "rot180"}
+    assert str(note(rotated)) == "rotated 180° · pHash distance 2"
+    same = {"matched_by": "phash", "distance": 0, "similarity": None, "transform": "identity"}
+    assert str(note(same)) == "pHash distance 0"
     assert (
         str(note({"matched_by": "group", "distance": None, "similarity": 0.9}))
         == "through the group · cosine 0.900"
@@ -237,3 +244,35 @@ def test_only_http_links_are_links() -> None:
         None,
     ):
         assert http_link(bad) is None
+
+
+def test_a_report_of_one_image_lists_it(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path, browser
+) -> None:
+    """One image makes no graph and no cluster: it is still reachable, listed with the singletons
+    as not clustered yet, and no page says that every image is in a cluster."""
+    registry.add_model(conn, build_tiny_model(tmp_path / "tiny.onnx"), tiny_spec("tiny-report"))
+    conn.commit()
+    folder = tmp_path / "one"
+    folder.mkdir()
+    photo("chelsea").convert("RGB").save(folder / "chelsea.jpg")
+    out = tmp_path / "report"
+    result = cli("run", str(folder), "--out", str(out), "--model", "tiny-report", database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    identifier = str(identity(file_location(folder / "chelsea.jpg")))
+    view = Page(browser)
+    page = view.page
+    view.open((out / "index.html").as_uri())
+    assert page.locator("p.lead").first.inner_text().startswith("1 image from")
+    assert "1 is not clustered yet" in page.locator("p.lead").first.inner_text()
+    sizes = page.locator("figure.chart", has_text="cluster sizes")  # no empty axes: says why
+    assert sizes.locator("svg").count() == 0 and "No cluster yet" in sizes.inner_text()
+    view.open((out / "clusters-1.html").as_uri())
+    assert "listed with the singletons" in page.locator("p.empty").inner_text()
+    view.open((out / "singletons-1.html").as_uri())
+    tile = page.locator(f".grid a.tile[href$='{identifier}.html']")
+    assert tile.count() == 1 and tile.locator(".extra").inner_text() == "not clustered yet"
+    assert page.locator("p.empty").count() == 0  # not "Every image is in a cluster."
+    tile.click()
+    assert page.url.endswith(f"{identifier}.html")
+    view.check_images()

@@ -164,6 +164,7 @@ def test_other_files_of_a_folder_are_noted_not_errors(
     errors = (tmp_path / "out" / "errors-1.html").read_text()
     assert errors.index("Every input loaded.") < errors.index("readme.txt")
     assert "1 note, not failures" in errors
+    assert "0 inputs could not be loaded" not in errors and "After them" not in errors  # nothing before
     before = snapshot(tmp_path / "out")  # a rerun notes readme.txt again, in a new load run: same pages
     again = cli(
         "run", str(folder), "--out", str(tmp_path / "out"), "--model", tiny, database_url=database_url

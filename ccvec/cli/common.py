@@ -254,7 +254,7 @@ def image_identifier(text: str, conn: psycopg.Connection | None = None) -> uuid.
     never loaded is named as such, not by an identifier the user never typed."""
     from pathlib import Path
 
-    from ccvec.sources import display_path, file_location, identity
+    from ccvec.sources import display_path, file_location, identity, not_a_regular_file
 
     try:
         return uuid.UUID(text)
@@ -262,6 +262,10 @@ def image_identifier(text: str, conn: psycopg.Connection | None = None) -> uuid.
         pass
     path = Path(text)
     if not path.is_file():
+        if os.path.lexists(path):  # there, but a folder, a FIFO, a dangling symlink...: say which
+            raise CcvecError(
+                f"{display_path(path)}: {not_a_regular_file(path)}: give an image file or an identifier"
+            )
         raise CcvecError(f"{text!r} is neither an image identifier (a UUID) nor a file")
     try:
         found = identity(file_location(path))
@@ -280,7 +284,7 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # a tab too: it would shift a table's columns
 
 
 def catalog_titles(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
