@@ -242,3 +242,19 @@ END $function$
 ;
 COMMENT ON FUNCTION ccvec.exact_nearest(text,uuid,integer) IS 'The exact p_k nearest images of an image by cosine (sequential scan, ties by identifier), with similarity: the reference HNSW recall is measured against. The image needs an embedding from the model (else similarities are NULL).';
 
+CREATE OR REPLACE FUNCTION ccvec.vector_index_body(p_kind text, p_model text, p_m integer, p_ef_construction integer)
+ RETURNS text
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+DECLARE d integer := ccvec.model_dim(p_model);
+BEGIN
+    RETURN format('USING hnsw (%s) WITH (m = %s, ef_construction = %s) WHERE model = %L',
+                  CASE p_kind WHEN 'halfvec' THEN format('(embedding::halfvec(%s)) halfvec_cosine_ops', d)
+                              WHEN 'binary' THEN format('(binary_quantize(embedding::halfvec(%1$s))::bit(%1$s)) bit_hamming_ops', d)
+                  END,
+                  p_m, p_ef_construction, p_model);
+END $function$
+;
+COMMENT ON FUNCTION ccvec.vector_index_body(text,text,integer,integer) IS 'The USING hnsw (…) WITH (m, ef_construction) WHERE model = … clause of a model''s index of kind halfvec (cosine on embedding::halfvec(dim)) or binary (Hamming on binary_quantize(embedding::halfvec(dim))::bit(dim)). Raises when the model is not registered.';
+

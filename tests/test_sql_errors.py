@@ -144,6 +144,9 @@ HOSTILE = [
     ("SELECT ccvec.revoke_access('no_such_role_0052')", "VC002", "role no_such_role_0052 does not exist"),
     ("SELECT ccvec.revoke_access('')", "VC002", "role  does not exist"),
     ("SELECT ccvec.revoke_access(NULL)", "VC002", "role NULL does not exist"),
+    ("SELECT ccvec.vector_index_body('halfvec', 'hostile2', NULL, 64)", "VC001", "give m and ef_constr"),
+    ("SELECT ccvec.create_embedding_index('hostile2', 16, NULL)", "VC001", "give m and ef_construction"),
+    ("SELECT ccvec.vector_index_body(NULL, 'hostile2', 16, 64)", "VC001", "unknown index kind NULL"),
 ]
 
 
@@ -152,6 +155,10 @@ def test_hostile_arguments_raise_ccvec_errors(
     conn: psycopg.Connection, sql: str, sqlstate: str, message: str
 ) -> None:
     conn.execute("SET statement_timeout = '10s'")  # configure_mih(NULL) looped for ever
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
+        "VALUES ('hostile2', '1', 'x', 2, '{}')"
+    )
     with pytest.raises(psycopg.Error) as raised:
         conn.execute(sql)
     assert raised.value.sqlstate == sqlstate, str(raised.value)
