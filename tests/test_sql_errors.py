@@ -127,3 +127,103 @@ def test_cli_semantic_similar_without_embedding(conn: psycopg.Connection) -> Non
     ident = uuid.uuid4()
     result = ccvec("similar", "--semantic", "--identifier", str(ident), "--model", "tiny")
     assert_one_line_error(result, f"image {ident} has no tiny embedding")
+
+
+# Hostile arguments (migration 0052): each call hung, failed with PostgreSQL's own error or answered
+# silently before; now one VC error naming the argument.
+HOSTILE = [
+    ("SELECT ccvec.configure_mih(NULL)", "VC001", "number of chunks must be between 1 and 16, not NULL"),
+    ("SELECT ccvec.configure_mih(4, NULL)", "VC001", "max masks must be between 1 and 10000000, not NULL"),
+    ("SELECT ccvec.configure_mih(1, 2147483647)", "VC001", "max masks must be between 1 and 10000000"),
+    ("SELECT ccvec.mih_make_candidates('{NULL}')", "VC001", "chunk widths must be 1 to 64 bits each"),
+    ("SELECT ccvec.mih_make_candidates('{}')", "VC001", "chunk widths must be 1 to 64 bits each"),
+    ("SELECT ccvec.mih_make_candidates('{-1,65}')", "VC001", "chunk widths must be 1 to 64 bits each"),
+    ("SELECT ccvec.mih_make_candidates(NULL)", "VC001", "chunk widths must be 1 to 64 bits each"),
+    ("SELECT ccvec.canonical_order(NULL)", "VC001", "give at least one canonical preference"),
+    ("SELECT ccvec.use_catalog(NULL)", "VC001", "give a catalog table, not NULL"),
+    ("SELECT ccvec.revoke_access('no_such_role_0052')", "VC002", "role no_such_role_0052 does not exist"),
+    ("SELECT ccvec.revoke_access('')", "VC002", "role  does not exist"),
+    ("SELECT ccvec.revoke_access(NULL)", "VC002", "role NULL does not exist"),
+    ("SELECT ccvec.vector_index_body('halfvec', 'hostile2', NULL, 64)", "VC001", "give m and ef_constr"),
+    ("SELECT ccvec.create_embedding_index('hostile2', 16, NULL)", "VC001", "give m and ef_construction"),
+    ("SELECT ccvec.vector_index_body(NULL, 'hostile2', 16, 64)", "VC001", "unknown index kind NULL"),
+]
+
+
+@pytest.mark.parametrize(("sql", "sqlstate", "message"), HOSTILE, ids=[r[0][:45] for r in HOSTILE])
+def test_hostile_arguments_raise_ccvec_errors(
+    conn: psycopg.Connection, sql: str, sqlstate: str, message: str
+) -> None:
+    conn.execute("SET statement_timeout = '10s'")  # configure_mih(NULL) looped for ever
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
+        "VALUES ('hostile2', '1', 'x', 2, '{}')"
+    )
+    with pytest.raises(psycopg.Error) as raised:
+        conn.execute(sql)
+    assert raised.value.sqlstate == sqlstate, str(raised.value)
+    assert str(raised.value).startswith(message)
+
+
+def test_mih_arithmetic_of_hostile_layouts(conn: psycopg.Connection) -> None:
+    conn.execute("SET statement_timeout = '10s'")  # a weight of 2^31 - 1 counted for ever
+    # a weight above the width probes every mask of the chunk: C(16, 0..16) = 2^16
+    assert conn.execute("SELECT ccvec.mih_probe_count('{16}', '{2147483647}')").fetchone()[0] == 2**16
+    assert conn.execute("SELECT ccvec.mih_probe_count('{16, 16}', '{2, 1}')").fetchone()[0] == 137 + 17
+    assert conn.execute("SELECT ccvec.mih_probe_count('{NULL}', '{2147483647}')").fetchone()[0] == 0
+    assert conn.execute("SELECT ccvec.mih_thresholds('{}', 3)").fetchone()[0] is None  # divided by zero
+    assert conn.execute("SELECT ccvec.mih_thresholds('{16,16,16,16}', 5)").fetchone()[0] == [0, 0, 1, 1]
+
+
+SEARCHES = [
+    ("SELECT * FROM ccvec.nearest('hostile2', '[1,0]', NULL)", "VC001", "k must be 0 or more, not NULL"),
+    ("SELECT * FROM ccvec.nearest('hostile2', '[1,0]', -1)", "VC001", "k must be 0 or more, not -1"),
+    ("SELECT * FROM ccvec.nearest('hostile2', NULL, 3)", "VC001", "query vector is NULL"),
+    (
+        "SELECT * FROM ccvec.nearest('hostile2', '[1,0,0]', 3)",
+        "VC003",
+        "query vector has 3 dimensions, model",
+    ),
+    ("SELECT * FROM ccvec.similar(%s, NULL, 'hostile2')", "VC001", "k must be 0 or more, not NULL"),
+    ("SELECT * FROM ccvec.similar(%s, -1, 'hostile2')", "VC001", "k must be 0 or more, not -1"),
+    ("SELECT * FROM ccvec.exact_nearest('hostile2', %s, NULL)", "VC001", "k must be 0 or more, not NULL"),
+    ("SELECT * FROM ccvec.exact_nearest('hostile2', %s, -1)", "VC001", "k must be 0 or more, not -1"),
+    ("SELECT * FROM ccvec.nearest_lean('hostile2', '[1,0]', NULL)", "VC001", "need 1 <= k <= candidates"),
+    ("SELECT * FROM ccvec.nearest_lean('hostile2', '[1,0]', 2, NULL)", "VC001", "need 1 <= k <= candidates"),
+    (
+        "SELECT * FROM ccvec.nearest_lean('hostile2', '[1,0]', 2, 1001)",
+        "VC001",
+        "candidates must be at most 1000",
+    ),
+    ("SELECT * FROM ccvec.nearest_lean('hostile2', NULL, 2)", "VC001", "query vector is NULL"),
+    ("SELECT * FROM ccvec.nearest_lean('hostile2', '[1]', 2)", "VC003", "query vector has 1 dimensions"),
+]
+
+
+@pytest.mark.parametrize(("sql", "sqlstate", "message"), SEARCHES, ids=[r[0][:60] for r in SEARCHES])
+def test_searches_refuse_hostile_k_and_queries(
+    conn: psycopg.Connection, sql: str, sqlstate: str, message: str
+) -> None:
+    """NULL k listed every image (500M in the catalog), a NULL query k images with NULL similarity."""
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
+        "VALUES ('hostile2', '1', 'x', 2, '{}')"
+    )
+    ids = [uuid.uuid4() for _ in range(3)]
+    for i, vec in zip(ids, ("[1,0]", "[0,1]", "[1,1]"), strict=True):
+        conn.execute(
+            "INSERT INTO ccvec.image_embedding (identifier, model, embedding) VALUES (%s, 'hostile2', %s)",
+            [i, vec],
+        )
+    with pytest.raises(psycopg.Error) as raised:
+        conn.execute(sql, [ids[0]] if "%s" in sql else None)
+    assert raised.value.sqlstate == sqlstate, str(raised.value)
+    assert str(raised.value).startswith(message)
+
+
+def test_searches_with_k_zero_are_empty(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) "
+        "VALUES ('hostile0', '1', 'x', 2, '{}')"
+    )
+    assert conn.execute("SELECT count(*) FROM ccvec.nearest('hostile0', '[1,0]', 0)").fetchone()[0] == 0

@@ -34,13 +34,16 @@ leaves to implementations and PostgreSQL does not use); the message names the in
 command prints them as one line, `error: <message>`, and exits with status 2; in Python,
 `ccvec.errors.from_database(exc)` turns such a `psycopg.Error` into a `CcvecError`.
 
-- `VC001`: an argument is out of range or not an allowed value (`configure_mih`,
-  `hamming_neighbours`, `canonical_order`, `create_experiment`, `grant_access`).
+- `VC001`: an argument is out of range or not an allowed value, NULL included (`configure_mih`,
+  `mih_make_candidates`, `hamming_neighbours`, `canonical_order`, `create_experiment`,
+  `grant_access`, `use_catalog`, `vector_index_body` so also `create_embedding_index`); a NULL or
+  negative k or a NULL query vector (`nearest`, `similar`, `exact_nearest`, `nearest_lean`).
 - `VC002`: a named thing does not exist: a model (`model_dim`, so also `nearest`,
   `create_embedding_index`, `knn_candidates`), an image's embedding (`similar`), an experiment
-  (`substitute`), a role (`grant_access`).
+  (`substitute`), a role (`grant_access`, `revoke_access`).
 - `VC003`: data has the wrong shape: an embedding's dimension differs from its model's
-  (`check_embedding_dim`), a catalog table lacks `identifier` or `url` (`use_catalog`).
+  (`check_embedding_dim`), so does a query vector's (`nearest`, `nearest_lean`), a catalog table
+  lacks `identifier` or `url` (`use_catalog`).
 - `VC004`: nothing to compute on: a kNN run without edges (`visualrank`).
 
 In SQL, catch them by code: `EXCEPTION WHEN SQLSTATE 'VC002' THEN …`.
