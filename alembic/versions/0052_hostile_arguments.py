@@ -1,13 +1,13 @@
 """Hostile arguments: VC errors for NULL or negative k, NULL chunk counts, bad widths, unknown roles.
 
 Revision ID: 0052_hostile_arguments
-Revises: 0049_ab_hardening (0050 and 0051 are on other branches: re-chain at merge)
+Revises: 0051_dihedral_member_distance
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0052_hostile_arguments"
-down_revision = "0049_ab_hardening"
+down_revision = "0051_dihedral_member_distance"
 branch_labels = None
 depends_on = None
 
