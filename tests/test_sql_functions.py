@@ -231,6 +231,36 @@ def test_exact_and_unindexed_nearest_match_numpy(conn: psycopg.Connection) -> No
         assert [i for (i,) in similar] == [i for i, _ in expected]
 
 
+def test_nearest_through_the_index_gives_k_rows_above_ef_search(conn: psycopg.Connection) -> None:
+    """pgvector's HNSW scan stops after hnsw.ef_search candidates: ccvec.nearest (so ccvec.similar
+    and `similar --semantic -k`) gave at most that many rows, silently, wherever the planner used
+    the index. The function's scan is iterative, so k rows come back, and the caller's setting stays."""
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(120, 8))
+    add_model(conn, "deep8", 8)
+    ids = add_embeddings(conn, "deep8", vectors)
+    conn.execute("SELECT ccvec.create_embedding_index('deep8')")
+    conn.execute("SET hnsw.ef_search = 10")
+    conn.execute("SET enable_seqscan = off")  # as on a large table: the planner takes the index
+    conn.execute("SET enable_sort = off")
+    plan = "\n".join(
+        r[0]
+        for r in conn.execute(
+            "EXPLAIN SELECT identifier FROM ccvec.image_embedding WHERE model = 'deep8' "
+            "ORDER BY embedding::halfvec(8) <=> %s::halfvec(8) LIMIT 50",
+            [str(vectors[0].tolist())],
+        )
+    )
+    assert "hnsw" in plan, plan
+    found = conn.execute("SELECT identifier FROM ccvec.similar(%s, 50, 'deep8')", [ids[0]]).fetchall()
+    assert len(found) == 50 and ids[0] not in {i for (i,) in found}
+    expected = [i for i, _ in _cosine_order(vectors, ids, 0)[:50]]
+    assert len({i for (i,) in found} & set(expected)) >= 45  # approximate, but the right neighbourhood
+    assert conn.execute("SHOW hnsw.iterative_scan").fetchone() == ("off",)  # set for the call only
+    for setting in ("enable_seqscan", "enable_sort", "hnsw.ef_search"):
+        conn.execute(f"RESET {setting}")
+
+
 def test_cluster_threshold_rescales_the_graph_range(conn: psycopg.Connection) -> None:
     add_model(conn, "thr", 2)
     run = one(conn, "INSERT INTO ccvec.knn_run (model, k, ef_search) VALUES ('thr', 2, 40) RETURNING id")
