@@ -10,6 +10,7 @@ import uuid
 import psycopg
 import pytest
 
+from ccvec import migrate
 from ccvec.errors import CcvecError, from_database
 
 # (SQL, SQLSTATE, start of the message): one call per RAISE in ccvec's functions but the embedding
@@ -227,3 +228,27 @@ def test_searches_with_k_zero_are_empty(conn: psycopg.Connection) -> None:
         "VALUES ('hostile0', '1', 'x', 2, '{}')"
     )
     assert conn.execute("SELECT count(*) FROM ccvec.nearest('hostile0', '[1,0]', 0)").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("call", "views"),
+    [
+        ("ccvec.explain_score(%s)", "ccvec.image_score"),
+        ("ccvec.explain_host(%s)", "ccvec.web_authority"),
+        ("ccvec.explain_novelty(%s)", "ccvec.image_novelty"),
+        ("ccvec.inferred_tags_of(%s)", "ccvec.inferred_tags"),
+        ("ccvec.inferred_tags_all()", "ccvec.inferred_tags"),
+        ("ccvec.score_summary()", "ccvec.image_score, ccvec.inferred_tags"),
+    ],
+)
+def test_reading_before_the_first_refresh_says_to_run_it(
+    fresh_database_url: str, call: str, views: str
+) -> None:
+    """Before `ccvec refresh` these said PostgreSQL's 'has not been populated', with the hint 'Use
+    the REFRESH MATERIALIZED VIEW command': not how ccvec's views are refreshed."""
+    migrate.upgrade(fresh_database_url)
+    args = [uuid.uuid4()] if "%s" in call else []
+    with psycopg.connect(fresh_database_url) as fresh, pytest.raises(psycopg.Error) as raised:
+        fresh.execute(f"SELECT * FROM {call}", args)
+    assert raised.value.sqlstate == "VC005"
+    assert raised.value.diag.message_primary == f"{views} not computed yet: run `ccvec refresh`"

@@ -45,6 +45,9 @@ command prints them as one line, `error: <message>`, and exits with status 2; in
   (`check_embedding_dim`), so does a query vector's (`nearest`, `nearest_lean`), a catalog table
   lacks `identifier` or `url` (`use_catalog`).
 - `VC004`: nothing to compute on: a kNN run without edges (`visualrank`).
+- `VC005`: not computed yet: a function reads what `ccvec refresh` computes before its first run
+  (`require_refreshed`, so `explain_score`, `explain_host`, `explain_novelty`, `inferred_tags_of`,
+  `inferred_tags_all`, `score_summary`).
 
 In SQL, catch them by code: `EXCEPTION WHEN SQLSTATE 'VC002' THEN …`.
 """
