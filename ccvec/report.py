@@ -34,6 +34,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageOps
 from psycopg.rows import dict_row
 
+from ccvec.errors import counted
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.outdir import OutDir
 from ccvec.sources import NOTED, display_path, local_path, readable_source
@@ -362,6 +363,7 @@ def environment() -> Environment:
     env.filters["readable"] = readable_source
     env.filters["pct"] = lambda v: "-" if v is None else f"{v:.3f}"
     env.filters["num"] = lambda v: "-" if v is None else f"{v:,}"
+    env.filters["counted"] = counted  # {{ n | counted('image') }}: "1 image", "2 images"
     env.globals["image_page"] = image_page
     return env
 

@@ -269,7 +269,11 @@ def test_a_report_of_one_image_lists_it(
     assert sizes.locator("svg").count() == 0 and "No cluster yet" in sizes.inner_text()
     view.open((out / "clusters-1.html").as_uri())
     assert "listed with the singletons" in page.locator("p.empty").inner_text()
+    assert page.locator("p.lead").inner_text().startswith("0 clusters of similar images")
+    assert "0 images are alone" in page.locator("p.lead").inner_text()
     view.open((out / "singletons-1.html").as_uri())
+    lead = page.locator("p.lead").inner_text()
+    assert lead.startswith("0 images that no other") and "Here, 1 image not clustered yet" in lead, lead
     tile = page.locator(f".grid a.tile[href$='{identifier}.html']")
     assert tile.count() == 1 and tile.locator(".extra").inner_text() == "not clustered yet"
     assert page.locator("p.empty").count() == 0  # not "Every image is in a cluster."
