@@ -410,6 +410,46 @@ def test_embedded_server_is_private_with_a_long_home(tmp_path_factory: pytest.Te
         shutil.rmtree(parent, ignore_errors=True)
 
 
+def test_embedded_server_in_a_home_with_spaces_and_its_start_failures_are_one_line() -> None:
+    """A CCVEC_HOME with a space (`~/My Photos/ccvec`) starts, serves and stops through the CLI (the
+    wheel passes the socket directory to a shell unquoted: it goes to the runtime directory). A data
+    directory that cannot start says why in one line: owned by another account, or a corrupt
+    pg_control (the log's line of that attempt, not an older one)."""
+    import shutil
+    import tempfile
+
+    from ccvec import db
+
+    parent = Path(tempfile.mkdtemp(prefix="ccvec-space-"))
+    parent.chmod(0o755)
+    home = parent / "My Photos" / "ccvec home"
+    env = {"CCVEC_HOME": str(home), "DATABASE_URL": ""}
+    pgdata = home / "pgdata"
+    try:
+        upgrade = cli("db", "upgrade", env=env)
+        assert upgrade.returncode == 0, upgrade.stderr
+        assert "Traceback" not in upgrade.stderr
+        status = cli("db", "status", env=env)
+        assert status.returncode == 0 and "ccvec.image " in status.stdout, status.stderr
+        assert (pgdata / "PG_VERSION").exists()  # the data is where CCVEC_HOME says
+        assert cli("db", "stop", env=env).returncode == 0
+        if os.geteuid() == 0:  # owned by someone else (as root, the server's account is another)
+            subprocess.run(["chown", "-R", "nobody", str(pgdata)], check=True)
+            line = one_line_error(cli("errors", env=env))
+            assert f"{pgdata} belongs to nobody" in line and "chown -R" in line, line
+            subprocess.run(["chown", "-R", db.SERVER_ACCOUNT, str(pgdata)], check=True)
+        (pgdata / "global" / "pg_control").write_bytes(b"garbage")
+        line = one_line_error(cli("errors", env=env))
+        assert line.startswith(f"error: cannot start the embedded PostgreSQL in {pgdata}: "), line
+        assert "pg_control" in line and "database system is shut down" not in line, line
+        stop = cli("db", "stop", env=env)  # the failed start left a partial postmaster.pid
+        assert stop.returncode == 0 and "Traceback" not in stop.stderr, stop.stderr
+        assert stop.stdout.strip() == "embedded server was not running", stop.stdout
+    finally:
+        db.discard_embedded(pgdata)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 def test_server_gone_mid_load_is_one_line_and_the_rerun_recovers(tmp_path: Path) -> None:
     """A server of its own (stopping the session's would break other tests): stopped mid-load."""
     import tempfile
