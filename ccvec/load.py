@@ -486,6 +486,9 @@ def load(
             while embedding:
                 write_oldest()
             count(writer.wait())
+            # Every input ends loaded, failed or skipped: rows another load stored since `_missing`
+            # (two loads of one source at once) were already loaded, not lost.
+            summary.skipped = summary.total - summary.loaded - summary.failed
         finally:
             inference.shutdown(wait=True, cancel_futures=True)
             writer.close()
