@@ -453,7 +453,12 @@ def _location(row: JSONObject, base_dir: Path, remote_only: bool) -> tuple[str, 
     url = (raw_url if isinstance(raw_url, str) else "").strip()
     if not path and not url:
         raise ValueError("row has neither path nor url")
-    scheme = "" if path else urlsplit(url).scheme.lower() if ":" in url else ""
+    if not path and url.startswith("//"):  # scheme-relative: a web address, never a local path
+        raise ValueError(f"URL has no scheme (write http:// or https://): {show_value(url)}")
+    try:
+        scheme = "" if path else urlsplit(url).scheme.lower() if ":" in url else ""
+    except ValueError as exc:  # "Invalid IPv6 URL": an unclosed '['
+        raise ValueError(f"malformed URL ({exc}): {show_value(url)}") from None
     if len(scheme) == 1:  # a Windows drive letter, not a scheme
         scheme = ""
     if scheme in ("http", "https"):
@@ -623,7 +628,7 @@ def csv_rows(
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, JSONObject | str]]:
     """(line number, object) per non-empty line, or (line number, reason) for a bad line."""
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:  # a BOM (Windows editors) is no row
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue

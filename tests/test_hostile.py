@@ -250,6 +250,29 @@ def test_hostile_jsonl_manifest(conn: psycopg.Connection, tiny: str, tmp_path: P
         assert fragment in reasons, fragment
 
 
+def test_a_bom_and_odd_urls_name_the_row(conn: psycopg.Connection, tiny: str, tmp_path: Path) -> None:
+    """A JSON Lines file saved with a UTF-8 BOM keeps its first row; an unclosed IPv6 bracket and
+    a scheme-relative URL (`//host/x.jpg`, never a local path) are rejected with the URL named."""
+    (tmp_path / "good.png").write_bytes(PNG)
+    manifest = tmp_path / "bom.jsonl"
+    expected = write_jsonl(
+        manifest,
+        [
+            ("store", {"path": "good.png"}),
+            ("reject", {"url": "http://[::1/x.jpg"}),
+            ("reject", {"url": "//127.0.0.1:9/good.png"}),
+        ],
+    )
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    summary = load(str(manifest), options(tiny))
+    check(conn, manifest, expected, summary)
+    reasons = [r[0] for r in conn.execute("SELECT reason FROM ccvec.load_error ORDER BY id")]
+    assert reasons == [
+        "malformed URL (Invalid IPv6 URL): 'http://[::1/x.jpg'",
+        "URL has no scheme (write http:// or https://): '//127.0.0.1:9/good.png'",
+    ]
+
+
 def test_remote_only_refuses_local_rows(conn: psycopg.Connection, tiny: str, tmp_path: Path) -> None:
     (tmp_path / "good.png").write_bytes(PNG)
     manifest = tmp_path / "m.jsonl"
