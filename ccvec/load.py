@@ -324,11 +324,15 @@ def _write_rows(
 
 
 def _record(conn: psycopg.Connection, run_id: int, entries: list[Failed]) -> None:
-    """Rows of ccvec.load_error (text cleaned: a NUL in a file name must not lose the record)."""
+    """Rows of ccvec.load_error (text cleaned: a NUL in a file name must not lose the record;
+    passwords in URLs redacted, as in every message: `user:***@`, `password=***`)."""
     if entries:
         conn.cursor().executemany(
             "SELECT ccvec.add_load_error(%s, %s, %s, %s)",
-            [(run_id, clean_text(f.source)[0], f.stage, clean_text(f.reason)[0]) for f in entries],
+            [
+                (run_id, db.redact(clean_text(f.source)[0]), f.stage, db.redact(clean_text(f.reason)[0]))
+                for f in entries
+            ],
         )
 
 
