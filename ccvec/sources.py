@@ -551,17 +551,26 @@ def _capped(name: str, text: str, notes: list[str]) -> str | None:
     return text[:limit]
 
 
+def manifest_kind(path: Path) -> str:
+    """"jsonl" or "csv" by the file's extension; a CcvecError saying what to do for anything else."""
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return "csv"
+    if path.suffix.lower() == ".parquet":  # an Openverse-style dump: the Spark job reads those
+        raise CcvecError(
+            f"{display_path(path)}: `ccvec load` reads .csv, .tsv or .jsonl manifests; for a Parquet "
+            f"catalog dump run `ccvec spark features {display_path(path)} --out DIR`, then `ccvec load DIR`"
+        )
+    raise CcvecError(f"{display_path(path)}: a manifest must be .csv, .tsv or .jsonl")
+
+
 def read_manifest(path: Path, remote_only: bool = False) -> Iterator[SourceItem | BadRow]:
     """Rows of a CSV or JSON Lines manifest; paths resolve relative to the manifest's folder.
     Each row is parsed and checked on its own: a bad row becomes a BadRow, never an exception.
     A repeated identifier keeps its first row; the later ones are reported."""
     base = path.resolve().parent
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = jsonl_rows(path)
-    elif path.suffix.lower() in (".csv", ".tsv"):
-        rows = csv_rows(path, _manifest_header)
-    else:
-        raise CcvecError(f"{display_path(path)}: a manifest must be .csv, .tsv or .jsonl")
+    rows = jsonl_rows(path) if manifest_kind(path) == "jsonl" else csv_rows(path, _manifest_header)
     seen: dict[uuid.UUID, int] = {}
     for line, row in rows:
         where = f"{display_path(path)}:{line}"
@@ -676,4 +685,5 @@ def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem |
         if remote_only:
             raise CcvecError(f"{display_path(path)}: --remote-only loads manifests of URLs, not files")
         return single_file(path)
+    manifest_kind(path)  # now, not when the rows are first read (after a model conversion)
     return read_manifest(path, remote_only)

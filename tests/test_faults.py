@@ -60,6 +60,8 @@ def test_user_mistakes_are_one_line_and_passwords_never_shown(
     conn: psycopg.Connection, database_url: str, tmp_path: Path
 ) -> None:
     onnx = build_tiny_model(tmp_path / "t.onnx")
+    parquet = tmp_path / "dump.parquet"
+    parquet.write_bytes(b"PAR1")
     cases = [
         ("not-a-url", ["db", "status"], "DATABASE_URL is malformed"),
         ("mysql://u:hunter2@db.example/x", ["load", str(tmp_path)], "not a PostgreSQL URL"),
@@ -72,6 +74,7 @@ def test_user_mistakes_are_one_line_and_passwords_never_shown(
         (database_url, ["load", str(tmp_path / "missing")], "no such folder or manifest file"),
         (database_url, ["load", ""], "no source given"),
         (database_url, ["load", "x" * 5000], "too long"),
+        (database_url, ["load", str(parquet)], "for a Parquet catalog dump run `ccvec spark features"),
         (
             database_url,
             ["similar", "--identifier", "not-a-uuid"],
