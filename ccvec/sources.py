@@ -552,7 +552,7 @@ def _capped(name: str, text: str, notes: list[str]) -> str | None:
 
 
 def manifest_kind(path: Path) -> str:
-    """"jsonl" or "csv" by the file's extension; a CcvecError saying what to do for anything else."""
+    """The manifest's kind by its extension, "jsonl" or "csv"; a CcvecError saying what to do otherwise."""
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
     if path.suffix.lower() in (".csv", ".tsv"):
