@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from PIL import Image
 
-from ccvec import migrate
+from ccvec import config, migrate
 from ccvec.graph import ensure_index
 
 from .process import run_ccvec, start_ccvec
@@ -105,9 +106,17 @@ def test_db_url_hides_a_password_it_was_not_asked_for(database_url: str) -> None
 
 
 def test_downgrade_past_data_needs_confirmation(fresh_database_url: str) -> None:
+    """Asked only when the migrations undone drop or empty a table holding rows: undoing the head
+    (it replaces functions) is not a question, undoing everything is."""
     migrate.upgrade(fresh_database_url)
     with psycopg.connect(fresh_database_url) as conn:
         conn.execute("INSERT INTO ccvec.image (identifier, url) VALUES (gen_random_uuid(), 'x')")
+    head = migrate.head_revision()
+    previous = ScriptDirectory(str(config.resource_dir("alembic"))).get_revision(head).down_revision
+    assert isinstance(previous, str)
+    one_step = cli("db", "downgrade", previous, database_url=fresh_database_url)  # functions only
+    assert one_step.returncode == 0 and one_step.stdout.strip() == f"schema at {previous}", one_step.stderr
+    migrate.upgrade(fresh_database_url)
     refused = cli("db", "downgrade", "base", database_url=fresh_database_url)
     assert "pass --yes" in one_line_error(refused) and "1 rows" in refused.stderr
     with psycopg.connect(fresh_database_url) as conn:
