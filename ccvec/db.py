@@ -103,7 +103,10 @@ def server_location(pgdata: Path) -> Path:
     the data without ccvec opening up the parents of CCVEC_HOME; when it cannot, the data goes to
     /var/lib/ccvec/<hash> (said once, on creation)."""
     pgdata = pgdata.expanduser().resolve()
-    if not _as_root() or reachable_by_others(pgdata.parent):
+    parent = pgdata.parent
+    while not parent.exists() and parent != parent.parent:  # a home not made yet: as it will be made
+        parent = parent.parent
+    if not _as_root() or reachable_by_others(parent):
         return pgdata
     digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
     return ROOT_DATA_DIR / digest / "pgdata"

@@ -438,6 +438,8 @@ def test_embedded_server_in_a_home_with_spaces_and_its_start_failures_are_one_li
     env = {"CCVEC_HOME": str(home), "DATABASE_URL": ""}
     pgdata = home / "pgdata"
     try:
+        before = cli("db", "status", env=env)  # where it will be, not where root's would go otherwise
+        assert before.stdout.startswith(f"embedded server: not created yet ({pgdata});"), before.stdout
         upgrade = cli("db", "upgrade", env=env)
         assert upgrade.returncode == 0, upgrade.stderr
         assert "Traceback" not in upgrade.stderr
