@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import itertools
 import json
 import math
 import os
@@ -568,9 +569,17 @@ def manifest_kind(path: Path) -> str:
 def read_manifest(path: Path, remote_only: bool = False) -> Iterator[SourceItem | BadRow]:
     """Rows of a CSV or JSON Lines manifest; paths resolve relative to the manifest's folder.
     Each row is parsed and checked on its own: a bad row becomes a BadRow, never an exception.
-    A repeated identifier keeps its first row; the later ones are reported."""
-    base = path.resolve().parent
+    A repeated identifier keeps its first row; the later ones are reported. The kind and a CSV
+    header are checked now, so a file that cannot serve is refused before any other work."""
     rows = jsonl_rows(path) if manifest_kind(path) == "jsonl" else csv_rows(path, _manifest_header)
+    first = next(rows, None)  # a CSV reads (and checks) its header here
+    return _manifest_items(path, itertools.chain([] if first is None else [first], rows), remote_only)
+
+
+def _manifest_items(
+    path: Path, rows: Iterator[tuple[int, JSONObject | str]], remote_only: bool
+) -> Iterator[SourceItem | BadRow]:
+    base = path.resolve().parent
     seen: dict[uuid.UUID, int] = {}
     for line, row in rows:
         where = f"{display_path(path)}:{line}"
@@ -610,7 +619,15 @@ def csv_rows(
             fieldnames = reader.fieldnames
         except csv.Error as exc:
             raise CcvecError(f"{display_path(path)}: unreadable CSV header: {exc}") from exc
-        problem = check_header({h.strip().lower() for h in fieldnames or ()})
+        if not fieldnames:
+            raise CcvecError(f"{display_path(path)}: the file is empty: the first line must be a header")
+        names = [h.strip().lower() for h in fieldnames]
+        twice = sorted({name for name in names if name and names.count(name) > 1})
+        if twice:  # which one holds the value would be a guess (DictReader keeps the last)
+            raise CcvecError(
+                f"{display_path(path)}: the header names column {twice[0]!r} more than once: keep one"
+            )
+        problem = check_header(set(names))
         if problem:
             raise CcvecError(f"{display_path(path)}: {problem}")
         while True:
@@ -685,5 +702,4 @@ def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem |
         if remote_only:
             raise CcvecError(f"{display_path(path)}: --remote-only loads manifests of URLs, not files")
         return single_file(path)
-    manifest_kind(path)  # now, not when the rows are first read (after a model conversion)
-    return read_manifest(path, remote_only)
+    return read_manifest(path, remote_only)  # checks the kind and header now, not after a model conversion

@@ -63,6 +63,10 @@ def test_user_mistakes_are_one_line_and_passwords_never_shown(
     onnx = build_tiny_model(tmp_path / "t.onnx")
     parquet = tmp_path / "dump.parquet"
     parquet.write_bytes(b"PAR1")
+    twice = tmp_path / "twice.csv"  # which url to fetch would be a guess
+    twice.write_text("identifier,URL,url \n,http://a.example/1.jpg,http://b.example/2.jpg\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
     cases = [
         ("not-a-url", ["db", "status"], "DATABASE_URL is malformed"),
         ("mysql://u:hunter2@db.example/x", ["load", str(tmp_path)], "not a PostgreSQL URL"),
@@ -76,6 +80,8 @@ def test_user_mistakes_are_one_line_and_passwords_never_shown(
         (database_url, ["load", ""], "no source given"),
         (database_url, ["load", "x" * 5000], "too long"),
         (database_url, ["load", str(parquet)], "for a Parquet catalog dump run `ccvec spark features"),
+        (database_url, ["load", str(twice)], "twice.csv: the header names column 'url' more than once"),
+        (database_url, ["load", str(empty)], "empty.csv: the file is empty: the first line must be a header"),
         (
             database_url,
             ["similar", "--identifier", "not-a-uuid"],
