@@ -7,6 +7,9 @@ from ccvec import config, db
 url = context.config.attributes.get("database_url") or db.resolve_url()
 
 with db.engine(url).connect() as connection:
+    # One migration run at a time (two `ccvec db upgrade` or `ccvec run` at once): the second waits,
+    # then finds the schema current. Held by this session until it closes.
+    connection.exec_driver_sql("SELECT pg_advisory_lock(hashtext('ccvec migrations'))")
     connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {config.SCHEMA}")
     connection.commit()
     context.configure(

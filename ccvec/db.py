@@ -438,6 +438,8 @@ def check_server(conn: psycopg.Connection) -> None:
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.commit()
+    except psycopg.errors.UniqueViolation:  # another session installed it at the same moment
+        conn.rollback()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise CcvecError(
             "pgvector is available but not installed in this database and this role may not "

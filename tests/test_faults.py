@@ -133,6 +133,30 @@ def test_downgrade_past_data_needs_confirmation(fresh_database_url: str) -> None
         assert conn.execute("SELECT to_regclass('ccvec.image')").fetchone()[0] is None
 
 
+def test_two_upgrades_of_a_new_database_at_once(fresh_database_url: str) -> None:
+    """Two `ccvec db upgrade` on a database without pgvector, lined up by a session installing it:
+    neither trips on the other's CREATE EXTENSION or migrations; both end at head, no traceback."""
+    holder = psycopg.connect(fresh_database_url)
+    holder.execute("CREATE EXTENSION vector")  # uncommitted: both upgrades wait on it, then go at once
+    procs = [start("db", "upgrade", database_url=fresh_database_url) for _ in range(2)]
+    watcher = psycopg.connect(fresh_database_url, autocommit=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        waiting = watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]
+        if waiting >= 2:
+            break
+        time.sleep(0.1)
+    watcher.close()
+    holder.commit()
+    holder.close()
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+        assert out.strip() == f"schema at {migrate.head_revision()}", out
+    with psycopg.connect(fresh_database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ccvec.alembic_version").fetchone()[0] == 1
+
+
 def test_data_is_escaped_in_errors_and_similar(conn: psycopg.Connection, database_url: str) -> None:
     run = conn.execute(
         "INSERT INTO ccvec.load_run (source, model) VALUES ('m', 'x') RETURNING id"
