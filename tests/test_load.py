@@ -94,6 +94,30 @@ def test_images_another_load_stored_meanwhile_count_as_already_loaded(
     assert count(conn, "image_embedding") == 3
 
 
+def test_a_deleted_catalog_row_is_written_again_by_the_next_load(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """An image whose ccvec.image row was deleted after it was embedded comes back, the same row, when
+    its source is loaded again (not `skipped (already loaded)` with no catalog row); its embedding
+    is kept, not duplicated."""
+    write_photos(tmp_path / "p", ("chelsea", "coffee", "rocket"))
+    assert load(str(tmp_path / "p"), FAST).loaded == 3
+    columns = "identifier, url, title, width, height, filesize, filetype"
+    before = conn.execute(f"SELECT {columns} FROM ccvec.image ORDER BY identifier").fetchall()
+    vector = conn.execute("SELECT embedding FROM ccvec.image_embedding WHERE identifier = %s", [before[0][0]])
+    kept = vector.fetchone()[0]
+    conn.execute("DELETE FROM ccvec.image WHERE identifier = %s", [before[0][0]])
+    conn.commit()
+    again = load(str(tmp_path / "p"), FAST)
+    assert (again.loaded, again.restored, again.skipped, again.failed) == (0, 1, 2, 0)
+    assert conn.execute(f"SELECT {columns} FROM ccvec.image ORDER BY identifier").fetchall() == before
+    assert count(conn, "image_embedding") == 3
+    same = conn.execute("SELECT embedding FROM ccvec.image_embedding WHERE identifier = %s", [before[0][0]])
+    assert same.fetchone()[0] == kept
+    third = load(str(tmp_path / "p"), FAST)
+    assert (third.loaded, third.restored, third.skipped) == (0, 0, 3)
+
+
 def test_broken_files_are_recorded_and_the_rest_loads(
     conn: psycopg.Connection, database_url: str, tmp_path: Path
 ) -> None:
