@@ -6,13 +6,21 @@ from ccvec import config, db
 
 url = context.config.attributes.get("database_url") or db.resolve_url()
 
-with db.engine(url).connect() as connection:
-    connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {config.SCHEMA}")
-    connection.commit()
-    context.configure(
-        connection=connection,
-        version_table_schema=config.SCHEMA,
-        transaction_per_migration=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+engine = db.engine(url)
+try:
+    with engine.connect() as connection:
+        # One migration run at a time (two `ccvec db upgrade` or `ccvec run` at once): the second
+        # waits, then finds the schema current. Held by this session until it closes (dispose below:
+        # a pooled connection would keep it, and the next migration in this process would wait).
+        connection.exec_driver_sql("SELECT pg_advisory_lock(hashtext('ccvec migrations'))")
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {config.SCHEMA}")
+        connection.commit()
+        context.configure(
+            connection=connection,
+            version_table_schema=config.SCHEMA,
+            transaction_per_migration=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+finally:
+    engine.dispose()

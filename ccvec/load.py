@@ -84,6 +84,7 @@ class LoadSummary:
     warnings: int = 0  # rows stored with something changed (text cut, NULs removed); in load_error
     not_images: int = 0  # files of a folder skipped as not images by their name; in load_error
     updated: int = 0  # catalog rows loaded before whose columns a manifest changed (not re-embedded)
+    restored: int = 0  # catalog rows deleted since their image was embedded, written again
     seconds: float = 0.0
 
     @property
@@ -227,6 +228,20 @@ def _missing(conn: psycopg.Connection, model: str, items: list[SourceItem]) -> l
     return [item for item in unique if item.identifier in keep]
 
 
+def _uncatalogued(
+    conn: psycopg.Connection, items: list[SourceItem], todo: list[SourceItem]
+) -> list[SourceItem]:
+    """Items not in `todo` (embedded already) whose catalog row is gone (deleted since): loading
+    them again writes the row; their features and embedding are kept as they are."""
+    pending = {item.identifier for item in todo}
+    embedded = list({item.identifier: item for item in items if item.identifier not in pending}.values())
+    gone: set[uuid.UUID] = set()
+    for start in range(0, len(embedded), 10_000):
+        ids = [item.identifier for item in embedded[start : start + 10_000]]
+        gone.update(r[0] for r in conn.execute("SELECT ccvec.missing_catalog_rows(%s)", [ids]))
+    return [item for item in embedded if item.identifier in gone]
+
+
 def _update_catalog(conn: psycopg.Connection, items: list[SourceItem]) -> int:
     """The catalog columns manifest rows give, onto the rows of images loaded before (a folder
     first, then its manifest: the same identifiers); what ccvec derived itself (a title from the
@@ -324,11 +339,15 @@ def _write_rows(
 
 
 def _record(conn: psycopg.Connection, run_id: int, entries: list[Failed]) -> None:
-    """Rows of ccvec.load_error (text cleaned: a NUL in a file name must not lose the record)."""
+    """Rows of ccvec.load_error (text cleaned: a NUL in a file name must not lose the record;
+    passwords in URLs redacted, as in every message: `user:***@`, `password=***`)."""
     if entries:
         conn.cursor().executemany(
             "SELECT ccvec.add_load_error(%s, %s, %s, %s)",
-            [(run_id, clean_text(f.source)[0], f.stage, clean_text(f.reason)[0]) for f in entries],
+            [
+                (run_id, db.redact(clean_text(f.source)[0]), f.stage, db.redact(clean_text(f.reason)[0]))
+                for f in entries
+            ],
         )
 
 
@@ -436,11 +455,13 @@ def load(
         if options.write_catalog:
             summary.updated = _update_catalog(conn, items)
         todo = _missing(conn, model.name, items)
+        restore = _uncatalogued(conn, items, todo) if options.write_catalog else []
         conn.commit()
+        todo += restore
         summary.skipped = len(items) - len(todo)
         if on_start:
             on_start(len(todo) + len(failures))
-        rebuild_index = _drop_index_for_bulk_load(conn, model.name, len(todo), summary.run_id)
+        rebuild_index = _drop_index_for_bulk_load(conn, model.name, len(todo) - len(restore), summary.run_id)
         rebuild_index = rebuild_index or model.name in missing_indexes(conn)
         streams, threads = inference_streams(options.inference_streams)
         embedder = Embedder(model, threads=threads)
@@ -486,6 +507,12 @@ def load(
             while embedding:
                 write_oldest()
             count(writer.wait())
+            if restore:
+                summary.restored = len(restore) - len(_uncatalogued(conn, restore, []))
+                conn.commit()
+            # Every input ends loaded, restored, failed or skipped: rows another load stored since
+            # `_missing` (two loads of one source at once) were already loaded, not lost.
+            summary.skipped = summary.total - summary.loaded - summary.restored - summary.failed
         finally:
             inference.shutdown(wait=True, cancel_futures=True)
             writer.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 from alembic import command, op
 from alembic.config import Config
@@ -77,3 +79,27 @@ def require_current(conn: psycopg.Connection) -> None:
         raise CcvecError("the database has no ccvec schema yet: run `ccvec db upgrade` (`ccvec run` does it)")
     if current != head:
         raise CcvecError(f"database schema is at {current}, ccvec needs {head}: run `ccvec db upgrade`")
+
+
+# What a down file does to the rows of a ccvec table: drops it, deletes from it, or drops a column.
+_LOSES_ROWS = re.compile(
+    r"\b(?:DROP\s+TABLE(?:\s+IF\s+EXISTS)?|DELETE\s+FROM|ALTER\s+TABLE(?=\s+ccvec\.\w+\s+DROP\s+COLUMN))"
+    r"\s+ccvec\.(\w+)",
+    re.IGNORECASE,
+)
+
+
+def tables_losing_rows(current: str, target: str) -> set[str]:
+    """ccvec's tables whose rows (or a column of them) the migrations undone from `current` down to
+    `target` drop: read from their sql/*.down.sql files, so a downgrade that only replaces functions
+    asks for no confirmation."""
+    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    stop = None if target == "base" else target
+    tables: set[str] = set()
+    for revision in script.iterate_revisions(current, stop):
+        if revision.revision == stop:
+            continue
+        path = config.resource_dir("sql") / f"{revision.revision}.down.sql"
+        if path.is_file():
+            tables.update(name.lower() for name in _LOSES_ROWS.findall(path.read_text()))
+    return tables

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import itertools
 import json
 import math
 import os
@@ -453,7 +454,12 @@ def _location(row: JSONObject, base_dir: Path, remote_only: bool) -> tuple[str, 
     url = (raw_url if isinstance(raw_url, str) else "").strip()
     if not path and not url:
         raise ValueError("row has neither path nor url")
-    scheme = "" if path else urlsplit(url).scheme.lower() if ":" in url else ""
+    if not path and url.startswith("//"):  # scheme-relative: a web address, never a local path
+        raise ValueError(f"URL has no scheme (write http:// or https://): {show_value(url)}")
+    try:
+        scheme = "" if path else urlsplit(url).scheme.lower() if ":" in url else ""
+    except ValueError as exc:  # "Invalid IPv6 URL": an unclosed '['
+        raise ValueError(f"malformed URL ({exc}): {show_value(url)}") from None
     if len(scheme) == 1:  # a Windows drive letter, not a scheme
         scheme = ""
     if scheme in ("http", "https"):
@@ -546,17 +552,34 @@ def _capped(name: str, text: str, notes: list[str]) -> str | None:
     return text[:limit]
 
 
+def manifest_kind(path: Path) -> str:
+    """The manifest's kind by its extension, "jsonl" or "csv"; a CcvecError saying what to do otherwise."""
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return "csv"
+    if path.suffix.lower() == ".parquet":  # an Openverse-style dump: the Spark job reads those
+        raise CcvecError(
+            f"{display_path(path)}: `ccvec load` reads .csv, .tsv or .jsonl manifests; for a Parquet "
+            f"catalog dump run `ccvec spark features {display_path(path)} --out DIR`, then `ccvec load DIR`"
+        )
+    raise CcvecError(f"{display_path(path)}: a manifest must be .csv, .tsv or .jsonl")
+
+
 def read_manifest(path: Path, remote_only: bool = False) -> Iterator[SourceItem | BadRow]:
     """Rows of a CSV or JSON Lines manifest; paths resolve relative to the manifest's folder.
     Each row is parsed and checked on its own: a bad row becomes a BadRow, never an exception.
-    A repeated identifier keeps its first row; the later ones are reported."""
+    A repeated identifier keeps its first row; the later ones are reported. The kind and a CSV
+    header are checked now, so a file that cannot serve is refused before any other work."""
+    rows = jsonl_rows(path) if manifest_kind(path) == "jsonl" else csv_rows(path, _manifest_header)
+    first = next(rows, None)  # a CSV reads (and checks) its header here
+    return _manifest_items(path, itertools.chain([] if first is None else [first], rows), remote_only)
+
+
+def _manifest_items(
+    path: Path, rows: Iterator[tuple[int, JSONObject | str]], remote_only: bool
+) -> Iterator[SourceItem | BadRow]:
     base = path.resolve().parent
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = jsonl_rows(path)
-    elif path.suffix.lower() in (".csv", ".tsv"):
-        rows = csv_rows(path, _manifest_header)
-    else:
-        raise CcvecError(f"{display_path(path)}: a manifest must be .csv, .tsv or .jsonl")
     seen: dict[uuid.UUID, int] = {}
     for line, row in rows:
         where = f"{display_path(path)}:{line}"
@@ -596,7 +619,15 @@ def csv_rows(
             fieldnames = reader.fieldnames
         except csv.Error as exc:
             raise CcvecError(f"{display_path(path)}: unreadable CSV header: {exc}") from exc
-        problem = check_header({h.strip().lower() for h in fieldnames or ()})
+        if not fieldnames:
+            raise CcvecError(f"{display_path(path)}: the file is empty: the first line must be a header")
+        names = [h.strip().lower() for h in fieldnames]
+        twice = sorted({name for name in names if name and names.count(name) > 1})
+        if twice:  # which one holds the value would be a guess (DictReader keeps the last)
+            raise CcvecError(
+                f"{display_path(path)}: the header names column {twice[0]!r} more than once: keep one"
+            )
+        problem = check_header(set(names))
         if problem:
             raise CcvecError(f"{display_path(path)}: {problem}")
         while True:
@@ -623,7 +654,7 @@ def csv_rows(
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, JSONObject | str]]:
     """(line number, object) per non-empty line, or (line number, reason) for a bad line."""
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:  # a BOM (Windows editors) is no row
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -671,4 +702,4 @@ def open_source(source: str, remote_only: bool = False) -> Iterator[SourceItem |
         if remote_only:
             raise CcvecError(f"{display_path(path)}: --remote-only loads manifests of URLs, not files")
         return single_file(path)
-    return read_manifest(path, remote_only)
+    return read_manifest(path, remote_only)  # checks the kind and header now, not after a model conversion

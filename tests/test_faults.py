@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from PIL import Image
 
-from ccvec import migrate
+from ccvec import config, migrate
 from ccvec.graph import ensure_index
 
 from .process import run_ccvec, start_ccvec
@@ -60,6 +61,12 @@ def test_user_mistakes_are_one_line_and_passwords_never_shown(
     conn: psycopg.Connection, database_url: str, tmp_path: Path
 ) -> None:
     onnx = build_tiny_model(tmp_path / "t.onnx")
+    parquet = tmp_path / "dump.parquet"
+    parquet.write_bytes(b"PAR1")
+    twice = tmp_path / "twice.csv"  # which url to fetch would be a guess
+    twice.write_text("identifier,URL,url \n,http://a.example/1.jpg,http://b.example/2.jpg\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
     cases = [
         ("not-a-url", ["db", "status"], "DATABASE_URL is malformed"),
         ("mysql://u:hunter2@db.example/x", ["load", str(tmp_path)], "not a PostgreSQL URL"),
@@ -72,6 +79,9 @@ def test_user_mistakes_are_one_line_and_passwords_never_shown(
         (database_url, ["load", str(tmp_path / "missing")], "no such folder or manifest file"),
         (database_url, ["load", ""], "no source given"),
         (database_url, ["load", "x" * 5000], "too long"),
+        (database_url, ["load", str(parquet)], "for a Parquet catalog dump run `ccvec spark features"),
+        (database_url, ["load", str(twice)], "twice.csv: the header names column 'url' more than once"),
+        (database_url, ["load", str(empty)], "empty.csv: the file is empty: the first line must be a header"),
         (
             database_url,
             ["similar", "--identifier", "not-a-uuid"],
@@ -102,9 +112,17 @@ def test_db_url_hides_a_password_it_was_not_asked_for(database_url: str) -> None
 
 
 def test_downgrade_past_data_needs_confirmation(fresh_database_url: str) -> None:
+    """Asked only when the migrations undone drop or empty a table holding rows: undoing the head
+    (it replaces functions) is not a question, undoing everything is."""
     migrate.upgrade(fresh_database_url)
     with psycopg.connect(fresh_database_url) as conn:
         conn.execute("INSERT INTO ccvec.image (identifier, url) VALUES (gen_random_uuid(), 'x')")
+    head = migrate.head_revision()
+    previous = ScriptDirectory(str(config.resource_dir("alembic"))).get_revision(head).down_revision
+    assert isinstance(previous, str)
+    one_step = cli("db", "downgrade", previous, database_url=fresh_database_url)  # functions only
+    assert one_step.returncode == 0 and one_step.stdout.strip() == f"schema at {previous}", one_step.stderr
+    migrate.upgrade(fresh_database_url)
     refused = cli("db", "downgrade", "base", database_url=fresh_database_url)
     assert "pass --yes" in one_line_error(refused) and "1 rows" in refused.stderr
     with psycopg.connect(fresh_database_url) as conn:
@@ -113,6 +131,30 @@ def test_downgrade_past_data_needs_confirmation(fresh_database_url: str) -> None
     assert done.returncode == 0, done.stderr
     with psycopg.connect(fresh_database_url) as conn:
         assert conn.execute("SELECT to_regclass('ccvec.image')").fetchone()[0] is None
+
+
+def test_two_upgrades_of_a_new_database_at_once(fresh_database_url: str) -> None:
+    """Two `ccvec db upgrade` on a database without pgvector, lined up by a session installing it:
+    neither trips on the other's CREATE EXTENSION or migrations; both end at head, no traceback."""
+    holder = psycopg.connect(fresh_database_url)
+    holder.execute("CREATE EXTENSION vector")  # uncommitted: both upgrades wait on it, then go at once
+    procs = [start("db", "upgrade", database_url=fresh_database_url) for _ in range(2)]
+    watcher = psycopg.connect(fresh_database_url, autocommit=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        waiting = watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]
+        if waiting >= 2:
+            break
+        time.sleep(0.1)
+    watcher.close()
+    holder.commit()
+    holder.close()
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+        assert out.strip() == f"schema at {migrate.head_revision()}", out
+    with psycopg.connect(fresh_database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ccvec.alembic_version").fetchone()[0] == 1
 
 
 def test_data_is_escaped_in_errors_and_similar(conn: psycopg.Connection, database_url: str) -> None:
@@ -406,6 +448,48 @@ def test_embedded_server_is_private_with_a_long_home(tmp_path_factory: pytest.Te
         )
         assert mine.returncode == 0, mine.stderr
         assert {p: p.stat().st_mode for p in (parent, *parent.parents)} == before
+    finally:
+        db.discard_embedded(pgdata)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_embedded_server_in_a_home_with_spaces_and_its_start_failures_are_one_line() -> None:
+    """A CCVEC_HOME with a space (`~/My Photos/ccvec`) starts, serves and stops through the CLI (the
+    wheel passes the socket directory to a shell unquoted: it goes to the runtime directory). A data
+    directory that cannot start says why in one line: owned by another account, or a corrupt
+    pg_control (the log's line of that attempt, not an older one)."""
+    import shutil
+    import tempfile
+
+    from ccvec import db
+
+    parent = Path(tempfile.mkdtemp(prefix="ccvec-space-"))
+    parent.chmod(0o755)
+    home = parent / "My Photos" / "ccvec home"
+    env = {"CCVEC_HOME": str(home), "DATABASE_URL": ""}
+    pgdata = home / "pgdata"
+    try:
+        before = cli("db", "status", env=env)  # where it will be, not where root's would go otherwise
+        assert before.stdout.startswith(f"embedded server: not created yet ({pgdata});"), before.stdout
+        upgrade = cli("db", "upgrade", env=env)
+        assert upgrade.returncode == 0, upgrade.stderr
+        assert "Traceback" not in upgrade.stderr
+        status = cli("db", "status", env=env)
+        assert status.returncode == 0 and "ccvec.image " in status.stdout, status.stderr
+        assert (pgdata / "PG_VERSION").exists()  # the data is where CCVEC_HOME says
+        assert cli("db", "stop", env=env).returncode == 0
+        if os.geteuid() == 0:  # owned by someone else (as root, the server's account is another)
+            subprocess.run(["chown", "-R", "nobody", str(pgdata)], check=True)
+            line = one_line_error(cli("errors", env=env))
+            assert f"{pgdata} belongs to nobody" in line and "chown -R" in line, line
+            subprocess.run(["chown", "-R", db.SERVER_ACCOUNT, str(pgdata)], check=True)
+        (pgdata / "global" / "pg_control").write_bytes(b"garbage")
+        line = one_line_error(cli("errors", env=env))
+        assert line.startswith(f"error: cannot start the embedded PostgreSQL in {pgdata}: "), line
+        assert "pg_control" in line and "database system is shut down" not in line, line
+        stop = cli("db", "stop", env=env)  # the failed start left a partial postmaster.pid
+        assert stop.returncode == 0 and "Traceback" not in stop.stderr, stop.stderr
+        assert stop.stdout.strip() == "embedded server was not running", stop.stdout
     finally:
         db.discard_embedded(pgdata)
         shutil.rmtree(parent, ignore_errors=True)

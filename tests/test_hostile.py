@@ -250,6 +250,38 @@ def test_hostile_jsonl_manifest(conn: psycopg.Connection, tiny: str, tmp_path: P
         assert fragment in reasons, fragment
 
 
+def test_a_bom_and_odd_urls_name_the_row(conn: psycopg.Connection, tiny: str, tmp_path: Path) -> None:
+    """A JSON Lines file saved with a UTF-8 BOM keeps its first row; an unclosed IPv6 bracket and
+    a scheme-relative URL (`//host/x.jpg`, never a local path) are rejected with the URL named; a
+    password in a URL is redacted in what is recorded, as in every message."""
+    (tmp_path / "good.png").write_bytes(PNG)
+    manifest = tmp_path / "bom.jsonl"
+    expected = write_jsonl(
+        manifest,
+        [
+            ("store", {"path": "good.png"}),
+            ("reject", {"url": "http://[::1/x.jpg"}),
+            ("reject", {"url": "//127.0.0.1:9/good.png"}),
+            ("reject", {"url": "http://alice:s3cret@127.0.0.1:9/a.jpg?password=hunter2"}),
+            ("reject", {"url": "http://bob:pw@127.0.0.1:9/\u0007.jpg"}),
+        ],
+    )
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    summary = load(str(manifest), options(tiny))
+    check(conn, manifest, expected, summary)
+    reasons = [r[0] for r in conn.execute("SELECT reason FROM ccvec.load_error ORDER BY id")]
+    assert reasons == [
+        "malformed URL (Invalid IPv6 URL): 'http://[::1/x.jpg'",
+        "URL has no scheme (write http:// or https://): '//127.0.0.1:9/good.png'",
+        "URL contains control characters: 'http://bob:***@127.0.0.1:9/\\x07.jpg'",
+        "refused: host '127.0.0.1' resolves to an address that is not public (127.0.0.1 is a loopback "
+        "address); --allow-private-urls allows such addresses",
+    ]
+    sources = " ".join(r[0] for r in conn.execute("SELECT source FROM ccvec.load_error"))
+    assert "http://alice:***@127.0.0.1:9/a.jpg?password=***" in sources, sources
+    assert "s3cret" not in sources and "hunter2" not in sources
+
+
 def test_remote_only_refuses_local_rows(conn: psycopg.Connection, tiny: str, tmp_path: Path) -> None:
     (tmp_path / "good.png").write_bytes(PNG)
     manifest = tmp_path / "m.jsonl"

@@ -70,6 +70,54 @@ def test_cli_says_nothing_new_on_rerun(conn: psycopg.Connection, database_url: s
     assert "nothing new to load" in second.stdout
 
 
+def test_images_another_load_stored_meanwhile_count_as_already_loaded(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Two loads of one folder at once: the one whose rows the other stored first (between its
+    check of what is missing and its writes) says they were already loaded, not `loaded 0,
+    skipped 0, failed 0` for 3 images; the run's row says the same."""
+    write_photos(tmp_path / "p", ("chelsea", "coffee", "rocket"))
+    inner: list[tuple[int, int, int]] = []
+
+    def other_load_first(todo: int) -> None:
+        assert todo == 3
+        done = load(str(tmp_path / "p"), FAST)
+        inner.append((done.loaded, done.skipped, done.failed))
+
+    summary = load(str(tmp_path / "p"), FAST, on_start=other_load_first)
+    assert inner == [(3, 0, 0)]
+    assert (summary.loaded, summary.skipped, summary.failed) == (0, 3, 0)
+    run = conn.execute(
+        "SELECT loaded, skipped, failed FROM ccvec.load_run WHERE id = %s", [summary.run_id]
+    ).fetchone()
+    assert run == (0, 3, 0)
+    assert count(conn, "image_embedding") == 3
+
+
+def test_a_deleted_catalog_row_is_written_again_by_the_next_load(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """An image whose ccvec.image row was deleted after it was embedded comes back, the same row, when
+    its source is loaded again (not `skipped (already loaded)` with no catalog row); its embedding
+    is kept, not duplicated."""
+    write_photos(tmp_path / "p", ("chelsea", "coffee", "rocket"))
+    assert load(str(tmp_path / "p"), FAST).loaded == 3
+    columns = "identifier, url, title, width, height, filesize, filetype"
+    before = conn.execute(f"SELECT {columns} FROM ccvec.image ORDER BY identifier").fetchall()
+    vector = conn.execute("SELECT embedding FROM ccvec.image_embedding WHERE identifier = %s", [before[0][0]])
+    kept = vector.fetchone()[0]
+    conn.execute("DELETE FROM ccvec.image WHERE identifier = %s", [before[0][0]])
+    conn.commit()
+    again = load(str(tmp_path / "p"), FAST)
+    assert (again.loaded, again.restored, again.skipped, again.failed) == (0, 1, 2, 0)
+    assert conn.execute(f"SELECT {columns} FROM ccvec.image ORDER BY identifier").fetchall() == before
+    assert count(conn, "image_embedding") == 3
+    same = conn.execute("SELECT embedding FROM ccvec.image_embedding WHERE identifier = %s", [before[0][0]])
+    assert same.fetchone()[0] == kept
+    third = load(str(tmp_path / "p"), FAST)
+    assert (third.loaded, third.restored, third.skipped) == (0, 0, 3)
+
+
 def test_broken_files_are_recorded_and_the_rest_loads(
     conn: psycopg.Connection, database_url: str, tmp_path: Path
 ) -> None:

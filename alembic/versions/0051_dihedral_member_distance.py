@@ -1,13 +1,13 @@
 """A duplicate matched by pHash under a flip or rotation: the distance it matched at; the report says which.
 
 Revision ID: 0051_dihedral_member_distance
-Revises: 0049_ab_hardening
+Revises: 0050_catalog_restore
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0051_dihedral_member_distance"
-down_revision = "0049_ab_hardening"
+down_revision = "0050_catalog_restore"
 branch_labels = None
 depends_on = None
 

@@ -107,7 +107,7 @@ def db_downgrade(
     known = migrate.known_revision(revision)
     with db.connection(url) as conn:
         current = migrate.current_revision(conn)
-        rows = _rows_held(conn) if current else 0
+        rows = _rows_held(conn, migrate.tables_losing_rows(current, known)) if current else 0
     if current is None:
         raise CcvecError("the database has no ccvec schema: nothing to downgrade")
     if rows:
@@ -116,10 +116,11 @@ def db_downgrade(
     console.print(f"schema at {known}")
 
 
-def _rows_held(conn: psycopg.Connection) -> int:
+def _rows_held(conn: psycopg.Connection, tables: set[str]) -> int:
+    """Rows of ccvec's main tables among `tables` (those a downgrade drops or empties)."""
     total = 0
     for table in MAIN_TABLES:
-        if _table_exists(conn, table):
+        if table in tables and _table_exists(conn, table):
             total += _row_count(conn, table)
     return total
 

@@ -166,6 +166,11 @@ def load_command(
         console.print(
             f"{summary.updated:,} catalog row(s) loaded before updated from the manifest (not re-embedded)"
         )
+    if summary.restored:
+        console.print(
+            f"{summary.restored:,} catalog row(s) deleted since their image was loaded written again "
+            "(their features kept)"
+        )
     if summary.warnings:
         console.print(
             f"{summary.warnings:,} row(s) stored with changes (text cut, invalid characters replaced): "
@@ -173,7 +178,7 @@ def load_command(
         )
     if summary.not_images:
         console.print(not_images_note(summary.not_images, [summary.run_id]))
-    if summary.loaded == 0 and summary.failed == 0:
+    if summary.loaded == 0 and summary.failed == 0 and summary.restored == 0:
         console.print("nothing new to load")
     if summary.failed:
         print_failures([summary.run_id], summary.failed)

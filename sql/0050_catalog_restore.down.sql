@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS ccvec.missing_catalog_rows(uuid[]);
