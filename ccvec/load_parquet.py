@@ -181,14 +181,16 @@ def _close_connections() -> None:
 
 def _error_rows(root: Path) -> dict[tuple[str, str, str], int]:
     """The job's error rows: (source, stage, reason) -> the inputs the row stands for (more than one
-    for a counted row of skipped files; datasets written before the `files` column have one each)."""
+    for a counted row of skipped files; datasets written before the `files` column have one each).
+    Passwords in URLs are redacted, as in every message."""
     pq = _pyarrow()
     rows: dict[tuple[str, str, str], int] = {}
     for path in sorted((root / f"kind={ERROR_KIND}").glob("*.parquet")):
         columns = ["identifier", "location", "stage", "reason"]
         columns += ["files"] if "files" in pq.read_schema(path).names else []
         for r in pq.read_table(path, columns=columns).to_pylist():
-            rows[(r["location"] or r["identifier"] or "?", r["stage"], r["reason"])] = r.get("files") or 1
+            source = db.redact(r["location"] or r["identifier"] or "?")  # as `ccvec load` records it
+            rows[(source, r["stage"], db.redact(r["reason"]))] = r.get("files") or 1
     return rows
 
 

@@ -214,7 +214,7 @@ def test_an_image_alone_in_its_source_is_not_called_a_singleton(
     page = next((tmp_path / "out_b" / "image").rglob("*.html")).read_text()
     assert "alone in this report" in page and "a singleton" not in page
     singles = (tmp_path / "out_b" / "singletons-1.html").read_text()
-    assert "the rest in other sources" in singles and "images alone in this report only" in singles
+    assert "the rest in other sources" in singles and "1 image alone in this report only" in singles
     # the copy duplicates chelsea of folder a: its report shows the group, the kept copy elsewhere
     duplicates = (tmp_path / "out_b" / "duplicates-1.html").read_text()
     assert "1 more member of this group, the kept copy (canonical) among them, was loaded" in duplicates

@@ -188,7 +188,7 @@ def test_rows_stored_with_changes_are_noted_as_in_ccvec_load(
 ) -> None:
     """A manifest row whose title loses a NUL, or a lone surrogate, is stored and recorded as a
     `warning` naming its manifest line on the Spark path too (the job dropped the note); a failing
-    row is named by its line as `ccvec load` names it."""
+    row is named by its line as `ccvec load` names it, with the passwords of its URL redacted."""
     images = write_photos(tmp_path / "img", ("chelsea", "coffee", "astronaut"))
     manifest = tmp_path / "manifest.jsonl"
     rows = [
@@ -196,14 +196,15 @@ def test_rows_stored_with_changes_are_noted_as_in_ccvec_load(
         {"path": str(images[1]), "title": "mug \udc80"},
         {"path": str(images[2]), "title": "fine"},
         {"path": str(tmp_path / "missing.jpg"), "title": "gone"},
+        {"url": "http://user:secret@127.0.0.1:9/x.jpg?password=hush", "title": "never fetched"},
     ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     plain = load(str(manifest), LoadOptions(workers=0))
-    assert (plain.loaded, plain.failed, plain.warnings) == (3, 1, 2)
+    assert (plain.loaded, plain.failed, plain.warnings) == (3, 2, 2)
 
     out = tmp_path / "features"
     job = ccspark.run_features(ccspark.FeatureJob(str(manifest), out, partitions=2), spark_session)
-    assert (job.features, job.errors, job.warnings) == (3, 1, 2)
+    assert (job.features, job.errors, job.warnings) == (3, 2, 2)
     migrate.upgrade(fresh_database_url)
     env = {**os.environ, "DATABASE_URL": fresh_database_url}
     command = [sys.executable, "-m", "ccvec.cli", "load", str(out), "--jobs", "1"]
@@ -216,7 +217,9 @@ def test_rows_stored_with_changes_are_noted_as_in_ccvec_load(
         (f"{manifest}:1", "warning"),
         (f"{manifest}:2", "warning"),
         (f"{manifest}:4", "fetch"),
+        (f"{manifest}:5", "fetch"),
     }
+    assert not [row for row in noted if "secret" in " ".join(row) or "hush" in " ".join(row)], noted
 
 
 def test_local_masters_bind_the_driver_to_loopback(spark_session, tmp_path: Path) -> None:
