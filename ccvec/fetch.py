@@ -23,6 +23,7 @@ import ssl
 import stat
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -252,12 +253,15 @@ def _request(
         conn = http.client.HTTPConnection(host, port, timeout=policy.timeout)
         conn.sock = sock
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5"})
+        # No content coding asked for (without the header any is acceptable, RFC 9110 12.5.3).
+        headers = {"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5", "Accept-Encoding": "identity"}
+        conn.request("GET", target, headers=headers)
         response = conn.getresponse()
         status = response.status
         if status != 200:
             return status, response.headers, b""
-        return status, response.headers, _read_body(response, policy, deadline)
+        body = _read_body(response, policy, deadline)
+        return status, response.headers, _decoded(body, response.headers.get("Content-Encoding"), policy)
     except (OSError, http.client.HTTPException) as exc:
         if deadline.left() <= 0:
             raise _Retry(f"download took longer than the {policy.deadline:g}s deadline") from None
@@ -284,6 +288,37 @@ def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def _decoded(body: bytes, coding: str | None, policy: FetchPolicy) -> bytes:
+    """The body without the content coding a server used although none was asked for: gzip and
+    deflate are undone (codings listed in the order applied, so undone from the last); any other
+    coding is refused by name rather than read as a corrupt image."""
+    codings = [c.strip().lower() for c in (coding or "").split(",") if c.strip()]
+    for name in reversed(codings):
+        if name == "identity":
+            continue
+        if name not in ("gzip", "x-gzip", "deflate"):
+            raise FetchError(f"response is encoded as {name[:40]!r} (Content-Encoding): not decoded by ccvec")
+        body = _inflate(body, name, policy.max_bytes)
+    return body
+
+
+def _inflate(body: bytes, name: str, limit: int) -> bytes:
+    """gzip or deflate (zlib's, or raw as some servers send it) undone, at most `limit` bytes of
+    output: a small gzip can hold gigabytes."""
+    if name == "deflate":
+        wbits = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
+    else:
+        wbits = 16 + zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise FetchError(f"response body is not valid {name} (Content-Encoding): {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise FetchError(f"response decodes ({name}) to over the {limit:,}-byte limit")
+    return out
 
 
 def _read_body(response: http.client.HTTPResponse, policy: FetchPolicy, deadline: _Deadline) -> bytes:

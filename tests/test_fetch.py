@@ -5,11 +5,13 @@ files that are not regular files."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.server
 import os
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,16 @@ from ccvec.fetch import FetchError, FetchPolicy, address_problem, fetch, resolve
 from .images import encode, photo
 
 JPEG = encode(photo("chelsea").convert("RGB").resize((64, 48)), "JPEG")
+_RAW = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+ENCODED = {  # path -> (Content-Encoding, body)
+    "/gzip.jpg": ("gzip", gzip.compress(JPEG)),
+    "/deflate.jpg": ("deflate", zlib.compress(JPEG)),
+    "/raw-deflate.jpg": ("deflate", _RAW.compress(JPEG) + _RAW.flush()),
+    "/twice.jpg": ("gzip, gzip", gzip.compress(gzip.compress(JPEG))),
+    "/gzip-bomb.jpg": ("gzip", gzip.compress(bytes(50_000_000))),  # 49 KB on the wire
+    "/bad-gzip.jpg": ("gzip", JPEG),
+    "/brotli.jpg": ("br", b"\x1b\x00"),
+}
 
 
 class _Hostile(http.server.BaseHTTPRequestHandler):
@@ -55,6 +67,15 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
             return self._send(302, b"", location=redirects[path])
         if path in ("/ok.jpg", "/ok%20.jpg"):
             return self._send(200, JPEG, "image/jpeg")
+        if path in ENCODED:  # a content coding the request did not ask for
+            return self._send(200, ENCODED[path][1], "image/jpeg", encoding=ENCODED[path][0])
+        if path == "/identity-only.jpg":  # a server that honours Accept-Encoding
+            ok = self.headers.get("Accept-Encoding") == "identity"
+            return (
+                self._send(200, JPEG, "image/jpeg")
+                if ok
+                else self._send(200, gzip.compress(JPEG), "image/jpeg", encoding="gzip")
+            )
         if path == "/html-type.jpg":  # a real JPEG served as text/html: the bytes decide
             return self._send(200, JPEG, "text/html")
         if path == "/login.jpg":
@@ -166,9 +187,12 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
         length: int | None = None,
         location: str | None = None,
         retry_after: str | None = None,
+        encoding: str | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(body) if length is None else length))
         if location:
             self.send_header("Location", location)
@@ -216,6 +240,14 @@ URL_CASES: dict[str, str | None] = {
     "/redir/chain1": None,
     "/redir/space": None,
     "/busy-then-ok.jpg": None,
+    "/gzip.jpg": None,
+    "/deflate.jpg": None,
+    "/raw-deflate.jpg": None,
+    "/twice.jpg": None,
+    "/identity-only.jpg": None,
+    "/gzip-bomb.jpg": "decodes (gzip) to over the 200,000-byte limit",
+    "/bad-gzip.jpg": "not valid gzip",
+    "/brotli.jpg": "encoded as 'br' (Content-Encoding): not decoded by ccvec",
     "/busy-date.jpg": None,
     "/redir/loop": "more than 5 redirects",
     "/redir/file": "redirect to a non-http(s) location",
