@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -102,3 +105,20 @@ def test_tables_are_never_cut_when_piped(capsys: pytest.CaptureFixture[str]) -> 
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[1].rstrip().endswith("07:44:03.123456+00:00"), lines
     assert "x" * 150 in lines[1] and "…" not in lines[1]
+
+
+def test_output_closed_early_is_quiet_and_not_a_failed_input() -> None:
+    """`ccvec … | head`: the reader goes away; no traceback, and the status is a shell's for SIGPIPE
+    (141), not 1, which says some inputs failed to load."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the first write meets a closed pipe
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ccvec.cli", "--version"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 EXIT_CODES = (
     "Exit status: 0 ok; 1 some inputs failed (see `ccvec errors`); 2 usage or setup error "
-    "(one line on stderr says what to do)."
+    "(one line on stderr says what to do); 130 interrupted (Ctrl-C); 141 output closed early (`| head`)."
 )
 app = typer.Typer(
     help="Perceptual structure for image catalogs, inside PostgreSQL + pgvector.\n\n" + EXIT_CODES,
@@ -313,6 +313,9 @@ def _one_line(exc: BaseException) -> str:
     return db.redact(first_line(exc))
 
 
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
+
+
 def main() -> None:
     """Entry point: user-fixable problems become one line on stderr and exit status 2; Ctrl-C and
     a server that goes away mid-command too (a rerun resumes: every batch is its own transaction)."""
@@ -328,6 +331,7 @@ def main() -> None:
         command = typer.main.get_command(app)
         readable_metavars(command)
         status = command(prog_name="ccvec", standalone_mode=False)  # usage errors come to us
+        sys.stdout.flush()  # a reader gone early shows here, where it is caught, not at exit
         sys.exit(status if isinstance(status, int) else 0)
     except CcvecError as exc:
         _fail(str(exc))
@@ -347,15 +351,24 @@ def main() -> None:
         _fail(str(error))
     except KeyboardInterrupt:
         _interrupted()
-    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): quietly, with
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # a shell's status for SIGPIPE,
+        sys.exit(EXIT_BROKEN_PIPE)  # not 1, which says inputs failed
     except OSError as exc:  # the machine's file system refused: a full disk, a folder gone, permissions
         _fail(_os_error(exc))
     except SystemExit as exc:
         if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
             _interrupted()
+        if _stdout_pacified():  # typer met the closed pipe first, and exits 1 for it
+            sys.exit(EXIT_BROKEN_PIPE)
         raise
+
+
+def _stdout_pacified() -> bool:
+    """Whether typer (its click) met a closed stdout pipe and wrapped stdout to silence it."""
+    from typer._click.utils import PacifyFlushWrapper
+
+    return isinstance(sys.stdout, PacifyFlushWrapper)
 
 
 def _usage_error(exc: typer.TyperException) -> NoReturn:
