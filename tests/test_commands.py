@@ -947,7 +947,8 @@ def test_spark_features_refuses_before_starting_spark(cli: Cli, tmp_path: Path) 
 def test_db_upgrade_and_downgrade(cli: Cli, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", fresh_database_url)
     assert "schema at" in ok(cli("db", "upgrade")).stdout
-    assert "(up to date)" in ok(cli("db", "status")).stdout
+    status = ok(cli("db", "status")).stdout
+    assert "(up to date)" in status and "(from DATABASE_URL or --database-url)" in status, status
     assert "schema at base" in ok(cli("db", "downgrade", "base", "--yes")).stdout
     assert "schema      none" in ok(cli("db", "status")).stdout
 

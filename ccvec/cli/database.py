@@ -178,7 +178,7 @@ def db_status() -> None:
             missing = missing_indexes(conn)
             layout = partition_layout(conn)
     head = migrate.head_revision()
-    where = "embedded" if not config.database_url() else "DATABASE_URL"
+    where = "embedded" if not config.database_url() else "from DATABASE_URL or --database-url"
     console.print(f"database    {db.redact(url)} ({where})")
     console.print(f"postgresql  {server}")
     console.print(f"pgvector    {pgvector}")
