@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ccvec.errors import CcvecError
 from ccvec.fetch import FetchError, read_file
-from ccvec.outdir import OutDir, check_writable
+from ccvec.outdir import EXPORT, OutDir, check_writable
 from ccvec.sources import display_path, local_path, not_a_regular_file
 
 THUMB = 160
@@ -194,21 +194,11 @@ def check_target(target: Path) -> None:
         raise CcvecError(f"{target} is not empty: choose a new folder")
 
 
-EXPORT_KIND = "export-clusters"  # in the manifest of a folder `ccvec export-clusters` wrote
-
-
 def open_export(target: Path) -> OutDir:
     """The folder of `ccvec export-clusters`: new, empty, or one an earlier export wrote, which is
     then refreshed in place (outdir: files it wrote replaced, those not written again removed).
-    Refused: a folder with files ccvec did not write, or one of `ccvec run`'s or `ccvec report`'s
-    (a refresh would delete their pages)."""
-    out = OutDir.open(target, "TARGET", "`ccvec export-clusters`")
-    if out.previous and out.previous.get("kind") != EXPORT_KIND:
-        raise CcvecError(
-            f"{target} was written by `ccvec run` or `ccvec report`, not by `ccvec export-clusters`: "
-            "choose a new folder"
-        )
-    return out
+    Refused: a folder with files ccvec did not write, or one `ccvec run` or `ccvec report` wrote."""
+    return OutDir.open(target, "TARGET", EXPORT)
 
 
 def export_folders(

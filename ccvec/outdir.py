@@ -23,6 +23,9 @@ from ccvec.sources import OUTPUT_MARKER
 MANIFEST = OUTPUT_MARKER
 STAGING = ".ccvec-staging"
 FORMAT = 1
+REPORT = "report"  # the kind of a folder `ccvec run` or `ccvec report` wrote (and of one with no kind)
+EXPORT = "export-clusters"  # the kind of a folder `ccvec export-clusters` wrote
+WRITERS = {REPORT: "`ccvec run` or `ccvec report`", EXPORT: "`ccvec export-clusters`"}
 
 
 def _files_under(root: Path) -> list[str]:
@@ -57,8 +60,9 @@ def check_writable(root: Path, option: str) -> None:
 class OutDir:
     """Collects the files of one refresh of OUT, then commits them (see the module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, kind: str = REPORT) -> None:
         self.root = root
+        self.kind = kind
         self.previous = read_manifest(root)
         self.previous_files: set[str] = set(self.previous.get("files", []))
         self.files: set[str] = set()
@@ -66,12 +70,19 @@ class OutDir:
         self.meta: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, root: Path, option: str = "--out", writer: str = "`ccvec run`") -> OutDir:
-        """Check that OUT is new, empty or ccvec's own, and writable; refuse otherwise (`writer`: the
-        command whose earlier output the message offers as the other choice)."""
+    def open(cls, root: Path, option: str = "--out", kind: str = REPORT) -> OutDir:
+        """Check that OUT is new, empty or ccvec's own of this kind (a report, an export), and
+        writable; refuse otherwise: a refresh removes the files it does not write again, so one
+        kind's refresh would empty the other's folder."""
         root = root.expanduser()
         check_writable(root, option)
-        out = cls(root)
+        out = cls(root, kind)
+        previous_kind = out.previous.get("kind", REPORT) if out.previous else kind
+        if previous_kind != kind:
+            raise CcvecError(
+                f"{root} was written by {WRITERS.get(previous_kind, repr(previous_kind))}, not by "
+                f"{WRITERS[kind]}: choose a new folder"
+            )
         if root.exists():
             ours = out.previous_files | {MANIFEST, MANIFEST + ".tmp"}
             foreign = sorted(
@@ -83,7 +94,7 @@ class OutDir:
                 )
                 raise CcvecError(
                     f"{root} holds files ccvec did not write ({shown}): choose a new or empty folder, "
-                    f"or one that an earlier {writer} wrote"
+                    f"or one that an earlier {WRITERS[kind]} wrote"
                 )
         shutil.rmtree(out.staging, ignore_errors=True)  # a refresh that was interrupted
         return out
@@ -136,7 +147,8 @@ class OutDir:
                 path.unlink()
             _remove_empty_parents(path.parent, self.root)
         shutil.rmtree(self.staging, ignore_errors=True)
-        _write_manifest(self.root, {"format": FORMAT, **(meta or {}), "files": sorted(self.files)})
+        manifest = {"format": FORMAT, **(meta or {}), "kind": self.kind, "files": sorted(self.files)}
+        _write_manifest(self.root, manifest)
         return written, len(stale)
 
 

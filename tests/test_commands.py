@@ -459,7 +459,8 @@ def test_export_clusters(cli: Cli, clustered: Path, tmp_path: Path) -> None:
 def test_export_clusters_again_refreshes_its_own_folder(cli: Cli, clustered: Path, tmp_path: Path) -> None:
     """The same command twice (as the README shows it): the second run refreshes the folder the
     first wrote, dropping what is no longer exported; a folder with files ccvec did not write, or
-    one that `ccvec run` wrote, is still refused."""
+    one that `ccvec run` wrote, is still refused, and `ccvec run` and `ccvec report` refuse an
+    export's folder (their refresh would remove every exported file)."""
     target = tmp_path / "export"
     first = ok(cli("export-clusters", target))
     assert "contact sheets" in first.stdout and (target / "contact_sheets").is_dir()
@@ -472,6 +473,10 @@ def test_export_clusters_again_refreshes_its_own_folder(cli: Cli, clustered: Pat
     ok(cli("export-clusters", target, "--sheets", "0"))
     assert len([p for p in target.rglob("*.png") if p.is_symlink()]) == 3
     assert not (target / "contact_sheets").exists()  # not written this time: removed
+    exported = sorted(p for p in target.rglob("*") if p.is_symlink() or p.is_file())
+    for other in (("report", target), ("run", clustered, "--out", target, "--model", MODEL)):
+        usage_error(cli(*other), "was written by `ccvec export-clusters`, not by `ccvec run` or")
+    assert sorted(p for p in target.rglob("*") if p.is_symlink() or p.is_file()) == exported  # untouched
     (target / "notes.txt").write_text("mine")
     usage_error(cli("export-clusters", target), "holds files ccvec did not write (notes.txt)")
     assert (target / "notes.txt").read_text() == "mine"

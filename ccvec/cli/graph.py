@@ -223,7 +223,7 @@ def export_clusters_command(
         written = export.write_layout(export.cluster_groups(members, labels), [], out, copy)
         bar.update("contact sheets", 2, 3)
         made = export.write_sheets(members, out, sheets, labels)
-        out.commit({"kind": export.EXPORT_KIND})
+        out.commit()
     grouped = sum(1 for m in members.values() if len(m) > 1)
     alone = sum(1 for m in members.values() if len(m) == 1)
     console.print(
