@@ -81,25 +81,48 @@ def require_current(conn: psycopg.Connection) -> None:
         raise CcvecError(f"database schema is at {current}, ccvec needs {head}: run `ccvec db upgrade`")
 
 
-# What a down file does to the rows of a ccvec table: drops it, deletes from it, or drops a column.
+# What a down file's own statements do to the rows of ccvec's tables: drop them, empty them, delete
+# from them or drop a column (function bodies and comments are left out first: a DELETE inside a
+# function that a down file restores runs only when the function is called).
+_TABLE = r"ccvec\.\w+"
 _LOSES_ROWS = re.compile(
-    r"\b(?:DROP\s+TABLE(?:\s+IF\s+EXISTS)?|DELETE\s+FROM|ALTER\s+TABLE(?=\s+ccvec\.\w+\s+DROP\s+COLUMN))"
-    r"\s+ccvec\.(\w+)",
+    rf"\b(?:DROP\s+TABLE(?:\s+IF\s+EXISTS)?|TRUNCATE(?:\s+TABLE)?(?:\s+ONLY)?)\s+({_TABLE}(?:\s*,\s*{_TABLE})*)"
+    rf"|\bDELETE\s+FROM\s+({_TABLE})"
+    rf"|\bALTER\s+TABLE(?:\s+IF\s+EXISTS)?(?:\s+ONLY)?\s+({_TABLE})\s+DROP\s+COLUMN",
     re.IGNORECASE,
 )
+_NOT_STATEMENTS = re.compile(r"(\$\w*\$).*?\1|--[^\n]*|'(?:[^']|'')*'", re.DOTALL)
+
+
+def statements_losing_rows(sql: str) -> set[str]:
+    """ccvec's tables (names without the schema) whose rows a migration file's statements drop,
+    empty, delete or cut a column of; dollar-quoted bodies, string literals and comments are skipped."""
+    tables: set[str] = set()
+    for match in _LOSES_ROWS.finditer(_NOT_STATEMENTS.sub(" ", sql)):
+        named = next(group for group in match.groups() if group)
+        tables.update(name.strip().split(".", 1)[1].lower() for name in named.split(","))
+    return tables
 
 
 def tables_losing_rows(current: str, target: str) -> set[str]:
     """ccvec's tables whose rows (or a column of them) the migrations undone from `current` down to
     `target` drop: read from their sql/*.down.sql files, so a downgrade that only replaces functions
     asks for no confirmation."""
+    from alembic.script.revision import RevisionError
+
+    from ccvec.errors import CcvecError
+
     script = ScriptDirectory(str(config.resource_dir("alembic")))
     stop = None if target == "base" else target
     tables: set[str] = set()
-    for revision in script.iterate_revisions(current, stop):
+    try:
+        revisions = list(script.iterate_revisions(current, stop))
+    except RevisionError:
+        raise CcvecError(f"cannot downgrade from {current} to {target}: it is not below {current}") from None
+    for revision in revisions:
         if revision.revision == stop:
             continue
         path = config.resource_dir("sql") / f"{revision.revision}.down.sql"
         if path.is_file():
-            tables.update(name.lower() for name in _LOSES_ROWS.findall(path.read_text()))
+            tables.update(statements_losing_rows(path.read_text()))
     return tables

@@ -123,14 +123,39 @@ def test_downgrade_past_data_needs_confirmation(fresh_database_url: str) -> None
     one_step = cli("db", "downgrade", previous, database_url=fresh_database_url)  # functions only
     assert one_step.returncode == 0 and one_step.stdout.strip() == f"schema at {previous}", one_step.stderr
     migrate.upgrade(fresh_database_url)
+    # Undoing 0051 restores a function whose body deletes from duplicate_member: no question either.
+    with psycopg.connect(fresh_database_url) as conn:
+        run = conn.execute(
+            "INSERT INTO ccvec.duplicate_run (radius, prefer) VALUES (8, '{original}') RETURNING id"
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO ccvec.duplicate_member (identifier, group_id, canonical, distance, matched_by, "
+            "run_id) SELECT u, u, true, 0, 'canonical', %s FROM gen_random_uuid() AS u",
+            [run],
+        )
+    undone = cli("db", "downgrade", "0050_catalog_restore", database_url=fresh_database_url)
+    assert undone.returncode == 0, undone.stderr
+    above = cli("db", "downgrade", "head", database_url=fresh_database_url)  # not below: one line
+    assert "cannot downgrade from 0050_catalog_restore to head: it is not below" in one_line_error(above)
+    migrate.upgrade(fresh_database_url)
     refused = cli("db", "downgrade", "base", database_url=fresh_database_url)
-    assert "pass --yes" in one_line_error(refused) and "1 rows" in refused.stderr
+    assert "pass --yes" in one_line_error(refused) and "holding 2 rows" in refused.stderr  # image, member
     with psycopg.connect(fresh_database_url) as conn:
         assert conn.execute("SELECT count(*) FROM ccvec.image").fetchone()[0] == 1  # untouched
     done = cli("db", "downgrade", "base", "--yes", database_url=fresh_database_url)
     assert done.returncode == 0, done.stderr
     with psycopg.connect(fresh_database_url) as conn:
         assert conn.execute("SELECT to_regclass('ccvec.image')").fetchone()[0] is None
+
+
+def test_what_a_down_file_loses_is_read_from_its_statements_only() -> None:
+    """Function bodies, string literals and comments are not statements; lists and TRUNCATE are."""
+    sql = (
+        "DROP TABLE IF EXISTS ccvec.a, ccvec.b; TRUNCATE ccvec.c; -- DELETE FROM ccvec.d\n"
+        "CREATE FUNCTION ccvec.f() RETURNS void LANGUAGE sql AS $body$ DELETE FROM ccvec.e $body$;\n"
+        "ALTER TABLE IF EXISTS ccvec.f DROP COLUMN x; SELECT 'DELETE FROM ccvec.g'; DELETE FROM ccvec.h;"
+    )
+    assert migrate.statements_losing_rows(sql) == {"a", "b", "c", "f", "h"}
 
 
 def test_two_upgrades_of_a_new_database_at_once(fresh_database_url: str) -> None:

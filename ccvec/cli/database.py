@@ -18,7 +18,7 @@ from ccvec.cli.common import (
     safe,
     schema_connection,
 )
-from ccvec.errors import CcvecError
+from ccvec.errors import CcvecError, counted
 
 db_app = typer.Typer(help="Manage the database: embedded server, schema, status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -111,7 +111,9 @@ def db_downgrade(
     if current is None:
         raise CcvecError("the database has no ccvec schema: nothing to downgrade")
     if rows:
-        confirm_destructive(f"downgrading {current} to {known} drops tables holding {rows:,} rows", yes)
+        confirm_destructive(
+            f"downgrading {current} to {known} loses data in tables holding {counted(rows, 'row')}", yes
+        )
     migrate.downgrade(url, known)
     console.print(f"schema at {known}")
 
