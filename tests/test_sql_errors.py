@@ -172,6 +172,8 @@ def test_mih_arithmetic_of_hostile_layouts(conn: psycopg.Connection) -> None:
     assert conn.execute("SELECT ccvec.mih_probe_count('{16}', '{2147483647}')").fetchone()[0] == 2**16
     assert conn.execute("SELECT ccvec.mih_probe_count('{16, 16}', '{2, 1}')").fetchone()[0] == 137 + 17
     assert conn.execute("SELECT ccvec.mih_probe_count('{NULL}', '{2147483647}')").fetchone()[0] == 0
+    assert conn.execute("SELECT ccvec.mih_probe_count('{16}', '{NULL}')").fetchone()[0] == 0  # not 2^16
+    assert conn.execute("SELECT ccvec.mih_probe_count('{16, 16}', '{2}')").fetchone()[0] == 137  # padded NULL
     assert conn.execute("SELECT ccvec.mih_thresholds('{}', 3)").fetchone()[0] is None  # divided by zero
     assert conn.execute("SELECT ccvec.mih_thresholds('{16,16,16,16}', 5)").fetchone()[0] == [0, 0, 1, 1]
 
