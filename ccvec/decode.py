@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -42,11 +43,17 @@ class DecodedImage:
     cues: ImageCues | None = None  # signs of being a derivative, for choosing canonical copies
 
 
+# Pillow's bomb limit and the warnings filter are process-wide, and decoding runs in threads (the
+# loader's fetchers, the Spark job's): each set-and-open holds this lock, so no open sees another's
+# limit (Image.open reads the header only; the pixels are decoded after, outside it).
+_PILLOW_LIMIT = threading.Lock()
+
+
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise DecodeError("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
+        with _PILLOW_LIMIT, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # Pillow's own bomb check follows --max-pixels, above its default as well as below.
             Image.MAX_IMAGE_PIXELS = max_pixels
@@ -73,17 +80,18 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
     """An image's size from its header alone (no pixels decoded), past Pillow's bomb check."""
-    limit = Image.MAX_IMAGE_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = None
-            with Image.open(io.BytesIO(data)) as image:
-                return image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError):
-        return None  # the size only improves the message
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    with _PILLOW_LIMIT:
+        limit = Image.MAX_IMAGE_PIXELS
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                Image.MAX_IMAGE_PIXELS = None
+                with Image.open(io.BytesIO(data)) as image:
+                    return image.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError):
+            return None  # the size only improves the message
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> str:
