@@ -175,11 +175,11 @@ def _get_server(pgdata: Path, restart: bool = False) -> PostgresServer:
         # or a URL reads) cannot hold the socket: it goes to the wheel's runtime-directory fallback,
         # the one a too-long path takes (made private by _private_socket_dir).
         wheel.find_suitable_socket_dir = _socket_dir  # type: ignore[attr-defined]  # see above
+        _check_owner(pgdata)  # first: another account's data cannot even be looked into
         if (pgdata / "postmaster.pid").exists() and _stale(pgdata / "postmaster.pid"):
             (pgdata / "postmaster.pid").unlink()
         if restart or not (pgdata / "postmaster.pid").exists():  # stopped since: start it again
             wheel.PostgresServer._instances.pop(pgdata, None)
-        _check_owner(pgdata)
         log = pgdata / "log"
         logged = log.stat().st_size if log.is_file() else 0
         try:
@@ -219,18 +219,25 @@ def _check_owner(pgdata: Path) -> None:
         return
     import pwd
 
-    account = SERVER_ACCOUNT if _as_root() else pwd.getpwuid(os.geteuid()).pw_name
+    expected = pwd.getpwnam(SERVER_ACCOUNT).pw_uid if _as_root() else os.geteuid()
     owner = (pgdata / "PG_VERSION").stat().st_uid  # as root the wheel chowns pgdata itself, not its files
-    if owner == pwd.getpwnam(account).pw_uid:
+    if owner == expected:
         return
-    try:
-        name = pwd.getpwuid(owner).pw_name
-    except KeyError:
-        name = f"uid {owner}"
+    account = _account_name(expected)  # names for the message only: a uid may have no passwd entry
+    chown_to = account if not account.startswith("uid ") else str(expected)
     raise CcvecError(
-        f"{pgdata} belongs to {name}, but the embedded server runs as {account}: "
-        f"`chown -R {account} '{pgdata}'`, or set CCVEC_HOME to a home of your own"
+        f"{pgdata} belongs to {_account_name(owner)}, but the embedded server runs as {account}: "
+        f"`chown -R {chown_to} '{pgdata}'`, or set CCVEC_HOME to a home of your own"
     )
+
+
+def _account_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # e.g. `docker run --user 1234`
+        return f"uid {uid}"
 
 
 def _start_failure(exc: Exception, log: Path, logged: int) -> str:
@@ -288,14 +295,21 @@ def embedded_running(pgdata: Path | None = None) -> bool:
     return pid_file.exists() and not _stale(pid_file)
 
 
+PID_FILE_WRITTEN = 10.0  # seconds: a postmaster writes its pid file just after creating it empty
+
+
 def _stale(pid_file: Path) -> bool:
     """Whether postmaster.pid is left over: its process is gone (a server killed, or one that failed
     to start and left a partial file). Postgres itself would start over it; the wheel cannot read a
-    partial one, and `pg_ctl stop` fails on it."""
+    partial one, and `pg_ctl stop` fails on it. A file not readable yet is a server starting (it
+    creates the file, then writes it) unless it has stayed so for PID_FILE_WRITTEN seconds."""
     try:
         pid = int(pid_file.read_text().split("\n", 1)[0])
     except (OSError, ValueError):
-        return pid_file.exists()
+        try:
+            return time.time() - pid_file.stat().st_mtime > PID_FILE_WRITTEN
+        except OSError:  # gone meanwhile: nothing left over
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -561,3 +562,25 @@ def test_server_gone_mid_load_is_one_line_and_the_rerun_recovers(tmp_path: Path)
         import shutil
 
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_pid_file_being_written_is_not_left_over(tmp_path: Path) -> None:
+    """A postmaster creates postmaster.pid empty, then writes it: a second command at that moment
+    must not delete it (two servers on one data directory); an unreadable file that stays so, or one
+    naming a process that is gone, is left over. Accounts without a passwd entry are named by uid."""
+    from ccvec import db
+
+    pid_file = tmp_path / "postmaster.pid"
+    pid_file.write_text("")
+    assert not db._stale(pid_file)  # just created: a server starting
+    old = time.time() - db.PID_FILE_WRITTEN - 5
+    os.utime(pid_file, (old, old))
+    assert db._stale(pid_file)
+    pid_file.write_text(f"{os.getpid()}\n/data\n")
+    assert not db._stale(pid_file)  # a live process
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    pid_file.write_text(f"{gone.pid}\n/data\n")
+    assert db._stale(pid_file)
+    assert not db._stale(tmp_path / "no-such.pid")
+    assert db._account_name(2**31 - 3) == f"uid {2**31 - 3}"
