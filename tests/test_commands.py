@@ -267,6 +267,9 @@ def test_similar_semantic_by_a_loaded_file(
     broken = outside / "broken.png"
     broken.write_bytes((loaded / "coffee.png").read_bytes()[:100])
     usage_error(cli(*args, "--image", broken), "broken.png: ")
+    os.mkfifo(outside / "pipe.png")  # read as the loader reads: named, and no hang
+    usage_error(cli(*args, "--image", outside / "pipe.png"), "pipe.png: is a FIFO (named pipe), not a")
+    usage_error(cli(*args, "--image", outside / "none.png"), "none.png: file not found")
     usage_error(cli("similar", "--semantic"), "--semantic needs --identifier or --image")
 
 
@@ -860,6 +863,7 @@ def test_experiment_lifecycle(cli: Cli, conn: psycopg.Connection, tmp_path: Path
     report = json.loads(ok(cli("experiment", "report", "exp", "--format", "json")).stdout)
     assert report["strata"][0]["substituted_clicks"] == 1, report
     assert json.loads(ok(cli("experiment", "report", "exp", "--json")).stdout) == report  # kept for scripts
+    usage_error(cli("experiment", "report", "exp", "--json", "--format", "csv"), "give one of --json and")
     as_csv = ok(cli("experiment", "report", "exp", "--format", "csv")).stdout
     table = list(csv.DictReader(io.StringIO(as_csv)))
     assert [{k: int(v) for k, v in row.items()} for row in table] == [

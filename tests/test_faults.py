@@ -166,13 +166,15 @@ def test_two_upgrades_of_a_new_database_at_once(fresh_database_url: str) -> None
     holder.execute("CREATE EXTENSION vector")  # uncommitted: both upgrades wait on it, then go at once
     procs = [start("db", "upgrade", database_url=fresh_database_url) for _ in range(2)]
     watcher = psycopg.connect(fresh_database_url, autocommit=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        waiting = watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]
-        if waiting >= 2:
-            break
+    deadline, waiting = time.time() + 60, 0
+    while time.time() < deadline and waiting < 2:
         time.sleep(0.1)
+        waiting = watcher.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone()[0]
     watcher.close()
+    assert waiting >= 2, "the two upgrades never both waited: the race was not set up"
     holder.commit()
     holder.close()
     for proc in procs:

@@ -20,7 +20,7 @@ from ccvec.cli.common import (
     safe,
     schema_connection,
 )
-from ccvec.errors import counted
+from ccvec.errors import CcvecError, counted
 
 if TYPE_CHECKING:
     from ccvec import abtest
@@ -104,6 +104,8 @@ def experiment_report(
     --format json gives the whole report (strata, test, clusters); csv the rows of the rank table."""
     from ccvec import abtest
 
+    if as_json and fmt not in (Format.table, Format.json):
+        raise CcvecError(f"--json is --format json: give one of --json and --format {fmt.value}")
     with schema_connection() as conn:
         result = abtest.report(conn, name)
     if as_json or fmt == Format.json:

@@ -168,8 +168,8 @@ def load_command(
         )
     if summary.restored:
         console.print(
-            f"{summary.restored:,} catalog row(s) deleted since their image was loaded written again "
-            "(their features kept)"
+            f"{counted(summary.restored, 'catalog row')} restored (deleted after their image was loaded; "
+            "features kept)"
         )
     if summary.warnings:
         console.print(

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
     import numpy as np
     import numpy.typing as npt
-    import psycopg
+
+    from ccvec.models.registry import Model
 
 
 @app.command("similar")
@@ -117,38 +118,42 @@ def similar_command(
 
 def _similar_to_file(image: Path, k: int, model: str, fmt: Format) -> None:
     """--semantic --image: a loaded file by its stored embedding (itself left out); any other image
-    file embedded here with the registered model, as `ccvec load` would, and not stored."""
+    file embedded here with the registered model, as `ccvec load` would, and not stored. The
+    inference runs between two transactions, holding none (a load's index DDL would wait on it)."""
     from ccvec import graph
+    from ccvec.models.registry import get_model
     from ccvec.sources import display_path, file_location, identity
 
-    if not image.is_file():
-        raise CcvecError(f"{display_path(image)}: --image takes an image file")
+    ident = identity(file_location(image))
     with schema_connection() as conn:
-        ident = identity(file_location(image))
-        if conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]]).fetchall():
-            found, note = graph.nearest_to(conn, _embed_file(conn, image, model), k, model), "; not loaded"
-        else:
+        missing = conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]])
+        loaded = not missing.fetchall()
+        registered = None if loaded else get_model(conn, model)
+    query = None if registered is None else _embed_file(image, registered)
+    with schema_connection() as conn:
+        if query is None:
             found, note = graph.similar(conn, ident, k, model), ""
+        else:
+            found, note = graph.nearest_to(conn, query, k, model), "; not loaded"
         titles = catalog_titles(conn, [i for i, _ in found])
     _emit_nearest(found, titles, fmt, f"{k} nearest to {display_path(image)} ({model}{note})")
 
 
-def _embed_file(conn: psycopg.Connection, image: Path, model: str) -> npt.NDArray[np.float32]:
-    """One image file's embedding with the registered model, read and decoded as the loader does."""
+def _embed_file(image: Path, model: Model) -> npt.NDArray[np.float32]:
+    """One image file's embedding with a registered model, read and decoded as the loader reads it
+    (a FIFO, a folder or a missing file is named as such)."""
     from ccvec.decode import DecodeError, decode
     from ccvec.fetch import FetchError, read_file
-    from ccvec.models.registry import get_model
     from ccvec.models.runtime import Embedder
     from ccvec.sources import display_path
 
-    registered = get_model(conn, model)
     try:
-        pixels = decode(read_file(image, defaults.MAX_BYTES), registered.spec).pixels
+        pixels = decode(read_file(image, defaults.MAX_BYTES), model.spec).pixels
     except (FetchError, DecodeError) as exc:
         raise CcvecError(f"{display_path(image)}: {exc}") from exc
     if pixels is None:  # decode returns pixels whenever a spec is given
         raise CcvecError(f"{display_path(image)}: no model input decoded")
-    return Embedder(registered, threads=1).embed(pixels[None]).reshape(-1)  # its one row
+    return Embedder(model, threads=1).embed(pixels[None]).reshape(-1)  # its one row
 
 
 def _similar_semantic(identifier: str | None, k: int, model: str, fmt: Format) -> None:
