@@ -170,8 +170,8 @@ def test_two_upgrades_of_a_new_database_at_once(fresh_database_url: str) -> None
     while time.time() < deadline and waiting < 2:
         time.sleep(0.1)
         waiting = watcher.execute(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            "SELECT count(*) FROM pg_locks WHERE NOT granted "  # transaction-id waits have no database:
+            "AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"  # by session
         ).fetchone()[0]
     watcher.close()
     assert waiting >= 2, "the two upgrades never both waited: the race was not set up"
