@@ -6,10 +6,15 @@ files under `OUT/.ccvec-staging/`, moves each into place with an atomic rename, 
 of the previous manifest that are not written again, and writes the new manifest last. Before any
 move the manifest lists old and new files together, so an interrupted refresh leaves nothing
 foreign behind. An OUT holding files not in the manifest is refused.
+
+One command at a time writes an OUT: opening it takes an exclusive lock on the folder (flock, held
+until the commit or the end of the process), and a second command opening the same OUT meanwhile
+is refused in one line, before any work (it would share the staging folder with the first).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -64,6 +69,7 @@ class OutDir:
         self.files: set[str] = set()
         self.staging = root / STAGING
         self.meta: dict[str, Any] = {}
+        self._lock: int | None = None
 
     @classmethod
     def open(cls, root: Path, option: str = "--out", writer: str = "`ccvec run`") -> OutDir:
@@ -71,7 +77,13 @@ class OutDir:
         command whose earlier output the message offers as the other choice)."""
         root = root.expanduser()
         check_writable(root, option)
-        out = cls(root)
+        lock = _lock(root)
+        try:
+            out = cls(root)
+        except BaseException:
+            os.close(lock)
+            raise
+        out._lock = lock
         if root.exists():
             ours = out.previous_files | {MANIFEST, MANIFEST + ".tmp"}
             foreign = sorted(
@@ -87,6 +99,15 @@ class OutDir:
                 )
         shutil.rmtree(out.staging, ignore_errors=True)  # a refresh that was interrupted
         return out
+
+    def release(self) -> None:
+        """Let another command write OUT (done by commit; the end of the process does it too)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:
+        self.release()
 
     def exists(self, rel: str) -> bool:
         """A file of the previous refresh that is still there (kept as is, e.g. a cached thumbnail)."""
@@ -137,7 +158,23 @@ class OutDir:
             _remove_empty_parents(path.parent, self.root)
         shutil.rmtree(self.staging, ignore_errors=True)
         _write_manifest(self.root, {"format": FORMAT, **(meta or {}), "files": sorted(self.files)})
+        self.release()
         return written, len(stale)
+
+
+def _lock(root: Path) -> int:
+    """An exclusive lock on the folder root (created if new), or one line saying who holds it."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CcvecError(
+            f"{root} is being written by another ccvec command right now: rerun when it has finished "
+            "(it writes the same output), or choose another folder"
+        ) from None
+    return fd
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

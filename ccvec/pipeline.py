@@ -106,6 +106,22 @@ def run(
     say = say or (lambda text: None)
     sources = normalise_sources(sources)
     outdir = OutDir.open(out) if out is not None else None  # refuse a foreign OUT before any work
+    try:
+        return _run(sources, outdir, options, loader, on_progress, say)
+    finally:
+        if outdir is not None:  # a failed run lets the next command write OUT at once
+            outdir.release()
+
+
+def _run(
+    sources: list[str],
+    outdir: OutDir | None,
+    options: RunOptions,
+    loader: Loader,
+    on_progress: Progress | None,
+    say: Say,
+) -> RunSummary:
+    """`run` once OUT is open (and locked)."""
     summary = RunSummary(sources)
     scope: list[uuid.UUID] = []
     empty = []
