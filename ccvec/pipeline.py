@@ -273,6 +273,8 @@ def scores_step(
     """Refresh when anything upstream changed or the scores were never computed."""
     populated = _one(conn, "SELECT ccvec.view_populated('image_score')")
     stale = _one(conn, "SELECT ccvec.popularity_metrics_stale()")  # a metric set since the refresh
+    # images without scores: a run interrupted during its refresh, or the separate commands
+    stale = stale or (populated and _one(conn, "SELECT ccvec.unscored_images()") > 0)
     conn.commit()
     if not changed and populated and not stale:
         summary.steps["scores"] = "up to date"

@@ -173,6 +173,36 @@ def test_a_second_command_writing_the_same_out_is_refused_while_the_first_runs(
     assert snapshot(out) == before
 
 
+def test_images_left_without_scores_are_scored_by_the_next_run(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """A run interrupted in its score refresh (its load, groups, graph and clusters committed), or
+    the same steps done by the separate commands: the next run said "scores: up to date" while the
+    new images had no scores, and so did every run after it."""
+    photos = tmp_path / "p"
+    write_photos(photos, ("coins", "horse", "camera", "astronaut"))
+    out = tmp_path / "out"
+    args = ("run", str(photos), "--out", str(out), "--model", tiny, "--k", "2")
+    assert cli(*args, database_url=database_url).returncode == 0
+    photo("rocket").convert("RGB").save(photos / "rocket.jpg")
+    for step in (
+        ("load", str(photos), "--model", tiny),
+        ("dedup", "--model", tiny),
+        ("graph", "add"),
+        ("cluster",),
+    ):
+        done = cli(*step, database_url=database_url)
+        assert done.returncode == 0, (step, done.stderr)
+
+    rerun = cli(*args, database_url=database_url)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "scores: refreshed" in rerun.stdout, rerun.stdout
+    scored = "SELECT (SELECT count(*) FROM ccvec.image_score), (SELECT count(*) FROM ccvec.catalog)"
+    assert conn.execute(scored).fetchone() == (5, 5)
+    conn.commit()
+    assert "scores: up to date" in cli(*args, database_url=database_url).stdout
+
+
 def test_other_files_of_a_folder_are_noted_not_errors(
     conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
 ) -> None:
