@@ -6,10 +6,15 @@ files under `OUT/.ccvec-staging/`, moves each into place with an atomic rename, 
 of the previous manifest that are not written again, and writes the new manifest last. Before any
 move the manifest lists old and new files together, so an interrupted refresh leaves nothing
 foreign behind. An OUT holding files not in the manifest is refused.
+
+One command at a time writes an OUT: opening it takes an exclusive lock on the folder (flock, held
+until the commit or the end of the process), and a second command opening the same OUT meanwhile
+is refused in one line, before any work (it would share the staging folder with the first).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -68,6 +73,7 @@ class OutDir:
         self.files: set[str] = set()
         self.staging = root / STAGING
         self.meta: dict[str, Any] = {}
+        self._lock: int | None = None
 
     @classmethod
     def open(cls, root: Path, option: str = "--out", kind: str = REPORT) -> OutDir:
@@ -76,9 +82,16 @@ class OutDir:
         kind's refresh would empty the other's folder."""
         root = root.expanduser()
         check_writable(root, option)
-        out = cls(root, kind)
+        lock = _lock(root)
+        try:
+            out = cls(root, kind)
+        except BaseException:
+            os.close(lock)
+            raise
+        out._lock = lock
         previous_kind = out.previous.get("kind", REPORT) if out.previous else kind
         if previous_kind != kind:
+            out.release()
             raise CcvecError(
                 f"{root} was written by {WRITERS.get(previous_kind, repr(previous_kind))}, not by "
                 f"{WRITERS[kind]}: choose a new folder"
@@ -98,6 +111,15 @@ class OutDir:
                 )
         shutil.rmtree(out.staging, ignore_errors=True)  # a refresh that was interrupted
         return out
+
+    def release(self) -> None:
+        """Let another command write OUT (done by commit; the end of the process does it too)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:
+        self.release()
 
     def exists(self, rel: str) -> bool:
         """A file of the previous refresh that is still there (kept as is, e.g. a cached thumbnail)."""
@@ -149,7 +171,23 @@ class OutDir:
         shutil.rmtree(self.staging, ignore_errors=True)
         manifest = {"format": FORMAT, **(meta or {}), "kind": self.kind, "files": sorted(self.files)}
         _write_manifest(self.root, manifest)
+        self.release()
         return written, len(stale)
+
+
+def _lock(root: Path) -> int:
+    """An exclusive lock on the folder root (created if new), or one line saying who holds it."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CcvecError(
+            f"{root} is being written by another ccvec command right now: rerun when it has finished "
+            "(it writes the same output), or choose another folder"
+        ) from None
+    return fd
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

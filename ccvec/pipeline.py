@@ -106,6 +106,22 @@ def run(
     say = say or (lambda text: None)
     sources = normalise_sources(sources)
     outdir = OutDir.open(out) if out is not None else None  # refuse a foreign OUT before any work
+    try:
+        return _run(sources, outdir, options, loader, on_progress, say)
+    finally:
+        if outdir is not None:  # a failed run lets the next command write OUT at once
+            outdir.release()
+
+
+def _run(
+    sources: list[str],
+    outdir: OutDir | None,
+    options: RunOptions,
+    loader: Loader,
+    on_progress: Progress | None,
+    say: Say,
+) -> RunSummary:
+    """`run` once OUT is open (and locked)."""
     summary = RunSummary(sources)
     scope: list[uuid.UUID] = []
     empty = []
@@ -257,6 +273,8 @@ def scores_step(
     """Refresh when anything upstream changed or the scores were never computed."""
     populated = _one(conn, "SELECT ccvec.view_populated('image_score')")
     stale = _one(conn, "SELECT ccvec.popularity_metrics_stale()")  # a metric set since the refresh
+    # images without scores: a run interrupted during its refresh, or the separate commands
+    stale = stale or (populated and _one(conn, "SELECT ccvec.unscored_images()") > 0)
     conn.commit()
     if not changed and populated and not stale:
         summary.steps["scores"] = "up to date"

@@ -427,6 +427,34 @@ def test_ctrl_c_is_one_line_and_resumable(
     assert total == distinct == 400
 
 
+def test_sigterm_is_one_line_and_resumable(
+    conn: psycopg.Connection, tiny: str, database_url: str, tmp_path: Path
+) -> None:
+    """`kill PID` (or a CI job cancelled) ended the command at once, without a word and exit -15;
+    it now unwinds as Ctrl-C does and says so in one line, exit 143."""
+    folder = images(tmp_path / "many", 300, 6)
+    args = ("run", folder, "--model", tiny, "--k", "3")
+    proc = start(*args, database_url=database_url)
+    deadline = time.time() + 120
+    while time.time() < deadline and embedded(conn, tiny) < 50:
+        time.sleep(0.05)
+    conn.commit()
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGTERM)  # the command alone, as `kill PID` does
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err + out
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "terminated: finished batches are stored; rerun the same command to resume"
+    ]
+    rerun = cli(*args, database_url=database_url)
+    assert rerun.returncode == 0, rerun.stderr
+    total, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT identifier) FROM ccvec.image_embedding WHERE model = %s", [tiny]
+    ).fetchone()
+    assert total == distinct == 300
+
+
 # ------------------------------------------------------------ the embedded server
 
 

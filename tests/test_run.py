@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ccvec.outdir import MANIFEST
+from ccvec.outdir import MANIFEST, OutDir
 from ccvec.sources import file_location, identity
 
 from .images import photo, write_photos
@@ -144,6 +144,63 @@ def test_out_with_foreign_files_is_refused_and_left_alone(
     (ours / "image" / "stray.html").write_text("not ccvec's")
     again = cli("run", str(tmp_path / "p"), "--out", str(ours), "--model", tiny, database_url=database_url)
     assert again.returncode == 2 and "image/stray.html" in again.stderr
+
+
+def test_a_second_command_writing_the_same_out_is_refused_while_the_first_runs(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """Two `ccvec run --out OUT` at once shared OUT's staging folder: the second one's open removed
+    the first one's staged files, and one of them failed naming a source image ('File exists')."""
+    photos = tmp_path / "p"
+    write_photos(photos, ("coins", "horse", "camera"))
+    out = tmp_path / "out"
+    args = ("run", str(photos), "--out", str(out), "--model", tiny, "--k", "2")
+    assert cli(*args, database_url=database_url).returncode == 0
+    before = snapshot(out)
+
+    first = OutDir.open(out)  # another command in the middle of writing OUT
+    first.write_text("index.html", "staged by the first command")
+    for second in (cli(*args, database_url=database_url), cli("report", str(out), database_url=database_url)):
+        assert second.returncode == 2, second.stdout
+        assert "Traceback" not in second.stderr and len(second.stderr.strip().splitlines()) == 1
+        assert "is being written by another ccvec command right now" in second.stderr
+    assert (out / ".ccvec-staging" / "index.html").read_text() == "staged by the first command"
+    assert snapshot(out) == {**before, ".ccvec-staging/index.html": b"staged by the first command"}
+    first.release()
+
+    after = cli(*args, database_url=database_url)  # the folder is free again: an ordinary rerun
+    assert after.returncode == 0, after.stderr
+    assert snapshot(out) == before
+
+
+def test_images_left_without_scores_are_scored_by_the_next_run(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """A run interrupted in its score refresh (its load, groups, graph and clusters committed), or
+    the same steps done by the separate commands: the next run said "scores: up to date" while the
+    new images had no scores, and so did every run after it."""
+    photos = tmp_path / "p"
+    write_photos(photos, ("coins", "horse", "camera", "astronaut"))
+    out = tmp_path / "out"
+    args = ("run", str(photos), "--out", str(out), "--model", tiny, "--k", "2")
+    assert cli(*args, database_url=database_url).returncode == 0
+    photo("rocket").convert("RGB").save(photos / "rocket.jpg")
+    for step in (
+        ("load", str(photos), "--model", tiny),
+        ("dedup", "--model", tiny),
+        ("graph", "add"),
+        ("cluster",),
+    ):
+        done = cli(*step, database_url=database_url)
+        assert done.returncode == 0, (step, done.stderr)
+
+    rerun = cli(*args, database_url=database_url)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "scores: refreshed" in rerun.stdout, rerun.stdout
+    scored = "SELECT (SELECT count(*) FROM ccvec.image_score), (SELECT count(*) FROM ccvec.catalog)"
+    assert conn.execute(scored).fetchone() == (5, 5)
+    conn.commit()
+    assert "scores: up to date" in cli(*args, database_url=database_url).stdout
 
 
 def test_other_files_of_a_folder_are_noted_not_errors(

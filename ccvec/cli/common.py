@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -326,6 +327,7 @@ def main() -> None:
     # psycopg logs "error ignored terminating <Pipeline>" when the server goes away inside an
     # executemany; the one line below already says the connection failed, so it stays unprinted.
     logging.getLogger("psycopg").addHandler(logging.NullHandler())
+    signal.signal(signal.SIGTERM, _terminate)  # `kill`, a CI job cancelled: as Ctrl-C, then 143
 
     try:
         command = typer.main.get_command(app)
@@ -403,8 +405,23 @@ def _operational(exc: psycopg.Error) -> str:
     )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the same unwinding (statements cancelled, workers
+    stopped, nothing half-committed), and the same one line."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    _terminated.append(signum)  # the unwinding may turn the exception into another (exit 130)
+    raise Terminated
+
+
+_terminated: list[int] = []
+
+
 def _interrupted() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second kill ends it at once
+    what, status = ("terminated", 143) if _terminated else ("interrupted", 130)
     err_console.print(
-        "interrupted: finished batches are stored; rerun the same command to resume", highlight=False
+        f"{what}: finished batches are stored; rerun the same command to resume", highlight=False
     )
-    sys.exit(130)
+    sys.exit(status)

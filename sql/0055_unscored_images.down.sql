@@ -1,0 +1,1 @@
+DROP FUNCTION ccvec.unscored_images();
