@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 EXIT_CODES = (
     "Exit status: 0 ok; 1 some inputs failed (see `ccvec errors`); 2 usage or setup error "
-    "(one line on stderr says what to do); 130 interrupted (Ctrl-C); 141 output closed early (`| head`)."
+    "(one line on stderr says what to do); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), both "
+    "resumed by a rerun; 141 output closed early (`| head`)."
 )
 app = typer.Typer(
     help="Perceptual structure for image catalogs, inside PostgreSQL + pgvector.\n\n" + EXIT_CODES,
