@@ -14,6 +14,7 @@ is refused in one line, before any work (it would share the staging folder with 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -74,6 +75,7 @@ class OutDir:
         self.staging = root / STAGING
         self.meta: dict[str, Any] = {}
         self._lock: int | None = None
+        self._created = False  # made for the lock: removed again if nothing was written
 
     @classmethod
     def open(cls, root: Path, option: str = "--out", kind: str = REPORT) -> OutDir:
@@ -82,13 +84,13 @@ class OutDir:
         kind's refresh would empty the other's folder."""
         root = root.expanduser()
         check_writable(root, option)
-        lock = _lock(root)
+        lock, out_created = _lock(root)
         try:
             out = cls(root, kind)
         except BaseException:
             os.close(lock)
             raise
-        out._lock = lock
+        out._lock, out._created = lock, out_created
         previous_kind = out.previous.get("kind", REPORT) if out.previous else kind
         if previous_kind != kind:
             out.release()
@@ -113,10 +115,14 @@ class OutDir:
         return out
 
     def release(self) -> None:
-        """Let another command write OUT (done by commit; the end of the process does it too)."""
+        """Let another command write OUT (done by commit; the end of the process does it too). A
+        folder made only to hold the lock goes again when a failure left it empty."""
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
+            if self._created:
+                with contextlib.suppress(OSError):  # not empty: written, or someone else's now
+                    self.root.rmdir()
 
     def __del__(self) -> None:
         self.release()
@@ -175,8 +181,10 @@ class OutDir:
         return written, len(stale)
 
 
-def _lock(root: Path) -> int:
-    """An exclusive lock on the folder root (created if new), or one line saying who holds it."""
+def _lock(root: Path) -> tuple[int, bool]:
+    """An exclusive lock on the folder root (created if new: True then), or one line saying who
+    holds it."""
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -187,7 +195,7 @@ def _lock(root: Path) -> int:
             f"{root} is being written by another ccvec command right now: rerun when it has finished "
             "(it writes the same output), or choose another folder"
         ) from None
-    return fd
+    return fd, created
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

@@ -204,26 +204,29 @@ def export_clusters_command(
     from ccvec import clusters, export
 
     out = export.open_export(target)  # before any work
-    with schema_connection() as conn, stages() as bar:
-        if run is None:
-            row = conn.execute("SELECT ccvec.newest_cluster_run()").fetchone()
-            run = row[0] if row else None
+    try:
+        with schema_connection() as conn, stages() as bar:
             if run is None:
-                raise CcvecError("no clusters yet: run `ccvec cluster`")
-        else:
-            clusters.require_run(conn, run)
-        bar.update("reading clusters", 0, 3)
-        labelled = conn.execute("SELECT ccvec.cluster_run_labelled(%s)", [run]).fetchone()
-        if not (labelled and labelled[0]):
-            clusters.label(conn, run)
-        left_out: list[str] = []
-        members = export.cluster_files(conn, run, 1, left_out)
-        labels = export.cluster_labels(conn, run)
-        bar.update("writing folders", 1, 3)
-        written = export.write_layout(export.cluster_groups(members, labels), [], out, copy)
-        bar.update("contact sheets", 2, 3)
-        made = export.write_sheets(members, out, sheets, labels)
-        out.commit()
+                row = conn.execute("SELECT ccvec.newest_cluster_run()").fetchone()
+                run = row[0] if row else None
+                if run is None:
+                    raise CcvecError("no clusters yet: run `ccvec cluster`")
+            else:
+                clusters.require_run(conn, run)
+            bar.update("reading clusters", 0, 3)
+            labelled = conn.execute("SELECT ccvec.cluster_run_labelled(%s)", [run]).fetchone()
+            if not (labelled and labelled[0]):
+                clusters.label(conn, run)
+            left_out: list[str] = []
+            members = export.cluster_files(conn, run, 1, left_out)
+            labels = export.cluster_labels(conn, run)
+            bar.update("writing folders", 1, 3)
+            written = export.write_layout(export.cluster_groups(members, labels), [], out, copy)
+            bar.update("contact sheets", 2, 3)
+            made = export.write_sheets(members, out, sheets, labels)
+            out.commit()
+    finally:
+        out.release()  # a failure lets the next command write TARGET at once
     grouped = sum(1 for m in members.values() if len(m) > 1)
     alone = sum(1 for m in members.values() if len(m) == 1)
     console.print(
