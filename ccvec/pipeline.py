@@ -371,19 +371,22 @@ def report_only(
     """`ccvec report OUT`: rewrite the report from the database, for the sources OUT was made
     from (or those given; the whole database for a new OUT without sources)."""
     outdir = OutDir.open(out, "OUT")
-    sources = normalise_sources(sources) if sources else outdir.previous.get("sources")
-    summary = RunSummary(sources or [])
-    with db.connection() as conn:
-        migrate.require_current(conn)
-        scope: list[uuid.UUID] | None = None
-        if sources:
-            ids: list[uuid.UUID] = []
-            for source in sources:
-                if not Path(source).exists():
-                    raise CcvecError(f"{source} (a source of {out}) is gone: give the sources again")
-                ids.extend(source_identifiers(source)[0])
-            scope = ids
-        else:
-            sources = [r[0] for r in conn.execute("SELECT * FROM ccvec.loaded_sources()")]
-        write_outputs(conn, outdir, scope, sources, RunOptions(), summary, on_progress)
+    try:
+        sources = normalise_sources(sources) if sources else outdir.previous.get("sources")
+        summary = RunSummary(sources or [])
+        with db.connection() as conn:
+            migrate.require_current(conn)
+            scope: list[uuid.UUID] | None = None
+            if sources:
+                ids: list[uuid.UUID] = []
+                for source in sources:
+                    if not Path(source).exists():
+                        raise CcvecError(f"{source} (a source of {out}) is gone: give the sources again")
+                    ids.extend(source_identifiers(source)[0])
+                scope = ids
+            else:
+                sources = [r[0] for r in conn.execute("SELECT * FROM ccvec.loaded_sources()")]
+            write_outputs(conn, outdir, scope, sources, RunOptions(), summary, on_progress)
+    finally:
+        outdir.release()  # a failure lets the next command write OUT at once (and leaves no new OUT)
     return summary

@@ -90,7 +90,12 @@ COVERED: dict[str, tuple[str, str]] = {
     ),
     "novelty score": ("test_novelty_fit_and_score", "test_novelty_score_unknown"),
     "refresh": ("test_refresh_and_scores", "test_refresh_without_schema"),
-    "report": ("test_report", "test_report_into_foreign_folder", "test_report_unwritable_out"),
+    "report": (
+        "test_report",
+        "test_report_into_foreign_folder",
+        "test_report_unwritable_out",
+        "test_a_failed_report_or_run_leaves_no_new_folder",
+    ),
     "run": (
         "test_run",
         "test_run_missing_source",
@@ -760,6 +765,13 @@ def test_report_unwritable_out(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("a file")
     usage_error(cli("report", tmp_path / "notes.txt"), "notes.txt is a file: OUT needs a folder")
     usage_error(cli("report", "/proc/ccvec-nowhere/x"), "cannot write /proc/ccvec-nowhere/x")
+
+
+def test_a_failed_report_or_run_leaves_no_new_folder(cli: Cli, no_schema: str, tmp_path: Path) -> None:
+    """OUT is made to hold the write lock; a command failing before it writes removes it again."""
+    usage_error(cli("report", tmp_path / "new report"), "no ccvec schema yet")
+    usage_error(cli("run", tmp_path / "nowhere", "--out", tmp_path / "new run"), "nowhere")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_run_unwritable_out_fails_before_loading(
