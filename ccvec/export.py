@@ -88,6 +88,7 @@ class FolderWriter(Protocol):
     """Where a layout goes: OutDir (a report's, staged and tracked) or a new folder (Directory)."""
 
     def write_text(self, rel: str, text: str) -> None: ...
+    def write_bytes(self, rel: str, data: bytes) -> None: ...
     def symlink(self, rel: str, target: Path) -> None: ...
     def copy(self, rel: str, source: Path) -> None: ...
 
@@ -107,6 +108,10 @@ class Directory:
         with open(self._new(rel), "x", encoding="utf-8", newline="") as f:
             f.write(text)
 
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with open(self._new(rel), "xb") as f:
+            f.write(data)
+
     def symlink(self, rel: str, target: Path) -> None:
         os.symlink(target, self._new(rel))
 
@@ -124,6 +129,9 @@ class Prefixed:
 
     def write_text(self, rel: str, text: str) -> None:
         self.inner.write_text(f"{self.prefix}/{rel}", text)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.inner.write_bytes(f"{self.prefix}/{rel}", data)
 
     def symlink(self, rel: str, target: Path) -> None:
         self.inner.symlink(f"{self.prefix}/{rel}", target)
@@ -322,20 +330,14 @@ def contact_sheets(
 def export_sheets(
     clusters: dict[int, list[tuple[Path, str]]], target: Path, count: int, labels: Labels | None = None
 ) -> list[Path]:
-    """Contact sheets (contact_sheets()) as PNGs in target/contact_sheets/."""
-    folder = target / "contact_sheets"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, sheet in contact_sheets(clusters, count, labels):
-        sheet.save(folder / name)
-        paths.append(folder / name)
-    return paths
+    """Contact sheets (write_sheets) as PNGs in target/contact_sheets/ of a plain folder."""
+    return [target / rel for rel in write_sheets(clusters, Directory(target), count, labels)]
 
 
 def write_sheets(
-    clusters: dict[int, list[tuple[Path, str]]], out: OutDir, count: int, labels: Labels | None = None
+    clusters: dict[int, list[tuple[Path, str]]], out: FolderWriter, count: int, labels: Labels | None = None
 ) -> list[str]:
-    """Contact sheets (contact_sheets()) as PNGs under contact_sheets/ of an OutDir."""
+    """Contact sheets (contact_sheets()) as PNGs under contact_sheets/; their relative paths."""
     names = []
     for name, sheet in contact_sheets(clusters, count, labels):
         data = io.BytesIO()
