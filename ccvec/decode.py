@@ -55,9 +55,13 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     try:
         with _PILLOW_LIMIT, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # Pillow's own bomb check follows --max-pixels, above its default as well as below.
-            Image.MAX_IMAGE_PIXELS = max_pixels
-            image = Image.open(io.BytesIO(data))
+            # Pillow's own bomb check follows --max-pixels, above its default as well as below,
+            # and the process's limit is put back: other code's Pillow calls keep theirs.
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+            try:
+                image = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
         raise DecodeError("not an image Pillow can read (unknown or corrupt header)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -98,7 +102,7 @@ def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> str:
     shown = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else "more pixels"
     return (
         f"refused as a decompression bomb: {shown} > limit {max_pixels:,} "
-        "(`ccvec load --max-pixels N` loads larger images)"
+        "(--max-pixels N reads larger images)"
     )
 
 

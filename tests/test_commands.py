@@ -276,6 +276,9 @@ def test_similar_semantic_by_a_loaded_file(
     usage_error(cli(*args, "--image", outside / "pipe.png"), "pipe.png: is a FIFO (named pipe), not a")
     usage_error(cli(*args, "--image", outside / "none.png"), "none.png: file not found")
     usage_error(cli("similar", "--semantic"), "--semantic needs --identifier or --image")
+    over = "> limit 100 (--max-pixels N reads larger images)"  # the hint holds here: similar takes it
+    usage_error(cli(*args, "--image", outside / "my coffee.png", "--max-pixels", "100"), over)
+    usage_error(cli("similar", "--image", outside / "my coffee.png", "--max-pixels", "100"), over)
 
 
 def test_similar_semantic_table_shows_four_decimals(cli: Cli, loaded: Path, tmp_path: Path) -> None:

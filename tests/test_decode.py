@@ -58,11 +58,13 @@ def test_a_refused_image_says_its_size_the_limit_and_how_to_load_it(max_pixels: 
     """Past the limit (Pillow's warning), past twice the limit (Pillow's error) and in between: one
     message with the image's size and the limit asked for (not Pillow's doubled one), and the option."""
     big = encode(Image.new("L", (4000, 3000)), "PNG")
+    before = Image.MAX_IMAGE_PIXELS
     with pytest.raises(DecodeError) as refused:
         decode(big, SPEC, max_pixels=max_pixels)
+    assert before == Image.MAX_IMAGE_PIXELS  # the process's limit put back (the next open failed)
     assert str(refused.value) == (
         f"refused as a decompression bomb: 4000x3000 = 12,000,000 pixels > limit {max_pixels:,} "
-        "(`ccvec load --max-pixels N` loads larger images)"
+        "(--max-pixels N reads larger images)"
     )
 
 

@@ -63,6 +63,9 @@ FormatOption = Annotated[
 ModelOption = Annotated[str, typer.Option(metavar="NAME", help="Registered embedding model.")]
 RadiusOption = Annotated[int, typer.Option(help="Largest pHash Hamming distance, 0 to 64.")]
 LimitOption = Annotated[int, typer.Option(min=1, metavar="N", help="Rows to show.")]
+MaxPixelsOption = Annotated[
+    int, typer.Option(min=1, metavar="N", help="Refuse larger images (decompression bombs).")
+]
 JobsOption = Annotated[
     int,
     typer.Option(

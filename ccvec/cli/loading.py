@@ -13,6 +13,7 @@ from ccvec.cli.common import (
     TABLE_ROWS,
     Format,
     FormatOption,
+    MaxPixelsOption,
     ModelOption,
     app,
     console,
@@ -98,9 +99,7 @@ def load_command(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Fetches in flight (matters for URLs).")
     ] = defaults.CONCURRENCY,
-    max_pixels: Annotated[
-        int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")
-    ] = defaults.MAX_PIXELS,
+    max_pixels: MaxPixelsOption = defaults.MAX_PIXELS,
     max_bytes: Annotated[
         int, typer.Option(min=1, help="Refuse larger files or downloads.")
     ] = defaults.MAX_BYTES,

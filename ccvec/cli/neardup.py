@@ -15,6 +15,7 @@ from ccvec.cli.common import (
     FormatOption,
     JobsOption,
     LimitOption,
+    MaxPixelsOption,
     ModelOption,
     RadiusOption,
     app,
@@ -66,13 +67,14 @@ def similar_command(
         bool, typer.Option("--dihedral/--no-dihedral", help="Also find mirrored and rotated copies by pHash.")
     ] = defaults.DIHEDRAL,
     fmt: FormatOption = Format.table,
+    max_pixels: MaxPixelsOption = defaults.MAX_PIXELS,
 ) -> None:
     """Near-duplicates by pHash Hamming distance (exact, multi-index hashing), or --semantic neighbours."""
     if semantic:
         if phash_hex is not None or (image is not None and identifier is not None):
             raise CcvecError("--semantic takes one of --identifier or --image (not --phash)")
         if image is not None:
-            _similar_to_file(image, k, model, fmt)
+            _similar_to_file(image, k, model, fmt, max_pixels)
         else:
             _similar_semantic(identifier, k, model, fmt)
         return
@@ -91,7 +93,7 @@ def similar_command(
                 raise CcvecError(str(exc)) from exc
         elif image is not None:
             try:  # the loader's reading: a FIFO, a folder or a symlink loop is named as such
-                grid = decode(read_file(image, defaults.MAX_BYTES), None).hash_grid
+                grid = decode(read_file(image, defaults.MAX_BYTES), None, max_pixels).hash_grid
             except (FetchError, DecodeError) as exc:
                 raise CcvecError(f"{display_path(image)}: {exc}") from exc
             query = int(phash.phash_from_pixels(grid[None])[0])
@@ -116,7 +118,7 @@ def similar_command(
         err_console.print(f"{len(found) - limit} more within {radius}: --limit N shows them", highlight=False)
 
 
-def _similar_to_file(image: Path, k: int, model: str, fmt: Format) -> None:
+def _similar_to_file(image: Path, k: int, model: str, fmt: Format, max_pixels: int) -> None:
     """--semantic --image: a loaded file by its stored embedding (itself left out); any other image
     file embedded here with the registered model, as `ccvec load` would, and not stored. The
     inference runs between two transactions, holding none (a load's index DDL would wait on it)."""
@@ -129,7 +131,7 @@ def _similar_to_file(image: Path, k: int, model: str, fmt: Format) -> None:
         missing = conn.execute("SELECT * FROM ccvec.missing_embeddings(%s, %s)", [model, [ident]])
         loaded = not missing.fetchall()
         registered = None if loaded else get_model(conn, model)
-    query = None if registered is None else _embed_file(image, registered)
+    query = None if registered is None else _embed_file(image, registered, max_pixels)
     with schema_connection() as conn:
         if query is None:
             found, note = graph.similar(conn, ident, k, model), ""
@@ -139,7 +141,7 @@ def _similar_to_file(image: Path, k: int, model: str, fmt: Format) -> None:
     _emit_nearest(found, titles, fmt, f"{k} nearest to {display_path(image)} ({model}{note})")
 
 
-def _embed_file(image: Path, model: Model) -> npt.NDArray[np.float32]:
+def _embed_file(image: Path, model: Model, max_pixels: int) -> npt.NDArray[np.float32]:
     """One image file's embedding with a registered model, read and decoded as the loader reads it
     (a FIFO, a folder or a missing file is named as such)."""
     from ccvec.decode import DecodeError, decode
@@ -148,7 +150,7 @@ def _embed_file(image: Path, model: Model) -> npt.NDArray[np.float32]:
     from ccvec.sources import display_path
 
     try:
-        pixels = decode(read_file(image, defaults.MAX_BYTES), model.spec).pixels
+        pixels = decode(read_file(image, defaults.MAX_BYTES), model.spec, max_pixels).pixels
     except (FetchError, DecodeError) as exc:
         raise CcvecError(f"{display_path(image)}: {exc}") from exc
     if pixels is None:  # decode returns pixels whenever a spec is given

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from ccvec import defaults
-from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, err_console, safe, stages
+from ccvec.cli.common import (
+    DEFAULT_MODEL,
+    MaxPixelsOption,
+    ModelOption,
+    app,
+    console,
+    err_console,
+    safe,
+    stages,
+)
 from ccvec.cli.loading import load_with_progress, not_images_note, print_failures
 
 OutOption = Annotated[
@@ -37,6 +46,7 @@ def run_command(
         typer.Option(help="imagecluster's similarity index, 0 to 1 (default: Louvain, no threshold)."),
     ] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Cluster folders hold copies, not symlinks.")] = False,
+    max_pixels: MaxPixelsOption = defaults.MAX_PIXELS,
 ) -> None:
     """The whole job: schema, load, near-duplicate groups, kNN graph, clusters, scores, and the report.
 
@@ -44,7 +54,8 @@ def run_command(
     from ccvec import pipeline
     from ccvec.load import LoadOptions, LoadSummary
 
-    options = pipeline.RunOptions(model=model, k=k, sim=sim, load=LoadOptions(model=model), copy=copy)
+    load = LoadOptions(model=model, max_pixels=max_pixels)
+    options = pipeline.RunOptions(model=model, k=k, sim=sim, load=load, copy=copy)
     with stages() as bar:
 
         def loader(source: str, opts: LoadOptions, entries: pipeline.Entries) -> LoadSummary:
