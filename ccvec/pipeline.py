@@ -273,6 +273,9 @@ def scores_step(
     """Refresh when anything upstream changed or the scores were never computed."""
     populated = _one(conn, "SELECT ccvec.view_populated('image_score')")
     stale = _one(conn, "SELECT ccvec.popularity_metrics_stale()")  # a metric set since the refresh
+    # the graph, a clustering, catalog rows... changed since the last refresh started: a run
+    # interrupted before its refresh finished, or the separate commands
+    stale = stale or _one(conn, "SELECT ccvec.scores_stale()")
     # images without scores: a run interrupted during its refresh, or the separate commands
     stale = stale or (populated and _one(conn, "SELECT ccvec.unscored_images()") > 0)
     conn.commit()

@@ -252,6 +252,9 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
             if on_stage:
                 on_stage(name, timings[name])
 
+    # what the scores read as of now: a change drawn after this (a load beside the refresh) leaves
+    # them stale for the next `ccvec run` (ccvec.scores_stale)
+    started_at_change = db.one_row(conn, "SELECT ccvec.input_changes()")[0]
     if cold:
         conn.execute("SELECT ccvec.score_inputs_forget()")
     # the constants first bring ccvec.score_input up to date: only new or changed rows are parsed
@@ -265,6 +268,8 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
         authority_done.result()
         for name, work in plan.scores:
             stage(conn, name, work)
+    conn.execute("SELECT ccvec.refresh_finished(%s)", [started_at_change])
+    conn.commit()
     return timings
 
 

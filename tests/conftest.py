@@ -69,7 +69,8 @@ TABLES = (
     "knn_run, knn_edge, cluster_run, cluster_member, "
     "visualrank_run, visual_rank, score_input, image_node, web_rank, web_rank_release, "
     "experiment, ab_served, ab_event, "
-    "class_name, image_class, cluster_label, novelty_model, novelty_reference, novelty_score, novelty_centre"
+    "class_name, image_class, cluster_label, novelty_model, novelty_reference, novelty_score, "
+    "novelty_centre, refresh_state"
 )
 
 

@@ -29,7 +29,8 @@ EXPECTED_TABLES = set(
     web_authority image_score experiment cluster_mate ab_served ab_event
     ab_outcome ab_alternate_signal
     class_name image_class cluster_label cluster_summary image_novelty novelty_centre
-    novelty_model novelty_reference novelty_score reference_novelty score_input image_node""".split()  # noqa: SIM905 (a readable block)
+    novelty_model novelty_reference novelty_score reference_novelty score_input image_node
+    refresh_state""".split()  # noqa: SIM905 (a readable block)
 )
 
 

@@ -203,6 +203,43 @@ def test_images_left_without_scores_are_scored_by_the_next_run(
     assert "scores: up to date" in cli(*args, database_url=database_url).stdout
 
 
+def test_scores_follow_a_graph_rebuilt_and_catalog_rows_changed_since_the_refresh(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """No new image, yet the scores' inputs changed since the last refresh: a graph rebuilt and
+    clustered by the separate commands (or by a run killed before its refresh finished), and a
+    manifest that gives the loaded files a provider and views. Each next run said "scores: up to
+    date" and kept VisualRank of the old graph and no observed popularity (ccvec.scores_stale)."""
+    photos = tmp_path / "p"
+    write_photos(photos, ("coins", "horse", "camera", "astronaut"))
+    args = ("run", str(photos), "--model", tiny, "--k", "2")
+    assert cli(*args, database_url=database_url).returncode == 0
+    for step in (("graph", "build", "--model", tiny, "--k", "2"), ("cluster",)):
+        done = cli(*step, database_url=database_url)
+        assert done.returncode == 0, (step, done.stderr)
+    rerun = cli(*args, database_url=database_url)
+    assert "graph: up to date" in rerun.stdout and "scores: refreshed" in rerun.stdout, rerun.stdout
+    ranked = "SELECT knn_run FROM ccvec.visualrank_run ORDER BY id DESC LIMIT 1"
+    current = "SELECT id FROM ccvec.knn_run WHERE is_current"
+    assert conn.execute(ranked).fetchone() == conn.execute(current).fetchone()
+    conn.commit()
+
+    manifest = tmp_path / "m.jsonl"
+    rows = [
+        {"path": str(p), "provider": "flickr", "meta_data": {"views": 10 * (i + 1)}}
+        for i, p in enumerate(sorted(photos.iterdir()))
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    by_manifest = ("run", str(manifest), "--model", tiny, "--k", "2")
+    changed = cli(*by_manifest, database_url=database_url)
+    assert "4 catalog row(s) updated" in changed.stdout, changed.stdout
+    assert "scores: refreshed" in changed.stdout, changed.stdout
+    observed = "SELECT count(*) FROM ccvec.image_score WHERE popularity_provenance = 'observed'"
+    assert conn.execute(observed).fetchone() == (4,)
+    conn.commit()
+    assert "scores: up to date" in cli(*by_manifest, database_url=database_url).stdout
+
+
 def test_other_files_of_a_folder_are_noted_not_errors(
     conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
 ) -> None:
@@ -440,3 +477,21 @@ def test_each_source_is_listed_once(
     assert summary.loaded == 3 and summary.images == 3
     assert len(image_pages(tmp_path / "out")) == 3  # the scope came from the same listing
     assert listed == [tmp_path / "photos"]
+
+
+def test_max_pixels_is_honoured_by_run(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """`ccvec run` takes the loader's --max-pixels (a 108-megapixel phone photo is over the default,
+    and the refusal said to use `ccvec load`): images over it fail, one line each, the rest load."""
+    write_photos(tmp_path / "p", ("coins", "horse"))  # 384x303 and 400x328: 116,352 and 131,200 pixels
+    args = ("run", str(tmp_path / "p"), "--model", tiny)
+    result = cli(*args, "--max-pixels", "120000", database_url=database_url)
+    assert result.returncode == 1, result.stderr
+    assert "load: 1 new, 0 already loaded, 1 failed" in result.stdout
+    listed = json.loads(cli("errors", "--format", "json", database_url=database_url).stdout)
+    assert [Path(r["source"]).name for r in listed] == ["horse.jpeg"]
+    assert "> limit 120,000 (--max-pixels N reads larger images)" in listed[0]["reason"]
+    again = cli(*args, database_url=database_url)  # the default limit: the refused image loads now
+    assert again.returncode == 0, again.stderr
+    assert "load: 1 new, 1 already loaded, 0 failed" in again.stdout

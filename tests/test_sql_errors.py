@@ -143,7 +143,11 @@ HOSTILE = [
     ("SELECT ccvec.canonical_order(NULL)", "VC001", "give at least one canonical preference"),
     ("SELECT ccvec.use_catalog(NULL)", "VC001", "give a catalog table, not NULL"),
     ("SELECT ccvec.revoke_access('no_such_role_0052')", "VC002", "role no_such_role_0052 does not exist"),
-    ("SELECT ccvec.revoke_access('')", "VC002", "role  does not exist"),
+    ("SELECT ccvec.revoke_access('')", "VC002", 'role "" does not exist'),  # 0057: quoted
+    ("SELECT ccvec.revoke_access('Two Words')", "VC002", 'role "Two Words" does not exist'),
+    ("SELECT ccvec.grant_access('', 'reader')", "VC002", 'role "" does not exist: CREATE ROLE "" LOGIN'),
+    ("SELECT ccvec.grant_access(current_user, NULL)", "VC001", "unknown access level NULL"),  # granted reader
+    ("SELECT ccvec.grant_access(current_user, 'admin')", "VC001", "unknown access level 'admin'"),
     ("SELECT ccvec.revoke_access(NULL)", "VC002", "role NULL does not exist"),
     ("SELECT ccvec.vector_index_body('halfvec', 'hostile2', NULL, 64)", "VC001", "give m and ef_constr"),
     ("SELECT ccvec.create_embedding_index('hostile2', 16, NULL)", "VC001", "give m and ef_construction"),
