@@ -6,6 +6,7 @@ batches with progress.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import uuid
@@ -43,6 +44,7 @@ class GraphRun:
     recall: float | None
     ef_search: int | None = None
     tried: tuple[tuple[int, float], ...] = ()  # (breadth, sampled recall) when the build chose it
+    resumed_with: int | None = None  # images that had their edges when an interrupted build resumed
 
 
 Exact = vector_pass.Neighbours  # image -> its exact k nearest (id, distance)
@@ -129,27 +131,59 @@ def build(
     (choose_ef_search; EF_SEARCH when the sample is under 2), and the run's recall is measured on the
     other half, so the figure stored is not the one the choice was made on. The searches run in
     batches of BATCH images, one SQL call each (a LATERAL HNSW query per image), over `jobs`
-    connections at once; the edges do not depend on `jobs` or the batch size."""
+    connections at once; the edges do not depend on `jobs` or the batch size.
+
+    An unfinished run of the same model and k that no other build holds (an interrupted build) is
+    resumed instead, at its own breadth: only the images without edges are searched, and its recall
+    is measured on the whole sample (ccvec.resumable_knn_run)."""
     require_embeddings(conn, model)
     ensure_index(conn, model)
     ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [model])]
     sample = random.Random(0).sample(sorted(ids), min(recall_sample, len(ids)))
-    choice = choose_ef_search(conn, model, k, sample) if ef_search is None and len(sample) >= 2 else None
-    breadth = ef_search or (choice.ef_search if choice else EF_SEARCH)
-    run_id: int = db.fetch_row(
-        conn.execute("SELECT ccvec.knn_run_start(%s, %s, %s)", [model, k, breadth]),
-        "creating the kNN run",
-    )[0]
+    query = "SELECT * FROM ccvec.resumable_knn_run(%s, %s, %s)"
+    unfinished = conn.execute(query, [model, k, ef_search]).fetchone()  # claimed, when there is one
     conn.commit()
-    search(conn, "SELECT ccvec.knn_insert(%s, %s)", run_id, ids, jobs, on_progress)
-    if choice:  # the half of the sample the breadth was not chosen on, against the same exact pass
-        checked = {i: choice.exact[i] for i in sample[1::2]}
-        recall, measured = edge_recall(conn, run_id, checked), len(checked)
+    choice: EfChoice | None = None
+    if unfinished is not None:
+        run_id, breadth, resumed_with = unfinished
+        todo = [
+            r[0]
+            for r in conn.execute("SELECT * FROM ccvec.images_missing_from_graph(%s, %s)", [model, run_id])
+        ]
     else:
-        recall, measured = sample_recall(conn, run_id, sample), len(sample)
-    conn.execute("SELECT ccvec.knn_run_finish(%s, %s, %s, %s)", [run_id, len(ids), recall, measured])
-    make_current(conn, run_id)
-    return GraphRun(run_id, model, k, len(ids), recall, breadth, choice.tried if choice else ())
+        if ef_search is None and len(sample) >= 2:
+            choice = choose_ef_search(conn, model, k, sample)
+        breadth = ef_search or (choice.ef_search if choice else EF_SEARCH)
+        run_id = _start(conn, model, k, breadth)
+        resumed_with, todo = None, ids
+    conn.commit()
+    try:
+        search(conn, "SELECT ccvec.knn_insert(%s, %s)", run_id, todo, jobs, on_progress)
+        if choice:  # the half of the sample the breadth was not chosen on, against the same exact pass
+            checked = {i: choice.exact[i] for i in sample[1::2]}
+            recall, measured = edge_recall(conn, run_id, checked), len(checked)
+        else:
+            recall, measured = sample_recall(conn, run_id, sample), len(sample)
+        conn.execute("SELECT ccvec.knn_run_finish(%s, %s, %s, %s)", [run_id, len(ids), recall, measured])
+        make_current(conn, run_id)
+    finally:
+        # a caller that goes on (a test, a library user) lets the next build resume; a broken
+        # connection has lost the claim already
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+            conn.execute("SELECT ccvec.knn_run_release(%s)", [run_id])
+            conn.commit()
+    tried = choice.tried if choice else ()
+    return GraphRun(run_id, model, k, len(ids), recall, breadth, tried, resumed_with)
+
+
+def _start(conn: psycopg.Connection, model: str, k: int, breadth: int) -> int:
+    """A new unfinished run, claimed by this session until the build ends (ccvec.knn_run_claim)."""
+    run_id: int = db.fetch_row(
+        conn.execute("SELECT ccvec.knn_run_start(%s, %s, %s)", [model, k, breadth]), "creating the kNN run"
+    )[0]
+    conn.execute("SELECT ccvec.knn_run_claim(%s)", [run_id])  # new: no other session holds it
+    return run_id
 
 
 def _nearest(

@@ -217,9 +217,10 @@ def graph_step(
         return added > 0
     built = graph.build(conn, options.k, options.model, on_progress=_stage(on_progress, "graph"))
     recall = f"{built.recall:.3f}" if built.recall is not None else "n/a"
+    resumed = "" if built.resumed_with is None else f" (resumed: {built.resumed_with:,} had their edges)"
     summary.steps["graph"] = (
         f"run {built.id}, {counted(built.images, 'image')}, ef_search {built.ef_search}, "
-        f"recall@{options.k} {recall}"
+        f"recall@{options.k} {recall}{resumed}"
     )
     return True
 

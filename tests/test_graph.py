@@ -138,6 +138,47 @@ def test_jobs_and_batch_size_do_not_change_the_graph(
     assert set(got) == set(ids) and all(len(v) == 5 for v in got.values())
 
 
+def test_an_interrupted_build_is_resumed_not_started_again(
+    conn: psycopg.Connection, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build stopped after its first batches (Ctrl-C, a kill) left its run unfinished, and the next
+    build started a new one: at 1M images, an hour of searches lost. The next build of the same
+    model and k now finishes that run, searching only the images without edges, and gives the edges
+    an uninterrupted build gives; a run another session is building is never taken over."""
+    vectors = three_groups(np.random.default_rng(6), per_group=12)
+    ids = add_vectors(conn, vectors)
+    whole = graph.build(conn, k=5, model=MODEL, ef_search=40, jobs=1)
+    monkeypatch.setattr(graph, "BATCH", 7)
+
+    def stop_after_two_batches(done: int, total: int) -> None:
+        if done >= 14:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        graph.build(conn, k=5, model=MODEL, ef_search=40, jobs=1, on_progress=stop_after_two_batches)
+    (run_id,) = conn.execute("SELECT max(id) FROM ccvec.knn_run").fetchone()
+    assert len(edges(conn, run_id)) == 14 and graph.current(conn).id == whole.id  # unfinished
+    conn.commit()
+
+    with psycopg.connect(database_url, autocommit=True) as other:  # another build holds it
+        assert other.execute("SELECT ccvec.knn_run_claim(%s)", [run_id]).fetchone() == (True,)
+        assert conn.execute("SELECT * FROM ccvec.resumable_knn_run(%s, 5)", [MODEL]).fetchall() == []
+        prunable = "SELECT id FROM ccvec.prunable_runs(true) WHERE kind = 'graph'"
+        assert (run_id,) not in conn.execute(prunable).fetchall()  # `graph prune --unfinished` keeps it
+        conn.commit()
+        other.execute("SELECT ccvec.knn_run_release(%s)", [run_id])  # (a closed session's goes a bit later)
+    assert (run_id,) in conn.execute(prunable).fetchall()  # interrupted, no one building it
+    conn.commit()
+    searched: list[int] = []
+    resumed = graph.build(conn, k=5, model=MODEL, on_progress=lambda done, total: searched.append(total))
+    assert (resumed.id, resumed.resumed_with, resumed.ef_search) == (run_id, 14, 40)
+    assert set(searched) == {len(ids) - 14}  # only the images without edges were searched
+    assert edges(conn, run_id) == edges(conn, whole.id)
+    assert graph.current(conn).id == run_id and resumed.images == len(ids)
+    fresh = graph.build(conn, k=5, model=MODEL, ef_search=40, jobs=1)  # nothing unfinished: a new run
+    assert fresh.id > run_id and fresh.resumed_with is None
+
+
 def test_recall_counts_missing_edges(conn: psycopg.Connection) -> None:
     vectors = three_groups(np.random.default_rng(6), per_group=5)
     ids = add_vectors(conn, vectors)
@@ -416,23 +457,25 @@ def test_the_embedded_server_is_local(conn: psycopg.Connection) -> None:
     assert conn.info.host.startswith("/") and db.server_is_local(conn)
 
 
-def test_prune_deletes_old_runs_and_keeps_what_is_shown(conn: psycopg.Connection) -> None:
+def test_prune_deletes_old_runs_and_keeps_what_is_shown(conn: psycopg.Connection, database_url: str) -> None:
     """Every build and clustering keeps its rows; `ccvec graph prune` deletes the runs nothing reads
     (older graphs, cluster runs that are not the newest of their level on the current graph) and
-    keeps the graph the newest VisualRank ran on, and unfinished builds unless asked (one may still
-    be running)."""
+    keeps the graph the newest VisualRank ran on, and unfinished builds unless asked; a build still
+    running (it holds its run's claim) even then."""
     from ccvec import clusters, visualrank
 
     add_vectors(conn, three_groups(np.random.default_rng(8)))
     first = graph.build(conn, k=3, model=MODEL)
     clusters.cluster_louvain(conn)  # on the first graph
-    abandoned = conn.execute("SELECT ccvec.knn_run_start(%s, 3, 40)", [MODEL]).fetchone()[0]
+    abandoned = conn.execute("SELECT ccvec.knn_run_start(%s, 4, 40)", [MODEL]).fetchone()[0]  # k=3 resumes
     current = graph.build(conn, k=3, model=MODEL)
     clusters.cluster_louvain(conn)
     shown = clusters.cluster_louvain(conn)  # the newest default-level run: what image_cluster shows
     running = conn.execute("SELECT ccvec.knn_run_start(%s, 3, 40)", [MODEL]).fetchone()[0]
     visualrank.visualrank(conn, first.id)  # the newest VisualRank is on the first graph
     conn.commit()
+    builder = psycopg.connect(database_url, autocommit=True)  # the build of `running`, still at work
+    builder.execute("SELECT ccvec.knn_run_claim(%s)", [running])
     view = "SELECT identifier, cluster, run_id FROM ccvec.image_cluster ORDER BY 1"
     before = conn.execute(view).fetchall()
     listed = {(kind, run) for kind, run, _, _ in graph.prunable(conn)}
@@ -441,10 +484,12 @@ def test_prune_deletes_old_runs_and_keeps_what_is_shown(conn: psycopg.Connection
     assert conn.execute(view).fetchall() == before and {r[2] for r in before} == {shown}
     assert graph.prunable(conn) == []
     assert [(kind, run) for kind, run, _, _ in graph.prunable(conn, unfinished=True)] == [
-        ("graph", abandoned),
-        ("graph", running),
+        ("graph", abandoned)
     ]
-    assert graph.prune(conn, unfinished=True) == [("graph", 2, 0)]
+    assert graph.prune(conn, unfinished=True) == [("graph", 1, 0)]
+    builder.execute("SELECT ccvec.knn_run_release(%s)", [running])  # the build stopped: interrupted now
+    builder.close()
+    assert graph.prune(conn, unfinished=True) == [("graph", 1, 0)]
     visualrank.visualrank(conn, current.id)  # now the first graph is read by nothing
     conn.commit()
     assert graph.prune(conn) == [("graph", 1, 15 * 3)]

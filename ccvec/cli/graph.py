@@ -65,6 +65,10 @@ def graph_build(
         )
     recall = f"{run.recall:.3f}" if run.recall is not None else "n/a"
     chosen = ", ".join(f"{ef} -> {r:.3f}" for ef, r in run.tried)
+    if run.resumed_with is not None:
+        console.print(
+            f"resumed graph run {run.id} (interrupted): {counted(run.resumed_with, 'image')} had their edges"
+        )
     console.print(
         f"graph run {run.id}: {counted(run.images, 'image')}, k={run.k}, ef_search {run.ef_search}"
         + (f" (sampled recall by ef_search: {chosen})" if chosen else "")
@@ -111,7 +115,8 @@ def graph_prune(
     unfinished: Annotated[
         bool,
         typer.Option(
-            "--unfinished", help="Also unfinished builds (interrupted ones): make sure none is running."
+            "--unfinished",
+            help="Also interrupted builds (the next build would resume them); one still running is kept.",
         ),
     ] = False,
 ) -> None:
