@@ -7,6 +7,11 @@ of the previous manifest that are not written again, and writes the new manifest
 move the manifest lists old and new files together, so an interrupted refresh leaves nothing
 foreign behind. An OUT holding files not in the manifest is refused.
 
+What an interrupted refresh had staged is set aside in `OUT/.ccvec-resume/` by the next one, which
+takes back the files named by their content (thumbnails: `reuse`) instead of making them again;
+the rest is removed at its commit. Each file is staged whole (written beside, then renamed), so
+nothing set aside is a partial file.
+
 One command at a time writes an OUT: opening it takes an exclusive lock on the folder (flock, held
 until the commit or the end of the process), and a second command opening the same OUT meanwhile
 is refused in one line, before any work (it would share the staging folder with the first).
@@ -28,6 +33,7 @@ from ccvec.sources import OUTPUT_MARKER
 
 MANIFEST = OUTPUT_MARKER
 STAGING = ".ccvec-staging"
+RESUME = ".ccvec-resume"  # the staging folder of an interrupted refresh, for reuse()
 FORMAT = 1
 REPORT = "report"  # the kind of a folder `ccvec run` or `ccvec report` wrote (and of one with no kind)
 EXPORT = "export-clusters"  # the kind of a folder `ccvec export-clusters` wrote
@@ -73,6 +79,7 @@ class OutDir:
         self.previous_files: set[str] = set(self.previous.get("files", []))
         self.files: set[str] = set()
         self.staging = root / STAGING
+        self.resume = root / RESUME
         self.meta: dict[str, Any] = {}
         self._lock: int | None = None
         self._created = False  # made for the lock: removed again if nothing was written
@@ -101,7 +108,9 @@ class OutDir:
         if root.exists():
             ours = out.previous_files | {MANIFEST, MANIFEST + ".tmp"}
             foreign = sorted(
-                p for p in _files_under(root) if p not in ours and not p.startswith(STAGING + "/")
+                p
+                for p in _files_under(root)
+                if p not in ours and not p.startswith((STAGING + "/", RESUME + "/"))
             )
             if foreign:
                 shown = ", ".join(foreign[:3]) + (
@@ -111,7 +120,9 @@ class OutDir:
                     f"{root} holds files ccvec did not write ({shown}): choose a new or empty folder, "
                     f"or one that an earlier {WRITERS[kind]} wrote"
                 )
-        shutil.rmtree(out.staging, ignore_errors=True)  # a refresh that was interrupted
+        if out.staging.exists():  # a refresh that was interrupted: set aside for reuse()
+            shutil.rmtree(out.resume, ignore_errors=True)
+            os.replace(out.staging, out.resume)
         return out
 
     def release(self) -> None:
@@ -134,6 +145,15 @@ class OutDir:
     def keep(self, rel: str) -> None:
         self.files.add(rel)
 
+    def reuse(self, rel: str) -> bool:
+        """Stage the file an interrupted refresh had staged at `rel`, if there is one: only for files
+        named by their content (a thumbnail by the image's SHA-256), which cannot be stale."""
+        kept = self.resume / rel
+        if kept.is_symlink() or not kept.is_file():
+            return False
+        os.replace(kept, self._stage(rel))
+        return True
+
     def _stage(self, rel: str) -> Path:
         if rel in self.files:
             raise ValueError(f"{rel} written twice")
@@ -143,10 +163,13 @@ class OutDir:
         return path
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        self._stage(rel).write_bytes(data)
+        path = self._stage(rel)
+        partial = path.with_name(path.name + ".part")  # whole or absent, should the process die here
+        partial.write_bytes(data)
+        os.replace(partial, path)
 
     def write_text(self, rel: str, text: str) -> None:
-        self._stage(rel).write_text(text, encoding="utf-8")
+        self.write_bytes(rel, text.encode("utf-8"))
 
     def symlink(self, rel: str, target: Path) -> None:
         os.symlink(target, self._stage(rel))
@@ -175,6 +198,7 @@ class OutDir:
                 path.unlink()
             _remove_empty_parents(path.parent, self.root)
         shutil.rmtree(self.staging, ignore_errors=True)
+        shutil.rmtree(self.resume, ignore_errors=True)
         manifest = {"format": FORMAT, **(meta or {}), "kind": self.kind, "files": sorted(self.files)}
         _write_manifest(self.root, manifest)
         self.release()

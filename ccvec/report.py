@@ -283,6 +283,8 @@ def write_thumbnails(
         row["thumb"] = rel
         if out.exists(rel) or rel in out.files:
             out.keep(rel)
+        elif out.reuse(rel):  # made by a refresh that was interrupted
+            pass
         elif sha not in todo:
             todo[sha] = row["url"]
     made = failed = 0
