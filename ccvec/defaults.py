@@ -11,6 +11,10 @@ import os
 # Embedding model: EfficientNet-Lite0 (ImageNet), converted to ONNX without torch (docs/loading.md).
 MODEL = "efficientnet-lite0"
 
+# Progress when stderr is not a terminal (a cron job's log): a plain line per this many seconds at
+# most, the first after as long, so a short command prints none (docs/cli.md).
+PROGRESS_LOG_SECONDS = 60.0
+
 # Loading (docs/loading.md).
 BATCH_SIZE = 32  # images per inference batch and per transaction
 WORKERS = max(1, os.cpu_count() or 1)  # decode processes; 0 decodes in threads

@@ -232,6 +232,27 @@ def test_load_and_errors(cli: Cli, tiny: Path, tmp_path: Path) -> None:
     usage_error(cli("errors", "--run", str(run + 1)), missing)
 
 
+def test_progress_shows_as_lines_in_a_log(
+    cli: Cli, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stderr not a terminal (a cron job, `2> log`): a load or a run of hours showed no progress at
+    all, since a bar draws nothing there. Plain timestamped lines now, one per
+    PROGRESS_LOG_SECONDS at most (the first after as long, so short commands print none); none
+    with --quiet."""
+    from ccvec import defaults
+
+    monkeypatch.setattr(defaults, "PROGRESS_LOG_SECONDS", 0.0)  # every update, for the test
+    result = ok(cli("load", images(tmp_path / "a"), "--model", MODEL, "--workers", "0"))
+    lines = [line for line in result.stderr.splitlines() if " loading: " in line]
+    assert lines, result.stderr
+    assert re.fullmatch(r"\d\d:\d\d:\d\d loading: 4 of 4 \(100%\)", lines[-1]), lines
+    quiet = ok(cli("--quiet", "load", images(tmp_path / "b", ("coins",)), "--model", MODEL, "--workers", "0"))
+    assert " loading: " not in quiet.stderr, quiet.stderr
+    monkeypatch.setattr(defaults, "PROGRESS_LOG_SECONDS", 3600.0)
+    short = ok(cli("load", images(tmp_path / "c", ("horse",)), "--model", MODEL, "--workers", "0"))
+    assert " loading: " not in short.stderr, short.stderr  # a short command: no line
+
+
 def test_load_missing_source(cli: Cli, tiny: Path, tmp_path: Path) -> None:
     usage_error(cli("load", tmp_path / "nowhere", "--model", MODEL), "no such folder or manifest file")
 

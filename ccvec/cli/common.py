@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +47,40 @@ _state = {"quiet": False}
 def quiet() -> bool:
     """No progress bars: asked for with --quiet, or stderr is not a terminal."""
     return _state["quiet"] or not err_console.is_terminal
+
+
+class ProgressLog:
+    """Progress as plain lines when stderr is not a terminal (a cron job, `2> log`), where a bar
+    would draw nothing: one line per defaults.PROGRESS_LOG_SECONDS at most, the first after as
+    long, so a short command (and every one-line error) prints none. Nothing with --quiet."""
+
+    def __init__(self) -> None:
+        self.on = not _state["quiet"] and not err_console.is_terminal
+        self.start = self.last = time.monotonic()
+        self.first_done = 0
+        self.label: str | None = None
+
+    def update(self, label: str, done: int, total: int | None) -> None:
+        if not self.on:
+            return
+        now = time.monotonic()
+        if label != self.label:  # a new stage: its own rate
+            self.label, self.start, self.first_done = label, now, done
+        if now - self.last < defaults.PROGRESS_LOG_SECONDS:
+            return
+        self.last = now
+        line = f"{label}: {done:,}" + (f" of {total:,} ({done / total:.0%})" if total else "")
+        rate = (done - self.first_done) / max(now - self.start, 1e-9)
+        if total and rate > 0 and done < total:
+            line += f", about {_duration((total - done) / rate)} left"
+        err_console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"{max(1, round(seconds))} s"
+    return f"{minutes} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
 class Format(enum.StrEnum):
@@ -92,7 +127,9 @@ def _global_options(
     ] = None,
     quiet_flag: Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="No progress bars (they are off anyway when not a terminal)."),
+        typer.Option(
+            "--quiet", "-q", help="No progress (bars on a terminal; in a log, a line a minute at most)."
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -171,9 +208,15 @@ def progress(label: str) -> Iterator[Callable[[int, int], None]]:
         transient=True,
         disable=quiet(),
     )
+    log = ProgressLog()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+        log.update(label, done, total)
+
     with bar:
         task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+        yield update
 
 
 class StageBar:
@@ -185,8 +228,10 @@ class StageBar:
 
         self.bar: Progress | None = None
         self.task: TaskID | None = None
+        self.log = ProgressLog()
 
     def update(self, stage: str, done: int, total: int) -> None:
+        self.log.update(stage, done, total)
         if quiet():
             return
         if self.bar is None:

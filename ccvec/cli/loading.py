@@ -15,6 +15,7 @@ from ccvec.cli.common import (
     FormatOption,
     MaxPixelsOption,
     ModelOption,
+    ProgressLog,
     app,
     console,
     emit,
@@ -63,10 +64,13 @@ def load_with_progress(
     explain_model_build(options.model)
     task = progress.add_task("load", total=None, rate=0.0)
     started = time.perf_counter()
+    log = ProgressLog()
 
     def advance(n: int) -> None:
         done = progress.tasks[0].completed + n
         progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
+        total = progress.tasks[0].total
+        log.update("loading", int(done), None if total is None else int(total))
 
     def start(total: int) -> None:
         progress.update(task, total=total)
