@@ -128,6 +128,74 @@ def test_labels_from_class_predictions_of_the_default_model(conn: psycopg.Connec
     assert len(stored) == 6 and 967 in stored.values() and set(stored.values()) & set(range(281, 286))
 
 
+KINDS = {  # each range's first and last class of ccvec.imagenet_group, by name
+    "fish": ("tench", "stingray", "barracouta", "puffer"),
+    "birds": ("cock", "great grey owl", "black grouse", "black swan", "white stork", "albatross"),
+    "reptiles and amphibians": ("European fire salamander", "sidewinder"),
+    "insects and other invertebrates": (
+        "trilobite",
+        "centipede",
+        "jellyfish",
+        "isopod",
+        "tiger beetle",
+        "sea cucumber",
+    ),
+    "dogs": ("Chihuahua", "Mexican hairless"),
+    "mammals": (
+        "tusker",
+        "wombat",
+        "grey whale",
+        "sea lion",
+        "timber wolf",
+        "meerkat",
+        "wood rabbit",
+        "giant panda",
+    ),
+    "food": ("guacamole", "eggnog"),
+    "landscapes": ("alp", "volcano"),
+    "people": ("ballplayer", "scuba diver"),
+    "plants and fungi": ("rapeseed", "ear"),
+    "objects": ("abacus", "plate", "toilet tissue", "toilet tissue"),
+}
+
+
+def test_imagenet_kinds_follow_the_class_names(conn: psycopg.Connection) -> None:
+    """ccvec.imagenet_group's index ranges name the right kind: checked on the shipped class names
+    at each range's two ends (the classes are ordered by WordNet synset)."""
+    index = {name: i for i, name in enumerate(clusters.class_names())}
+    for kind, names in KINDS.items():
+        for name in names:
+            got = conn.execute("SELECT ccvec.imagenet_group(%s)", [index[name]]).fetchone()
+            assert got == (kind,), (name, index[name])
+        for name in names[1::2]:  # the class after a range's end is of another kind
+            after = conn.execute("SELECT ccvec.imagenet_group(%s)", [index[name] + 1]).fetchone()
+            assert after != (kind,) or index[name] == 999, name
+    assert conn.execute("SELECT ccvec.imagenet_group(1000)").fetchone() == (None,)
+
+
+def test_a_cluster_no_class_carries_is_named_by_its_kind(conn: psycopg.Connection) -> None:
+    """Mammals of 25 classes, none above 4 % of the predicted mass: the cluster was named after two
+    of them ("Komodo dragon · koala" for 24 mixed animals of GCompris); now "mammals". A cluster one
+    class carries keeps its classes' name."""
+    ids = add_vectors(conn, groups(np.random.default_rng(7), per_group=5))
+    graph.build(conn, k=4, model=MODEL)
+    run_id = clusters.cluster_louvain(conn)
+    conn.execute("SELECT ccvec.class_names_add(%s, %s)", [MODEL, clusters.class_names()])
+    index = {name: i for i, name in enumerate(clusters.class_names())}
+    first = index["wood rabbit"]  # 25 mammals from here, five per image at 0.18 each: 4 % apiece
+    predicted = [(list(range(first + 5 * i, first + 5 * i + 5)), [0.18] * 5) for i in range(5)]
+    predicted += [([index["espresso"], index["cup"]], [0.9, 0.05])] * 5
+    for ident, (classes, probs) in zip(ids, predicted, strict=True):
+        conn.execute(
+            "INSERT INTO ccvec.image_class (model, identifier, classes, probs) VALUES (%s, %s, %s, %s)",
+            [MODEL, ident, classes, probs],
+        )
+    conn.commit()
+    clusters.label(conn, run_id)
+    names = {r[1]: r[4] for r in clusters.summary(conn, run_id)}
+    assert names == {"mammals": "classes", "espresso · cup": "classes"}
+
+
 def test_novelty_of_an_obvious_outlier(conn: psycopg.Connection) -> None:
     rng = np.random.default_rng(3)
     vectors = groups(rng, per_group=6)

@@ -1,0 +1,20 @@
+"""Clusters no ImageNet class carries are named by the kind of thing most of them are (mammals, birds...).
+
+Revision ID: 0064_group_labels
+Revises: 0059_graph_resume
+"""
+
+from ccvec.migrate import run_sql_file
+
+revision = "0064_group_labels"
+down_revision = "0059_graph_resume"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql_file("0064_group_labels.up.sql")
+
+
+def downgrade() -> None:
+    run_sql_file("0064_group_labels.down.sql")
