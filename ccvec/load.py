@@ -83,6 +83,7 @@ class LoadSummary:
     failed: int = 0
     warnings: int = 0  # rows stored with something changed (text cut, NULs removed); in load_error
     not_images: int = 0  # files of a folder skipped as not images by their name; in load_error
+    passed_over: int = 0  # hidden entries and system folders (@eaDir) not searched; in load_error
     updated: int = 0  # catalog rows loaded before whose columns a manifest changed (not re-embedded)
     restored: int = 0  # catalog rows deleted since their image was embedded, written again
     seconds: float = 0.0
@@ -367,24 +368,26 @@ def _write_cues(conn: psycopg.Connection, batch: list[Prepared]) -> None:
 
 def _split(
     entries: Iterable[SourceItem | BadRow],
-) -> tuple[list[SourceItem], list[Failed], list[Failed], int]:
+) -> tuple[list[SourceItem], list[Failed], list[Failed], tuple[int, int]]:
     """(items to load, rows refused before loading, notes: rows stored changed and files skipped,
-    how many files were skipped: a counted row stands for many)."""
+    (how many files were skipped, how many hidden or system entries passed over): a counted row
+    stands for many)."""
     items: list[SourceItem] = []
     bad: list[Failed] = []
     notes: list[Failed] = []
-    skipped_files = 0
+    skipped_files = passed = 0
     for entry in entries:
         if isinstance(entry, BadRow) and entry.stage == SKIPPED:
             notes.append(Failed(entry.source, entry.stage, entry.reason))
             skipped_files += entry.files
+            passed += entry.passed
         elif isinstance(entry, BadRow):
             bad.append(Failed(entry.source, entry.stage, entry.reason))
         else:
             items.append(entry)
             if entry.warnings:
                 notes.append(Failed(entry.source, WARNING, "; ".join(entry.warnings)))
-    return items, bad, notes, skipped_files
+    return items, bad, notes, (skipped_files, passed)
 
 
 class _Writer:
@@ -450,7 +453,7 @@ def load(
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
         with conn.transaction():
             _record(conn, summary.run_id, notes)
-        summary.not_images = skipped_files
+        summary.not_images, summary.passed_over = skipped_files
         summary.warnings = sum(note.stage == WARNING for note in notes)
         if options.write_catalog:
             summary.updated = _update_catalog(conn, items)

@@ -176,8 +176,8 @@ def load_command(
             f"{summary.warnings:,} row(s) stored with changes (text cut, invalid characters replaced): "
             f"see `ccvec errors --run {summary.run_id}`"
         )
-    if summary.not_images:
-        console.print(not_images_note(summary.not_images, [summary.run_id]))
+    if summary.not_images or summary.passed_over:
+        console.print(not_images_note(summary.not_images, [summary.run_id], summary.passed_over))
     if summary.loaded == 0 and summary.failed == 0 and summary.restored == 0:
         console.print("nothing new to load")
     if summary.failed:
@@ -193,12 +193,18 @@ def errors_commands(runs: list[int]) -> str:
     return " and ".join(f"`ccvec errors --run {run}`" for run in runs)
 
 
-def not_images_note(count: int, runs: list[int]) -> str:
-    """The line saying a folder held files that were skipped as not images (named in the errors)."""
-    return (
-        f"{counted(count, 'file')} skipped, not images by their name (a manifest is loaded by passing "
-        f"its path): listed by {errors_commands(runs)}"
-    )
+def not_images_note(count: int, runs: list[int], passed: int = 0) -> str:
+    """The line saying a folder held files that were skipped as not images, and hidden entries or
+    system folders (Synology's @eaDir, recycle bins) passed over (each named in the errors)."""
+    parts = []
+    if count:
+        parts.append(
+            f"{counted(count, 'file')} skipped, not images by their name "
+            "(a manifest is loaded by passing its path)"
+        )
+    if passed:
+        parts.append(f"{passed:,} hidden or system {'entry' if passed == 1 else 'entries'} passed over")
+    return f"{'; '.join(parts)}: listed by {errors_commands(runs)}"
 
 
 def print_failures(runs: list[int], failed: int) -> None:

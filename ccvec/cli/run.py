@@ -66,10 +66,10 @@ def run_command(
         + (f", {updated:,} catalog row(s) updated from a manifest" if updated else ""),
         highlight=False,
     )
-    not_images = [s for s in summary.loads if s.not_images]
-    if not_images:
-        count = sum(s.not_images for s in not_images)
-        console.print(not_images_note(count, [s.run_id for s in not_images]), highlight=False)
+    noted = [s for s in summary.loads if s.not_images or s.passed_over]
+    if noted:
+        count, passed = sum(s.not_images for s in noted), sum(s.passed_over for s in noted)
+        console.print(not_images_note(count, [s.run_id for s in noted], passed), highlight=False)
     for step, what in summary.steps.items():
         console.print(f"{step}: {what}", highlight=False)
     if out is None:
