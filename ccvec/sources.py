@@ -368,6 +368,8 @@ def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
             images.append(path)
         elif not_a_regular_file(path) is None:
             others.add(path)
+        elif _is_symlink(path) and path.is_dir():  # os.walk lists it and does not enter it
+            passed.add(path, "symlink to a folder: not followed; give its target as a source to load it")
     for path in sorted(images):
         problem = not_a_regular_file(path)
         if problem:
@@ -388,19 +390,19 @@ class _Passed:
 
     def add(self, path: Path, why: str) -> None:
         if why == "hidden":
-            self.hidden[path.name] += 1
+            self.hidden[display_path(Path(path.name))] += 1
         else:
             self.system.append((path, why))
 
     def rows(self, root: Path) -> Iterator[BadRow]:
         for path, why in sorted(self.system)[:SKIPPED_NAMED]:
-            yield BadRow(display_path(path), f"{why}: passed over, not searched", SKIPPED, 0, 1)
+            yield BadRow(display_path(path), why, SKIPPED, 0, 1)
         if len(self.system) > SKIPPED_NAMED:
             rest = len(self.system) - SKIPPED_NAMED
             yield BadRow(display_path(root), f"{rest:,} more system folders passed over", SKIPPED, 0, rest)
         if self.hidden:
             count = sum(self.hidden.values())
-            shown = ", ".join(display_path(Path(n)) for n, _ in self.hidden.most_common(4))
+            shown = ", ".join(name for name, _ in self.hidden.most_common(4))
             more = ", ..." if len(self.hidden) > 4 else ""
             reason = (
                 f"{count:,} hidden {'entry' if count == 1 else 'entries'} (names starting with '.': "
@@ -425,7 +427,8 @@ def _content(root: Path, passed: _Passed | None = None) -> Iterator[Path]:
             if why is None:
                 kept.append(name)
             elif passed is not None:
-                passed.add(Path(folder, name), why)
+                reason = why if why == "hidden" else f"{why}: passed over, not searched"
+                passed.add(Path(folder, name), reason)
         dirnames[:] = kept
         for name in (*dirnames, *filenames):
             if not name.startswith("."):

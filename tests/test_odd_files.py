@@ -90,8 +90,9 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
 ) -> None:
     """Synology's @eaDir holds a thumbnail of every photo: they loaded as images (near-duplicates of
     the real ones) and the folder named like a photo failed as 'is a directory'; recycle bins
-    loaded what the person deleted. Hidden files were passed over without a word. RAW, SVG and PDF
-    files were 'not an image file by its name' and a HEIC 'not an image Pillow can read'."""
+    loaded what the person deleted. Hidden files and symlinked folders were passed over without a
+    word. RAW, SVG and PDF files were 'not an image file by its name' and a HEIC 'not an image
+    Pillow can read'."""
     folder = tmp_path / "Photos"
     folder.mkdir()
     good = photo("chelsea").convert("RGB").resize((120, 80))
@@ -109,6 +110,9 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
         good.resize((60, 40)).save(folder / hidden)
     (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1" + bytes(64))
     (folder / "._IMG_0001.JPG").write_bytes(b"\0\5\26\7" + bytes(64))
+    (tmp_path / "elsewhere").mkdir()
+    good.save(tmp_path / "elsewhere" / "linked.jpg")
+    (folder / "2019").symlink_to(tmp_path / "elsewhere")  # said, not followed
     (folder / "IMG_0003.HEIC").write_bytes(_heic_header())
     (folder / "IMG_0004.CR2").write_bytes(b"II*\0\x10\0\0\0CR\2\0" + bytes(64))
     (folder / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
@@ -119,7 +123,7 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
     result = run_ccvec("run", str(folder), "--model", tiny, "--k", "1", database_url=database_url)
     assert result.returncode == 1, result.stderr  # the HEIC failed
     assert "load: 2 new, 0 already loaded, 1 failed" in result.stdout
-    assert "8 hidden or system entries passed over: listed by `ccvec errors --run" in result.stdout
+    assert "9 entries passed over (hidden, system folders, symlinked folders): listed by" in result.stdout
     assert f"{folder / 'IMG_0003.HEIC'}: HEIC/HEIF image: format not supported" in result.stderr
     titles = {r[0] for r in conn.execute("SELECT title FROM ccvec.image")}
     assert titles == {"IMG_0001", "IMG_0002"}  # nothing from @eaDir, the recycle bins or dot folders
@@ -140,6 +144,7 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
             folder / "IMG_0004.CR2",
             "camera RAW file (.CR2): not supported, skipped; export a JPEG or TIFF to include it",
         ),
+        (folder / "2019", "symlink to a folder: not followed; give its target as a source to load it"),
         (folder / "logo.svg", "vector drawing (.svg): not supported, skipped; no pixels to hash"),
         (
             folder / "scan.pdf",
@@ -147,4 +152,4 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
         ),
     ):
         assert ("skipped", str(source), reason) in rows, (source, listed)
-    assert len(listed) == 9  # those 8 and the HEIC: no "is a directory" for @eaDir/IMG_0001.JPG
+    assert len(listed) == 10  # those 9 and the HEIC: no "is a directory" for @eaDir/IMG_0001.JPG

@@ -203,7 +203,8 @@ def not_images_note(count: int, runs: list[int], passed: int = 0) -> str:
             "(a manifest is loaded by passing its path)"
         )
     if passed:
-        parts.append(f"{passed:,} hidden or system {'entry' if passed == 1 else 'entries'} passed over")
+        entries = "entry" if passed == 1 else "entries"
+        parts.append(f"{passed:,} {entries} passed over (hidden, system folders, symlinked folders)")
     return f"{'; '.join(parts)}: listed by {errors_commands(runs)}"
 
 
