@@ -153,3 +153,71 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
     ):
         assert ("skipped", str(source), reason) in rows, (source, listed)
     assert len(listed) == 10  # those 9 and the HEIC: no "is a directory" for @eaDir/IMG_0001.JPG
+
+
+def test_a_folder_run_again_after_renames_moves_deletions_and_a_replaced_file_says_so(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """A file's identifier is a uuid5 of its path: renamed or moved, it is a new image, and the row
+    of the old path stays. The rerun said nothing about those rows: the report's duplicate page
+    called the renamed file a copy whose kept original 'was loaded from other sources' (it was the
+    same file, gone), and a file replaced under the same name was 'already loaded' with the old
+    content's pHash and embedding, without a word."""
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    for name in ("chelsea", "coffee", "astronaut", "rocket", "camera"):
+        photo(name).convert("RGB").resize((128, 96)).save(folder / f"{name}.jpg", quality=90)
+    out = tmp_path / "report"
+    args = ("run", str(folder), "--out", str(out), "--model", tiny, "--k", "2")
+    first = run_ccvec(*args, database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    assert "no longer there" not in first.stdout and "changed since" not in first.stdout
+    before = {r[0]: r[1] for r in conn.execute("SELECT url, identifier FROM ccvec.image")}
+
+    (folder / "chelsea.jpg").rename(folder / "chelsea_renamed.jpg")
+    (folder / "sub").mkdir()
+    (folder / "coffee.jpg").rename(folder / "sub" / "coffee.jpg")
+    (folder / "astronaut.jpg").unlink()
+    old_size = (folder / "rocket.jpg").stat().st_size
+    photo("horse").convert("RGB").resize((128, 96)).save(folder / "rocket.jpg", quality=60)
+    new_size = (folder / "rocket.jpg").stat().st_size
+
+    second = run_ccvec(*args, database_url=database_url)
+    assert second.returncode == 0, second.stderr
+    assert "load: 2 new, 2 already loaded, 0 failed" in second.stdout
+    assert (
+        "3 images loaded before from this folder no longer there (renamed, moved or deleted): left out "
+        "of the report, still in the database; 1 file changed since loaded, not read again (the stored "
+        "pHash and embedding are the first content's): listed by `ccvec errors --run 2`"
+    ) in second.stdout, second.stdout
+    listed = json.loads(run_ccvec("errors", "--format", "json", database_url=database_url).stdout)
+    notes = {(row["source"], row["reason"]) for row in listed if row["stage"] == "warning"}
+    gone = (
+        "no longer there (renamed, moved or deleted since it was loaded): left out of the report; its "
+        "rows stay in the database, in its duplicate groups and clusters"
+    )
+    for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg"):
+        assert (str(folder / name), gone) in notes, notes
+    changed = {reason for source, reason in notes if source == str(folder / "rocket.jpg")}
+    assert changed == {
+        f"changed since it was loaded ({old_size:,} → {new_size:,} bytes): its pHash, embedding and "
+        "thumbnail are still the first content's (a path loaded once is not read again; a new name "
+        "loads the new content)"
+    }
+    assert len(notes) == 4
+
+    # identity as documented: the new paths are new identifiers, the old rows stay
+    after = {r[0]: r[1] for r in conn.execute("SELECT url, identifier FROM ccvec.image")}
+    assert set(before) < set(after) and len(after) == 7
+    assert after[(folder / "chelsea_renamed.jpg").as_uri()] != before[(folder / "chelsea.jpg").as_uri()]
+    # the report shows the files there now; the renamed photo's kept copy is the gone path's row
+    assert "report/index.html: 4 images" in second.stdout.replace(str(tmp_path) + "/", "")
+    duplicates = (out / "duplicates-1.html").read_text()
+    assert "the kept copy (canonical) among them, is not in this report: loaded from other sources, or " in (
+        duplicates
+    )
+    assert "files since renamed, moved or deleted" in duplicates
+    assert "loaded from other sources:" not in duplicates
+
+    third = run_ccvec(*args, database_url=database_url)  # said again while it holds
+    assert "3 images loaded before from this folder no longer there" in third.stdout

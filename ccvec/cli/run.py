@@ -9,7 +9,7 @@ import typer
 
 from ccvec import defaults
 from ccvec.cli.common import DEFAULT_MODEL, ModelOption, app, console, err_console, safe, stages
-from ccvec.cli.loading import load_with_progress, not_images_note, print_failures
+from ccvec.cli.loading import folder_changes_note, load_with_progress, not_images_note, print_failures
 
 OutOption = Annotated[
     Path | None,
@@ -70,6 +70,10 @@ def run_command(
     if noted:
         count, passed = sum(s.not_images for s in noted), sum(s.passed_over for s in noted)
         console.print(not_images_note(count, [s.run_id for s in noted], passed), highlight=False)
+    moved = [s for s in summary.loads if s.gone or s.changed]
+    if moved:
+        gone, changed = sum(s.gone for s in moved), sum(s.changed for s in moved)
+        console.print(folder_changes_note(gone, changed, [s.run_id for s in moved]), highlight=False)
     for step, what in summary.steps.items():
         console.print(f"{step}: {what}", highlight=False)
     if out is None:
