@@ -358,10 +358,12 @@ def _passed_over(name: str) -> str | None:
 
 
 def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
-    """Image files under `root`, recursively, in a stable (sorted) order. Names with an image
-    extension that are not regular files (directories, FIFOs, devices, dangling or looping
-    symlinks) are reported, not skipped in silence; so are other files, as skipped (stage
-    "skipped": recorded, not failed; the first SKIPPED_NAMED by name, the rest in one counted row)."""
+    """Image files under `root`, recursively, in a stable (sorted) order, symlinks after files: a
+    symlink to a file listed already is a note, not a second listing of its target (whose title
+    and path it would take). Names with an image extension that are not regular files
+    (directories, FIFOs, devices, dangling or looping symlinks) are reported, not skipped in
+    silence; so are other files, as skipped (stage "skipped": recorded, not failed; the first
+    SKIPPED_NAMED by name, the rest in one counted row)."""
     images, others, passed = [], _Others(), _Passed()
     for path in _content(root, passed):
         if path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -370,12 +372,20 @@ def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
             others.add(path)
         elif _is_symlink(path) and path.is_dir():  # os.walk lists it and does not enter it
             passed.add(path, "symlink to a folder: not followed; give its target as a source to load it")
-    for path in sorted(images):
+    seen: dict[uuid.UUID, Path] = {}
+    for path in sorted(images, key=lambda p: (_is_symlink(p), p)):
         problem = not_a_regular_file(path)
         if problem:
             yield BadRow(display_path(path), problem, "fetch")
             continue
-        yield from single_file(path)
+        for entry in single_file(path):
+            if isinstance(entry, SourceItem) and entry.identifier in seen:
+                target = display_path(seen[entry.identifier])
+                passed.add(path, f"symlink to {target}, listed already: loaded once, under its target")
+                continue
+            if isinstance(entry, SourceItem):
+                seen[entry.identifier] = path
+            yield entry
     yield from others.rows(root)
     yield from passed.rows(root)
 

@@ -162,7 +162,7 @@ def test_files_that_are_not_images_are_named_not_failed(
     assert result.returncode == 0, result.stderr
     assert "loaded 1, skipped 0 (already loaded), failed 0" in result.stdout
     assert "3 files skipped, not images by their name" in result.stdout
-    assert "; 2 entries passed over (hidden, system folders, symlinked folders): listed by" in result.stdout
+    assert "; 2 entries passed over (hidden, system folders, symlinks): listed by" in result.stdout
     noted = conn.execute("SELECT source, stage, reason FROM ccvec.load_error ORDER BY source").fetchall()
     assert [(Path(s).name, stage) for s, stage, _ in noted] == [
         ("mixed", "skipped"),

@@ -91,8 +91,9 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
     """Synology's @eaDir holds a thumbnail of every photo: they loaded as images (near-duplicates of
     the real ones) and the folder named like a photo failed as 'is a directory'; recycle bins
     loaded what the person deleted. Hidden files and symlinked folders were passed over without a
-    word. RAW, SVG and PDF files were 'not an image file by its name' and a HEIC 'not an image
-    Pillow can read'."""
+    word; a symlink to a photo of the folder gave the photo its own name and path and made a first
+    load say '1 already loaded'. RAW, SVG and PDF files were 'not an image file by its name' and a
+    HEIC 'not an image Pillow can read'."""
     folder = tmp_path / "Photos"
     folder.mkdir()
     good = photo("chelsea").convert("RGB").resize((120, 80))
@@ -113,6 +114,7 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
     (tmp_path / "elsewhere").mkdir()
     good.save(tmp_path / "elsewhere" / "linked.jpg")
     (folder / "2019").symlink_to(tmp_path / "elsewhere")  # said, not followed
+    (folder / "0-favourite.jpg").symlink_to(folder / "IMG_0001.JPG")  # sorts first: was its title
     (folder / "IMG_0003.HEIC").write_bytes(_heic_header())
     (folder / "IMG_0004.CR2").write_bytes(b"II*\0\x10\0\0\0CR\2\0" + bytes(64))
     (folder / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
@@ -123,7 +125,7 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
     result = run_ccvec("run", str(folder), "--model", tiny, "--k", "1", database_url=database_url)
     assert result.returncode == 1, result.stderr  # the HEIC failed
     assert "load: 2 new, 0 already loaded, 1 failed" in result.stdout
-    assert "9 entries passed over (hidden, system folders, symlinked folders): listed by" in result.stdout
+    assert "10 entries passed over (hidden, system folders, symlinks): listed by" in result.stdout
     assert f"{folder / 'IMG_0003.HEIC'}: HEIC/HEIF image: format not supported" in result.stderr
     titles = {r[0] for r in conn.execute("SELECT title FROM ccvec.image")}
     assert titles == {"IMG_0001", "IMG_0002"}  # nothing from @eaDir, the recycle bins or dot folders
@@ -145,6 +147,10 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
             "camera RAW file (.CR2): not supported, skipped; export a JPEG or TIFF to include it",
         ),
         (folder / "2019", "symlink to a folder: not followed; give its target as a source to load it"),
+        (
+            folder / "0-favourite.jpg",
+            f"symlink to {folder / 'IMG_0001.JPG'}, listed already: loaded once, under its target",
+        ),
         (folder / "logo.svg", "vector drawing (.svg): not supported, skipped; no pixels to hash"),
         (
             folder / "scan.pdf",
@@ -152,7 +158,7 @@ def test_nas_and_system_folders_are_passed_over_and_said_and_odd_formats_named(
         ),
     ):
         assert ("skipped", str(source), reason) in rows, (source, listed)
-    assert len(listed) == 10  # those 9 and the HEIC: no "is a directory" for @eaDir/IMG_0001.JPG
+    assert len(listed) == 11  # those 10 and the HEIC: no "is a directory" for @eaDir/IMG_0001.JPG
 
 
 def test_a_folder_run_again_after_renames_moves_deletions_and_a_replaced_file_says_so(

@@ -206,7 +206,7 @@ def not_images_note(count: int, runs: list[int], passed: int = 0) -> str:
         )
     if passed:
         entries = "entry" if passed == 1 else "entries"
-        parts.append(f"{passed:,} {entries} passed over (hidden, system folders, symlinked folders)")
+        parts.append(f"{passed:,} {entries} passed over (hidden, system folders, symlinks)")
     return f"{'; '.join(parts)}: listed by {errors_commands(runs)}"
 
 
