@@ -194,7 +194,7 @@ def test_a_folder_run_again_after_renames_moves_deletions_and_a_replaced_file_sa
     assert (
         "3 images loaded before from this folder no longer there (renamed, moved or deleted): left out "
         "of the report, still in the database; 1 file changed since loaded, not read again (the stored "
-        "pHash and embedding are the first content's): listed by `ccvec errors --run 2`"
+        "pHash and embedding are the first content's): listed by `ccvec errors --run "
     ) in second.stdout, second.stdout
     listed = json.loads(run_ccvec("errors", "--format", "json", database_url=database_url).stdout)
     notes = {(row["source"], row["reason"]) for row in listed if row["stage"] == "warning"}
@@ -225,5 +225,7 @@ def test_a_folder_run_again_after_renames_moves_deletions_and_a_replaced_file_sa
     assert "files since renamed, moved or deleted" in duplicates
     assert "loaded from other sources:" not in duplicates
 
-    third = run_ccvec(*args, database_url=database_url)  # said again while it holds
+    third = run_ccvec("load", str(folder), "--model", tiny, database_url=database_url)  # load says it too
+    assert third.returncode == 0, third.stderr
     assert "3 images loaded before from this folder no longer there" in third.stdout
+    assert "1 file changed since loaded, not read again" in third.stdout
