@@ -224,6 +224,9 @@ def test_a_folder_run_again_after_renames_moves_deletions_and_a_replaced_file_sa
     )
     assert "files since renamed, moved or deleted" in duplicates
     assert "loaded from other sources:" not in duplicates
+    errors_page = (out / "errors-1.html").read_text()  # the report lists the notes too
+    assert errors_page.count("no longer there (renamed, moved or deleted") == 3
+    assert "changed since it was loaded" in errors_page and "files gone or changed since" in errors_page
 
     third = run_ccvec("load", str(folder), "--model", tiny, database_url=database_url)  # load says it too
     assert third.returncode == 0, third.stderr
