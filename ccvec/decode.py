@@ -63,7 +63,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
-        raise DecodeError("not an image Pillow can read (unknown or corrupt header)") from None
+        raise DecodeError(_unreadable(data)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's text gives twice the limit past 2x and no way out: say it as ccvec's own check does
         raise DecodeError(_too_many_pixels(_header_size(data), max_pixels)) from None
@@ -80,6 +80,23 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
         raise DecodeError(f"cannot decode {image.format or 'image'} data: {exc}") from None
     return image
+
+
+# ISO-BMFF brands of HEIF files (iPhone photos since 2017) that carry HEVC: Pillow has no decoder.
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+
+
+def _unreadable(data: bytes) -> str:
+    """Why Pillow identified no image: a format it cannot decode is named as such."""
+    if data[4:8] == b"ftyp":
+        size = int.from_bytes(data[:4], "big")
+        brands = {data[i : i + 4] for i in range(8, min(max(size, 16), 64), 4)} - {data[12:16]}
+        if brands & _HEIF_BRANDS and not brands & {b"avif", b"avis"}:
+            return (
+                "HEIC/HEIF image: format not supported (Pillow has no HEVC decoder; convert it to JPEG, "
+                "e.g. set the phone to 'Most Compatible')"
+            )
+    return "not an image Pillow can read (unknown or corrupt header)"
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
@@ -106,9 +123,22 @@ def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> str:
     )
 
 
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def for_display(image: Image.Image) -> Image.Image:
+    """RGB, or RGBA when the image has transparency, for a thumbnail a person looks at: 16-bit and
+    float images scaled as the embedder sees them (`convert("RGB")` clips them to white or black)."""
+    if image.mode in HIGH_DEPTH_MODES:
+        return to_rgb(image)
+    if image.mode in ("RGB", "RGBA"):
+        return image
+    return image.convert("RGBA" if "transparency" in image.info or "A" in image.mode else "RGB")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB for the embedder: transparency composited on white, high bit depths scaled, not clipped."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if image.mode in HIGH_DEPTH_MODES:
         arr = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") else max(float(arr.max()), 1.0)
         grey = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -23,6 +23,7 @@ from typing import Protocol
 import psycopg
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from ccvec.decode import to_rgb
 from ccvec.errors import CcvecError
 from ccvec.fetch import FetchError, read_file
 from ccvec.outdir import EXPORT, OutDir, check_writable
@@ -291,9 +292,9 @@ def contact_sheet(
         x, y = (i % COLUMNS) * THUMB, header + (i // COLUMNS) * (THUMB + caption_h)
         try:
             with Image.open(path) as image:
-                thumb = ImageOps.contain(
-                    ImageOps.exif_transpose(image).convert("RGB"), (THUMB - 8, THUMB - 8)
-                )
+                # as the embedder sees it: transparency on white, 16-bit scaled (convert("RGB")
+                # made a transparent area black and a 16-bit scan white)
+                thumb = ImageOps.contain(to_rgb(ImageOps.exif_transpose(image)), (THUMB - 8, THUMB - 8))
             sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
         except OSError:
             draw.rectangle((x + 4, y + 4, x + THUMB - 4, y + THUMB - 4), outline="red")

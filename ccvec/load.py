@@ -36,6 +36,7 @@ from concurrent.futures import (
 )
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +52,17 @@ from ccvec.models import registry
 from ccvec.models.runtime import Embedder
 from ccvec.models.spec import ModelSpec
 from ccvec.phash import phash_from_pixels, to_signed
-from ccvec.sources import SKIPPED, WARNING, BadRow, SourceItem, clean_text, open_source
+from ccvec.sources import (
+    SKIPPED,
+    WARNING,
+    BadRow,
+    SourceItem,
+    clean_text,
+    display_path,
+    file_location,
+    local_path,
+    open_source,
+)
 
 # With an HNSW index in place, loading more than this fraction of the rows already indexed is
 # faster as drop + load + rebuild than as load with the index maintained. Measured by bench/graph.py:
@@ -83,8 +94,11 @@ class LoadSummary:
     failed: int = 0
     warnings: int = 0  # rows stored with something changed (text cut, NULs removed); in load_error
     not_images: int = 0  # files of a folder skipped as not images by their name; in load_error
+    passed_over: int = 0  # hidden entries and system folders (@eaDir) not searched; in load_error
     updated: int = 0  # catalog rows loaded before whose columns a manifest changed (not re-embedded)
     restored: int = 0  # catalog rows deleted since their image was embedded, written again
+    gone: int = 0  # images loaded before from this folder whose file is no longer there; in load_error
+    changed: int = 0  # files of this folder whose size differs from the one loaded; in load_error
     seconds: float = 0.0
 
     @property
@@ -228,6 +242,52 @@ def _missing(conn: psycopg.Connection, model: str, items: list[SourceItem]) -> l
     return [item for item in unique if item.identifier in keep]
 
 
+GONE = (
+    "no longer there (renamed, moved or deleted since it was loaded): left out of the report; its rows "
+    "stay in the database, in its duplicate groups and clusters"
+)
+
+
+def _folder_changes(
+    conn: psycopg.Connection, source: str, items: list[SourceItem]
+) -> tuple[list[Failed], int]:
+    """When `source` is a folder: notes for the images loaded from under it before whose file is
+    gone now (renamed, moved or deleted: a new name is a new identifier) and for listed files whose
+    size is not the size loaded (content replaced under the same name, which a rerun does not
+    read again). Returns (notes, how many of them are changed files)."""
+    root = Path(source).expanduser()
+    try:
+        if not root.is_dir():
+            return [], 0
+        prefix = file_location(root).rstrip("/") + "/"
+    except (OSError, ValueError):
+        return [], 0
+    listed = {item.identifier for item in items}
+    gone: list[Failed] = []
+    changed: list[Failed] = []
+    for identifier, url, size in conn.execute("SELECT * FROM ccvec.folder_images(%s)", [prefix]):
+        path = local_path(url)
+        if path is None:
+            continue
+        if identifier not in listed:
+            if not os.path.lexists(path):
+                gone.append(Failed(display_path(path), WARNING, GONE))
+            continue
+        try:
+            now = os.stat(path).st_size
+        except OSError:
+            continue
+        if size is not None and now != size:
+            reason = (
+                f"changed since it was loaded ({size:,} → {now:,} bytes): its pHash, embedding and "
+                "thumbnail are still the first content's (a path loaded once is not read again; "
+                "a new name loads the new content)"
+            )
+            changed.append(Failed(display_path(path), WARNING, reason))
+    conn.commit()
+    return sorted(gone, key=lambda f: f.source) + sorted(changed, key=lambda f: f.source), len(changed)
+
+
 def _uncatalogued(
     conn: psycopg.Connection, items: list[SourceItem], todo: list[SourceItem]
 ) -> list[SourceItem]:
@@ -367,24 +427,26 @@ def _write_cues(conn: psycopg.Connection, batch: list[Prepared]) -> None:
 
 def _split(
     entries: Iterable[SourceItem | BadRow],
-) -> tuple[list[SourceItem], list[Failed], list[Failed], int]:
+) -> tuple[list[SourceItem], list[Failed], list[Failed], tuple[int, int]]:
     """(items to load, rows refused before loading, notes: rows stored changed and files skipped,
-    how many files were skipped: a counted row stands for many)."""
+    (how many files were skipped, how many hidden or system entries passed over): a counted row
+    stands for many)."""
     items: list[SourceItem] = []
     bad: list[Failed] = []
     notes: list[Failed] = []
-    skipped_files = 0
+    skipped_files = passed = 0
     for entry in entries:
         if isinstance(entry, BadRow) and entry.stage == SKIPPED:
             notes.append(Failed(entry.source, entry.stage, entry.reason))
             skipped_files += entry.files
+            passed += entry.passed
         elif isinstance(entry, BadRow):
             bad.append(Failed(entry.source, entry.stage, entry.reason))
         else:
             items.append(entry)
             if entry.warnings:
                 notes.append(Failed(entry.source, WARNING, "; ".join(entry.warnings)))
-    return items, bad, notes, skipped_files
+    return items, bad, notes, (skipped_files, passed)
 
 
 class _Writer:
@@ -448,10 +510,12 @@ def load(
             entries = open_source(source, options.fetch_policy.remote_only)
         items, failures, notes, skipped_files = _split(entries)
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
-        with conn.transaction():
-            _record(conn, summary.run_id, notes)
-        summary.not_images = skipped_files
+        summary.not_images, summary.passed_over = skipped_files
         summary.warnings = sum(note.stage == WARNING for note in notes)
+        folder_notes, summary.changed = _folder_changes(conn, source, items)
+        summary.gone = len(folder_notes) - summary.changed
+        with conn.transaction():
+            _record(conn, summary.run_id, notes + folder_notes)
         if options.write_catalog:
             summary.updated = _update_catalog(conn, items)
         todo = _missing(conn, model.name, items)

@@ -34,6 +34,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageOps
 from psycopg.rows import dict_row
 
+from ccvec.decode import for_display
 from ccvec.errors import counted
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.outdir import OutDir
@@ -258,9 +259,7 @@ def make_thumbnail(data: bytes) -> tuple[bytes, int, int]:
     """A WebP at most THUMB_SIZE on its longer side, upright per EXIF."""
     with Image.open(io.BytesIO(data)) as opened:
         opened.draft("RGB", (THUMB_SIZE * 2, THUMB_SIZE * 2))  # JPEG: decode at reduced scale
-        image = ImageOps.exif_transpose(opened)
-        if image.mode not in ("RGB", "RGBA"):
-            image = image.convert("RGBA" if "transparency" in image.info or "A" in image.mode else "RGB")
+        image = for_display(ImageOps.exif_transpose(opened))
         image.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         image.save(buffer, "WEBP", quality=THUMB_QUALITY, method=4)

@@ -48,7 +48,21 @@ IMAGE_EXTENSIONS = {
     ".j2k",
     ".tga",
     ".avif",
-    ".heic",
+    ".heic",  # Pillow has no decoder: each is named as a format not supported (ccvec.decode)
+    ".heif",
+}
+# Files a camera, phone or scanner writes beside photos that ccvec cannot read: skipped, saying
+# what they are rather than "not an image".
+NOT_SUPPORTED = {
+    **dict.fromkeys(
+        (".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf", ".rw2", ".raf",
+         ".pef", ".srw", ".x3f", ".3fr", ".kdc", ".mrw", ".raw", ".rwl", ".iiq", ".erf"),
+        ("camera RAW file", "export a JPEG or TIFF to include it"),
+    ),
+    **dict.fromkeys((".svg", ".svgz", ".eps", ".ai"), ("vector drawing", "no pixels to hash")),
+    ".pdf": ("PDF document", "export its pages as images to include them"),
+    ".psd": ("Photoshop document", "export a JPEG or PNG to include it"),
+    **dict.fromkeys((".mov", ".mp4", ".m4v", ".avi", ".3gp", ".mts", ".mkv"), ("video", "stills only")),
 }
 # The manifest ccvec keeps in a folder it writes (ccvec.outdir): such a folder is output, not input.
 OUTPUT_MARKER = ".ccvec-manifest.json"
@@ -107,6 +121,7 @@ class BadRow:
     reason: str
     stage: str = "manifest"  # "fetch" for a file that cannot be read (a FIFO in a folder, a loop)
     files: int = 1  # inputs this row stands for (a counted row of skipped files stands for many)
+    passed: int = 0  # hidden or system entries of a folder this note stands for (not searched)
 
 
 def identity(location: str) -> uuid.UUID:
@@ -308,7 +323,12 @@ class _Others:
         named = sorted(self.named)[:SKIPPED_NAMED]
         for path in named:
             suffix = f"extension {path.suffix}" if path.suffix else "no extension"
-            yield BadRow(display_path(path), f"not an image file by its name ({suffix}): skipped", SKIPPED)
+            kind = NOT_SUPPORTED.get(path.suffix.lower())
+            if kind:
+                reason = f"{kind[0]} ({path.suffix}): not supported, skipped; {kind[1]}"
+            else:
+                reason = f"not an image file by its name ({suffix}): skipped"
+            yield BadRow(display_path(path), reason, SKIPPED)
         rest = sum(self.by_extension.values()) - len(named)
         if rest:
             common = sorted(self.by_extension.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
@@ -317,39 +337,114 @@ class _Others:
             yield BadRow(display_path(root), reason, SKIPPED, files=rest)
 
 
+# Folders that NAS and operating systems write beside a person's photos: never entered (by name,
+# Windows' case-insensitively). Synology's @eaDir holds a copy of every photo as thumbnails, which
+# would all load as near-duplicates; the recycle bins hold what the person deleted.
+SYSTEM_FOLDERS = {
+    "@eadir": "Synology's thumbnail and metadata folder",
+    "#recycle": "Synology's recycle bin",
+    "#snapshot": "Synology's snapshot folder",
+    "@recycle": "QNAP's recycle bin",
+    "$recycle.bin": "Windows' recycle bin",
+    "system volume information": "a Windows system folder",
+}
+
+
+def _passed_over(name: str) -> str | None:
+    """Why a folder entry is not content (hidden, or a system folder), or None when it is."""
+    if name.startswith("."):
+        return "hidden"
+    return SYSTEM_FOLDERS.get(name.casefold())
+
+
 def scan_directory(root: Path) -> Iterator[SourceItem | BadRow]:
-    """Image files under `root`, recursively, in a stable (sorted) order. Names with an image
-    extension that are not regular files (directories, FIFOs, devices, dangling or looping
-    symlinks) are reported, not skipped in silence; so are other files, as skipped (stage
-    "skipped": recorded, not failed; the first SKIPPED_NAMED by name, the rest in one counted row)."""
-    images, others = [], _Others()
-    for path in _content(root):
+    """Image files under `root`, recursively, in a stable (sorted) order, symlinks after files: a
+    symlink to a file listed already is a note, not a second listing of its target (whose title
+    and path it would take). Names with an image extension that are not regular files
+    (directories, FIFOs, devices, dangling or looping symlinks) are reported, not skipped in
+    silence; so are other files, as skipped (stage "skipped": recorded, not failed; the first
+    SKIPPED_NAMED by name, the rest in one counted row)."""
+    images, others, passed = [], _Others(), _Passed()
+    for path in _content(root, passed):
         if path.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(path)
         elif not_a_regular_file(path) is None:
             others.add(path)
-    for path in sorted(images):
+        elif _is_symlink(path) and path.is_dir():  # os.walk lists it and does not enter it
+            passed.add(path, "symlink to a folder: not followed; give its target as a source to load it")
+    seen: dict[uuid.UUID, Path] = {}
+    for path in sorted(images, key=lambda p: (_is_symlink(p), p)):
         problem = not_a_regular_file(path)
         if problem:
             yield BadRow(display_path(path), problem, "fetch")
             continue
-        yield from single_file(path)
+        for entry in single_file(path):
+            if isinstance(entry, SourceItem) and entry.identifier in seen:
+                target = display_path(seen[entry.identifier])
+                passed.add(path, f"symlink to {target}, listed already: loaded once, under its target")
+                continue
+            if isinstance(entry, SourceItem):
+                seen[entry.identifier] = path
+            yield entry
     yield from others.rows(root)
+    yield from passed.rows(root)
 
 
-def _content(root: Path) -> Iterator[Path]:
+@dataclass
+class _Passed:
+    """Entries of a folder passed over as not content: system folders named one by one (they can
+    hold thousands of images), hidden entries counted in one row with a few names as examples."""
+
+    system: list[tuple[Path, str]] = field(default_factory=list)
+    hidden: Counter[str] = field(default_factory=Counter)
+
+    def add(self, path: Path, why: str) -> None:
+        if why == "hidden":
+            self.hidden[display_path(Path(path.name))] += 1
+        else:
+            self.system.append((path, why))
+
+    def rows(self, root: Path) -> Iterator[BadRow]:
+        for path, why in sorted(self.system)[:SKIPPED_NAMED]:
+            yield BadRow(display_path(path), why, SKIPPED, 0, 1)
+        if len(self.system) > SKIPPED_NAMED:
+            rest = len(self.system) - SKIPPED_NAMED
+            yield BadRow(display_path(root), f"{rest:,} more system folders passed over", SKIPPED, 0, rest)
+        if self.hidden:
+            count = sum(self.hidden.values())
+            shown = ", ".join(name for name, _ in self.hidden.most_common(4))
+            more = ", ..." if len(self.hidden) > 4 else ""
+            reason = (
+                f"{count:,} hidden {'entry' if count == 1 else 'entries'} (names starting with '.': "
+                f"{shown}{more}) passed over, not searched"
+            )
+            yield BadRow(display_path(root), reason, SKIPPED, 0, count)
+
+
+def _content(root: Path, passed: _Passed | None = None) -> Iterator[Path]:
     """Every entry under `root` in one walk (symlinked folders are listed, not entered), except
-    what is not content: hidden names, images too (.DS_Store, macOS's ._IMG.jpg, .thumbnails/,
-    .git/, never entered), and the folders ccvec wrote (a report's thumbnails, cluster folders:
+    what is not content, noted in `passed`: hidden names, images too (.DS_Store, macOS's
+    ._IMG.jpg, .thumbnails/, .git/, never entered), system folders (SYSTEM_FOLDERS: Synology's
+    @eaDir, recycle bins), and the folders ccvec wrote (a report's thumbnails, cluster folders:
     they hold OUTPUT_MARKER)."""
     for folder, dirnames, filenames in os.walk(root):
         if OUTPUT_MARKER in filenames:
             dirnames.clear()
             continue
-        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+        kept = []
+        for name in dirnames:
+            why = _passed_over(name)
+            if why is None:
+                kept.append(name)
+            elif passed is not None:
+                reason = why if why == "hidden" else f"{why}: passed over, not searched"
+                passed.add(Path(folder, name), reason)
+        dirnames[:] = kept
         for name in (*dirnames, *filenames):
             if not name.startswith("."):
                 yield Path(folder, name)
+            elif passed is not None and name in filenames:
+                passed.add(Path(folder, name), "hidden")
 
 
 def not_a_regular_file(path: Path) -> str | None:

@@ -149,7 +149,7 @@ def test_files_that_are_not_images_are_named_not_failed(
 ) -> None:
     """A folder's other files (notes, a manifest, a JPEG renamed .txt) are recorded as skipped, so
     every file ends loaded or in `ccvec errors`; they do not fail the load; hidden files are not
-    content and stay unmentioned."""
+    content: passed over, in one note counting them."""
     folder = tmp_path / "mixed"
     write_photos(folder, ("chelsea",))
     (folder / "notes.txt").write_text("not an image")
@@ -162,13 +162,18 @@ def test_files_that_are_not_images_are_named_not_failed(
     assert result.returncode == 0, result.stderr
     assert "loaded 1, skipped 0 (already loaded), failed 0" in result.stdout
     assert "3 files skipped, not images by their name" in result.stdout
+    assert "; 2 entries passed over (hidden, system folders, symlinks): listed by" in result.stdout
     noted = conn.execute("SELECT source, stage, reason FROM ccvec.load_error ORDER BY source").fetchall()
     assert [(Path(s).name, stage) for s, stage, _ in noted] == [
+        ("mixed", "skipped"),
         ("README", "skipped"),
         ("elephant-renamed.txt", "skipped"),
         ("notes.txt", "skipped"),
     ]
-    assert "(extension .txt)" in noted[1][2] and "(no extension)" in noted[0][2]
+    assert "(extension .txt)" in noted[2][2] and "(no extension)" in noted[1][2]
+    assert (
+        noted[0][2] == "2 hidden entries (names starting with '.': .git, .DS_Store) passed over, not searched"
+    )
     listed = cli("errors", database_url=database_url)
     assert listed.returncode == 0 and "notes.txt" in listed.stdout
 

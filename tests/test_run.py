@@ -311,8 +311,10 @@ def test_an_image_alone_in_its_source_is_not_called_a_singleton(
     assert "the rest in other sources" in singles and "1 image alone in this report only" in singles
     # the copy duplicates chelsea of folder a: its report shows the group, the kept copy elsewhere
     duplicates = (tmp_path / "out_b" / "duplicates-1.html").read_text()
-    assert "1 more member of this group, the kept copy (canonical) among them, was loaded" in duplicates
-    assert "1 duplicate group" in report_line and "loaded from other sources (" in page
+    kept = "1 more member of this group, the kept copy (canonical) among them, is not in this report"
+    assert kept in duplicates
+    assert "1 duplicate group" in report_line
+    assert "not in this report: loaded from other sources, or files since renamed" in page
     run = conn.execute("SELECT max(run_id) FROM ccvec.cluster_label").fetchone()[0]
     guessed = conn.execute(  # a cluster with two images of folder a, as if named from ImageNet classes
         "UPDATE ccvec.cluster_label SET source = 'classes' WHERE run_id = %s AND cluster = ("

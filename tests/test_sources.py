@@ -28,7 +28,10 @@ def test_directory_scan_is_recursive_sorted_and_filters_extensions(tmp_path: Pat
     assert [(Path(b.source).name, b.stage) for b in bad] == [
         ("notes.txt", "skipped"),
         ("x.jpeg.bak", "skipped"),
+        (tmp_path.name, "skipped"),  # one note for the hidden entries, counting them
     ]
+    assert bad[2].reason.startswith("3 hidden entries (names starting with '.': ") and bad[2].passed == 3
+    assert bad[2].files == 0  # not counted among the files skipped as not images
     again, _ = items_and_bad(tmp_path)
     assert [i.identifier for i in again] == [i.identifier for i in items]  # deterministic
     assert items[0].identifier == identity((tmp_path / "a.png").resolve().as_uri())

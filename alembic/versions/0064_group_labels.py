@@ -1,13 +1,13 @@
 """Clusters no ImageNet class carries are named by the kind of thing most of them are (mammals, birds...).
 
 Revision ID: 0064_group_labels
-Revises: 0059_graph_resume
+Revises: 0063_folder_images
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0064_group_labels"
-down_revision = "0059_graph_resume"
+down_revision = "0063_folder_images"
 branch_labels = None
 depends_on = None
 

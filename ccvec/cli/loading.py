@@ -179,8 +179,10 @@ def load_command(
             f"{summary.warnings:,} row(s) stored with changes (text cut, invalid characters replaced): "
             f"see `ccvec errors --run {summary.run_id}`"
         )
-    if summary.not_images:
-        console.print(not_images_note(summary.not_images, [summary.run_id]))
+    if summary.not_images or summary.passed_over:
+        console.print(not_images_note(summary.not_images, [summary.run_id], summary.passed_over))
+    if summary.gone or summary.changed:
+        console.print(folder_changes_note(summary.gone, summary.changed, [summary.run_id]), highlight=False)
     if summary.loaded == 0 and summary.failed == 0 and summary.restored == 0:
         console.print("nothing new to load")
     if summary.failed:
@@ -196,12 +198,35 @@ def errors_commands(runs: list[int]) -> str:
     return " and ".join(f"`ccvec errors --run {run}`" for run in runs)
 
 
-def not_images_note(count: int, runs: list[int]) -> str:
-    """The line saying a folder held files that were skipped as not images (named in the errors)."""
-    return (
-        f"{counted(count, 'file')} skipped, not images by their name (a manifest is loaded by passing "
-        f"its path): listed by {errors_commands(runs)}"
-    )
+def not_images_note(count: int, runs: list[int], passed: int = 0) -> str:
+    """The line saying a folder held files that were skipped as not images, and hidden entries or
+    system folders (Synology's @eaDir, recycle bins) passed over (each named in the errors)."""
+    parts = []
+    if count:
+        parts.append(
+            f"{counted(count, 'file')} skipped, not images by their name "
+            "(a manifest is loaded by passing its path)"
+        )
+    if passed:
+        entries = "entry" if passed == 1 else "entries"
+        parts.append(f"{passed:,} {entries} passed over (hidden, system folders, symlinks)")
+    return f"{'; '.join(parts)}: listed by {errors_commands(runs)}"
+
+
+def folder_changes_note(gone: int, changed: int, runs: list[int]) -> str:
+    """The line saying that files loaded before from a folder are gone or changed since."""
+    parts = []
+    if gone:
+        parts.append(
+            f"{counted(gone, 'image')} loaded before from this folder no longer there (renamed, moved or "
+            "deleted): left out of the report, still in the database"
+        )
+    if changed:
+        parts.append(
+            f"{counted(changed, 'file')} changed since loaded, not read again (the stored pHash and "
+            "embedding are the first content's)"
+        )
+    return f"{'; '.join(parts)}: listed by {errors_commands(runs)}"
 
 
 def print_failures(runs: list[int], failed: int) -> None:

@@ -18,7 +18,7 @@ from ccvec.cli.common import (
     safe,
     stages,
 )
-from ccvec.cli.loading import load_with_progress, not_images_note, print_failures
+from ccvec.cli.loading import folder_changes_note, load_with_progress, not_images_note, print_failures
 
 OutOption = Annotated[
     Path | None,
@@ -77,10 +77,14 @@ def run_command(
         + (f", {updated:,} catalog row(s) updated from a manifest" if updated else ""),
         highlight=False,
     )
-    not_images = [s for s in summary.loads if s.not_images]
-    if not_images:
-        count = sum(s.not_images for s in not_images)
-        console.print(not_images_note(count, [s.run_id for s in not_images]), highlight=False)
+    noted = [s for s in summary.loads if s.not_images or s.passed_over]
+    if noted:
+        count, passed = sum(s.not_images for s in noted), sum(s.passed_over for s in noted)
+        console.print(not_images_note(count, [s.run_id for s in noted], passed), highlight=False)
+    moved = [s for s in summary.loads if s.gone or s.changed]
+    if moved:
+        gone, changed = sum(s.gone for s in moved), sum(s.changed for s in moved)
+        console.print(folder_changes_note(gone, changed, [s.run_id for s in moved]), highlight=False)
     for step, what in summary.steps.items():
         console.print(f"{step}: {what}", highlight=False)
     if out is None:

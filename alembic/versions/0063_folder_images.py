@@ -1,0 +1,20 @@
+"""ccvec.folder_images: the images loaded before from under a folder, to tell files gone or changed since.
+
+Revision ID: 0063_folder_images
+Revises: 0059_graph_resume
+"""
+
+from ccvec.migrate import run_sql_file
+
+revision = "0063_folder_images"
+down_revision = "0059_graph_resume"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql_file("0063_folder_images.up.sql")
+
+
+def downgrade() -> None:
+    run_sql_file("0063_folder_images.down.sql")

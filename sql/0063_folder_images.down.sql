@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS ccvec.folder_images(text);
