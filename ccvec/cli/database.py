@@ -17,6 +17,7 @@ from ccvec.cli.common import (
     print_table,
     safe,
     schema_connection,
+    stages,
 )
 from ccvec.errors import CcvecError, counted
 
@@ -46,8 +47,13 @@ def db_upgrade(
 ) -> None:
     """Create or update ccvec's schema (alembic migrations applying sql/); with --partitions,
     then give the growing tables that many hash partitions (as `ccvec db partition`)."""
-    migrate.upgrade(db.resolve_url(), revision)
-    console.print(f"schema at {revision if revision != 'head' else migrate.head_revision()}")
+    with stages() as bar:  # which migration runs, on stderr: some rewrite rows of every image
+
+        def step(rev: str, number: int, total: int) -> None:
+            bar.update(f"migration {rev}", number - 1, total)
+
+        done = migrate.upgrade(db.resolve_url(), revision, on_step=step)
+    console.print(done.describe())
     if partitions is not None:
         _partition(partitions, jobs)
 
@@ -107,6 +113,7 @@ def db_downgrade(
     known = migrate.known_revision(revision)
     with db.connection(url) as conn:
         current = migrate.current_revision(conn)
+        migrate.refuse_newer(current)  # this ccvec has no down files for a newer one's migrations
         rows = _rows_held(conn, migrate.tables_losing_rows(current, known)) if current else 0
     if current is None:
         raise CcvecError("the database has no ccvec schema: nothing to downgrade")
@@ -184,7 +191,12 @@ def db_status() -> None:
     console.print(f"database    {db.redact(url)} ({where})")
     console.print(f"postgresql  {server}")
     console.print(f"pgvector    {pgvector}")
-    state = "up to date" if revision == head else f"behind: run `ccvec db upgrade` (head {head})"
+    if revision == head:
+        state = "up to date"
+    elif revision and not migrate.known(revision):
+        state = f"newer than this ccvec, which knows up to {head}: use the ccvec that upgraded it"
+    else:
+        state = f"behind: run `ccvec db upgrade` (head {head})"
     console.print(f"schema      {revision or 'none'} ({state})")
     if layout:
         console.print("partitions  " + ", ".join(f"{table} {n}" for table, n in layout.items()))
