@@ -90,6 +90,14 @@ def test_a_first_release_catalog_upgrades_with_every_row_and_says_so(fresh_datab
     expected = rf"schema at {head}: {len(pending)} migrations from {FIRST_RELEASE} in \d+\.\d s"
     assert re.fullmatch(expected, said), said
     assert rows(fresh_database_url) == before
+    with psycopg.connect(fresh_database_url) as conn:
+        # Groups by the first release's rule (no flips, no linkage): the next `ccvec run` regroups.
+        assert conn.execute("SELECT ccvec.ungrouped_images()").fetchone() == (3,)
+        conn.execute(  # as a dedup of this release records its run (then grouping every image)
+            "INSERT INTO ccvec.duplicate_run (radius, prefer, link, k, dihedral) "
+            "VALUES (8, '{resolution}', 0.5, 10, true)"
+        )
+        assert conn.execute("SELECT ccvec.ungrouped_images()").fetchone() == (0,)
     again = run_ccvec("db", "upgrade", database_url=fresh_database_url)
     assert again.stdout.strip() == f"schema at {migrate.head_revision()} (up to date)", again.stdout
 
