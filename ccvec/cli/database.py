@@ -114,24 +114,28 @@ def db_downgrade(
     with db.connection(url) as conn:
         current = migrate.current_revision(conn)
         migrate.refuse_newer(current)  # this ccvec has no down files for a newer one's migrations
-        rows = _rows_held(conn, migrate.tables_losing_rows(current, known)) if current else 0
+        held = _rows_held(conn, migrate.tables_losing_rows(current, known)) if current else {}
     if current is None:
         raise CcvecError("the database has no ccvec schema: nothing to downgrade")
-    if rows:
+    if held:
+        rows = sum(held.values())
+        named = ", ".join(f"{table} {count:,}" for table, count in held.items())
         confirm_destructive(
-            f"downgrading {current} to {known} loses data in tables holding {counted(rows, 'row')}", yes
+            f"downgrading {current} to {known} loses data in tables holding {counted(rows, 'row')} ({named})",
+            yes,
         )
     migrate.downgrade(url, known)
     console.print(f"schema at {known}")
 
 
-def _rows_held(conn: psycopg.Connection, tables: set[str]) -> int:
-    """Rows of ccvec's main tables among `tables` (those a downgrade drops or empties)."""
-    total = 0
-    for table in MAIN_TABLES:
+def _rows_held(conn: psycopg.Connection, tables: set[str]) -> dict[str, int]:
+    """Rows of ccvec's data tables among `tables` (those a downgrade drops or empties), by table,
+    the empty ones left out."""
+    held = {}
+    for table in DATA_TABLES:
         if table in tables and _table_exists(conn, table):
-            total += _row_count(conn, table)
-    return total
+            held[table] = _row_count(conn, table)
+    return {table: count for table, count in held.items() if count}
 
 
 def _table_exists(conn: psycopg.Connection, table: str) -> bool:
@@ -154,6 +158,29 @@ MAIN_TABLES = (
     "cluster_member",
     "visual_rank",
     "web_rank",
+)
+# What a downgrade asks about: the main tables and every other table holding what a user recorded
+# or had computed (experiments and their events, novelty reference sets, derivative cues measured at
+# load, runs); configuration that migrations seed and re-create (settings, MIH plans) is left out.
+# Novelty sets went without a question before (a downgrade to 0025 dropped them).
+DATA_TABLES = (
+    *MAIN_TABLES,
+    "image_cue",
+    "duplicate_run",
+    "duplicate_edge",
+    "knn_run",
+    "cluster_run",
+    "cluster_label",
+    "image_class",
+    "visualrank_run",
+    "web_rank_release",
+    "experiment",
+    "ab_served",
+    "ab_event",
+    "novelty_model",
+    "novelty_reference",
+    "novelty_score",
+    "novelty_centre",
 )
 
 
