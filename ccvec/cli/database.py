@@ -190,6 +190,9 @@ def db_status() -> None:
     embedded server is reported as such, not started)."""
     if not config.database_url() and not db.embedded_running():
         pgdata = db.server_location(db.embedded_pgdata())
+        reason = db.embedded_other_major(pgdata)
+        if reason:
+            raise CcvecError(f"embedded server: stopped; {reason}")
         state = "stopped" if pgdata.exists() else "not created yet"
         console.print(f"embedded server: {state} ({safe(str(pgdata))}); any other ccvec command starts it")
         return
