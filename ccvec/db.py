@@ -240,7 +240,7 @@ def other_major(pgdata: Path, bin_dir: Path) -> str | None:
     return (
         f"{pgdata} was made by PostgreSQL {made_by}; this ccvec's embedded server is PostgreSQL "
         f"{version}, which cannot open it: move the catalog across with pg_dump and pg_restore "
-        "(docs/catalog.md, 'Upgrading ccvec'), or set CCVEC_HOME to a new home"
+        "(docs/upgrading.md), or set CCVEC_HOME to a new home"
     )
 
 
@@ -474,6 +474,13 @@ def installed_pgvector(conn: psycopg.Connection) -> str | None:
 def table_exists(conn: psycopg.Connection, name: str) -> bool:
     """Whether the (schema-qualified) table exists."""
     return bool(fetch_row(conn.execute("SELECT to_regclass(%s)", [name]), f"looking up {name}")[0])
+
+
+def populated_views(conn: psycopg.Connection) -> set[str]:
+    """ccvec's materialized views that hold data (read from the catalog: any schema revision)."""
+    query = "SELECT matviewname FROM pg_matviews WHERE schemaname = %s AND ispopulated"
+    found = conn.execute(query, [config.SCHEMA])
+    return {str(row[0]) for row in found}
 
 
 def row_count(conn: psycopg.Connection, name: str) -> int:

@@ -42,6 +42,7 @@ class Upgrade:
     end: str
     steps: int
     seconds: float
+    emptied: tuple[str, ...] = ()  # materialized views holding data before, rebuilt without it
 
     def describe(self) -> str:
         """One line for the user."""
@@ -50,6 +51,16 @@ class Upgrade:
         source = self.start or "an empty database"
         plural = "s" if self.steps != 1 else ""
         return f"schema at {self.end}: {self.steps} migration{plural} from {source} in {self.seconds:.1f} s"
+
+    def refresh_note(self) -> str:
+        """What the user must run after migrations that rebuilt score views without their data, or ''."""
+        if not self.emptied:
+            return ""
+        views = ", ".join(f"{config.SCHEMA}.{name}" for name in self.emptied)
+        return (
+            f"the upgrade rebuilt {views} without data: run `ccvec refresh` to compute them again "
+            "(until then, reading scores or tags says so; `ccvec run` refreshes by itself)"
+        )
 
 
 # Called as each migration starts: (revision, its number among those to apply, how many there are).
@@ -62,6 +73,7 @@ def upgrade(url: str | None = None, revision: str = "head", on_step: StepReport 
     url = url or db.resolve_url()
     with db.connection(url) as conn:
         before = current_revision(conn)
+        populated = db.populated_views(conn)
     refuse_newer(before)
     pending = pending_revisions(before, revision)  # another upgrade may apply them meanwhile
     applied: list[tuple[str, str | None]] = []  # (revision, the one it was applied on)
@@ -81,8 +93,10 @@ def upgrade(url: str | None = None, revision: str = "head", on_step: StepReport 
     started = time.perf_counter()
     command.upgrade(cfg, revision)
     seconds = time.perf_counter() - started
+    with db.connection(url) as conn:
+        emptied = tuple(sorted(populated - db.populated_views(conn)))
     end = revision if revision != "head" else head_revision()
-    return Upgrade(applied[0][1] if applied else before, end, len(applied), seconds)
+    return Upgrade(applied[0][1] if applied else before, end, len(applied), seconds, emptied)
 
 
 def pending_revisions(current: str | None, target: str = "head") -> list[str]:

@@ -54,6 +54,8 @@ def db_upgrade(
 
         done = migrate.upgrade(db.resolve_url(), revision, on_step=step)
     console.print(done.describe())
+    if done.refresh_note():
+        console.print(done.refresh_note(), highlight=False)
     if partitions is not None:
         _partition(partitions, jobs)
 
