@@ -173,20 +173,20 @@ def test_ccvec_run_on_an_older_schema_says_it_upgraded_it(fresh_database_url: st
 
 
 def test_a_downgrade_to_an_older_release_asks_before_dropping_a_novelty_fit(fresh_database_url: str) -> None:
-    """Back to 0025 (the head of an older session, 76e039e): the fit of every novelty reference set
+    """Back to 0023 (the head of an older session's final commit, 76e039e): the fit of every novelty set
     (its centre and spread columns) goes; it is asked for, naming the table and its rows (only the
     main tables were counted, so this went without a question). Up again, the set is there, unfitted."""
     migrate.upgrade(fresh_database_url)
     with psycopg.connect(fresh_database_url) as conn:
         conn.execute(FIRST_RELEASE_ROWS.split(";")[0])  # a model
         conn.execute("INSERT INTO ccvec.novelty_model (name, model, reference, k) VALUES ('s', 'm', 'p', 5)")
-    refused = run_ccvec("db", "downgrade", "0025_validation_sql", database_url=fresh_database_url)
+    refused = run_ccvec("db", "downgrade", "0023_partitions", database_url=fresh_database_url)
     line = one_line_error(refused)
     assert "loses data in tables holding 1 row (novelty_model 1); not a terminal, so pass --yes" in line, line
-    done = run_ccvec("db", "downgrade", "0025_validation_sql", "--yes", database_url=fresh_database_url)
-    assert done.returncode == 0 and done.stdout.strip() == "schema at 0025_validation_sql", done.stderr
+    done = run_ccvec("db", "downgrade", "0023_partitions", "--yes", database_url=fresh_database_url)
+    assert done.returncode == 0 and done.stdout.strip() == "schema at 0023_partitions", done.stderr
     up = run_ccvec("db", "upgrade", database_url=fresh_database_url)
-    assert up.returncode == 0 and "from 0025_validation_sql" in up.stdout, up.stderr
+    assert up.returncode == 0 and "from 0023_partitions" in up.stdout, up.stderr
     with psycopg.connect(fresh_database_url) as conn:
         assert conn.execute("SELECT name FROM ccvec.model").fetchall() == [("m",)]
         assert conn.execute("SELECT name, centre FROM ccvec.novelty_model").fetchall() == [("s", None)]

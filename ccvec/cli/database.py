@@ -164,7 +164,7 @@ MAIN_TABLES = (
 # What a downgrade asks about: the main tables and every other table holding what a user recorded
 # or had computed (experiments and their events, novelty reference sets, derivative cues measured at
 # load, runs); configuration that migrations seed and re-create (settings, MIH plans) is left out.
-# Novelty sets went without a question before (a downgrade to 0025 dropped them).
+# Novelty sets went without a question before (a downgrade to 0023, 76e039e's head, dropped their fit).
 DATA_TABLES = (
     *MAIN_TABLES,
     "image_cue",
