@@ -174,15 +174,16 @@ def current_revision(conn: psycopg.Connection) -> str | None:
 
 
 def require_current(conn: psycopg.Connection) -> None:
-    """Stop with a clear message when the schema is missing or behind the code."""
+    """Stop with a clear message when the schema is missing, behind the code or ahead of it."""
     from ccvec.errors import CcvecError
 
     current, head = current_revision(conn), head_revision()
+    if current == head:
+        return
     if current is None:
         raise CcvecError("the database has no ccvec schema yet: run `ccvec db upgrade` (`ccvec run` does it)")
     refuse_newer(current)
-    if current != head:
-        raise CcvecError(f"database schema is at {current}, ccvec needs {head}: run `ccvec db upgrade`")
+    raise CcvecError(f"database schema is at {current}, ccvec needs {head}: run `ccvec db upgrade`")
 
 
 # What a down file's own statements do to the rows of ccvec's tables: drop them, empty them, delete
