@@ -47,7 +47,7 @@ def db_upgrade(
 ) -> None:
     """Create or update ccvec's schema (alembic migrations applying sql/); with --partitions,
     then give the growing tables that many hash partitions (as `ccvec db partition`)."""
-    with stages() as bar:  # which migration runs, on stderr: some rewrite rows of every image
+    with stages() as bar:  # which migration runs, on stderr (one that rewrites rows is long at scale)
 
         def step(rev: str, number: int, total: int) -> None:
             bar.update(f"migration {rev}", number - 1, total)
