@@ -19,6 +19,8 @@ try:
             connection=connection,
             version_table_schema=config.SCHEMA,
             transaction_per_migration=True,
+            # ccvec.migrate.upgrade's progress: called after each migration is applied
+            on_version_apply=context.config.attributes.get("on_version_apply") or (),
         )
         with context.begin_transaction():
             context.run_migrations()

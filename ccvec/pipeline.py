@@ -141,7 +141,9 @@ def _run(
         )
     for source in empty:
         say(f"{source}: no images here (files ending in .jpg, .png, .webp, ...)")
-    migrate.upgrade(db.resolve_url())
+    upgraded = migrate.upgrade(db.resolve_url(), on_step=_schema_stage(on_progress))
+    if upgraded.start is not None and upgraded.steps:  # an older ccvec's catalog: say what changed
+        say(upgraded.describe())
     if options.sim is not None:  # a bad --sim fails now, not after the load
         from ccvec import graph
 
@@ -171,6 +173,13 @@ def _run(
 def _one(conn: psycopg.Connection, sql: str, args: list[Any] | None = None) -> Any:
     """The single value of a query that always returns one row."""
     return db.fetch_row(conn.execute(sql, args), sql)[0]
+
+
+def _schema_stage(on_progress: Progress | None) -> migrate.StepReport | None:
+    """The progress of the migrations as a stage named after the one running."""
+    if on_progress is None:
+        return None
+    return lambda revision, number, total: on_progress(f"schema: {revision}", number - 1, total)
 
 
 def _stage(on_progress: Progress | None, name: str) -> Callable[[int, int], None] | None:

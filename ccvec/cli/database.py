@@ -17,6 +17,7 @@ from ccvec.cli.common import (
     print_table,
     safe,
     schema_connection,
+    stages,
 )
 from ccvec.errors import CcvecError, counted
 
@@ -46,8 +47,15 @@ def db_upgrade(
 ) -> None:
     """Create or update ccvec's schema (alembic migrations applying sql/); with --partitions,
     then give the growing tables that many hash partitions (as `ccvec db partition`)."""
-    migrate.upgrade(db.resolve_url(), revision)
-    console.print(f"schema at {revision if revision != 'head' else migrate.head_revision()}")
+    with stages() as bar:  # which migration runs, on stderr (one that rewrites rows is long at scale)
+
+        def step(rev: str, number: int, total: int) -> None:
+            bar.update(f"migration {rev}", number - 1, total)
+
+        done = migrate.upgrade(db.resolve_url(), revision, on_step=step)
+    console.print(done.describe())
+    if done.refresh_note():
+        console.print(done.refresh_note(), highlight=False)
     if partitions is not None:
         _partition(partitions, jobs)
 
@@ -107,24 +115,29 @@ def db_downgrade(
     known = migrate.known_revision(revision)
     with db.connection(url) as conn:
         current = migrate.current_revision(conn)
-        rows = _rows_held(conn, migrate.tables_losing_rows(current, known)) if current else 0
+        migrate.refuse_newer(current)  # this ccvec has no down files for a newer one's migrations
+        held = _rows_held(conn, migrate.tables_losing_rows(current, known)) if current else {}
     if current is None:
         raise CcvecError("the database has no ccvec schema: nothing to downgrade")
-    if rows:
+    if held:
+        rows = sum(held.values())
+        named = ", ".join(f"{table} {count:,}" for table, count in held.items())
         confirm_destructive(
-            f"downgrading {current} to {known} loses data in tables holding {counted(rows, 'row')}", yes
+            f"downgrading {current} to {known} loses data in tables holding {counted(rows, 'row')} ({named})",
+            yes,
         )
     migrate.downgrade(url, known)
     console.print(f"schema at {known}")
 
 
-def _rows_held(conn: psycopg.Connection, tables: set[str]) -> int:
-    """Rows of ccvec's main tables among `tables` (those a downgrade drops or empties)."""
-    total = 0
-    for table in MAIN_TABLES:
+def _rows_held(conn: psycopg.Connection, tables: set[str]) -> dict[str, int]:
+    """Rows of ccvec's data tables among `tables` (those a downgrade drops or empties), by table,
+    the empty ones left out."""
+    held = {}
+    for table in DATA_TABLES:
         if table in tables and _table_exists(conn, table):
-            total += _row_count(conn, table)
-    return total
+            held[table] = _row_count(conn, table)
+    return {table: count for table, count in held.items() if count}
 
 
 def _table_exists(conn: psycopg.Connection, table: str) -> bool:
@@ -148,6 +161,29 @@ MAIN_TABLES = (
     "visual_rank",
     "web_rank",
 )
+# What a downgrade asks about: the main tables and every other table holding what a user recorded
+# or had computed (experiments and their events, novelty reference sets, derivative cues measured at
+# load, runs); configuration that migrations seed and re-create (settings, MIH plans) is left out.
+# Novelty sets went without a question before (a downgrade to 0023, 76e039e's head, dropped their fit).
+DATA_TABLES = (
+    *MAIN_TABLES,
+    "image_cue",
+    "duplicate_run",
+    "duplicate_edge",
+    "knn_run",
+    "cluster_run",
+    "cluster_label",
+    "image_class",
+    "visualrank_run",
+    "web_rank_release",
+    "experiment",
+    "ab_served",
+    "ab_event",
+    "novelty_model",
+    "novelty_reference",
+    "novelty_score",
+    "novelty_centre",
+)
 
 
 @db_app.command("status")
@@ -156,6 +192,9 @@ def db_status() -> None:
     embedded server is reported as such, not started)."""
     if not config.database_url() and not db.embedded_running():
         pgdata = db.server_location(db.embedded_pgdata())
+        reason = db.embedded_other_major(pgdata)
+        if reason:
+            raise CcvecError(f"embedded server: stopped; {reason}")
         state = "stopped" if pgdata.exists() else "not created yet"
         console.print(f"embedded server: {state} ({safe(str(pgdata))}); any other ccvec command starts it")
         return
@@ -184,7 +223,12 @@ def db_status() -> None:
     console.print(f"database    {db.redact(url)} ({where})")
     console.print(f"postgresql  {server}")
     console.print(f"pgvector    {pgvector}")
-    state = "up to date" if revision == head else f"behind: run `ccvec db upgrade` (head {head})"
+    if revision == head:
+        state = "up to date"
+    elif revision and not migrate.known(revision):
+        state = f"newer than this ccvec, which knows up to {head}: use the ccvec that upgraded it"
+    else:
+        state = f"behind: run `ccvec db upgrade` (head {head})"
     console.print(f"schema      {revision or 'none'} ({state})")
     if layout:
         console.print("partitions  " + ", ".join(f"{table} {n}" for table, n in layout.items()))
