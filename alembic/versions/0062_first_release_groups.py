@@ -1,13 +1,13 @@
 """Duplicate groups of the first release count as ungrouped: the next `ccvec run` regroups them.
 
 Revision ID: 0062_first_release_groups
-Revises: 0056_probe_count_null
+Revises: 0059_graph_resume
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0062_first_release_groups"
-down_revision = "0056_probe_count_null"
+down_revision = "0059_graph_resume"
 branch_labels = None
 depends_on = None
 
