@@ -7,7 +7,6 @@ import enum
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import uuid
@@ -22,6 +21,7 @@ from rich.markup import escape
 
 from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError, first_line, from_database
+from ccvec.sources import printable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -282,11 +282,9 @@ def image_identifier(text: str, conn: psycopg.Connection | None = None) -> uuid.
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    """The one error line; it names inputs (file names, catalog values), so it is made printable."""
+    err_console.print(f"[red]error:[/red] {safe(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
-
-
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # a tab too: it would shift a table's columns
 
 
 def catalog_titles(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -295,10 +293,8 @@ def catalog_titles(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[u
 
 
 def safe(text: object) -> str:
-    """Text from data, fit for the terminal: control characters shown as escapes (no terminal
-    sequences get through), rich markup escaped (a '[/x]' in a URL prints as itself)."""
-    shown = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text)).replace("\n", "\\n")
-    return escape(shown)
+    """printable(), with rich markup escaped too (a '[/x]' in a URL prints as itself): for console.print."""
+    return escape(printable(text))
 
 
 def confirm_destructive(what: str, yes: bool) -> None:

@@ -71,7 +71,7 @@ def run_command(
         count = sum(s.not_images for s in not_images)
         console.print(not_images_note(count, [s.run_id for s in not_images]), highlight=False)
     for step, what in summary.steps.items():
-        console.print(f"{step}: {what}", highlight=False)
+        console.print(f"{step}: {safe(what)}", highlight=False)  # the report's names OUT
     if out is None:
         console.print("report: none written (--out FOLDER writes the HTML report and the cluster folders)")
     if summary.failed:
