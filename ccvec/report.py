@@ -37,7 +37,7 @@ from psycopg.rows import dict_row
 from ccvec.errors import counted
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.outdir import OutDir
-from ccvec.sources import NOTED, display_path, local_path, printable, readable_source
+from ccvec.sources import IMAGE_EXTENSIONS, NOTED, display_path, local_path, printable, readable_source
 
 THUMB_SIZE = 256
 THUMB_QUALITY = 78
@@ -347,9 +347,13 @@ def readable(source: str) -> str:
 
 
 def file_href(url: str | None) -> str | None:
-    """A local file's link, rebuilt from its path (never the catalog's text), or None."""
+    """A local file's link, rebuilt from its path (never the catalog's text), or None. Only a file
+    named as an image is linked: a manifest may name `page.html` that decodes as a GIF (a GIF/HTML
+    polyglot), and a browser opening that link would run its script; such a path is shown as text."""
     path = local_file(url)
-    return path.as_uri() if path is not None and path.is_absolute() else None
+    if path is None or not path.is_absolute() or path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return None
+    return path.as_uri()
 
 
 SHORT_TITLE = 200  # characters of a title in a tile, its tooltip and alt text (the tile shows 2 lines)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 import unicodedata
 import uuid
 from html.parser import HTMLParser
@@ -20,10 +22,10 @@ import pytest
 from PIL import Image
 
 from ccvec.export import _name_key, _unique_name, inert
-from ccvec.sources import file_location, identity, printable
+from ccvec.sources import IMAGE_EXTENSIONS, file_location, identity, printable
 
 from .images import photo
-from .process import run_ccvec
+from .process import COMMAND, environment, run_ccvec
 from .test_report import Page, browser  # noqa: F401  (the Chromium fixture)
 from .tiny_model import register_tiny
 
@@ -109,6 +111,9 @@ def hostile_corpus(root: Path) -> tuple[Path, Path]:
     for url in ("javascript:alert(30)", "data:image/png;base64,AAAA", f"https://x.invalid/{ESC}]0;t\x07"):
         rows.append({"identifier": str(uuid.uuid4()), "url": url, "title": "a bad URL"})
     rows.append({"identifier": str(uuid.uuid4()), "path": f"{ESC}[2Jmissing<script>.png"})
+    # a GIF that is also an HTML page: it loads (it decodes), and a browser opening it runs its script
+    small(2).save(folder / "polyglot.html", "GIF", comment=b"<script>alert('polyglot')</script>")
+    rows.append({"identifier": str(uuid.uuid4()), "path": "polyglot.html", "title": "polyglot"})
     manifest = folder / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return manifest, files
@@ -143,10 +148,15 @@ class Links(HTMLParser):
         self.refs += [(tag, v) for k, v in attrs if k in ("href", "src") and v is not None]
 
 
+def report_pages(out: Path) -> list[Path]:
+    """The report's pages (not the cluster folders' files: the polyglot is exported as it is named)."""
+    return sorted(p for p in out.rglob("*.html") if p.relative_to(out).parts[0] != "clusters")
+
+
 def check_links(out: Path) -> int:
     """Every local href/src of every page names a file inside OUT; others are http(s) or file:
     links (a local file's own page); returns the number of pages."""
-    pages = sorted(out.rglob("*.html"))
+    pages = report_pages(out)
     for page in pages:
         parsed = Links()
         parsed.feed(page.read_text(encoding="utf-8"))
@@ -158,6 +168,8 @@ def check_links(out: Path) -> int:
                 continue
             if parts.scheme or ref.startswith("//"):
                 assert tag == "a" and parts.scheme in ("http", "https", "file"), f"{page}: {tag} {ref!r}"
+                # a local file is linked only when named as an image (not the polyglot page)
+                assert parts.scheme != "file" or Path(parts.path).suffix in IMAGE_EXTENSIONS, ref
                 continue
             target = (page.parent / unquote(parts.path)).resolve()
             assert target.is_file(), f"{page.relative_to(out)}: {ref} does not exist"
@@ -169,7 +181,7 @@ def test_hostile_report_runs_nothing_and_every_link_resolves(hostile_report: dic
     out: Path = hostile_report["out"]
     pages = check_links(out)
     images = list(out.glob("image/*/*.html"))
-    loaded = len(FILE_NAMES) + len(TWINS) + len(TITLES)
+    loaded = len(FILE_NAMES) + len(TWINS) + len(TITLES) + 1  # and the polyglot
     assert len(images) == loaded  # every image has its page: the twins too
     view = Page(browser)
     requests: list[str] = []
@@ -178,7 +190,7 @@ def test_hostile_report_runs_nothing_and_every_link_resolves(hostile_report: dic
     # a right-to-left override in a cluster's label (from the rows' tags) reorders only itself: the
     # "(N images)" after the label's link in an image's table stays after it, unreversed
     overridden = 0
-    for page in sorted(out.rglob("*.html")):
+    for page in sorted(report_pages(out)):
         view.open(page.as_uri())  # every <img> loads; no dialog, console message or page error
         links = view.page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
         assert all(link.startswith(("file://", "http://", "https://")) for link in links), links
@@ -202,10 +214,15 @@ def test_hostile_report_runs_nothing_and_every_link_resolves(hostile_report: dic
         assert view.page.locator("a[href^='javascript'], a[href^='JAVASCRIPT'], a[href^='data']").count() == 0
     # the 100,000-character title (cut to 5,000 by the load) is whole on its page only; tiles that
     # repeat it (caption, tooltip, alt) show 200 characters, so pages stay small
-    whole = [p for p in out.rglob("*.html") if "t" * 5000 in p.read_text(encoding="utf-8")]
+    whole = [p for p in report_pages(out) if "t" * 5000 in p.read_text(encoding="utf-8")]
     assert len(whole) == 1 and _h1(whole[0]) == "t" * 5000
-    tiles = [p for p in out.rglob("*.html") if "t" * 199 + "…" in p.read_text(encoding="utf-8")]
+    tiles = [p for p in report_pages(out) if "t" * 199 + "…" in p.read_text(encoding="utf-8")]
     assert tiles and all("t" * 200 not in p.read_text(encoding="utf-8") for p in tiles if p != whole[0])
+    # the polyglot's page names its file as text, not as a link that would run its script
+    polyglot = next(p for p in images if _h1(p) == "polyglot")
+    view.open(polyglot.as_uri())
+    assert view.page.locator("table.meta span.path", has_text="polyglot.html").count() == 1
+    assert view.page.locator("a[href$='.html'][href^='file:']").count() == 0
     # a file name's override and newline are shown as escapes on its page, not obeyed
     spoof = (out / _image_page(hostile_report["files"] / f"invoice{RLO}fdp.png")).read_text(encoding="utf-8")
     assert "invoice\\u202efdp.png" in spoof and f"invoice{RLO}fdp.png</a>" not in spoof
@@ -254,6 +271,12 @@ def test_hostile_names_never_reach_the_terminal_or_a_spreadsheet(hostile_report:
         listed = cli(*args)  # in-process: as the installed command, faster
         assert listed.exit_code == 0, listed.stderr
         assert ESC not in listed.stdout + listed.stderr and RLO not in listed.stdout, args
+    # --format csv is exact through a pipe (for programs), printable on a terminal (for people)
+    piped = run_ccvec("clusters", "--format", "csv", database_url=url)  # labels from the tags
+    assert f"=cmd|calc{ESC}[2j" in piped.stdout and RLO in piped.stdout, piped.stdout
+    on_terminal = _on_a_terminal(url, "clusters", "--format", "csv")
+    assert "=cmd|calc\\x1b[2j" in on_terminal and "\\u202e" in on_terminal, on_terminal
+    assert ESC not in on_terminal and RLO not in on_terminal
     # error lines name the input escaped (they printed the escape sequence itself before)
     broken = hostile_report["files"] / f"{ESC}[31mbroken<b>x<b>.png"
     for args in (("similar", "--identifier", str(broken)), ("load", f"/nonexistent/{ESC}]0;pwned\x07")):
@@ -274,7 +297,7 @@ def test_hostile_names_never_reach_the_terminal_or_a_spreadsheet(hostile_report:
     # every local image is in the folders once, the twins under names that stay apart on macOS
     # and Windows (one would replace the other there)
     exported = [p for p in (out / "clusters").rglob("*.png")]
-    assert len(exported) == len(FILE_NAMES) + len(TWINS) + len(TITLES)
+    assert len(exported) == len(FILE_NAMES) + len(TWINS) + len(TITLES)  # PNGs (and the polyglot)
     keys = [(p.parent, _name_key(p.name)) for p in exported]
     assert len(set(keys)) == len(keys)
 
@@ -292,6 +315,27 @@ def test_inert_keeps_text_and_defuses_formulas() -> None:
     assert inert("@SUM(A1)") == "'@SUM(A1)" and inert("+1") == "'+1" and inert("-1") == "'-1"
     assert inert(f"{ESC}[2Jx\ty") == "\\x1b[2Jx\\ty"
     assert printable(f"a{RLO}b\u2066c\nd\u200d") == "a\\u202eb\\u2066c\\nd\u200d"  # ZWJ (emoji) kept
+
+
+def _on_a_terminal(database_url: str, *args: str) -> str:
+    """What `ccvec ARGS` prints when its stdout is a terminal (a pseudo-terminal)."""
+    main, child = os.openpty()
+    with subprocess.Popen(
+        [*COMMAND, *args], stdout=child, stderr=subprocess.DEVNULL, env=environment(database_url)
+    ) as process:
+        os.close(child)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=60)
+    os.close(main)
+    return b"".join(chunks).decode()
 
 
 def _ansi_titled(database_url: str) -> str:

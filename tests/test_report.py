@@ -236,6 +236,11 @@ def test_local_files_show_as_paths() -> None:
         assert file_path(other) is None and file_href(other) is None
     assert file_path("file://evil.example/share/x.jpg") is None  # another host: not a local file
     assert file_href("file://localhost/tmp/a%20b.jpg") == "file:///tmp/a%20b.jpg"  # rebuilt from the path
+    # a file not named as an image is shown, not linked: opening `page.html` (a GIF/HTML polyglot
+    # a manifest named) in a browser would run its script
+    assert file_href("file:///tmp/page.html") is None
+    assert file_path("file:///tmp/page.html") == "/tmp/page.html"
+    assert file_href("file:///tmp/drawing.svg") is None and file_href("file:///tmp/a.JPG") == "file:///tmp/a.JPG"
 
 
 def test_only_http_links_are_links() -> None:

@@ -124,9 +124,12 @@ def emit(
         print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=1))
         return
     if fmt == Format.csv:
+        # exact for programs (a pipe, a file); on a terminal a person reads it, so text cells are
+        # made printable, as `ls` shows a file name's control characters only on a terminal
+        terminal = sys.stdout.isatty()
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        writer.writerows([[_csv_cell(v, terminal) for v in row] for row in rows])
         return
     if not rows and empty:
         console.print(empty)
@@ -137,6 +140,12 @@ def emit(
     for row in rows:
         table.add_row(*("" if v is None else safe(v) for v in row))
     print_table(table)
+
+
+def _csv_cell(value: object, terminal: bool) -> object:
+    if value is None:
+        return ""
+    return printable(value) if terminal and isinstance(value, str) else value
 
 
 def print_table(table: Table) -> None:
