@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import unicodedata
 import uuid
@@ -61,6 +62,7 @@ BAD_LINKS = [
     "javascript&colon;alert(17)",
     "//evil.example/x",
     'https://ok.example/"onmouseover=alert(18)',
+    f"https://evil.example/#{RLO}moc.elpmaxe-knab//:sptth",  # shown as "…#https://bank-example.com"
 ]
 TITLES = [
     "<script>alert(20)</script>",
@@ -72,6 +74,7 @@ TITLES = [
     "t" * 100_000,
     "</textarea><textarea>",
     "a\r\nb",
+    "zero\u200bwidth",
 ]
 TAGS = [f"{RLO}gat", f"=cmd|calc{ESC}[2J"]  # shared by every manifest row: the label of their clusters
 
@@ -223,6 +226,11 @@ def test_hostile_report_runs_nothing_and_every_link_resolves(hostile_report: dic
     view.open(polyglot.as_uri())
     assert view.page.locator("table.meta span.path", has_text="polyglot.html").count() == 1
     assert view.page.locator("a[href$='.html'][href^='file:']").count() == 0
+    # a URL's override is shown as an escape in its link's text: the text cannot pass for another URL
+    spoofed = next(p for p in images if _h1(p) == "zero\u200bwidth").read_text(encoding="utf-8")
+    assert "#\\u202emoc.elpmaxe-knab//:sptth</a>" in spoofed
+    page_row = re.search(r"<tr><th>page</th>.*?</tr>", spoofed)
+    assert page_row and RLO not in re.sub(r'href="[^"]*"', "", page_row.group())  # in the target only
     # a file name's override and newline are shown as escapes on its page, not obeyed
     spoof = (out / _image_page(hostile_report["files"] / f"invoice{RLO}fdp.png")).read_text(encoding="utf-8")
     assert "invoice\\u202efdp.png" in spoof and f"invoice{RLO}fdp.png</a>" not in spoof
