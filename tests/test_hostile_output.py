@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import psycopg
-import pytest
 from PIL import Image
 
 from ccvec.export import _name_key, _unique_name, inert
@@ -122,7 +121,6 @@ def hostile_corpus(root: Path) -> tuple[Path, Path]:
     return manifest, files
 
 
-@pytest.fixture()
 def hostile_report(conn: psycopg.Connection, database_url: str, tmp_path: Path) -> dict[str, object]:
     register_tiny(conn, tmp_path, "tiny-hostile")
     manifest, files = hostile_corpus(tmp_path / "corpus")
@@ -180,7 +178,21 @@ def check_links(out: Path) -> int:
     return len(pages)
 
 
-def test_hostile_report_runs_nothing_and_every_link_resolves(hostile_report: dict, browser) -> None:  # noqa: F811
+def test_hostile_strings_through_every_output(
+    conn: psycopg.Connection,
+    database_url: str,
+    tmp_path: Path,
+    browser,  # noqa: F811
+    cli,
+) -> None:
+    """One `ccvec run` of the hostile corpus (the slow part), then each output in turn."""
+    made = hostile_report(conn, database_url, tmp_path)
+    check_report(made, browser)
+    check_terminal_and_files(made, cli, tmp_path)
+
+
+def check_report(hostile_report: dict, browser) -> None:  # noqa: F811
+    """The report runs nothing, requests nothing outside OUT, links resolve, nothing spoofs."""
     out: Path = hostile_report["out"]
     pages = check_links(out)
     images = list(out.glob("image/*/*.html"))
@@ -262,7 +274,8 @@ def _image_page(file: Path) -> str:
     return f"image/{text[:2]}/{text}.html"
 
 
-def test_hostile_names_never_reach_the_terminal_or_a_spreadsheet(hostile_report: dict, cli) -> None:
+def check_terminal_and_files(hostile_report: dict, cli, tmp_path: Path) -> None:
+    """No terminal sequence reaches a terminal, no formula a spreadsheet, no name collides."""
     out: Path = hostile_report["out"]
     result = hostile_report["result"]
     assert ESC not in result.stdout + result.stderr and RLO not in result.stdout + result.stderr
@@ -302,6 +315,12 @@ def test_hostile_names_never_reach_the_terminal_or_a_spreadsheet(hostile_report:
     for readme in (out / "clusters").rglob("README"):
         text = readme.read_text(encoding="utf-8")
         assert ESC not in text and RLO not in text and "\r" not in text and text.count("\n") <= 4, text
+    # export-clusters on its own: its labels.csv as run's, the folder's name printed escaped
+    target = tmp_path / f"[bold]x{ESC}]0;t\x07"
+    exported_alone = cli("export-clusters", str(target))
+    assert exported_alone.exit_code == 0, exported_alone.stderr
+    assert ESC not in exported_alone.stdout and "[bold]x\\x1b]0;t\\x07" in exported_alone.stdout
+    assert (target / "labels.csv").read_bytes() == (out / "clusters" / "labels.csv").read_bytes()
     # every local image is in the folders once, the twins under names that stay apart on macOS
     # and Windows (one would replace the other there)
     exported = [p for p in (out / "clusters").rglob("*.png")]
