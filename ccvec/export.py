@@ -281,11 +281,22 @@ def _unique_name(path: Path, used: set[str]) -> str:
     with _1, _2... before the extension."""
     stem = path.stem if path.name not in ("", ".", "..") else "image"
     stem = stem.replace(os.sep, "_") or "image"
-    name, n = f"{stem}{path.suffix}", 1
+    name, n = _fitted(stem, path.suffix), 1
     while _name_key(name) in used:
-        name, n = f"{stem}_{n}{path.suffix}", n + 1
+        name, n = _fitted(stem, f"_{n}{path.suffix}"), n + 1
     used.add(_name_key(name))
     return name
+
+
+NAME_MAX = 255  # bytes in a file name (Linux, macOS; Windows counts 255 UTF-16 units)
+
+
+def _fitted(stem: str, tail: str) -> str:
+    """stem + tail, the stem shortened until the name fits NAME_MAX bytes: a 254-byte name that
+    needs `_1` would make the whole export fail with "File name too long"."""
+    while len(os.fsencode(stem + tail)) > NAME_MAX and len(stem) > 1:
+        stem = stem[:-1]
+    return stem + tail
 
 
 def _name_key(name: str) -> str:

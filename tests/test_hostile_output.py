@@ -21,7 +21,7 @@ import numpy as np
 import psycopg
 from PIL import Image
 
-from ccvec.export import _name_key, _unique_name, inert
+from ccvec.export import _name_key, _unique_name, export_folders, inert
 from ccvec.sources import IMAGE_EXTENSIONS, file_location, identity, printable
 
 from .images import photo
@@ -334,6 +334,21 @@ def test_export_names_stay_apart_where_case_and_normalisation_do_not_count() -> 
     names = [_unique_name(Path(n), used) for n in [*TWINS, "README", "readme", "a/.."]]
     decomposed = TWINS[3].removesuffix(".png") + "_1.png"
     assert names == ["Case.png", "case_1.png", TWINS[2], decomposed, "README", "readme_1", "image"]
+
+
+def test_names_at_the_length_limit_are_exported_twice(tmp_path: Path) -> None:
+    """Two 255-byte names in one cluster: the second gets `_1` within the limit (it made the whole
+    export fail with "File name too long")."""
+    name = "é" * 125 + "x.png"  # 255 bytes in UTF-8
+    files = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        small(0).save(tmp_path / folder / name, "PNG")
+        files.append((tmp_path / folder / name, ""))
+    assert export_folders({1: files}, tmp_path / "out") == 2
+    written = {p.name for p in (tmp_path / "out" / "cluster_with_2" / "cluster_1").iterdir()}
+    (second,) = written - {"README", name}
+    assert second.endswith("_1.png") and second.startswith("é" * 120) and len(second.encode()) <= 255
 
 
 def test_inert_keeps_text_and_defuses_formulas() -> None:
