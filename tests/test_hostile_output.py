@@ -21,7 +21,7 @@ import numpy as np
 import psycopg
 from PIL import Image
 
-from ccvec.export import _name_key, _unique_name, export_folders, inert
+from ccvec.export import ClusterFiles, Directory, _name_key, _unique_name, export_folders, inert, write_layout
 from ccvec.sources import IMAGE_EXTENSIONS, file_location, identity, printable
 
 from .images import photo
@@ -222,7 +222,7 @@ def check_report(hostile_report: dict, browser) -> None:  # noqa: F811
     assert view.page.evaluate("getComputedStyle(document.querySelector('header.top')).display") == "flex"
 
     # escaped, not run: the markup titles are text, links only http(s)
-    for title in TITLES[:2]:
+    for title in TITLES[:3]:  # markup, and template syntax shown as itself
         identifier = next(p for p in images if title in _h1(p))
         view.open(identifier.as_uri())
         assert view.page.locator("h1.title").inner_text() == title
@@ -349,6 +349,29 @@ def test_names_at_the_length_limit_are_exported_twice(tmp_path: Path) -> None:
     written = {p.name for p in (tmp_path / "out" / "cluster_with_2" / "cluster_1").iterdir()}
     (second,) = written - {"README", name}
     assert second.endswith("_1.png") and second.startswith("é" * 120) and len(second.encode()) <= 255
+
+
+def test_labels_never_become_paths(tmp_path: Path) -> None:
+    """Labels from tags such as `../../x`, `/etc`, `CON`, `.` or `a/b` name nothing on disk: folders
+    are numbered, labels go into README and labels.csv only."""
+    labels = ["../../x", "/etc", "CON", ".", "a/b", "..", "~"]
+    clusters = []
+    for k, label in enumerate(labels):
+        files = []
+        for copy in ("a", "b"):
+            file = tmp_path / "src" / f"{k}{copy}.png"
+            file.parent.mkdir(exist_ok=True)
+            small(k).save(file, "PNG")
+            files.append(file)
+        clusters.append(ClusterFiles(k, label, files, files[0], "tags"))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert write_layout(clusters, [], Directory(out), copy=True) == 2 * len(labels)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]  # nothing beside OUT
+    folders = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_dir()}
+    assert folders == {"cluster_with_2", *(f"cluster_with_2/cluster_{k}" for k in range(len(labels)))}
+    with open(out / "labels.csv", newline="", encoding="utf-8") as f:
+        assert [r["label"] for r in csv.DictReader(f)] == labels
 
 
 def test_inert_keeps_text_and_defuses_formulas() -> None:
