@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import shutil
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from ccvec.decode import to_rgb
 from ccvec.errors import CcvecError
 from ccvec.fetch import FetchError, read_file
 from ccvec.outdir import EXPORT, OutDir, check_writable
-from ccvec.sources import display_path, local_path, not_a_regular_file
+from ccvec.sources import display_path, local_path, not_a_regular_file, printable
 
 THUMB = 160
 COLUMNS = 6
@@ -165,8 +166,12 @@ def write_layout(clusters: list[ClusterFiles], alone: list[Path], out: FolderWri
 
     def place(folder: Path, files: list[Path]) -> list[str]:
         nonlocal written
-        taken = used.setdefault(folder, {"README"})
-        names = [_unique_name(path, taken) for path in files]
+        taken = used.setdefault(folder, {_name_key("README")})
+        # which of two clashing names keeps its own is decided by the paths, not by the order the
+        # members came in (it differed between `run --out` and `export-clusters`)
+        names = [""] * len(files)
+        for i in sorted(range(len(files)), key=lambda i: os.fsencode(str(files[i]))):
+            names[i] = _unique_name(files[i], taken)
         for path, name in zip(files, names, strict=True):
             (out.copy if copy else out.symlink)(f"{folder.as_posix()}/{name}", path)
         written += len(files)
@@ -176,7 +181,8 @@ def write_layout(clusters: list[ClusterFiles], alone: list[Path], out: FolderWri
         names = place(folder, c.files)
         # by its name here, as text (a file name's raw bytes replaced)
         medoid = display_path(Path(names[c.files.index(c.medoid)])) if c.medoid in c.files else ""
-        rows.append([folder.as_posix(), c.cluster, len(c.files), c.label, medoid, c.source or ""])
+        # the label is catalog text (from tags): escaped, and never a spreadsheet formula
+        rows.append([folder.as_posix(), c.cluster, len(c.files), inert(c.label), medoid, c.source or ""])
         if len(c.files) > 1:
             out.write_text(
                 f"{folder.as_posix()}/README",
@@ -248,10 +254,21 @@ def _cluster_readme(cluster: int, label: str, size: int, medoid: str, source: st
         if source == GUESSED
         else ""
     )
-    return (
-        f"cluster {cluster}: {shown_label(label, source)}\n{guess}"
-        f"{size} images; representative image (medoid): {medoid}\n"
+    return (  # label (from tags) and file name printable: `cat README` runs no terminal sequence
+        f"cluster {cluster}: {printable(shown_label(label, source))}\n{guess}"
+        f"{size} images; representative image (medoid): {printable(medoid)}\n"
     )
+
+
+FORMULA_START = ("=", "+", "-", "@")  # what makes a spreadsheet read a cell as a formula (OWASP)
+
+
+def inert(text: str) -> str:
+    """Catalog text for a CSV people open in a spreadsheet: printable (no control characters), and
+    a cell a spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`, `+1+1`) starts
+    with an apostrophe, which spreadsheets show as text (OWASP's CSV injection advice)."""
+    shown = printable(text)
+    return f"'{shown}" if shown.startswith(FORMULA_START) else shown
 
 
 def _labels_csv(rows: list[list[object]]) -> str:
@@ -265,13 +282,34 @@ def _labels_csv(rows: list[list[object]]) -> str:
 
 
 def _unique_name(path: Path, used: set[str]) -> str:
+    """A name for `path` in a folder whose names' keys (_name_key) are `used`: its own name, else
+    with _1, _2... before the extension."""
     stem = path.stem if path.name not in ("", ".", "..") else "image"
     stem = stem.replace(os.sep, "_") or "image"
-    name, n = f"{stem}{path.suffix}", 1
-    while name in used:
-        name, n = f"{stem}_{n}{path.suffix}", n + 1
-    used.add(name)
+    name, n = _fitted(stem, path.suffix), 1
+    while _name_key(name) in used:
+        name, n = _fitted(stem, f"_{n}{path.suffix}"), n + 1
+    used.add(_name_key(name))
     return name
+
+
+NAME_MAX = 255  # bytes in a file name (Linux, macOS; Windows counts 255 UTF-16 units)
+
+
+def _fitted(stem: str, tail: str) -> str:
+    """stem + tail, the stem shortened until the name fits NAME_MAX bytes: a 254-byte name that
+    needs `_1` would make the whole export fail with "File name too long"."""
+    while len(os.fsencode(stem + tail)) > NAME_MAX and len(stem) > 1:
+        stem = stem[:-1]
+    return stem + tail
+
+
+def _name_key(name: str) -> str:
+    """What makes two names one file on the file systems a folder is copied to: macOS (APFS, HFS+)
+    and Windows (NTFS, exFAT, FAT) ignore case, macOS ignores Unicode normalisation. `Case.jpg` and
+    `case.jpg`, or `café.jpg` composed and decomposed, get names of their own even on Linux, where
+    they could coexist: on those, one would replace the other (or the export would fail)."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def contact_sheet(
@@ -287,7 +325,7 @@ def contact_sheet(
     font = ImageFont.load_default(size=13)
     more = f" (first {limit} shown)" if len(members) > limit else ""
     name = f"{label} (cluster {cluster})" if label else f"cluster {cluster}"
-    draw.text((6, 6), f"{name}: {len(members)} images{more}", fill="black", font=font)
+    draw.text((6, 6), printable(f"{name}: {len(members)} images{more}"), fill="black", font=font)
     for i, (path, title) in enumerate(shown):
         x, y = (i % COLUMNS) * THUMB, header + (i // COLUMNS) * (THUMB + caption_h)
         try:
@@ -298,7 +336,8 @@ def contact_sheet(
             sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
         except OSError:
             draw.rectangle((x + 4, y + 4, x + THUMB - 4, y + THUMB - 4), outline="red")
-        draw.text((x + 4, y + THUMB), _shorten(title or path.stem, 22), fill="black", font=font)
+        caption = _shorten(printable(title or path.stem), 22)  # one line: no newline from a title
+        draw.text((x + 4, y + THUMB), caption, fill="black", font=font)
     return sheet
 
 

@@ -38,7 +38,7 @@ from ccvec.decode import for_display
 from ccvec.errors import counted
 from ccvec.fetch import FetchError, FetchPolicy, fetch
 from ccvec.outdir import OutDir
-from ccvec.sources import NOTED, display_path, local_path, readable_source
+from ccvec.sources import IMAGE_EXTENSIONS, NOTED, display_path, local_path, printable, readable_source
 
 THUMB_SIZE = 256
 THUMB_QUALITY = 78
@@ -335,15 +335,37 @@ def local_file(url: str | None) -> Path | None:
 
 
 def file_path(url: str | None) -> str | None:
-    """A local file's path, readable (percent-escapes decoded), for the page to show."""
+    """A local file's path, readable (percent-escapes decoded), for the page to show: control
+    characters and bidirectional overrides as escapes, so that "a<U+202E>gpj.exe" is not shown
+    as "aexe.jpg" and a newline in a name is seen."""
     path = local_file(url)
-    return display_path(path) if path is not None else None
+    return printable(display_path(path)) if path is not None else None
+
+
+def readable(source: str) -> str:
+    """An error's source (a manifest row, a path or URL) as the page shows it: printable."""
+    return printable(readable_source(source))
 
 
 def file_href(url: str | None) -> str | None:
-    """A local file's link, rebuilt from its path (never the catalog's text), or None."""
+    """A local file's link, rebuilt from its path (never the catalog's text), or None. Only a file
+    named as an image is linked: a manifest may name `page.html` that decodes as a GIF (a GIF/HTML
+    polyglot), and a browser opening that link would run its script; such a path is shown as text."""
     path = local_file(url)
-    return path.as_uri() if path is not None and path.is_absolute() else None
+    if path is None or not path.is_absolute() or path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return None
+    return path.as_uri()
+
+
+SHORT_TITLE = 200  # characters of a title in a tile, its tooltip and alt text (the tile shows 2 lines)
+
+
+def short(title: str | None, limit: int = SHORT_TITLE) -> str:
+    """A title cut for the tiles that repeat it (caption, tooltip, alt): a 5,000-character title in
+    120 tiles would make a 1.8 MB page; the image's own page shows it whole."""
+    if not title:
+        return ""
+    return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
 def image_page(identifier: uuid.UUID) -> str:
@@ -361,7 +383,9 @@ def environment() -> Environment:
     env.filters["http_link"] = http_link
     env.filters["file_path"] = file_path
     env.filters["file_href"] = file_href
-    env.filters["readable"] = readable_source
+    env.filters["readable"] = readable
+    env.filters["printable"] = printable
+    env.filters["short"] = short
     env.filters["pct"] = lambda v: "-" if v is None else f"{v:.3f}"
     env.filters["num"] = lambda v: "-" if v is None else f"{v:,}"
     env.filters["counted"] = counted  # {{ n | counted('image') }}: "1 image", "2 images"

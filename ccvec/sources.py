@@ -170,6 +170,20 @@ def display_path(path: Path) -> str:
     return clean_text(str(path))[0]
 
 
+# C0 and C1 controls (a tab too: it would shift a table's columns) and the bidirectional overrides,
+# embeddings and isolates (U+202A-202E, U+2066-2069), which reorder the text after them: a file
+# named "photo<U+202E>gpj.exe" would show as "photoexe.jpg".
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """Text from data, fit for a terminal or a text file: control characters and bidirectional
+    overrides shown as escapes (`\\x1b`, `\\u202e`, `\\n`), so no terminal sequence gets through and
+    nothing is reordered or spans lines. Stored data keeps them: only what is shown changes."""
+    text = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
+    return text.replace("\n", "\\n")
+
+
 # ---------------------------------------------------------------- sanitising
 
 

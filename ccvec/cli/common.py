@@ -7,7 +7,6 @@ import enum
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import time
@@ -23,6 +22,7 @@ from rich.markup import escape
 
 from ccvec import db, defaults, migrate
 from ccvec.errors import CcvecError, first_line, from_database
+from ccvec.sources import printable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -164,9 +164,12 @@ def emit(
         print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=1))
         return
     if fmt == Format.csv:
+        # exact for programs (a pipe, a file); on a terminal a person reads it, so text cells are
+        # made printable, as `ls` shows a file name's control characters only on a terminal
+        terminal = sys.stdout.isatty()
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        writer.writerows([[_csv_cell(v, terminal) for v in row] for row in rows])
         return
     if not rows and empty:
         console.print(empty)
@@ -177,6 +180,12 @@ def emit(
     for row in rows:
         table.add_row(*("" if v is None else safe(v) for v in row))
     print_table(table)
+
+
+def _csv_cell(value: object, terminal: bool) -> object:
+    if value is None:
+        return ""
+    return printable(value) if terminal and isinstance(value, str) else value
 
 
 def print_table(table: Table) -> None:
@@ -330,11 +339,9 @@ def image_identifier(text: str, conn: psycopg.Connection | None = None) -> uuid.
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    """The one error line; it names inputs (file names, catalog values), so it is made printable."""
+    err_console.print(f"[red]error:[/red] {safe(message)}", highlight=False, soft_wrap=True)
     sys.exit(2)
-
-
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # a tab too: it would shift a table's columns
 
 
 def catalog_titles(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -343,10 +350,8 @@ def catalog_titles(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[u
 
 
 def safe(text: object) -> str:
-    """Text from data, fit for the terminal: control characters shown as escapes (no terminal
-    sequences get through), rich markup escaped (a '[/x]' in a URL prints as itself)."""
-    shown = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text)).replace("\n", "\\n")
-    return escape(shown)
+    """printable(), with rich markup escaped too (a '[/x]' in a URL prints as itself): for console.print."""
+    return escape(printable(text))
 
 
 def confirm_destructive(what: str, yes: bool) -> None:

@@ -237,8 +237,9 @@ def export_clusters_command(
     console.print(
         f"{counted(grouped, 'cluster')} of 2 or more images, "
         f"{counted(alone, 'singleton')}{' (in unclustered/)' if alone else ''}, "
-        f"{counted(written, 'file')} under {target} "
-        f"(labels.csv beside them); {len(made)} contact sheets"
+        f"{counted(written, 'file')} under {safe(target)} "
+        f"(labels.csv beside them); {len(made)} contact sheets",
+        highlight=False,
     )
     if left_out:
         err_console.print(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ccvec.cli.common import app, console, stages
+from ccvec.cli.common import app, console, safe, stages
 
 
 @app.command("report")
@@ -28,4 +28,4 @@ def report_command(
 
     with stages() as bar:
         summary = pipeline.report_only(out, sources, on_progress=bar.update)
-    console.print(f"report: {summary.steps['report']}", highlight=False)
+    console.print(f"report: {safe(summary.steps['report'])}", highlight=False)  # names OUT

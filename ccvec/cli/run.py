@@ -86,7 +86,7 @@ def run_command(
         gone, changed = sum(s.gone for s in moved), sum(s.changed for s in moved)
         console.print(folder_changes_note(gone, changed, [s.run_id for s in moved]), highlight=False)
     for step, what in summary.steps.items():
-        console.print(f"{step}: {what}", highlight=False)
+        console.print(f"{step}: {safe(what)}", highlight=False)  # the report's names OUT
     if out is None:
         console.print("report: none written (--out FOLDER writes the HTML report and the cluster folders)")
     if summary.failed:
