@@ -589,24 +589,26 @@ def run_ddl(
             time.sleep(1.0)
 
 
-JOB_WAIT_STEP = "30s"  # one wait for a job's lock; between two, a line says the wait goes on
+JOB_WAIT_STEP = "60s"  # one wait for a job's lock; between two, a line says the wait goes on
 
 
 @contextmanager
-def job(conn: psycopg.Connection, name: str, what: str) -> Iterator[None]:
-    """Run the body as the only `name` job on this database (two `ccvec refresh` at once deadlock;
-    two dedups or graph writers would do the same work twice): a session advisory lock, taken at
+def job(conn: psycopg.Connection, name: str, what: str, *, shared: bool = False) -> Iterator[None]:
+    """Run the body as the only `name` job on this database, or with `shared` beside other sharers
+    only (loads share "catalog", which a refresh takes alone): a session advisory lock, taken at
     once or after waiting, with one line on stderr saying for whom (and again every JOB_WAIT_STEP).
-    On success the body's work is committed before the lock goes, so the next one sees it."""
+    Two `ccvec refresh` at once deadlocked; a refresh during a load computed scores from a catalog
+    half loaded. On success the body's work is committed before the lock goes, so the next one
+    sees it; the end of the session releases it too (a killed command holds nothing)."""
     conn.commit()
-    if not one_row(conn, "SELECT ccvec.job_lock(%s)", [name])[0]:
+    if not one_row(conn, "SELECT ccvec.job_lock(%s, NULL, %s)", [name, shared])[0]:
         conn.commit()
         started = time.monotonic()
-        print(f"ccvec: {what}: waiting for {_holder(conn, name)} to finish first…", file=sys.stderr)
-        while not one_row(conn, "SELECT ccvec.job_lock(%s, %s)", [name, JOB_WAIT_STEP])[0]:
+        print(f"ccvec: {what}: waiting for {_holders(conn, name)} to finish first…", file=sys.stderr)
+        while not one_row(conn, "SELECT ccvec.job_lock(%s, %s, %s)", [name, JOB_WAIT_STEP, shared])[0]:
             conn.commit()
             waited = time.monotonic() - started
-            print(f"ccvec: {what}: still waiting for {_holder(conn, name)} ({waited:.0f}s)", file=sys.stderr)
+            print(f"ccvec: {what}: still waiting for {_holders(conn, name)} ({waited:.0f}s)", file=sys.stderr)
     conn.commit()
     try:
         yield
@@ -617,20 +619,22 @@ def job(conn: psycopg.Connection, name: str, what: str) -> Iterator[None]:
         raise
     finally:
         with contextlib.suppress(psycopg.Error):  # a connection gone has released it already
-            conn.execute("SELECT ccvec.job_unlock(%s)", [name])
+            conn.execute("SELECT ccvec.job_unlock(%s, %s)", [name, shared])
             conn.commit()
 
 
-def _holder(conn: psycopg.Connection, name: str) -> str:
-    """Who holds job `name`'s lock, for the waiting line: "`ccvec refresh` [pid 123]
-    (running since 12:22:50 UTC)" (its application_name), or "another session" when it has ended meanwhile."""
-    row = conn.execute("SELECT * FROM ccvec.job_holder(%s)", [name]).fetchone()
+def _holders(conn: psycopg.Connection, name: str) -> str:
+    """Who holds job `name`'s lock, for the waiting line: "`ccvec refresh` [pid 123] (running since
+    12:22:50 UTC)" (from application_name), "… and 2 more" for several sharers, or "another
+    session" when it has ended meanwhile."""
+    rows = conn.execute("SELECT * FROM ccvec.job_holder(%s)", [name]).fetchall()
     conn.commit()
-    if row is None:
+    if not rows:
         return "another session"
-    _, application, since = row
+    _, application, since = rows[0]
     who = _who(application) if application else "another session"
-    return f"{who} (running since {since:%H:%M:%S %Z})" if since else who
+    more = f" and {len(rows) - 1} more" if len(rows) > 1 else ""
+    return (f"{who} (running since {since:%H:%M:%S %Z})" if since else who) + more
 
 
 def one_row(

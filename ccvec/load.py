@@ -440,8 +440,10 @@ def load(
         return bulk
     started = time.perf_counter()
     url = db.resolve_url()
-    with db.connection(url) as conn:
+    with db.connection(url) as conn, contextlib.ExitStack() as held:
         migrate.require_current(conn)
+        # any number of loads at once; a refresh waits for them (and they for it)
+        held.enter_context(db.job(conn, "catalog", f"loading {source}", shared=True))
         model = registry.get_model(conn, options.model)
         conn.commit()  # no transaction stays open while the manifest is read
         if entries is None:

@@ -252,7 +252,9 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
             if on_stage:
                 on_stage(name, timings[name])
 
-    with db.job(conn, "refresh", "refresh"):  # two at once deadlock on the tables they replace
+    # alone: two at once deadlock on the tables they replace, and stages reading a catalog that a
+    # load is filling see it at different moments (an image scored with no authority)
+    with db.job(conn, "catalog", "refresh"):
         _refresh(conn, stage, cold)
     return timings
 

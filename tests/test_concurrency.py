@@ -64,23 +64,25 @@ def one(conn: psycopg.Connection, sql: str, args: list[object] | None = None) ->
 
 
 def waits_then_runs(
-    holder: psycopg.Connection, job: str, args: list[str], database_url: str
+    holder: psycopg.Connection, job: str, args: list[str], database_url: str, shared: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """Hold job `job`'s lock, start `ccvec ARGS`: it must say in one line that it waits and for whom,
-    and be waiting (its session named after it); then let go: it must finish, exit status 0."""
-    assert holder.execute("SELECT ccvec.job_lock(%s)", [job]).fetchone() == (True,)
+    """Hold job `job`'s lock (`shared`: as a load holds "catalog"), start `ccvec ARGS`: it must say in
+    one line that it waits and for whom, and be waiting (its session named after it); then let go:
+    it must finish, exit status 0."""
+    assert holder.execute("SELECT ccvec.job_lock(%s, NULL, %s)", [job, shared]).fetchone() == (True,)
     process = start_ccvec(*args, database_url=database_url)
     try:
         line = process.stderr.readline() if process.stderr else ""  # blocks until it says something
         assert "waiting for `ccvec other` [pid 4242] (running since " in line, line
         assert process.poll() is None  # still waiting: the lock is held
-        name = f"ccvec {' '.join(a for a in args[:2] if not a.startswith('-'))} [{process.pid}]"
+        words = args[:2] if args[0] == "graph" else args[:1]  # a group's command, or a command
+        name = f"ccvec {' '.join(words)} [{process.pid}]"
         waiting = holder.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [name]
         ).fetchone()
         assert waiting is not None and waiting[0] >= 1, name  # its own sessions say who they are
     finally:
-        holder.execute("SELECT ccvec.job_unlock(%s)", [job])
+        holder.execute("SELECT ccvec.job_unlock(%s, %s)", [job, shared])
     out, err = process.communicate(timeout=180)
     assert process.returncode == 0 and "Traceback" not in err, err
     return subprocess.CompletedProcess(args, 0, out, line + err)
@@ -91,9 +93,45 @@ def test_refresh_waits_for_another_refresh(
 ) -> None:
     """Two `ccvec refresh` at once deadlocked (both read visual_rank, then both TRUNCATE it): one
     ended with `error: deadlock detected`. Now the second waits and then refreshes everything."""
-    done = waits_then_runs(holder, "refresh", ["refresh"], database_url)
+    done = waits_then_runs(holder, "catalog", ["refresh"], database_url)
     assert "scored 12 images" in done.stdout
     assert one(conn, "SELECT ccvec.unscored_images()") == 0
+
+
+def test_refresh_waits_for_loads_and_a_load_for_a_refresh(
+    conn: psycopg.Connection,
+    graphed: Path,
+    tiny: str,
+    holder: psycopg.Connection,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """A refresh during a load scored a catalog half loaded: its stages read the catalog at different
+    moments, and images stored between two stages got a popularity but no authority (a report then
+    crashed on them). Now a refresh waits for the loads running (they share the catalog) and a load
+    for a running refresh; each then sees a catalog nobody is filling."""
+    waits_then_runs(holder, "catalog", ["refresh"], database_url, shared=True)
+    assert one(conn, "SELECT count(*) FROM ccvec.image_score WHERE authority IS NULL") == 0
+    more = images(tmp_path / "more", 3, 2)
+    done = waits_then_runs(
+        holder, "catalog", ["load", str(more), "--model", tiny, "--workers", "0"], database_url
+    )
+    assert "loaded 3," in done.stdout and f"loading {more}: waiting for" in done.stderr
+
+
+def test_loads_share_the_catalog(
+    conn: psycopg.Connection, tiny: str, holder: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    """Two loads of different folders at once both run (the operator's case: two manifests into one
+    catalog): a load holding its share does not make another one wait."""
+    assert holder.execute("SELECT ccvec.job_lock('catalog', NULL, true)").fetchone() == (True,)
+    try:
+        done = ccvec_ok(
+            "load", images(tmp_path / "b", 4, 3), "--model", tiny, "--workers", "0", database_url=database_url
+        )
+    finally:
+        holder.execute("SELECT ccvec.job_unlock('catalog', true)")
+    assert "loaded 4," in done.stdout and "waiting" not in done.stderr
 
 
 def test_dedup_waits_for_another_dedup(
