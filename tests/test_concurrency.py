@@ -7,6 +7,8 @@ the command's waiting line before letting go.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 import tempfile
@@ -22,7 +24,7 @@ from PIL import Image
 from ccvec import db
 from ccvec.cli.common import _operational
 
-from .process import run_ccvec, start_ccvec
+from .process import COMMAND, environment, run_ccvec, start_ccvec
 
 
 def images(folder: Path, n: int, seed: int) -> Path:
@@ -235,17 +237,39 @@ def test_a_deadlock_or_lock_timeout_is_one_line_saying_what_to_do(database_url: 
         b.close()
 
 
-def test_db_stop_refuses_while_commands_run() -> None:
-    """`ccvec db stop` while a cron load runs ended the load mid-way (`terminating connection due to
+def test_server_start_and_db_stop_with_other_commands() -> None:
+    """Two commands started at once on a new CCVEC_HOME: both ran initdb and pg_ctl, and the first
+    one's restart (to apply its settings) cut the second off ("the database system is shutting
+    down", exit status 2). Now one starts the server and the other waits, saying so.
+
+    `ccvec db stop` while a cron load runs ended the load mid-way (`terminating connection due to
     administrator command`, exit status 2). Now it refuses in one line naming who is connected,
     unless --force."""
     parent = Path(tempfile.mkdtemp(prefix="ccvec-stop-"))  # short: the socket lives in it
     parent.chmod(0o755)  # as root, the server's account reaches it
     home = parent / "home"
+    home.mkdir()
     env = {"CCVEC_HOME": str(home), "DATABASE_URL": ""}
-    started = run_ccvec("db", "start", env=env)
-    assert started.returncode == 0, started.stderr
-    url = started.stdout.split("embedded server running: ", 1)[1].strip()
+    lock = os.open(home / db.SERVER_LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another command starting the server holds it
+    starting = subprocess.Popen(
+        [*COMMAND, "db", "start"],
+        env=environment(env=env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = starting.stderr.readline() if starting.stderr else ""
+        assert line == "ccvec: waiting for another ccvec command to start or stop the embedded server…\n", (
+            line
+        )
+        assert starting.poll() is None and not (home / "pgdata").exists()  # nothing done meanwhile
+    finally:
+        os.close(lock)
+    out, err = starting.communicate(timeout=120)
+    assert starting.returncode == 0 and "Traceback" not in err, err
+    url = out.split("embedded server running: ", 1)[1].strip()
     try:
         with psycopg.connect(url, application_name="ccvec load [4242]") as load:
             refused = run_ccvec("db", "stop", env=env)
