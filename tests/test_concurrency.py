@@ -289,3 +289,21 @@ def test_server_start_and_db_stop_with_other_commands() -> None:
     finally:
         db.discard_embedded(home / "pgdata")
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_db_upgrade_says_it_waits_for_another_migration(
+    conn: psycopg.Connection, holder: psycopg.Connection, database_url: str
+) -> None:
+    """Two migrations at once (a `ccvec db upgrade` by hand, a cron `ccvec run`): the second waited
+    without a word for as long as the first took. Now it says so in one line, then finds the schema
+    current."""
+    holder.execute("SELECT pg_advisory_lock(hashtext('ccvec migrations'))")
+    process = start_ccvec("db", "upgrade", database_url=database_url)
+    try:
+        line = process.stderr.readline() if process.stderr else ""
+        assert line.startswith("ccvec: waiting for another command migrating this database"), line
+        assert process.poll() is None
+    finally:
+        holder.execute("SELECT pg_advisory_unlock(hashtext('ccvec migrations'))")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0 and "Traceback" not in err and "schema at " in out, err
