@@ -136,6 +136,21 @@ def test_loads_share_the_catalog(
     assert "loaded 4," in done.stdout and "waiting" not in done.stderr
 
 
+def test_a_second_load_of_one_folder_waits_for_the_first(
+    conn: psycopg.Connection, tiny: str, holder: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    """Two loads of one folder at once (cron and by hand) both embedded every image, then split the
+    inserts between them ("loaded 155, skipped 58" and "loaded 58, skipped 155"). Now the second
+    waits for the first, however the folder is named, then finds everything stored."""
+    folder = images(tmp_path / "same", 5, 4)
+    (tmp_path / "link").symlink_to(folder)
+    args = ["load", str(tmp_path / "link"), "--model", tiny, "--workers", "0"]
+    done = waits_then_runs(holder, f"load {folder.resolve()}", args, database_url)
+    assert "loaded 5," in done.stdout
+    again = ccvec_ok("load", folder, "--model", tiny, "--workers", "0", database_url=database_url)
+    assert "loaded 0, skipped 5" in again.stdout and "waiting" not in again.stderr
+
+
 def test_dedup_waits_for_another_dedup(
     conn: psycopg.Connection, graphed: Path, tiny: str, holder: psycopg.Connection, database_url: str
 ) -> None:
