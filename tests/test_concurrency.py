@@ -11,6 +11,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -322,3 +323,39 @@ def test_db_upgrade_says_it_waits_for_another_migration(
         holder.execute("SELECT pg_advisory_unlock(hashtext('ccvec migrations'))")
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0 and "Traceback" not in err and "schema at " in out, err
+
+
+def test_two_commands_on_a_new_home_make_the_default_model_once(tmp_path: Path) -> None:
+    """Two loads started at once on a new home both converted the EfficientNet-Lite0 weights (and
+    two int8 builds wrote one temporary file). Now the second waits, saying so, then uses the
+    model the first made."""
+    from ccvec.models import registry
+
+    home = tmp_path / "home"
+    models = home / "models"
+    models.mkdir(parents=True)
+    lock = os.open(models / "efficientnet-lite0.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another command making it holds it
+    script = (
+        "from ccvec.models import registry\n"
+        "registry.conversion_notice = lambda line: print(line, flush=True)\n"
+        "print(registry.build_default().sha256)\n"
+    )
+    making = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=environment(env={"CCVEC_HOME": str(home)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = making.stdout.readline() if making.stdout else ""
+        assert line == "waiting for another ccvec command making efficientnet-lite0.onnx (first use)…\n", line
+        assert making.poll() is None and not (models / "efficientnet-lite0.onnx").exists()
+    finally:
+        os.close(lock)
+    out, err = making.communicate(timeout=300)
+    assert making.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("first use: converting") and len(lines) == 2  # made once, after the wait
+    assert lines[1] == registry.file_sha256(models / "efficientnet-lite0.onnx")
