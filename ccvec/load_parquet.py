@@ -12,6 +12,7 @@ per-value Python), so the database, not the client, is what this is bound by.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import struct
@@ -229,8 +230,9 @@ def load_dataset(
     if manifest is None:
         raise CcvecError(f"{source}: not a ccvec features dataset (no {MANIFEST})")
     url = db.resolve_url()
-    with db.connection(url) as conn:
+    with db.connection(url) as conn, contextlib.ExitStack() as held:
         migrate.require_current(conn)
+        held.enter_context(db.job(conn, "catalog", f"loading {source}", shared=True))  # as ccvec.load
         model = _model(conn, manifest)
         run_id = _start_run(conn, str(root), model)
         summary = LoadSummary(run_id)

@@ -99,10 +99,20 @@ def configure(conn: psycopg.Connection, chunks: int | None = None, radius: int =
 
 
 def ensure_configured(conn: psycopg.Connection) -> None:
-    """Configure on first use, and re-chunk when the catalog outgrew the layout tenfold."""
+    """Configure on first use, and re-chunk when the catalog outgrew the layout tenfold (one command
+    at a time: two at once would write the same masks; the second finds the layout done)."""
+    if not _layout_outdated(conn):
+        return
+    with db.job(conn, "mih layout", "laying out the pHash index"):
+        if _layout_outdated(conn):
+            configure(conn)
+
+
+def _layout_outdated(conn: psycopg.Connection) -> bool:
     row = conn.execute("SELECT * FROM ccvec.mih_layout()").fetchone()
-    if row is None or choose_chunks(max(feature_rows(conn), 1_000_000)) != row[1]:
-        configure(conn)
+    outdated = row is None or choose_chunks(max(feature_rows(conn), 1_000_000)) != row[1]
+    conn.commit()
+    return outdated
 
 
 def neighbours(conn: psycopg.Connection, phash: int, radius: int) -> list[tuple[uuid.UUID, int]]:
@@ -166,8 +176,28 @@ def dedup(
     `step` images over `jobs` connections, each batch committed, so an interrupted run resumes.
     With embeddings, an image's candidates are its k nearest (HNSW), on which both rules are
     evaluated; while some images have no embedding of `model`, every image also probes the pHash
-    index (exact), so that newcomers still find them.
+    index (exact), so that newcomers still find them. One dedup at a time (db.job): a second one waits,
+    then groups only what the first left ungrouped.
     """
+    with db.job(conn, "dedup", "dedup"):
+        settings = (radius, prefer, rebuild, cosine, model, link, dihedral, k, step, on_progress, jobs)
+        return _dedup(conn, *settings)
+
+
+def _dedup(
+    conn: psycopg.Connection,
+    radius: int,
+    prefer: tuple[str, ...],
+    rebuild: bool,
+    cosine: float | None,
+    model: str,
+    link: float,
+    dihedral: bool,
+    k: int,
+    step: int,
+    on_progress: Callable[[int, int], None] | None,
+    jobs: int,
+) -> int:
     prefer_list = _prefer_keys(prefer)
     db.execute_checked(  # every setting checked once, in SQL, before anything is cleared
         conn,

@@ -252,8 +252,17 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
             if on_stage:
                 on_stage(name, timings[name])
 
-    # what the scores read as of now: a change drawn after this (a load beside the refresh) leaves
-    # them stale for the next `ccvec run` (ccvec.scores_stale)
+    # alone: two at once deadlock on the tables they replace, and stages reading a catalog that a
+    # load is filling see it at different moments (an image scored with no authority)
+    with db.job(conn, "catalog", "refresh"):
+        _refresh(conn, stage, cold)
+    return timings
+
+
+def _refresh(conn: psycopg.Connection, stage: StageRunner, cold: bool) -> None:
+    """refresh() once it is the only one running."""
+    # what the scores read as of now: a change drawn after this (a graph add beside the refresh)
+    # leaves them stale for the next `ccvec run` (ccvec.scores_stale)
     started_at_change = db.one_row(conn, "SELECT ccvec.input_changes()")[0]
     if cold:
         conn.execute("SELECT ccvec.score_inputs_forget()")
@@ -270,7 +279,6 @@ def refresh(conn: psycopg.Connection, on_stage: Stage | None = None, cold: bool 
             stage(conn, name, work)
     conn.execute("SELECT ccvec.refresh_finished(%s)", [started_at_change])
     conn.commit()
-    return timings
 
 
 @contextmanager

@@ -73,15 +73,16 @@ def test_cli_says_nothing_new_on_rerun(conn: psycopg.Connection, database_url: s
 def test_images_another_load_stored_meanwhile_count_as_already_loaded(
     conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    """Two loads of one folder at once: the one whose rows the other stored first (between its
-    check of what is missing and its writes) says they were already loaded, not `loaded 0,
-    skipped 0, failed 0` for 3 images; the run's row says the same."""
+    """Two loads of the same images at once (a folder and its parent; one folder twice waits, see
+    tests/test_concurrency.py): the one whose rows the other stored first (between its check of
+    what is missing and its writes) says they were already loaded, not `loaded 0, skipped 0,
+    failed 0` for 3 images; the run's row says the same."""
     write_photos(tmp_path / "p", ("chelsea", "coffee", "rocket"))
     inner: list[tuple[int, int, int]] = []
 
     def other_load_first(todo: int) -> None:
         assert todo == 3
-        done = load(str(tmp_path / "p"), FAST)
+        done = load(str(tmp_path), FAST)  # the parent: another source, the same images
         inner.append((done.loaded, done.skipped, done.failed))
 
     summary = load(str(tmp_path / "p"), FAST, on_start=other_load_first)

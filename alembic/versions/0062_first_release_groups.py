@@ -1,13 +1,13 @@
 """Duplicate groups of the first release count as ungrouped: the next `ccvec run` regroups them.
 
 Revision ID: 0062_first_release_groups
-Revises: 0059_graph_resume
+Revises: 0061_job_locks
 """
 
 from ccvec.migrate import run_sql_file
 
 revision = "0062_first_release_groups"
-down_revision = "0059_graph_resume"
+down_revision = "0061_job_locks"
 branch_labels = None
 depends_on = None
 

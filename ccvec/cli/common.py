@@ -7,6 +7,7 @@ import enum
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -368,6 +369,16 @@ def _one_line(exc: BaseException) -> str:
     return db.redact(first_line(exc))
 
 
+def application_name(args: list[str]) -> str:
+    """"ccvec graph build [1234]": the command's words (not its arguments: paths or values) and
+    this process's pid, as the sessions' application_name, which a command waiting for another
+    names (db.job) and `ccvec db stop` lists."""
+    groups = {group.name for group in app.registered_groups}
+    words = args[:2] if args[:1] and args[0] in groups else args[:1]
+    words = [w for w in words if re.fullmatch(r"[a-z][a-z-]*", w)]
+    return " ".join(["ccvec", *words]) + f" [{os.getpid()}]"
+
+
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
 
 
@@ -382,6 +393,7 @@ def main() -> None:
     # executemany; the one line below already says the connection failed, so it stays unprinted.
     logging.getLogger("psycopg").addHandler(logging.NullHandler())
     signal.signal(signal.SIGTERM, _terminate)  # `kill`, a CI job cancelled: as Ctrl-C, then 143
+    db.APPLICATION = application_name(sys.argv[1:])  # who holds what, for a command that waits
 
     try:
         command = typer.main.get_command(app)
@@ -446,10 +458,24 @@ def _os_error(exc: OSError) -> str:
     return f"the file system refused{where}: {exc.strerror or exc}"
 
 
+_SAME_ROWS = "another session changed the same rows at the same moment", "rerun the command"
+CONFLICTS = {  # SQLSTATEs of sessions in each other's way: what happened, what to do
+    "40P01": _SAME_ROWS,  # deadlock detected
+    "40001": _SAME_ROWS,  # could not serialize access
+    "55P03": ("another session holds a table this command needs", "rerun it when that one has finished"),
+}
+
+
 def _operational(exc: psycopg.Error) -> str:
     """One line for an OperationalError: a lost or refused connection (SQLSTATE class 08, 57 or
     none: the client's own) says so; anything else (e.g. a view never refreshed) says what it is."""
     state = exc.sqlstate or ""
+    if state in CONFLICTS:
+        what, todo = CONFLICTS[state]
+        return (
+            f"{what} ({_one_line(exc)}): {todo}; finished batches are kept "
+            "(docs/reliability.md, \"Two commands at once\")"
+        )
     if state and not state.startswith(("08", "57")):
         hint = "; run `ccvec refresh`" if "has not been populated" in str(exc) else ""
         return f"{_one_line(exc)}{hint}"

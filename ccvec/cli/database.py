@@ -288,8 +288,22 @@ def db_start() -> None:
 
 
 @db_app.command("stop")
-def db_stop() -> None:
-    """Stop the embedded server under $CCVEC_HOME."""
+def db_stop(
+    force: Annotated[
+        bool, typer.Option("--force", help="Stop even while other sessions (ccvec commands) are connected.")
+    ] = False,
+) -> None:
+    """Stop the embedded server under $CCVEC_HOME; refused while other sessions use it (a cron load,
+    a refresh): they would end with an error mid-way."""
+    if not force and db.embedded_running():
+        others = db.other_sessions(db.start_embedded())
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise CcvecError(
+                f"{counted(len(others), 'other session')} {'uses' if len(others) == 1 else 'use'} the "
+                f"embedded server ({shown}): let them finish (or stop them: a rerun resumes), "
+                "or `ccvec db stop --force` to end them now"
+            )
     if db.stop_embedded():
         console.print("embedded server stopped")
     else:

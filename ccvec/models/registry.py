@@ -8,13 +8,15 @@ end up compared with each other.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,15 +76,41 @@ def build_default(force: bool = False) -> Model:
     weights = efficientnet_lite.weights_path()
     weights_sha = file_sha256(weights)
     stamp = path.with_suffix(".weights-sha256")
-    if force or not path.exists() or not stamp.exists() or stamp.read_text() != weights_sha:
-        if conversion_notice is not None:
-            conversion_notice(
-                "first use: converting the EfficientNet-Lite0 weights to ONNX (once, cached in $CCVEC_HOME)"
-            )
-        model = efficientnet_lite.build_model(load_legacy_state_dict(weights))
-        _write_atomically(path, model.SerializeToString())
-        _write_atomically(stamp, weights_sha.encode())
+
+    def stale() -> bool:
+        return force or not path.exists() or not stamp.exists() or stamp.read_text() != weights_sha
+
+    if stale():
+        with _building(path):
+            if stale():  # not made meanwhile by the command this one waited for
+                if conversion_notice is not None:
+                    conversion_notice(
+                        "first use: converting the EfficientNet-Lite0 weights to ONNX "
+                        "(once, cached in $CCVEC_HOME)"
+                    )
+                model = efficientnet_lite.build_model(load_legacy_state_dict(weights))
+                _write_atomically(path, model.SerializeToString())
+                _write_atomically(stamp, weights_sha.encode())
     return Model(efficientnet_lite.SPEC, path, file_sha256(path), weights_sha)
+
+
+@contextmanager
+def _building(path: Path) -> Iterator[None]:
+    """One command at a time makes a built-in model (flock on MODELS/NAME.lock): two loads started
+    at once on a new home both converted the weights, and two int8 quantisations (a minute each)
+    wrote one temporary file. The second waits, saying so, then finds the model made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if conversion_notice is not None:
+                conversion_notice(f"waiting for another ccvec command making {path.name} (first use)…")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def build_int8(force: bool = False) -> Model:
@@ -95,16 +123,22 @@ def build_int8(force: bool = False) -> Model:
     path = models_dir() / f"{quantized.NAME}.onnx"
     source = f"{fp32.sha256} {quantized.RECIPE} onnxruntime {onnxruntime.__version__}"
     stamp = path.with_suffix(".source")
-    if force or not path.exists() or not stamp.exists() or stamp.read_text() != source:
-        if conversion_notice is not None:
-            conversion_notice(
-                "first use: quantising EfficientNet-Lite0 to int8 "
-                "(about a minute, once, cached in $CCVEC_HOME)"
-            )
-        tmp = path.with_suffix(".onnx.tmp")
-        quantized.quantize(fp32.path, tmp)
-        os.replace(tmp, path)
-        _write_atomically(stamp, source.encode())
+
+    def stale() -> bool:
+        return force or not path.exists() or not stamp.exists() or stamp.read_text() != source
+
+    if stale():
+        with _building(path):
+            if stale():  # not made meanwhile by the command this one waited for
+                if conversion_notice is not None:
+                    conversion_notice(
+                        "first use: quantising EfficientNet-Lite0 to int8 "
+                        "(about a minute, once, cached in $CCVEC_HOME)"
+                    )
+                tmp = path.with_suffix(f".{os.getpid()}.onnx.tmp")  # this process's own
+                quantized.quantize(fp32.path, tmp)
+                os.replace(tmp, path)
+                _write_atomically(stamp, source.encode())
     return Model(quantized.SPEC, path, file_sha256(path), fp32.weights_sha256)
 
 
