@@ -232,3 +232,27 @@ def test_a_folder_run_again_after_renames_moves_deletions_and_a_replaced_file_sa
     assert third.returncode == 0, third.stderr
     assert "3 images loaded before from this folder no longer there" in third.stdout
     assert "1 file changed since loaded, not read again" in third.stdout
+
+
+def test_a_note_naming_hidden_files_is_printable_on_the_report_errors_page(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """The notes of a person's folder name files in their reason, not only in their source (hidden
+    entries, a symlink's target): the report's errors page showed that reason as stored, so a hidden
+    file named with a right-to-left override reversed the rest of the note and a terminal
+    sequence went through, where the same page shows every path printable."""
+    folder = tmp_path / "Photos"
+    folder.mkdir()
+    photo("chelsea").convert("RGB").resize((120, 80)).save(folder / "IMG_0001.JPG")
+    photo("coffee").convert("RGB").resize((120, 80)).save(folder / "IMG_0002.JPG")
+    (folder / ".x\u202egpj.exe").write_bytes(b"MZ")
+    (folder / ".\x1b[31mred").write_bytes(b"")
+    out = tmp_path / "report"
+    result = run_ccvec(
+        "run", str(folder), "--out", str(out), "--model", tiny, "--k", "1", database_url=database_url
+    )
+    assert result.returncode == 0, result.stderr
+    page = (out / "errors-1.html").read_text()
+    assert "2 hidden entries" in page, page  # the note is on the page
+    assert "\u202e" not in page and "\x1b" not in page
+    assert ".x\\u202egpj.exe" in page and ".\\x1b[31mred" in page  # shown as escapes, as paths are
