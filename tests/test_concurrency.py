@@ -359,3 +359,16 @@ def test_two_commands_on_a_new_home_make_the_default_model_once(tmp_path: Path) 
     lines = out.splitlines()
     assert lines[0].startswith("first use: converting") and len(lines) == 2  # made once, after the wait
     assert lines[1] == registry.file_sha256(models / "efficientnet-lite0.onnx")
+
+
+def test_a_session_is_named_after_its_command_after_global_options() -> None:
+    """`ccvec -q load` (as cron runs it) named its sessions `ccvec [pid]`: a command waiting for it
+    said "waiting for `ccvec` [pid N]", and `db stop` listed it so; global options come first."""
+    from ccvec.cli.common import application_name
+
+    pid = os.getpid()
+    assert application_name(["-q", "load", "photos"]) == f"ccvec load [{pid}]"
+    url = ["--database-url", "postgresql://u:secret@host/db"]
+    assert application_name([*url, "--quiet", "graph", "build"]) == f"ccvec graph build [{pid}]"
+    assert application_name(["--database-url=postgresql://host/db", "refresh"]) == f"ccvec refresh [{pid}]"
+    assert application_name(["run", "/photos"]) == f"ccvec run [{pid}]"

@@ -374,6 +374,10 @@ def application_name(args: list[str]) -> str:
     this process's pid, as the sessions' application_name, which a command waiting for another
     names (db.job) and `ccvec db stop` lists."""
     groups = {group.name for group in app.registered_groups}
+    args = list(args)
+    while args and args[0].startswith("-"):  # global options first (`ccvec -q load`, as in cron)
+        if args.pop(0) == "--database-url" and args:
+            args.pop(0)  # its value (a URL, never shown)
     words = args[:2] if args[:1] and args[0] in groups else args[:1]
     words = [w for w in words if re.fullmatch(r"[a-z][a-z-]*", w)]
     return " ".join(["ccvec", *words]) + f" [{os.getpid()}]"
