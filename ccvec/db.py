@@ -698,6 +698,9 @@ def job(conn: psycopg.Connection, name: str, what: str, *, shared: bool = False)
     Two `ccvec refresh` at once deadlocked; a refresh during a load computed scores from a catalog
     half loaded. On success the body's work is committed before the lock goes, so the next one
     sees it; the end of the session releases it too (a killed command holds nothing)."""
+    from ccvec.sources import printable
+
+    what = printable(what)  # it names a source: a folder named with a terminal sequence prints none
     conn.commit()
     if not one_row(conn, "SELECT ccvec.job_lock(%s, NULL, %s)", [name, shared])[0]:
         conn.commit()

@@ -372,3 +372,14 @@ def test_a_session_is_named_after_its_command_after_global_options() -> None:
     assert application_name([*url, "--quiet", "graph", "build"]) == f"ccvec graph build [{pid}]"
     assert application_name(["--database-url=postgresql://host/db", "refresh"]) == f"ccvec refresh [{pid}]"
     assert application_name(["run", "/photos"]) == f"ccvec run [{pid}]"
+
+
+def test_the_waiting_line_shows_a_folder_name_printable(
+    conn: psycopg.Connection, tiny: str, holder: psycopg.Connection, database_url: str, tmp_path: Path
+) -> None:
+    """The waiting line names the source being loaded: a folder named with a terminal sequence went
+    to the terminal as it was, where every other line of ccvec shows such a name escaped."""
+    folder = images(tmp_path / "a\x1b[2Jb", 2, 5)
+    args = ["load", str(folder), "--model", tiny, "--workers", "0"]
+    done = waits_then_runs(holder, "catalog", args, database_url)
+    assert "\x1b" not in done.stderr and "a\\x1b[2Jb: waiting for" in done.stderr, done.stderr
