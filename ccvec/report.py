@@ -274,7 +274,9 @@ def write_thumbnails(
     workers: int = 4,
 ) -> tuple[int, int]:
     """Thumbnails of images not cached in OUT yet; returns (made, failed). An image whose bytes
-    cannot be read again gets no thumbnail (its pages show a placeholder)."""
+    cannot be read again gets no thumbnail (its pages show a placeholder), and so does a local file
+    replaced under its name since it was loaded: its thumbnail, named by the content loaded, would
+    show another picture than the one its pHash, embedding, group and cluster are of."""
     todo: dict[str, str] = {}
     for row in images.values():
         sha = row["content_sha256"]
@@ -291,7 +293,10 @@ def write_thumbnails(
     def one(item: tuple[str, str]) -> tuple[str, bytes | None]:
         sha, url = item
         try:
-            return sha, make_thumbnail(fetch(url, policy))[0]
+            data = fetch(url, policy)
+            if local_file(url) is not None and hashlib.sha256(data).hexdigest() != sha:
+                return sha, None  # changed since loaded (the load's note says so), as export refuses it
+            return sha, make_thumbnail(data)[0]
         except (FetchError, OSError, ValueError, Image.DecompressionBombError):
             return sha, None
 

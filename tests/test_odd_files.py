@@ -256,3 +256,28 @@ def test_a_note_naming_hidden_files_is_printable_on_the_report_errors_page(
     assert "2 hidden entries" in page, page  # the note is on the page
     assert "\u202e" not in page and "\x1b" not in page
     assert ".x\\u202egpj.exe" in page and ".\\x1b[31mred" in page  # shown as escapes, as paths are
+
+
+def test_a_file_replaced_since_it_was_loaded_gets_no_thumbnail_of_the_new_picture(
+    conn: psycopg.Connection, database_url: str, tiny: str, tmp_path: Path
+) -> None:
+    """A file replaced under its name keeps the first content's pHash, embedding, group and cluster
+    (the load's note says so, "thumbnail" too); a report written afterwards made its thumbnail from
+    the new bytes, named by the old content: another picture, shown among the first one's
+    neighbours. It now gets none (a placeholder), as `export-clusters` refuses such a file."""
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    for name in ("chelsea", "rocket"):
+        photo(name).convert("RGB").resize((128, 96)).save(folder / f"{name}.jpg", quality=90)
+    first = run_ccvec("run", str(folder), "--model", tiny, "--k", "1", database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    loaded = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    photo("horse").convert("RGB").resize((128, 96)).save(folder / "rocket.jpg", quality=60)
+
+    out = tmp_path / "report"
+    args = ("run", str(folder), "--out", str(out), "--model", tiny, "--k", "1")
+    second = run_ccvec(*args, database_url=database_url)
+    assert second.returncode == 0, second.stderr
+    assert "1 file changed since loaded" in second.stdout, second.stdout
+    assert (out / thumb_path(loaded["chelsea.jpg"])).is_file()
+    assert not (out / thumb_path(loaded["rocket.jpg"])).exists()  # not the horse under the rocket's name
