@@ -243,8 +243,8 @@ def _missing(conn: psycopg.Connection, model: str, items: list[SourceItem]) -> l
 
 
 GONE = (
-    "no longer there (renamed, moved or deleted since it was loaded): left out of the report; its rows "
-    "stay in the database, in its duplicate groups and clusters"
+    "no longer there (renamed, moved or deleted since it was loaded): left out of this folder's report; "
+    "its rows stay in the database, in its duplicate groups and clusters"
 )
 
 

@@ -199,8 +199,8 @@ def test_a_folder_run_again_after_renames_moves_deletions_and_a_replaced_file_sa
     listed = json.loads(run_ccvec("errors", "--format", "json", database_url=database_url).stdout)
     notes = {(row["source"], row["reason"]) for row in listed if row["stage"] == "warning"}
     gone = (
-        "no longer there (renamed, moved or deleted since it was loaded): left out of the report; its "
-        "rows stay in the database, in its duplicate groups and clusters"
+        "no longer there (renamed, moved or deleted since it was loaded): left out of this folder's report; "
+        "its rows stay in the database, in its duplicate groups and clusters"
     )
     for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg"):
         assert (str(folder / name), gone) in notes, notes

@@ -180,7 +180,8 @@ def load_command(
             f"see `ccvec errors --run {summary.run_id}`"
         )
     if summary.not_images or summary.passed_over:
-        console.print(not_images_note(summary.not_images, [summary.run_id], summary.passed_over))
+        note = not_images_note(summary.not_images, [summary.run_id], summary.passed_over)
+        console.print(note, highlight=False)
     if summary.gone or summary.changed:
         console.print(folder_changes_note(summary.gone, summary.changed, [summary.run_id]), highlight=False)
     if summary.loaded == 0 and summary.failed == 0 and summary.restored == 0:
@@ -262,7 +263,7 @@ def errors_command(
     ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Inputs that could not be loaded, with the reason."""
+    """Inputs that failed to load, with the reason; then notes (skipped, passed over, gone or changed)."""
 
     with schema_connection() as conn:
         if run is None:
