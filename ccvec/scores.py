@@ -263,7 +263,8 @@ def _refresh(conn: psycopg.Connection, stage: StageRunner, cold: bool) -> None:
     """refresh() once it is the only one running."""
     # what the scores read as of now: a change drawn after this (a graph add beside the refresh)
     # leaves them stale for the next `ccvec run` (ccvec.scores_stale)
-    started_at_change = db.one_row(conn, "SELECT ccvec.input_changes()")[0]
+    started_at_change = db.one_row(conn, "SELECT ccvec.input_changes_settled()")[0]
+    conn.commit()  # the SHARE locks it took
     if cold:
         conn.execute("SELECT ccvec.score_inputs_forget()")
     # the constants first bring ccvec.score_input up to date: only new or changed rows are parsed

@@ -151,6 +151,42 @@ def test_85th_percentile_maps_to_085(conn: psycopg.Connection) -> None:
     assert len(ids) == 100
 
 
+def test_a_refresh_starts_from_committed_input_changes(conn: psycopg.Connection, database_url: str) -> None:
+    """A change drawn from ccvec.input_change but not committed when a refresh started counted as
+    seen, though the refresh could not see it: the scores were neither refreshed for it nor stale.
+    The refresh now waits for the writer's commit before it reads the number (0065); and deleting
+    runs (graph prune) marks nothing stale."""
+    import threading
+
+    for v in (1, 2, 3):
+        add_image(conn, "flickr", {"views": v})
+    run, _ = hand_graph(conn, 3, [(0, 1, 0.9), (1, 2, 0.8), (2, 0, 0.7)])
+    scores.refresh(conn)
+    assert conn.execute("SELECT ccvec.scores_stale()").fetchone() == (False,)
+    conn.commit()
+    with psycopg.connect(database_url) as writer:  # a graph writer in the middle of its transaction
+        writer.execute("UPDATE ccvec.knn_run SET recall = 0.5 WHERE id = %s", [run])  # draws a number
+
+        def refresh() -> None:
+            with db.connect(database_url) as other:
+                scores.refresh(other)
+
+        refreshing = threading.Thread(target=refresh)
+        refreshing.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'ccvec.knn_run'::regclass"
+        deadline = time.monotonic() + 30
+        while writer.execute(waiting).fetchone() == (0,) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the refresh waits for the writer (a condition, not a guess)
+        assert writer.execute(waiting).fetchone() == (1,)  # it read nothing before the commit
+        writer.commit()
+        refreshing.join(60)
+    assert not refreshing.is_alive()
+    assert conn.execute("SELECT ccvec.scores_stale()").fetchone() == (False,)  # it saw the change
+    conn.execute("DELETE FROM ccvec.knn_run WHERE id = %s", [run])  # what graph prune does
+    conn.commit()
+    assert conn.execute("SELECT ccvec.scores_stale()").fetchone() == (False,)
+
+
 def write_ranks(path: Path, header: list[str], rows: list[list]) -> Path:
     with gzip.open(path, "wt") as f:
         f.write("\t".join(header) + "\n")
