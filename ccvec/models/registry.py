@@ -75,23 +75,32 @@ def build_default(force: bool = False) -> Model:
     path = models_dir() / f"{DEFAULT_MODEL}.onnx"
     weights = efficientnet_lite.weights_path()
     weights_sha = file_sha256(weights)
-    stamp = path.with_suffix(".weights-sha256")
+
+    def convert() -> None:
+        model = efficientnet_lite.build_model(load_legacy_state_dict(weights))
+        _write_atomically(path, model.SerializeToString())
+
+    notice = "first use: converting the EfficientNet-Lite0 weights to ONNX (once, cached in $CCVEC_HOME)"
+    _make_once(path, path.with_suffix(".weights-sha256"), weights_sha, force, notice, convert)
+    return Model(efficientnet_lite.SPEC, path, file_sha256(path), weights_sha)
+
+
+def _make_once(
+    path: Path, stamp: Path, source: str, force: bool, notice: str, make: Callable[[], None]
+) -> None:
+    """Make a built-in model file unless `stamp` says it was made from `source`; one command at a
+    time (_building), and a command that waited finds it made and makes nothing."""
 
     def stale() -> bool:
-        return force or not path.exists() or not stamp.exists() or stamp.read_text() != weights_sha
+        return force or not path.exists() or not stamp.exists() or stamp.read_text() != source
 
     if stale():
         with _building(path):
             if stale():  # not made meanwhile by the command this one waited for
                 if conversion_notice is not None:
-                    conversion_notice(
-                        "first use: converting the EfficientNet-Lite0 weights to ONNX "
-                        "(once, cached in $CCVEC_HOME)"
-                    )
-                model = efficientnet_lite.build_model(load_legacy_state_dict(weights))
-                _write_atomically(path, model.SerializeToString())
-                _write_atomically(stamp, weights_sha.encode())
-    return Model(efficientnet_lite.SPEC, path, file_sha256(path), weights_sha)
+                    conversion_notice(notice)
+                make()
+                _write_atomically(stamp, source.encode())
 
 
 @contextmanager
@@ -122,23 +131,14 @@ def build_int8(force: bool = False) -> Model:
     fp32 = build_default()
     path = models_dir() / f"{quantized.NAME}.onnx"
     source = f"{fp32.sha256} {quantized.RECIPE} onnxruntime {onnxruntime.__version__}"
-    stamp = path.with_suffix(".source")
 
-    def stale() -> bool:
-        return force or not path.exists() or not stamp.exists() or stamp.read_text() != source
+    def quantise() -> None:
+        tmp = path.with_suffix(f".{os.getpid()}.onnx.tmp")  # this process's own
+        quantized.quantize(fp32.path, tmp)
+        os.replace(tmp, path)
 
-    if stale():
-        with _building(path):
-            if stale():  # not made meanwhile by the command this one waited for
-                if conversion_notice is not None:
-                    conversion_notice(
-                        "first use: quantising EfficientNet-Lite0 to int8 "
-                        "(about a minute, once, cached in $CCVEC_HOME)"
-                    )
-                tmp = path.with_suffix(f".{os.getpid()}.onnx.tmp")  # this process's own
-                quantized.quantize(fp32.path, tmp)
-                os.replace(tmp, path)
-                _write_atomically(stamp, source.encode())
+    notice = "first use: quantising EfficientNet-Lite0 to int8 (about a minute, once, cached in $CCVEC_HOME)"
+    _make_once(path, path.with_suffix(".source"), source, force, notice, quantise)
     return Model(quantized.SPEC, path, file_sha256(path), fp32.weights_sha256)
 
 
