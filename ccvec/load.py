@@ -513,9 +513,9 @@ def load(
         conn.commit()  # no transaction stays open while the manifest is read
         if entries is None:
             entries = open_source(source, options.fetch_policy.remote_only)
-        items, failures, notes, skipped_files = _split(entries)
+        items, failures, notes, (not_images, passed_over) = _split(entries)
         summary = LoadSummary(_start_run(conn, source, model.name), total=len(items) + len(failures))
-        summary.not_images, summary.passed_over = skipped_files
+        summary.not_images, summary.passed_over = not_images, passed_over
         summary.warnings = sum(note.stage == WARNING for note in notes)
         folder_notes, summary.changed = _folder_changes(conn, source, items)
         summary.gone = len(folder_notes) - summary.changed

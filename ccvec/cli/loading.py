@@ -180,7 +180,7 @@ def load_command(
             f"see `ccvec errors --run {summary.run_id}`"
         )
     if summary.not_images or summary.passed_over:
-        note = not_images_note(summary.not_images, [summary.run_id], summary.passed_over)
+        note = skipped_note(summary.not_images, [summary.run_id], summary.passed_over)
         console.print(note, highlight=False)
     if summary.gone or summary.changed:
         console.print(folder_changes_note(summary.gone, summary.changed, [summary.run_id]), highlight=False)
@@ -199,7 +199,7 @@ def errors_commands(runs: list[int]) -> str:
     return " and ".join(f"`ccvec errors --run {run}`" for run in runs)
 
 
-def not_images_note(count: int, runs: list[int], passed: int = 0) -> str:
+def skipped_note(count: int, runs: list[int], passed: int = 0) -> str:
     """The line saying a folder held files that were skipped as not images, and hidden entries or
     system folders (Synology's @eaDir, recycle bins) passed over (each named in the errors)."""
     parts = []

@@ -18,7 +18,7 @@ from ccvec.cli.common import (
     safe,
     stages,
 )
-from ccvec.cli.loading import folder_changes_note, load_with_progress, not_images_note, print_failures
+from ccvec.cli.loading import folder_changes_note, load_with_progress, print_failures, skipped_note
 
 OutOption = Annotated[
     Path | None,
@@ -80,7 +80,7 @@ def run_command(
     noted = [s for s in summary.loads if s.not_images or s.passed_over]
     if noted:
         count, passed = sum(s.not_images for s in noted), sum(s.passed_over for s in noted)
-        console.print(not_images_note(count, [s.run_id for s in noted], passed), highlight=False)
+        console.print(skipped_note(count, [s.run_id for s in noted], passed), highlight=False)
     moved = [s for s in summary.loads if s.gone or s.changed]
     if moved:
         gone, changed = sum(s.gone for s in moved), sum(s.changed for s in moved)
