@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -104,7 +105,7 @@ def pending_revisions(current: str | None, target: str = "head") -> list[str]:
     order ([] when `target` is not above `current`)."""
     from alembic.script.revision import RevisionError
 
-    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    script = scripts()
     try:
         revisions = [r.revision for r in script.iterate_revisions(target, current)]
     except RevisionError:
@@ -116,7 +117,7 @@ def known(revision: str) -> bool:
     """Whether this ccvec has the migration `revision` (a newer ccvec's are unknown to it)."""
     from alembic.util import CommandError
 
-    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    script = scripts()
     try:
         return script.get_revision(revision) is not None
     except CommandError:
@@ -148,7 +149,7 @@ def known_revision(revision: str) -> str:
 
     if revision in ("base", "head"):
         return revision
-    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    script = scripts()
     try:
         found = script.get_revision(revision)
     except CommandError:
@@ -159,8 +160,15 @@ def known_revision(revision: str) -> str:
     return found.revision
 
 
+@functools.cache
+def scripts() -> ScriptDirectory:
+    """ccvec's migration scripts, read once per process (every command asks for the head, an
+    upgrade for the revisions between two, a downgrade for what it would drop)."""
+    return ScriptDirectory(str(config.resource_dir("alembic")))
+
+
 def head_revision() -> str:
-    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    script = scripts()
     return script.get_current_head() or ""
 
 
@@ -217,7 +225,7 @@ def tables_losing_rows(current: str, target: str) -> set[str]:
 
     from ccvec.errors import CcvecError
 
-    script = ScriptDirectory(str(config.resource_dir("alembic")))
+    script = scripts()
     stop = None if target == "base" else target
     tables: set[str] = set()
     try:
