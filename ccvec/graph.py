@@ -20,7 +20,7 @@ import numpy.typing as npt
 import psycopg
 from pgvector import HalfVector
 
-from ccvec import db, defaults, vector_pass
+from ccvec import db, defaults, vector_pass, visualrank
 from ccvec.errors import CcvecError
 from ccvec.models.registry import DEFAULT_MODEL
 
@@ -136,9 +136,13 @@ def build(
 
     An unfinished run of the same model and k that no other build holds (an interrupted build) is
     resumed instead, at its own breadth: only the images without edges are searched, and its recall
-    is measured on the whole sample (ccvec.resumable_knn_run)."""
+    is measured on the whole sample (ccvec.resumable_knn_run).
+
+    Last, the run's adjacency by position is stored for VisualRank (visualrank.store_adjacency)."""
     with db.job(conn, "graph", "graph build"):
-        return _build(conn, k, model, ef_search, recall_sample, on_progress, jobs)
+        run = _build(conn, k, model, ef_search, recall_sample, on_progress, jobs)
+        visualrank.store_adjacency(conn, run.id)
+        return run
 
 
 def _build(
@@ -338,10 +342,16 @@ def prune(conn: psycopg.Connection, unfinished: bool = False) -> list[tuple[str,
 
 
 def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> int:
-    """Give images embedded since the current graph was built their edges, and update older lists.
-    One graph writer at a time (db.job): two at once would add the same images twice."""
+    """Give images embedded since the current graph was built their edges, and update older lists;
+    then store the graph's adjacency for VisualRank anew. One graph writer at a time (db.job): two
+    at once would add the same images twice."""
     with db.job(conn, "graph", "adding images to the graph"):
-        return _add_new(conn, on_progress)
+        added = _add_new(conn, on_progress)
+        if added:
+            run = current(conn)
+            assert run is not None  # _add_new raised otherwise
+            visualrank.store_adjacency(conn, run.id)
+        return added
 
 
 def _add_new(conn: psycopg.Connection, on_progress: Progress | None) -> int:

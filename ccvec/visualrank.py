@@ -8,19 +8,27 @@ below the tolerance. In SQL every iteration is a hash join and aggregate over al
 a new table (about 24 s per iteration at 10M edges); here an iteration is one sparse
 matrix-vector product (about 0.1 s), and the transfer costs two sequential COPY passes.
 bench/visualrank.py measures both.
+
+The input is the run's adjacency by position (ccvec.knn_adjacency), which the graph's writers store
+once (store_adjacency): reading it costs a tenth of packing the edges' UUIDs in the server and
+mapping them here. When the edges changed since, the edges are read as before, and the adjacency
+is stored anew for the next refresh.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import LiteralString
 
 import numpy as np
 import psycopg
 
+from ccvec import db
 from ccvec.errors import CcvecError
 
+PART_EDGES = 8_000_000  # edges per stored adjacency part: 64 MB of targets and weights, far from bytea's 1 GB
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -175,14 +183,17 @@ def visualrank(
     damping: float | None = None,
     tolerance: float | None = None,
     timings: dict[str, float] | None = None,
-    ids: str = "uuid",
+    source: str = "adjacency",
 ) -> int:
     """Compute and store VisualRank for a kNN run; returns the visualrank_run id. One transaction.
 
-    `ids` = "uuid" streams the UUIDs (36 bytes per edge) and maps them to positions here; "node"
-    streams pairs of ccvec.image_node ids (12 bytes per edge), which the server finds by two hash
-    joins per edge: slower at 1M images (bench/visualrank.py measures both; docs/benchmarks.md).
-    `timings`, when given, receives seconds per step (fetch, index, iterate, store).
+    `source` = "adjacency" reads the run's stored adjacency (ccvec.knn_adjacency) when it is
+    current; otherwise it streams the edges' UUIDs, and stores the adjacency when no other session
+    is writing edges at that moment (ccvec.knn_adjacency_begin without waiting). "uuid" always
+    streams the UUIDs (36 bytes per edge) and maps them to positions here; "node" streams pairs of
+    ccvec.image_node ids (12 bytes per edge), which the server finds by two hash joins per edge:
+    both slower at 1M images (bench/visualrank.py measures the three; docs/benchmarks.md).
+    `timings`, when given, receives seconds per step (read, index, iterate, store).
     """
     clock = [time.perf_counter()]
 
@@ -200,7 +211,9 @@ def visualrank(
     inserted = conn.execute("SELECT ccvec.visualrank_run_start(%s, %s, %s)", [knn_run, d, tol]).fetchone()
     assert inserted is not None
     run = int(inserted[0])
-    if ids == "uuid":
+    if source == "adjacency":
+        nodes, src, dst, weights, start = _graph_by_position(conn, knn_run, step)
+    elif source == "uuid":
         nodes, src, dst, weights, start = _graph_by_uuid(conn, knn_run, step)
     else:
         nodes, src, dst, weights, start = _graph_by_node(conn, knn_run, step)
@@ -215,10 +228,26 @@ def visualrank(
 
 Step = Callable[[str], None]
 Graph = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Edges = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _graph_by_uuid(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
-    """(node UUIDs as (n, 2) words, src, dst, weights, start ranks) from the edges' UUIDs."""
+@dataclass(frozen=True)
+class Adjacency:
+    """A kNN run's edges by position: nodes in identifier order, as (n, 2) big-endian UUID words;
+    each node's out-degree; its edges' neighbour positions and similarities, in node order."""
+
+    nodes: np.ndarray
+    degrees: np.ndarray
+    targets: np.ndarray
+    weights: np.ndarray
+
+    def sources(self) -> np.ndarray:
+        """The source position of every edge."""
+        return np.repeat(np.arange(len(self.nodes), dtype=np.int32), self.degrees)
+
+
+def _edges_by_uuid(conn: psycopg.Connection, knn_run: int, step: Step) -> Edges:
+    """(node UUIDs as (n, 2) words, src, dst, weights as float32) from the edges' UUIDs."""
     edges = _rows(
         _fetch_packed(conn, "SELECT * FROM ccvec.knn_edges_packed(%s)", [knn_run]),
         [("src", "V16"), ("dst", "V16"), ("w", ">f4")],
@@ -228,19 +257,133 @@ def _graph_by_uuid(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
     step("fetch edges")
     nodes, src, dst = _index(_uuid_words(edges["src"]), _uuid_words(edges["dst"]))
     step("index UUIDs")
+    return nodes, src, dst, edges["w"].astype(np.float32)
+
+
+def _by_position(nodes: np.ndarray, src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> Adjacency:
+    """The edges renumbered in identifier order (PostgreSQL's uuid order: the words' order) and
+    grouped by source, as stored."""
     n = len(nodes)
-    weights = edges["w"].astype(np.float64)
-    del edges
+    if n >= 2**31:
+        raise CcvecError(f"a graph of {n:,} images is too large for 32-bit positions")
+    order = np.lexsort((nodes[:, 1], nodes[:, 0]))
+    position = np.empty(n, np.int64)
+    position[order] = np.arange(n)
+    src, dst = position[src], position[dst]
+    by_source = np.argsort(src, kind="stable")
+    return Adjacency(
+        nodes[order],
+        np.bincount(src, minlength=n).astype(np.int32),
+        dst[by_source].astype(np.int32),
+        weights[by_source].astype(np.float32),
+    )
+
+
+def adjacency_from_edges(conn: psycopg.Connection, knn_run: int, step: Step | None = None) -> Adjacency:
+    """The run's adjacency made from its edges (read as UUIDs, in the caller's snapshot)."""
+    nodes, src, dst, weights = _edges_by_uuid(conn, knn_run, step or (lambda name: None))
+    return _by_position(nodes, src, dst, weights)
+
+
+def store_adjacency(
+    conn: psycopg.Connection, knn_run: int, *, wait: bool = True, step: Step | None = None
+) -> Adjacency | None:
+    """Make kNN run `knn_run`'s adjacency from its edges and store it (ccvec.knn_adjacency) in the
+    caller's transaction, valid until knn_edge next changes; returns it, or None when the run has no
+    edges or, with `wait` false, when another session is writing edges or an adjacency (nothing
+    stored then). The graph's writers call it when they finish (ccvec/graph.py)."""
+    edge_change = db.one_row(conn, "SELECT ccvec.knn_adjacency_begin(%s)", [wait])[0]
+    if edge_change is None:
+        return None
+    if conn.execute("SELECT 1 FROM ccvec.knn_edge WHERE run_id = %s LIMIT 1", [knn_run]).fetchone() is None:
+        return None
+    adjacency = adjacency_from_edges(conn, knn_run, step)
+    _put(conn, knn_run, int(edge_change), adjacency)
+    if step:
+        step("store adjacency")
+    return adjacency
+
+
+def _put(conn: psycopg.Connection, knn_run: int, edge_change: int, adjacency: Adjacency) -> None:
+    """Store `adjacency` in parts of whole nodes holding at most about PART_EDGES edges each."""
+    ends = np.cumsum(adjacency.degrees, dtype=np.int64)
+    first = 0
+    while first < len(adjacency.nodes):
+        edges_before = int(ends[first - 1]) if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, edges_before + PART_EDGES, side="right")))
+        edge_slice = slice(edges_before, int(ends[last - 1]))
+        conn.execute(
+            "SELECT ccvec.knn_adjacency_put(%s, %s, %s, %b, %b, %b, %b)",
+            [
+                knn_run,
+                first,
+                edge_change,
+                adjacency.nodes[first:last].astype(">u8").tobytes(),
+                adjacency.degrees[first:last].astype("<i4").tobytes(),
+                adjacency.targets[edge_slice].astype("<i4").tobytes(),
+                adjacency.weights[edge_slice].astype("<f4").tobytes(),
+            ],
+        )
+        first = last
+
+
+def stored_adjacency(conn: psycopg.Connection, knn_run: int) -> Adjacency | None:
+    """The run's stored adjacency when it is current (ccvec.knn_adjacency_current), else None."""
+    query = "SELECT * FROM ccvec.knn_adjacency_current(%s)"
+    parts = conn.cursor(binary=True).execute(query, [knn_run]).fetchall()
+    if not parts:
+        return None
+    count = 0
+    for first_node, ids, _, _, _ in parts:
+        if first_node != count:
+            raise CcvecError(f"the stored adjacency of kNN run {knn_run} has a gap at node {count}")
+        count += len(ids) // 16
+    return Adjacency(
+        np.frombuffer(b"".join(p[1] for p in parts), ">u8").reshape(-1, 2).astype(np.uint64),
+        np.frombuffer(b"".join(p[2] for p in parts), "<i4"),
+        np.frombuffer(b"".join(p[3] for p in parts), "<i4"),
+        np.frombuffer(b"".join(p[4] for p in parts), "<f4"),
+    )
+
+
+def _graph_by_position(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
+    """(node UUIDs as (n, 2) words, src, dst, weights, start ranks) from the stored adjacency, or
+    from the edges' UUIDs when it is not current (storing it then, if no one else writes edges)."""
+    adjacency = stored_adjacency(conn, knn_run)
+    step("read adjacency")
+    if adjacency is None:
+        adjacency = store_adjacency(conn, knn_run, wait=False, step=step)
+        if adjacency is None:  # edges being written: read them, store nothing
+            adjacency = adjacency_from_edges(conn, knn_run, step)
+    return (
+        adjacency.nodes,
+        adjacency.sources(),
+        adjacency.targets,
+        adjacency.weights.astype(np.float64),
+        _start_ranks(conn, adjacency.nodes),
+    )
+
+
+def _start_ranks(conn: psycopg.Connection, nodes: np.ndarray) -> np.ndarray:
+    """The stored ranks of `nodes` (uniform for nodes without one): the warm start."""
     previous = _rows(
         _fetch_packed(conn, "SELECT * FROM ccvec.visual_ranks_packed()", []),
         [("id", "V16"), ("rank", ">f8")],
     )
+    n = len(nodes)
     start = np.full(n, 1.0 / n)
     if len(previous):
         at = _positions(nodes, _uuid_words(previous["id"]))
         start[at[at >= 0]] = previous["rank"][at >= 0]
+    return start
+
+
+def _graph_by_uuid(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
+    """(node UUIDs as (n, 2) words, src, dst, weights, start ranks) from the edges' UUIDs."""
+    nodes, src, dst, weights = _edges_by_uuid(conn, knn_run, step)
+    start = _start_ranks(conn, nodes)
     step("fetch previous ranks")
-    return nodes, src, dst, weights, start
+    return nodes, src, dst, weights.astype(np.float64), start
 
 
 def _graph_by_node(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:

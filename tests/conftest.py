@@ -66,7 +66,7 @@ def database_url(server_url: str) -> str:
 TABLES = (
     "image, image_feature, image_embedding, model, load_run, load_error, "
     "duplicate_member, duplicate_run, duplicate_edge, image_cue, mih_config, mih_mask_set, mih_plan, "
-    "knn_run, knn_edge, cluster_run, cluster_member, "
+    "knn_run, knn_edge, knn_adjacency, cluster_run, cluster_member, "
     "visualrank_run, visual_rank, score_input, image_node, web_rank, web_rank_release, "
     "experiment, ab_served, ab_event, "
     "class_name, image_class, cluster_label, novelty_model, novelty_reference, novelty_score, "

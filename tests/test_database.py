@@ -23,7 +23,7 @@ EXPECTED_TABLES = set(
     """catalog image model image_feature image_embedding load_run load_error
     mih_config mih_mask_set mih_plan provider_class duplicate_run duplicate_member duplicate_group
     duplicate_edge image_cue
-    setting knn_run knn_edge knn_current cluster_run cluster_member image_cluster
+    setting knn_run knn_edge knn_adjacency knn_current cluster_run cluster_member image_cluster
     inferred_tags neighbourhood_popularity popularity_source
     popularity_metric observed_popularity visualrank_run visual_rank web_rank web_rank_release
     web_authority image_score experiment cluster_mate ab_served ab_event

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pgvector import HalfVector
 
-from ccvec import defaults, graph, vector_pass
+from ccvec import defaults, graph, vector_pass, visualrank
 from ccvec.errors import CcvecError
 
 MODEL = "hand"
@@ -498,3 +498,37 @@ def test_prune_deletes_old_runs_and_keeps_what_is_shown(conn: psycopg.Connection
     assert kept == {current.id}
     left = conn.execute("SELECT count(*) FROM ccvec.knn_edge WHERE run_id = %s", [first.id]).fetchone()
     assert left == (0,)
+
+
+def adjacency_edges(adjacency: visualrank.Adjacency) -> set[tuple[uuid.UUID, uuid.UUID, float]]:
+    """The stored adjacency back as (image, neighbour, similarity) triples."""
+    ids = [uuid.UUID(bytes=b.tobytes()) for b in adjacency.nodes.astype(">u8")]
+    return {
+        (ids[s], ids[t], float(w))
+        for s, t, w in zip(adjacency.sources(), adjacency.targets, adjacency.weights, strict=True)
+    }
+
+
+def edge_triples(conn: psycopg.Connection, run_id: int) -> set[tuple[uuid.UUID, uuid.UUID, float]]:
+    # the text form of a real is its shortest decimal, not the float32 itself
+    return {
+        (i, nb, float(np.float32(sim))) for i, listed in edges(conn, run_id).items() for nb, _, sim in listed
+    }
+
+
+def test_build_and_add_store_the_adjacency_visualrank_reads(conn: psycopg.Connection) -> None:
+    """The graph's writers leave its adjacency by position stored and current: the same edges, nodes
+    in identifier order; `graph add` stores it anew with the new images' edges and updated lists."""
+    rng = np.random.default_rng(6)
+    vectors = three_groups(rng, per_group=6)
+    add_vectors(conn, vectors[:12])
+    run = graph.build(conn, k=3, model=MODEL)
+    built = visualrank.stored_adjacency(conn, run.id)
+    assert built is not None and adjacency_edges(built) == edge_triples(conn, run.id)
+    ids = [uuid.UUID(bytes=b.tobytes()) for b in built.nodes.astype(">u8")]
+    assert ids == sorted(ids) and len(ids) == 12
+    add_vectors(conn, vectors[12:])
+    assert graph.add_new(conn) == 6
+    added = visualrank.stored_adjacency(conn, run.id)
+    assert added is not None and len(added.nodes) == 18
+    assert adjacency_edges(added) == edge_triples(conn, run.id) != adjacency_edges(built)

@@ -65,6 +65,11 @@ RAISES = [
     ("SELECT * FROM ccvec.substitute('nope', 's', 'q', '{}')", "VC002", "no experiment named nope"),
     ("SELECT * FROM ccvec.load_errors(99)", "VC002", "load run 99 does not exist"),
     ("SELECT ccvec.use_catalog('pg_catalog.pg_am')", "VC003", "catalog table pg_am needs at least"),
+    (
+        "SELECT ccvec.knn_adjacency_put(1, 0, 0, '\\x00', '\\x', '\\x', '\\x')",
+        "VC001",
+        "adjacency part of kNN run 1 at node 0 has inconsistent lengths",
+    ),
 ]
 
 

@@ -154,7 +154,7 @@ def test_node_ids_and_uuids_give_the_same_ranks(conn: psycopg.Connection) -> Non
     visualrank.visualrank(conn, run, 0.85, 1e-13)
     by_uuid = stored(conn)
     timings: dict[str, float] = {}
-    visualrank.visualrank(conn, run, 0.85, 1e-13, timings=timings, ids="node")
+    visualrank.visualrank(conn, run, 0.85, 1e-13, timings=timings, source="node")
     by_node = stored(conn)
     assert "node ids" in timings and "index UUIDs" not in timings
     assert set(by_node) == set(by_uuid) == set(ids)
@@ -191,3 +191,103 @@ def test_uuid_indexing_matches_an_exact_sort() -> None:
         distinct, s_at, d_at = visualrank._index(s, d)
         assert (distinct[s_at] == s).all() and (distinct[d_at] == d).all()
         assert len(distinct) == len(np.unique(np.concatenate([s, d]), axis=0))
+
+
+def random_graph(seed: int, n: int, k: int) -> list[tuple[int, int, float]]:
+    """k distinct neighbours each for the first n - 5 images (the last 5 are only listed), with
+    negative similarities (no vote) and ties."""
+    rng = np.random.default_rng(seed)
+    return [
+        (i, int(j), round(float(rng.uniform(-0.2, 1)), 2))
+        for i in range(n - 5)
+        for j in rng.choice(np.delete(np.arange(n), i), k, replace=False)
+    ]
+
+
+def test_the_stored_adjacency_gives_the_ranks_of_the_edges(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VisualRank from the stored adjacency (what a refresh reads after a graph build) equals
+    VisualRank from the edges' UUIDs and the independent scipy reference, also when the adjacency
+    is stored in several parts (none larger than PART_EDGES edges)."""
+    n = 250
+    edges = random_graph(7, n, 6)
+    run, ids = hand_graph(conn, n, edges)
+    visualrank.visualrank(conn, run, 0.85, 1e-13, source="uuid")
+    by_uuid = stored(conn)
+    monkeypatch.setattr(visualrank, "PART_EDGES", 100)
+    made = visualrank.store_adjacency(conn, run)
+    conn.commit()
+    parts, largest = conn.execute(
+        "SELECT count(*), max(length(targets) / 4) FROM ccvec.knn_adjacency WHERE run_id = %s", [run]
+    ).fetchone()
+    assert made is not None and parts >= len(edges) // 100 and largest <= 100
+    conn.execute("TRUNCATE ccvec.visual_rank")  # cold again
+    timings: dict[str, float] = {}
+    visualrank.visualrank(conn, run, 0.85, 1e-13, timings=timings)
+    by_position = stored(conn)
+    assert "read adjacency" in timings and "fetch edges" not in timings  # the edges were not read
+    assert set(by_position) == set(by_uuid) == set(ids)
+    assert max(abs(by_position[i] - by_uuid[i]) for i in ids) < 1e-15
+    ranks = np.array([by_position[i] for i in ids])
+    assert np.abs(ranks - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "INSERT INTO ccvec.knn_edge SELECT run_id, neighbour, identifier, 99, 0.9 FROM ccvec.knn_edge "
+        "WHERE rank = 1 ON CONFLICT DO NOTHING",
+        "UPDATE ccvec.knn_edge SET similarity = 1 - similarity WHERE rank = 2",
+        "DELETE FROM ccvec.knn_edge WHERE rank = 3",
+    ],
+    ids=["insert", "update", "delete"],
+)
+def test_a_changed_graph_is_read_from_its_edges_and_stored_again(
+    conn: psycopg.Connection, change: str
+) -> None:
+    """Any statement that changes knn_edge makes the stored adjacency stale: the next VisualRank
+    reads the edges (ranks of the changed graph, not the stored one) and stores it again."""
+    n = 120
+    run, ids = hand_graph(conn, n, random_graph(8, n, 4))
+    visualrank.visualrank(conn, run, 0.85, 1e-13)  # stores the adjacency
+    conn.commit()
+    before = stored(conn)
+    assert visualrank.stored_adjacency(conn, run) is not None
+    conn.execute(change)
+    conn.commit()
+    assert visualrank.stored_adjacency(conn, run) is None
+    conn.execute("TRUNCATE ccvec.visual_rank")
+    timings: dict[str, float] = {}
+    visualrank.visualrank(conn, run, 0.85, 1e-13, timings=timings)
+    conn.commit()
+    after = stored(conn)
+    assert "fetch edges" in timings and "store adjacency" in timings
+    conn.execute("TRUNCATE ccvec.visual_rank")
+    visualrank.visualrank(conn, run, 0.85, 1e-13, source="uuid")
+    from_edges = stored(conn)
+    assert max(abs(after[i] - from_edges[i]) for i in ids) < 1e-15
+    assert max(abs(after[i] - before[i]) for i in ids) > 1e-6  # the change changed the ranks
+    again = visualrank.stored_adjacency(conn, run)
+    count = conn.execute("SELECT count(*) FROM ccvec.knn_edge WHERE run_id = %s", [run]).fetchone()[0]
+    assert again is not None and len(again.targets) == count
+
+
+def test_an_edge_writer_in_flight_is_not_waited_for_and_its_edges_not_stored(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    """A refresh beside a graph writer (edges written, not yet committed) neither waits for it nor
+    stores an adjacency that the writer's commit would make wrong; it ranks the committed edges."""
+    n = 60
+    edges = random_graph(9, n, 3)
+    run, ids = hand_graph(conn, n, edges)
+    with psycopg.connect(database_url) as writer:
+        writer.execute("UPDATE ccvec.knn_edge SET similarity = 0.01 WHERE run_id = %s AND rank = 1", [run])
+        conn.execute("SET lock_timeout = '5s'")  # a wait would fail the test, not hang it
+        visualrank.visualrank(conn, run, 0.85, 1e-13)
+        conn.commit()
+        got = stored(conn)
+        assert np.abs(np.array([got[i] for i in ids]) - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
+        assert conn.execute("SELECT count(*) FROM ccvec.knn_adjacency").fetchone()[0] == 0
+        writer.commit()
+    assert visualrank.stored_adjacency(conn, run) is None
