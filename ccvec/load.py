@@ -248,30 +248,49 @@ GONE = (
 )
 
 
+def _folder_rows(conn: psycopg.Connection, source: str) -> list[tuple[uuid.UUID, Path, int | None]]:
+    """When `source` is a folder: (identifier, path, size loaded) of each image loaded before from
+    under it (ccvec.folder_images); else nothing."""
+    root = Path(source).expanduser()
+    try:
+        if not root.is_dir():
+            return []
+        prefix = file_location(root).rstrip("/") + "/"
+    except (OSError, ValueError):
+        return []
+    rows = []
+    for identifier, url, size in conn.execute("SELECT * FROM ccvec.folder_images(%s)", [prefix]):
+        path = local_path(url)
+        if path is not None:
+            rows.append((identifier, path, size))
+    conn.commit()
+    return rows
+
+
+def gone_files(conn: psycopg.Connection, source: str, listed: set[uuid.UUID]) -> list[uuid.UUID]:
+    """Images loaded before from under the folder `source` whose file is gone now (renamed, moved
+    or deleted: a new name is a new identifier): not `listed`, and nothing at their path. The load
+    notes them (GONE); the folder's report leaves them out."""
+    return [i for i, path, _ in _folder_rows(conn, source) if _gone(i, path, listed)]
+
+
+def _gone(identifier: uuid.UUID, path: Path, listed: set[uuid.UUID]) -> bool:
+    return identifier not in listed and not os.path.lexists(path)
+
+
 def _folder_changes(
     conn: psycopg.Connection, source: str, items: list[SourceItem]
 ) -> tuple[list[Failed], int]:
     """When `source` is a folder: notes for the images loaded from under it before whose file is
-    gone now (renamed, moved or deleted: a new name is a new identifier) and for listed files whose
-    size is not the size loaded (content replaced under the same name, which a rerun does not
-    read again). Returns (notes, how many of them are changed files)."""
-    root = Path(source).expanduser()
-    try:
-        if not root.is_dir():
-            return [], 0
-        prefix = file_location(root).rstrip("/") + "/"
-    except (OSError, ValueError):
-        return [], 0
+    gone now (gone_files) and for listed files whose size is not the size loaded (content replaced
+    under the same name, which a rerun does not read again). Returns (notes, how many of them are
+    changed files)."""
     listed = {item.identifier for item in items}
-    gone: list[Failed] = []
+    rows = _folder_rows(conn, source)
+    gone = [Failed(display_path(path), WARNING, GONE) for i, path, _ in rows if _gone(i, path, listed)]
     changed: list[Failed] = []
-    for identifier, url, size in conn.execute("SELECT * FROM ccvec.folder_images(%s)", [prefix]):
-        path = local_path(url)
-        if path is None:
-            continue
+    for identifier, path, size in rows:
         if identifier not in listed:
-            if not os.path.lexists(path):
-                gone.append(Failed(display_path(path), WARNING, GONE))
             continue
         try:
             now = os.stat(path).st_size
@@ -284,7 +303,6 @@ def _folder_changes(
                 "a new name loads the new content)"
             )
             changed.append(Failed(display_path(path), WARNING, reason))
-    conn.commit()
     return sorted(gone, key=lambda f: f.source) + sorted(changed, key=lambda f: f.source), len(changed)
 
 

@@ -19,7 +19,7 @@ import psycopg
 from ccvec import db, defaults, migrate, scores
 from ccvec.errors import CcvecError, counted
 from ccvec.export import ClusterFiles, Prefixed, loaded_file, write_layout
-from ccvec.load import LoadOptions, LoadSummary, load
+from ccvec.load import LoadOptions, LoadSummary, gone_files, load
 from ccvec.outdir import OutDir
 from ccvec.sources import SKIPPED, BadRow, SourceItem, local_path, open_source
 
@@ -323,7 +323,8 @@ def write_outputs(
 
     level = report.cluster_level(conn)
     ids = list(dict.fromkeys(scope)) if scope is not None else None
-    data = report.read(conn, ids, sources, level)
+    gone = gone_images(conn, sources, ids) if ids is not None else None
+    data = report.read(conn, ids, sources, level, gone)
     fingerprint = f"{data.fingerprint()} copy={options.copy}"
     if outdir.previous.get("fingerprint") == fingerprint and all(
         outdir.exists(rel) for rel in outdir.previous.get("files", [])
@@ -342,6 +343,16 @@ def write_outputs(
         )
     meta = {"sources": sources if scope is not None else None, "fingerprint": fingerprint}
     summary.out_written, summary.out_removed = outdir.commit(meta)
+
+
+def gone_images(conn: psycopg.Connection, sources: list[str], ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Images loaded before from the folders among `sources` whose files are gone since (what the
+    load notes): the report of those folders leaves them out. A manifest or a file has none."""
+    listed = set(ids)
+    gone: dict[uuid.UUID, None] = {}
+    for source in sources:
+        gone.update(dict.fromkeys(gone_files(conn, source, listed)))
+    return list(gone)
 
 
 def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:

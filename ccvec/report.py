@@ -22,6 +22,7 @@ import io
 import json
 import math
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from psycopg.rows import dict_row
 from ccvec.decode import for_display
 from ccvec.errors import counted
 from ccvec.fetch import FetchError, FetchPolicy, fetch
+from ccvec.load import GONE
 from ccvec.outdir import OutDir
 from ccvec.sources import IMAGE_EXTENSIONS, NOTED, display_path, local_path, printable, readable_source
 
@@ -74,6 +76,7 @@ class ReportData:
     details: dict[uuid.UUID, Row]
     errors: list[Row]
     histograms: list[Row] = field(default_factory=list)
+    gone: int = 0  # images loaded before from the report's folders whose files are gone: left out
 
     def fingerprint(self) -> str:
         """A hash of the data and the templates: an unchanged fingerprint means unchanged pages."""
@@ -92,6 +95,7 @@ class ReportData:
             # what the errors page shows: a rerun records the same failures and skipped files again
             # under a new load run, which changes no page
             [(e["source"], e["stage"], e["reason"]) for e in self.errors],
+            self.gone,
         ):
             digest.update(json.dumps(part, default=str, sort_keys=True).encode())
         return digest.hexdigest()
@@ -156,9 +160,15 @@ def read_errors(conn: psycopg.Connection, sources: list[str]) -> list[Row]:
 
 
 def read(
-    conn: psycopg.Connection, ids: list[uuid.UUID] | None, sources: list[str], level: str = "default"
+    conn: psycopg.Connection,
+    ids: list[uuid.UUID] | None,
+    sources: list[str],
+    level: str = "default",
+    gone: list[uuid.UUID] | None = None,
 ) -> ReportData:
-    """The report's data for the images `ids` (None: every image) and the errors of `sources`."""
+    """The report's data for the images `ids` (None: every image) and the errors of `sources`;
+    `gone`, images of the sources' folders whose files are gone since they were loaded, are left
+    out of the group and cluster sizes too (see leave_out)."""
     images = read_images(conn, ids, level)
     data = ReportData(
         sources=sources,
@@ -172,9 +182,35 @@ def read(
         details=read_details(conn, ids),
         errors=read_errors(conn, sources),
     )
+    if gone:
+        leave_out(data, _rows(conn, "SELECT * FROM ccvec.report_gone(%s, %s)", [gone, level]), len(gone))
     conn.commit()
     data.histograms = histograms(images.values())
     return data
+
+
+def leave_out(data: ReportData, gone: list[Row], count: int) -> None:
+    """Take the gone images (rows of ccvec.report_gone) out of the sizes the pages show: a
+    group's or a cluster's members elsewhere are then only those loaded from other sources, a
+    group left with one member is no group, and an image whose cluster mates are all gone is a
+    singleton. The pages, member lists and neighbours cover the images listed already."""
+    data.gone = count
+    in_group = Counter(r["group_id"] for r in gone if r["group_id"] is not None)
+    kept_gone = {r["group_id"] for r in gone if r["canonical"]}
+    in_cluster = Counter(r["cluster"] for r in gone if r["cluster"] is not None)
+    groups = []
+    for group in data.duplicates:
+        size = group[0]["group_size"] - in_group[group[0]["group_id"]]
+        if size > 1:
+            for member in group:
+                member["group_size"] = size
+                member["canonical_gone"] = member["group_id"] in kept_gone
+            groups.append(group)
+    data.duplicates = groups  # in the order read: the sizes here are unchanged
+    for cluster in data.clusters:
+        if cluster.get("catalog_size") is not None:
+            cluster["catalog_size"] -= in_cluster[cluster["cluster"]]
+            cluster["elsewhere"] = max(0, cluster["catalog_size"] - cluster["size"])
 
 
 def cluster_level(conn: psycopg.Connection) -> str:
@@ -455,6 +491,8 @@ def write(
         "errors": len(failures),
         "noted": len(listed) - len(failures),
         "unclustered": len(unclustered),
+        "gone": data.gone,
+        "gone_listed": sum(1 for e in listed if e["reason"] == GONE),
     }
     singles += unclustered
     nav = {

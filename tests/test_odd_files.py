@@ -216,14 +216,16 @@ def test_a_folder_run_again_after_renames_moves_deletions_and_a_replaced_file_sa
     after = {r[0]: r[1] for r in conn.execute("SELECT url, identifier FROM ccvec.image")}
     assert set(before) < set(after) and len(after) == 7
     assert after[(folder / "chelsea_renamed.jpg").as_uri()] != before[(folder / "chelsea.jpg").as_uri()]
-    # the report shows the files there now; the renamed photo's kept copy is the gone path's row
+    # the report shows the files there now: the renamed and the moved photo are each a near-duplicate
+    # of its gone path's row, a group with one member here, which is no group (it was shown, its
+    # kept copy "not in this report")
     assert "report/index.html: 4 images" in second.stdout.replace(str(tmp_path) + "/", "")
+    assert "0 duplicate groups" in second.stdout
     duplicates = (out / "duplicates-1.html").read_text()
-    assert "the kept copy (canonical) among them, is not in this report: loaded from other sources, or " in (
-        duplicates
-    )
-    assert "files since renamed, moved or deleted" in duplicates
-    assert "loaded from other sources:" not in duplicates
+    assert "No near-duplicates." in duplicates and "not in this report" not in duplicates
+    overview = (out / "index.html").read_text()
+    gone = "3 images loaded before from this folder are no longer there (renamed, moved or deleted)"
+    assert gone + ": left out of this report" in overview
     errors_page = (out / "errors-1.html").read_text()  # the report lists the notes too
     assert errors_page.count("no longer there (renamed, moved or deleted") == 3
     assert "changed since it was loaded" in errors_page and "files gone or changed since" in errors_page

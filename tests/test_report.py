@@ -333,3 +333,129 @@ def test_an_interrupted_report_keeps_the_thumbnails_it_made(tmp_path: Path) -> N
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {MANIFEST}
     assert on_disk == wanted == set(read_manifest(out)["files"])  # nothing set aside is left
     assert {p.rsplit("/", 1)[1] for p in wanted} >= made_before
+
+
+def test_a_folder_report_leaves_out_files_deleted_since_they_were_loaded(
+    conn: psycopg.Connection, database_url: str, tiny: str, browser, tmp_path: Path
+) -> None:
+    """A person deletes the extra copies of a photo, the original of another (two copies kept) and
+    a photo of a cluster, then runs the same command again. The rows of the deleted files stay in
+    the database, and the report counted them: the photo whose copies were deleted was still a
+    duplicate group ("2 more members ... not in this report"), clusters had members "in other
+    sources", an image whose cluster mates were deleted was "alone here", not a singleton."""
+    from ccvec.load import GONE
+    from ccvec.pipeline import gone_images
+
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    for name in ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse", "coins", "page", "moon"):
+        photo(name).convert("RGB").save(folder / f"{name}.jpg", quality=90)
+    for name in ("chelsea", "coffee"):
+        image = photo(name).convert("RGB")
+        image.resize((image.width * 3 // 4, image.height * 3 // 4)).save(
+            folder / f"{name}_small.jpg", quality=85
+        )
+        image.save(folder / f"{name}_q60.jpg", quality=60)
+    out = tmp_path / "report"
+    args = ("run", str(folder), "--out", str(out), "--model", tiny, "--k", "3")
+    first = cli(*args, database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    assert "report/index.html: 13 images" in first.stdout.replace(str(tmp_path) + "/", "")
+
+    def name(url: str) -> str:
+        return url.rsplit("/", 1)[-1]
+
+    rows = conn.execute(
+        "SELECT i.url, d.group_id, d.canonical, k.cluster FROM ccvec.image i"
+        " LEFT JOIN ccvec.duplicate_member d USING (identifier)"
+        " LEFT JOIN ccvec.image_cluster k ON k.identifier = i.identifier AND k.level = 'default'"
+    ).fetchall()
+    by_name = {name(url): (group, canonical, cluster) for url, group, canonical, cluster in rows}
+    groups = {
+        g: sorted(n for n, (g2, _, _) in by_name.items() if g2 == g) for _, (g, _, _) in by_name.items()
+    }
+    variants = {f"{p}{s}.jpg" for p in ("chelsea", "coffee") for s in ("", "_small", "_q60")}
+    for photo_name in ("chelsea", "coffee"):  # the copies were found: each photo is a group of 3
+        assert groups[by_name[f"{photo_name}.jpg"][0]] == sorted(
+            f"{photo_name}{s}.jpg" for s in ("", "_small", "_q60")
+        )
+    deleted = [n for n in groups[by_name["chelsea.jpg"][0]] if n != "chelsea.jpg"]  # chelsea's copies
+    deleted += [n for n in groups[by_name["coffee.jpg"][0]] if by_name[n][1]]  # coffee's kept copy
+    sizes: dict[int, list[str]] = {}
+    for n, (_, _, cluster) in by_name.items():
+        sizes.setdefault(cluster, []).append(n)
+    # a member of a cluster of the other photos: the smallest such cluster, so that one may be left alone
+    others = sorted((m for m in sizes.values() if len(m) > 1 and not set(m) & variants), key=len)
+    assert others, sizes
+    deleted.append(sorted(others[0])[0])
+    for n in deleted:
+        (folder / n).unlink()
+    present = 13 - len(deleted)
+    left = {g: [n for n in members if n not in deleted] for g, members in groups.items() if g is not None}
+    shown = sum(len(members) > 1 for members in left.values())  # other photos may be alike too
+    coffee = sorted(n.removesuffix(".jpg") for n in left[by_name["coffee.jpg"][0]])
+    assert len(coffee) == 2 and len(left[by_name["chelsea.jpg"][0]]) == 1
+
+    def pages() -> dict[str, str]:
+        return {
+            str(p.relative_to(out)): p.read_text()
+            for p in out.rglob("*.html")
+            if not p.name.startswith("errors-")
+        }
+
+    def check(lists_them: bool) -> None:
+        view = Page(browser)
+        view.open((out / "index.html").as_uri())
+        page = view.page
+        stats = page.locator(".stat b").all_inner_texts()
+        assert stats[0] == str(present) and stats[3] == str(shown), stats  # images, duplicate groups
+        line = page.locator("p.gone").inner_text()
+        assert line.startswith(f"{len(deleted)} images loaded before from this folder are no longer there"), (
+            line
+        )
+        listed = "the errors page lists them" if lists_them else "the next ccvec run lists them"
+        assert listed in line, line
+        # every image is counted once: the members of the clusters shown and the singletons
+        in_clusters = sum(
+            len(page.locator(".grid .tile").all()) for _ in [view.open((out / "clusters-1.html").as_uri())]
+        )
+        assert in_clusters == 0  # the clusters page shows cards, not tiles
+        members = sum(int(t.split()[0]) for t in page.locator(".card p.muted").all_inner_texts())
+        view.open((out / "singletons-1.html").as_uri())
+        singles = page.locator(".grid .tile").count()
+        assert members + singles == present, (members, singles)
+        assert stats[2] == str(singles), (stats, singles)  # each one a singleton, none "alone here"
+        view.open((out / "duplicates-1.html").as_uri())
+        assert page.locator(".group").count() == shown
+        group = page.locator(".group", has_text=coffee[0])
+        assert sorted(group.locator(".tile .cap").all_inner_texts()) == coffee  # its kept copy gone
+        assert (
+            "Its kept copy (canonical), which the distances below are measured to, is a file since gone"
+            in (group.inner_text())
+        )
+        chelsea = str(identity(file_location(folder / "chelsea.jpg")))
+        view.open((out / "image" / chelsea[:2] / f"{chelsea}.html").as_uri())
+        assert page.locator("h2", has_text="Near-duplicates").count() == 0
+        for rel, html in pages().items():
+            for gone_name in deleted:
+                assert f"/{gone_name}" not in html, (rel, gone_name)
+            assert "other sources" not in html and "not in this report" not in html, rel
+
+    report = cli("report", str(out), database_url=database_url)  # no load since the deletions
+    assert report.returncode == 0, report.stderr
+    check(lists_them=False)
+    second = cli(*args, database_url=database_url)
+    assert second.returncode == 0, second.stderr
+    check(lists_them=True)
+    view = Page(browser)
+    view.open((out / "index.html").as_uri())
+    view.page.locator("p.gone a", has_text="errors page").click()
+    assert view.page.locator("table.errors").inner_text().count(GONE.split(" (")[0]) == len(deleted)
+
+    # a catalog loaded from a manifest has none gone: its rows are its rows, wherever the files are
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path\n" + "".join(f"phone/{n}\n" for n in sorted(by_name)))
+    assert gone_images(conn, [str(manifest)], []) == []
+    # what the folder's report leaves out: rows of files not there (one not listed but there is not gone)
+    gone = {identity(file_location(folder / n)) for n in deleted}
+    assert set(gone_images(conn, [str(folder)], [])) == gone

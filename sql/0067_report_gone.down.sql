@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS ccvec.report_gone(uuid[], text);
