@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import numpy as np
@@ -283,9 +284,13 @@ def test_an_edge_writer_in_flight_is_not_waited_for_and_its_edges_not_stored(
     run, ids = hand_graph(conn, n, edges)
     with psycopg.connect(database_url) as writer:
         writer.execute("UPDATE ccvec.knn_edge SET similarity = 0.01 WHERE run_id = %s AND rank = 1", [run])
-        conn.execute("SET lock_timeout = '5s'")  # a wait would fail the test, not hang it
+        # lock_timeout raises lock_not_available, which knn_adjacency_begin takes for NOWAIT's
+        # refusal: a wait would pass unnoticed but for the clock
+        conn.execute("SET lock_timeout = '20s'")
+        began = time.perf_counter()
         visualrank.visualrank(conn, run, 0.85, 1e-13)
         conn.commit()
+        assert time.perf_counter() - began < 10
         got = stored(conn)
         assert np.abs(np.array([got[i] for i in ids]) - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
         assert conn.execute("SELECT count(*) FROM ccvec.knn_adjacency").fetchone()[0] == 0
