@@ -290,8 +290,9 @@ def store_adjacency(
 ) -> Adjacency | None:
     """Make kNN run `knn_run`'s adjacency from its edges and store it (ccvec.knn_adjacency) in the
     caller's transaction, valid until knn_edge next changes; returns it, or None when the run has no
-    edges or, with `wait` false, when another session is writing edges or an adjacency (nothing
-    stored then). The graph's writers call it when they finish (ccvec/graph.py)."""
+    edges, outside READ COMMITTED (the edges would be read in a snapshot older than the lock) or,
+    with `wait` false, when another session is writing edges or an adjacency (nothing stored then).
+    The graph's writers call it when they finish (ccvec/graph.py)."""
     edge_change = db.one_row(conn, "SELECT ccvec.knn_adjacency_begin(%s)", [wait])[0]
     if edge_change is None:
         return None
@@ -328,22 +329,26 @@ def _put(conn: psycopg.Connection, knn_run: int, edge_change: int, adjacency: Ad
 
 
 def stored_adjacency(conn: psycopg.Connection, knn_run: int) -> Adjacency | None:
-    """The run's stored adjacency when it is current (ccvec.knn_adjacency_current), else None."""
+    """The run's stored adjacency when it is current (ccvec.knn_adjacency_current) and whole, else
+    None: parts that do not follow one another, or edges that do not add up to the degrees or point
+    past the last node, are read as stale (the caller reads the edges and stores it anew)."""
     query = "SELECT * FROM ccvec.knn_adjacency_current(%s)"
     parts = conn.cursor(binary=True).execute(query, [knn_run]).fetchall()
-    if not parts:
-        return None
     count = 0
     for first_node, ids, _, _, _ in parts:
         if first_node != count:
-            raise CcvecError(f"the stored adjacency of kNN run {knn_run} has a gap at node {count}")
+            return None
         count += len(ids) // 16
-    return Adjacency(
+    adjacency = Adjacency(
         np.frombuffer(b"".join(p[1] for p in parts), ">u8").reshape(-1, 2).astype(np.uint64),
         np.frombuffer(b"".join(p[2] for p in parts), "<i4"),
         np.frombuffer(b"".join(p[3] for p in parts), "<i4"),
         np.frombuffer(b"".join(p[4] for p in parts), "<f4"),
     )
+    targets = adjacency.targets
+    adds_up = int(adjacency.degrees.sum(dtype=np.int64)) == len(targets)
+    inside = not len(targets) or (int(targets.min()) >= 0 and int(targets.max()) < count)
+    return adjacency if count and adds_up and inside else None
 
 
 def _graph_by_position(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:

@@ -296,3 +296,72 @@ def test_an_edge_writer_in_flight_is_not_waited_for_and_its_edges_not_stored(
         assert conn.execute("SELECT count(*) FROM ccvec.knn_adjacency").fetchone()[0] == 0
         writer.commit()
     assert visualrank.stored_adjacency(conn, run) is None
+
+
+def test_an_adjacency_is_not_stored_from_a_snapshot_older_than_its_lock(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    """Outside READ COMMITTED the edges are read in the transaction's snapshot, taken at its first
+    statement, before knn_adjacency_begin's lock: edges committed in between are not seen though the
+    value it returns counts them. Nothing is stored then, and the next VisualRank (read committed)
+    ranks the committed edges."""
+    n = 60
+    edges = random_graph(9, n, 3)
+    run, ids = hand_graph(conn, n, edges)
+    conn.execute("SET default_transaction_isolation = 'repeatable read'")
+    conn.commit()
+    conn.execute("SELECT 1").fetchone()  # the transaction's snapshot
+    with psycopg.connect(database_url) as writer:
+        writer.execute("UPDATE ccvec.knn_edge SET similarity = 0.01 WHERE run_id = %s AND rank <= 20", [run])
+    assert visualrank.store_adjacency(conn, run) is None
+    conn.commit()
+    conn.execute("SET default_transaction_isolation = 'read committed'")
+    conn.commit()
+    visualrank.visualrank(conn, run, 0.85, 1e-13)
+    conn.commit()
+    got = stored(conn)
+    changed = [(i, j, 0.01 if rank < 20 else w) for rank, (i, j, w) in enumerate(edges)]
+    assert np.abs(np.array([got[i] for i in ids]) - scipy_pagerank(n, as_stored(changed))).max() < 1e-12
+
+
+def test_the_adjacency_is_read_at_one_edge_change_value(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All parts are checked against one reading of ccvec.knn_edge_changes(): read once per part, a
+    change drawn while the parts are read would leave the later ones out."""
+    n = 100
+    run, _ = hand_graph(conn, n, random_graph(5, n, 4))
+    monkeypatch.setattr(visualrank, "PART_EDGES", 20)
+    visualrank.store_adjacency(conn, run)
+    conn.commit()
+    conn.execute("SET track_functions = 'all'")
+    parts = conn.execute("SELECT count(*) FROM ccvec.knn_adjacency_current(%s)", [run]).fetchone()[0]
+    query = "SELECT calls FROM pg_stat_xact_user_functions WHERE schemaname = 'ccvec' AND funcname = %s"
+    calls = conn.execute(query, ["knn_edge_changes"]).fetchone()
+    assert parts > 10 and calls == (1,)
+
+
+def test_an_incomplete_stored_adjacency_is_not_used(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts that do not add up (the last one missing, or one in the middle) are not current: the
+    edges are read instead, and the adjacency stored whole again."""
+    n = 200
+    edges = random_graph(3, n, 5)
+    run, ids = hand_graph(conn, n, edges)
+    monkeypatch.setattr(visualrank, "PART_EDGES", 100)
+    for missing in ("max", "min"):
+        visualrank.store_adjacency(conn, run)
+        conn.commit()
+        conn.execute(
+            f"DELETE FROM ccvec.knn_adjacency WHERE first_node = (SELECT {missing}(first_node) "
+            "FROM ccvec.knn_adjacency WHERE first_node > 0)"
+        )
+        conn.commit()
+        assert visualrank.stored_adjacency(conn, run) is None
+        visualrank.visualrank(conn, run, 0.85, 1e-13)
+        conn.commit()
+        got = stored(conn)
+        assert np.abs(np.array([got[i] for i in ids]) - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
+        again = visualrank.stored_adjacency(conn, run)
+        assert again is not None and len(again.targets) == len(edges)
