@@ -365,3 +365,38 @@ def test_an_incomplete_stored_adjacency_is_not_used(
         assert np.abs(np.array([got[i] for i in ids]) - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
         again = visualrank.stored_adjacency(conn, run)
         assert again is not None and len(again.targets) == len(edges)
+
+
+def test_a_partitioned_knn_edge_keeps_the_change_trigger(conn: psycopg.Connection) -> None:
+    """ccvec.repartition re-creates knn_edge with its triggers: an adjacency stored before the move
+    stays current (same rows), and an update through the parent, a run deleted (prune's cascade) or
+    a TRUNCATE makes it stale."""
+    n = 50
+    run, _ = hand_graph(conn, n, random_graph(4, n, 3))
+    query = "INSERT INTO ccvec.knn_run (model, k, ef_search) VALUES ('hand', 10, 40) RETURNING id"
+    other = conn.execute(query).fetchone()[0]  # an older run, as prune deletes
+    conn.execute(
+        "INSERT INTO ccvec.knn_edge SELECT %s, identifier, neighbour, rank, similarity FROM ccvec.knn_edge",
+        [other],
+    )
+    visualrank.store_adjacency(conn, run)
+    conn.commit()
+    try:
+        assert conn.execute("SELECT ccvec.repartition('knn_edge', 3)").fetchone() == (True,)
+        conn.commit()
+        assert visualrank.stored_adjacency(conn, run) is not None
+        for change in (
+            "UPDATE ccvec.knn_edge SET similarity = 0.5 WHERE rank = 1",
+            f"DELETE FROM ccvec.knn_run WHERE id = {other}",
+            "TRUNCATE ccvec.knn_edge",
+        ):
+            visualrank.store_adjacency(conn, run)
+            conn.commit()
+            assert visualrank.stored_adjacency(conn, run) is not None, change
+            conn.execute(change)
+            conn.commit()
+            assert visualrank.stored_adjacency(conn, run) is None, change
+    finally:
+        conn.rollback()
+        conn.execute("SELECT ccvec.repartition('knn_edge', 1)")
+        conn.commit()
