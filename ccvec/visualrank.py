@@ -360,12 +360,14 @@ def _graph_by_position(conn: psycopg.Connection, knn_run: int, step: Step) -> Gr
         adjacency = store_adjacency(conn, knn_run, wait=False, step=step)
         if adjacency is None:  # edges being written: read them, store nothing
             adjacency = adjacency_from_edges(conn, knn_run, step)
+    start = _start_ranks(conn, adjacency.nodes)
+    step("fetch previous ranks")  # else counted in "iterate"
     return (
         adjacency.nodes,
         adjacency.sources(),
         adjacency.targets,
         adjacency.weights.astype(np.float64),
-        _start_ranks(conn, adjacency.nodes),
+        start,
     )
 
 
