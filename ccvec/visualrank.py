@@ -358,7 +358,7 @@ def _graph_by_position(conn: psycopg.Connection, knn_run: int, step: Step) -> Gr
     step("read adjacency")
     if adjacency is None:
         adjacency = store_adjacency(conn, knn_run, wait=False, step=step)
-        if adjacency is None:  # edges being written: read them, store nothing
+        if adjacency is None:  # not stored (edges being written, or not READ COMMITTED): read them
             adjacency = adjacency_from_edges(conn, knn_run, step)
     start = _start_ranks(conn, adjacency.nodes)
     step("fetch previous ranks")  # else counted in "iterate"
