@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ EF_SEARCH = defaults.EF_SEARCH
 DEFAULT_K = defaults.GRAPH_K
 MAINTENANCE_WORKERS = 2
 BATCH = defaults.SEARCH_BATCH
+# how long a graph writer waits for other sessions' edge writes before leaving VisualRank's input
+# to the next refresh (store_adjacency)
+ADJACENCY_WAIT = "30s"
+ADJACENCY_MAX_EDGES = 100_000_000  # 10M images at k = 10: about 14 GB in the client at the peak
 
 Progress = Callable[[int, int], None]
 
@@ -141,7 +146,7 @@ def build(
     Last, the run's adjacency by position is stored for VisualRank (visualrank.store_adjacency)."""
     with db.job(conn, "graph", "graph build"):
         run = _build(conn, k, model, ef_search, recall_sample, on_progress, jobs)
-        visualrank.store_adjacency(conn, run.id)
+        store_adjacency(conn, run)
         return run
 
 
@@ -193,6 +198,33 @@ def _build(
             conn.commit()
     tried = choice.tried if choice else ()
     return GraphRun(run_id, model, k, len(ids), recall, breadth, tried, resumed_with)
+
+
+def store_adjacency(conn: psycopg.Connection, run: GraphRun) -> bool:
+    """Store the finished run's adjacency for VisualRank (visualrank.store_adjacency). The graph is
+    done and committed either way: when another session keeps edges locked past ADJACENCY_WAIT,
+    the graph is past ADJACENCY_MAX_EDGES (the client holds every edge, about 140 bytes each at the
+    peak) or memory runs out, one line says so and the next refresh reads the edges."""
+    if run.images * run.k > ADJACENCY_MAX_EDGES:
+        _not_stored(run.id, f"over {ADJACENCY_MAX_EDGES:,} edges")
+        return False
+    try:
+        db.one_row(conn, "SELECT set_config('lock_timeout', %s, true)", [ADJACENCY_WAIT])
+        stored = visualrank.store_adjacency(conn, run.id) is not None
+        conn.commit()
+        return stored
+    except (psycopg.errors.LockNotAvailable, CcvecError, MemoryError) as error:
+        conn.rollback()
+        _not_stored(run.id, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return False
+
+
+def _not_stored(run_id: int, reason: str) -> None:
+    print(
+        f"ccvec: graph run {run_id}: VisualRank's input not stored ({reason}); "
+        "the next refresh reads the edges",
+        file=sys.stderr,
+    )
 
 
 def _start(conn: psycopg.Connection, model: str, k: int, breadth: int) -> int:
@@ -350,7 +382,7 @@ def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> in
         if added:
             run = current(conn)
             assert run is not None  # _add_new raised otherwise
-            visualrank.store_adjacency(conn, run.id)
+            store_adjacency(conn, run)
         return added
 
 

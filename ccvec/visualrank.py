@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import LiteralString
+from typing import Literal, LiteralString
 
 import numpy as np
 import psycopg
@@ -28,7 +28,10 @@ import psycopg
 from ccvec import db
 from ccvec.errors import CcvecError
 
-PART_EDGES = 8_000_000  # edges per stored adjacency part: 64 MB of targets and weights, far from bytea's 1 GB
+# a stored adjacency part: at most 64 MB of targets and weights, 64 MB of ids; far from bytea's 1 GB
+PART_EDGES = 8_000_000
+PART_NODES = 4_000_000
+Source = Literal["adjacency", "uuid", "node"]
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -183,7 +186,7 @@ def visualrank(
     damping: float | None = None,
     tolerance: float | None = None,
     timings: dict[str, float] | None = None,
-    source: str = "adjacency",
+    source: Source = "adjacency",
 ) -> int:
     """Compute and store VisualRank for a kNN run; returns the visualrank_run id. One transaction.
 
@@ -211,12 +214,10 @@ def visualrank(
     inserted = conn.execute("SELECT ccvec.visualrank_run_start(%s, %s, %s)", [knn_run, d, tol]).fetchone()
     assert inserted is not None
     run = int(inserted[0])
-    if source == "adjacency":
-        nodes, src, dst, weights, start = _graph_by_position(conn, knn_run, step)
-    elif source == "uuid":
-        nodes, src, dst, weights, start = _graph_by_uuid(conn, knn_run, step)
-    else:
-        nodes, src, dst, weights, start = _graph_by_node(conn, knn_run, step)
+    readers = {"adjacency": _graph_by_position, "uuid": _graph_by_uuid, "node": _graph_by_node}
+    if source not in readers:
+        raise CcvecError(f"unknown VisualRank source {source!r}: adjacency, uuid or node")
+    nodes, src, dst, weights, start = readers[source](conn, knn_run, step)
     n = len(nodes)
     ranks, iterations, delta = power_iteration(n, src, dst, weights, start, d, tol, int(max_it))
     step("iterate")
@@ -290,8 +291,9 @@ def store_adjacency(
 ) -> Adjacency | None:
     """Make kNN run `knn_run`'s adjacency from its edges and store it (ccvec.knn_adjacency) in the
     caller's transaction, valid until knn_edge next changes; returns it, or None when the run has no
-    edges or, with `wait` false, when another session is writing edges or an adjacency (nothing
-    stored then). The graph's writers call it when they finish (ccvec/graph.py)."""
+    edges, outside READ COMMITTED (the edges would be read in a snapshot older than the lock) or,
+    with `wait` false, when another session is writing edges or an adjacency (nothing stored then).
+    The graph's writers call it when they finish (ccvec/graph.py)."""
     edge_change = db.one_row(conn, "SELECT ccvec.knn_adjacency_begin(%s)", [wait])[0]
     if edge_change is None:
         return None
@@ -305,12 +307,14 @@ def store_adjacency(
 
 
 def _put(conn: psycopg.Connection, knn_run: int, edge_change: int, adjacency: Adjacency) -> None:
-    """Store `adjacency` in parts of whole nodes holding at most about PART_EDGES edges each."""
+    """Store `adjacency` in parts of whole nodes, at most PART_NODES nodes and about PART_EDGES
+    edges each (one node with more edges is a part of its own)."""
     ends = np.cumsum(adjacency.degrees, dtype=np.int64)
     first = 0
     while first < len(adjacency.nodes):
         edges_before = int(ends[first - 1]) if first else 0
-        last = max(first + 1, int(np.searchsorted(ends, edges_before + PART_EDGES, side="right")))
+        by_edges = int(np.searchsorted(ends, edges_before + PART_EDGES, side="right"))
+        last = max(first + 1, min(by_edges, first + PART_NODES))
         edge_slice = slice(edges_before, int(ends[last - 1]))
         conn.execute(
             "SELECT ccvec.knn_adjacency_put(%s, %s, %s, %b, %b, %b, %b)",
@@ -328,22 +332,26 @@ def _put(conn: psycopg.Connection, knn_run: int, edge_change: int, adjacency: Ad
 
 
 def stored_adjacency(conn: psycopg.Connection, knn_run: int) -> Adjacency | None:
-    """The run's stored adjacency when it is current (ccvec.knn_adjacency_current), else None."""
+    """The run's stored adjacency when it is current (ccvec.knn_adjacency_current) and whole, else
+    None: parts that do not follow one another, or edges that do not add up to the degrees or point
+    past the last node, are read as stale (the caller reads the edges and stores it anew)."""
     query = "SELECT * FROM ccvec.knn_adjacency_current(%s)"
     parts = conn.cursor(binary=True).execute(query, [knn_run]).fetchall()
-    if not parts:
-        return None
     count = 0
     for first_node, ids, _, _, _ in parts:
         if first_node != count:
-            raise CcvecError(f"the stored adjacency of kNN run {knn_run} has a gap at node {count}")
+            return None
         count += len(ids) // 16
-    return Adjacency(
+    adjacency = Adjacency(
         np.frombuffer(b"".join(p[1] for p in parts), ">u8").reshape(-1, 2).astype(np.uint64),
         np.frombuffer(b"".join(p[2] for p in parts), "<i4"),
         np.frombuffer(b"".join(p[3] for p in parts), "<i4"),
         np.frombuffer(b"".join(p[4] for p in parts), "<f4"),
     )
+    targets = adjacency.targets
+    adds_up = int(adjacency.degrees.sum(dtype=np.int64)) == len(targets)
+    inside = not len(targets) or (int(targets.min()) >= 0 and int(targets.max()) < count)
+    return adjacency if count and adds_up and inside else None
 
 
 def _graph_by_position(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
@@ -352,15 +360,19 @@ def _graph_by_position(conn: psycopg.Connection, knn_run: int, step: Step) -> Gr
     adjacency = stored_adjacency(conn, knn_run)
     step("read adjacency")
     if adjacency is None:
-        adjacency = store_adjacency(conn, knn_run, wait=False, step=step)
-        if adjacency is None:  # edges being written: read them, store nothing
+        # a graph build or add in progress stores it when it ends: its next batch would make this stale
+        writing = db.one_row(conn, "SELECT EXISTS (SELECT FROM ccvec.job_holder('graph'))", [])[0]
+        adjacency = None if writing else store_adjacency(conn, knn_run, wait=False, step=step)
+        if adjacency is None:  # not stored (edges being written, or not READ COMMITTED): read them
             adjacency = adjacency_from_edges(conn, knn_run, step)
+    start = _start_ranks(conn, adjacency.nodes)
+    step("fetch previous ranks")  # else counted in "iterate"
     return (
         adjacency.nodes,
         adjacency.sources(),
         adjacency.targets,
         adjacency.weights.astype(np.float64),
-        _start_ranks(conn, adjacency.nodes),
+        start,
     )
 
 

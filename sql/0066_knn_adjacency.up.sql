@@ -6,6 +6,10 @@
 -- most a few million edges (so no value nears the 1 GB bytea limit). A refresh reads about 100 MB
 -- at 1M images instead of packing 360 MB, and maps nothing.
 --
+-- From the review: the parts are compared with one edge-change value read once per call (compared
+-- part by part, a change drawn mid-read left the later parts out), and nothing is stored outside
+-- READ COMMITTED (the edges would be read in the transaction's snapshot, older than the lock).
+--
 -- The stored form is valid only while no statement has changed knn_edge since it was made: every
 -- INSERT, UPDATE, DELETE or TRUNCATE of knn_edge draws from ccvec.knn_edge_change (a statement
 -- trigger: no row lock, concurrent graph batches do not wait), and an adjacency records the value
@@ -17,8 +21,10 @@ CREATE SEQUENCE ccvec.knn_edge_change;
 COMMENT ON SEQUENCE ccvec.knn_edge_change IS
     'Drawn by every statement that changes ccvec.knn_edge (trigger knn_edge_change): a stored ccvec.knn_adjacency is valid while it was made at the last value drawn.';
 
+-- SECURITY DEFINER (as ccvec.note_input_change): a role granted before this migration writes and
+-- reads edges without a grant on the new sequence.
 CREATE FUNCTION ccvec.knn_edge_change_trigger() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
     PERFORM nextval('ccvec.knn_edge_change');
     RETURN NULL;
@@ -30,7 +36,7 @@ CREATE TRIGGER knn_edge_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON c
     FOR EACH STATEMENT EXECUTE FUNCTION ccvec.knn_edge_change_trigger();
 
 CREATE FUNCTION ccvec.knn_edge_changes() RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
     SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ccvec.knn_edge_change
 $$;
 COMMENT ON FUNCTION ccvec.knn_edge_changes() IS
@@ -46,15 +52,19 @@ CREATE TABLE ccvec.knn_adjacency (
     weights     bytea NOT NULL,
     PRIMARY KEY (run_id, first_node)
 );
+SELECT ccvec.copy_grants('ccvec.knn_edge', 'ccvec.knn_adjacency');  -- roles granted before
 -- random positions and floats do not compress: store them out of line as they are
 ALTER TABLE ccvec.knn_adjacency ALTER ids SET STORAGE EXTERNAL, ALTER degrees SET STORAGE EXTERNAL,
     ALTER targets SET STORAGE EXTERNAL, ALTER weights SET STORAGE EXTERNAL;
 COMMENT ON TABLE ccvec.knn_adjacency IS
-    'A kNN run''s edges by position, for VisualRank: its nodes (every image with an edge or listed as a neighbour) numbered in identifier order; a part holds the nodes from first_node on: ids (16-byte UUIDs), degrees (int32 out-degree each), then their edges in node order as targets (int32 neighbour position) and weights (float32 similarity), all little-endian. Valid while edge_change is ccvec.knn_edge_changes(); written by the graph''s writers and by a refresh that found it stale (ccvec/visualrank.py).';
+    'A kNN run''s edges by position, for VisualRank: its nodes (every image with an edge or listed as a neighbour) numbered in identifier order; a part holds the nodes from first_node on: ids (16-byte UUIDs), degrees (int32 out-degree each), then their edges in node order as targets (int32 neighbour position) and weights (float32 similarity); the numbers little-endian, the UUIDs as stored (uuid_send). Valid while edge_change is ccvec.knn_edge_changes(); written by the graph''s writers and by a refresh that found it stale (ccvec/visualrank.py).';
 
 CREATE FUNCTION ccvec.knn_adjacency_begin(p_wait boolean DEFAULT true) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RETURN NULL;  -- the snapshot the edges would be read in may predate the lock
+    END IF;
     -- the edges' writers first, then the other writer of an adjacency (readers go on)
     IF p_wait THEN
         LOCK TABLE ccvec.knn_edge IN SHARE MODE;
@@ -71,7 +81,7 @@ BEGIN
     RETURN ccvec.knn_edge_changes();
 END $$;
 COMMENT ON FUNCTION ccvec.knn_adjacency_begin(boolean) IS
-    'Starts storing a kNN run''s adjacency in the caller''s transaction: a SHARE lock on ccvec.knn_edge and an EXCLUSIVE one on ccvec.knn_adjacency until the commit (writers in flight commit first, new ones wait, readers go on; with p_wait false, NULL at once when another session holds either), every stored adjacency deleted, and the ccvec.knn_edge_change value the caller''s next reads of the edges reflect, which its parts are to carry (ccvec.knn_adjacency_put).';
+    'Starts storing a kNN run''s adjacency in the caller''s transaction: a SHARE lock on ccvec.knn_edge and an EXCLUSIVE one on ccvec.knn_adjacency until the commit (writers in flight commit first, new ones wait, readers go on; with p_wait false, NULL at once when another session holds either), every stored adjacency deleted, and the ccvec.knn_edge_change value the caller''s next reads of the edges reflect, which its parts are to carry (ccvec.knn_adjacency_put). NULL, and nothing locked, outside READ COMMITTED: the edges would be read in a snapshot older than the lock.';
 
 CREATE FUNCTION ccvec.knn_adjacency_put(
     p_run bigint, p_first_node bigint, p_edge_change bigint,
@@ -95,8 +105,8 @@ RETURNS TABLE (first_node bigint, ids bytea, degrees bytea, targets bytea, weigh
 LANGUAGE sql STABLE AS $$
     SELECT a.first_node, a.ids, a.degrees, a.targets, a.weights
     FROM ccvec.knn_adjacency a
-    WHERE a.run_id = p_run AND a.edge_change = ccvec.knn_edge_changes()
+    WHERE a.run_id = p_run AND a.edge_change = (SELECT ccvec.knn_edge_changes())
     ORDER BY a.first_node
 $$;
 COMMENT ON FUNCTION ccvec.knn_adjacency_current(bigint) IS
-    'The parts of kNN run p_run''s stored adjacency in node order, when it is still current (made at the last ccvec.knn_edge_change value drawn); no rows otherwise.';
+    'The parts of kNN run p_run''s stored adjacency in node order, when it is still current (made at the last ccvec.knn_edge_change value drawn, read once for all parts); no rows otherwise.';

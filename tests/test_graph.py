@@ -532,3 +532,40 @@ def test_build_and_add_store_the_adjacency_visualrank_reads(conn: psycopg.Connec
     added = visualrank.stored_adjacency(conn, run.id)
     assert added is not None and len(added.nodes) == 18
     assert adjacency_edges(added) == edge_triples(conn, run.id) != adjacency_edges(built)
+
+
+def test_a_graph_writer_does_not_wait_long_for_edge_locks_nor_fail_on_them(
+    conn: psycopg.Connection, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`graph add` beside another session holding an uncommitted write on knn_edge: the images get
+    their edges and the command succeeds after ADJACENCY_WAIT, saying in one line that VisualRank's
+    input was not stored; the next VisualRank reads the edges and stores it."""
+    monkeypatch.setattr(graph, "ADJACENCY_WAIT", "1s")
+    vectors = three_groups(np.random.default_rng(9), per_group=5)
+    add_vectors(conn, vectors[:10])
+    run = graph.build(conn, k=3, model=MODEL)
+    add_vectors(conn, vectors[10:])
+    with psycopg.connect(database_url) as other:
+        other.execute("DELETE FROM ccvec.knn_edge WHERE run_id = -1")  # holds its lock, uncommitted
+        conn.execute("SET lock_timeout = '20s'")  # a writer that waits fails the test, not hangs it
+        assert graph.add_new(conn) == 5
+        other.rollback()
+    assert "VisualRank's input not stored" in capsys.readouterr().err
+    assert visualrank.stored_adjacency(conn, run.id) is None
+    assert len(edges(conn, run.id)) == 15  # the graph itself is complete
+    visualrank.visualrank(conn, run.id)
+    conn.commit()
+    stored = visualrank.stored_adjacency(conn, run.id)
+    assert stored is not None and adjacency_edges(stored) == edge_triples(conn, run.id)
+
+
+def test_a_graph_past_the_adjacency_limit_is_built_without_it(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Past ADJACENCY_MAX_EDGES the client would hold every edge to store VisualRank's input: the
+    graph is built, and one line says the input is left to the refresh."""
+    monkeypatch.setattr(graph, "ADJACENCY_MAX_EDGES", 20)
+    add_vectors(conn, three_groups(np.random.default_rng(12), per_group=4))
+    run = graph.build(conn, k=3, model=MODEL)
+    assert "not stored (over 20 edges)" in capsys.readouterr().err
+    assert visualrank.stored_adjacency(conn, run.id) is None and len(edges(conn, run.id)) == 12

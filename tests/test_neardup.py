@@ -295,7 +295,20 @@ B = 0x1234_5678_9ABC_DEF0
 
 
 def bits(*positions: int) -> int:
-    return sum(1 << p for p in positions)
+    return sum(1 << int(p) for p in positions)
+
+
+def realistic(rng: np.random.Generator) -> int:
+    """A pHash as pictures with detail have them: 32 of its 64 bits set (ccvec.phash_has_detail)."""
+    return bits(*rng.choice(64, 32, replace=False))
+
+
+def moved(phash: int, pairs: int, rng: np.random.Generator) -> int:
+    """`phash` with `pairs` set bits cleared and as many clear bits set: 2 * pairs bits away, and
+    still 32 bits set, as the hash of an edited copy of a picture is."""
+    ones = [p for p in range(64) if phash >> p & 1]
+    zeros = [p for p in range(64) if not phash >> p & 1]
+    return phash ^ bits(*rng.choice(ones, pairs, replace=False), *rng.choice(zeros, pairs, replace=False))
 
 
 def dedup(conn: psycopg.Connection, **kwargs) -> int:
@@ -305,13 +318,14 @@ def dedup(conn: psycopg.Connection, **kwargs) -> int:
 
 
 def test_a_chain_is_not_one_group(conn: psycopg.Connection) -> None:
-    # a~b (6 bits) and b~c (6 other bits), a and c 12 bits apart; then by embedding: x~y~z, x and z far
+    # a~b (6 bits) and b~c (6 other bits), a and c 12 bits apart (3 of A's set bits and 3 clear
+    # ones each time: 32 bits set, as a real pHash); then by embedding: x~y~z, x and z far
     ids = add_images(
         conn,
         [
             Img("a", A),
-            Img("b", A ^ bits(0, 1, 2, 3, 4, 5)),
-            Img("c", A ^ bits(0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15)),
+            Img("b", A ^ bits(0, 1, 6, 2, 3, 4)),
+            Img("c", A ^ bits(0, 1, 6, 2, 3, 4, 8, 9, 14, 10, 11, 12)),
             Img("x", B, (1, 0, 0)),
             Img("y", B ^ 0xFFFF_0000, (0.94, 0.342, 0)),
             Img("z", B ^ 0xFFFF_FFFF, (0.766, 0.643, 0)),
@@ -365,14 +379,14 @@ def test_incremental_equals_rebuild(conn: psycopg.Connection) -> None:
     rng = np.random.default_rng(7)
     images = []
     for g in range(12):
-        base = int(rng.integers(0, 2**63))
+        base = realistic(rng)
         vector = tuple(float(x) for x in rng.normal(size=3))
         for m in range(int(rng.integers(1, 5))):
-            flips = rng.choice(64, int(rng.integers(0, 12)), replace=False)
             noisy = tuple(v + float(rng.normal(scale=0.05)) for v in vector)
-            images.append(Img(f"g{g}-m{m}", base ^ bits(*(int(f) for f in flips)), noisy if m % 2 else None))
+            copy = moved(base, int(rng.integers(0, 6)), rng)  # 0 to 10 bits away
+            images.append(Img(f"g{g}-m{m}", copy, noisy if m % 2 else None))
     # a late image close to two groups' members: incremental must regroup both components
-    images.append(Img("bridge", images[0].phash ^ bits(60), images[-1].vector or (1, 1, 1)))
+    images.append(Img("bridge", moved(images[0].phash, 1, rng), images[-1].vector or (1, 1, 1)))
     order = list(rng.permutation(len(images)))
     for part in np.array_split(order, 3):
         add_images(conn, [images[i] for i in part])
@@ -391,7 +405,8 @@ def test_embedding_candidates_keep_every_hash_match_and_jobs_do_not_change_group
     # every image embedded: pHash edges come from the embedding neighbours (k = DEDUP_K >= the catalog here)
     rng = np.random.default_rng(11)
     images = star("p", A, (1, 0, 0)) + star("q", B, (0, 1, 0))
-    images.append(Img("p-mirror", A ^ 0x5555_5555_5555_5555 ^ bits(9), (0.2, 0.2, 1)))  # by hash only
+    # by hash only: A's mirror image (ccvec.phash_dihedral) two bits off (one set, one clear)
+    images.append(Img("p-mirror", A ^ 0x5555_5555_5555_5555 ^ bits(8, 9), (0.2, 0.2, 1)))
     images += [Img(f"r{i}", int(rng.integers(0, 2**63)), tuple(rng.normal(size=3))) for i in range(10)]
     ids = add_images(conn, images)
     name = {v: k for k, v in ids.items()}
@@ -405,17 +420,19 @@ def test_embedding_candidates_keep_every_hash_match_and_jobs_do_not_change_group
     assert groups(conn) == one
     again = conn.execute("SELECT a, b FROM ccvec.duplicate_edge").fetchall()
     assert {(name[a], name[b]) for a, b in again} == set(found)
-    # the exact probes (multi-index hashing) find the same pHash matches, with the same distances
+    # the exact probes (multi-index hashing) find the same pHash matches, with the same distances,
+    # between hashes with detail (32 bits set; the star's odd edits have 31 or 33)
     exact = {}
+    detail = {im.name: im.phash.bit_count() == 32 for im in images}
     for im in images:
         for other, d, _ in conn.execute(
             "SELECT * FROM ccvec.hamming_neighbours_dihedral(%s, 8)", [to_signed(im.phash)]
         ):
-            if other != ids[im.name]:
+            if other != ids[im.name] and detail[im.name] and detail[name[other]]:
                 exact[tuple(sorted((im.name, name[other]), key=lambda n: ids[n]))] = d
     by_hash = {pair: d for pair, (d, _) in found.items() if d is not None}
     assert by_hash == exact
-    assert found[tuple(sorted(("p-original", "p-mirror"), key=lambda n: ids[n]))] == (1, "mirror")
+    assert found[tuple(sorted(("p-original", "p-mirror"), key=lambda n: ids[n]))] == (2, "mirror")
 
 
 def test_load_order_does_not_change_groups(fresh_database_url: str, tmp_path, monkeypatch) -> None:
@@ -452,6 +469,87 @@ def test_load_order_does_not_change_groups(fresh_database_url: str, tmp_path, mo
             results.append({frozenset(urls[i].rsplit("/", 1)[1] for i in g) for g in groups(conn)})
     assert results[0] == results[1]
     assert frozenset({"coffee.jpg", "coffee-small.jpg", "coffee-mirror.jpg", "coffee-crop.jpg"}) in results[0]
+
+
+def flat_folder(folder) -> None:
+    """Pictures without detail (every one hashes to 0x8000000000000000 but the stripes), and a
+    photo with a smaller copy."""
+    from PIL import Image
+
+    folder.mkdir()
+    colours = {"red": (220, 30, 30), "blue": (20, 40, 200), "white": (255, 255, 255), "green": (30, 160, 40)}
+    for name, colour in colours.items():
+        Image.new("RGB", (400, 300), colour).save(folder / f"{name}.png")
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(folder / "red-pixel.png")
+    ramp = np.tile(np.linspace(0, 255, 400).astype(np.uint8), (300, 1))
+    Image.fromarray(ramp).convert("RGB").save(folder / "gradient.png")
+    stripes = np.zeros((30, 40), np.uint8)
+    stripes[:, ::4] = 255
+    Image.fromarray(stripes).convert("RGB").save(folder / "stripes.png")
+    cat = photo("chelsea").convert("RGB")
+    cat.save(folder / "cat.jpg", quality=90)
+    cat.resize((cat.width // 2, cat.height // 2)).save(folder / "cat-small.jpg", quality=70)
+
+
+def named_groups(conn: psycopg.Connection) -> set[frozenset[str]]:
+    urls = dict(conn.execute("SELECT identifier, url FROM ccvec.image").fetchall())
+    return {frozenset(urls[i].rsplit("/", 1)[1] for i in g) for g in groups(conn) if len(g) > 1}
+
+
+def test_pictures_without_detail_match_by_embedding_only(conn: psycopg.Connection, tmp_path) -> None:
+    """Flat pictures share a pHash (imagehash's too) and were all grouped as copies of one another.
+    Their hashes do not have 32 bits set (ccvec.phash_has_detail), so they match by the cosine rule
+    only: the solid red picture and the red pixel (cosine 0.98) stay one group, the other flat
+    pictures none; the photo and its copy still match by pHash."""
+    from ccvec.load import LoadOptions, load
+
+    flat_folder(tmp_path / "flat")
+    load(str(tmp_path / "flat"), LoadOptions(workers=0))
+    hashes = {
+        url.rsplit("/", 1)[1]: from_signed(h)
+        for url, h in conn.execute(
+            "SELECT i.url, f.phash FROM ccvec.image i JOIN ccvec.image_feature f USING (identifier)"
+        )
+    }
+    flat = {n for n in hashes if not n.startswith("cat")}
+    assert {hashes[n] for n in flat - {"stripes.png"}} == {0x8000_0000_0000_0000}  # the collision is real
+    assert all(hashes[n].bit_count() != 32 for n in flat) and hashes["cat.jpg"].bit_count() == 32
+    assert conn.execute("SELECT ccvec.phash_has_detail(%s)", [to_signed(hashes["cat.jpg"])]).fetchone()[0]
+    neardup.dedup(conn)
+    assert named_groups(conn) == {
+        frozenset({"cat.jpg", "cat-small.jpg"}),
+        frozenset({"red.png", "red-pixel.png"}),
+    }
+    by_hash = conn.execute("SELECT count(*) FROM ccvec.duplicate_edge WHERE distance IS NOT NULL").fetchone()[
+        0
+    ]
+    assert by_hash == 1  # the photo and its copy
+
+
+def test_upgrading_undoes_groups_made_by_a_flat_hash(fresh_database_url: str, tmp_path, monkeypatch) -> None:
+    """Groups made before migration 0068 by flat hashes are undone at the upgrade (their pHash edges
+    dropped), and the next dedup groups those pictures by the rule above; other groups stay."""
+    from ccvec import db, migrate
+    from ccvec.load import LoadOptions, load
+
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    migrate.upgrade(fresh_database_url)
+    flat_folder(tmp_path / "flat")
+    load(str(tmp_path / "flat"), LoadOptions(workers=0))
+    migrate.downgrade(fresh_database_url, "0066_knn_adjacency")  # the rule before
+    with db.connection(fresh_database_url) as c:
+        neardup.dedup(c)
+        before = named_groups(c)
+    assert any({"blue.png", "white.png"} <= g for g in before)  # grouped by the shared flat hash
+    migrate.upgrade(fresh_database_url)
+    with db.connection(fresh_database_url) as c:
+        assert named_groups(c) == {frozenset({"cat.jpg", "cat-small.jpg"})}
+        assert c.execute("SELECT ccvec.ungrouped_images()").fetchone()[0] == 7  # the flat pictures
+        neardup.dedup(c)
+        assert named_groups(c) == {
+            frozenset({"cat.jpg", "cat-small.jpg"}),
+            frozenset({"red.png", "red-pixel.png"}),
+        }
 
 
 # ------------------------------------------------------------ CLI

@@ -17,7 +17,8 @@ from .tiny_model import register_tiny
 
 FIRST_RELEASE = "0006_abtest"  # the schema of the first round's final commit (b51d0a6)
 
-# What the first release's own code wrote (its loader, dedup and experiment import), as plain rows.
+# What the first release's own code wrote (its loader, dedup and experiment import), as plain rows
+# (pHashes with 32 bits set, as pictures with detail have).
 FIRST_RELEASE_ROWS = """
 INSERT INTO ccvec.model (name, version, onnx_sha256, dim, spec) VALUES ('m', '1', 'x', 4, '{}');
 INSERT INTO ccvec.image (identifier, url, title, tags) VALUES
@@ -25,7 +26,8 @@ INSERT INTO ccvec.image (identifier, url, title, tags) VALUES
     ('00000000-0000-0000-0000-000000000002', 'file:///b.jpg', 'b', NULL),
     ('00000000-0000-0000-0000-000000000003', 'file:///c.jpg', 'c', NULL);
 INSERT INTO ccvec.image_feature (identifier, phash, content_sha256, width, height)
-    SELECT identifier, n, sha256(n::text::bytea), 64, 48
+    SELECT identifier, (ARRAY[1085350949813011395, 1085350949813011398, 1311768467463790320])[n],
+           sha256(n::text::bytea), 64, 48
     FROM (SELECT identifier, row_number() OVER (ORDER BY identifier) AS n FROM ccvec.image) s;
 INSERT INTO ccvec.image_embedding (model, identifier, embedding)
     SELECT 'm', identifier, '[1,0,0,0]'::halfvec FROM ccvec.image;

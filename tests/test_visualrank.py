@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from ccvec import visualrank
+from ccvec.errors import CcvecError
 
 from .test_scores import GRAPHS, hand_graph, numpy_pagerank
 
@@ -283,11 +285,156 @@ def test_an_edge_writer_in_flight_is_not_waited_for_and_its_edges_not_stored(
     run, ids = hand_graph(conn, n, edges)
     with psycopg.connect(database_url) as writer:
         writer.execute("UPDATE ccvec.knn_edge SET similarity = 0.01 WHERE run_id = %s AND rank = 1", [run])
-        conn.execute("SET lock_timeout = '5s'")  # a wait would fail the test, not hang it
+        # lock_timeout raises lock_not_available, which knn_adjacency_begin takes for NOWAIT's
+        # refusal: a wait would pass unnoticed but for the clock
+        conn.execute("SET lock_timeout = '20s'")
+        began = time.perf_counter()
         visualrank.visualrank(conn, run, 0.85, 1e-13)
         conn.commit()
+        assert time.perf_counter() - began < 10
         got = stored(conn)
         assert np.abs(np.array([got[i] for i in ids]) - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
         assert conn.execute("SELECT count(*) FROM ccvec.knn_adjacency").fetchone()[0] == 0
         writer.commit()
     assert visualrank.stored_adjacency(conn, run) is None
+
+
+def test_an_adjacency_is_not_stored_from_a_snapshot_older_than_its_lock(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    """Outside READ COMMITTED the edges are read in the transaction's snapshot, taken at its first
+    statement, before knn_adjacency_begin's lock: edges committed in between are not seen though the
+    value it returns counts them. Nothing is stored then, and the next VisualRank (read committed)
+    ranks the committed edges."""
+    n = 60
+    edges = random_graph(9, n, 3)
+    run, ids = hand_graph(conn, n, edges)
+    conn.execute("SET default_transaction_isolation = 'repeatable read'")
+    conn.commit()
+    conn.execute("SELECT 1").fetchone()  # the transaction's snapshot
+    with psycopg.connect(database_url) as writer:
+        writer.execute("UPDATE ccvec.knn_edge SET similarity = 0.01 WHERE run_id = %s AND rank <= 20", [run])
+    assert visualrank.store_adjacency(conn, run) is None
+    conn.commit()
+    conn.execute("SET default_transaction_isolation = 'read committed'")
+    conn.commit()
+    visualrank.visualrank(conn, run, 0.85, 1e-13)
+    conn.commit()
+    got = stored(conn)
+    changed = [(i, j, 0.01 if rank < 20 else w) for rank, (i, j, w) in enumerate(edges)]
+    assert np.abs(np.array([got[i] for i in ids]) - scipy_pagerank(n, as_stored(changed))).max() < 1e-12
+
+
+def test_the_adjacency_is_read_at_one_edge_change_value(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All parts are checked against one reading of ccvec.knn_edge_changes(): read once per part, a
+    change drawn while the parts are read would leave the later ones out."""
+    n = 100
+    run, _ = hand_graph(conn, n, random_graph(5, n, 4))
+    monkeypatch.setattr(visualrank, "PART_EDGES", 20)
+    visualrank.store_adjacency(conn, run)
+    conn.commit()
+    conn.execute("SET track_functions = 'all'")
+    parts = conn.execute("SELECT count(*) FROM ccvec.knn_adjacency_current(%s)", [run]).fetchone()[0]
+    query = "SELECT calls FROM pg_stat_xact_user_functions WHERE schemaname = 'ccvec' AND funcname = %s"
+    calls = conn.execute(query, ["knn_edge_changes"]).fetchone()
+    assert parts > 10 and calls == (1,)
+
+
+def test_an_incomplete_stored_adjacency_is_not_used(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts that do not add up (the last one missing, or one in the middle) are not current: the
+    edges are read instead, and the adjacency stored whole again."""
+    n = 200
+    edges = random_graph(3, n, 5)
+    run, ids = hand_graph(conn, n, edges)
+    monkeypatch.setattr(visualrank, "PART_EDGES", 100)
+    for missing in ("max", "min"):
+        visualrank.store_adjacency(conn, run)
+        conn.commit()
+        conn.execute(
+            f"DELETE FROM ccvec.knn_adjacency WHERE first_node = (SELECT {missing}(first_node) "
+            "FROM ccvec.knn_adjacency WHERE first_node > 0)"
+        )
+        conn.commit()
+        assert visualrank.stored_adjacency(conn, run) is None
+        visualrank.visualrank(conn, run, 0.85, 1e-13)
+        conn.commit()
+        got = stored(conn)
+        assert np.abs(np.array([got[i] for i in ids]) - scipy_pagerank(n, as_stored(edges))).max() < 1e-12
+        again = visualrank.stored_adjacency(conn, run)
+        assert again is not None and len(again.targets) == len(edges)
+
+
+def test_a_partitioned_knn_edge_keeps_the_change_trigger(conn: psycopg.Connection) -> None:
+    """ccvec.repartition re-creates knn_edge with its triggers: an adjacency stored before the move
+    stays current (same rows), and an update through the parent, a run deleted (prune's cascade) or
+    a TRUNCATE makes it stale."""
+    n = 50
+    run, _ = hand_graph(conn, n, random_graph(4, n, 3))
+    query = "INSERT INTO ccvec.knn_run (model, k, ef_search) VALUES ('hand', 10, 40) RETURNING id"
+    other = conn.execute(query).fetchone()[0]  # an older run, as prune deletes
+    conn.execute(
+        "INSERT INTO ccvec.knn_edge SELECT %s, identifier, neighbour, rank, similarity FROM ccvec.knn_edge",
+        [other],
+    )
+    visualrank.store_adjacency(conn, run)
+    conn.commit()
+    try:
+        assert conn.execute("SELECT ccvec.repartition('knn_edge', 3)").fetchone() == (True,)
+        conn.commit()
+        assert visualrank.stored_adjacency(conn, run) is not None
+        for change in (
+            "UPDATE ccvec.knn_edge SET similarity = 0.5 WHERE rank = 1",
+            f"DELETE FROM ccvec.knn_run WHERE id = {other}",
+            "TRUNCATE ccvec.knn_edge",
+        ):
+            visualrank.store_adjacency(conn, run)
+            conn.commit()
+            assert visualrank.stored_adjacency(conn, run) is not None, change
+            conn.execute(change)
+            conn.commit()
+            assert visualrank.stored_adjacency(conn, run) is None, change
+    finally:
+        conn.rollback()
+        conn.execute("SELECT ccvec.repartition('knn_edge', 1)")
+        conn.commit()
+
+
+def test_a_refresh_beside_a_graph_writer_does_not_store_the_adjacency(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    """While another session holds the graph job (a build or add between two batches), VisualRank
+    ranks the edges but stores nothing: the writer's next batch would make it stale at once."""
+    n = 40
+    run, _ = hand_graph(conn, n, random_graph(10, n, 3))
+    with psycopg.connect(database_url, autocommit=True) as writer:
+        assert writer.execute("SELECT ccvec.job_lock('graph', NULL, false)").fetchone()[0]
+        visualrank.visualrank(conn, run, 0.85, 1e-13)
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM ccvec.knn_adjacency").fetchone()[0] == 0
+    visualrank.visualrank(conn, run, 0.85, 1e-13)  # the writer gone: stored
+    conn.commit()
+    assert visualrank.stored_adjacency(conn, run) is not None
+    with pytest.raises(CcvecError, match="unknown VisualRank source"):
+        visualrank.visualrank(conn, run, source="nodes")  # type: ignore[arg-type]
+
+
+def test_adjacency_parts_are_bounded_by_nodes_too(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images only listed as neighbours have no edges of their own: parts count them too."""
+    n = 200
+    edges = [(i, 20 + 9 * i + t, 0.5) for i in range(20) for t in range(9)]  # 180 listed, listing none
+    run, _ = hand_graph(conn, n, edges)
+    monkeypatch.setattr(visualrank, "PART_NODES", 30)
+    made = visualrank.store_adjacency(conn, run)
+    conn.commit()
+    largest, parts = conn.execute(
+        "SELECT max(length(ids) / 16), count(*) FROM ccvec.knn_adjacency WHERE run_id = %s", [run]
+    ).fetchone()
+    assert made is not None and largest <= 30 and parts >= n // 30
+    again = visualrank.stored_adjacency(conn, run)
+    assert again is not None and len(again.nodes) == n and len(again.targets) == len(edges)
