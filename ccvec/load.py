@@ -267,11 +267,11 @@ def _folder_rows(conn: psycopg.Connection, source: str) -> list[tuple[uuid.UUID,
     return rows
 
 
-def gone_files(conn: psycopg.Connection, source: str, listed: set[uuid.UUID]) -> list[uuid.UUID]:
+def gone_files(conn: psycopg.Connection, source: str, listed: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Images loaded before from under the folder `source` whose file is gone now (renamed, moved
-    or deleted: a new name is a new identifier): not `listed`, and nothing at their path. The load
-    notes them (GONE); the folder's report leaves them out."""
-    return [i for i, path, _ in _folder_rows(conn, source) if _gone(i, path, listed)]
+    or deleted: a new name is a new identifier): not `listed`, and nothing at their path; each with
+    its path as the load's note (GONE) names it. The folder's report leaves them out."""
+    return {i: display_path(path) for i, path, _ in _folder_rows(conn, source) if _gone(i, path, listed)}
 
 
 def _gone(identifier: uuid.UUID, path: Path, listed: set[uuid.UUID]) -> bool:

@@ -345,14 +345,15 @@ def write_outputs(
     summary.out_written, summary.out_removed = outdir.commit(meta)
 
 
-def gone_images(conn: psycopg.Connection, sources: list[str], ids: list[uuid.UUID]) -> list[uuid.UUID]:
+def gone_images(conn: psycopg.Connection, sources: list[str], ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Images loaded before from the folders among `sources` whose files are gone since (what the
-    load notes): the report of those folders leaves them out. A manifest or a file has none."""
+    load notes), with the path the note names: the report of those folders leaves them out. A
+    manifest or a file has none."""
     listed = set(ids)
-    gone: dict[uuid.UUID, None] = {}
+    gone: dict[uuid.UUID, str] = {}
     for source in sources:
-        gone.update(dict.fromkeys(gone_files(conn, source, listed)))
-    return list(gone)
+        gone.update(gone_files(conn, source, listed))
+    return gone
 
 
 def write_folders(data: ReportData, outdir: OutDir, copy: bool) -> int:

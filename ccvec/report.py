@@ -23,7 +23,7 @@ import json
 import math
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +76,8 @@ class ReportData:
     details: dict[uuid.UUID, Row]
     errors: list[Row]
     histograms: list[Row] = field(default_factory=list)
-    gone: int = 0  # images loaded before from the report's folders whose files are gone: left out
+    gone: list[str] = field(default_factory=list)  # paths of the report's folders' files gone since
+    # they were loaded: left out
 
     def fingerprint(self) -> str:
         """A hash of the data and the templates: an unchanged fingerprint means unchanged pages."""
@@ -164,11 +165,11 @@ def read(
     ids: list[uuid.UUID] | None,
     sources: list[str],
     level: str = "default",
-    gone: list[uuid.UUID] | None = None,
+    gone: Mapping[uuid.UUID, str] | None = None,
 ) -> ReportData:
     """The report's data for the images `ids` (None: every image) and the errors of `sources`;
-    `gone`, images of the sources' folders whose files are gone since they were loaded, are left
-    out of the group and cluster sizes too (see leave_out)."""
+    `gone`, images of the sources' folders whose files are gone since they were loaded (each with
+    its path), are left out of the group and cluster sizes too (see leave_out)."""
     images = read_images(conn, ids, level)
     data = ReportData(
         sources=sources,
@@ -183,18 +184,19 @@ def read(
         errors=read_errors(conn, sources),
     )
     if gone:
-        leave_out(data, _rows(conn, "SELECT * FROM ccvec.report_gone(%s, %s)", [gone, level]), len(gone))
+        leave_out(data, _rows(conn, "SELECT * FROM ccvec.report_gone(%s, %s)", [list(gone), level]), gone)
     conn.commit()
     data.histograms = histograms(images.values())
     return data
 
 
-def leave_out(data: ReportData, gone: list[Row], count: int) -> None:
+def leave_out(data: ReportData, gone: list[Row], paths: Mapping[uuid.UUID, str]) -> None:
     """Take the gone images (rows of ccvec.report_gone) out of the sizes the pages show: a
     group's or a cluster's members elsewhere are then only those loaded from other sources, a
     group left with one member is no group, and an image whose cluster mates are all gone is a
-    singleton. The pages, member lists and neighbours cover the images listed already."""
-    data.gone = count
+    singleton. The pages, member lists and neighbours cover the images listed already. `paths`:
+    the gone images' paths, as the load's notes name them."""
+    data.gone = sorted(paths.values())
     in_group = Counter(r["group_id"] for r in gone if r["group_id"] is not None)
     kept_gone = {r["group_id"] for r in gone if r["canonical"]}
     in_cluster = Counter(r["cluster"] for r in gone if r["cluster"] is not None)
@@ -491,8 +493,10 @@ def write(
         "errors": len(failures),
         "noted": len(listed) - len(failures),
         "unclustered": len(unclustered),
-        "gone": data.gone,
-        "gone_listed": sum(1 for e in listed if e["reason"] == GONE),
+        "gone": len(data.gone),
+        # the errors page lists them when the last load noted each (not after `ccvec report` alone:
+        # files deleted since, or restored since, make its notes out of date)
+        "gone_listed": set(data.gone) <= {e["source"] for e in listed if e["reason"] == GONE},
     }
     singles += unclustered
     nav = {

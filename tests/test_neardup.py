@@ -545,11 +545,20 @@ def test_upgrading_undoes_groups_made_by_a_flat_hash(fresh_database_url: str, tm
     with db.connection(fresh_database_url) as c:
         assert named_groups(c) == {frozenset({"cat.jpg", "cat-small.jpg"})}
         assert c.execute("SELECT ccvec.ungrouped_images()").fetchone()[0] == 7  # the flat pictures
+        # the flat pair that also met the cosine rule keeps its edge, without its pHash distance (an
+        # upsert keeps the smaller distance, so a stale one would stay): only the photo's is left
+        by_hash = "SELECT count(*) FROM ccvec.duplicate_edge WHERE distance IS NOT NULL"
+        assert c.execute(by_hash).fetchone()[0] == 1
         neardup.dedup(c)
         assert named_groups(c) == {
             frozenset({"cat.jpg", "cat-small.jpg"}),
             frozenset({"red.png", "red-pixel.png"}),
         }
+        how = c.execute(
+            "SELECT i.url, d.matched_by FROM ccvec.duplicate_member d JOIN ccvec.image i USING (identifier)"
+            " WHERE NOT d.canonical AND i.url LIKE '%%red%%'"
+        ).fetchall()
+        assert [m for _, m in how] == ["embedding"]  # not "phash" at distance 0
 
 
 # ------------------------------------------------------------ CLI
