@@ -3,8 +3,9 @@
     python bench/neardup.py --work DIR     # writes the edited copies and loads them (once)
     python bench/flat_guard.py DIR
 
-For each database bench/neardup.py left in DIR (one per collection): how many pHashes have other
-than 32 bits set (ccvec.phash_has_detail false: pictures without detail), and `ccvec dedup
+For each database bench/neardup.py left in DIR (one per collection): how many pHashes have fewer
+than 32 bits set (some DCT values tie at the median), how many 8 or fewer (ccvec.phash_has_detail
+false: pictures without detail), and `ccvec dedup
 --rebuild` twice on the same images and the same HNSW index, once with the rule before 0068 (a
 pHash match between any two hashes) and once with the guard, with bench/neardup.py's group scores
 and whether the groups are identical. A third run of the first rule shows the comparison is exact
@@ -30,11 +31,17 @@ from ccvec import db, migrate, neardup
 SQL = Path(__file__).resolve().parent.parent / "sql"
 
 
-def edge_function(path: Path) -> str:
-    """The CREATE OR REPLACE of ccvec.duplicate_edges_batch in a migration file."""
-    text = path.read_text()
-    start = text.index("CREATE OR REPLACE FUNCTION ccvec.duplicate_edges_batch")
-    return text[start : text.index("$$;", start) + 3]
+def rule(path: Path) -> str:
+    """The migration file's ccvec.phash_has_detail (when it defines one) and
+    ccvec.duplicate_edges_batch, as CREATE OR REPLACE: a database upgraded earlier gets exactly this
+    file's rule."""
+    text = path.read_text().replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+    parts = []
+    for name in ("ccvec.phash_has_detail", "ccvec.duplicate_edges_batch"):
+        if f"CREATE OR REPLACE FUNCTION {name}(" in text:
+            start = text.index(f"CREATE OR REPLACE FUNCTION {name}(")
+            parts.append(text[start : text.index("$$;", start) + 3])
+    return "\n".join(parts)
 
 
 def groups_under(conn, function: str) -> tuple[set[frozenset[object]], dict[str, float], int]:
@@ -61,8 +68,8 @@ def main() -> None:
     pgdata = args.work / "home" / "pgdata"
     if not pgdata.is_dir():
         parser.error(f"{args.work}: no bench/neardup.py databases there (run it with --work {args.work})")
-    before = edge_function(SQL / "0068_flat_phash.down.sql")
-    guard = edge_function(SQL / "0068_flat_phash.up.sql")
+    before = rule(SQL / "0068_flat_phash.down.sql")
+    guard = rule(SQL / "0068_flat_phash.up.sql")
     url = db.start_embedded(pgdata)
     rows = []
     try:
@@ -72,7 +79,8 @@ def main() -> None:
             with psycopg.connect(target) as conn:
                 register_vector(conn)
                 bits = conn.execute("SELECT bit_count(phash::bit(64)) FROM ccvec.image_feature").fetchall()
-                flat = sum(b != 32 for (b,) in bits)
+                tied = sum(b != 32 for (b,) in bits)
+                flat = sum(b <= 8 for (b,) in bits)
                 old, old_scores, old_edges = groups_under(conn, before)
                 new, new_scores, new_edges = groups_under(conn, guard)
                 again, _, _ = groups_under(conn, before)
@@ -82,6 +90,7 @@ def main() -> None:
                 (
                     folder,
                     len(bits),
+                    tied,
                     flat,
                     old_edges,
                     new_edges,
@@ -94,12 +103,12 @@ def main() -> None:
     finally:
         db.stop_embedded(pgdata)
     print("\nflat-pHash guard: the same images and index, dedup --rebuild under each rule (before / guard)")
-    columns = ["set", "images", "hashes without 32 bits", "pHash edges", "precision", "recall mild"]
-    columns += ["recall hard", "groups/orig.", "same groups", "rule before rerun: same"]
+    columns = ["set", "images", "hashes under 32 bits", "8 bits or fewer", "pHash edges", "precision"]
+    columns += ["recall mild", "recall hard", "groups/orig.", "same groups", "rule before rerun: same"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
-    for folder, n, flat, old_edges, new_edges, old, new, same, rerun in rows:
-        cells = [folder, str(n), str(flat), f"{old_edges} / {new_edges}"]
+    for folder, n, tied, flat, old_edges, new_edges, old, new, same, rerun in rows:
+        cells = [folder, str(n), str(tied), str(flat), f"{old_edges} / {new_edges}"]
         cells += [
             f"{old[k]:.3f} / {new[k]:.3f}" for k in ("precision", "mild", "hard", "groups_per_original")
         ]

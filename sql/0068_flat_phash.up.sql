@@ -1,23 +1,27 @@
 -- Pictures without detail share a pHash (docs/neardup.md, "What the default rule gets wrong").
--- A pHash bit is set where one of the 64 lowest DCT values lies above their median, so a picture
--- with detail has exactly 32 bits set: the median of 64 distinct values splits them 32 / 32. A flat
--- or smooth picture (a solid colour, a blank scan, a gradient, a clear sky, a 1x1 pixel) has tied
--- values, mostly zeros, and another count: every one of those measured hashes to
--- 0x8000000000000000 (a 40x30 stripe pattern to 0xaa00000000000000), so all of them matched one
--- another by pHash and were grouped as copies. Among the 7,632 images of bench/neardup.py (both
--- shared collections and their 17 edits each) every hash but one has 32 bits set, and that one is in
--- no pHash match, so the near-duplicate figures do not move. Such a hash now matches nothing by
--- pHash; the picture is grouped by the cosine rule only (a solid red image and a 1x1 red pixel:
--- cosine 0.977, still one group). The stored pHash stays imagehash's, bit for bit.
+-- A pHash bit is set where one of the 64 lowest DCT values lies strictly above their median, so at
+-- most 32 bits are set, and exactly 32 when no values tie at the median. A flat or smooth picture
+-- (a solid colour, a blank scan, a gradient, a clear sky, a flag, a 1x1 pixel) has DCT values that
+-- are almost all zero: nearly every value ties, and the hash keeps 1 to 4 bits
+-- (0x8000000000000000 for any solid colour; 1 to 4 bits measured for gradients, skies, stripes and
+-- flags, the French and Italian flags alike), so all of them matched one another by pHash and were
+-- grouped as copies. A hash with 8 bits set or fewer (56 or more of
+-- the 64 values tie) now matches nothing by pHash; such a picture is grouped by the cosine rule only
+-- (a solid red image and a 1x1 red pixel: cosine 0.98, still one group). Pictures with detail keep
+-- their pHash matches: every one of the 7,632 images of bench/neardup.py (both shared collections
+-- and 17 edits of each) but one has 32 bits set, and that one (1 bit) is in no pHash match; a
+-- mirror-symmetric picture (a logo, an icon) ties half its values and keeps 12 to 26 bits. The
+-- stored pHash stays imagehash's, bit for bit.
 --
 -- Groups made before: the pHash edges of such images are dropped (an edge that also met the cosine
 -- rule keeps that), and the groups they were in are undone, so the next `ccvec run` or `ccvec
--- dedup` groups those images again by the rule above (they count as ungrouped).
+-- dedup` groups those images again by the rule above (they count as ungrouped). The flat images are
+-- found in one scan of image_feature; the rest reads the indexes.
 
 CREATE FUNCTION ccvec.phash_has_detail(p_phash bigint) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT bit_count(p_phash::bit(64)) = 32 $$;
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT bit_count(p_phash::bit(64)) > 8 $$;
 COMMENT ON FUNCTION ccvec.phash_has_detail(bigint) IS
-    'True when pHash p_phash has 32 bits set, as the hash of any picture with detail has (its 64 DCT values split evenly at their median); a flat or smooth picture (solid colour, blank scan, gradient) has tied values and another count. Near-duplicate matching uses the pHash rule only between hashes with detail.';
+    'True when pHash p_phash has more than 8 bits set. A bit is set where one of its 64 DCT values lies above their median: a flat or smooth picture (solid colour, blank scan, gradient, sky, flag) has values that almost all tie at zero, and 1 to 4 bits; photographs have 32, mirror-symmetric pictures 12 to 26. Near-duplicate matching uses the pHash rule only between hashes with detail.';
 
 CREATE OR REPLACE FUNCTION ccvec.duplicate_edges_batch(p_run bigint, p_ids uuid[], p_probe boolean)
 RETURNS integer
@@ -84,15 +88,15 @@ END $$;
 COMMENT ON FUNCTION ccvec.duplicate_edges_batch(bigint, uuid[], boolean) IS
     'Find and store the direct near-duplicate matches of the given images under the run''s settings: the pHash rule (only between hashes with detail, ccvec.phash_has_detail) and the cosine rule on each image''s k nearest embeddings (one batched HNSW search); exact pHash probes too when p_probe or the run has no cosine rule. Returns the number of edges written.';
 
+CREATE TEMP TABLE flat_phash ON COMMIT DROP AS
+SELECT identifier FROM ccvec.image_feature WHERE NOT ccvec.phash_has_detail(phash);
+ANALYZE flat_phash;
 DELETE FROM ccvec.duplicate_member m
-WHERE m.group_id IN (SELECT d.group_id FROM ccvec.duplicate_member d
-                     JOIN ccvec.image_feature f USING (identifier)
-                     WHERE NOT ccvec.phash_has_detail(f.phash));
-DELETE FROM ccvec.duplicate_edge e
-USING ccvec.image_feature fa, ccvec.image_feature fb
-WHERE fa.identifier = e.a AND fb.identifier = e.b AND e.similarity IS NULL
-  AND NOT (ccvec.phash_has_detail(fa.phash) AND ccvec.phash_has_detail(fb.phash));
+WHERE m.group_id IN (SELECT d.group_id FROM ccvec.duplicate_member d JOIN flat_phash USING (identifier));
+DELETE FROM ccvec.duplicate_edge e USING flat_phash f WHERE e.a = f.identifier AND e.similarity IS NULL;
+DELETE FROM ccvec.duplicate_edge e USING flat_phash f WHERE e.b = f.identifier AND e.similarity IS NULL;
 UPDATE ccvec.duplicate_edge e SET distance = NULL, transform = NULL
-FROM ccvec.image_feature fa, ccvec.image_feature fb
-WHERE fa.identifier = e.a AND fb.identifier = e.b AND e.distance IS NOT NULL
-  AND NOT (ccvec.phash_has_detail(fa.phash) AND ccvec.phash_has_detail(fb.phash));
+FROM flat_phash f WHERE e.a = f.identifier AND e.distance IS NOT NULL;
+UPDATE ccvec.duplicate_edge e SET distance = NULL, transform = NULL
+FROM flat_phash f WHERE e.b = f.identifier AND e.distance IS NOT NULL;
+DROP TABLE flat_phash;
