@@ -33,7 +33,7 @@ DEFAULT_K = defaults.GRAPH_K
 MAINTENANCE_WORKERS = 2
 BATCH = defaults.SEARCH_BATCH
 # how long a graph writer waits for other sessions' edge writes before leaving VisualRank's input
-# to the next refresh (store_adjacency)
+# to the next refresh (_store_adjacency)
 ADJACENCY_WAIT = "30s"
 ADJACENCY_MAX_EDGES = 100_000_000  # 10M images at k = 10: about 14 GB in the client at the peak
 
@@ -146,7 +146,7 @@ def build(
     Last, the run's adjacency by position is stored for VisualRank (visualrank.store_adjacency)."""
     with db.job(conn, "graph", "graph build"):
         run = _build(conn, k, model, ef_search, recall_sample, on_progress, jobs)
-        store_adjacency(conn, run)
+        _store_adjacency(conn, run)
         return run
 
 
@@ -200,7 +200,7 @@ def _build(
     return GraphRun(run_id, model, k, len(ids), recall, breadth, tried, resumed_with)
 
 
-def store_adjacency(conn: psycopg.Connection, run: GraphRun) -> bool:
+def _store_adjacency(conn: psycopg.Connection, run: GraphRun) -> bool:
     """Store the finished run's adjacency for VisualRank (visualrank.store_adjacency). The graph is
     done and committed either way: when another session keeps edges locked past ADJACENCY_WAIT,
     the graph is past ADJACENCY_MAX_EDGES (the client holds every edge, about 140 bytes each at the
@@ -382,7 +382,7 @@ def add_new(conn: psycopg.Connection, on_progress: Progress | None = None) -> in
         if added:
             run = current(conn)
             assert run is not None  # _add_new raised otherwise
-            store_adjacency(conn, run)
+            _store_adjacency(conn, run)
         return added
 
 

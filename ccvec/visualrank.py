@@ -228,7 +228,7 @@ def visualrank(
 
 
 Step = Callable[[str], None]
-Graph = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Graph = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # weights: power_iteration widens
 Edges = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -276,7 +276,7 @@ def _by_position(nodes: np.ndarray, src: np.ndarray, dst: np.ndarray, weights: n
         nodes[order],
         np.bincount(src, minlength=n).astype(np.int32),
         dst[by_source].astype(np.int32),
-        weights[by_source].astype(np.float32),
+        weights[by_source].astype(np.float32, copy=False),
     )
 
 
@@ -367,13 +367,7 @@ def _graph_by_position(conn: psycopg.Connection, knn_run: int, step: Step) -> Gr
             adjacency = adjacency_from_edges(conn, knn_run, step)
     start = _start_ranks(conn, adjacency.nodes)
     step("fetch previous ranks")  # else counted in "iterate"
-    return (
-        adjacency.nodes,
-        adjacency.sources(),
-        adjacency.targets,
-        adjacency.weights.astype(np.float64),
-        start,
-    )
+    return adjacency.nodes, adjacency.sources(), adjacency.targets, adjacency.weights, start
 
 
 def _start_ranks(conn: psycopg.Connection, nodes: np.ndarray) -> np.ndarray:
@@ -395,7 +389,7 @@ def _graph_by_uuid(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
     nodes, src, dst, weights = _edges_by_uuid(conn, knn_run, step)
     start = _start_ranks(conn, nodes)
     step("fetch previous ranks")
-    return nodes, src, dst, weights.astype(np.float64), start
+    return nodes, src, dst, weights, start
 
 
 def _graph_by_node(conn: psycopg.Connection, knn_run: int, step: Step) -> Graph:
