@@ -208,7 +208,7 @@ def leave_out(data: ReportData, gone: list[Row], paths: Mapping[uuid.UUID, str])
                 member["group_size"] = size
                 member["canonical_gone"] = member["group_id"] in kept_gone
             groups.append(group)
-    data.duplicates = groups  # in the order read: the sizes here are unchanged
+    data.duplicates = groups  # in the order read (largest first, counted before the gone went)
     for cluster in data.clusters:
         if cluster.get("catalog_size") is not None:
             cluster["catalog_size"] -= in_cluster[cluster["cluster"]]
