@@ -384,7 +384,7 @@ def other_sessions(url: str) -> list[str]:
 def _who(application: str | None) -> str:
     """ "`ccvec refresh` [pid 123]" for a ccvec session's application_name (see APPLICATION), the
     name itself for another client's, "a session" for none."""
-    if application == APPLICATION:  # the default name: ccvec's Python API, not its command line
+    if application == "ccvec":  # the default name (the CLI sets its own): the Python API
         return "another ccvec session"
     named = re.sub(r"^(ccvec[^\[]*?) \[(\d+)\]$", r"`\1` [pid \2]", application or "")
     return named or "a session"
